@@ -1,0 +1,214 @@
+package config
+
+import (
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// Every file in testdata/invalid names, on its first line, a message it must produce.
+func TestInvalidStackFiles(t *testing.T) {
+	files, err := filepath.Glob("testdata/invalid/*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) < 25 {
+		t.Fatalf("want at least 25 invalid stack files, found %d", len(files))
+	}
+	for _, file := range files {
+		name := strings.TrimSuffix(filepath.Base(file), ".yaml")
+		t.Run(name, func(t *testing.T) {
+			want := wantLine(t, file)
+			values, err := ReadStackFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			source := StackFile(name)
+			_, err = Parse(name, source, values)
+			var ps Problems
+			if !errors.As(err, &ps) {
+				t.Fatalf("want Problems, got %v", err)
+			}
+			if !strings.Contains(err.Error(), source+": "+want) {
+				t.Errorf("want a problem %q, got:\n%s", source+": "+want, err)
+			}
+			for _, p := range ps {
+				if p.Path == "" || p.Source != source || p.Message == "" {
+					t.Errorf("problem without a file, key or message: %+v", p)
+				}
+			}
+		})
+	}
+}
+
+// wantLine reads the "# want: ..." header of a test stack file.
+func wantLine(t *testing.T, file string) string {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _, _ := strings.Cut(string(data), "\n")
+	want, ok := strings.CutPrefix(first, "# want: ")
+	if !ok {
+		t.Fatalf("%s: first line must be '# want: <message>'", file)
+	}
+	return want
+}
+
+func TestEveryProblemIsReportedAtOnce(t *testing.T) {
+	values := Values{
+		"aws:region":             "ca-central-1",
+		"llm-sandbox:department": "Chem",
+		"llm-sandbox:network":    `{"cidr":"10.20.0.0/8","azCount":5}`,
+		"llm-sandbox:pools":      `{"gpu":{"models":["nope:1b"],"maxSize":0}}`,
+		"llm-sandbox:tags":       `{"aws:x":"y"}`,
+	}
+	_, err := Parse("chem", "stacks/Pulumi.chem.yaml", values)
+	var ps Problems
+	if !errors.As(err, &ps) {
+		t.Fatalf("want Problems, got %v", err)
+	}
+	var paths []string
+	for _, p := range ps {
+		paths = append(paths, p.Path)
+	}
+	want := []string{"department", "network.cidr", "network.azCount", "pools.gpu.maxSize", "pools.gpu.models[0]", "tags.aws:x"}
+	for _, w := range want {
+		if !containsPath(paths, w) {
+			t.Errorf("no problem reported for %s; got %v", w, paths)
+		}
+	}
+}
+
+func containsPath(paths []string, p string) bool {
+	for _, x := range paths {
+		if x == p {
+			return true
+		}
+	}
+	return false
+}
+
+func TestDefaultsAreApplied(t *testing.T) {
+	values := Values{
+		"aws:region":             "ca-central-1",
+		"llm-sandbox:department": "history",
+		"llm-sandbox:network":    `{"cidr":"10.50.0.0/16"}`,
+		"llm-sandbox:pools":      `{"gpu":{"models":["llama3.1:8b"]}}`,
+	}
+	spec, err := Parse("history", "stacks/Pulumi.history.yaml", values)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Spec{
+		Stack: "history", Source: "stacks/Pulumi.history.yaml", Region: "ca-central-1", Department: "history",
+		Network: Network{CIDR: netip.MustParsePrefix("10.50.0.0/16"), AZCount: 2, NAT: NATSingle},
+		Access:  Access{Mode: AccessInternal},
+		Pools: map[string]Pool{"gpu": {
+			Name: "gpu", InstanceType: "g5.xlarge", MinSize: 1, MaxSize: 2, Models: []string{"llama3.1:8b"},
+			Parallel: 4, ContextLength: 8192,
+		}},
+		Gateway: Gateway{InstanceType: "t3.large", MinSize: 2, MaxSize: 4},
+		Tags:    map[string]string{},
+	}
+	if !reflect.DeepEqual(spec, want) {
+		t.Errorf("got  %+v\nwant %+v", spec, want)
+	}
+}
+
+// The engine passes values as strings (objects as JSON); a stack file read by sandboxctl must
+// give the same Spec.
+func TestStackFileAndEngineValuesAgree(t *testing.T) {
+	fromFile, err := Load("..", "chemistry")
+	if err != nil {
+		t.Fatal(err)
+	}
+	engine := Values{
+		"aws:region":             "ca-central-1",
+		"llm-sandbox:department": "chemistry",
+		"llm-sandbox:network":    `{"azCount":2,"cidr":"10.20.0.0/16","nat":"single"}`,
+		"llm-sandbox:access": `{"allowAnywhere":false,"allowedCidrs":["142.103.0.0/16","206.87.0.0/16"],` +
+			`"certificateArn":"arn:aws:acm:ca-central-1:123456789012:certificate/8f2b6c1e-4d3a-4b7e-9c1d-2a5e6f7b8c9d","mode":"public"}`,
+		"llm-sandbox:pools": `{"gpu":{"contextLength":8192,"instanceType":"g5.xlarge","maxSize":2,"minSize":1,` +
+			`"models":["llama3.1:8b","phi3:mini"],"parallel":4,` +
+			`"schedule":{"days":"MON-FRI","start":"08:00","stop":"20:00","timezone":"America/Vancouver"}}}`,
+		"llm-sandbox:gateway": `{"instanceType":"t3.large","maxSize":4,"minSize":2}`,
+		"llm-sandbox:tags":    `{"CostCenter":"CHEM-1234"}`,
+	}
+	fromEngine, err := Parse("chemistry", StackFile("chemistry"), engine)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(fromFile, fromEngine) {
+		t.Errorf("file and engine disagree:\nfile   %+v\nengine %+v", fromFile, fromEngine)
+	}
+}
+
+func TestUnqualifiedKeysBelongToTheProject(t *testing.T) {
+	values, err := StackFileValues([]byte("config:\n  department: history\n  aws:region: ca-central-1\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if values["llm-sandbox:department"] != "history" {
+		t.Errorf("department not read as llm-sandbox:department: %v", values)
+	}
+}
+
+func TestExampleStacksAreValidTogether(t *testing.T) {
+	stacks, err := Stacks("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stacks) < 3 {
+		t.Fatalf("want at least three example stacks, got %v", stacks)
+	}
+	var specs []*Spec
+	for _, s := range stacks {
+		spec, err := Load("..", s)
+		if err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+		specs = append(specs, spec)
+	}
+	if ps := CheckSet(specs); len(ps) > 0 {
+		t.Errorf("example stacks clash:\n%s", ps)
+	}
+}
+
+func TestCheckSetFindsDuplicatesAndOverlaps(t *testing.T) {
+	a := &Spec{Source: "stacks/Pulumi.a.yaml", Department: "chem", Network: Network{CIDR: netip.MustParsePrefix("10.20.0.0/16")}}
+	b := &Spec{Source: "stacks/Pulumi.b.yaml", Department: "chem", Network: Network{CIDR: netip.MustParsePrefix("10.20.4.0/22")}}
+	c := &Spec{Source: "stacks/Pulumi.c.yaml", Department: "phys", Network: Network{CIDR: netip.MustParsePrefix("10.21.0.0/16")}}
+	got := CheckSet([]*Spec{a, b, c}).Error()
+	want := "stacks/Pulumi.b.yaml: department: department \"chem\" is already deployed by stacks/Pulumi.a.yaml\n" +
+		"stacks/Pulumi.b.yaml: network.cidr: overlaps 10.20.0.0/16 of stacks/Pulumi.a.yaml (got 10.20.4.0/22)"
+	if got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}
+
+func TestLoadMissingStack(t *testing.T) {
+	_, err := Load("..", "no-such-department")
+	if err == nil || !strings.Contains(err.Error(), `stacks/Pulumi.no-such-department.yaml: (file): no stack file for stack "no-such-department"`) {
+		t.Errorf("got %v", err)
+	}
+}
+
+func TestStackFileThatIsNotYAML(t *testing.T) {
+	if _, err := StackFileValues([]byte("config: [unclosed")); err == nil {
+		t.Error("want an error for a file that is not YAML")
+	}
+}
+
+func TestSuggest(t *testing.T) {
+	for unknown, want := range map[string]string{"netwrok": "network", "Pools": "pools", "zzzzzz": ""} {
+		if got := suggest(unknown, topLevelKeys); got != want {
+			t.Errorf("suggest(%q) = %q, want %q", unknown, got, want)
+		}
+	}
+}

@@ -1,0 +1,337 @@
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Values are a stack's config values exactly as the Pulumi engine hands them to a program:
+// namespaced key ("llm-sandbox:network") → raw value, with objects and lists as JSON text.
+// ReadStackFile produces the same form from a stack file, so a stack parses the same way under
+// `pulumi up`, the Automation API and `sandboxctl`.
+type Values map[string]string
+
+// StackFile is where a stack's config lives, relative to the project directory.
+func StackFile(stack string) string {
+	return filepath.ToSlash(filepath.Join("stacks", "Pulumi."+stack+".yaml"))
+}
+
+// ReadStackFile reads a stack file's `config:` section into Values. It fails only when the file
+// cannot be read or is not YAML; what the values mean is Parse's business.
+func ReadStackFile(path string) (Values, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return StackFileValues(data)
+}
+
+// StackFileValues is ReadStackFile on bytes already read.
+func StackFileValues(data []byte) (Values, error) {
+	var doc struct {
+		Config map[string]yaml.Node `yaml:"config"`
+	}
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("not a valid stack file: %w", err)
+	}
+	values := make(Values, len(doc.Config))
+	for key, node := range doc.Config {
+		if !strings.Contains(key, ":") {
+			// Pulumi reads an unqualified key as the project's own.
+			key = Namespace + ":" + key
+		}
+		if node.Kind == yaml.ScalarNode {
+			values[key] = node.Value
+			continue
+		}
+		var v any
+		if err := node.Decode(&v); err != nil {
+			return nil, fmt.Errorf("config key %s: %w", key, err)
+		}
+		text, err := json.Marshal(jsonable(v))
+		if err != nil {
+			return nil, fmt.Errorf("config key %s: %w", key, err)
+		}
+		values[key] = string(text)
+	}
+	return values, nil
+}
+
+// jsonable turns what yaml.v3 decodes into values encoding/json accepts (maps with non-string
+// keys become string-keyed, as Pulumi does).
+func jsonable(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, e := range t {
+			t[k] = jsonable(e)
+		}
+		return t
+	case map[any]any:
+		out := make(map[string]any, len(t))
+		for k, e := range t {
+			out[fmt.Sprint(k)] = jsonable(e)
+		}
+		return out
+	case []any:
+		for i, e := range t {
+			t[i] = jsonable(e)
+		}
+		return t
+	}
+	return v
+}
+
+// Load reads and parses stacks/Pulumi.<stack>.yaml under projectDir.
+func Load(projectDir, stack string) (*Spec, error) {
+	source := StackFile(stack)
+	values, err := ReadStackFile(filepath.Join(projectDir, source))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, Problems{{Source: source, Path: "(file)", Message: fmt.Sprintf("no stack file for stack %q", stack)}}
+		}
+		return nil, Problems{{Source: source, Path: "(file)", Message: err.Error()}}
+	}
+	return Parse(stack, source, values)
+}
+
+// Stacks lists the stacks that have a file in projectDir/stacks, sorted.
+func Stacks(projectDir string) ([]string, error) {
+	matches, err := filepath.Glob(filepath.Join(projectDir, "stacks", "Pulumi.*.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	var stacks []string
+	for _, m := range matches {
+		base := filepath.Base(m)
+		stacks = append(stacks, strings.TrimSuffix(strings.TrimPrefix(base, "Pulumi."), ".yaml"))
+	}
+	sort.Strings(stacks)
+	return stacks, nil
+}
+
+// The project's top-level keys, in the order messages and docs use.
+var topLevelKeys = []string{"department", "network", "access", "pools", "gateway", "tags"}
+
+// Parse builds a Spec from a stack's config values: it parses every key, applies the defaults and
+// validates the result. It returns Problems listing everything wrong, never only the first.
+// source names the stack file in messages.
+func Parse(stack, source string, values Values) (*Spec, error) {
+	p := &parser{source: source}
+	spec := &Spec{Stack: stack, Source: source}
+
+	nodes := map[string]*yaml.Node{}
+	keys := make([]string, 0, len(values))
+	for k := range values {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, key := range keys {
+		ns, name, _ := strings.Cut(key, ":")
+		if ns != Namespace {
+			continue // provider and other projects' keys are theirs to check
+		}
+		if !contains(topLevelKeys, name) {
+			p.unknown(joinPath("", name), name, topLevelKeys)
+			continue
+		}
+		if name == "department" {
+			// A plain string: the engine passes it unquoted, so it is not parsed as YAML.
+			nodes[name] = &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: values[key]}
+			continue
+		}
+		var doc yaml.Node
+		if err := yaml.Unmarshal([]byte(values[key]), &doc); err != nil || len(doc.Content) == 0 {
+			p.add(name, "cannot be parsed (got %q)", values[key])
+			continue
+		}
+		nodes[name] = doc.Content[0]
+	}
+
+	spec.Region = values["aws:region"]
+	p.region(spec.Region)
+	spec.Department = p.department(nodes["department"])
+	spec.Network = p.network(nodes["network"])
+	spec.Access = p.access(nodes["access"], spec.Region)
+	spec.Pools = p.pools(nodes["pools"])
+	spec.Gateway = p.gateway(nodes["gateway"])
+	spec.Tags = p.tags(nodes["tags"])
+
+	if len(p.problems) > 0 {
+		return nil, p.problems
+	}
+	return spec, nil
+}
+
+// parser walks the config nodes, collecting problems as it goes.
+type parser struct {
+	source   string
+	problems Problems
+}
+
+func (p *parser) add(path, format string, args ...any) {
+	p.problems = append(p.problems, Problem{Source: p.source, Path: path, Message: fmt.Sprintf(format, args...)})
+}
+
+func (p *parser) unknown(path, key string, known []string) {
+	msg := fmt.Sprintf("unknown key %q", key)
+	if s := suggest(key, known); s != "" {
+		msg += fmt.Sprintf(" (did you mean %q?)", s)
+	} else {
+		msg += fmt.Sprintf(" (known keys: %s)", strings.Join(known, ", "))
+	}
+	p.add(path, "%s", msg)
+}
+
+// fields checks that n is a mapping with only known keys and returns its values by key. A nil
+// node (key absent) gives an empty map.
+func (p *parser) fields(n *yaml.Node, path string, known []string) map[string]*yaml.Node {
+	out := map[string]*yaml.Node{}
+	if n == nil || isNull(n) {
+		return out
+	}
+	if n.Kind != yaml.MappingNode {
+		p.add(path, "must be a mapping of keys to values (got %s)", describe(n))
+		return out
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		key, value := n.Content[i].Value, n.Content[i+1]
+		if known != nil && !contains(known, key) {
+			p.unknown(joinPath(path, key), key, known)
+			continue
+		}
+		out[key] = value
+	}
+	return out
+}
+
+// entries returns a mapping's entries in file order (for maps keyed by user names).
+func (p *parser) entries(n *yaml.Node, path string) [][2]*yaml.Node {
+	if n == nil || isNull(n) {
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		p.add(path, "must be a mapping of names to values (got %s)", describe(n))
+		return nil
+	}
+	var out [][2]*yaml.Node
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		out = append(out, [2]*yaml.Node{n.Content[i], n.Content[i+1]})
+	}
+	return out
+}
+
+func (p *parser) str(n *yaml.Node, path string) (string, bool) {
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!str" {
+		p.add(path, "must be a string (got %s)", describe(n))
+		return "", false
+	}
+	return n.Value, true
+}
+
+func (p *parser) integer(n *yaml.Node, path string, def int) (int, bool) {
+	if n == nil {
+		return def, true
+	}
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!int" {
+		p.add(path, "must be a whole number (got %s)", describe(n))
+		return def, false
+	}
+	v, err := strconv.Atoi(n.Value)
+	if err != nil {
+		p.add(path, "must be a whole number (got %s)", n.Value)
+		return def, false
+	}
+	return v, true
+}
+
+func (p *parser) boolean(n *yaml.Node, path string) bool {
+	if n == nil {
+		return false
+	}
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" {
+		p.add(path, "must be true or false (got %s)", describe(n))
+		return false
+	}
+	return n.Value == "true"
+}
+
+func (p *parser) strList(n *yaml.Node, path string) []string {
+	if n == nil || isNull(n) {
+		return nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		p.add(path, "must be a list (got %s)", describe(n))
+		return nil
+	}
+	out := make([]string, 0, len(n.Content))
+	for i, e := range n.Content {
+		if s, ok := p.str(e, fmt.Sprintf("%s[%d]", path, i)); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// rangeCheck adds a problem when v is outside [lo, hi].
+func (p *parser) rangeCheck(path string, v, lo, hi int) {
+	if v < lo || v > hi {
+		p.add(path, "must be between %d and %d (got %d)", lo, hi, v)
+	}
+}
+
+func isNull(n *yaml.Node) bool { return n.Kind == yaml.ScalarNode && n.Tag == "!!null" }
+
+// describe names a node's kind and value for messages.
+func describe(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		switch n.Tag {
+		case "!!str":
+			return strconv.Quote(n.Value)
+		case "!!null":
+			return "nothing"
+		}
+		return n.Value
+	}
+	return "an unexpected value"
+}
+
+func contains(list []string, s string) bool {
+	for _, e := range list {
+		if e == s {
+			return true
+		}
+	}
+	return false
+}
+
+// parsePrefix parses an IPv4 CIDR and reports host bits that are set, with the fix.
+func (p *parser) prefix(n *yaml.Node, path string) (netip.Prefix, bool) {
+	s, ok := p.str(n, path)
+	if !ok {
+		return netip.Prefix{}, false
+	}
+	pfx, err := netip.ParsePrefix(s)
+	if err != nil || !pfx.Addr().Is4() {
+		p.add(path, "must be an IPv4 CIDR such as 10.20.0.0/16 (got %q)", s)
+		return netip.Prefix{}, false
+	}
+	if pfx.Masked() != pfx {
+		p.add(path, "has host bits set (got %s, did you mean %s?)", s, pfx.Masked())
+		return netip.Prefix{}, false
+	}
+	return pfx, true
+}

@@ -1,0 +1,421 @@
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"regexp"
+	"strings"
+	"time"
+	_ "time/tzdata" // validate IANA zones the same way on machines without /usr/share/zoneinfo
+
+	"gopkg.in/yaml.v3"
+)
+
+var (
+	dnsLabel  = regexp.MustCompile(`^[a-z]([a-z0-9-]*[a-z0-9])?$`)
+	regionRE  = regexp.MustCompile(`^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$`)
+	acmARN    = regexp.MustCompile(`^arn:aws(-[a-z]+)*:acm:([a-z0-9-]+):([0-9]{12}):certificate/[A-Za-z0-9-]+$`)
+	hhmm      = regexp.MustCompile(`^([01][0-9]|2[0-3]):[0-5][0-9]$`)
+	dayName   = `(MON|TUE|WED|THU|FRI|SAT|SUN)`
+	daysField = regexp.MustCompile(`^` + dayName + `(-` + dayName + `)?(,` + dayName + `(-` + dayName + `)?)*$`)
+)
+
+// Private IPv4 ranges (RFC 1918): a department VPC must sit in one of them.
+var privateRanges = []netip.Prefix{
+	netip.MustParsePrefix("10.0.0.0/8"),
+	netip.MustParsePrefix("172.16.0.0/12"),
+	netip.MustParsePrefix("192.168.0.0/16"),
+}
+
+// Tag keys the project sets itself on every resource; a stack's tags may not set them.
+var reservedTagKeys = []string{"Department", "ManagedBy", "Stack"}
+
+// Limits on sizes, chosen so that a typo (maxSize: 200) is caught rather than deployed.
+const (
+	maxPoolSize    = 20
+	maxParallel    = 64
+	minContext     = 512
+	maxGatewaySize = 10
+	maxPoolName    = 20
+)
+
+func (p *parser) region(region string) {
+	switch {
+	case region == "":
+		p.add("aws:region", "required key is missing (the AWS region, e.g. ca-central-1)")
+	case !regionRE.MatchString(region):
+		p.add("aws:region", "must be an AWS region name such as ca-central-1 (got %q)", region)
+	}
+}
+
+func (p *parser) department(n *yaml.Node) string {
+	const path = "department"
+	if n == nil {
+		p.add(path, "required key is missing (a lowercase DNS label, e.g. chemistry)")
+		return ""
+	}
+	d := n.Value
+	if len(d) < 2 || len(d) > 32 || !dnsLabel.MatchString(d) {
+		p.add(path, "must be a lowercase DNS label of 2 to 32 letters, digits and hyphens, starting with a letter (got %q)", d)
+	}
+	return d
+}
+
+func (p *parser) network(n *yaml.Node) Network {
+	const path = "network"
+	net := Network{AZCount: DefaultAZCount, NAT: DefaultNAT}
+	if n == nil {
+		p.add(path, "required key is missing (needs at least cidr, e.g. cidr: 10.20.0.0/16)")
+		return net
+	}
+	f := p.fields(n, path, []string{"cidr", "azCount", "nat"})
+	if c, ok := f["cidr"]; !ok {
+		if n.Kind == yaml.MappingNode {
+			p.add(joinPath(path, "cidr"), "required key is missing (an IPv4 range /16 to /22, e.g. 10.20.0.0/16)")
+		}
+	} else if pfx, ok := p.prefix(c, joinPath(path, "cidr")); ok {
+		net.CIDR = pfx
+		if bits := pfx.Bits(); bits < 16 || bits > 22 {
+			p.add(joinPath(path, "cidr"), "must be between /16 and /22 (got %s)", pfx)
+		}
+		if !inPrivateRange(pfx) {
+			p.add(joinPath(path, "cidr"), "must be in a private range, 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16 (got %s)", pfx)
+		}
+	}
+	if v, ok := p.integer(f["azCount"], joinPath(path, "azCount"), DefaultAZCount); ok {
+		net.AZCount = v
+		if v != 2 && v != 3 {
+			p.add(joinPath(path, "azCount"), "must be 2 or 3 (got %d)", v)
+		}
+	}
+	if v, ok := f["nat"]; ok {
+		if s, ok := p.str(v, joinPath(path, "nat")); ok {
+			switch NATStrategy(s) {
+			case NATSingle, NATPerAZ, NATNone:
+				net.NAT = NATStrategy(s)
+			default:
+				p.add(joinPath(path, "nat"), "must be single, perAz or none (got %q)", s)
+			}
+		}
+	}
+	return net
+}
+
+func inPrivateRange(pfx netip.Prefix) bool {
+	for _, r := range privateRanges {
+		if r.Bits() <= pfx.Bits() && r.Contains(pfx.Addr()) {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *parser) access(n *yaml.Node, region string) Access {
+	const path = "access"
+	acc := Access{Mode: DefaultAccessMode}
+	f := p.fields(n, path, []string{"mode", "certificateArn", "allowedCidrs", "allowAnywhere"})
+	if v, ok := f["mode"]; ok {
+		if s, ok := p.str(v, joinPath(path, "mode")); ok {
+			switch AccessMode(s) {
+			case AccessInternal, AccessPublic:
+				acc.Mode = AccessMode(s)
+			default:
+				p.add(joinPath(path, "mode"), "must be internal or public (got %q)", s)
+			}
+		}
+	}
+	acc.AllowAnywhere = p.boolean(f["allowAnywhere"], joinPath(path, "allowAnywhere"))
+
+	certPath := joinPath(path, "certificateArn")
+	if v, ok := f["certificateArn"]; ok {
+		if s, ok := p.str(v, certPath); ok {
+			acc.CertificateARN = s
+			m := acmARN.FindStringSubmatch(s)
+			switch {
+			case m == nil:
+				p.add(certPath, "must be an ACM certificate ARN, arn:aws:acm:<region>:<account>:certificate/<id> (got %q)", s)
+			case region != "" && m[2] != region:
+				p.add(certPath, "must be in the stack's region %s, where the load balancer is (got a certificate in %s)", region, m[2])
+			}
+		}
+	} else if acc.Mode == AccessPublic {
+		p.add(certPath, "required when access.mode is public (the ACM certificate of the HTTPS listener)")
+	}
+
+	cidrPath := joinPath(path, "allowedCidrs")
+	if v, ok := f["allowedCidrs"]; ok && !isNull(v) {
+		if v.Kind != yaml.SequenceNode {
+			p.add(cidrPath, "must be a list of IPv4 CIDRs (got %s)", describe(v))
+		} else {
+			for i, e := range v.Content {
+				ep := fmt.Sprintf("%s[%d]", cidrPath, i)
+				pfx, ok := p.prefix(e, ep)
+				if !ok {
+					continue
+				}
+				if pfx.Bits() == 0 && !acc.AllowAnywhere {
+					p.add(ep, "admits the whole internet (got %s); set access.allowAnywhere: true if that is really meant", pfx)
+				}
+				acc.AllowedCIDRs = append(acc.AllowedCIDRs, pfx)
+			}
+		}
+	}
+	if acc.Mode == AccessPublic && len(acc.AllowedCIDRs) == 0 && !hasProblemUnder(p.problems, cidrPath) {
+		p.add(cidrPath, "required and non-empty when access.mode is public (the client ranges, e.g. [142.103.0.0/16])")
+	}
+	return acc
+}
+
+func hasProblemUnder(ps Problems, path string) bool {
+	for _, pr := range ps {
+		if pr.Path == path || strings.HasPrefix(pr.Path, path+"[") || strings.HasPrefix(pr.Path, path+".") {
+			return true
+		}
+	}
+	return false
+}
+
+var poolKeys = []string{"instanceType", "minSize", "maxSize", "models", "parallel", "contextLength", "spot", "warmPool", "schedule"}
+
+func (p *parser) pools(n *yaml.Node) map[string]Pool {
+	const path = "pools"
+	if n == nil {
+		p.add(path, "required key is missing (at least one pool, e.g. gpu: {models: [llama3.1:8b]})")
+		return nil
+	}
+	entries := p.entries(n, path)
+	if len(entries) == 0 && !hasProblemUnder(p.problems, path) {
+		p.add(path, "must name at least one pool (got none)")
+	}
+	pools := map[string]Pool{}
+	for _, e := range entries {
+		name := e[0].Value
+		pp := joinPath(path, name)
+		if len(name) > maxPoolName || !dnsLabel.MatchString(name) {
+			p.add(pp, "pool name must be a lowercase DNS label of at most %d characters (got %q)", maxPoolName, name)
+		}
+		pools[name] = p.pool(e[1], pp, name)
+	}
+	return pools
+}
+
+func (p *parser) pool(n *yaml.Node, path, name string) Pool {
+	pool := Pool{
+		Name: name, InstanceType: DefaultPoolInstanceType, MinSize: DefaultPoolMinSize,
+		MaxSize: DefaultPoolMaxSize, Parallel: DefaultParallel, ContextLength: DefaultContextLength,
+	}
+	if n.Kind != yaml.MappingNode {
+		p.add(path, "must be a mapping of pool settings (got %s)", describe(n))
+		return pool
+	}
+	f := p.fields(n, path, poolKeys)
+	at := func(k string) string { return joinPath(path, k) }
+
+	var inst Instance
+	instOK := false
+	if v, ok := f["instanceType"]; ok {
+		if s, ok := p.str(v, at("instanceType")); ok {
+			pool.InstanceType = s
+		}
+	}
+	if inst, instOK = LookupInstance(pool.InstanceType); !instOK {
+		p.add(at("instanceType"), "unknown instance type %q (known: %s)", pool.InstanceType, strings.Join(InstanceTypes(), ", "))
+	}
+
+	minOK, maxOK := true, true
+	pool.MinSize, minOK = p.integer(f["minSize"], at("minSize"), DefaultPoolMinSize)
+	pool.MaxSize, maxOK = p.integer(f["maxSize"], at("maxSize"), DefaultPoolMaxSize)
+	if minOK {
+		p.rangeCheck(at("minSize"), pool.MinSize, 0, maxPoolSize)
+	}
+	if maxOK {
+		p.rangeCheck(at("maxSize"), pool.MaxSize, 1, maxPoolSize)
+	}
+	if minOK && maxOK && pool.MaxSize < pool.MinSize {
+		p.add(at("maxSize"), "must be at least minSize (got %d, minSize %d)", pool.MaxSize, pool.MinSize)
+	}
+
+	if v, ok := f["models"]; !ok {
+		p.add(at("models"), "required key is missing (the Ollama tags this pool serves, e.g. [llama3.1:8b])")
+	} else {
+		pool.Models = p.strList(v, at("models"))
+		if v.Kind == yaml.SequenceNode && len(v.Content) == 0 {
+			p.add(at("models"), "must list at least one model (got an empty list)")
+		}
+	}
+	seen := map[string]bool{}
+	for i, m := range pool.Models {
+		mp := fmt.Sprintf("%s[%d]", at("models"), i)
+		if seen[m] {
+			p.add(mp, "lists %q twice", m)
+		}
+		seen[m] = true
+		if _, ok := LookupModel(m); !ok {
+			p.add(mp, "unknown model %q (known: %s)", m, strings.Join(ModelTags(), ", "))
+		}
+	}
+
+	parOK, ctxOK := true, true
+	pool.Parallel, parOK = p.integer(f["parallel"], at("parallel"), DefaultParallel)
+	if parOK {
+		p.rangeCheck(at("parallel"), pool.Parallel, 1, maxParallel)
+	}
+	pool.ContextLength, ctxOK = p.integer(f["contextLength"], at("contextLength"), DefaultContextLength)
+	if ctxOK {
+		p.rangeCheck(at("contextLength"), pool.ContextLength, minContext, 131072)
+		for _, tag := range pool.Models {
+			if m, ok := LookupModel(tag); ok && pool.ContextLength > m.MaxContext {
+				p.add(at("contextLength"), "exceeds what %s was trained for (got %d, %s supports %d)", tag, pool.ContextLength, tag, m.MaxContext)
+			}
+		}
+	}
+
+	pool.Spot = p.boolean(f["spot"], at("spot"))
+	var warmOK bool
+	pool.WarmPool, warmOK = p.integer(f["warmPool"], at("warmPool"), 0)
+	if warmOK {
+		p.rangeCheck(at("warmPool"), pool.WarmPool, 0, maxPoolSize)
+		if pool.Spot && pool.WarmPool > 0 {
+			p.add(at("warmPool"), "cannot be used with spot: true, AWS does not allow a warm pool on a spot or mixed-instances group (got warmPool %d)", pool.WarmPool)
+		}
+	}
+
+	if v, ok := f["schedule"]; ok && !isNull(v) {
+		pool.Schedule = p.schedule(v, at("schedule"))
+	}
+	if minOK && pool.MinSize == 0 && pool.Schedule == nil && !hasProblemUnder(p.problems, at("schedule")) {
+		p.add(at("minSize"), "is 0 with no schedule, so the pool would never start a node: target tracking cannot scale out from zero (set minSize >= 1 or add a schedule)")
+	}
+
+	if instOK && parOK && ctxOK && len(pool.Models) > 0 {
+		p.fit(path, pool, inst)
+	}
+	return pool
+}
+
+// fit checks that every model of the pool fits in the node's memory at once, with its KV cache
+// for parallel × contextLength tokens.
+func (p *parser) fit(path string, pool Pool, inst Instance) {
+	var need int64
+	var parts []string
+	for _, tag := range pool.Models {
+		m, ok := LookupModel(tag)
+		if !ok {
+			return // already reported
+		}
+		b := m.MemoryBytes(pool.Parallel, pool.ContextLength)
+		need += b
+		parts = append(parts, fmt.Sprintf("%s %s", tag, gib(b)))
+	}
+	have := inst.UsableModelMemoryBytes()
+	if need <= have {
+		return
+	}
+	where := fmt.Sprintf("%d x %s GPU memory", inst.GPUs, inst.GPUModel)
+	if !inst.HasGPU() {
+		where = "system memory (a CPU-only type)"
+	}
+	p.add(joinPath(path, "models"),
+		"do not fit on %s at parallel %d x contextLength %d: need %s (%s; weights + KV cache + graph) but %s leaves %s; lower parallel or contextLength, drop a model, or pick a larger instance type",
+		pool.InstanceType, pool.Parallel, pool.ContextLength, gib(need), strings.Join(parts, ", "), where, gib(have))
+}
+
+func (p *parser) schedule(n *yaml.Node, path string) *Schedule {
+	f := p.fields(n, path, []string{"timezone", "days", "start", "stop"})
+	if n.Kind != yaml.MappingNode {
+		return nil
+	}
+	s := &Schedule{}
+	at := func(k string) string { return joinPath(path, k) }
+	get := func(k, example string) (string, bool) {
+		v, ok := f[k]
+		if !ok {
+			p.add(at(k), "required key is missing (e.g. %s)", example)
+			return "", false
+		}
+		return p.str(v, at(k))
+	}
+	if tz, ok := get("timezone", "America/Vancouver"); ok {
+		s.Timezone = tz
+		if _, err := time.LoadLocation(tz); err != nil || tz == "" || tz == "Local" {
+			p.add(at("timezone"), "must be an IANA time zone name such as America/Vancouver (got %q)", tz)
+		}
+	}
+	if days, ok := get("days", "MON-FRI"); ok {
+		s.Days = days
+		if !daysField.MatchString(days) {
+			p.add(at("days"), "must be day names MON..SUN as a range or list, e.g. MON-FRI or MON,WED,FRI (got %q)", days)
+		}
+	}
+	clock := func(k, example string) (string, bool) {
+		v, ok := get(k, example)
+		if ok && !hhmm.MatchString(v) {
+			p.add(at(k), "must be a 24-hour time HH:MM in quotes, e.g. %s (got %q)", example, v)
+			return v, false
+		}
+		return v, ok
+	}
+	start, startOK := clock("start", `"08:00"`)
+	stop, stopOK := clock("stop", `"20:00"`)
+	s.Start, s.Stop = start, stop
+	if startOK && stopOK && start >= stop {
+		p.add(at("stop"), "must be after start on the same day (got start %s, stop %s)", start, stop)
+	}
+	return s
+}
+
+func (p *parser) gateway(n *yaml.Node) Gateway {
+	const path = "gateway"
+	g := Gateway{InstanceType: DefaultGatewayInstanceType, MinSize: DefaultGatewayMinSize, MaxSize: DefaultGatewayMaxSize}
+	f := p.fields(n, path, []string{"instanceType", "minSize", "maxSize"})
+	at := func(k string) string { return joinPath(path, k) }
+	if v, ok := f["instanceType"]; ok {
+		if s, ok := p.str(v, at("instanceType")); ok {
+			g.InstanceType = s
+		}
+	}
+	if inst, ok := LookupInstance(g.InstanceType); !ok {
+		p.add(at("instanceType"), "unknown instance type %q (known: %s)", g.InstanceType, strings.Join(InstanceTypes(), ", "))
+	} else if inst.HasGPU() {
+		p.add(at("instanceType"), "must be a CPU instance type, LiteLLM needs no GPU (got %s with %d x %s)", g.InstanceType, inst.GPUs, inst.GPUModel)
+	}
+	minOK, maxOK := true, true
+	g.MinSize, minOK = p.integer(f["minSize"], at("minSize"), DefaultGatewayMinSize)
+	g.MaxSize, maxOK = p.integer(f["maxSize"], at("maxSize"), DefaultGatewayMaxSize)
+	if minOK {
+		p.rangeCheck(at("minSize"), g.MinSize, 1, maxGatewaySize)
+	}
+	if maxOK {
+		p.rangeCheck(at("maxSize"), g.MaxSize, 1, maxGatewaySize)
+	}
+	if minOK && maxOK && g.MaxSize < g.MinSize {
+		p.add(at("maxSize"), "must be at least minSize (got %d, minSize %d)", g.MaxSize, g.MinSize)
+	}
+	return g
+}
+
+func (p *parser) tags(n *yaml.Node) map[string]string {
+	const path = "tags"
+	tags := map[string]string{}
+	for _, e := range p.entries(n, path) {
+		k, v := e[0].Value, e[1]
+		tp := joinPath(path, k)
+		switch {
+		case strings.HasPrefix(strings.ToLower(k), "aws:"):
+			p.add(tp, "tag keys starting with aws: are reserved by AWS (got %q)", k)
+		case contains(reservedTagKeys, k):
+			p.add(tp, "is set by llm-sandbox on every resource and cannot be overridden (reserved: %s)", strings.Join(reservedTagKeys, ", "))
+		case len(k) == 0 || len(k) > 128:
+			p.add(tp, "tag keys must be 1 to 128 characters (got %d)", len(k))
+		}
+		if v.Kind != yaml.ScalarNode || isNull(v) {
+			p.add(tp, "tag values must be text (got %s)", describe(v))
+			continue
+		}
+		if len(v.Value) > 256 {
+			p.add(tp, "tag values must be at most 256 characters (got %d)", len(v.Value))
+		}
+		tags[k] = v.Value
+	}
+	return tags
+}

@@ -1,0 +1,149 @@
+// Package config turns a department's stack file into one typed, validated Spec: it parses the
+// stack file's keys, applies defaults in one place, checks every rule at once and looks up the
+// model and instance catalogs. Components never read Pulumi config; they receive what the Spec
+// holds.
+package config
+
+import (
+	"net/netip"
+	"sort"
+)
+
+// Namespace is the project's config namespace: the stack file's keys are "llm-sandbox:<key>".
+const Namespace = "llm-sandbox"
+
+// NATStrategy says how private subnets reach the internet.
+type NATStrategy string
+
+// The NAT strategies a stack file may name.
+const (
+	// NATSingle is one NAT gateway shared by all AZs (the default).
+	NATSingle NATStrategy = "single"
+	// NATPerAZ is one NAT gateway per AZ, so losing an AZ does not cut the others off.
+	NATPerAZ NATStrategy = "perAz"
+	// NATNone is no internet egress at all: artifacts and models come from the department's
+	// bucket, AWS APIs through interface endpoints.
+	NATNone NATStrategy = "none"
+)
+
+// AccessMode says who can reach the gateway.
+type AccessMode string
+
+// The access modes a stack file may name.
+const (
+	// AccessInternal is an internal load balancer reachable only from inside the VPC (default).
+	AccessInternal AccessMode = "internal"
+	// AccessPublic is an internet-facing HTTPS load balancer limited to allowed CIDRs.
+	AccessPublic AccessMode = "public"
+)
+
+// Spec is one department's validated sandbox: what the program builds, with every default
+// applied. Build it with Parse or Load; never fill one by hand outside tests.
+type Spec struct {
+	// Stack is the Pulumi stack name (the file is stacks/Pulumi.<Stack>.yaml).
+	Stack string
+	// Source is the stack file the Spec came from, as named in messages.
+	Source string
+	// Region is the AWS region (aws:region).
+	Region string
+	// Department is the department's DNS label; it names resources and tags them.
+	Department string
+	// Network is the VPC layout.
+	Network Network
+	// Access says who may reach the endpoint.
+	Access Access
+	// Pools are the model pools, keyed by pool name.
+	Pools map[string]Pool
+	// Gateway is the LiteLLM tier.
+	Gateway Gateway
+	// Tags are the department's own tags, added to every resource.
+	Tags map[string]string
+}
+
+// PoolNames returns the pool names in sorted order, so that anything built per pool is built in
+// the same order every run.
+func (s *Spec) PoolNames() []string {
+	names := make([]string, 0, len(s.Pools))
+	for n := range s.Pools {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Network is the department VPC.
+type Network struct {
+	// CIDR is the VPC's IPv4 range, /16 to /22, in a private (RFC 1918) range.
+	CIDR netip.Prefix
+	// AZCount is how many availability zones the subnets span: 2 or 3.
+	AZCount int
+	// NAT is how private subnets reach the internet.
+	NAT NATStrategy
+}
+
+// Access is who may reach the gateway endpoint.
+type Access struct {
+	// Mode is internal or public.
+	Mode AccessMode
+	// CertificateARN is the ACM certificate of the HTTPS listener; required when public.
+	CertificateARN string
+	// AllowedCIDRs are the client ranges admitted to the listener.
+	AllowedCIDRs []netip.Prefix
+	// AllowAnywhere admits 0.0.0.0/0 in AllowedCIDRs; an explicit, named choice.
+	AllowAnywhere bool
+}
+
+// Pool is one autoscaling group of model nodes serving the same models.
+type Pool struct {
+	// Name is the pool's key in the stack file.
+	Name string
+	// InstanceType is an EC2 type from the instance catalog.
+	InstanceType string
+	// MinSize and MaxSize bound the autoscaling group.
+	MinSize, MaxSize int
+	// Models are Ollama tags from the model catalog, all loaded on every node.
+	Models []string
+	// Parallel is OLLAMA_NUM_PARALLEL: concurrent requests per loaded model.
+	Parallel int
+	// ContextLength is OLLAMA_CONTEXT_LENGTH, in tokens.
+	ContextLength int
+	// Spot runs the pool on spot capacity.
+	Spot bool
+	// WarmPool is the number of stopped, pre-initialised instances kept ready.
+	WarmPool int
+	// Schedule, when set, scales the pool to zero outside office hours.
+	Schedule *Schedule
+}
+
+// Schedule is a pool's office hours.
+type Schedule struct {
+	// Timezone is an IANA time zone name, e.g. America/Vancouver.
+	Timezone string
+	// Days is a cron day-of-week field of three-letter names: "MON-FRI", "MON,WED,FRI".
+	Days string
+	// Start and Stop are 24-hour "HH:MM" times in Timezone; Start is before Stop.
+	Start, Stop string
+}
+
+// Gateway is the LiteLLM tier.
+type Gateway struct {
+	// InstanceType is a CPU type from the instance catalog.
+	InstanceType string
+	// MinSize and MaxSize bound the gateway's autoscaling group.
+	MinSize, MaxSize int
+}
+
+// Defaults, applied in one place (see parse.go) and documented in docs/config.md and Pulumi.yaml.
+const (
+	DefaultAZCount             = 2
+	DefaultNAT                 = NATSingle
+	DefaultAccessMode          = AccessInternal
+	DefaultPoolInstanceType    = "g5.xlarge"
+	DefaultPoolMinSize         = 1
+	DefaultPoolMaxSize         = 2
+	DefaultParallel            = 4
+	DefaultContextLength       = 8192
+	DefaultGatewayInstanceType = "t3.large"
+	DefaultGatewayMinSize      = 2
+	DefaultGatewayMaxSize      = 4
+)

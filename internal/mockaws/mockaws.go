@@ -1,0 +1,279 @@
+// Package mockaws is a Pulumi mock resource monitor that records every registration and answers
+// the AWS look-ups the program makes with canned values, so that a program can be rendered with
+// no cloud account and no credentials. The offline plan (`sandboxctl plan`) and the component
+// tests both run on it.
+package mockaws
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
+	"github.com/pulumi/pulumi/sdk/v3/go/common/tokens"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// DefaultAccountID is the account id the canned look-ups answer with when none is set.
+const DefaultAccountID = "123456789012"
+
+// Resource is one registration seen by the monitor.
+type Resource struct {
+	// Type is the resource's type token, e.g. "aws:ec2/vpc:Vpc".
+	Type string
+	// Name is the resource's logical name.
+	Name string
+	// URN is the resource's URN as the mock monitor builds it.
+	URN string
+	// Parent is the URN of the parent resource ("" for a child of the stack).
+	Parent string
+	// Custom is true for provider-managed resources and false for components.
+	Custom bool
+	// Inputs are the resource's inputs as registered, secrets still marked.
+	Inputs resource.PropertyMap
+}
+
+// Monitor implements pulumi.MockResourceMonitor. Create it with New; it is safe for the
+// concurrent registrations the SDK makes.
+type Monitor struct {
+	// Region is the AWS region the canned look-ups answer for.
+	Region string
+	// AccountID is the account id in canned ARNs and caller identity.
+	AccountID string
+
+	mu        sync.Mutex
+	resources []Resource
+}
+
+// New returns a monitor answering for region with the default account id.
+func New(region string) *Monitor {
+	return &Monitor{Region: region, AccountID: DefaultAccountID}
+}
+
+// Resources returns the registrations seen so far, in registration order. A resource parented to
+// the stack has Parent "".
+func (m *Monitor) Resources() []Resource {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]Resource, 0, len(m.resources))
+	for _, r := range m.resources {
+		if isStack(r.Parent) {
+			r.Parent = ""
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// ByType returns the recorded resources of one type token.
+func (m *Monitor) ByType(typ string) []Resource {
+	var out []Resource
+	for _, r := range m.Resources() {
+		if r.Type == typ {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// ByName returns the recorded resource with the logical name and type, and whether it exists.
+func (m *Monitor) ByName(typ, name string) (Resource, bool) {
+	for _, r := range m.Resources() {
+		if r.Type == typ && r.Name == name {
+			return r, true
+		}
+	}
+	return Resource{}, false
+}
+
+// NameOf returns the logical name of the resource with the URN ("" when unknown).
+func (m *Monitor) NameOf(urn string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, r := range m.resources {
+		if r.URN == urn {
+			return r.Name
+		}
+	}
+	return ""
+}
+
+// NewResource records the registration and returns a deterministic id and a state that echoes
+// the inputs plus the identifiers AWS would compute (arn, id).
+func (m *Monitor) NewResource(args pulumi.MockResourceArgs) (string, resource.PropertyMap, error) {
+	parent := ""
+	if args.RegisterRPC != nil {
+		parent = args.RegisterRPC.GetParent()
+	}
+	urn := resourceURN(args, parent)
+	m.mu.Lock()
+	m.resources = append(m.resources, Resource{
+		Type:   args.TypeToken,
+		Name:   args.Name,
+		URN:    urn,
+		Parent: parent,
+		Custom: args.Custom,
+		Inputs: args.Inputs,
+	})
+	m.mu.Unlock()
+
+	if !args.Custom {
+		return "", args.Inputs, nil
+	}
+	id := args.Name + "-id"
+	state := args.Inputs.Copy()
+	if _, ok := state["arn"]; !ok {
+		state["arn"] = resource.NewStringProperty(m.arn(args.TypeToken, id))
+	}
+	// Resources whose AWS identifier is not the name get a plausible one, so that
+	// look-ups of ids and ARNs in child inputs read naturally in a plan.
+	switch args.TypeToken {
+	case "aws:kms/key:Key":
+		state["keyId"] = resource.NewStringProperty(id)
+	case "aws:ec2/vpc:Vpc":
+		state["defaultSecurityGroupId"] = resource.NewStringProperty(args.Name + "-default-sg-id")
+		state["mainRouteTableId"] = resource.NewStringProperty(args.Name + "-main-rtb-id")
+	}
+	return id, state, nil
+}
+
+// resourceURN builds the URN the way the SDK's mock monitor does, so recorded parents resolve.
+func resourceURN(args pulumi.MockResourceArgs, parent string) string {
+	p := resource.URN(parent)
+	if parent == "" || !p.IsValid() {
+		return string(resource.NewURN("mock", "mock", "", tokens.Type(args.TypeToken), args.Name))
+	}
+	parentType := tokens.Type("")
+	if p.QualifiedType() != resource.RootStackType {
+		parentType = p.QualifiedType()
+	}
+	return string(resource.NewURN(p.Stack(), p.Project(), parentType, tokens.Type(args.TypeToken), args.Name))
+}
+
+// isStack reports whether urn names the root stack resource.
+func isStack(urn string) bool {
+	u := resource.URN(urn)
+	return urn != "" && u.IsValid() && u.QualifiedType() == resource.RootStackType
+}
+
+func (m *Monitor) arn(typeToken, id string) string {
+	service := "unknown"
+	if parts := strings.Split(typeToken, ":"); len(parts) == 3 {
+		service = strings.SplitN(parts[1], "/", 2)[0]
+	}
+	return fmt.Sprintf("arn:aws:%s:%s:%s:%s", service, m.Region, m.AccountID, id)
+}
+
+// Call answers the AWS look-ups the program makes. A look-up without a canned answer is an
+// error, so that a new look-up cannot slip into the offline plan unnoticed.
+func (m *Monitor) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) {
+	switch args.Token {
+	case "aws:index/getAvailabilityZones:getAvailabilityZones":
+		var names, ids []any
+		for i, suffix := range []string{"a", "b", "c", "d"} {
+			names = append(names, m.Region+suffix)
+			ids = append(ids, fmt.Sprintf("%s-az%d", regionCode(m.Region), i+1))
+		}
+		return resource.NewPropertyMapFromMap(map[string]any{
+			"names": names, "zoneIds": ids, "state": "available", "id": m.Region,
+		}), nil
+	case "aws:index/getCallerIdentity:getCallerIdentity":
+		return resource.NewPropertyMapFromMap(map[string]any{
+			"accountId": m.AccountID,
+			"arn":       fmt.Sprintf("arn:aws:iam::%s:role/offline-plan", m.AccountID),
+			"userId":    "AROAOFFLINEPLAN",
+			"id":        m.AccountID,
+		}), nil
+	case "aws:index/getRegion:getRegion":
+		return resource.NewPropertyMapFromMap(map[string]any{
+			"name": m.Region, "id": m.Region, "endpoint": "ec2." + m.Region + ".amazonaws.com",
+			"description": m.Region,
+		}), nil
+	case "aws:index/getPartition:getPartition":
+		return resource.NewPropertyMapFromMap(map[string]any{
+			"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws",
+			"reverseDnsPrefix": "com.amazonaws",
+		}), nil
+	case "aws:ssm/getParameter:getParameter":
+		name := args.Args["name"].StringValue()
+		return resource.NewPropertyMapFromMap(map[string]any{
+			"name": name, "value": CannedAMI(name), "type": "String", "id": name,
+			"arn": fmt.Sprintf("arn:aws:ssm:%s::parameter%s", m.Region, name),
+		}), nil
+	}
+	return nil, fmt.Errorf("the offline plan has no canned answer for the look-up %s", args.Token)
+}
+
+// CannedAMI is the AMI id the offline plan resolves an SSM parameter to: stable per parameter,
+// so plans are reproducible, and plainly not a real image.
+func CannedAMI(parameter string) string {
+	sum := sha256.Sum256([]byte(parameter))
+	return "ami-0" + hex.EncodeToString(sum[:])[:16]
+}
+
+// regionCode abbreviates a region for zone ids ("ca-central-1" -> "cac1").
+func regionCode(region string) string {
+	parts := strings.Split(region, "-")
+	if len(parts) != 3 || len(parts[0]) < 2 || parts[1] == "" {
+		return region
+	}
+	return parts[0] + parts[1][:1] + parts[2]
+}
+
+// Run runs body under the monitor as the named project and stack, with the given config values
+// (namespaced keys, as the Pulumi engine passes them), and returns the program's error.
+func (m *Monitor) Run(project, stack string, config map[string]string, body pulumi.RunFunc) error {
+	withConfig := func(info *pulumi.RunInfo) { info.Config = config }
+	return pulumi.RunErr(body, pulumi.WithMocks(project, stack, m), withConfig)
+}
+
+// SecretMask is what a secret input reads as in Plain.
+const SecretMask = "[secret]"
+
+// Plain turns recorded inputs into plain Go values (maps, slices, strings, float64, bool, nil),
+// with every secret replaced by SecretMask and every unknown value by "[unknown]".
+func Plain(props resource.PropertyMap) map[string]any {
+	out := make(map[string]any, len(props))
+	for k, v := range props {
+		out[string(k)] = plainValue(v)
+	}
+	return out
+}
+
+func plainValue(v resource.PropertyValue) any {
+	switch {
+	case v.IsSecret():
+		return SecretMask
+	case v.IsComputed(), v.IsOutput() && !v.OutputValue().Known:
+		return "[unknown]"
+	case v.IsOutput():
+		if v.OutputValue().Secret {
+			return SecretMask
+		}
+		return plainValue(v.OutputValue().Element)
+	case v.IsNull():
+		return nil
+	case v.IsString():
+		return v.StringValue()
+	case v.IsNumber():
+		return v.NumberValue()
+	case v.IsBool():
+		return v.BoolValue()
+	case v.IsArray():
+		arr := v.ArrayValue()
+		out := make([]any, len(arr))
+		for i, e := range arr {
+			out[i] = plainValue(e)
+		}
+		return out
+	case v.IsObject():
+		return Plain(v.ObjectValue())
+	case v.IsResourceReference():
+		return v.ResourceReferenceValue().URN
+	case v.IsAsset(), v.IsArchive():
+		return "[asset]"
+	}
+	return fmt.Sprint(v.V)
+}
