@@ -1,0 +1,594 @@
+// Package network provides the llmsandbox:network:Network component: one department's VPC with
+// a public and a private subnet per availability zone, a NAT strategy, an S3 gateway endpoint
+// (interface endpoints too when there is no NAT), VPC flow logs and a closed default security
+// group.
+package network
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws"
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ec2"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// typeToken is the component's Pulumi type token.
+const typeToken = "llmsandbox:network:Network"
+
+// NATStrategy says how instances in the private subnets reach the internet, if at all.
+type NATStrategy string
+
+const (
+	// NATSingle is one NAT gateway in the first AZ that every private subnet routes through
+	// (the default): cheapest egress, but losing that AZ cuts egress for all of them.
+	NATSingle NATStrategy = "single"
+	// NATPerAZ is one NAT gateway per AZ, each AZ's private subnet routing through its own:
+	// egress survives the loss of an AZ, at one NAT gateway's hourly charge per AZ.
+	NATPerAZ NATStrategy = "perAz"
+	// NATNone gives the private subnets no internet egress at all; AWS APIs are reached through
+	// interface endpoints and S3 through the gateway endpoint (air-gapped departments).
+	NATNone NATStrategy = "none"
+)
+
+// Defaults applied to zero-valued NetworkArgs fields.
+const (
+	defaultAZCount              = 2
+	defaultNATStrategy          = NATSingle
+	defaultFlowLogRetentionDays = 90
+)
+
+// NetworkArgs configures a Network.
+type NetworkArgs struct {
+	// CIDR is the IPv4 CIDR block of the VPC, from /16 to /22 with the host bits zero, e.g.
+	// "10.20.0.0/16". Required. A plain string because the subnet layout is computed from it.
+	CIDR string
+	// AZCount is how many availability zones the network spans: 2 or 3. Optional. Defaults to 2.
+	AZCount int
+	// NATStrategy is how the private subnets reach the internet: NATSingle, NATPerAZ or NATNone.
+	// Optional. Defaults to NATSingle.
+	NATStrategy NATStrategy
+	// Region is the AWS region the provider deploys to, e.g. "ca-central-1"; endpoint service
+	// names (com.amazonaws.<region>.<service>) are built from it and the availability zones must
+	// belong to it. Required.
+	Region string
+	// FlowLogRetentionDays is how long the VPC flow logs are kept, in days; one of the periods
+	// CloudWatch Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,
+	// 1096, 1827, 2192, 2557, 2922, 3288, 3653). Optional. Defaults to 90.
+	FlowLogRetentionDays int
+	// FlowLogKMSKeyArn is the ARN of the KMS key that encrypts the flow-log group; its key policy
+	// must admit the CloudWatch Logs service principal of the region. Optional. Defaults to
+	// CloudWatch Logs' own encryption.
+	FlowLogKMSKeyArn pulumi.StringInput
+}
+
+// Network is one department's VPC. Child resources are exposed both as maps keyed by AZ name
+// (or endpoint service name) and as flat, AZ-ordered ID outputs.
+type Network struct {
+	pulumi.ResourceState
+
+	// VpcID is the VPC's ID.
+	VpcID pulumi.IDOutput `pulumi:"vpcId"`
+	// CIDR is the VPC's IPv4 CIDR block.
+	CIDR pulumi.StringOutput `pulumi:"cidr"`
+	// PublicSubnetIDs are the public subnets' IDs in AZ order (for the public ALB and NAT).
+	PublicSubnetIDs pulumi.StringArrayOutput `pulumi:"publicSubnetIds"`
+	// PrivateSubnetIDs are the private subnets' IDs in AZ order (for every instance).
+	PrivateSubnetIDs pulumi.StringArrayOutput `pulumi:"privateSubnetIds"`
+	// S3EndpointID is the ID of the S3 gateway endpoint, which bucket policies name in
+	// aws:SourceVpce conditions.
+	S3EndpointID pulumi.IDOutput `pulumi:"s3EndpointId"`
+
+	// AvailabilityZones are the AZ names the network spans, in order.
+	AvailabilityZones []string
+	// Vpc is the VPC resource.
+	Vpc *ec2.Vpc
+	// PublicSubnets are the public subnets keyed by AZ name.
+	PublicSubnets map[string]*ec2.Subnet
+	// PrivateSubnets are the private subnets keyed by AZ name.
+	PrivateSubnets map[string]*ec2.Subnet
+	// NATGateways are the NAT gateways keyed by the AZ they sit in: one for NATSingle, one per
+	// AZ for NATPerAZ, none for NATNone.
+	NATGateways map[string]*ec2.NatGateway
+	// InterfaceEndpoints are the interface VPC endpoints keyed by short service name ("ssm",
+	// "logs", ...); only NATNone creates them.
+	InterfaceEndpoints map[string]*ec2.VpcEndpoint
+}
+
+// interfaceEndpointServices are the AWS services a node reaches through interface endpoints
+// when the VPC has no NAT: SSM sessions (ssm, ssmmessages, ec2messages), the LiteLLM master key
+// (secretsmanager, kms), lifecycle actions (autoscaling), the journal shipper (logs) and role
+// credentials (sts).
+func interfaceEndpointServices() []string {
+	return []string{"ssm", "ssmmessages", "ec2messages", "secretsmanager", "kms", "autoscaling", "logs", "sts"}
+}
+
+// settings are NetworkArgs validated and with defaults applied.
+type settings struct {
+	cidr          netip.Prefix
+	azCount       int
+	nat           NATStrategy
+	region        string
+	retentionDays int
+	kmsKeyArn     pulumi.StringInput
+}
+
+// NewNetwork validates args, then registers the network's VPC, subnets, gateways, routes,
+// endpoints and flow logs as children of one component.
+func NewNetwork(ctx *pulumi.Context, name string, args *NetworkArgs, opts ...pulumi.ResourceOption) (*Network, error) {
+	s, err := resolve(args)
+	if err != nil {
+		return nil, fmt.Errorf("network %q: %w", name, err)
+	}
+	privateCIDRs, publicCIDRs, err := subnetLayout(s.cidr, s.azCount)
+	if err != nil {
+		return nil, fmt.Errorf("network %q: %w", name, fieldError("CIDR", "%v", err))
+	}
+
+	comp := &Network{
+		PublicSubnets:      map[string]*ec2.Subnet{},
+		PrivateSubnets:     map[string]*ec2.Subnet{},
+		NATGateways:        map[string]*ec2.NatGateway{},
+		InterfaceEndpoints: map[string]*ec2.VpcEndpoint{},
+	}
+	if err := ctx.RegisterComponentResource(typeToken, name, comp, opts...); err != nil {
+		return nil, fmt.Errorf("network %q: register component: %w", name, err)
+	}
+	b := &builder{ctx: ctx, name: name, comp: comp, s: s}
+	if err := b.build(privateCIDRs, publicCIDRs); err != nil {
+		return nil, fmt.Errorf("network %q: %w", name, err)
+	}
+
+	comp.VpcID = comp.Vpc.ID()
+	comp.CIDR = comp.Vpc.CidrBlock
+	comp.PublicSubnetIDs = subnetIDs(comp.AvailabilityZones, comp.PublicSubnets)
+	comp.PrivateSubnetIDs = subnetIDs(comp.AvailabilityZones, comp.PrivateSubnets)
+	comp.S3EndpointID = b.s3Endpoint.ID()
+	if err := ctx.RegisterResourceOutputs(comp, pulumi.Map{
+		"vpcId":            comp.VpcID,
+		"cidr":             comp.CIDR,
+		"publicSubnetIds":  comp.PublicSubnetIDs,
+		"privateSubnetIds": comp.PrivateSubnetIDs,
+		"s3EndpointId":     comp.S3EndpointID,
+	}); err != nil {
+		return nil, fmt.Errorf("network %q: register outputs: %w", name, err)
+	}
+	return comp, nil
+}
+
+// regionPattern matches AWS region names such as ca-central-1 or us-gov-west-1.
+var regionPattern = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
+
+// resolve validates args and applies defaults. It reports every problem at once, each naming
+// the NetworkArgs field at fault.
+func resolve(args *NetworkArgs) (settings, error) {
+	if args == nil {
+		return settings{}, fieldError("NetworkArgs", "required (got nil)")
+	}
+	s := settings{
+		azCount:       args.AZCount,
+		nat:           args.NATStrategy,
+		region:        args.Region,
+		retentionDays: args.FlowLogRetentionDays,
+		kmsKeyArn:     args.FlowLogKMSKeyArn,
+	}
+	var errs []error
+
+	cidr, err := parseVPCCIDR(args.CIDR)
+	if err != nil {
+		errs = append(errs, fieldError("CIDR", "%v", err))
+	}
+	s.cidr = cidr
+
+	if s.azCount == 0 {
+		s.azCount = defaultAZCount
+	}
+	if s.azCount < 2 || s.azCount > 3 {
+		errs = append(errs, fieldError("AZCount", "must be 2 or 3 (got %d)", s.azCount))
+	}
+
+	switch s.nat {
+	case "":
+		s.nat = defaultNATStrategy
+	case NATSingle, NATPerAZ, NATNone:
+	default:
+		errs = append(errs, fieldError("NATStrategy", "unknown strategy %q (want %q, %q or %q)", s.nat, NATSingle, NATPerAZ, NATNone))
+	}
+
+	switch {
+	case s.region == "":
+		errs = append(errs, fieldError("Region", "required (got an empty string)"))
+	case !regionPattern.MatchString(s.region):
+		errs = append(errs, fieldError("Region", "%q is not an AWS region name (want e.g. ca-central-1)", s.region))
+	}
+
+	if s.retentionDays == 0 {
+		s.retentionDays = defaultFlowLogRetentionDays
+	}
+	if !slices.Contains(logRetentionPeriods(), s.retentionDays) {
+		errs = append(errs, fieldError("FlowLogRetentionDays", "%d is not a period CloudWatch Logs accepts (want one of %v)", s.retentionDays, logRetentionPeriods()))
+	}
+	return s, errors.Join(errs...)
+}
+
+// fieldError is a validation error that names the NetworkArgs field at fault.
+func fieldError(field, format string, args ...any) error {
+	return fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...))
+}
+
+// logRetentionPeriods are the retention periods CloudWatch Logs accepts, in days (the
+// PutRetentionPolicy API; also listed in pulumi-aws cloudwatch.LogGroup's retentionInDays).
+func logRetentionPeriods() []int {
+	return []int{1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653}
+}
+
+// parseVPCCIDR parses an IPv4 VPC CIDR and checks it is /16 to /22 with the host bits zero.
+func parseVPCCIDR(cidr string) (netip.Prefix, error) {
+	if cidr == "" {
+		return netip.Prefix{}, errors.New("required (got an empty string)")
+	}
+	p, err := netip.ParsePrefix(cidr)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not a CIDR block (want e.g. 10.20.0.0/16)", cidr)
+	}
+	if !p.Addr().Is4() {
+		return netip.Prefix{}, fmt.Errorf("%q is not an IPv4 CIDR block", cidr)
+	}
+	if p.Bits() < 16 || p.Bits() > 22 {
+		return netip.Prefix{}, fmt.Errorf("%q is a /%d (want /16 to /22)", cidr, p.Bits())
+	}
+	if p.Masked() != p {
+		return netip.Prefix{}, fmt.Errorf("%q has host bits set (want %s)", cidr, p.Masked())
+	}
+	return p, nil
+}
+
+// builder registers the children of one Network.
+type builder struct {
+	ctx  *pulumi.Context
+	name string
+	comp *Network
+	s    settings
+
+	igw           *ec2.InternetGateway
+	publicRoutes  *ec2.RouteTable
+	privateRoutes map[string]*ec2.RouteTable // keyed by AZ name
+	s3Endpoint    *ec2.VpcEndpoint
+}
+
+// build registers every child in dependency order. privateCIDRs and publicCIDRs are in AZ order.
+func (b *builder) build(privateCIDRs, publicCIDRs []netip.Prefix) error {
+	azs, err := b.availabilityZones()
+	if err != nil {
+		return err
+	}
+	b.comp.AvailabilityZones = azs
+
+	steps := []func() error{
+		b.vpc,
+		b.closeDefaultSecurityGroup,
+		func() error { return b.subnets(privateCIDRs, publicCIDRs) },
+		b.publicRouting,
+		b.natGateways,
+		b.privateRouting,
+		b.gatewayEndpoint,
+		b.interfaceEndpoints,
+		b.flowLogs,
+	}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// availabilityZones returns the first AZCount available availability zones of the provider's
+// region, and checks they belong to NetworkArgs.Region.
+func (b *builder) availabilityZones() ([]string, error) {
+	res, err := aws.GetAvailabilityZones(b.ctx, &aws.GetAvailabilityZonesArgs{
+		State: pulumi.StringRef("available"),
+		// Only real AZs: opted-in Local Zones (e.g. us-east-1-bos-1a) sort before "us-east-1a"
+		// and would otherwise be taken first.
+		Filters: []aws.GetAvailabilityZonesFilter{{Name: "zone-type", Values: []string{"availability-zone"}}},
+	}, pulumi.Parent(b.comp))
+	if err != nil {
+		return nil, fmt.Errorf("look up availability zones: %w", err)
+	}
+	if len(res.Names) < b.s.azCount {
+		return nil, fieldError("AZCount", "%d availability zones wanted, the region has %d available (%s)",
+			b.s.azCount, len(res.Names), strings.Join(res.Names, ", "))
+	}
+	azs := slices.Clone(res.Names[:b.s.azCount])
+	for _, az := range azs {
+		if !strings.HasPrefix(az, b.s.region) {
+			return nil, fieldError("Region", "%q does not match the provider's availability zone %q", b.s.region, az)
+		}
+	}
+	return azs, nil
+}
+
+// child returns the options every child gets: the component as parent, plus extra.
+func (b *builder) child(extra ...pulumi.ResourceOption) []pulumi.ResourceOption {
+	return append([]pulumi.ResourceOption{pulumi.Parent(b.comp)}, extra...)
+}
+
+// nameTag is the Name tag the console shows for a child.
+func nameTag(name string) pulumi.StringMap {
+	return pulumi.StringMap{"Name": pulumi.String(name)}
+}
+
+func (b *builder) vpc() error {
+	n := b.name + "-vpc"
+	vpc, err := ec2.NewVpc(b.ctx, n, &ec2.VpcArgs{
+		CidrBlock: pulumi.String(b.s.cidr.String()),
+		// Both are needed for the private DNS names of interface endpoints.
+		EnableDnsSupport:   pulumi.Bool(true),
+		EnableDnsHostnames: pulumi.Bool(true),
+		Tags:               nameTag(n),
+	}, b.child()...)
+	if err != nil {
+		return fmt.Errorf("VPC: %w", err)
+	}
+	b.comp.Vpc = vpc
+	return nil
+}
+
+// closeDefaultSecurityGroup adopts the VPC's default security group and removes all of its
+// rules, so that anything launched without an explicit group can neither receive nor send.
+func (b *builder) closeDefaultSecurityGroup() error {
+	n := b.name + "-default-sg"
+	_, err := ec2.NewDefaultSecurityGroup(b.ctx, n, &ec2.DefaultSecurityGroupArgs{
+		VpcId:   b.comp.Vpc.ID(),
+		Ingress: ec2.DefaultSecurityGroupIngressArray{},
+		Egress:  ec2.DefaultSecurityGroupEgressArray{},
+		Tags:    nameTag(n),
+	}, b.child()...)
+	if err != nil {
+		return fmt.Errorf("default security group: %w", err)
+	}
+	return nil
+}
+
+func (b *builder) subnets(privateCIDRs, publicCIDRs []netip.Prefix) error {
+	for i, az := range b.comp.AvailabilityZones {
+		for _, sn := range []struct {
+			role string
+			cidr netip.Prefix
+			into map[string]*ec2.Subnet
+		}{
+			{"private", privateCIDRs[i], b.comp.PrivateSubnets},
+			{"public", publicCIDRs[i], b.comp.PublicSubnets},
+		} {
+			n := b.name + "-" + sn.role + "-" + az
+			subnet, err := ec2.NewSubnet(b.ctx, n, &ec2.SubnetArgs{
+				VpcId:            b.comp.Vpc.ID(),
+				AvailabilityZone: pulumi.String(az),
+				CidrBlock:        pulumi.String(sn.cidr.String()),
+				// Nothing in the network needs an automatic public IP: the ALB and the NAT
+				// gateways get their own addresses.
+				MapPublicIpOnLaunch: pulumi.Bool(false),
+				Tags:                nameTag(n),
+			}, b.child()...)
+			if err != nil {
+				return fmt.Errorf("%s subnet in %s: %w", sn.role, az, err)
+			}
+			sn.into[az] = subnet
+		}
+	}
+	return nil
+}
+
+// publicRouting creates the internet gateway and the public route table. The gateway exists
+// for every NAT strategy: the public ALB needs it even when the private subnets have no egress.
+func (b *builder) publicRouting() error {
+	igwName := b.name + "-igw"
+	igw, err := ec2.NewInternetGateway(b.ctx, igwName, &ec2.InternetGatewayArgs{
+		VpcId: b.comp.Vpc.ID(),
+		Tags:  nameTag(igwName),
+	}, b.child()...)
+	if err != nil {
+		return fmt.Errorf("internet gateway: %w", err)
+	}
+	b.igw = igw
+
+	rtName := b.name + "-public"
+	rt, err := ec2.NewRouteTable(b.ctx, rtName, &ec2.RouteTableArgs{
+		VpcId: b.comp.Vpc.ID(),
+		Tags:  nameTag(rtName),
+	}, b.child()...)
+	if err != nil {
+		return fmt.Errorf("public route table: %w", err)
+	}
+	b.publicRoutes = rt
+
+	if _, err := ec2.NewRoute(b.ctx, b.name+"-public-internet", &ec2.RouteArgs{
+		RouteTableId:         rt.ID(),
+		DestinationCidrBlock: pulumi.String("0.0.0.0/0"),
+		GatewayId:            igw.ID(),
+	}, b.child()...); err != nil {
+		return fmt.Errorf("public default route: %w", err)
+	}
+	for _, az := range b.comp.AvailabilityZones {
+		if _, err := ec2.NewRouteTableAssociation(b.ctx, b.name+"-public-"+az, &ec2.RouteTableAssociationArgs{
+			RouteTableId: rt.ID(),
+			SubnetId:     b.comp.PublicSubnets[az].ID(),
+		}, b.child()...); err != nil {
+			return fmt.Errorf("public route table association in %s: %w", az, err)
+		}
+	}
+	return nil
+}
+
+// natAZs are the AZs that get a NAT gateway under the strategy.
+func (b *builder) natAZs() []string {
+	switch b.s.nat {
+	case NATPerAZ:
+		return b.comp.AvailabilityZones
+	case NATSingle:
+		return b.comp.AvailabilityZones[:1]
+	}
+	return nil
+}
+
+// natGateways creates an Elastic IP and a NAT gateway in the public subnet of each NAT AZ.
+func (b *builder) natGateways() error {
+	for _, az := range b.natAZs() {
+		n := b.name + "-nat-" + az
+		// A NAT gateway's address only works once the VPC has an internet gateway.
+		afterIGW := pulumi.DependsOn([]pulumi.Resource{b.igw})
+		eip, err := ec2.NewEip(b.ctx, n, &ec2.EipArgs{
+			Domain: pulumi.String("vpc"),
+			Tags:   nameTag(n),
+		}, b.child(afterIGW)...)
+		if err != nil {
+			return fmt.Errorf("NAT Elastic IP in %s: %w", az, err)
+		}
+		nat, err := ec2.NewNatGateway(b.ctx, n, &ec2.NatGatewayArgs{
+			AllocationId: eip.ID(),
+			SubnetId:     b.comp.PublicSubnets[az].ID(),
+			Tags:         nameTag(n),
+		}, b.child(afterIGW)...)
+		if err != nil {
+			return fmt.Errorf("NAT gateway in %s: %w", az, err)
+		}
+		b.comp.NATGateways[az] = nat
+	}
+	return nil
+}
+
+// egressNAT is the NAT gateway the private subnet of az routes through (nil for NATNone).
+func (b *builder) egressNAT(az string) *ec2.NatGateway {
+	switch b.s.nat {
+	case NATPerAZ:
+		return b.comp.NATGateways[az]
+	case NATSingle:
+		return b.comp.NATGateways[b.comp.AvailabilityZones[0]]
+	}
+	return nil
+}
+
+// privateRouting gives each private subnet its own route table, so that a per-AZ NAT strategy
+// can route each AZ through its own gateway, with a default route only when there is a NAT.
+func (b *builder) privateRouting() error {
+	b.privateRoutes = map[string]*ec2.RouteTable{}
+	for _, az := range b.comp.AvailabilityZones {
+		n := b.name + "-private-" + az
+		rt, err := ec2.NewRouteTable(b.ctx, n, &ec2.RouteTableArgs{
+			VpcId: b.comp.Vpc.ID(),
+			Tags:  nameTag(n),
+		}, b.child()...)
+		if err != nil {
+			return fmt.Errorf("private route table in %s: %w", az, err)
+		}
+		b.privateRoutes[az] = rt
+		if _, err := ec2.NewRouteTableAssociation(b.ctx, n, &ec2.RouteTableAssociationArgs{
+			RouteTableId: rt.ID(),
+			SubnetId:     b.comp.PrivateSubnets[az].ID(),
+		}, b.child()...); err != nil {
+			return fmt.Errorf("private route table association in %s: %w", az, err)
+		}
+		nat := b.egressNAT(az)
+		if nat == nil {
+			continue
+		}
+		if _, err := ec2.NewRoute(b.ctx, b.name+"-private-egress-"+az, &ec2.RouteArgs{
+			RouteTableId:         rt.ID(),
+			DestinationCidrBlock: pulumi.String("0.0.0.0/0"),
+			NatGatewayId:         nat.ID(),
+		}, b.child()...); err != nil {
+			return fmt.Errorf("private default route in %s: %w", az, err)
+		}
+	}
+	return nil
+}
+
+// serviceName is the VPC endpoint service name of an AWS service in the region.
+func (b *builder) serviceName(service string) string {
+	return "com.amazonaws." + b.s.region + "." + service
+}
+
+// gatewayEndpoint creates the S3 gateway endpoint on every route table, private and public. It
+// exists for every NAT strategy: the artifacts bucket admits reads only through it.
+func (b *builder) gatewayEndpoint() error {
+	routeTables := pulumi.StringArray{}
+	for _, az := range b.comp.AvailabilityZones {
+		routeTables = append(routeTables, b.privateRoutes[az].ID().ToStringOutput())
+	}
+	routeTables = append(routeTables, b.publicRoutes.ID().ToStringOutput())
+
+	n := b.name + "-s3"
+	ep, err := ec2.NewVpcEndpoint(b.ctx, n, &ec2.VpcEndpointArgs{
+		VpcId:           b.comp.Vpc.ID(),
+		ServiceName:     pulumi.String(b.serviceName("s3")),
+		VpcEndpointType: pulumi.String("Gateway"),
+		RouteTableIds:   routeTables,
+		Tags:            nameTag(n),
+	}, b.child()...)
+	if err != nil {
+		return fmt.Errorf("S3 gateway endpoint: %w", err)
+	}
+	b.s3Endpoint = ep
+	return nil
+}
+
+// interfaceEndpoints creates, for NATNone only, one interface endpoint with private DNS per
+// service in the private subnets, behind a security group that admits HTTPS from the VPC only.
+func (b *builder) interfaceEndpoints() error {
+	if b.s.nat != NATNone {
+		return nil
+	}
+	sgName := b.name + "-endpoints"
+	sg, err := ec2.NewSecurityGroup(b.ctx, sgName, &ec2.SecurityGroupArgs{
+		Description: pulumi.String("HTTPS from inside the VPC to the interface endpoints"),
+		VpcId:       b.comp.Vpc.ID(),
+		Ingress: ec2.SecurityGroupIngressArray{ec2.SecurityGroupIngressArgs{
+			Description: pulumi.String("HTTPS from the VPC"),
+			Protocol:    pulumi.String("tcp"),
+			FromPort:    pulumi.Int(443),
+			ToPort:      pulumi.Int(443),
+			CidrBlocks:  pulumi.StringArray{pulumi.String(b.s.cidr.String())},
+		}},
+		// Endpoints only answer; an explicit empty list removes AWS's default allow-all egress.
+		Egress: ec2.SecurityGroupEgressArray{},
+		Tags:   nameTag(sgName),
+	}, b.child()...)
+	if err != nil {
+		return fmt.Errorf("interface endpoint security group: %w", err)
+	}
+
+	subnets := pulumi.StringArray{}
+	for _, az := range b.comp.AvailabilityZones {
+		subnets = append(subnets, b.comp.PrivateSubnets[az].ID().ToStringOutput())
+	}
+	for _, svc := range interfaceEndpointServices() {
+		n := b.name + "-endpoint-" + svc
+		ep, err := ec2.NewVpcEndpoint(b.ctx, n, &ec2.VpcEndpointArgs{
+			VpcId:             b.comp.Vpc.ID(),
+			ServiceName:       pulumi.String(b.serviceName(svc)),
+			VpcEndpointType:   pulumi.String("Interface"),
+			PrivateDnsEnabled: pulumi.Bool(true),
+			SubnetIds:         subnets,
+			SecurityGroupIds:  pulumi.StringArray{sg.ID().ToStringOutput()},
+			Tags:              nameTag(n),
+		}, b.child()...)
+		if err != nil {
+			return fmt.Errorf("%s interface endpoint: %w", svc, err)
+		}
+		b.comp.InterfaceEndpoints[svc] = ep
+	}
+	return nil
+}
+
+// subnetIDs returns the IDs of subnets in the order of azs.
+func subnetIDs(azs []string, subnets map[string]*ec2.Subnet) pulumi.StringArrayOutput {
+	ids := make(pulumi.StringArray, 0, len(azs))
+	for _, az := range azs {
+		ids = append(ids, subnets[az].ID().ToStringOutput())
+	}
+	return ids.ToStringArrayOutput()
+}
