@@ -33,6 +33,10 @@ type Resource struct {
 	Custom bool
 	// Inputs are the resource's inputs as registered, secrets still marked.
 	Inputs resource.PropertyMap
+	// IgnoreChanges are the properties the resource's ignoreChanges option names.
+	IgnoreChanges []string
+	// Provider is the provider reference ("<urn>::<id>") of a custom resource.
+	Provider string
 }
 
 // Monitor implements pulumi.MockResourceMonitor. Create it with New; it is safe for the
@@ -103,9 +107,9 @@ func (m *Monitor) NameOf(urn string) string {
 // NewResource records the registration and returns a deterministic id and a state that echoes
 // the inputs plus the identifiers AWS would compute (arn, id).
 func (m *Monitor) NewResource(args pulumi.MockResourceArgs) (string, resource.PropertyMap, error) {
-	parent := ""
+	parent, ignore := "", []string(nil)
 	if args.RegisterRPC != nil {
-		parent = args.RegisterRPC.GetParent()
+		parent, ignore = args.RegisterRPC.GetParent(), args.RegisterRPC.GetIgnoreChanges()
 	}
 	urn := resourceURN(args, parent)
 	m.mu.Lock()
@@ -116,6 +120,9 @@ func (m *Monitor) NewResource(args pulumi.MockResourceArgs) (string, resource.Pr
 		Parent: parent,
 		Custom: args.Custom,
 		Inputs: args.Inputs,
+
+		IgnoreChanges: ignore,
+		Provider:      args.Provider,
 	})
 	m.mu.Unlock()
 
