@@ -1,0 +1,146 @@
+// Command sandboxctl is the operator and CI command of llm-sandbox: it validates department stack
+// files and renders what a stack would create, with no cloud account needed.
+//
+// Exit codes: 0 success, 1 the stacks are invalid (or the command's check failed), 2 usage
+// error (unknown command, flag or stack; no project found).
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+)
+
+// Exit codes CI can rely on.
+const (
+	exitOK      = 0
+	exitInvalid = 1
+	exitUsage   = 2
+)
+
+const usage = `sandboxctl: validate and plan llm-sandbox department stacks.
+
+Usage:
+  sandboxctl [--project DIR] <command> [arguments]
+
+Commands:
+  validate [STACK...]   check stack files (all of stacks/ by default), including
+                        checks across departments (duplicates, overlapping CIDRs)
+  plan STACK            render what STACK would create, offline under mocks
+
+Global flags:
+  --project DIR         the project directory (default: the nearest parent of the
+                        working directory that holds Pulumi.yaml)
+  -h, --help            show help; "sandboxctl <command> --help" for a command
+
+Exit codes: 0 success, 1 invalid stacks, 2 usage error.
+`
+
+// env is what a command may touch: its output streams and the working directory.
+type env struct {
+	stdout, stderr io.Writer
+	cwd            string
+}
+
+// command is one subcommand.
+type command struct {
+	summary string
+	run     func(e env, project string, args []string) int
+}
+
+var commands = map[string]command{
+	"validate": {"check stack files", runValidate},
+	"plan":     {"render a stack offline", runPlan},
+}
+
+func main() {
+	cwd, err := os.Getwd()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sandboxctl:", err)
+		os.Exit(exitUsage)
+	}
+	os.Exit(run(env{stdout: os.Stdout, stderr: os.Stderr, cwd: cwd}, os.Args[1:]))
+}
+
+// run is the whole command without the process around it, so tests can drive it.
+func run(e env, args []string) int {
+	global := flag.NewFlagSet("sandboxctl", flag.ContinueOnError)
+	global.SetOutput(io.Discard)
+	project := global.String("project", "", "project directory")
+	help := global.Bool("help", false, "show help")
+	global.BoolVar(help, "h", false, "show help")
+	if err := global.Parse(args); err != nil {
+		fmt.Fprintf(e.stderr, "sandboxctl: %v\n\n%s", err, usage)
+		return exitUsage
+	}
+	rest := global.Args()
+	if *help || len(rest) == 0 || rest[0] == "help" {
+		if len(rest) > 1 && rest[0] == "help" {
+			return run(e, append([]string{rest[1], "--help"}, rest[2:]...))
+		}
+		fmt.Fprint(e.stdout, usage)
+		if len(rest) == 0 && !*help {
+			return exitUsage
+		}
+		return exitOK
+	}
+	cmd, ok := commands[rest[0]]
+	if !ok {
+		names := make([]string, 0, len(commands))
+		for n := range commands {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		fmt.Fprintf(e.stderr, "sandboxctl: unknown command %q (commands: %s)\n", rest[0], strings.Join(names, ", "))
+		return exitUsage
+	}
+	return cmd.run(e, *project, rest[1:])
+}
+
+// parseFlags parses a command's flags wherever they stand among its arguments and returns the
+// positional arguments. It prints the command's help for -h/--help (errHelp).
+func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return positional, nil
+		}
+		positional = append(positional, args[0])
+		args = args[1:]
+	}
+}
+
+// flagSet makes a command's flag set whose help and errors go to stderr in the same shape.
+func flagSet(e env, name, synopsis, description string) *flag.FlagSet {
+	fs := flag.NewFlagSet("sandboxctl "+name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: sandboxctl [--project DIR] %s\n\n%s\n", synopsis, description)
+		var hasFlags bool
+		fs.VisitAll(func(*flag.Flag) { hasFlags = true })
+		if hasFlags {
+			fmt.Fprintln(fs.Output(), "\nFlags:")
+			fs.PrintDefaults()
+		}
+	}
+	return fs
+}
+
+// flagExit maps a flag-parsing error to an exit code: help is success, anything else usage.
+func flagExit(fs *flag.FlagSet, e env, err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		// Help was asked for: print it to stdout, where a reader expects it.
+		fs.SetOutput(e.stdout)
+		fs.Usage()
+		return exitOK
+	}
+	return exitUsage
+}

@@ -1,0 +1,243 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// projectRoot is the repository root, which holds Pulumi.yaml and the example stacks.
+func projectRoot(t *testing.T) string {
+	t.Helper()
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// sandboxctl runs the command in-process from dir and returns its exit code and output.
+func sandboxctl(t *testing.T, dir string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := run(env{stdout: &out, stderr: &errOut, cwd: dir}, args)
+	return code, out.String(), errOut.String()
+}
+
+// tempProject makes a project with the given stack files (stack name → contents).
+func tempProject(t *testing.T, stacks map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	data, err := os.ReadFile(filepath.Join(projectRoot(t), "Pulumi.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "Pulumi.yaml"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "stacks"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range stacks {
+		if err := os.WriteFile(filepath.Join(dir, "stacks", "Pulumi."+name+".yaml"), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func TestValidateExampleStacks(t *testing.T) {
+	// From a subfolder: the project is found by walking up to Pulumi.yaml.
+	code, out, errOut := sandboxctl(t, filepath.Join(projectRoot(t), "config", "testdata"), "validate")
+	if code != exitOK {
+		t.Fatalf("exit %d, stdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	for _, s := range []string{"chemistry", "physics", "dev"} {
+		if !strings.Contains(out, "ok    stacks/Pulumi."+s+".yaml") {
+			t.Errorf("no ok line for %s in:\n%s", s, out)
+		}
+	}
+}
+
+// Each invalid file of the config table, deployed as a stack of its own, is rejected with its
+// message and exit 1.
+func TestValidateRejectsEachInvalidFile(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join(projectRoot(t), "config", "testdata", "invalid", "*.yaml"))
+	if err != nil || len(files) < 25 {
+		t.Fatalf("want the invalid stack files of config/testdata (got %d, %v)", len(files), err)
+	}
+	for _, file := range files {
+		name := strings.TrimSuffix(filepath.Base(file), ".yaml")
+		t.Run(name, func(t *testing.T) {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			first, _, _ := strings.Cut(string(data), "\n")
+			want := "stacks/Pulumi." + name + ".yaml: " + strings.TrimPrefix(first, "# want: ")
+			dir := tempProject(t, map[string]string{name: string(data)})
+			code, out, _ := sandboxctl(t, dir, "validate", name)
+			if code != exitInvalid {
+				t.Errorf("exit %d, want %d", code, exitInvalid)
+			}
+			if !strings.Contains(out, want) {
+				t.Errorf("want %q in:\n%s", want, out)
+			}
+		})
+	}
+}
+
+const validStack = `config:
+  aws:region: ca-central-1
+  llm-sandbox:department: %s
+  llm-sandbox:network:
+    cidr: %s
+  llm-sandbox:pools:
+    gpu:
+      models: [llama3.1:8b]
+`
+
+func stackFile(department, cidr string) string {
+	return fmt.Sprintf(validStack, department, cidr)
+}
+
+func TestValidateAcrossDepartments(t *testing.T) {
+	dir := tempProject(t, map[string]string{
+		"a": stackFile("chem", "10.20.0.0/16"),
+		"b": stackFile("chem", "10.20.128.0/20"),
+		"c": stackFile("phys", "10.30.0.0/16"),
+	})
+	code, out, _ := sandboxctl(t, dir, "validate", "--format", "json")
+	if code != exitInvalid {
+		t.Fatalf("exit %d, want %d:\n%s", code, exitInvalid, out)
+	}
+	var result struct {
+		Valid  bool
+		Stacks []struct {
+			Stack    string
+			Valid    bool
+			Problems []struct{ File, Path, Message string }
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &result); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out)
+	}
+	if result.Valid || len(result.Stacks) != 3 {
+		t.Fatalf("want 3 stacks, overall invalid: %+v", result)
+	}
+	b := result.Stacks[1]
+	if b.Stack != "b" || b.Valid || len(b.Problems) != 2 ||
+		b.Problems[0].Path != "department" || b.Problems[1].Path != "network.cidr" ||
+		!strings.Contains(b.Problems[1].Message, "overlaps 10.20.0.0/16 of stacks/Pulumi.a.yaml") {
+		t.Errorf("stack b: %+v", b)
+	}
+	if !result.Stacks[0].Valid || !result.Stacks[2].Valid {
+		t.Errorf("stacks a and c should be valid: %+v", result.Stacks)
+	}
+	// Naming only the valid stack still checks it against the others, and it passes.
+	if code, out, _ := sandboxctl(t, dir, "validate", "c"); code != exitOK {
+		t.Errorf("validate c: exit %d\n%s", code, out)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	root := projectRoot(t)
+	cases := []struct {
+		name string
+		dir  string
+		args []string
+		want string
+	}{
+		{"no command", root, nil, "Usage:"},
+		{"unknown command", root, []string{"deploy"}, `unknown command "deploy"`},
+		{"unknown flag", root, []string{"validate", "--colour"}, "flag provided but not defined: -colour"},
+		{"unknown stack", root, []string{"validate", "nosuch"}, `unknown stack "nosuch": no stacks/Pulumi.nosuch.yaml`},
+		{"bad format", root, []string{"plan", "dev", "--format", "yaml"}, "--format must be text or json"},
+		{"plan needs one stack", root, []string{"plan"}, "want exactly one STACK (got 0)"},
+		{"no project", t.TempDir(), []string{"validate"}, "no Pulumi.yaml in the working directory or any parent"},
+		{"bad --project", root, []string{"--project", t.TempDir(), "validate"}, "no Pulumi.yaml there"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, out, errOut := sandboxctl(t, c.dir, c.args...)
+			if code != exitUsage {
+				t.Errorf("exit %d, want %d", code, exitUsage)
+			}
+			if !strings.Contains(out+errOut, c.want) {
+				t.Errorf("want %q in:\n%s%s", c.want, out, errOut)
+			}
+		})
+	}
+}
+
+func TestHelp(t *testing.T) {
+	root := projectRoot(t)
+	for _, args := range [][]string{{"--help"}, {"help", "plan"}, {"plan", "--help"}, {"validate", "-h"}} {
+		code, out, _ := sandboxctl(t, root, args...)
+		if code != exitOK || !strings.Contains(out, "Usage:") {
+			t.Errorf("%v: exit %d, output:\n%s", args, code, out)
+		}
+	}
+}
+
+func TestProjectFlag(t *testing.T) {
+	code, out, errOut := sandboxctl(t, t.TempDir(), "--project", projectRoot(t), "validate", "dev")
+	if code != exitOK || !strings.Contains(out, "ok    stacks/Pulumi.dev.yaml") {
+		t.Errorf("exit %d:\n%s%s", code, out, errOut)
+	}
+}
+
+func TestPlanJSON(t *testing.T) {
+	code, out, errOut := sandboxctl(t, projectRoot(t), "plan", "chemistry", "--format", "json")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var plan struct {
+		Stack     string
+		Resources []struct {
+			Type, Name, Parent string
+			Inputs             map[string]any
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &plan); err != nil {
+		t.Fatalf("not JSON: %v", err)
+	}
+	if plan.Stack != "chemistry" {
+		t.Errorf("stack %q", plan.Stack)
+	}
+	count := map[string]int{}
+	for _, r := range plan.Resources {
+		count[r.Type]++
+		if r.Type == "aws:secretsmanager/secretVersion:SecretVersion" && r.Inputs["secretString"] != "[secret]" {
+			t.Errorf("secret value not masked: %v", r.Inputs["secretString"])
+		}
+		if r.Type == "aws:ec2/vpc:Vpc" && r.Inputs["cidrBlock"] != "10.20.0.0/16" {
+			t.Errorf("VPC cidrBlock %v", r.Inputs["cidrBlock"])
+		}
+	}
+	for typ, n := range map[string]int{
+		"aws:ec2/vpc:Vpc": 1, "aws:ec2/subnet:Subnet": 4, "aws:ec2/natGateway:NatGateway": 1,
+		"aws:ec2/vpcEndpoint:VpcEndpoint": 1, "aws:ec2/flowLog:FlowLog": 1, "aws:kms/key:Key": 1,
+		"aws:secretsmanager/secret:Secret": 1,
+	} {
+		if count[typ] != n {
+			t.Errorf("%s: %d, want %d", typ, count[typ], n)
+		}
+	}
+}
+
+func TestPlanTextAndInvalidStack(t *testing.T) {
+	code, out, _ := sandboxctl(t, projectRoot(t), "plan", "dev")
+	if code != exitOK || !strings.Contains(out, "Plan for stack dev") || !strings.Contains(out, "Resources by type:") {
+		t.Errorf("exit %d:\n%s", code, out)
+	}
+	dir := tempProject(t, map[string]string{"bad": strings.Replace(stackFile("bad", "10.20.0.0/16"), "llama3.1:8b", "nope:1b", 1)})
+	code, out, errOut := sandboxctl(t, dir, "plan", "bad")
+	if code != exitInvalid || out != "" || !strings.Contains(errOut, `stacks/Pulumi.bad.yaml: pools.gpu.models[0]: unknown model "nope:1b"`) {
+		t.Errorf("exit %d, stdout %q, stderr:\n%s", code, out, errOut)
+	}
+}

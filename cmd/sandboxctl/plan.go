@@ -1,0 +1,59 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/llm-sandbox/llm-sandbox/config"
+	"github.com/llm-sandbox/llm-sandbox/program"
+)
+
+func runPlan(e env, projectFlag string, args []string) int {
+	fs := flagSet(e, "plan", "plan STACK [--format text|json]",
+		"Renders what STACK would create by running the program under Pulumi's mocks, with canned\n"+
+			"answers for the AWS look-ups (AZ names, AMI ids, account id): no cloud calls and no\n"+
+			"credentials. text prints the resource tree and a count per type; json prints\n"+
+			`{"stack", "resources": [{"type", "name", "parent", "inputs"}]} with secrets as "[secret]".`+"\n"+
+			"Exit 0 rendered, 1 invalid stack file, 2 usage error.")
+	format := fs.String("format", "text", "output `format`: text or json")
+	stacks, err := parseFlags(fs, args)
+	if err != nil {
+		return flagExit(fs, e, err)
+	}
+	if len(stacks) != 1 {
+		fmt.Fprintf(e.stderr, "sandboxctl plan: want exactly one STACK (got %d)\n", len(stacks))
+		return exitUsage
+	}
+	if *format != "text" && *format != "json" {
+		fmt.Fprintf(e.stderr, "sandboxctl plan: --format must be text or json (got %q)\n", *format)
+		return exitUsage
+	}
+	project, all, code := projectStacks(e, projectFlag, "plan")
+	if code != exitOK {
+		return code
+	}
+	if code := checkKnown(e, "plan", stacks, all); code != exitOK {
+		return code
+	}
+	spec, err := config.Load(project, stacks[0])
+	if err != nil {
+		for _, p := range asProblems(stacks[0], err) {
+			fmt.Fprintln(e.stderr, p)
+		}
+		return exitInvalid
+	}
+	plan, err := program.PlanStack(spec)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "sandboxctl plan: %v\n", err)
+		return exitInvalid
+	}
+	if *format == "json" {
+		err = plan.WriteJSON(e.stdout)
+	} else {
+		err = plan.WriteText(e.stdout)
+	}
+	if err != nil {
+		fmt.Fprintf(e.stderr, "sandboxctl plan: %v\n", err)
+		return exitInvalid
+	}
+	return exitOK
+}

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/llm-sandbox/llm-sandbox/config"
+)
+
+// stackResult is one stack's validation, as --format json prints it.
+type stackResult struct {
+	Stack    string          `json:"stack"`
+	File     string          `json:"file"`
+	Valid    bool            `json:"valid"`
+	Problems []problemRecord `json:"problems"`
+}
+
+type problemRecord struct {
+	File    string `json:"file"`
+	Path    string `json:"path"`
+	Message string `json:"message"`
+}
+
+func runValidate(e env, projectFlag string, args []string) int {
+	fs := flagSet(e, "validate", "validate [STACK...] [--format text|json]",
+		"Checks stack files: every key, default and rule of the department Spec, then the rules\n"+
+			"across departments (a department deployed twice, overlapping VPC ranges). With no STACK,\n"+
+			"every stacks/Pulumi.<stack>.yaml is checked. Exit 0 valid, 1 invalid, 2 usage error.")
+	format := fs.String("format", "text", "output `format`: text or json")
+	stacks, err := parseFlags(fs, args)
+	if err != nil {
+		return flagExit(fs, e, err)
+	}
+	if *format != "text" && *format != "json" {
+		fmt.Fprintf(e.stderr, "sandboxctl validate: --format must be text or json (got %q)\n", *format)
+		return exitUsage
+	}
+	project, all, code := projectStacks(e, projectFlag, "validate")
+	if code != exitOK {
+		return code
+	}
+	if len(stacks) == 0 {
+		stacks = all
+	}
+	if code := checkKnown(e, "validate", stacks, all); code != exitOK {
+		return code
+	}
+
+	// Every stack file is loaded, named or not, so the cross-department checks see them all.
+	problems := map[string]config.Problems{}
+	var specs []*config.Spec
+	for _, s := range all {
+		spec, err := config.Load(project, s)
+		if err != nil {
+			problems[config.StackFile(s)] = asProblems(s, err)
+			continue
+		}
+		specs = append(specs, spec)
+	}
+	for _, p := range config.CheckSet(specs) {
+		problems[p.Source] = append(problems[p.Source], p)
+	}
+
+	results := make([]stackResult, 0, len(stacks))
+	valid := true
+	for _, s := range stacks {
+		file := config.StackFile(s)
+		r := stackResult{Stack: s, File: file, Valid: len(problems[file]) == 0, Problems: []problemRecord{}}
+		for _, p := range problems[file] {
+			r.Problems = append(r.Problems, problemRecord{File: p.Source, Path: p.Path, Message: p.Message})
+		}
+		valid = valid && r.Valid
+		results = append(results, r)
+	}
+
+	if *format == "json" {
+		out, _ := json.MarshalIndent(struct {
+			Valid  bool          `json:"valid"`
+			Stacks []stackResult `json:"stacks"`
+		}{valid, results}, "", "  ")
+		fmt.Fprintln(e.stdout, string(out))
+	} else {
+		writeValidateText(e, results)
+	}
+	if !valid {
+		return exitInvalid
+	}
+	return exitOK
+}
+
+func writeValidateText(e env, results []stackResult) {
+	var b strings.Builder
+	invalid, count := 0, 0
+	for _, r := range results {
+		if r.Valid {
+			fmt.Fprintf(&b, "ok    %s\n", r.File)
+			continue
+		}
+		invalid++
+		for _, p := range r.Problems {
+			count++
+			fmt.Fprintf(&b, "%s: %s: %s\n", p.File, p.Path, p.Message)
+		}
+	}
+	if invalid == 0 {
+		fmt.Fprintf(&b, "%d stack file(s) valid\n", len(results))
+	} else {
+		fmt.Fprintf(&b, "%d of %d stack file(s) invalid, %d problem(s)\n", invalid, len(results), count)
+	}
+	fmt.Fprint(e.stdout, b.String())
+}
+
+// asProblems turns a load error into problems for stack s (a non-Problems error becomes one).
+func asProblems(s string, err error) config.Problems {
+	var ps config.Problems
+	if errors.As(err, &ps) {
+		return ps
+	}
+	return config.Problems{{Source: config.StackFile(s), Path: "(file)", Message: err.Error()}}
+}
+
+// projectStacks finds the project and its stacks, printing why not on failure.
+func projectStacks(e env, projectFlag, cmd string) (string, []string, int) {
+	project, err := findProject(e.cwd, projectFlag)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "sandboxctl %s: %v\n", cmd, err)
+		return "", nil, exitUsage
+	}
+	all, err := config.Stacks(project)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "sandboxctl %s: %v\n", cmd, err)
+		return "", nil, exitUsage
+	}
+	if len(all) == 0 {
+		fmt.Fprintf(e.stderr, "sandboxctl %s: no stack files in %s/stacks (want Pulumi.<stack>.yaml)\n", cmd, project)
+		return "", nil, exitUsage
+	}
+	return project, all, exitOK
+}
+
+// checkKnown reports stacks that have no stack file.
+func checkKnown(e env, cmd string, stacks, all []string) int {
+	for _, s := range stacks {
+		if !contains(all, s) {
+			fmt.Fprintf(e.stderr, "sandboxctl %s: unknown stack %q: no %s (stacks: %s)\n",
+				cmd, s, config.StackFile(s), strings.Join(all, ", "))
+			return exitUsage
+		}
+	}
+	return exitOK
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,127 @@
+package sandbox
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/llm-sandbox/llm-sandbox/config"
+	"github.com/llm-sandbox/llm-sandbox/internal/mockaws"
+)
+
+func testSpec(nat config.NATStrategy) *config.Spec {
+	return &config.Spec{
+		Stack: "chem-test", Source: "stacks/Pulumi.chem-test.yaml", Region: "ca-central-1", Department: "chem",
+		Network: config.Network{CIDR: netip.MustParsePrefix("10.20.0.0/16"), AZCount: 3, NAT: nat},
+		Access:  config.Access{Mode: config.AccessInternal},
+		Pools: map[string]config.Pool{"gpu": {
+			Name: "gpu", InstanceType: "g5.xlarge", MinSize: 1, MaxSize: 2, Models: []string{"llama3.1:8b"},
+			Parallel: 4, ContextLength: 8192,
+		}},
+		Gateway: config.Gateway{InstanceType: "t3.large", MinSize: 2, MaxSize: 4},
+		Tags:    map[string]string{"CostCenter": "CHEM-1"},
+	}
+}
+
+func build(t *testing.T, spec *config.Spec) (*mockaws.Monitor, error) {
+	t.Helper()
+	m := mockaws.New("ca-central-1")
+	err := m.Run("llm-sandbox", "test", nil, func(ctx *pulumi.Context) error {
+		_, err := NewSandbox(ctx, "chem", &SandboxArgs{Spec: spec})
+		return err
+	})
+	return m, err
+}
+
+func TestSandboxComposesKeysAndNetworkFromTheSpec(t *testing.T) {
+	m, err := build(t, testSpec(config.NATPerAZ))
+	if err != nil {
+		t.Fatal(err)
+	}
+	net, ok := m.ByName("llmsandbox:network:Network", "chem-network")
+	if !ok {
+		t.Fatal("no network component chem-network")
+	}
+	keys, ok := m.ByName("llmsandbox:keys:KeyStore", "chem-keys")
+	if !ok {
+		t.Fatal("no key store chem-keys")
+	}
+	for _, c := range []mockaws.Resource{net, keys} {
+		if m.NameOf(c.Parent) != "chem" {
+			t.Errorf("%s is parented to %q, want the sandbox", c.Name, m.NameOf(c.Parent))
+		}
+	}
+	// The Spec's network settings reach the network: 3 AZs, a NAT gateway per AZ.
+	if n := len(m.ByType("aws:ec2/subnet:Subnet")); n != 6 {
+		t.Errorf("%d subnets, want 6", n)
+	}
+	if n := len(m.ByType("aws:ec2/natGateway:NatGateway")); n != 3 {
+		t.Errorf("%d NAT gateways, want 3", n)
+	}
+	vpcs := m.ByType("aws:ec2/vpc:Vpc")
+	if len(vpcs) != 1 || mockaws.Plain(vpcs[0].Inputs)["cidrBlock"] != "10.20.0.0/16" {
+		t.Errorf("VPC: %+v", vpcs)
+	}
+	// Flow logs are encrypted with the department key.
+	groups := m.ByType("aws:cloudwatch/logGroup:LogGroup")
+	if len(groups) != 1 || mockaws.Plain(groups[0].Inputs)["kmsKeyId"] != "arn:aws:kms:ca-central-1:123456789012:chem-keys-key-id" {
+		t.Errorf("flow-log group not encrypted with the department key: %+v", groups)
+	}
+	// The key store is the department's.
+	aliases := m.ByType("aws:kms/alias:Alias")
+	if len(aliases) != 1 || mockaws.Plain(aliases[0].Inputs)["name"] != "alias/llm-sandbox/chem" {
+		t.Errorf("alias: %+v", aliases)
+	}
+}
+
+// Every AWS resource is created through the sandbox's provider: the Spec's region and the
+// department's tags, whatever the engine's default provider says.
+func TestEveryResourceUsesTheDepartmentProvider(t *testing.T) {
+	m, err := build(t, testSpec(config.NATSingle))
+	if err != nil {
+		t.Fatal(err)
+	}
+	providers := m.ByType("pulumi:providers:aws")
+	if len(providers) != 1 || providers[0].Name != "chem-aws" {
+		t.Fatalf("want exactly the sandbox provider, got %+v", providers)
+	}
+	in := mockaws.Plain(providers[0].Inputs)
+	if in["region"] != "ca-central-1" {
+		t.Errorf("provider region %v", in["region"])
+	}
+	want := map[string]any{"CostCenter": "CHEM-1", "Department": "chem", "ManagedBy": "llm-sandbox", "Stack": "chem-test"}
+	tags := in["defaultTags"].(map[string]any)["tags"].(map[string]any)
+	for k, v := range want {
+		if tags[k] != v {
+			t.Errorf("default tag %s = %v, want %v", k, tags[k], v)
+		}
+	}
+	if len(tags) != len(want) {
+		t.Errorf("default tags %v, want %v", tags, want)
+	}
+	for _, r := range m.Resources() {
+		if r.Custom && strings.HasPrefix(r.Type, "aws:") && !strings.Contains(r.Provider, "::chem-aws::") {
+			t.Errorf("%s %s uses provider %q, not the sandbox's", r.Type, r.Name, r.Provider)
+		}
+	}
+}
+
+func TestTagsCannotBeOverriddenByTheStack(t *testing.T) {
+	spec := testSpec(config.NATSingle)
+	spec.Tags = map[string]string{"Department": "other"} // config rejects this; the component still wins
+	if got := Tags(spec)["Department"]; got != "chem" {
+		t.Errorf("Department tag %q, want chem", got)
+	}
+}
+
+func TestSandboxRequiresASpec(t *testing.T) {
+	m, err := build(t, nil)
+	if err == nil || !strings.Contains(err.Error(), "Spec is required") {
+		t.Errorf("got %v", err)
+	}
+	if n := len(m.Resources()); n != 0 {
+		t.Errorf("%d resources registered without a Spec", n)
+	}
+}

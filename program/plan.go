@@ -1,0 +1,116 @@
+package program
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/llm-sandbox/llm-sandbox/config"
+	"github.com/llm-sandbox/llm-sandbox/internal/mockaws"
+)
+
+// Plan is what a stack would create, rendered offline.
+type Plan struct {
+	// Stack is the stack name.
+	Stack string `json:"stack"`
+	// Department and Region are the Spec's.
+	Department string `json:"department"`
+	Region     string `json:"region"`
+	// Resources are every resource the program registers, parents before children.
+	Resources []PlannedResource `json:"resources"`
+}
+
+// PlannedResource is one resource of a Plan.
+type PlannedResource struct {
+	// Type is the Pulumi type token, e.g. "aws:ec2/vpc:Vpc".
+	Type string `json:"type"`
+	// Name is the logical name.
+	Name string `json:"name"`
+	// Parent is the parent's logical name ("" for a child of the stack).
+	Parent string `json:"parent"`
+	// Inputs are the inputs as registered, with Pulumi property names; secrets read "[secret]".
+	Inputs map[string]any `json:"inputs"`
+}
+
+// PlanStack runs the program body for a validated Spec under mocks: canned look-ups (AZ names,
+// AMI ids, account id), no cloud calls, no credentials.
+func PlanStack(spec *config.Spec) (*Plan, error) {
+	m := mockaws.New(spec.Region)
+	err := m.Run(Project, spec.Stack, nil, func(ctx *pulumi.Context) error { return Run(ctx, spec) })
+	if err != nil {
+		return nil, fmt.Errorf("plan stack %s: %w", spec.Stack, err)
+	}
+	plan := &Plan{Stack: spec.Stack, Department: spec.Department, Region: spec.Region}
+	for _, r := range m.Resources() {
+		plan.Resources = append(plan.Resources, PlannedResource{
+			Type: r.Type, Name: r.Name, Parent: m.NameOf(r.Parent), Inputs: mockaws.Plain(r.Inputs),
+		})
+	}
+	sortTree(plan.Resources)
+	return plan, nil
+}
+
+// sortTree orders resources depth-first, siblings by name, so a plan reads the same every run
+// whatever order the SDK registered them in.
+func sortTree(rs []PlannedResource) {
+	parent := map[string]string{}
+	for _, r := range rs {
+		parent[r.Name] = r.Parent
+	}
+	path := func(name string) string {
+		var parts []string
+		for n, seen := name, 0; n != "" && seen <= len(rs); n, seen = parent[n], seen+1 {
+			parts = append([]string{n}, parts...)
+		}
+		return strings.Join(parts, "\x00")
+	}
+	sort.SliceStable(rs, func(i, j int) bool {
+		pi, pj := path(rs[i].Name), path(rs[j].Name)
+		if pi != pj {
+			return pi < pj
+		}
+		return rs[i].Type < rs[j].Type // leaves may share a name across types
+	})
+}
+
+// WriteJSON writes the plan as indented JSON.
+func (p *Plan) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(p)
+}
+
+// WriteText writes the resource tree by parent, then a count per type.
+func (p *Plan) WriteText(w io.Writer) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Plan for stack %s (department %s, %s): %d resources, rendered offline\n\n",
+		p.Stack, p.Department, p.Region, len(p.Resources))
+	depth := map[string]int{}
+	for _, r := range p.Resources {
+		d := 0
+		if r.Parent != "" {
+			d = depth[r.Parent] + 1
+		}
+		depth[r.Name] = d
+		fmt.Fprintf(&b, "%s%s  %s\n", strings.Repeat("  ", d), r.Name, r.Type)
+	}
+	counts := map[string]int{}
+	for _, r := range p.Resources {
+		counts[r.Type]++
+	}
+	types := make([]string, 0, len(counts))
+	for t := range counts {
+		types = append(types, t)
+	}
+	sort.Strings(types)
+	b.WriteString("\nResources by type:\n")
+	for _, t := range types {
+		fmt.Fprintf(&b, "  %4d  %s\n", counts[t], t)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}

@@ -1,0 +1,70 @@
+// Package program is the one program body of llm-sandbox: stack config → Spec → sandbox →
+// stack outputs. `main.go` hands Main to pulumi.Run, `sandboxctl plan` runs it under mocks, and
+// the Automation API runs it as an inline program; all three build exactly the same resources.
+package program
+
+import (
+	"encoding/json"
+	"os"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/llm-sandbox/llm-sandbox/components/sandbox"
+	"github.com/llm-sandbox/llm-sandbox/config"
+)
+
+// Project is the Pulumi project name (Pulumi.yaml).
+const Project = "llm-sandbox"
+
+// Main loads the stack's Spec from the Pulumi config and runs the program body. Invalid config
+// fails the update with the same messages `sandboxctl validate` prints.
+func Main(ctx *pulumi.Context) error {
+	spec, err := config.Parse(ctx.Stack(), config.StackFile(ctx.Stack()), configValues(ctx))
+	if err != nil {
+		return err
+	}
+	return Run(ctx, spec)
+}
+
+// Run is the program body: it builds the department's sandbox from spec and exports the stack
+// outputs.
+func Run(ctx *pulumi.Context, spec *config.Spec) error {
+	sb, err := sandbox.NewSandbox(ctx, spec.Department, &sandbox.SandboxArgs{Spec: spec})
+	if err != nil {
+		return err
+	}
+	ctx.Export("department", pulumi.String(spec.Department))
+	ctx.Export("region", pulumi.String(spec.Region))
+	ctx.Export("vpcId", sb.VpcID)
+	ctx.Export("keyArn", sb.KeyArn)
+	ctx.Export("masterKeySecretArn", sb.MasterKeySecretArn)
+	return nil
+}
+
+// configValues collects the stack's config as the engine passed it. The SDK can read a key but
+// not list them, so when the engine's full config is in the environment (PULUMI_CONFIG, set for
+// `pulumi up`) it is used whole, which lets Parse report unknown keys; otherwise (inline and
+// mock runs) the known keys are read one by one.
+func configValues(ctx *pulumi.Context) config.Values {
+	if raw := os.Getenv(pulumi.EnvConfig); raw != "" {
+		var all map[string]string
+		if json.Unmarshal([]byte(raw), &all) == nil {
+			values := config.Values{}
+			for k, v := range all {
+				values[k] = v
+			}
+			return values
+		}
+	}
+	values := config.Values{}
+	keys := []string{"aws:region"}
+	for _, k := range config.TopLevelKeys() {
+		keys = append(keys, config.Namespace+":"+k)
+	}
+	for _, k := range keys {
+		if v, ok := ctx.GetConfig(k); ok {
+			values[k] = v
+		}
+	}
+	return values
+}

@@ -1,0 +1,232 @@
+package program
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/common/workspace"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/llm-sandbox/llm-sandbox/config"
+	"github.com/llm-sandbox/llm-sandbox/internal/mockaws"
+)
+
+// Every example stack plans, and what it plans follows from its Spec.
+func TestPlanEveryStack(t *testing.T) {
+	stacks, err := config.Stacks("..")
+	if err != nil || len(stacks) == 0 {
+		t.Fatalf("no stacks: %v", err)
+	}
+	for _, stack := range stacks {
+		t.Run(stack, func(t *testing.T) {
+			spec, err := config.Load("..", stack)
+			if err != nil {
+				t.Fatal(err)
+			}
+			plan, err := PlanStack(spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			count := map[string]int{}
+			names := map[string]bool{}
+			for _, r := range plan.Resources {
+				count[r.Type]++
+				names[r.Name] = true
+			}
+			for _, r := range plan.Resources {
+				if r.Parent == "" && r.Type != "llmsandbox:index:Sandbox" {
+					t.Errorf("%s %s is not inside the sandbox component", r.Type, r.Name)
+				}
+				if r.Parent != "" && !names[r.Parent] {
+					t.Errorf("%s has an unknown parent %q", r.Name, r.Parent)
+				}
+			}
+			azs := spec.Network.AZCount
+			wantNAT := map[config.NATStrategy]int{config.NATSingle: 1, config.NATPerAZ: azs, config.NATNone: 0}[spec.Network.NAT]
+			for typ, want := range map[string]int{
+				"llmsandbox:index:Sandbox":         1,
+				"llmsandbox:network:Network":       1,
+				"llmsandbox:keys:KeyStore":         1,
+				"aws:ec2/vpc:Vpc":                  1,
+				"aws:ec2/subnet:Subnet":            2 * azs,
+				"aws:ec2/natGateway:NatGateway":    wantNAT,
+				"aws:ec2/flowLog:FlowLog":          1,
+				"aws:kms/key:Key":                  1,
+				"aws:secretsmanager/secret:Secret": 1,
+			} {
+				if count[typ] != want {
+					t.Errorf("%s: %d, want %d", typ, count[typ], want)
+				}
+			}
+			provider := find(t, plan, "pulumi:providers:aws")
+			if provider.Inputs["region"] != spec.Region {
+				t.Errorf("provider region %v, want %s", provider.Inputs["region"], spec.Region)
+			}
+			tags := provider.Inputs["defaultTags"].(map[string]any)["tags"].(map[string]any)
+			if tags["Department"] != spec.Department || tags["ManagedBy"] != "llm-sandbox" || tags["Stack"] != stack {
+				t.Errorf("provider default tags %v", tags)
+			}
+			for k, v := range spec.Tags {
+				if tags[k] != v {
+					t.Errorf("stack tag %s=%s missing from default tags %v", k, v, tags)
+				}
+			}
+			var buf bytes.Buffer
+			if err := plan.WriteJSON(&buf); err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(buf.String(), `"sk-`) {
+				t.Error("the plan shows a master key value")
+			}
+		})
+	}
+}
+
+func find(t *testing.T, plan *Plan, typ string) PlannedResource {
+	t.Helper()
+	for _, r := range plan.Resources {
+		if r.Type == typ {
+			return r
+		}
+	}
+	t.Fatalf("no %s in the plan", typ)
+	return PlannedResource{}
+}
+
+// A plan reads the same every run, whatever order the SDK registered resources in.
+func TestPlanIsDeterministic(t *testing.T) {
+	spec, err := config.Load("..", "linguistics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first string
+	for i := 0; i < 3; i++ {
+		plan, err := PlanStack(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var text, js bytes.Buffer
+		if err := plan.WriteText(&text); err != nil {
+			t.Fatal(err)
+		}
+		// The master key is generated per run, but it is masked, so JSON must match too.
+		if err := plan.WriteJSON(&js); err != nil {
+			t.Fatal(err)
+		}
+		got := text.String() + js.String()
+		if i == 0 {
+			first = got
+		} else if got != first {
+			t.Fatal("two plans of the same stack differ")
+		}
+	}
+}
+
+// Main reads the Spec from the engine's config, as `pulumi up` passes it, and exports outputs.
+func TestMainReadsEngineConfig(t *testing.T) {
+	values := config.Values{
+		"aws:region":             "ca-central-1",
+		"llm-sandbox:department": "history",
+		"llm-sandbox:network":    `{"cidr":"10.60.0.0/16","nat":"perAz"}`,
+		"llm-sandbox:pools":      `{"gpu":{"models":["llama3.1:8b"]}}`,
+	}
+	m := mockaws.New("ca-central-1")
+	if err := m.Run(Project, "history", values, Main); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := m.ByName("llmsandbox:index:Sandbox", "history"); !ok {
+		t.Error("no sandbox named after the department")
+	}
+	if n := len(m.ByType("aws:ec2/natGateway:NatGateway")); n != 2 {
+		t.Errorf("perAz over 2 AZs: %d NAT gateways, want 2", n)
+	}
+}
+
+func TestMainRejectsInvalidConfig(t *testing.T) {
+	values := config.Values{"aws:region": "ca-central-1", "llm-sandbox:department": "History"}
+	m := mockaws.New("ca-central-1")
+	err := m.Run(Project, "history", values, Main)
+	if err == nil || !strings.Contains(err.Error(), "stacks/Pulumi.history.yaml: department: must be a lowercase DNS label") {
+		t.Errorf("got %v", err)
+	}
+	if len(m.ByType("llmsandbox:index:Sandbox")) != 0 {
+		t.Error("an invalid stack registered resources")
+	}
+}
+
+// Under `pulumi up` the engine's whole config is in PULUMI_CONFIG, so typos are caught there too.
+func TestMainCatchesUnknownKeysFromTheEngine(t *testing.T) {
+	all := map[string]string{
+		"aws:region":             "ca-central-1",
+		"llm-sandbox:department": "history",
+		"llm-sandbox:network":    `{"cidr":"10.60.0.0/16"}`,
+		"llm-sandbox:pools":      `{"gpu":{"models":["llama3.1:8b"]}}`,
+		"llm-sandbox:gatewy":     `{"minSize":2}`,
+	}
+	raw, _ := json.Marshal(all)
+	t.Setenv(pulumi.EnvConfig, string(raw))
+	err := mockaws.New("ca-central-1").Run(Project, "history", nil, Main)
+	if err == nil || !strings.Contains(err.Error(), `gatewy: unknown key "gatewy" (did you mean "gateway"?)`) {
+		t.Errorf("got %v", err)
+	}
+}
+
+// Pulumi.yaml is a valid project file whose typed config schema declares every key of the
+// stack-file contract, with a description, and whose defaults are the Spec's defaults.
+func TestProjectFileDeclaresTheConfigSchema(t *testing.T) {
+	proj, err := workspace.LoadProject("../Pulumi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if proj.Name != Project || proj.Runtime.Name() != "go" || proj.StackConfigDir != "stacks" {
+		t.Errorf("project %s runtime %s stackConfigDir %q", proj.Name, proj.Runtime.Name(), proj.StackConfigDir)
+	}
+	for _, key := range config.TopLevelKeys() {
+		typ, ok := proj.Config[key]
+		if !ok {
+			t.Errorf("Pulumi.yaml does not declare %s", key)
+			continue
+		}
+		if typ.Type == nil || typ.Description == "" {
+			t.Errorf("%s has no type or description", key)
+		}
+	}
+	if len(proj.Config) != len(config.TopLevelKeys()) {
+		t.Errorf("Pulumi.yaml declares %d keys, the Spec has %d", len(proj.Config), len(config.TopLevelKeys()))
+	}
+	// The declared defaults must parse to the Spec's own defaults.
+	values := config.Values{
+		"aws:region":             "ca-central-1",
+		"llm-sandbox:department": "history",
+		"llm-sandbox:network":    `{"cidr":"10.60.0.0/16"}`,
+		"llm-sandbox:pools":      `{"gpu":{"models":["llama3.1:8b"]}}`,
+	}
+	bare, err := config.Parse("history", "x", values)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key, typ := range proj.Config {
+		if typ.Default == nil {
+			continue
+		}
+		raw, _ := json.Marshal(typ.Default)
+		values[config.Namespace+":"+key] = string(raw)
+	}
+	withDefaults, err := config.Parse("history", "x", values)
+	if err != nil {
+		t.Fatalf("Pulumi.yaml defaults do not parse: %v", err)
+	}
+	if !reflect.DeepEqual(bare, withDefaults) {
+		t.Errorf("Pulumi.yaml defaults differ from the Spec's:\n%+v\n%+v", bare, withDefaults)
+	}
+}
+
+func TestMain(m *testing.M) {
+	// The engine's config must not leak in from the environment the tests run in.
+	os.Unsetenv(pulumi.EnvConfig)
+	os.Exit(m.Run())
+}
