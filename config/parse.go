@@ -121,6 +121,9 @@ func Stacks(projectDir string) ([]string, error) {
 // The project's top-level keys, in the order messages and docs use.
 var topLevelKeys = []string{"department", "network", "access", "pools", "gateway", "tags"}
 
+// TopLevelKeys returns the project's top-level config keys, without the namespace.
+func TopLevelKeys() []string { return append([]string(nil), topLevelKeys...) }
+
 // Parse builds a Spec from a stack's config values: it parses every key, applies the defaults and
 // validates the result. It returns Problems listing everything wrong, never only the first.
 // source names the stack file in messages.

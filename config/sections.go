@@ -27,6 +27,15 @@ var privateRanges = []netip.Prefix{
 	netip.MustParsePrefix("192.168.0.0/16"),
 }
 
+// The keys of each section, in the order the docs list them.
+var (
+	networkKeys  = []string{"cidr", "azCount", "nat"}
+	accessKeys   = []string{"mode", "certificateArn", "allowedCidrs", "allowAnywhere"}
+	poolKeys     = []string{"instanceType", "minSize", "maxSize", "models", "parallel", "contextLength", "spot", "warmPool", "schedule"}
+	scheduleKeys = []string{"timezone", "days", "start", "stop"}
+	gatewayKeys  = []string{"instanceType", "minSize", "maxSize"}
+)
+
 // Tag keys the project sets itself on every resource; a stack's tags may not set them.
 var reservedTagKeys = []string{"Department", "ManagedBy", "Stack"}
 
@@ -68,7 +77,7 @@ func (p *parser) network(n *yaml.Node) Network {
 		p.add(path, "required key is missing (needs at least cidr, e.g. cidr: 10.20.0.0/16)")
 		return net
 	}
-	f := p.fields(n, path, []string{"cidr", "azCount", "nat"})
+	f := p.fields(n, path, networkKeys)
 	if c, ok := f["cidr"]; !ok {
 		if n.Kind == yaml.MappingNode {
 			p.add(joinPath(path, "cidr"), "required key is missing (an IPv4 range /16 to /22, e.g. 10.20.0.0/16)")
@@ -113,7 +122,7 @@ func inPrivateRange(pfx netip.Prefix) bool {
 func (p *parser) access(n *yaml.Node, region string) Access {
 	const path = "access"
 	acc := Access{Mode: DefaultAccessMode}
-	f := p.fields(n, path, []string{"mode", "certificateArn", "allowedCidrs", "allowAnywhere"})
+	f := p.fields(n, path, accessKeys)
 	if v, ok := f["mode"]; ok {
 		if s, ok := p.str(v, joinPath(path, "mode")); ok {
 			switch AccessMode(s) {
@@ -174,8 +183,6 @@ func hasProblemUnder(ps Problems, path string) bool {
 	}
 	return false
 }
-
-var poolKeys = []string{"instanceType", "minSize", "maxSize", "models", "parallel", "contextLength", "spot", "warmPool", "schedule"}
 
 func (p *parser) pools(n *yaml.Node) map[string]Pool {
 	const path = "pools"
@@ -321,7 +328,7 @@ func (p *parser) fit(path string, pool Pool, inst Instance) {
 }
 
 func (p *parser) schedule(n *yaml.Node, path string) *Schedule {
-	f := p.fields(n, path, []string{"timezone", "days", "start", "stop"})
+	f := p.fields(n, path, scheduleKeys)
 	if n.Kind != yaml.MappingNode {
 		return nil
 	}
@@ -367,7 +374,7 @@ func (p *parser) schedule(n *yaml.Node, path string) *Schedule {
 func (p *parser) gateway(n *yaml.Node) Gateway {
 	const path = "gateway"
 	g := Gateway{InstanceType: DefaultGatewayInstanceType, MinSize: DefaultGatewayMinSize, MaxSize: DefaultGatewayMaxSize}
-	f := p.fields(n, path, []string{"instanceType", "minSize", "maxSize"})
+	f := p.fields(n, path, gatewayKeys)
 	at := func(k string) string { return joinPath(path, k) }
 	if v, ok := f["instanceType"]; ok {
 		if s, ok := p.str(v, at("instanceType")); ok {

@@ -1,0 +1,40 @@
+package config
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+// docs/config.md documents every key of the stack-file contract and every catalog entry.
+func TestConfigDocsNameEveryKey(t *testing.T) {
+	data, err := os.ReadFile("../docs/config.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(data)
+	paths := []string{"`aws:region`"}
+	for _, k := range topLevelKeys {
+		paths = append(paths, "`"+k+"`")
+	}
+	sections := map[string][]string{
+		"network": networkKeys, "access": accessKeys, "pools.<name>": poolKeys,
+		"pools.<name>.schedule": scheduleKeys, "gateway": gatewayKeys,
+	}
+	for prefix, keys := range sections {
+		for _, k := range keys {
+			paths = append(paths, "`"+prefix+"."+k+"`")
+		}
+	}
+	for _, tag := range ModelTags() {
+		paths = append(paths, "| `"+tag+"` |")
+	}
+	for _, typ := range InstanceTypes() {
+		paths = append(paths, "| `"+typ+"` |")
+	}
+	for _, p := range paths {
+		if !strings.Contains(doc, p) {
+			t.Errorf("docs/config.md does not document %s", p)
+		}
+	}
+}
