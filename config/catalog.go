@@ -220,3 +220,39 @@ func (i Instance) UsableModelMemoryBytes() int64 {
 
 // gib formats bytes as GiB with one decimal, for messages.
 func gib(b int64) string { return fmt.Sprintf("%.1f GiB", float64(b)/(1<<30)) }
+
+// maxSpotTypes bounds the instance types a spot pool may draw from: enough to ride out one
+// type's capacity shortage, few enough to keep performance predictable.
+const maxSpotTypes = 4
+
+// SpotInstanceTypes returns the instance types a spot pool may run on: its own type first,
+// then the cheapest catalog types of the same kind (GPU or CPU) on which every model of the
+// pool still fits at its parallel × contextLength.
+func (p Pool) SpotInstanceTypes() []string {
+	own, ok := LookupInstance(p.InstanceType)
+	if !ok {
+		return nil
+	}
+	var need int64
+	for _, tag := range p.Models {
+		if m, ok := LookupModel(tag); ok {
+			need += m.MemoryBytes(p.Parallel, p.ContextLength)
+		}
+	}
+	var others []Instance
+	for _, typ := range InstanceTypes() {
+		i, _ := LookupInstance(typ)
+		if typ != own.Type && i.HasGPU() == own.HasGPU() && i.UsableModelMemoryBytes() >= need {
+			others = append(others, i)
+		}
+	}
+	sort.SliceStable(others, func(a, b int) bool { return others[a].PricePerHour < others[b].PricePerHour })
+	types := []string{own.Type}
+	for _, i := range others {
+		if len(types) == maxSpotTypes {
+			break
+		}
+		types = append(types, i.Type)
+	}
+	return types
+}

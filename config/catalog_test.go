@@ -2,6 +2,7 @@ package config
 
 import (
 	"math"
+	"strings"
 	"testing"
 )
 
@@ -65,5 +66,24 @@ func TestCatalogEntriesAreComplete(t *testing.T) {
 		if math.IsNaN(i.PricePerHour) {
 			t.Errorf("price of %s is not a number", typ)
 		}
+	}
+}
+
+func TestSpotInstanceTypes(t *testing.T) {
+	pool := Pool{InstanceType: "g5.xlarge", Models: []string{"llama3.1:8b", "phi3:mini"}, Parallel: 4, ContextLength: 8192}
+	got := pool.SpotInstanceTypes()
+	// 17.1 GiB needed: the T4 types (14.6 GiB usable) are out; the rest of the GPU types by price.
+	want := []string{"g5.xlarge", "g6.xlarge", "g6.2xlarge", "g5.2xlarge"}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	cpu := Pool{InstanceType: "m7i.xlarge", Models: []string{"qwen2.5:0.5b"}, Parallel: 2, ContextLength: 4096}
+	for _, typ := range cpu.SpotInstanceTypes() {
+		if i, _ := LookupInstance(typ); i.HasGPU() {
+			t.Errorf("a CPU pool was offered GPU type %s", typ)
+		}
+	}
+	if (Pool{InstanceType: "nope"}).SpotInstanceTypes() != nil {
+		t.Error("an unknown type should give no alternatives")
 	}
 }
