@@ -98,9 +98,10 @@ var models = map[string]Model{
 	},
 	"mistral:7b": {
 		Tag: "mistral:7b", Parameters: "7.2B", Quantization: "Q4_K_M",
-		DiskBytes: 4100 * mb, WeightBytes: 4100 * mb,
+		DiskBytes: 4400 * mb, WeightBytes: 4400 * mb,
 		Layers: 32, KVHeads: 8, HeadDim: 128, MaxContext: 32768,
-		Source: "ollama.com/library/mistral; mistralai/Mistral-7B-Instruct-v0.3 config.json",
+		// mistral:7b is digest 6577803aa9a0, 4.4GB Q4_K_M; the earlier f974a74358d6 was 4.1GB Q4_0.
+		Source: "https://ollama.com/library/mistral/tags; mistralai/Mistral-7B-Instruct-v0.3 config.json",
 	},
 	"gemma3:4b": {
 		Tag: "gemma3:4b", Parameters: "4.3B", Quantization: "Q4_K_M",
@@ -111,17 +112,25 @@ var models = map[string]Model{
 	"phi3:mini": {
 		Tag: "phi3:mini", Parameters: "3.8B", Quantization: "Q4_0",
 		DiskBytes: 2200 * mb, WeightBytes: 2200 * mb,
-		Layers: 32, KVHeads: 32, HeadDim: 96, MaxContext: 131072,
-		Source: "ollama.com/library/phi3; microsoft/Phi-3-mini-128k-instruct config.json",
+		Layers: 32, KVHeads: 32, HeadDim: 96, MaxContext: 4096,
+		// phi3:mini is the 4k variant (phi3:3.8b-mini-4k-instruct-q4_0, digest 4f2222927938); the
+		// 128k variant is phi3:3.8b-mini-128k-instruct-*. https://ollama.com/library/phi3
+		Source: "https://ollama.com/library/phi3; https://huggingface.co/microsoft/Phi-3-mini-4k-instruct/blob/main/config.json",
 	},
 }
 
 // Instance prices: AWS EC2 On-Demand Pricing, Linux, US East (N. Virginia); other regions differ
 // by a few percent (ca-central-1 is about 10% higher for G types). GPU memory is what nvidia-smi
 // reports for the GPU, which the memory fit is checked against.
+//
+// The AWS page itself (https://aws.amazon.com/ec2/pricing/on-demand/) could not be re-read when
+// these rows were checked on 2026-11-28; every price matched AWS list prices as republished in
+// public us-east-1 price tables captured between 2026-04 and 2026-09, the latest dated 2026-08-17.
+// GPU memory figures match nvidia-smi output for A10G (23028 MiB), T4 (15360), L4 (23034) and
+// L40S (46068); vCPU and memory per https://docs.aws.amazon.com/ec2/latest/instancetypes/.
 const (
-	priceDate   = "2026-11-28"
-	priceSource = "aws.amazon.com/ec2/pricing/on-demand (Linux, us-east-1)"
+	priceDate   = "2026-08-17"
+	priceSource = "AWS EC2 On-Demand list prices, Linux, us-east-1 (aws.amazon.com/ec2/pricing/on-demand), via public price tables captured 2026-08-17"
 )
 
 var instances = map[string]Instance{
