@@ -37,6 +37,8 @@ type Resource struct {
 	IgnoreChanges []string
 	// Provider is the provider reference ("<urn>::<id>") of a custom resource.
 	Provider string
+	// RetainOnDelete is true when the resource's retainOnDelete option is set.
+	RetainOnDelete bool
 }
 
 // Monitor implements pulumi.MockResourceMonitor. Create it with New; it is safe for the
@@ -107,9 +109,10 @@ func (m *Monitor) NameOf(urn string) string {
 // NewResource records the registration and returns a deterministic id and a state that echoes
 // the inputs plus the identifiers AWS would compute (arn, id).
 func (m *Monitor) NewResource(args pulumi.MockResourceArgs) (string, resource.PropertyMap, error) {
-	parent, ignore := "", []string(nil)
+	parent, ignore, retain := "", []string(nil), false
 	if args.RegisterRPC != nil {
 		parent, ignore = args.RegisterRPC.GetParent(), args.RegisterRPC.GetIgnoreChanges()
+		retain = args.RegisterRPC.GetRetainOnDelete()
 	}
 	urn := resourceURN(args, parent)
 	m.mu.Lock()
@@ -121,8 +124,9 @@ func (m *Monitor) NewResource(args pulumi.MockResourceArgs) (string, resource.Pr
 		Custom: args.Custom,
 		Inputs: args.Inputs,
 
-		IgnoreChanges: ignore,
-		Provider:      args.Provider,
+		IgnoreChanges:  ignore,
+		Provider:       args.Provider,
+		RetainOnDelete: retain,
 	})
 	m.mu.Unlock()
 
@@ -142,9 +146,40 @@ func (m *Monitor) NewResource(args pulumi.MockResourceArgs) (string, resource.Pr
 	case "aws:ec2/vpc:Vpc":
 		state["defaultSecurityGroupId"] = resource.NewStringProperty(args.Name + "-default-sg-id")
 		state["mainRouteTableId"] = resource.NewStringProperty(args.Name + "-main-rtb-id")
+	case "aws:ec2/launchTemplate:LaunchTemplate":
+		// The first version of a new template.
+		state["latestVersion"] = resource.NewNumberProperty(1)
+		state["defaultVersion"] = resource.NewNumberProperty(1)
+	case "aws:autoscaling/group:Group", "aws:iam/role:Role":
+		// The provider generates these names when none is given.
+		if v, ok := args.Inputs["name"]; !ok || !v.IsString() {
+			state["name"] = resource.NewStringProperty(args.Name + "-" + CannedNameSuffix)
+		}
+	case "aws:s3/bucketV2:BucketV2":
+		// A bucket's id is its name, which S3 derives from bucketPrefix when no name is given
+		// (26 unique characters appended); its ARN has no region or account.
+		name := args.Name
+		if v, ok := args.Inputs["bucket"]; ok && v.IsString() {
+			name = v.StringValue()
+		} else if v, ok := args.Inputs["bucketPrefix"]; ok && v.IsString() {
+			name = v.StringValue() + CannedBucketSuffix
+		}
+		id = name
+		state["bucket"] = resource.NewStringProperty(name)
+		state["arn"] = resource.NewStringProperty("arn:aws:s3:::" + name)
+		state["region"] = resource.NewStringProperty(m.Region)
+		state["bucketRegionalDomainName"] = resource.NewStringProperty(fmt.Sprintf("%s.s3.%s.amazonaws.com", name, m.Region))
 	}
 	return id, state, nil
 }
+
+// CannedNameSuffix is what the offline plan appends to a logical name where the provider would
+// generate a unique name (autoscaling groups, IAM roles).
+const CannedNameSuffix = "0000001"
+
+// CannedBucketSuffix is what the offline plan appends to a bucketPrefix, in place of the 26
+// unique characters S3 (through the provider) would.
+const CannedBucketSuffix = "20260101000000000000000001"
 
 // resourceURN builds the URN the way the SDK's mock monitor does, so recorded parents resolve.
 func resourceURN(args pulumi.MockResourceArgs, parent string) string {
