@@ -47,6 +47,10 @@ type Lifecycle struct {
 	AutoScalingGroup string `json:"autoScalingGroup,omitempty"`
 	// Hook is the launch lifecycle hook's name.
 	Hook string `json:"hook"`
+	// HeartbeatSeconds is the hook's heartbeat timeout. Optional: when set, the agent finishes
+	// within it (less a margin) and ABANDONs itself when the budget runs out, rather than let
+	// Auto Scaling time the launch out with no word of why.
+	HeartbeatSeconds int `json:"heartbeatSeconds,omitempty"`
 }
 
 // Artifact is a file the agent downloads and checks before use.
@@ -54,8 +58,13 @@ type Artifact struct {
 	// URL is https://..., s3://bucket/key (read with the instance role), or http://... (for
 	// loopback mirrors in tests; the checksum still guards it).
 	URL string `json:"url"`
-	// SHA256 is the lowercase hex SHA-256 of the file.
-	SHA256 string `json:"sha256"`
+	// SHA256 is the lowercase hex SHA-256 of the file. It may be empty only when SumsURL is set.
+	SHA256 string `json:"sha256,omitempty"`
+	// SumsURL is an https:// checksum file in sha256sum format published with the artifact
+	// (an upstream release's sha256sum.txt). When SHA256 is empty the agent takes the hash of
+	// the artifact's file name from it: the artifact is then checked against what its publisher
+	// lists, over TLS, rather than against a hash pinned in the repository.
+	SumsURL string `json:"sumsUrl,omitempty"`
 }
 
 // OllamaConfig configures the ollama role.
@@ -114,6 +123,9 @@ func (c *Config) Validate() error {
 	if c.Lifecycle.Hook == "" {
 		add("lifecycle.hook", "is required")
 	}
+	if h := c.Lifecycle.HeartbeatSeconds; h != 0 && (h < 30 || h > 7200) {
+		add("lifecycle.heartbeatSeconds", "must be 30..7200 as Auto Scaling allows, or absent (got %d)", h)
+	}
 	if c.Role == RoleOllama {
 		if c.Ollama == nil {
 			add("ollama", "is required for role ollama")
@@ -132,7 +144,7 @@ func (o *OllamaConfig) validate() []error {
 	if o.Version == "" {
 		add("version", "is required")
 	}
-	if err := o.Release.validate(); err != nil {
+	if err := o.Release.Validate(); err != nil {
 		add("release", "%v", err)
 	}
 	if o.Port < 1 || o.Port > 65535 {
@@ -155,7 +167,7 @@ func (o *OllamaConfig) validate() []error {
 			add(fmt.Sprintf("models[%d].name", i), "must be an Ollama tag such as llama3.1:8b (got %q)", m.Name)
 		}
 		if m.Source != nil {
-			if err := m.Source.validate(); err != nil {
+			if err := m.Source.Validate(); err != nil {
 				add(fmt.Sprintf("models[%d].source", i), "%v", err)
 			}
 		}
@@ -163,10 +175,17 @@ func (o *OllamaConfig) validate() []error {
 	return errs
 }
 
-func (a Artifact) validate() error {
+// Validate checks that the artifact has a usable URL and either a SHA-256 or a checksum file.
+func (a Artifact) Validate() error {
 	u, err := url.Parse(a.URL)
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http" && u.Scheme != "s3") {
 		return fmt.Errorf("url must be https://, http:// or s3://bucket/key (got %q)", a.URL)
+	}
+	if a.SHA256 == "" && a.SumsURL != "" {
+		if s, err := url.Parse(a.SumsURL); err != nil || (s.Scheme != "https" && s.Scheme != "http") || s.Host == "" {
+			return fmt.Errorf("sumsUrl must be an https:// URL, or http:// for a loopback mirror (got %q)", a.SumsURL)
+		}
+		return nil
 	}
 	if !sha256Hex.MatchString(a.SHA256) {
 		return fmt.Errorf("sha256 must be 64 lowercase hex digits (got %q)", a.SHA256)
@@ -198,4 +217,32 @@ func (c *Config) Marshal() ([]byte, error) {
 		return nil, err
 	}
 	return json.MarshalIndent(c, "", "  ")
+}
+
+// LifecycleHint reads, leniently, what the agent needs to ABANDON the launch from a node
+// config that failed to load or validate: the region and the lifecycle hook (other keys may be
+// unknown or invalid). ok is false when no hook name can be read, and then nothing can be
+// abandoned; the hook's heartbeat timeout and default result (ABANDON) take over.
+func LifecycleHint(path string) (region string, lc Lifecycle, ok bool) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", Lifecycle{}, false
+	}
+	var hint struct {
+		Region    any `json:"region"`
+		Lifecycle struct {
+			AutoScalingGroup any `json:"autoScalingGroup"`
+			Hook             any `json:"hook"`
+		} `json:"lifecycle"`
+	}
+	if err := json.Unmarshal(data, &hint); err != nil {
+		return "", Lifecycle{}, false
+	}
+	region, _ = hint.Region.(string)
+	hook, _ := hint.Lifecycle.Hook.(string)
+	group, _ := hint.Lifecycle.AutoScalingGroup.(string)
+	if hook == "" {
+		return "", Lifecycle{}, false
+	}
+	return region, Lifecycle{AutoScalingGroup: group, Hook: hook}, true
 }

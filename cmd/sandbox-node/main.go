@@ -1,0 +1,208 @@
+// Command sandbox-node is the llm-sandbox node agent. Cloud-init starts it on every boot of a
+// pool node; it reads the node config (/etc/llm-sandbox/node.json, no secrets), installs and
+// configures Ollama, proves the node is ready (GPU, models loaded and resident) and completes
+// the Auto Scaling launch lifecycle action: CONTINUE, or ABANDON so a broken node never takes
+// traffic. The work is done by package node; this is the thin command around it.
+//
+// Exit codes: 0 ready and CONTINUE sent (or no lifecycle action pending: a reboot), 1
+// bootstrap failed and ABANDON sent or attempted, 2 usage error or an unreadable or invalid
+// config (ABANDON still attempted when the hook's name can be read).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+
+	"github.com/llm-sandbox/llm-sandbox/node"
+)
+
+// Exit codes cloud-init, systemd and tests rely on.
+const (
+	exitReady  = 0
+	exitFailed = 1
+	exitUsage  = 2
+)
+
+// version is set at build time: -ldflags "-X main.version=<version>".
+var version = "dev"
+
+// defaultConsole is the EC2 serial console, which `aws ec2 get-console-output` reads.
+const defaultConsole = "/dev/ttyS0"
+
+const usage = `sandbox-node: the llm-sandbox node agent.
+
+Usage:
+  sandbox-node bootstrap [--config PATH] [--root DIR] [--no-systemd] [--console PATH]
+  sandbox-node version
+  sandbox-node --help
+
+Commands:
+  bootstrap   install, configure and verify this node's role (ollama), then
+              complete the Auto Scaling launch lifecycle action (CONTINUE, or
+              ABANDON on any failure); safe to run again on a ready node
+  version     print the agent's version
+
+Exit codes: 0 ready (CONTINUE sent, or no lifecycle action pending), 1 bootstrap
+failed (ABANDON sent or attempted), 2 usage error or unreadable/invalid config.
+"sandbox-node bootstrap --help" lists the bootstrap flags.
+`
+
+const bootstrapUsage = `Usage: sandbox-node bootstrap [flags]
+
+Bootstrap this node from its node config: gpu, install, user, configure, start,
+models, preload, resident, lifecycle. Each step is logged as
+"step <name>: start|ok|failed: <reason>" to stderr (the journal) and the console.
+
+Flags:
+  --config PATH   the node config (default ` + node.ConfigPath + `)
+  --root DIR      install everything under DIR instead of / (tests); no system
+                  user is created and a --no-systemd Ollama listens on 127.0.0.1
+  --no-systemd    start Ollama as a detached process (own session and process
+                  group, log in <root>/var/log/llm-sandbox/ollama.log, pid in
+                  <root>/run/llm-sandbox/ollama.pid) and leave it running; the
+                  unit and environment file are still written
+  --console PATH  mirror the step log to PATH (default ` + defaultConsole + ` when
+                  writable; "none" turns the mirror off)
+  -h, --help      show this help
+
+Exit codes: 0 ready, 1 bootstrap failed, 2 usage error or invalid config.
+`
+
+// env is what the command may touch; tests swap the streams and tune the agent (fast
+// retries) without touching the command line a node uses.
+type env struct {
+	stdout, stderr io.Writer
+	tune           func(*node.Options)
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, env{stdout: os.Stdout, stderr: os.Stderr}, os.Args[1:])
+	stop()
+	os.Exit(code)
+}
+
+// run is the whole command without the process around it, so tests can drive it.
+func run(ctx context.Context, e env, args []string) int {
+	if len(args) == 0 {
+		fmt.Fprint(e.stderr, usage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "-h", "--help", "-help", "help":
+		fmt.Fprint(e.stdout, usage)
+		return exitReady
+	case "version", "--version":
+		fmt.Fprintf(e.stdout, "sandbox-node %s (%s %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		return exitReady
+	case "bootstrap":
+		return runBootstrap(ctx, e, args[1:])
+	default:
+		fmt.Fprintf(e.stderr, "sandbox-node: unknown command %q\n\n%s", args[0], usage)
+		return exitUsage
+	}
+}
+
+func runBootstrap(ctx context.Context, e env, args []string) int {
+	fs := flag.NewFlagSet("bootstrap", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	configPath := fs.String("config", node.ConfigPath, "node config")
+	root := fs.String("root", "", "install root")
+	noSystemd := fs.Bool("no-systemd", false, "start Ollama without systemd")
+	consolePath := fs.String("console", "", "console to mirror the log to")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(e.stdout, bootstrapUsage)
+			return exitReady
+		}
+		fmt.Fprintf(e.stderr, "sandbox-node bootstrap: %v\n\n%s", err, bootstrapUsage)
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(e.stderr, "sandbox-node bootstrap: unexpected arguments %q\n\n%s", fs.Args(), bootstrapUsage)
+		return exitUsage
+	}
+
+	console, closeConsole := openConsole(*consolePath, e.stderr)
+	defer closeConsole()
+	log := node.NewLogger(e.stderr, console)
+	log.Printf("sandbox-node %s: bootstrap from %s", version, *configPath)
+
+	opts := node.Options{Root: *root, NoSystemd: *noSystemd, Log: log}
+	if e.tune != nil {
+		e.tune(&opts)
+	}
+
+	cfg, err := node.LoadConfig(*configPath)
+	if err != nil {
+		log.Printf("config: %v", err)
+		abandonInvalidConfig(ctx, log, *configPath, opts)
+		return exitUsage
+	}
+	agent, err := node.New(ctx, cfg, opts)
+	if err != nil {
+		// Only AWS configuration can fail here, so no completer exists to ABANDON with;
+		// the hook's heartbeat timeout and default result (ABANDON) take over.
+		log.Printf("bootstrap failed: %v", err)
+		return exitFailed
+	}
+	if err := agent.Bootstrap(ctx); err != nil {
+		log.Printf("bootstrap failed: %v", err)
+		return exitFailed
+	}
+	return exitReady
+}
+
+// abandonInvalidConfig ABANDONs the launch when the config cannot be used but still names its
+// lifecycle hook: a node that cannot even read its config must not wait out the heartbeat.
+func abandonInvalidConfig(ctx context.Context, log *node.Logger, path string, opts node.Options) {
+	region, lc, ok := node.LifecycleHint(path)
+	if !ok {
+		log.Printf("lifecycle: no lifecycle hook can be read from the config: nothing to ABANDON (the hook's heartbeat timeout applies)")
+		return
+	}
+	completer := opts.Lifecycle
+	if completer == nil {
+		c, err := node.NewAWSCompleter(ctx, region, lc)
+		if err != nil {
+			log.Printf("lifecycle: cannot ABANDON: %v", err)
+			return
+		}
+		completer = c
+	}
+	policy := node.DefaultRetry()
+	if opts.Retry != nil {
+		policy = *opts.Retry
+	}
+	_ = node.Abandon(ctx, completer, log, policy, node.DefaultTimeouts()[node.StepLifecycle], "the node config is unreadable or invalid")
+}
+
+// openConsole opens the console mirror. The default, the serial console, is used only when it
+// can be opened for writing; a missing or unwritable console is never an error. O_NONBLOCK
+// keeps the open from waiting on a serial line's carrier; Fd() then puts the descriptor back
+// into blocking mode so lines are not dropped when the UART's buffer is full.
+func openConsole(path string, stderr io.Writer) (io.Writer, func()) {
+	if path == "none" {
+		return nil, func() {}
+	}
+	explicit := path != ""
+	if !explicit {
+		path = defaultConsole
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|syscall.O_NOCTTY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		if explicit {
+			fmt.Fprintf(stderr, "sandbox-node: console %s unavailable, logging to stderr only: %v\n", path, err)
+		}
+		return nil, func() {}
+	}
+	_ = f.Fd()
+	return f, func() { _ = f.Close() }
+}

@@ -1,0 +1,374 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Step names, in the order the agent runs them.
+const (
+	StepGPU       = "gpu"
+	StepInstall   = "install"
+	StepUser      = "user"
+	StepConfigure = "configure"
+	StepStart     = "start"
+	StepModels    = "models"
+	StepPreload   = "preload"
+	StepResident  = "resident"
+	StepLifecycle = "lifecycle"
+)
+
+// DefaultTimeouts is each step's time limit on a node. Models is the long one: pulling a 5 GB
+// model through a NAT gateway takes minutes. The launch lifecycle hook's heartbeat timeout
+// must exceed the time a boot really takes, or Auto Scaling applies the hook's default result
+// (ABANDON) before the agent finishes.
+func DefaultTimeouts() map[string]time.Duration {
+	return map[string]time.Duration{
+		StepGPU:       2 * time.Minute,
+		StepInstall:   10 * time.Minute,
+		StepUser:      time.Minute,
+		StepConfigure: time.Minute,
+		StepStart:     3 * time.Minute,
+		StepModels:    60 * time.Minute,
+		StepPreload:   20 * time.Minute,
+		StepResident:  time.Minute,
+		StepLifecycle: 5 * time.Minute,
+	}
+}
+
+// Options are the agent's seams and knobs. The zero value is a node: the real file system
+// root, systemd, os/exec, net/http, S3 and Auto Scaling through aws-sdk-go-v2.
+type Options struct {
+	// Root installs everything under this directory instead of / (tests). In a root other
+	// than /, no system user is created, and an Ollama started without systemd listens on
+	// 127.0.0.1 only, with OLLAMA_MODELS and HOME under the root.
+	Root string
+	// NoSystemd starts Ollama as a detached process (own session and process group, output
+	// in <root>/var/log/llm-sandbox/ollama.log, pid in <root>/run/llm-sandbox/ollama.pid) and
+	// leaves it running; the unit and environment file are still written.
+	NoSystemd bool
+	// Runner runs external commands. Default ExecRunner.
+	Runner Runner
+	// HTTPClient, when set, serves both downloads and the Ollama API. By default downloads
+	// honour HTTP(S)_PROXY and the local Ollama API never uses a proxy.
+	HTTPClient *http.Client
+	// Objects reads s3:// artifacts. Default: an S3 client with the instance role, built on
+	// first use.
+	Objects ObjectGetter
+	// Lifecycle completes the launch lifecycle action. Default: NewAWSCompleter.
+	Lifecycle LifecycleCompleter
+	// Log receives the step log. Default: stderr only.
+	Log *Logger
+	// Retry bounds the retries of transient failures. Default DefaultRetry().
+	Retry *RetryPolicy
+	// Timeouts overrides DefaultTimeouts per step name.
+	Timeouts map[string]time.Duration
+	// PollInterval is how often the agent asks whether Ollama answers yet. Default 1 s.
+	PollInterval time.Duration
+	// BootBudget, when set, replaces the boot budget derived from the lifecycle heartbeat
+	// (tests use a short one).
+	BootBudget time.Duration
+}
+
+// Agent bootstraps one node from its config. It holds all of its state; build one per run.
+type Agent struct {
+	cfg       *Config
+	root      string
+	run       Runner
+	downloads *http.Client
+	api       *ollamaAPI
+	objects   ObjectGetter
+	lifecycle LifecycleCompleter
+	log       *Logger
+	policy    RetryPolicy
+	timeouts  map[string]time.Duration
+	poll      time.Duration
+	svc       ollamaService
+	// bootBudget overrides the budget derived from the lifecycle heartbeat.
+	bootBudget time.Duration
+}
+
+// Step is one stage of a bootstrap, with its time limit.
+type Step struct {
+	Name    string
+	Timeout time.Duration
+	run     func(context.Context, *runState) (string, error)
+}
+
+// runState carries what one step learns for a later one within a run.
+type runState struct {
+	// changed is true when configure rewrote the unit or the environment.
+	changed bool
+}
+
+// StepError is a failed bootstrap: the step and why.
+type StepError struct {
+	Step string
+	Err  error
+}
+
+func (e *StepError) Error() string { return "step " + e.Step + ": " + e.Err.Error() }
+func (e *StepError) Unwrap() error { return e.Err }
+
+// New builds an agent for a validated config.
+func New(ctx context.Context, cfg *Config, opts Options) (*Agent, error) {
+	if cfg == nil {
+		return nil, errors.New("node agent: no config")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("node agent: %w", err)
+	}
+	root := opts.Root
+	if root == "" {
+		root = "/"
+	}
+	root, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("node agent: root %q: %w", opts.Root, err)
+	}
+	a := &Agent{
+		cfg:       cfg,
+		root:      root,
+		run:       opts.Runner,
+		objects:   opts.Objects,
+		lifecycle: opts.Lifecycle,
+		log:       opts.Log,
+		policy:    DefaultRetry(),
+		timeouts:  DefaultTimeouts(),
+		poll:      opts.PollInterval,
+
+		bootBudget: opts.BootBudget,
+	}
+	if a.run == nil {
+		a.run = ExecRunner{}
+	}
+	if a.log == nil {
+		a.log = NewLogger(os.Stderr, nil)
+	}
+	if opts.Retry != nil {
+		a.policy = *opts.Retry
+	}
+	for name, d := range opts.Timeouts {
+		a.timeouts[name] = d
+	}
+	if a.poll <= 0 {
+		a.poll = time.Second
+	}
+	apiClient := opts.HTTPClient
+	a.downloads = opts.HTTPClient
+	if apiClient == nil {
+		dialer := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
+		a.downloads = &http.Client{Transport: &http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           dialer.DialContext,
+			TLSHandshakeTimeout:   30 * time.Second,
+			ResponseHeaderTimeout: time.Minute,
+			ForceAttemptHTTP2:     true,
+		}}
+		// No proxy and no header timeout: a model load answers only when it is done, and the
+		// step's context bounds it.
+		apiClient = &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext}}
+	}
+	port := strconv.Itoa(cfg.Ollama.Port)
+	a.api = &ollamaAPI{base: "http://127.0.0.1:" + port, http: apiClient}
+	if a.lifecycle == nil {
+		lc, err := NewAWSCompleter(ctx, cfg.Region, cfg.Lifecycle)
+		if err != nil {
+			return nil, fmt.Errorf("node agent: %w", err)
+		}
+		a.lifecycle = lc
+	}
+	if opts.NoSystemd {
+		a.svc = &processService{
+			bin:     a.path(OllamaBinary),
+			env:     a.processEnv(),
+			dir:     a.path(OllamaHome),
+			logFile: a.path(OllamaLogFile),
+			pidFile: a.path(OllamaPidFile),
+			log:     a.log,
+			serving: func(ctx context.Context) bool {
+				ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				defer cancel()
+				_, err := a.api.version(ctx)
+				return err == nil
+			},
+		}
+	} else {
+		a.svc = systemdService{run: a.run}
+	}
+	return a, nil
+}
+
+// path maps a node path into the agent's root.
+func (a *Agent) path(p string) string {
+	return filepath.Join(a.root, p)
+}
+
+// rootMode reports whether the agent installs into a directory other than /.
+func (a *Agent) rootMode() bool { return a.root != "/" }
+
+// processEnv is the environment of an Ollama started without systemd: the unit's environment
+// file, with the models directory and HOME (where Ollama writes its key) under the root, and,
+// in a root other than /, a loopback listener: that is a test or a workstation, and no
+// security group guards it.
+func (a *Agent) processEnv() []string {
+	var env []string
+	for _, v := range OllamaEnv(a.cfg.Ollama) {
+		value := v.Value
+		switch v.Name {
+		case "OLLAMA_MODELS":
+			value = a.path(OllamaModelsDir)
+		case "OLLAMA_HOST":
+			if a.rootMode() {
+				value = "127.0.0.1:" + strconv.Itoa(a.cfg.Ollama.Port)
+			}
+		}
+		env = append(env, v.Name+"="+value)
+	}
+	path := os.Getenv("PATH")
+	if path == "" {
+		path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	}
+	return append(env, "HOME="+a.path(OllamaHome), "PATH="+path)
+}
+
+// Steps lists the bootstrap's steps in order with their time limits.
+func (a *Agent) Steps() []Step {
+	steps := []Step{
+		{Name: StepGPU, run: a.stepGPU},
+		{Name: StepInstall, run: a.stepInstall},
+		{Name: StepUser, run: a.stepUser},
+		{Name: StepConfigure, run: a.stepConfigure},
+		{Name: StepStart, run: a.stepStart},
+		{Name: StepModels, run: a.stepModels},
+		{Name: StepPreload, run: a.stepPreload},
+		{Name: StepResident, run: a.stepResident},
+		{Name: StepLifecycle, run: a.stepLifecycle},
+	}
+	for i := range steps {
+		steps[i].Timeout = a.timeouts[steps[i].Name]
+	}
+	return steps
+}
+
+// Bootstrap runs every step in order. On the first failure it logs the step and the reason,
+// sends ABANDON (best effort) and returns a *StepError; the node must never serve half
+// configured. It returns nil when the node is ready and CONTINUE was sent, or when there was
+// no lifecycle action to complete (a reboot). Running it again on a ready node is safe.
+func (a *Agent) Bootstrap(ctx context.Context) error {
+	o := a.cfg.Ollama
+	kind := "CPU"
+	if o.GPU {
+		kind = "GPU"
+	}
+	a.log.Printf("bootstrap: role %s, department %s, pool %s (%s), ollama %s, %d model(s), root %s",
+		a.cfg.Role, a.cfg.Department, a.cfg.Pool, kind, o.Version, len(o.Models), a.root)
+	st := &runState{}
+	bootCtx := ctx
+	budget := bootBudget(a.cfg.Lifecycle.HeartbeatSeconds)
+	if a.bootBudget > 0 {
+		budget = a.bootBudget
+	}
+	if budget > 0 {
+		var cancel context.CancelFunc
+		bootCtx, cancel = context.WithTimeout(ctx, budget)
+		defer cancel()
+		a.log.Printf("bootstrap: boot budget %s (the lifecycle heartbeat less a margin)", budget)
+	}
+	for _, s := range a.Steps() {
+		err := a.runStep(bootCtx, s, st)
+		if err != nil && ctx.Err() == nil && errors.Is(bootCtx.Err(), context.DeadlineExceeded) {
+			err = fmt.Errorf("the boot budget ran out before the node was ready (raise the hook's heartbeat or check why this step is slow): %w", err)
+		}
+		if err != nil {
+			a.log.Printf("step %s: failed: %v", s.Name, err)
+			_ = Abandon(ctx, a.lifecycle, a.log, a.policy, a.timeouts[StepLifecycle], "step "+s.Name+" failed")
+			return &StepError{Step: s.Name, Err: err}
+		}
+	}
+	a.log.Printf("bootstrap: node ready")
+	return nil
+}
+
+// bootBudget is how long a boot may take within a lifecycle heartbeat of the given seconds: the
+// heartbeat less a tenth (at most two minutes), kept back to send ABANDON before Auto Scaling
+// gives up on the node. 0 means no heartbeat was configured.
+func bootBudget(heartbeatSeconds int) time.Duration {
+	if heartbeatSeconds <= 0 {
+		return 0
+	}
+	heartbeat := time.Duration(heartbeatSeconds) * time.Second
+	return heartbeat - min(heartbeat/10, 2*time.Minute)
+}
+
+func (a *Agent) runStep(ctx context.Context, s Step, st *runState) error {
+	a.log.Printf("step %s: start", s.Name)
+	sctx, cancel := context.WithTimeout(ctx, s.Timeout)
+	defer cancel()
+	note, err := s.run(sctx, st)
+	if err != nil {
+		if errors.Is(sctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
+			return fmt.Errorf("timed out after %s: %w", s.Timeout, err)
+		}
+		return err
+	}
+	if note != "" {
+		a.log.Printf("step %s: ok: %s", s.Name, note)
+	} else {
+		a.log.Printf("step %s: ok", s.Name)
+	}
+	return nil
+}
+
+// Abandon sends ABANDON for the launch lifecycle action, retrying transient failures within
+// timeout even when ctx was cancelled (a stopping agent still owes Auto Scaling an answer).
+// It logs the outcome and returns the error, which callers may only log: it is best effort.
+func Abandon(ctx context.Context, lc LifecycleCompleter, log *Logger, policy RetryPolicy, timeout time.Duration, reason string) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	log.Printf("lifecycle: sending ABANDON: %s", reason)
+	err := policy.do(ctx, func(attempt, attempts int, err error, wait time.Duration) {
+		log.Printf("lifecycle: ABANDON attempt %d of %d failed: %v; retrying in %s", attempt, attempts, err, wait)
+	}, func(ctx context.Context) error {
+		err := lc.Complete(ctx, ResultAbandon)
+		if errors.Is(err, ErrNoLifecycleAction) {
+			return permanent(err)
+		}
+		return err
+	})
+	switch {
+	case err == nil:
+		log.Printf("lifecycle: ABANDON sent: Auto Scaling terminates this instance and launches another")
+	case errors.Is(err, ErrNoLifecycleAction):
+		log.Printf("lifecycle: no active lifecycle action to abandon (a reboot or a re-run): the instance keeps its state")
+	default:
+		log.Printf("lifecycle: ABANDON failed: %v (the hook's default result applies when its heartbeat times out)", err)
+	}
+	return err
+}
+
+// retry runs fn under the agent's retry policy, logging each retried failure.
+func (a *Agent) retry(ctx context.Context, step, what string, fn func(context.Context) error) error {
+	return a.policy.do(ctx, func(attempt, attempts int, err error, wait time.Duration) {
+		a.log.Printf("step %s: %s: attempt %d of %d failed: %v; retrying in %s", step, what, attempt, attempts, err, wait)
+	}, fn)
+}
+
+// nonEmptyLines splits command output into trimmed, non-empty lines.
+func nonEmptyLines(out []byte) []string {
+	var lines []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	return lines
+}

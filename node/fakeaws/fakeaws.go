@@ -1,0 +1,163 @@
+// Package fakeaws is a test double of the two AWS endpoints the node agent calls: the EC2
+// instance metadata service (IMDSv2) and Auto Scaling's CompleteLifecycleAction. It lets the
+// agent's unit and command tests run the real aws-sdk-go-v2 clients against loopback and
+// cause what a real account cannot on demand, such as "no active lifecycle action". The
+// end-to-end tests use a real AWS emulator instead.
+package fakeaws
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+)
+
+// IMDS fakes IMDSv2: PUT /latest/api/token, then GETs under /latest/meta-data/ that carry the
+// token.
+type IMDS struct {
+	// InstanceID is meta-data/instance-id.
+	InstanceID string
+	// Group is meta-data/tags/instance/aws:autoscaling:groupName; empty answers 404, as when
+	// instance tags are not allowed in metadata.
+	Group string
+	// Region is meta-data/placement/region.
+	Region string
+}
+
+const token = "fake-imds-token"
+
+// ServeHTTP answers IMDSv2 requests.
+func (m *IMDS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/latest/api/token" {
+		if r.Method != http.MethodPut || r.Header.Get("X-aws-ec2-metadata-token-ttl-seconds") == "" {
+			http.Error(w, "bad token request", http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("X-aws-ec2-metadata-token-ttl-seconds", r.Header.Get("X-aws-ec2-metadata-token-ttl-seconds"))
+		fmt.Fprint(w, token)
+		return
+	}
+	if r.Header.Get("X-aws-ec2-metadata-token") != token {
+		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		return
+	}
+	values := map[string]string{
+		"/latest/meta-data/instance-id":                             m.InstanceID,
+		"/latest/meta-data/tags/instance/aws:autoscaling:groupName": m.Group,
+		"/latest/meta-data/placement/region":                        m.Region,
+	}
+	if m.Region != "" {
+		// The SDK's GetRegion reads the region from the instance identity document.
+		values["/latest/dynamic/instance-identity/document"] = fmt.Sprintf(
+			`{"instanceId": %q, "region": %q, "availabilityZone": %q}`, m.InstanceID, m.Region, m.Region+"a")
+	}
+	v, ok := values[r.URL.Path]
+	if !ok || v == "" {
+		http.NotFound(w, r)
+		return
+	}
+	fmt.Fprint(w, v)
+}
+
+// Call is one CompleteLifecycleAction request.
+type Call struct {
+	Group      string
+	Hook       string
+	InstanceID string
+	Result     string
+}
+
+// AutoScaling fakes CompleteLifecycleAction in Auto Scaling's query protocol and records the
+// calls.
+type AutoScaling struct {
+	mu             sync.Mutex
+	noActiveAction bool
+	failures       int
+	calls          []Call
+}
+
+// SetNoActiveAction makes the next calls answer as AWS does when the instance is not waiting
+// on a hook (a reboot): ValidationError "No active Lifecycle Action found with instance ID".
+func (a *AutoScaling) SetNoActiveAction(v bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.noActiveAction = v
+}
+
+// FailNext makes the next n calls answer 503 ServiceUnavailable.
+func (a *AutoScaling) FailNext(n int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.failures = n
+}
+
+// Calls returns the calls recorded so far (failed ones included).
+func (a *AutoScaling) Calls() []Call {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]Call(nil), a.calls...)
+}
+
+func xmlError(w http.ResponseWriter, status int, kind, code, msg string) {
+	w.Header().Set("Content-Type", "text/xml")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, `<ErrorResponse xmlns="http://autoscaling.amazonaws.com/doc/2011-01-01/"><Error><Type>%s</Type><Code>%s</Code><Message>%s</Message></Error><RequestId>fake</RequestId></ErrorResponse>`, kind, code, msg)
+}
+
+// ServeHTTP answers POSTed query-protocol requests.
+func (a *AutoScaling) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil || r.Method != http.MethodPost {
+		xmlError(w, http.StatusBadRequest, "Sender", "MalformedInput", "bad request")
+		return
+	}
+	if action := r.PostForm.Get("Action"); action != "CompleteLifecycleAction" {
+		xmlError(w, http.StatusBadRequest, "Sender", "InvalidAction", "fakeaws does not implement "+action)
+		return
+	}
+	if !strings.HasPrefix(r.Header.Get("Authorization"), "AWS4-HMAC-SHA256 ") {
+		xmlError(w, http.StatusForbidden, "Sender", "MissingAuthenticationToken", "request is not signed")
+		return
+	}
+	call := Call{
+		Group:      r.PostForm.Get("AutoScalingGroupName"),
+		Hook:       r.PostForm.Get("LifecycleHookName"),
+		InstanceID: r.PostForm.Get("InstanceId"),
+		Result:     r.PostForm.Get("LifecycleActionResult"),
+	}
+	a.mu.Lock()
+	a.calls = append(a.calls, call)
+	noActive := a.noActiveAction
+	fail := a.failures > 0
+	if fail {
+		a.failures--
+	}
+	a.mu.Unlock()
+	switch {
+	case fail:
+		xmlError(w, http.StatusServiceUnavailable, "Receiver", "ServiceUnavailable", "try again")
+	case noActive:
+		xmlError(w, http.StatusBadRequest, "Sender", "ValidationError", "No active Lifecycle Action found with instance ID "+call.InstanceID)
+	default:
+		w.Header().Set("Content-Type", "text/xml")
+		fmt.Fprint(w, `<CompleteLifecycleActionResponse xmlns="http://autoscaling.amazonaws.com/doc/2011-01-01/"><CompleteLifecycleActionResult></CompleteLifecycleActionResult><ResponseMetadata><RequestId>fake</RequestId></ResponseMetadata></CompleteLifecycleActionResponse>`)
+	}
+}
+
+// Env is the environment that points aws-sdk-go-v2 at the fakes (with dummy static
+// credentials and no shared config files), so no test reaches a real AWS endpoint.
+func Env(imdsURL, autoScalingURL string) map[string]string {
+	return map[string]string{
+		"AWS_EC2_METADATA_SERVICE_ENDPOINT": imdsURL,
+		"AWS_EC2_METADATA_DISABLED":         "false",
+		"AWS_ENDPOINT_URL_AUTO_SCALING":     autoScalingURL,
+		"AWS_ACCESS_KEY_ID":                 "AKIAFAKEFAKEFAKEFAKE",
+		"AWS_SECRET_ACCESS_KEY":             "fake-secret",
+		"AWS_SESSION_TOKEN":                 "",
+		"AWS_PROFILE":                       "",
+		"AWS_CONFIG_FILE":                   "/dev/null",
+		"AWS_SHARED_CREDENTIALS_FILE":       "/dev/null",
+		"AWS_ENDPOINT_URL":                  "",
+		"AWS_REGION":                        "",
+		"AWS_DEFAULT_REGION":                "",
+	}
+}

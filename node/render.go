@@ -1,0 +1,142 @@
+package node
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Paths on a node. With --root the agent puts each under the root directory instead of /.
+const (
+	// OllamaPrefix is where the release tarball is extracted (it holds bin/ and lib/ollama/).
+	OllamaPrefix = "/usr/local"
+	// OllamaBinary is the installed ollama executable.
+	OllamaBinary = "/usr/local/bin/ollama"
+	// OllamaHome is the ollama user's home directory.
+	OllamaHome = "/var/lib/ollama"
+	// OllamaModelsDir is OLLAMA_MODELS.
+	OllamaModelsDir = "/var/lib/ollama/models"
+	// OllamaEnvFile is Ollama's environment file (mode 0644, no secrets).
+	OllamaEnvFile = "/etc/llm-sandbox/ollama.env"
+	// OllamaUnitFile is Ollama's systemd unit.
+	OllamaUnitFile = "/etc/systemd/system/ollama.service"
+	// OllamaUnit is the unit's name for systemctl.
+	OllamaUnit = "ollama.service"
+	// NvidiaSMI is the NVIDIA driver's query tool on the GPU AMIs.
+	NvidiaSMI = "/usr/bin/nvidia-smi"
+	// CacheDir holds downloads while they are checked; each is removed after use.
+	CacheDir = "/var/cache/llm-sandbox"
+	// OllamaLogFile is Ollama's output when the agent starts it without systemd.
+	OllamaLogFile = "/var/log/llm-sandbox/ollama.log"
+	// OllamaPidFile is Ollama's process id when the agent starts it without systemd.
+	OllamaPidFile = "/run/llm-sandbox/ollama.pid"
+)
+
+// EnvVar is one variable of Ollama's environment, with the reason it is set.
+type EnvVar struct {
+	Name  string
+	Value string
+	Why   string
+}
+
+// OllamaEnv is Ollama's environment for a pool. Every name was checked against Ollama's own
+// list of settings, github.com/ollama/ollama envconfig/config.go (AsMap: Uint("OLLAMA_NUM_PARALLEL"),
+// Uint("OLLAMA_CONTEXT_LENGTH", 0) "default: 4k/32k/256k based on VRAM", Uint("OLLAMA_MAX_QUEUE",
+// 512), Uint("OLLAMA_MAX_LOADED_MODELS"), String("OLLAMA_KV_CACHE_TYPE"), Bool("OLLAMA_NO_CLOUD"),
+// Bool("OLLAMA_NOHISTORY"), LogLevel() reading OLLAMA_DEBUG where 0 means INFO), and docs/faq.md.
+// OLLAMA_DEBUG_LOG_REQUESTS (envconfig: "Log inference request bodies ... to a temp directory")
+// is deliberately never set: prompts must not reach the disk.
+func OllamaEnv(o *OllamaConfig) []EnvVar {
+	return []EnvVar{
+		{"OLLAMA_HOST", "0.0.0.0:" + strconv.Itoa(o.Port),
+			"Listen on every interface. Ollama has no authentication: only the pool's security group,\n" +
+				"which admits just the internal load balancer, keeps anyone else off this port."},
+		{"OLLAMA_MODELS", OllamaModelsDir, "Models live under the ollama user's home on the root volume."},
+		{"OLLAMA_NUM_PARALLEL", strconv.Itoa(o.Parallel), "Requests served at once per model; the KV cache grows with parallel x context."},
+		{"OLLAMA_CONTEXT_LENGTH", strconv.Itoa(o.ContextLength), "Set explicitly: unset, Ollama picks it from the VRAM size (an A10G lands on 4096)."},
+		{"OLLAMA_KEEP_ALIVE", "-1", "Keep models loaded forever: a node serves only its preloaded models."},
+		{"OLLAMA_FLASH_ATTENTION", "1", "Flash attention: faster, less memory, and required by the quantised KV cache."},
+		{"OLLAMA_KV_CACHE_TYPE", "q8_0", "q8_0 halves the KV cache's memory (the default is f16); it needs flash attention."},
+		{"OLLAMA_MAX_QUEUE", strconv.Itoa(o.MaxQueue), "Requests queued beyond this are refused with 503 instead of waiting without bound."},
+		{"OLLAMA_MAX_LOADED_MODELS", strconv.Itoa(len(o.Models)), "Every model of the pool stays loaded at once."},
+		{"OLLAMA_NO_CLOUD", "1", "No cloud inference or web search: nothing leaves the department's network."},
+		{"OLLAMA_NOHISTORY", "1", "No readline history for the interactive CLI (the server stores none either way)."},
+		{"OLLAMA_DEBUG", "0", "INFO logging: the server logs no prompts unless debug logging is on.\n" +
+			"Never set OLLAMA_DEBUG_LOG_REQUESTS, which writes request bodies to disk."},
+	}
+}
+
+// RenderEnv renders Ollama's environment file, in the KEY=value form systemd's EnvironmentFile=
+// reads, each variable under a comment that says why it is set.
+func RenderEnv(c *Config) ([]byte, error) {
+	if c.Ollama == nil {
+		return nil, errors.New("render ollama.env: the config has no ollama section")
+	}
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "# Ollama's environment for pool %q of department %q.\n", c.Pool, c.Department)
+	fmt.Fprintf(&b, "# Written by sandbox-node from %s on every boot: change the stack, not this file.\n", ConfigPath)
+	b.WriteString("# No secrets: everything here comes from the node config, which travels in user data.\n")
+	b.WriteString("# Names checked against github.com/ollama/ollama envconfig/config.go and docs/faq.md.\n")
+	for _, v := range OllamaEnv(c.Ollama) {
+		b.WriteString("\n")
+		for _, line := range strings.Split(v.Why, "\n") {
+			b.WriteString("# " + line + "\n")
+		}
+		b.WriteString(v.Name + "=" + v.Value + "\n")
+	}
+	return b.Bytes(), nil
+}
+
+// UnitPaths are the files the Ollama unit refers to. A node uses DefaultUnitPaths; the
+// systemd-analyze test renders a copy whose paths exist in a temporary directory.
+type UnitPaths struct {
+	Ollama    string
+	NvidiaSMI string
+	EnvFile   string
+	Home      string
+}
+
+// DefaultUnitPaths are the paths on a node.
+func DefaultUnitPaths() UnitPaths {
+	return UnitPaths{Ollama: OllamaBinary, NvidiaSMI: NvidiaSMI, EnvFile: OllamaEnvFile, Home: OllamaHome}
+}
+
+// RenderUnit renders Ollama's systemd unit. GPU pools run nvidia-smi before every start so
+// that Ollama never starts before the NVIDIA device nodes exist: it would silently serve from
+// the CPU (ollama#7669). A failed nvidia-smi fails the start, and Restart= tries again.
+func RenderUnit(c *Config, p UnitPaths) ([]byte, error) {
+	if c.Ollama == nil {
+		return nil, errors.New("render ollama.service: the config has no ollama section")
+	}
+	var b bytes.Buffer
+	b.WriteString("# Ollama for the llm-sandbox node agent. Written by sandbox-node on every boot:\n")
+	b.WriteString("# change the stack, not this file.\n")
+	b.WriteString("[Unit]\n")
+	fmt.Fprintf(&b, "Description=Ollama model server (llm-sandbox department %s, pool %s)\n", c.Department, c.Pool)
+	b.WriteString("Documentation=https://github.com/ollama/ollama\n")
+	b.WriteString("Wants=network-online.target\n")
+	b.WriteString("After=network-online.target\n")
+	b.WriteString("\n[Service]\n")
+	b.WriteString("Type=exec\n")
+	b.WriteString("User=ollama\n")
+	b.WriteString("Group=ollama\n")
+	fmt.Fprintf(&b, "EnvironmentFile=%s\n", p.EnvFile)
+	if c.Ollama.GPU {
+		fmt.Fprintf(&b, "ExecStartPre=%s\n", p.NvidiaSMI)
+	}
+	fmt.Fprintf(&b, "ExecStart=%s serve\n", p.Ollama)
+	b.WriteString("Restart=always\n")
+	b.WriteString("RestartSec=3\n")
+	b.WriteString("# Hardening that leaves Ollama working: no device filtering (the GPU needs /dev/nvidia*),\n")
+	b.WriteString("# writable state only under the ollama user's home.\n")
+	b.WriteString("NoNewPrivileges=yes\n")
+	b.WriteString("PrivateTmp=yes\n")
+	b.WriteString("ProtectSystem=full\n")
+	b.WriteString("ProtectHome=yes\n")
+	fmt.Fprintf(&b, "ReadWritePaths=%s\n", p.Home)
+	b.WriteString("\n[Install]\n")
+	b.WriteString("WantedBy=multi-user.target\n")
+	return b.Bytes(), nil
+}

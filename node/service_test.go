@@ -1,0 +1,168 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// detachedEnv installs, with the real ExecRunner, a release whose bin/ollama runs this test
+// binary as fakeollama, on a CPU pool, with --no-systemd.
+type detachedEnv struct {
+	root, record string
+	cfg          *Config
+	lc           *fakeLifecycle
+	log          *syncBuffer
+}
+
+func newDetachedEnv(t *testing.T, script string) *detachedEnv {
+	t.Helper()
+	d := &detachedEnv{root: t.TempDir(), lc: &fakeLifecycle{}, log: &syncBuffer{}}
+	d.record = filepath.Join(t.TempDir(), "env.json")
+	if script == "" {
+		script = fakeOllamaScript(t, "FAKE_OLLAMA_RECORD_ENV="+d.record)
+	}
+	release := releaseArchive(t, script)
+	files := newFileServer(t, map[string][]byte{"/ollama.tar.zst": release})
+	d.cfg = &Config{
+		Role: RoleOllama, Department: "chemistry", Pool: "cpu", Region: "eu-west-1",
+		Lifecycle: Lifecycle{AutoScalingGroup: "g", Hook: "h"},
+		Ollama: &OllamaConfig{
+			Version: testVersion, Release: Artifact{URL: files.URL + "/ollama.tar.zst", SHA256: sha(release)},
+			Port: freePort(t), Parallel: 2, ContextLength: 4096, MaxQueue: 16,
+			Models: []Model{{Name: "phi3:mini"}},
+		},
+	}
+	pidFile := filepath.Join(d.root, OllamaPidFile)
+	t.Cleanup(func() {
+		if err := StopDetached(pidFile, 5*time.Second); err != nil {
+			t.Errorf("stop ollama: %v", err)
+		}
+	})
+	return d
+}
+
+func (d *detachedEnv) bootstrap(t *testing.T) error {
+	t.Helper()
+	a, err := New(context.Background(), d.cfg, Options{
+		Root: d.root, NoSystemd: true, Lifecycle: d.lc, Log: NewLogger(d.log, nil),
+		Retry: &testRetry, PollInterval: 20 * time.Millisecond,
+		Timeouts: map[string]time.Duration{StepStart: 30 * time.Second},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a.Bootstrap(context.Background())
+}
+
+func (d *detachedEnv) pid(t *testing.T) int {
+	t.Helper()
+	pid, ok := readPid(filepath.Join(d.root, OllamaPidFile))
+	if !ok {
+		t.Fatalf("no pid file at %s", OllamaPidFile)
+	}
+	return pid
+}
+
+func TestNoSystemdRunsDetachedOllama(t *testing.T) {
+	d := newDetachedEnv(t, "")
+	if err := d.bootstrap(t); err != nil {
+		t.Fatalf("Bootstrap() = %v\nlog:\n%s", err, d.log)
+	}
+	wantResults(t, d.lc, ResultContinue)
+	pid := d.pid(t)
+	if !isOurOllama(pid) {
+		t.Fatalf("pid %d is not a live session leader running serve", pid)
+	}
+	if pgid, _ := syscallGetpgid(pid); pgid != pid {
+		t.Errorf("ollama's process group = %d, want its own (%d)", pgid, pid)
+	}
+	// The unit and environment are written in this mode too.
+	for _, f := range []string{OllamaEnvFile, OllamaUnitFile} {
+		if _, err := os.Stat(filepath.Join(d.root, f)); err != nil {
+			t.Errorf("%s not written: %v", f, err)
+		}
+	}
+	logData, _ := os.ReadFile(filepath.Join(d.root, OllamaLogFile))
+	if !strings.Contains(string(logData), "fakeollama: listening on 127.0.0.1:"+strconv.Itoa(d.cfg.Ollama.Port)) {
+		t.Errorf("ollama's output is not in %s: %q", OllamaLogFile, logData)
+	}
+	var got map[string]string
+	data, err := os.ReadFile(d.record)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &got); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		// Not the unit's 0.0.0.0: outside / nothing guards the port.
+		"OLLAMA_HOST":              "127.0.0.1:" + strconv.Itoa(d.cfg.Ollama.Port),
+		"OLLAMA_MODELS":            filepath.Join(d.root, OllamaModelsDir),
+		"HOME":                     filepath.Join(d.root, OllamaHome),
+		"OLLAMA_KEEP_ALIVE":        "-1",
+		"OLLAMA_NUM_PARALLEL":      "2",
+		"OLLAMA_CONTEXT_LENGTH":    "4096",
+		"OLLAMA_MAX_LOADED_MODELS": "1",
+		"OLLAMA_NO_CLOUD":          "1",
+		"OLLAMA_DEBUG":             "0",
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("ollama's %s = %q, want %q", k, got[k], v)
+		}
+	}
+
+	// A re-run keeps the serving process.
+	if err := d.bootstrap(t); err != nil {
+		t.Fatalf("re-run Bootstrap() = %v\nlog:\n%s", err, d.log)
+	}
+	if again := d.pid(t); again != pid {
+		t.Errorf("re-run replaced ollama: pid %d, want %d kept", again, pid)
+	}
+	if !strings.Contains(d.log.String(), "already running as pid "+strconv.Itoa(pid)) {
+		t.Errorf("log does not say the process was kept:\n%s", d.log)
+	}
+
+	// A changed environment restarts it.
+	d.cfg.Ollama.Parallel = 3
+	if err := d.bootstrap(t); err != nil {
+		t.Fatalf("changed Bootstrap() = %v\nlog:\n%s", err, d.log)
+	}
+	if newPid := d.pid(t); newPid == pid || processAlive(pid) {
+		t.Errorf("changed config: pid %d -> %d, old alive %v; want a restart", pid, newPid, processAlive(pid))
+	}
+}
+
+func TestNoSystemdOllamaCrashFailsFast(t *testing.T) {
+	d := newDetachedEnv(t, "#!/bin/sh\ncase \"$1\" in --version) echo 'ollama version is "+testVersion+"';; *) echo 'cuda init failed' >&2; exit 3;; esac\n")
+	start := time.Now()
+	wantStepFailure(t, d.bootstrap(t), StepStart, "ollama exited before it answered", "exit status 3", OllamaLogFile)
+	if time.Since(start) > 10*time.Second {
+		t.Errorf("a crashed ollama took %s to notice", time.Since(start))
+	}
+	logData, _ := os.ReadFile(filepath.Join(d.root, OllamaLogFile))
+	if !strings.Contains(string(logData), "cuda init failed") {
+		t.Errorf("the crash output is not in the log: %q", logData)
+	}
+	wantResults(t, d.lc, ResultAbandon)
+}
+
+func syscallGetpgid(pid int) (int, error) { return syscall.Getpgid(pid) }
