@@ -37,10 +37,11 @@ type PlannedResource struct {
 }
 
 // PlanStack runs the program body for a validated Spec under mocks: canned look-ups (AZ names,
-// AMI ids, account id), no cloud calls, no credentials.
-func PlanStack(spec *config.Spec) (*Plan, error) {
+// AMI ids, account id), no cloud calls, no credentials. projectDir is where the node agent is
+// built from, as `pulumi up` would.
+func PlanStack(spec *config.Spec, projectDir string) (*Plan, error) {
 	m := mockaws.New(spec.Region)
-	err := m.Run(Project, spec.Stack, nil, func(ctx *pulumi.Context) error { return Run(ctx, spec) })
+	err := m.Run(Project, spec.Stack, nil, func(ctx *pulumi.Context) error { return Run(ctx, spec, projectDir) })
 	if err != nil {
 		return nil, fmt.Errorf("plan stack %s: %w", spec.Stack, err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/llm-sandbox/llm-sandbox/components/sandbox"
 	"github.com/llm-sandbox/llm-sandbox/config"
+	"github.com/llm-sandbox/llm-sandbox/internal/agentbuild"
 )
 
 // Project is the Pulumi project name (Pulumi.yaml).
@@ -23,13 +24,29 @@ func Main(ctx *pulumi.Context) error {
 	if err != nil {
 		return err
 	}
-	return Run(ctx, spec)
+	projectDir := ctx.RootDirectory() // where Pulumi.yaml is, under `pulumi up`
+	if projectDir == "" {
+		cwd, err := os.Getwd()
+		if err != nil {
+			return err
+		}
+		if projectDir, err = FindProject(cwd, ""); err != nil {
+			return err
+		}
+	}
+	return Run(ctx, spec, projectDir)
 }
 
-// Run is the program body: it builds the department's sandbox from spec and exports the stack
-// outputs.
-func Run(ctx *pulumi.Context, spec *config.Spec) error {
-	sb, err := sandbox.NewSandbox(ctx, spec.Department, &sandbox.SandboxArgs{Spec: spec})
+// Run is the program body: it builds the node agent from the project's source in projectDir,
+// builds the department's sandbox from spec and exports the stack outputs.
+func Run(ctx *pulumi.Context, spec *config.Spec, projectDir string) error {
+	agent, err := agentbuild.Build(ctx.Context(), projectDir)
+	if err != nil {
+		return err
+	}
+	sb, err := sandbox.NewSandbox(ctx, spec.Department, &sandbox.SandboxArgs{
+		Spec: spec, AgentPath: agent.Path, AgentSHA256: agent.SHA256,
+	})
 	if err != nil {
 		return err
 	}
@@ -38,6 +55,7 @@ func Run(ctx *pulumi.Context, spec *config.Spec) error {
 	ctx.Export("vpcId", sb.VpcID)
 	ctx.Export("keyArn", sb.KeyArn)
 	ctx.Export("masterKeySecretArn", sb.MasterKeySecretArn)
+	ctx.Export("poolGroupNames", sb.PoolGroupNames)
 	return nil
 }
 

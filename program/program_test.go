@@ -27,7 +27,7 @@ func TestPlanEveryStack(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			plan, err := PlanStack(spec)
+			plan, err := PlanStack(spec, "..")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -105,7 +105,7 @@ func TestPlanIsDeterministic(t *testing.T) {
 	}
 	var first string
 	for i := 0; i < 3; i++ {
-		plan, err := PlanStack(spec)
+		plan, err := PlanStack(spec, "..")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package main
+package program
 
 import (
 	"errors"
@@ -7,9 +7,9 @@ import (
 	"path/filepath"
 )
 
-// findProject returns the project directory: dir when given (it must hold Pulumi.yaml), else the
+// FindProject returns the project directory: dir when given (it must hold Pulumi.yaml), else the
 // nearest parent of cwd that holds Pulumi.yaml.
-func findProject(cwd, dir string) (string, error) {
+func FindProject(cwd, dir string) (string, error) {
 	if dir != "" {
 		abs, err := filepath.Abs(dir)
 		if err != nil {

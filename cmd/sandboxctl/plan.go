@@ -41,7 +41,7 @@ func runPlan(e env, projectFlag string, args []string) int {
 		}
 		return exitInvalid
 	}
-	plan, err := program.PlanStack(spec)
+	plan, err := program.PlanStack(spec, project)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "sandboxctl plan: %v\n", err)
 		return exitInvalid

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/llm-sandbox/llm-sandbox/config"
+	"github.com/llm-sandbox/llm-sandbox/program"
 )
 
 // stackResult is one stack's validation, as --format json prints it.
@@ -123,7 +124,7 @@ func asProblems(s string, err error) config.Problems {
 
 // projectStacks finds the project and its stacks, printing why not on failure.
 func projectStacks(e env, projectFlag, cmd string) (string, []string, int) {
-	project, err := findProject(e.cwd, projectFlag)
+	project, err := program.FindProject(e.cwd, projectFlag)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "sandboxctl %s: %v\n", cmd, err)
 		return "", nil, exitUsage

@@ -72,7 +72,7 @@ func nodeConfig(args *ModelPoolArgs) *node.Config {
 		Department: args.Department,
 		Pool:       args.Pool,
 		Region:     args.Region,
-		Lifecycle:  node.Lifecycle{Hook: LaunchHookName},
+		Lifecycle:  node.Lifecycle{Hook: LaunchHookName, HeartbeatSeconds: HeartbeatSeconds(args.GPU)},
 		Ollama: &node.OllamaConfig{
 			Version:       args.OllamaVersion,
 			Release:       args.OllamaRelease,

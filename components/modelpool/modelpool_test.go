@@ -332,7 +332,7 @@ func TestUserDataCarriesNodeConfig(t *testing.T) {
 			a := tc.args
 			want := node.Config{
 				Role: node.RoleOllama, Department: a.Department, Pool: a.Pool, Region: a.Region,
-				Lifecycle: node.Lifecycle{Hook: LaunchHookName},
+				Lifecycle: node.Lifecycle{Hook: LaunchHookName, HeartbeatSeconds: HeartbeatSeconds(a.GPU)},
 			}
 			var models []node.Model
 			for _, tag := range a.Models {
@@ -895,7 +895,10 @@ func TestInvalidArgs(t *testing.T) {
 		{"zero context", with(func(a *ModelPoolArgs) { a.ContextLength = 0 }), "ContextLength"},
 		{"no Ollama version", with(func(a *ModelPoolArgs) { a.OllamaVersion = " " }), "OllamaVersion"},
 		{"plain-HTTP release", with(func(a *ModelPoolArgs) { a.OllamaRelease.URL = "http://example.com/ollama.tar.zst" }), "OllamaRelease.URL"},
-		{"release without hash", with(func(a *ModelPoolArgs) { a.OllamaRelease.SHA256 = "" }), "OllamaRelease.SHA256"},
+		{"release without hash or sums file", with(func(a *ModelPoolArgs) { a.OllamaRelease.SHA256 = "" }), "OllamaRelease"},
+		{"release with a plain-HTTP sums file", with(func(a *ModelPoolArgs) {
+			a.OllamaRelease.SHA256, a.OllamaRelease.SumsURL = "", "ftp://example.com/sha256sum.txt"
+		}), "OllamaRelease"},
 		{"bad agent hash", with(func(a *ModelPoolArgs) { a.AgentSHA256 = strings.ToUpper(agentSHA) }), "AgentSHA256"},
 		{"nil agent URL", with(func(a *ModelPoolArgs) { a.AgentURL = nil }), "AgentURL"},
 		{"nil bucket", with(func(a *ModelPoolArgs) { a.ArtifactsBucketArn = nil }), "ArtifactsBucketArn"},

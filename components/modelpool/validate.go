@@ -112,8 +112,8 @@ func validate(name string, args *ModelPoolArgs) (*node.Config, error) {
 	if u, err := url.Parse(args.OllamaRelease.URL); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "s3") {
 		add("OllamaRelease.URL", "must be an https:// or s3://bucket/key URL (got %q)", args.OllamaRelease.URL)
 	}
-	if !sha256Hex.MatchString(args.OllamaRelease.SHA256) {
-		add("OllamaRelease.SHA256", "must be 64 lowercase hex digits (got %q)", args.OllamaRelease.SHA256)
+	if err := args.OllamaRelease.Validate(); err != nil {
+		add("OllamaRelease", "%v", err)
 	}
 	if !sha256Hex.MatchString(args.AgentSHA256) {
 		add("AgentSHA256", "must be 64 lowercase hex digits (got %q)", args.AgentSHA256)

@@ -1,7 +1,11 @@
 package sandbox
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -25,11 +29,24 @@ func testSpec(nat config.NATStrategy) *config.Spec {
 	}
 }
 
+// fakeAgent writes a stand-in agent binary (the artifacts bucket only uploads and hashes it).
+func fakeAgent(t *testing.T) (string, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "sandbox-node")
+	content := []byte("stand-in agent binary")
+	if err := os.WriteFile(path, content, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(content)
+	return path, hex.EncodeToString(sum[:])
+}
+
 func build(t *testing.T, spec *config.Spec) (*mockaws.Monitor, error) {
 	t.Helper()
+	path, sum := fakeAgent(t)
 	m := mockaws.New("ca-central-1")
 	err := m.Run("llm-sandbox", "test", nil, func(ctx *pulumi.Context) error {
-		_, err := NewSandbox(ctx, "chem", &SandboxArgs{Spec: spec})
+		_, err := NewSandbox(ctx, "chem", &SandboxArgs{Spec: spec, AgentPath: path, AgentSHA256: sum})
 		return err
 	})
 	return m, err
@@ -105,6 +122,50 @@ func TestEveryResourceUsesTheDepartmentProvider(t *testing.T) {
 		if r.Custom && strings.HasPrefix(r.Type, "aws:") && !strings.Contains(r.Provider, "::chem-aws::") {
 			t.Errorf("%s %s uses provider %q, not the sandbox's", r.Type, r.Name, r.Provider)
 		}
+	}
+}
+
+// One model pool per pool of the Spec, wired to the network, the key and the artifacts bucket.
+func TestSandboxBuildsOnePoolPerSpecPool(t *testing.T) {
+	spec := testSpec(config.NATSingle)
+	spec.Pools["batch"] = config.Pool{
+		Name: "batch", InstanceType: "g6.xlarge", MinSize: 0, MaxSize: 3, Models: []string{"mistral:7b"},
+		Parallel: 4, ContextLength: 8192, Spot: true,
+		Schedule: &config.Schedule{Timezone: "America/Toronto", Days: "MON-FRI", Start: "07:00", Stop: "19:00"},
+	}
+	m, err := build(t, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pools := m.ByType("llmsandbox:compute:ModelPool")
+	if len(pools) != 2 {
+		t.Fatalf("%d model pools, want 2", len(pools))
+	}
+	for _, name := range []string{"chem-gpu", "chem-batch"} {
+		p, ok := m.ByName("llmsandbox:compute:ModelPool", name)
+		if !ok || m.NameOf(p.Parent) != "chem" {
+			t.Errorf("model pool %s missing or not inside the sandbox", name)
+		}
+	}
+	if _, ok := m.ByName("llmsandbox:artifacts:Bucket", "chem-artifacts"); !ok {
+		t.Error("no artifacts bucket chem-artifacts")
+	}
+	batch, ok := m.ByName("aws:autoscaling/group:Group", "chem-batch-asg")
+	if !ok {
+		t.Fatal("no group chem-batch-asg")
+	}
+	in := mockaws.Plain(batch.Inputs)
+	mixed, _ := in["mixedInstancesPolicy"].(map[string]any)
+	if mixed == nil || in["capacityRebalance"] != true {
+		t.Errorf("spot pool without mixed instances and capacity rebalance: %v", in)
+	}
+	if len(m.ByType("aws:autoscaling/schedule:Schedule")) != 2 {
+		t.Error("the batch pool's office hours are not scheduled")
+	}
+	gpu, _ := m.ByName("aws:ec2/launchTemplate:LaunchTemplate", "chem-gpu-lt")
+	tags := mockaws.Plain(gpu.Inputs)["tagSpecifications"].([]any)[0].(map[string]any)["tags"].(map[string]any)
+	if tags["CostCenter"] != "CHEM-1" || tags["ManagedBy"] != "llm-sandbox" || tags["Pool"] != "gpu" {
+		t.Errorf("instances are not tagged with the department's tags: %v", tags)
 	}
 }
 
