@@ -62,6 +62,9 @@ func TestPlanEveryStack(t *testing.T) {
 					t.Errorf("%s: %d, want %d", typ, count[typ], want)
 				}
 			}
+			for _, poolName := range spec.PoolNames() {
+				checkPool(t, plan, spec, spec.Pools[poolName])
+			}
 			provider := find(t, plan, "pulumi:providers:aws")
 			if provider.Inputs["region"] != spec.Region {
 				t.Errorf("provider region %v, want %s", provider.Inputs["region"], spec.Region)
@@ -83,6 +86,57 @@ func TestPlanEveryStack(t *testing.T) {
 				t.Error("the plan shows a master key value")
 			}
 		})
+	}
+}
+
+// checkPool asserts that a pool's launch template, role, group, hook, scaling and target group
+// are in the plan with the Spec's settings.
+func checkPool(t *testing.T, plan *Plan, spec *config.Spec, pool config.Pool) {
+	t.Helper()
+	prefix := spec.Department + "-" + pool.Name
+	byName := func(typ, name string) map[string]any {
+		for _, r := range plan.Resources {
+			if r.Type == typ && r.Name == name {
+				return r.Inputs
+			}
+		}
+		t.Errorf("pool %s: no %s %s in the plan", pool.Name, typ, name)
+		return map[string]any{}
+	}
+	lt := byName("aws:ec2/launchTemplate:LaunchTemplate", prefix+"-lt")
+	if md, _ := lt["metadataOptions"].(map[string]any); md["httpTokens"] != "required" || md["httpPutResponseHopLimit"] != 1.0 {
+		t.Errorf("pool %s: launch template metadata options %v", pool.Name, lt["metadataOptions"])
+	}
+	if spot := pool.Spot; !spot && lt["instanceType"] != pool.InstanceType {
+		t.Errorf("pool %s: launch template instance type %v, want %s", pool.Name, lt["instanceType"], pool.InstanceType)
+	}
+	byName("aws:iam/role:Role", prefix+"-role")
+	byName("aws:lb/targetGroup:TargetGroup", prefix+"-tg")
+	byName("aws:autoscaling/policy:Policy", prefix+"-cpu-tracking")
+	asg := byName("aws:autoscaling/group:Group", prefix+"-asg")
+	if asg["minSize"] != float64(pool.MinSize) || asg["maxSize"] != float64(pool.MaxSize) {
+		t.Errorf("pool %s: group sizes %v..%v, want %d..%d", pool.Name, asg["minSize"], asg["maxSize"], pool.MinSize, pool.MaxSize)
+	}
+	hooks, _ := asg["initialLifecycleHooks"].([]any)
+	if len(hooks) != 1 || hooks[0].(map[string]any)["defaultResult"] != "ABANDON" {
+		t.Errorf("pool %s: launch hook %v", pool.Name, asg["initialLifecycleHooks"])
+	}
+	_, mixed := asg["mixedInstancesPolicy"]
+	_, warm := asg["warmPool"]
+	if mixed != pool.Spot || warm != (pool.WarmPool > 0) {
+		t.Errorf("pool %s: spot %v warm pool %d, but mixed instances %v, warm pool %v", pool.Name, pool.Spot, pool.WarmPool, mixed, warm)
+	}
+	schedules := 0
+	for _, r := range plan.Resources {
+		if r.Type == "aws:autoscaling/schedule:Schedule" && strings.HasPrefix(r.Name, prefix+"-") {
+			schedules++
+			if r.Inputs["timeZone"] != pool.Schedule.Timezone {
+				t.Errorf("pool %s: schedule time zone %v", pool.Name, r.Inputs["timeZone"])
+			}
+		}
+	}
+	if want := map[bool]int{true: 2, false: 0}[pool.Schedule != nil]; schedules != want {
+		t.Errorf("pool %s: %d scheduled actions, want %d", pool.Name, schedules, want)
 	}
 }
 
