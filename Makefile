@@ -12,10 +12,24 @@ VENV  := $(CURDIR)/.cache/venv
 STATICCHECK_VERSION := v0.8.2
 FUZZTIME            ?= 15s
 
-.PHONY: plan validate test tools lint unit fuzz help
+# End-to-end test dependencies (`make e2e-deps`): a real Ollama built from the Go module proxy
+# and the tiny-model writer (both from tools/ollama, whose go.mod pins Ollama and go.sum holds the
+# checksums), and moto's AWS emulator in its own venv from tools/requirements-moto.txt (hashes).
+PYTHON        ?= python3
+# Debian packages the tests use: the headers the Ollama cgo build needs and zstd (end-to-end
+# tests); cloud-init, shellcheck and systemd-analyze (the validators run on rendered artifacts).
+APT_PACKAGES  := nlohmann-json3-dev libstb-dev zstd cloud-init shellcheck systemd
+SUDO          := $(if $(filter 0,$(shell id -u)),,sudo)
+MOTO_VENV     := $(CURDIR)/.cache/moto-venv
+OLLAMA_INC    := $(CURDIR)/.cache/ollama-include
+OLLAMA_INPUTS := tools/ollama/go.mod tools/ollama/go.sum $(wildcard tools/ollama/cmd/ollama/*.go)
+E2E_ENV       := LLM_SANDBOX_OLLAMA_BIN=$(BIN)/ollama LLM_SANDBOX_TINYMODEL_BIN=$(BIN)/tinymodel \
+                 LLM_SANDBOX_MOTO_PYTHON=$(MOTO_VENV)/bin/python
+
+.PHONY: plan validate test tools lint unit fuzz help e2e-deps apt e2e
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
 
 plan: ## offline plan of an example department (STACK=chemistry by default)
 	$(GO) run ./cmd/sandboxctl plan $(STACK)
@@ -23,9 +37,9 @@ plan: ## offline plan of an example department (STACK=chemistry by default)
 validate: ## validate every stack file in stacks/
 	$(GO) run ./cmd/sandboxctl validate
 
-test: tools lint unit fuzz validate ## install the test tools, then run every check and test
+test: e2e-deps tools lint unit fuzz validate ## install the test tools, then run every check and test
 
-tools: ## install the pinned test tools into bin/ and .cache/venv
+tools: apt ## install the pinned test tools into bin/ and .cache/venv
 	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	test -x $(VENV)/bin/pip || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r tools/requirements-lint.txt
@@ -37,9 +51,49 @@ lint: ## gofmt, go vet, staticcheck, yamllint
 	$(BIN)/staticcheck ./...
 	$(VENV)/bin/yamllint --strict .
 
-unit: ## go test ./... (unit, component, plan and command tests)
-	$(GO) test -count=1 ./...
+unit: e2e-deps ## go test ./... (unit, component, plan, command and end-to-end tests)
+	$(E2E_ENV) $(GO) test -count=1 ./...
 
 fuzz: ## a short run of each fuzz test (FUZZTIME=15s each)
 	$(GO) test ./config -run '^$$' -fuzz '^FuzzStackFile$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./config -run '^$$' -fuzz '^FuzzValues$$' -fuzztime $(FUZZTIME)
+
+e2e: e2e-deps ## only the end-to-end tests (tests/e2e), verbose
+	$(E2E_ENV) $(GO) test -count=1 -v ./tests/e2e/
+
+e2e-deps: apt $(BIN)/ollama $(BIN)/tinymodel $(MOTO_VENV)/.installed ## build or install what the end-to-end tests run (cached)
+
+apt: # the Debian packages above; apt-get only when one is missing
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	  if [ -n "$$missing" ]; then \
+	    echo "installing" $$missing; \
+	    $(SUDO) apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	  fi
+
+# miniaudio.h, missing from Ollama's module zip, comes from the Go module pinned in
+# tools/ollama/go.mod (see tools/ollama/headers.go).
+$(OLLAMA_INC)/miniaudio/miniaudio.h: tools/ollama/go.mod tools/ollama/go.sum
+	@mkdir -p $(@D)
+	cd tools/ollama && $(GO) mod download github.com/gen2brain/malgo && \
+	  install -m 0644 "$$($(GO) list -m -f '{{.Dir}}' github.com/gen2brain/malgo)/miniaudio.h" $@
+
+# The real Ollama (CPU only, ~2.5 min cold, ~1 GB peak). Rebuilt only when tools/ollama's pins
+# or main package change; the flock keeps concurrent makes from running two of these builds at
+# once, and the rename means nobody ever runs a half-written binary.
+$(BIN)/ollama: $(OLLAMA_INPUTS) $(OLLAMA_INC)/miniaudio/miniaudio.h | apt
+	@mkdir -p $(BIN) $(CURDIR)/.cache
+	cd tools/ollama && flock $(CURDIR)/.cache/ollama-build.lock sh -c '\
+	  version=$$($(GO) list -m -f "{{.Version}}" github.com/ollama/ollama) && \
+	  CGO_ENABLED=1 CGO_CPPFLAGS="-I$(OLLAMA_INC)" $(GO) build -trimpath \
+	    -ldflags "-X github.com/ollama/ollama/version.Version=$${version#v}" \
+	    -o $@.tmp ./cmd/ollama && mv $@.tmp $@'
+
+$(BIN)/tinymodel: tools/ollama/go.mod tools/ollama/go.sum $(wildcard tools/ollama/cmd/tinymodel/*.go)
+	@mkdir -p $(BIN)
+	cd tools/ollama && CGO_ENABLED=0 $(GO) build -trimpath -o $@ ./cmd/tinymodel
+
+$(MOTO_VENV)/.installed: tools/requirements-moto.txt
+	test -x $(MOTO_VENV)/bin/python || $(PYTHON) -m venv $(MOTO_VENV)
+	$(MOTO_VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r tools/requirements-moto.txt
+	touch $@

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -113,7 +114,7 @@ func TestDefaultsAreApplied(t *testing.T) {
 			Name: "gpu", InstanceType: "g5.xlarge", MinSize: 1, MaxSize: 2, Models: []string{"llama3.1:8b"},
 			Parallel: 4, ContextLength: 8192,
 		}},
-		Gateway: Gateway{InstanceType: "t3.large", MinSize: 2, MaxSize: 4},
+		Gateway: Gateway{InstanceType: "t3.large", MinSize: 2, MaxSize: 4, DeletionProtection: true},
 		Tags:    map[string]string{},
 	}
 	if !reflect.DeepEqual(spec, want) {
@@ -210,5 +211,34 @@ func TestSuggest(t *testing.T) {
 		if got := suggest(unknown, topLevelKeys); got != want {
 			t.Errorf("suggest(%q) = %q, want %q", unknown, got, want)
 		}
+	}
+}
+
+func TestListenerPortsAreStableAndDistinct(t *testing.T) {
+	if (Pool{Name: "gpu"}).ListenerPort() != (Pool{Name: "gpu", Models: []string{"x"}}).ListenerPort() {
+		t.Error("a pool's listener port depends on more than its name")
+	}
+	// Find two names that share a port, and check that validation refuses them together.
+	seen := map[int]string{}
+	var a, b string
+	for i := 0; b == ""; i++ {
+		name := fmt.Sprintf("p%d", i)
+		port := Pool{Name: name}.ListenerPort()
+		if port < ListenerPortBase || port >= ListenerPortBase+ListenerPortRange {
+			t.Fatalf("port %d of %s out of range", port, name)
+		}
+		if other, ok := seen[port]; ok {
+			a, b = other, name
+		}
+		seen[port] = name
+	}
+	values := Values{
+		"aws:region": "ca-central-1", "llm-sandbox:department": "chem",
+		"llm-sandbox:network": `{"cidr":"10.20.0.0/16"}`,
+		"llm-sandbox:pools":   fmt.Sprintf(`{%q:{"models":["llama3.2:1b"]},%q:{"models":["llama3.2:1b"]}}`, a, b),
+	}
+	_, err := Parse("chem", "stacks/Pulumi.chem.yaml", values)
+	if err == nil || !strings.Contains(err.Error(), "gets the same internal listener port") {
+		t.Errorf("pools %s and %s share a port but got %v", a, b, err)
 	}
 }

@@ -33,7 +33,7 @@ var (
 	accessKeys   = []string{"mode", "certificateArn", "allowedCidrs", "allowAnywhere"}
 	poolKeys     = []string{"instanceType", "minSize", "maxSize", "models", "parallel", "contextLength", "spot", "warmPool", "schedule"}
 	scheduleKeys = []string{"timezone", "days", "start", "stop"}
-	gatewayKeys  = []string{"instanceType", "minSize", "maxSize"}
+	gatewayKeys  = []string{"instanceType", "minSize", "maxSize", "deletionProtection"}
 )
 
 // Tag keys the project sets itself on every resource; a stack's tags may not set them.
@@ -202,6 +202,15 @@ func (p *parser) pools(n *yaml.Node) map[string]Pool {
 			p.add(pp, "pool name must be a lowercase DNS label of at most %d characters (got %q)", maxPoolName, name)
 		}
 		pools[name] = p.pool(e[1], pp, name)
+	}
+	byPort := map[int]string{}
+	for _, e := range entries {
+		name := e[0].Value
+		port := pools[name].ListenerPort()
+		if other, ok := byPort[port]; ok {
+			p.add(joinPath(path, name), "gets the same internal listener port %d as pool %q; rename one of them", port, other)
+		}
+		byPort[port] = name
 	}
 	return pools
 }
@@ -373,9 +382,15 @@ func (p *parser) schedule(n *yaml.Node, path string) *Schedule {
 
 func (p *parser) gateway(n *yaml.Node) Gateway {
 	const path = "gateway"
-	g := Gateway{InstanceType: DefaultGatewayInstanceType, MinSize: DefaultGatewayMinSize, MaxSize: DefaultGatewayMaxSize}
+	g := Gateway{
+		InstanceType: DefaultGatewayInstanceType, MinSize: DefaultGatewayMinSize, MaxSize: DefaultGatewayMaxSize,
+		DeletionProtection: DefaultDeletionProtection,
+	}
 	f := p.fields(n, path, gatewayKeys)
 	at := func(k string) string { return joinPath(path, k) }
+	if v, ok := f["deletionProtection"]; ok {
+		g.DeletionProtection = p.boolean(v, at("deletionProtection"))
+	}
 	if v, ok := f["instanceType"]; ok {
 		if s, ok := p.str(v, at("instanceType")); ok {
 			g.InstanceType = s

@@ -5,6 +5,7 @@
 package config
 
 import (
+	"hash/fnv"
 	"net/netip"
 	"sort"
 )
@@ -131,6 +132,9 @@ type Gateway struct {
 	InstanceType string
 	// MinSize and MaxSize bound the gateway's autoscaling group.
 	MinSize, MaxSize int
+	// DeletionProtection protects the gateway's load balancers from deletion (default true; a
+	// CI or development stack that is destroyed often turns it off).
+	DeletionProtection bool
 }
 
 // Defaults, applied in one place (see parse.go) and documented in docs/config.md and Pulumi.yaml.
@@ -146,4 +150,22 @@ const (
 	DefaultGatewayInstanceType = "t3.large"
 	DefaultGatewayMinSize      = 2
 	DefaultGatewayMaxSize      = 4
+	// DefaultDeletionProtection keeps load balancers from being deleted by accident.
+	DefaultDeletionProtection = true
 )
+
+// ListenerPortBase and ListenerPortRange bound the internal load balancer's per-pool listener
+// ports.
+const (
+	ListenerPortBase  = 20000
+	ListenerPortRange = 10000
+)
+
+// ListenerPort is the internal load balancer's port for this pool: derived from the pool's name
+// alone, so adding or removing another pool never moves it (the gateway's model routes point at
+// it). Validation rejects two pools of a stack whose names give the same port.
+func (p Pool) ListenerPort() int {
+	h := fnv.New32a()
+	h.Write([]byte(p.Name))
+	return ListenerPortBase + int(h.Sum32()%ListenerPortRange)
+}

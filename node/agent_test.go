@@ -664,3 +664,11 @@ func TestBootBudgetRunsOutAndAbandons(t *testing.T) {
 		t.Errorf("log does not state the budget:\n%s", e.log)
 	}
 }
+
+// A model that loads but cannot generate (its runner crashes on the first token) never gets the
+// node CONTINUEd.
+func TestModelThatCannotGenerateAbandons(t *testing.T) {
+	e := newEnv(t, fakeollama.Options{GPU: true, GenerateError: "llama runner process has terminated: signal: aborted"})
+	wantStepFailure(t, e.bootstrap(), StepPreload, "llama runner process has terminated")
+	wantResults(t, e.lc, ResultAbandon)
+}

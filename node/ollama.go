@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -265,11 +264,18 @@ func (c *ollamaAPI) pushBlob(ctx context.Context, digest, file string) error {
 	return nil
 }
 
-// preload loads a model and keeps it loaded: POST /api/generate with an empty prompt and
-// keep_alive -1 (docs/api.md, "Load a model": "If an empty prompt is provided, the model will
-// be loaded into memory"; a negative keep_alive keeps it loaded indefinitely).
+// preloadPrompt is what the preload asks a model, for one token: enough to prove it answers.
+const preloadPrompt = "Hello"
+
+// preload loads a model, keeps it loaded and proves it answers: POST /api/generate with
+// keep_alive -1 (docs/api.md: a negative keep_alive keeps the model loaded indefinitely) and a
+// one-token generation. An empty prompt would only load the model, and a model can load and
+// still crash its runner on the first token (a KV-cache type its shapes do not suit).
 func (c *ollamaAPI) preload(ctx context.Context, name string) error {
-	data, err := json.Marshal(map[string]any{"model": name, "prompt": "", "keep_alive": -1, "stream": false})
+	data, err := json.Marshal(map[string]any{
+		"model": name, "prompt": preloadPrompt, "keep_alive": -1, "stream": false,
+		"options": map[string]any{"num_predict": 1, "temperature": 0},
+	})
 	if err != nil {
 		return permanent(err)
 	}
@@ -283,8 +289,9 @@ func (c *ollamaAPI) preload(ctx context.Context, name string) error {
 		return statusError(op, resp)
 	}
 	var out struct {
-		Done  bool   `json:"done"`
-		Error string `json:"error"`
+		Done      bool   `json:"done"`
+		Error     string `json:"error"`
+		EvalCount int    `json:"eval_count"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
 		return fmt.Errorf("%s: decode: %w", op, err)
@@ -292,8 +299,8 @@ func (c *ollamaAPI) preload(ctx context.Context, name string) error {
 	if out.Error != "" {
 		return &apiError{Op: op, Msg: out.Error}
 	}
-	if !out.Done {
-		return errors.New(op + ": the load did not report done")
+	if !out.Done || out.EvalCount < 1 {
+		return fmt.Errorf("%s: model %s loaded but generated no token (done %v, eval_count %d)", op, name, out.Done, out.EvalCount)
 	}
 	return nil
 }

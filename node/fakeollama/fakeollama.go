@@ -37,6 +37,9 @@ type Options struct {
 	PullError string
 	// CreateError, when set, makes every create fail with it.
 	CreateError string
+	// GenerateError, when set, makes every generation fail with it after the model loads (a
+	// runner that crashes on the first token).
+	GenerateError string
 }
 
 // Counts are the calls the fake has answered, for idempotency assertions.
@@ -291,6 +294,9 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request) {
 		Prompt    string `json:"prompt"`
 		KeepAlive any    `json:"keep_alive"`
 		Stream    *bool  `json:"stream"`
+		Options   struct {
+			NumPredict int `json:"num_predict"`
+		} `json:"options"`
 	}
 	if err := decode(r, &req); err != nil {
 		writeJSON(w, http.StatusBadRequest, errorLine{err.Error()})
@@ -300,10 +306,10 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.counts.Generates++
 	_, present := s.models[name]
-	// Only the preload the agent sends (empty prompt, keep_alive -1, no streaming) loads a
-	// model here, so a test fails if the agent sends anything else.
+	// Only the preload the agent sends (a one-token prompt, keep_alive -1, no streaming) loads
+	// a model here, so a test fails if the agent sends anything else.
 	ka, _ := req.KeepAlive.(float64)
-	preload := req.Prompt == "" && ka < 0 && req.Stream != nil && !*req.Stream
+	preload := req.Prompt != "" && req.Options.NumPredict == 1 && ka < 0 && req.Stream != nil && !*req.Stream
 	if present && preload {
 		s.loaded[name] = true
 	}
@@ -313,8 +319,10 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, errorLine{fmt.Sprintf("model %q not found, try pulling it first", req.Model)})
 	case !preload:
 		writeJSON(w, http.StatusBadRequest, errorLine{"fakeollama: only preload requests are supported"})
+	case s.opts.GenerateError != "":
+		writeJSON(w, http.StatusInternalServerError, errorLine{s.opts.GenerateError})
 	default:
-		writeJSON(w, http.StatusOK, map[string]any{"model": req.Model, "response": "", "done": true, "done_reason": "load"})
+		writeJSON(w, http.StatusOK, map[string]any{"model": req.Model, "response": " world", "done": true, "done_reason": "length", "eval_count": 1})
 	}
 }
 
