@@ -1,0 +1,383 @@
+// Package policy holds the security, privacy and reliability rules every department must pass,
+// as plain Go functions over an offline plan. `sandboxctl check` runs them; the tests run them
+// over the plan of every example stack. Policy reads plans and config only.
+package policy
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/llm-sandbox/llm-sandbox/config"
+)
+
+// Resource is one planned resource as the rules see it.
+type Resource struct {
+	// Type is the Pulumi type token, e.g. "aws:ec2/securityGroup:SecurityGroup".
+	Type string
+	// Name is the logical name.
+	Name string
+	// ID is the id the resource will have (in an offline plan, the canned one), which other
+	// resources' inputs refer to.
+	ID string
+	// Inputs are the inputs with Pulumi property names; secrets read "[secret]".
+	Inputs map[string]any
+}
+
+// Plan is what the rules check: a stack's Spec and its planned resources.
+type Plan struct {
+	Spec      *config.Spec
+	Resources []Resource
+}
+
+// Finding is one rule violation.
+type Finding struct {
+	// Rule is the rule's id.
+	Rule string `json:"rule"`
+	// Resource names the resource at fault ("type name").
+	Resource string `json:"resource"`
+	// Message says what is wrong and what is expected.
+	Message string `json:"message"`
+}
+
+func (f Finding) String() string { return fmt.Sprintf("%s: %s: %s", f.Rule, f.Resource, f.Message) }
+
+// Rule is one check.
+type Rule struct {
+	// ID names the rule in findings.
+	ID string
+	// Summary says what the rule requires, for `sandboxctl check --list`.
+	Summary string
+	check   func(*Plan) []Finding
+}
+
+// Rules returns every rule, in a fixed order.
+func Rules() []Rule {
+	return []Rule{
+		{"no-open-ingress", "no security group admits 0.0.0.0/0 or ::/0, except 443 and 80 on an internet-facing load balancer of a stack with access.allowAnywhere: true", checkOpenIngress},
+		{"ollama-only-from-internal-alb", "nothing reaches Ollama's port 11434 but the security group of the internal load balancer that forwards to the pools", checkOllamaPort},
+		{"imdsv2-only", "every launch template requires IMDSv2 tokens with a hop limit of 1", checkIMDS},
+		{"no-public-ip", "no launch template gives instances a public IP", checkPublicIP},
+		{"ebs-encrypted", "every launch template's volumes are encrypted with a customer-managed KMS key", checkEBS},
+		{"tls13-listeners", "every HTTPS listener sets an explicit TLS 1.3 security policy", checkTLS},
+		{"lb-hardening", "every load balancer drops invalid header fields and uses the strictest desync mitigation", checkLBHardening},
+		{"no-secret-in-plain", "no input holds an API key in plain text (secrets must be Pulumi secrets)", checkPlainSecrets},
+	}
+}
+
+// Check runs every rule over the plan and returns the findings, sorted.
+func Check(p *Plan) []Finding {
+	var out []Finding
+	for _, r := range Rules() {
+		for _, f := range r.check(p) {
+			f.Rule = r.ID
+			out = append(out, f)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Rule != out[j].Rule {
+			return out[i].Rule < out[j].Rule
+		}
+		return out[i].Resource < out[j].Resource
+	})
+	return out
+}
+
+func (p *Plan) byType(typ string) []Resource {
+	var out []Resource
+	for _, r := range p.Resources {
+		if r.Type == typ {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func label(r Resource) string { return r.Type + " " + r.Name }
+
+func finding(r Resource, format string, args ...any) Finding {
+	return Finding{Resource: label(r), Message: fmt.Sprintf(format, args...)}
+}
+
+// Plain-value helpers: inputs come as JSON-like values (numbers are float64).
+
+func str(v any) string { s, _ := v.(string); return s }
+
+func num(v any) (int, bool) {
+	f, ok := v.(float64)
+	return int(f), ok
+}
+
+func list(v any) []any { l, _ := v.([]any); return l }
+
+func obj(v any) map[string]any { m, _ := v.(map[string]any); return m }
+
+func strs(v any) []string {
+	var out []string
+	for _, e := range list(v) {
+		if s, ok := e.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+const (
+	typeSecurityGroup = "aws:ec2/securityGroup:SecurityGroup"
+	typeIngressRule   = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+	typeSGRule        = "aws:ec2/securityGroupRule:SecurityGroupRule"
+	typeLaunchTmpl    = "aws:ec2/launchTemplate:LaunchTemplate"
+	typeLoadBalancer  = "aws:lb/loadBalancer:LoadBalancer"
+	typeListener      = "aws:lb/listener:Listener"
+	typeTargetGroup   = "aws:lb/targetGroup:TargetGroup"
+)
+
+// ingress is one way into a security group.
+type ingress struct {
+	from     Resource // the resource that declares the rule
+	target   string   // security group id
+	cidr     string   // a CIDR source, or ""
+	sourceSG string   // a security-group source, or ""
+	lo, hi   int      // port range; 0..65535 for all traffic
+}
+
+// ingresses gathers every ingress rule of the plan, inline or standalone.
+func (p *Plan) ingresses() []ingress {
+	var out []ingress
+	add := func(r Resource, target string, rule map[string]any, cidrKeys []string, sgKey string) {
+		lo, hi := 0, 65535
+		proto := str(rule["protocol"]) + str(rule["ipProtocol"])
+		if proto != "-1" && proto != "all" {
+			if v, ok := num(rule["fromPort"]); ok {
+				lo = v
+			}
+			if v, ok := num(rule["toPort"]); ok {
+				hi = v
+			}
+		}
+		for _, k := range cidrKeys {
+			cidrs := strs(rule[k])
+			if s := str(rule[k]); s != "" {
+				cidrs = append(cidrs, s)
+			}
+			for _, c := range cidrs {
+				out = append(out, ingress{from: r, target: target, cidr: c, lo: lo, hi: hi})
+			}
+		}
+		sgs := strs(rule[sgKey])
+		if s := str(rule[sgKey]); s != "" {
+			sgs = append(sgs, s)
+		}
+		if self, _ := rule["self"].(bool); self {
+			sgs = append(sgs, target)
+		}
+		for _, sg := range sgs {
+			out = append(out, ingress{from: r, target: target, sourceSG: sg, lo: lo, hi: hi})
+		}
+	}
+	for _, sg := range p.byType(typeSecurityGroup) {
+		for _, rule := range list(sg.Inputs["ingress"]) {
+			add(sg, sg.ID, obj(rule), []string{"cidrBlocks", "ipv6CidrBlocks"}, "securityGroups")
+		}
+	}
+	for _, r := range p.byType(typeIngressRule) {
+		add(r, str(r.Inputs["securityGroupId"]), r.Inputs, []string{"cidrIpv4", "cidrIpv6"}, "referencedSecurityGroupId")
+	}
+	for _, r := range p.byType(typeSGRule) {
+		if str(r.Inputs["type"]) == "ingress" {
+			add(r, str(r.Inputs["securityGroupId"]), r.Inputs, []string{"cidrBlocks", "ipv6CidrBlocks"}, "sourceSecurityGroupId")
+		}
+	}
+	return out
+}
+
+// internalALBGroups returns the security groups of the load balancers that forward to Ollama's
+// target groups (port 11434).
+func (p *Plan) internalALBGroups() map[string]bool {
+	ollamaTGs := map[string]bool{}
+	for _, tg := range p.byType(typeTargetGroup) {
+		if port, _ := num(tg.Inputs["port"]); port == 11434 {
+			ollamaTGs[str(tg.Inputs["arn"])] = true
+			ollamaTGs[tg.ID] = true
+		}
+	}
+	lbs := map[string]bool{}
+	for _, l := range p.byType(typeListener) {
+		for _, a := range list(l.Inputs["defaultActions"]) {
+			if ollamaTGs[str(obj(a)["targetGroupArn"])] {
+				lbs[str(l.Inputs["loadBalancerArn"])] = true
+			}
+		}
+	}
+	groups := map[string]bool{}
+	for _, lb := range p.byType(typeLoadBalancer) {
+		if lbs[lb.ID] || lbs[str(lb.Inputs["arn"])] {
+			for _, sg := range strs(lb.Inputs["securityGroups"]) {
+				groups[sg] = true
+			}
+		}
+	}
+	return groups
+}
+
+// internetFacingGroups returns the security groups of internet-facing load balancers.
+func (p *Plan) internetFacingGroups() map[string]bool {
+	groups := map[string]bool{}
+	for _, lb := range p.byType(typeLoadBalancer) {
+		if internal, _ := lb.Inputs["internal"].(bool); !internal {
+			for _, sg := range strs(lb.Inputs["securityGroups"]) {
+				groups[sg] = true
+			}
+		}
+	}
+	return groups
+}
+
+func checkOpenIngress(p *Plan) []Finding {
+	var out []Finding
+	facing := p.internetFacingGroups()
+	allowAnywhere := p.Spec != nil && p.Spec.Access.AllowAnywhere
+	for _, in := range p.ingresses() {
+		if in.cidr != "0.0.0.0/0" && in.cidr != "::/0" {
+			continue
+		}
+		webOnly := (in.lo == 443 && in.hi == 443) || (in.lo == 80 && in.hi == 80)
+		if allowAnywhere && webOnly && facing[in.target] {
+			continue
+		}
+		out = append(out, finding(in.from, "admits %s to ports %d-%d of %s", in.cidr, in.lo, in.hi, in.target))
+	}
+	return out
+}
+
+func checkOllamaPort(p *Plan) []Finding {
+	var out []Finding
+	allowed := p.internalALBGroups()
+	for _, in := range p.ingresses() {
+		if in.lo > 11434 || in.hi < 11434 {
+			continue
+		}
+		if in.sourceSG != "" && allowed[in.sourceSG] {
+			continue
+		}
+		src := in.cidr
+		if src == "" {
+			src = "security group " + in.sourceSG
+		}
+		out = append(out, finding(in.from, "admits %s to Ollama's port 11434 of %s; only the internal load balancer may", src, in.target))
+	}
+	return out
+}
+
+func checkIMDS(p *Plan) []Finding {
+	var out []Finding
+	for _, lt := range p.byType(typeLaunchTmpl) {
+		md := obj(lt.Inputs["metadataOptions"])
+		hops, _ := num(md["httpPutResponseHopLimit"])
+		if str(md["httpTokens"]) != "required" || hops != 1 {
+			out = append(out, finding(lt, "metadata options %v; want httpTokens required and httpPutResponseHopLimit 1", md))
+		}
+	}
+	return out
+}
+
+func checkPublicIP(p *Plan) []Finding {
+	var out []Finding
+	for _, lt := range p.byType(typeLaunchTmpl) {
+		nics := list(lt.Inputs["networkInterfaces"])
+		if len(nics) == 0 {
+			out = append(out, finding(lt, "no network interface says associatePublicIpAddress \"false\""))
+		}
+		for _, n := range nics {
+			if v := str(obj(n)["associatePublicIpAddress"]); v != "false" {
+				out = append(out, finding(lt, "associatePublicIpAddress %q; want \"false\"", v))
+			}
+		}
+	}
+	return out
+}
+
+func checkEBS(p *Plan) []Finding {
+	var out []Finding
+	for _, lt := range p.byType(typeLaunchTmpl) {
+		bdms := list(lt.Inputs["blockDeviceMappings"])
+		if len(bdms) == 0 {
+			out = append(out, finding(lt, "no block device mapping: the root volume would take the AMI's defaults, unencrypted"))
+		}
+		for _, b := range bdms {
+			ebs := obj(obj(b)["ebs"])
+			if str(ebs["encrypted"]) != "true" || str(ebs["kmsKeyId"]) == "" {
+				out = append(out, finding(lt, "volume %s: encrypted %q with key %q; want \"true\" with the department key", str(obj(b)["deviceName"]), str(ebs["encrypted"]), str(ebs["kmsKeyId"])))
+			}
+		}
+	}
+	return out
+}
+
+func checkTLS(p *Plan) []Finding {
+	var out []Finding
+	for _, l := range p.byType(typeListener) {
+		if str(l.Inputs["protocol"]) != "HTTPS" {
+			continue
+		}
+		if policy := str(l.Inputs["sslPolicy"]); !strings.HasPrefix(policy, "ELBSecurityPolicy-TLS13-") {
+			out = append(out, finding(l, "sslPolicy %q; want an explicit ELBSecurityPolicy-TLS13-* policy (the API default allows TLS 1.0)", policy))
+		}
+	}
+	return out
+}
+
+func checkLBHardening(p *Plan) []Finding {
+	var out []Finding
+	for _, lb := range p.byType(typeLoadBalancer) {
+		if drop, _ := lb.Inputs["dropInvalidHeaderFields"].(bool); !drop {
+			out = append(out, finding(lb, "dropInvalidHeaderFields is not true"))
+		}
+		if mode := str(lb.Inputs["desyncMitigationMode"]); mode != "strictest" {
+			out = append(out, finding(lb, "desyncMitigationMode %q; want strictest", mode))
+		}
+	}
+	return out
+}
+
+func checkPlainSecrets(p *Plan) []Finding {
+	var out []Finding
+	for _, r := range p.Resources {
+		if path := findKey(r.Inputs, ""); path != "" {
+			out = append(out, finding(r, "input %s holds what looks like an API key in plain text", path))
+		}
+	}
+	return out
+}
+
+// keyLike matches a LiteLLM key: "sk-" and at least 16 letters, digits, '-' or '_'.
+var keyLike = regexp.MustCompile(`^sk-[A-Za-z0-9_-]{16,}$`)
+
+// findKey returns the path of the first string value that looks like a LiteLLM key, or "".
+func findKey(v any, path string) string {
+	switch t := v.(type) {
+	case string:
+		if keyLike.MatchString(t) {
+			return path
+		}
+	case map[string]any:
+		keys := make([]string, 0, len(t))
+		for k := range t {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			if p := findKey(t[k], strings.TrimPrefix(path+"."+k, ".")); p != "" {
+				return p
+			}
+		}
+	case []any:
+		for i, e := range t {
+			if p := findKey(e, fmt.Sprintf("%s[%d]", path, i)); p != "" {
+				return p
+			}
+		}
+	}
+	return ""
+}
