@@ -13,11 +13,13 @@ import (
 	"time"
 )
 
-// Step names, in the order the agent runs them.
+// Step names. Role ollama runs gpu, install, user, configure, start, models, preload, resident,
+// lifecycle; role litellm runs install, user, secret, configure, start, lifecycle.
 const (
 	StepGPU       = "gpu"
 	StepInstall   = "install"
 	StepUser      = "user"
+	StepSecret    = "secret"
 	StepConfigure = "configure"
 	StepStart     = "start"
 	StepModels    = "models"
@@ -26,15 +28,17 @@ const (
 	StepLifecycle = "lifecycle"
 )
 
-// DefaultTimeouts is each step's time limit on a node. Models is the long one: pulling a 5 GB
-// model through a NAT gateway takes minutes. The launch lifecycle hook's heartbeat timeout
-// must exceed the time a boot really takes, or Auto Scaling applies the hook's default result
+// DefaultTimeouts is each step's time limit on a node, for either role. Models is the long
+// one: pulling a 5 GB model through a NAT gateway takes minutes; install covers both an Ollama
+// release and LiteLLM's ~170 MB of wheels. The launch lifecycle hook's heartbeat timeout must
+// exceed the time a boot really takes, or Auto Scaling applies the hook's default result
 // (ABANDON) before the agent finishes.
 func DefaultTimeouts() map[string]time.Duration {
 	return map[string]time.Duration{
 		StepGPU:       2 * time.Minute,
 		StepInstall:   10 * time.Minute,
 		StepUser:      time.Minute,
+		StepSecret:    2 * time.Minute,
 		StepConfigure: time.Minute,
 		StepStart:     3 * time.Minute,
 		StepModels:    60 * time.Minute,
@@ -45,24 +49,30 @@ func DefaultTimeouts() map[string]time.Duration {
 }
 
 // Options are the agent's seams and knobs. The zero value is a node: the real file system
-// root, systemd, os/exec, net/http, S3 and Auto Scaling through aws-sdk-go-v2.
+// root, systemd, os/exec, net/http, and S3, Secrets Manager and Auto Scaling through
+// aws-sdk-go-v2.
 type Options struct {
 	// Root installs everything under this directory instead of / (tests). In a root other
-	// than /, no system user is created, and an Ollama started without systemd listens on
-	// 127.0.0.1 only, with OLLAMA_MODELS and HOME under the root.
+	// than /, no system user is created, no package is installed with apt-get, and a server
+	// started without systemd listens on 127.0.0.1 only (Ollama with OLLAMA_MODELS and HOME
+	// under the root).
 	Root string
-	// NoSystemd starts Ollama as a detached process (own session and process group, output
-	// in <root>/var/log/llm-sandbox/ollama.log, pid in <root>/run/llm-sandbox/ollama.pid) and
-	// leaves it running; the unit and environment file are still written.
+	// NoSystemd starts the role's server (Ollama or LiteLLM) as a detached process (own
+	// session and process group, output in <root>/var/log/llm-sandbox/<name>.log, pid in
+	// <root>/run/llm-sandbox/<name>.pid) and leaves it running; the unit and its files are
+	// still written.
 	NoSystemd bool
 	// Runner runs external commands. Default ExecRunner.
 	Runner Runner
-	// HTTPClient, when set, serves both downloads and the Ollama API. By default downloads
-	// honour HTTP(S)_PROXY and the local Ollama API never uses a proxy.
+	// HTTPClient, when set, serves downloads and the local server's API. By default
+	// downloads honour HTTP(S)_PROXY and the local API never uses a proxy.
 	HTTPClient *http.Client
 	// Objects reads s3:// artifacts. Default: an S3 client with the instance role, built on
 	// first use.
 	Objects ObjectGetter
+	// Secrets reads the LiteLLM master key. Default: a Secrets Manager client with the
+	// instance role, built on first use.
+	Secrets SecretGetter
 	// Lifecycle completes the launch lifecycle action. Default: NewAWSCompleter.
 	Lifecycle LifecycleCompleter
 	// Log receives the step log. Default: stderr only.
@@ -71,7 +81,7 @@ type Options struct {
 	Retry *RetryPolicy
 	// Timeouts overrides DefaultTimeouts per step name.
 	Timeouts map[string]time.Duration
-	// PollInterval is how often the agent asks whether Ollama answers yet. Default 1 s.
+	// PollInterval is how often the agent asks whether the server answers yet. Default 1 s.
 	PollInterval time.Duration
 	// BootBudget, when set, replaces the boot budget derived from the lifecycle heartbeat
 	// (tests use a short one).
@@ -84,14 +94,18 @@ type Agent struct {
 	root      string
 	run       Runner
 	downloads *http.Client
+	// local talks to the server on this node: no proxy, no header timeout.
+	local *http.Client
+	// api is the local Ollama's API (role ollama).
 	api       *ollamaAPI
 	objects   ObjectGetter
+	secrets   SecretGetter
 	lifecycle LifecycleCompleter
 	log       *Logger
 	policy    RetryPolicy
 	timeouts  map[string]time.Duration
 	poll      time.Duration
-	svc       ollamaService
+	svc       service
 	// bootBudget overrides the budget derived from the lifecycle heartbeat.
 	bootBudget time.Duration
 }
@@ -105,7 +119,8 @@ type Step struct {
 
 // runState carries what one step learns for a later one within a run.
 type runState struct {
-	// changed is true when configure rewrote the unit or the environment.
+	// changed is true when a step rewrote a file the server reads at start (its unit, its
+	// environment, its config, LiteLLM's master key): start then restarts it.
 	changed bool
 }
 
@@ -139,6 +154,7 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Agent, error) {
 		root:      root,
 		run:       opts.Runner,
 		objects:   opts.Objects,
+		secrets:   opts.Secrets,
 		lifecycle: opts.Lifecycle,
 		log:       opts.Log,
 		policy:    DefaultRetry(),
@@ -162,9 +178,9 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Agent, error) {
 	if a.poll <= 0 {
 		a.poll = time.Second
 	}
-	apiClient := opts.HTTPClient
+	a.local = opts.HTTPClient
 	a.downloads = opts.HTTPClient
-	if apiClient == nil {
+	if a.local == nil {
 		dialer := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
 		a.downloads = &http.Client{Transport: &http.Transport{
 			Proxy:                 http.ProxyFromEnvironment,
@@ -175,10 +191,8 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Agent, error) {
 		}}
 		// No proxy and no header timeout: a model load answers only when it is done, and the
 		// step's context bounds it.
-		apiClient = &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext}}
+		a.local = &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext}}
 	}
-	port := strconv.Itoa(cfg.Ollama.Port)
-	a.api = &ollamaAPI{base: "http://127.0.0.1:" + port, http: apiClient}
 	if a.lifecycle == nil {
 		lc, err := NewAWSCompleter(ctx, cfg.Region, cfg.Lifecycle)
 		if err != nil {
@@ -186,25 +200,39 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Agent, error) {
 		}
 		a.lifecycle = lc
 	}
-	if opts.NoSystemd {
-		a.svc = &processService{
-			bin:     a.path(OllamaBinary),
-			env:     a.processEnv(),
-			dir:     a.path(OllamaHome),
-			logFile: a.path(OllamaLogFile),
-			pidFile: a.path(OllamaPidFile),
-			log:     a.log,
-			serving: func(ctx context.Context) bool {
-				ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-				defer cancel()
-				_, err := a.api.version(ctx)
-				return err == nil
-			},
-		}
-	} else {
-		a.svc = systemdService{run: a.run}
+	switch cfg.Role {
+	case RoleOllama:
+		a.newOllama(opts.NoSystemd)
+	case RoleLiteLLM:
+		a.newLiteLLM(opts.NoSystemd)
 	}
 	return a, nil
+}
+
+// newOllama sets up the ollama role: the local API and the service.
+func (a *Agent) newOllama(noSystemd bool) {
+	a.api = &ollamaAPI{base: "http://127.0.0.1:" + strconv.Itoa(a.cfg.Ollama.Port), http: a.local}
+	if !noSystemd {
+		a.svc = systemdService{run: a.run, unit: OllamaUnit}
+		return
+	}
+	a.svc = &processService{
+		name:    "ollama",
+		bin:     a.path(OllamaBinary),
+		args:    []string{"serve"},
+		match:   "serve",
+		env:     func() ([]string, error) { return a.ollamaProcessEnv(), nil },
+		dir:     a.path(OllamaHome),
+		logFile: a.path(OllamaLogFile),
+		pidFile: a.path(OllamaPidFile),
+		log:     a.log,
+		serving: func(ctx context.Context) bool {
+			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			_, err := a.api.version(ctx)
+			return err == nil
+		},
+	}
 }
 
 // path maps a node path into the agent's root.
@@ -215,11 +243,11 @@ func (a *Agent) path(p string) string {
 // rootMode reports whether the agent installs into a directory other than /.
 func (a *Agent) rootMode() bool { return a.root != "/" }
 
-// processEnv is the environment of an Ollama started without systemd: the unit's environment
-// file, with the models directory and HOME (where Ollama writes its key) under the root, and,
-// in a root other than /, a loopback listener: that is a test or a workstation, and no
-// security group guards it.
-func (a *Agent) processEnv() []string {
+// ollamaProcessEnv is the environment of an Ollama started without systemd: the unit's
+// environment file, with the models directory and HOME (where Ollama writes its key) under the
+// root, and, in a root other than /, a loopback listener: that is a test or a workstation, and
+// no security group guards it.
+func (a *Agent) ollamaProcessEnv() []string {
 	var env []string
 	for _, v := range OllamaEnv(a.cfg.Ollama) {
 		value := v.Value
@@ -233,25 +261,42 @@ func (a *Agent) processEnv() []string {
 		}
 		env = append(env, v.Name+"="+value)
 	}
-	path := os.Getenv("PATH")
-	if path == "" {
-		path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-	}
-	return append(env, "HOME="+a.path(OllamaHome), "PATH="+path)
+	return append(env, "HOME="+a.path(OllamaHome), "PATH="+searchPath())
 }
 
-// Steps lists the bootstrap's steps in order with their time limits.
+// searchPath is the PATH a detached server gets: the agent's, or the usual one.
+func searchPath() string {
+	if path := os.Getenv("PATH"); path != "" {
+		return path
+	}
+	return "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+}
+
+// Steps lists the bootstrap's steps for the config's role in order, with their time limits.
 func (a *Agent) Steps() []Step {
-	steps := []Step{
-		{Name: StepGPU, run: a.stepGPU},
-		{Name: StepInstall, run: a.stepInstall},
-		{Name: StepUser, run: a.stepUser},
-		{Name: StepConfigure, run: a.stepConfigure},
-		{Name: StepStart, run: a.stepStart},
-		{Name: StepModels, run: a.stepModels},
-		{Name: StepPreload, run: a.stepPreload},
-		{Name: StepResident, run: a.stepResident},
-		{Name: StepLifecycle, run: a.stepLifecycle},
+	var steps []Step
+	switch a.cfg.Role {
+	case RoleLiteLLM:
+		steps = []Step{
+			{Name: StepInstall, run: a.stepLiteLLMInstall},
+			{Name: StepUser, run: a.stepLiteLLMUser},
+			{Name: StepSecret, run: a.stepSecret},
+			{Name: StepConfigure, run: a.stepLiteLLMConfigure},
+			{Name: StepStart, run: a.stepLiteLLMStart},
+			{Name: StepLifecycle, run: a.stepLifecycle},
+		}
+	default:
+		steps = []Step{
+			{Name: StepGPU, run: a.stepGPU},
+			{Name: StepInstall, run: a.stepInstall},
+			{Name: StepUser, run: a.stepUser},
+			{Name: StepConfigure, run: a.stepConfigure},
+			{Name: StepStart, run: a.stepStart},
+			{Name: StepModels, run: a.stepModels},
+			{Name: StepPreload, run: a.stepPreload},
+			{Name: StepResident, run: a.stepResident},
+			{Name: StepLifecycle, run: a.stepLifecycle},
+		}
 	}
 	for i := range steps {
 		steps[i].Timeout = a.timeouts[steps[i].Name]
@@ -264,13 +309,20 @@ func (a *Agent) Steps() []Step {
 // configured. It returns nil when the node is ready and CONTINUE was sent, or when there was
 // no lifecycle action to complete (a reboot). Running it again on a ready node is safe.
 func (a *Agent) Bootstrap(ctx context.Context) error {
-	o := a.cfg.Ollama
-	kind := "CPU"
-	if o.GPU {
-		kind = "GPU"
+	switch c := a.cfg; c.Role {
+	case RoleLiteLLM:
+		l := c.LiteLLM
+		a.log.Printf("bootstrap: role %s, department %s, pool %s, litellm %s, %d model(s), port %d, %d worker(s), root %s",
+			c.Role, c.Department, c.Pool, l.Version, len(l.Models), l.Port, l.Workers, a.root)
+	default:
+		o := c.Ollama
+		kind := "CPU"
+		if o.GPU {
+			kind = "GPU"
+		}
+		a.log.Printf("bootstrap: role %s, department %s, pool %s (%s), ollama %s, %d model(s), root %s",
+			c.Role, c.Department, c.Pool, kind, o.Version, len(o.Models), a.root)
 	}
-	a.log.Printf("bootstrap: role %s, department %s, pool %s (%s), ollama %s, %d model(s), root %s",
-		a.cfg.Role, a.cfg.Department, a.cfg.Pool, kind, o.Version, len(o.Models), a.root)
 	st := &runState{}
 	bootCtx := ctx
 	budget := bootBudget(a.cfg.Lifecycle.HeartbeatSeconds)

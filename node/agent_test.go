@@ -347,7 +347,7 @@ func TestCancelledBootstrapStillAbandons(t *testing.T) {
 func TestSystemdStartRestartsOnlyWhenChanged(t *testing.T) {
 	for _, changed := range []bool{true, false} {
 		r := &fakeRunner{}
-		if err := (systemdService{run: r}).start(context.Background(), changed); err != nil {
+		if err := (systemdService{run: r, unit: OllamaUnit}).start(context.Background(), changed); err != nil {
 			t.Fatal(err)
 		}
 		want := "[systemctl daemon-reload systemctl enable --now ollama.service]"

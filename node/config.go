@@ -1,5 +1,6 @@
 // Package node is the node agent's library: it reads the node config that cloud-init writes,
-// installs and configures the node's role (Ollama, later LiteLLM), proves the node is ready and
+// installs and configures the node's role (Ollama on a pool node, LiteLLM on a gateway node),
+// proves the node is ready and
 // completes the Auto Scaling launch lifecycle action, CONTINUE or ABANDON. It never imports
 // Pulumi: the program renders a Config, the agent reads it.
 package node
@@ -11,7 +12,9 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
+	"unicode"
 )
 
 // ConfigPath is where cloud-init writes the node config on a node.
@@ -21,12 +24,14 @@ const ConfigPath = "/etc/llm-sandbox/node.json"
 const (
 	// RoleOllama serves models with Ollama on a pool node.
 	RoleOllama = "ollama"
+	// RoleLiteLLM runs the LiteLLM gateway in front of the pools' internal load balancer.
+	RoleLiteLLM = "litellm"
 )
 
 // Config is the node config file: everything the agent needs to bootstrap a node, and no
 // secrets (it travels in user data, which anyone with ec2:DescribeInstanceAttribute can read).
 type Config struct {
-	// Role is what the node runs: "ollama".
+	// Role is what the node runs: "ollama" or "litellm".
 	Role string `json:"role"`
 	// Department and Pool name the node in logs.
 	Department string `json:"department"`
@@ -35,8 +40,10 @@ type Config struct {
 	Region string `json:"region"`
 	// Lifecycle names the launch lifecycle hook the agent completes.
 	Lifecycle Lifecycle `json:"lifecycle"`
-	// Ollama configures the ollama role; required when Role is "ollama".
+	// Ollama configures the ollama role; required when Role is "ollama", absent otherwise.
 	Ollama *OllamaConfig `json:"ollama,omitempty"`
+	// LiteLLM configures the litellm role; required when Role is "litellm", absent otherwise.
+	LiteLLM *LiteLLMConfig `json:"litellm,omitempty"`
 }
 
 // Lifecycle names the launch lifecycle hook the agent completes.
@@ -108,8 +115,8 @@ func (c *Config) Validate() error {
 	add := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
 	}
-	if c.Role != RoleOllama {
-		add("role", "must be %q (got %q)", RoleOllama, c.Role)
+	if c.Role != RoleOllama && c.Role != RoleLiteLLM {
+		add("role", "must be %q or %q (got %q)", RoleOllama, RoleLiteLLM, c.Role)
 	}
 	if !label.MatchString(c.Department) {
 		add("department", "must be a lowercase DNS label (got %q)", c.Department)
@@ -132,6 +139,20 @@ func (c *Config) Validate() error {
 		} else {
 			errs = append(errs, c.Ollama.validate()...)
 		}
+	} else if c.Ollama != nil {
+		add("ollama", "is only for role ollama (role is %q)", c.Role)
+	}
+	if c.Role == RoleLiteLLM {
+		if c.LiteLLM == nil {
+			add("litellm", "is required for role litellm")
+		} else {
+			errs = append(errs, c.LiteLLM.validate()...)
+			if r := arnRegion(c.LiteLLM.MasterKeySecretArn); r != "" && c.Region != "" && r != c.Region {
+				add("litellm.masterKeySecretArn", "names a secret in region %s, but the node is in %s (region): the gateway reads its master key from its own region", r, c.Region)
+			}
+		}
+	} else if c.LiteLLM != nil {
+		add("litellm", "is only for role litellm (role is %q)", c.Role)
 	}
 	return errors.Join(errs...)
 }
@@ -163,7 +184,7 @@ func (o *OllamaConfig) validate() []error {
 		add("models", "must list at least one model")
 	}
 	for i, m := range o.Models {
-		if m.Name == "" || strings.ContainsAny(m.Name, " /\\") {
+		if !validModelName(m.Name) {
 			add(fmt.Sprintf("models[%d].name", i), "must be an Ollama tag such as llama3.1:8b (got %q)", m.Name)
 		}
 		if m.Source != nil {
@@ -173,6 +194,221 @@ func (o *OllamaConfig) validate() []error {
 		}
 	}
 	return errs
+}
+
+// validModelName accepts an Ollama tag as clients send it: not empty, no whitespace or control
+// characters, no slash (no registry host or namespace: a colon then always separates name
+// from tag) and no backslash.
+func validModelName(name string) bool {
+	if name == "" || strings.ContainsAny(name, "/\\") {
+		return false
+	}
+	for _, r := range name {
+		if unicode.IsSpace(r) || unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// LiteLLMConfig configures the litellm role: the LiteLLM gateway (proxy) on a gateway node,
+// in front of the model pools' internal load balancer. It holds no secret: the master key is
+// named by its Secrets Manager ARN and fetched at boot.
+//
+// The timeouts are one chain, outside in: client → front ALB (idle timeout) → LiteLLM
+// (keep-alive, request timeout) → internal ALB → Ollama. An ALB's idle timeout bounds silence:
+// for a streaming request the wait for the first token, for a non-streaming one the whole
+// generation (nothing is sent before it is done).
+type LiteLLMConfig struct {
+	// Version is the LiteLLM release, e.g. "1.108.7": exactly X.Y.Z (or X.Y.Z.postN), at least
+	// 1.84.0 and never 1.82.7 or 1.82.8 (FACTS.md, LiteLLM: supply chain). The agent installs
+	// the hash-locked requirements it embeds (versions.LiteLLMRequirements) and refuses, at the
+	// install step, a config whose version is not the one they pin.
+	Version string `json:"version"`
+	// Wheelhouse, optional, is a .tar.zst of the wheels the lock names (their files at the
+	// archive's top level): for air-gapped departments and for tests. The agent checks its
+	// SHA-256, extracts it and installs with --no-index: PyPI is never contacted. When absent,
+	// pip downloads the wheels from PyPI; either way every wheel must match a hash of the lock.
+	Wheelhouse *Artifact `json:"wheelhouse,omitempty"`
+	// Port is LiteLLM's listening port (4000).
+	Port int `json:"port"`
+	// Workers is LiteLLM's --num_workers, uvicorn worker processes; set explicitly because the
+	// default changed between versions. One per vCPU suits a CPU gateway node.
+	Workers int `json:"workers"`
+	// MasterKeySecretArn is the ARN of the Secrets Manager secret holding the master key
+	// (sk-...), in the node's region. The agent reads it at boot with the instance role into a
+	// root-only environment file; the value is never in this config or the user data.
+	MasterKeySecretArn string `json:"masterKeySecretArn"`
+	// Models are the models the gateway serves, one entry per model name.
+	Models []LiteLLMModel `json:"models"`
+	// RequestTimeoutSeconds bounds an upstream call (litellm_settings.request_timeout,
+	// router_settings.timeout and each model's timeout): the longest generation any pool runs.
+	// 1..4000; at least the front ALB's idle timeout, so LiteLLM never gives up on a request
+	// the client may still wait for.
+	RequestTimeoutSeconds int `json:"requestTimeoutSeconds"`
+	// StreamTimeoutSeconds, optional, is each model's stream_timeout: how long a streaming call
+	// waits for the upstream's first chunk (Ollama's queue plus the prompt evaluation).
+	// 0 (absent) means RequestTimeoutSeconds; otherwise 1..RequestTimeoutSeconds.
+	StreamTimeoutSeconds int `json:"streamTimeoutSeconds,omitempty"`
+	// KeepAliveSeconds is uvicorn's keep-alive (--keepalive_timeout): how long LiteLLM keeps an
+	// idle client connection open. It must exceed the front ALB's idle timeout: the ALB reuses
+	// its connections to a target until its own idle timeout, and if LiteLLM closes one first
+	// the ALB can send a request down a connection that is closing, which the client receives
+	// as a 502 (AWS's rule for every ALB target: keep-alive longer than the idle timeout).
+	// uvicorn's default is 5 s. 1..86400.
+	KeepAliveSeconds int `json:"keepAliveSeconds"`
+	// NumRetries is 0 or 1: how often LiteLLM retries a failed upstream call (num_retries in
+	// litellm_settings and router_settings). At most one, because a retry re-runs a whole
+	// generation on a GPU pool: under overload, retries multiply the load they react to.
+	NumRetries int `json:"numRetries"`
+}
+
+// LiteLLMModel is one model the gateway serves.
+type LiteLLMModel struct {
+	// Name is what clients ask for: the Ollama tag, e.g. "llama3.1:8b".
+	Name string `json:"name"`
+	// APIBase is the model's pool on the internal load balancer: http://<internal ALB DNS>:<port>
+	// (LiteLLM appends /api/chat).
+	APIBase string `json:"apiBase"`
+}
+
+var (
+	pythonVersion = regexp.MustCompile(`^(\d+)\.(\d+)\.(\d+)(\.post\d+)?$`)
+	secretARN     = regexp.MustCompile(`^arn:aws[a-z-]*:secretsmanager:([a-z0-9-]+):\d{12}:secret:[A-Za-z0-9/_+=.@-]+$`)
+)
+
+// LiteLLMFloor is the lowest LiteLLM version the agent accepts: 1.84.0 fixes a Host-header
+// authentication bypass; 1.83.7 fixed several CVEs before it (FACTS.md, LiteLLM).
+const LiteLLMFloor = "1.84.0"
+
+// liteLLMCompromised are releases published with a credential stealer (BerriAI/litellm#24518).
+var liteLLMCompromised = []string{"1.82.7", "1.82.8"}
+
+// checkLiteLLMVersion says what is wrong with a LiteLLM version, or "".
+func checkLiteLLMVersion(v string) string {
+	m := pythonVersion.FindStringSubmatch(v)
+	if m == nil {
+		return fmt.Sprintf("must be an exact release such as 1.108.7 (got %q)", v)
+	}
+	for _, bad := range liteLLMCompromised {
+		if v == bad || strings.HasPrefix(v, bad+".") {
+			return fmt.Sprintf("must never be %s: that release carried a credential stealer (BerriAI/litellm#24518)", v)
+		}
+	}
+	got := [3]int{}
+	for i := range got {
+		got[i], _ = strconv.Atoi(m[i+1])
+	}
+	f := pythonVersion.FindStringSubmatch(LiteLLMFloor)
+	for i := range got {
+		want, _ := strconv.Atoi(f[i+1])
+		if got[i] != want {
+			if got[i] < want {
+				return fmt.Sprintf("must be at least %s, which fixes a Host-header authentication bypass (got %s)", LiteLLMFloor, v)
+			}
+			break
+		}
+	}
+	return ""
+}
+
+// arnRegion returns the region of a Secrets Manager ARN, or "".
+func arnRegion(arn string) string {
+	if m := secretARN.FindStringSubmatch(arn); m != nil {
+		return m[1]
+	}
+	return ""
+}
+
+// validate checks every field, naming each bad one by its JSON key under "litellm.".
+func (l *LiteLLMConfig) validate() []error {
+	var errs []error
+	add := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("litellm.%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	if problem := checkLiteLLMVersion(l.Version); problem != "" {
+		add("version", "%s", problem)
+	}
+	if l.Wheelhouse != nil {
+		if err := l.Wheelhouse.Validate(); err != nil {
+			add("wheelhouse", "%v", err)
+		} else if u, _ := url.Parse(l.Wheelhouse.URL); !strings.HasSuffix(u.Path, ".tar.zst") {
+			add("wheelhouse.url", "must name a .tar.zst of wheels (got %q)", l.Wheelhouse.URL)
+		}
+	}
+	if l.Port < 1 || l.Port > 65535 {
+		add("port", "must be 1-65535 (got %d)", l.Port)
+	}
+	if l.Workers < 1 || l.Workers > 64 {
+		add("workers", "must be 1-64 uvicorn workers, about one per vCPU (got %d)", l.Workers)
+	}
+	if !secretARN.MatchString(l.MasterKeySecretArn) {
+		add("masterKeySecretArn", "must be a Secrets Manager secret ARN, arn:aws:secretsmanager:<region>:<account>:secret:<name> (got %q)", l.MasterKeySecretArn)
+	}
+	errs = append(errs, l.validateRendered()...)
+	if l.KeepAliveSeconds < 1 || l.KeepAliveSeconds > 86400 {
+		add("keepAliveSeconds", "must be 1-86400, and above the front load balancer's idle timeout (got %d)", l.KeepAliveSeconds)
+	}
+	return errs
+}
+
+// validateRendered checks the fields config.yaml is rendered from.
+func (l *LiteLLMConfig) validateRendered() []error {
+	var errs []error
+	add := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("litellm.%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	if len(l.Models) == 0 {
+		add("models", "must list at least one model")
+	}
+	seen := map[string]int{}
+	for i, m := range l.Models {
+		if !validModelName(m.Name) {
+			add(fmt.Sprintf("models[%d].name", i), "must be an Ollama tag such as llama3.1:8b (got %q)", m.Name)
+		} else if j, dup := seen[m.Name]; dup {
+			add(fmt.Sprintf("models[%d].name", i), "repeats models[%d]: %q (one entry per model; its pool's load balancer spreads the load)", j, m.Name)
+		} else {
+			seen[m.Name] = i
+		}
+		if problem := checkAPIBase(m.APIBase); problem != "" {
+			add(fmt.Sprintf("models[%d].apiBase", i), "%s", problem)
+		}
+	}
+	if l.RequestTimeoutSeconds < 1 || l.RequestTimeoutSeconds > 4000 {
+		add("requestTimeoutSeconds", "must be 1-4000: a request must fit in an ALB's idle timeout, at most 4000 s (got %d)", l.RequestTimeoutSeconds)
+	}
+	if s := l.StreamTimeoutSeconds; s != 0 && (s < 1 || s > l.RequestTimeoutSeconds) {
+		add("streamTimeoutSeconds", "must be 1..requestTimeoutSeconds (%d), or absent to mean requestTimeoutSeconds (got %d)", l.RequestTimeoutSeconds, s)
+	}
+	if l.NumRetries != 0 && l.NumRetries != 1 {
+		add("numRetries", "must be 0 or 1: a retry re-runs a whole generation on the pool (got %d)", l.NumRetries)
+	}
+	return errs
+}
+
+// checkAPIBase says what is wrong with a model's api_base, or "".
+func checkAPIBase(raw string) string {
+	u, err := url.Parse(raw)
+	want := "must be http://<internal load balancer DNS>:<port>"
+	switch {
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "":
+		return fmt.Sprintf("%s (got %q)", want, raw)
+	case u.User != nil || u.RawQuery != "" || u.Fragment != "" || (u.Path != "" && u.Path != "/"):
+		return fmt.Sprintf("%s, with no credentials, path, query or fragment (got %q)", want, raw)
+	case u.Port() != "":
+		if p, err := strconv.Atoi(u.Port()); err != nil || p < 1 || p > 65535 {
+			return fmt.Sprintf("%s: port 1-65535 (got %q)", want, raw)
+		}
+	}
+	return ""
+}
+
+// streamTimeout is the effective stream_timeout.
+func (l *LiteLLMConfig) streamTimeout() int {
+	if l.StreamTimeoutSeconds > 0 {
+		return l.StreamTimeoutSeconds
+	}
+	return l.RequestTimeoutSeconds
 }
 
 // Validate checks that the artifact has a usable URL and either a SHA-256 or a checksum file.

@@ -21,14 +21,19 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/llm-sandbox/llm-sandbox/node/fakelitellm"
 	"github.com/llm-sandbox/llm-sandbox/node/fakeollama"
 )
 
-// TestMain lets the test binary stand in for the ollama executable: the scripts the tests
-// install as bin/ollama exec it with FAKE_OLLAMA_EXEC=1.
+// TestMain lets the test binary stand in for the ollama and litellm executables: the scripts
+// the tests install as bin/ollama and the venv's bin/litellm exec it with FAKE_OLLAMA_EXEC=1 or
+// FAKE_LITELLM_EXEC=1.
 func TestMain(m *testing.M) {
 	if os.Getenv("FAKE_OLLAMA_EXEC") == "1" {
 		os.Exit(fakeollama.Main(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	if os.Getenv(fakelitellm.EnvExec) == "1" {
+		os.Exit(fakelitellm.Main(os.Args[1:], os.Stdout, os.Stderr))
 	}
 	os.Exit(m.Run())
 }

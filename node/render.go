@@ -110,33 +110,89 @@ func RenderUnit(c *Config, p UnitPaths) ([]byte, error) {
 	if c.Ollama == nil {
 		return nil, errors.New("render ollama.service: the config has no ollama section")
 	}
+	u := unitFile{
+		Title:           "Ollama",
+		Description:     fmt.Sprintf("Ollama model server (llm-sandbox department %s, pool %s)", c.Department, c.Pool),
+		Documentation:   "https://github.com/ollama/ollama",
+		User:            "ollama",
+		EnvironmentFile: p.EnvFile,
+		ExecStart:       p.Ollama + " serve",
+		HardeningWhy: []string{
+			"Hardening that leaves Ollama working: no device filtering (the GPU needs /dev/nvidia*),",
+			"writable state only under the ollama user's home.",
+		},
+		Hardening: []string{"NoNewPrivileges=yes", "PrivateTmp=yes", "ProtectSystem=full", "ProtectHome=yes", "ReadWritePaths=" + p.Home},
+	}
+	if c.Ollama.GPU {
+		u.ExecStartPre = []string{p.NvidiaSMI}
+	}
+	return u.render(), nil
+}
+
+// unitFile is a service unit as the agent writes them, for either role: a header saying who
+// writes it, the service's user (and group of the same name), its environment (a file and
+// single variables, each under the reason it is set), its command, Restart=always and the
+// hardening the role allows. Rendering is deterministic: the golden files and systemd-analyze
+// test the exact bytes a node gets.
+type unitFile struct {
+	// Title names the program in the header comment.
+	Title         string
+	Description   string
+	Documentation string
+	// User runs the service, with the group of the same name.
+	User string
+	// EnvironmentFile is read by systemd (as root, before dropping to User) when set;
+	// EnvironmentFileWhy are the comment lines above it.
+	EnvironmentFile    string
+	EnvironmentFileWhy []string
+	// Environment are Environment= lines, each under its reason.
+	Environment  []EnvVar
+	ExecStartPre []string
+	ExecStart    string
+	// HardeningWhy are the comment lines above the Hardening directives.
+	HardeningWhy []string
+	Hardening    []string
+}
+
+func (u unitFile) render() []byte {
 	var b bytes.Buffer
-	b.WriteString("# Ollama for the llm-sandbox node agent. Written by sandbox-node on every boot:\n")
+	comment := func(lines ...string) {
+		for _, l := range lines {
+			for _, part := range strings.Split(l, "\n") {
+				b.WriteString("# " + part + "\n")
+			}
+		}
+	}
+	fmt.Fprintf(&b, "# %s for the llm-sandbox node agent. Written by sandbox-node on every boot:\n", u.Title)
 	b.WriteString("# change the stack, not this file.\n")
 	b.WriteString("[Unit]\n")
-	fmt.Fprintf(&b, "Description=Ollama model server (llm-sandbox department %s, pool %s)\n", c.Department, c.Pool)
-	b.WriteString("Documentation=https://github.com/ollama/ollama\n")
+	fmt.Fprintf(&b, "Description=%s\n", u.Description)
+	fmt.Fprintf(&b, "Documentation=%s\n", u.Documentation)
 	b.WriteString("Wants=network-online.target\n")
 	b.WriteString("After=network-online.target\n")
 	b.WriteString("\n[Service]\n")
 	b.WriteString("Type=exec\n")
-	b.WriteString("User=ollama\n")
-	b.WriteString("Group=ollama\n")
-	fmt.Fprintf(&b, "EnvironmentFile=%s\n", p.EnvFile)
-	if c.Ollama.GPU {
-		fmt.Fprintf(&b, "ExecStartPre=%s\n", p.NvidiaSMI)
+	fmt.Fprintf(&b, "User=%s\n", u.User)
+	fmt.Fprintf(&b, "Group=%s\n", u.User)
+	if u.EnvironmentFile != "" {
+		comment(u.EnvironmentFileWhy...)
+		fmt.Fprintf(&b, "EnvironmentFile=%s\n", u.EnvironmentFile)
 	}
-	fmt.Fprintf(&b, "ExecStart=%s serve\n", p.Ollama)
+	for _, v := range u.Environment {
+		comment(v.Why)
+		fmt.Fprintf(&b, "Environment=%s=%s\n", v.Name, v.Value)
+	}
+	for _, pre := range u.ExecStartPre {
+		fmt.Fprintf(&b, "ExecStartPre=%s\n", pre)
+	}
+	fmt.Fprintf(&b, "ExecStart=%s\n", u.ExecStart)
 	b.WriteString("Restart=always\n")
 	b.WriteString("RestartSec=3\n")
-	b.WriteString("# Hardening that leaves Ollama working: no device filtering (the GPU needs /dev/nvidia*),\n")
-	b.WriteString("# writable state only under the ollama user's home.\n")
-	b.WriteString("NoNewPrivileges=yes\n")
-	b.WriteString("PrivateTmp=yes\n")
-	b.WriteString("ProtectSystem=full\n")
-	b.WriteString("ProtectHome=yes\n")
-	fmt.Fprintf(&b, "ReadWritePaths=%s\n", p.Home)
+	comment(u.HardeningWhy...)
+	for _, h := range u.Hardening {
+		b.WriteString(h + "\n")
+	}
 	b.WriteString("\n[Install]\n")
 	b.WriteString("WantedBy=multi-user.target\n")
-	return b.Bytes(), nil
+	return b.Bytes()
 }

@@ -14,33 +14,37 @@ import (
 	"time"
 )
 
-// ollamaService starts Ollama: through systemd on a node, as a detached process otherwise.
-type ollamaService interface {
-	// start makes Ollama run with the current unit and environment, restarting it when
-	// changed says they were rewritten.
+// service starts a role's server (Ollama, LiteLLM): through systemd on a node, as a detached
+// process otherwise.
+type service interface {
+	// start makes the server run with the current unit and environment, restarting it when
+	// changed says they (or a file they read) were rewritten.
 	start(ctx context.Context, changed bool) error
 	// exited yields the exit of a process the agent started itself, so that the health wait
 	// fails fast on a crash. It is nil under systemd.
 	exited() <-chan error
+	// logHint says where the server's output is, for error messages.
+	logHint() string
 }
 
-// systemdService starts the ollama unit with systemctl.
+// systemdService starts a unit with systemctl.
 type systemdService struct {
-	run Runner
+	run  Runner
+	unit string
 }
 
 // start reloads units, then enables and starts the unit, or enables and restarts it when the
-// unit or its environment changed (a running Ollama keeps the old environment otherwise).
+// unit or its environment changed (a running server keeps the old environment otherwise).
 func (s systemdService) start(ctx context.Context, changed bool) error {
 	cmds := [][]string{{"systemctl", "daemon-reload"}}
 	if changed {
-		cmds = append(cmds, []string{"systemctl", "enable", OllamaUnit}, []string{"systemctl", "restart", OllamaUnit})
+		cmds = append(cmds, []string{"systemctl", "enable", s.unit}, []string{"systemctl", "restart", s.unit})
 	} else {
-		cmds = append(cmds, []string{"systemctl", "enable", "--now", OllamaUnit})
+		cmds = append(cmds, []string{"systemctl", "enable", "--now", s.unit})
 	}
 	for _, c := range cmds {
 		if _, err := s.run.Run(ctx, c[0], c[1:]...); err != nil {
-			return permanent(fmt.Errorf("%w (see journalctl -u ollama)", err))
+			return permanent(fmt.Errorf("%w (see %s)", err, s.logHint()))
 		}
 	}
 	return nil
@@ -48,12 +52,24 @@ func (s systemdService) start(ctx context.Context, changed bool) error {
 
 func (systemdService) exited() <-chan error { return nil }
 
-// processService runs `ollama serve` as a detached process: a new session and process group,
-// output appended to a log file, its pid in a pid file. It outlives the agent; whoever ran
-// the agent with --no-systemd stops it (kill the process group named in the pid file).
+func (s systemdService) logHint() string {
+	return "journalctl -u " + strings.TrimSuffix(s.unit, ".service")
+}
+
+// processService runs a server as a detached process: a new session and process group, output
+// appended to a log file, its pid in a pid file. It outlives the agent; whoever ran the agent
+// with --no-systemd stops it (kill the process group named in the pid file, or StopDetached).
 type processService struct {
-	bin     string
-	env     []string
+	// name is the server's name in log lines ("ollama", "litellm").
+	name string
+	bin  string
+	args []string
+	// match is an argument of the command line that identifies the server in
+	// /proc/<pid>/cmdline, so a recycled pid is never mistaken for it.
+	match string
+	// env builds the environment at start: LiteLLM's includes the master key, which the
+	// secret step writes after the agent is built.
+	env     func() ([]string, error)
 	dir     string
 	logFile string
 	pidFile string
@@ -64,16 +80,22 @@ type processService struct {
 
 func (p *processService) exited() <-chan error { return p.done }
 
+func (p *processService) logHint() string { return p.logFile }
+
 func (p *processService) start(ctx context.Context, changed bool) error {
-	if pid, ok := readPid(p.pidFile); ok && isOurOllama(pid) {
+	if pid, ok := readPid(p.pidFile); ok && isOurProcess(pid, p.match) {
 		if !changed && p.serving(ctx) {
-			p.log.Printf("step start: ollama already running as pid %d and serving; keeping it", pid)
+			p.log.Printf("step start: %s already running as pid %d and serving; keeping it", p.name, pid)
 			return nil
 		}
-		p.log.Printf("step start: stopping ollama pid %d (configuration changed or not serving)", pid)
+		p.log.Printf("step start: stopping %s pid %d (configuration changed or not serving)", p.name, pid)
 		if err := stopProcessGroup(pid, 10*time.Second); err != nil {
 			return permanent(err)
 		}
+	}
+	env, err := p.env()
+	if err != nil {
+		return permanent(err)
 	}
 	for _, dir := range []string{filepath.Dir(p.logFile), filepath.Dir(p.pidFile), p.dir} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -85,17 +107,17 @@ func (p *processService) start(ctx context.Context, changed bool) error {
 		return permanent(fmt.Errorf("open %s: %w", p.logFile, err))
 	}
 	defer logf.Close() // the child has its own descriptor
-	cmd := exec.Command(p.bin, "serve")
-	cmd.Env = p.env
+	cmd := exec.Command(p.bin, p.args...)
+	cmd.Env = env
 	cmd.Dir = p.dir
 	cmd.Stdout = logf
 	cmd.Stderr = logf
-	// A new session is also a new process group whose id is the pid: the caller can stop
-	// Ollama and anything it spawned with one kill of -pid, and a signal to the agent's
-	// group (Ctrl-C in a terminal) does not reach it.
+	// A new session is also a new process group whose id is the pid: the caller can stop the
+	// server and anything it spawned (LiteLLM's uvicorn workers) with one kill of -pid, and a
+	// signal to the agent's group (Ctrl-C in a terminal) does not reach it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
-		return permanent(fmt.Errorf("start %s serve: %w", p.bin, err))
+		return permanent(fmt.Errorf("start %s: %w", CommandLine(p.bin, p.args...), err))
 	}
 	pid := cmd.Process.Pid
 	if err := writeFileAtomic(p.pidFile, []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
@@ -107,7 +129,7 @@ func (p *processService) start(ctx context.Context, changed bool) error {
 	// is re-parented and keeps running.
 	go func() { done <- cmd.Wait() }()
 	p.done = done
-	p.log.Printf("step start: started %s serve as pid %d (log %s, pid file %s)", p.bin, pid, p.logFile, p.pidFile)
+	p.log.Printf("step start: started %s as pid %d (log %s, pid file %s)", CommandLine(p.bin, p.args...), pid, p.logFile, p.pidFile)
 	return nil
 }
 
@@ -121,10 +143,11 @@ func readPid(file string) (int, bool) {
 	return pid, err == nil && pid > 0
 }
 
-// isOurOllama reports whether pid is alive (not a zombie), leads its own session as the
-// agent starts Ollama, and runs with the "serve" argument: enough that a pid recycled by an
-// unrelated process is not mistaken for Ollama and killed.
-func isOurOllama(pid int) bool {
+// isOurProcess reports whether pid is alive (not a zombie), leads its own session as the agent
+// starts its servers, and has match among its arguments ("serve" for Ollama, the config file
+// for LiteLLM): enough that a pid recycled by an unrelated process is not mistaken for the
+// server and killed.
+func isOurProcess(pid int, match string) bool {
 	state, session, ok := procStat(pid)
 	if !ok || state == 'Z' || session != pid {
 		return false
@@ -135,7 +158,7 @@ func isOurOllama(pid int) bool {
 	}
 	args := bytes.Split(bytes.TrimRight(cmdline, "\x00"), []byte{0})
 	for _, a := range args[1:] {
-		if string(a) == "serve" {
+		if string(a) == match {
 			return true
 		}
 	}
@@ -193,8 +216,8 @@ func stopProcessGroup(pid int, grace time.Duration) error {
 	return nil
 }
 
-// StopDetached stops an Ollama the agent started with --no-systemd, given its pid file, and
-// removes the pid file. It is for the callers of --no-systemd (tests, a debugging session).
+// StopDetached stops a server (Ollama or LiteLLM) the agent started with --no-systemd, given
+// its pid file (OllamaPidFile, LiteLLMPidFile under the root), and removes the pid file. It is for the callers of --no-systemd (tests, a debugging session).
 func StopDetached(pidFile string, grace time.Duration) error {
 	pid, ok := readPid(pidFile)
 	if !ok {

@@ -88,7 +88,7 @@ func TestNoSystemdRunsDetachedOllama(t *testing.T) {
 	}
 	wantResults(t, d.lc, ResultContinue)
 	pid := d.pid(t)
-	if !isOurOllama(pid) {
+	if !isOurProcess(pid, "serve") {
 		t.Fatalf("pid %d is not a live session leader running serve", pid)
 	}
 	if pgid, _ := syscallGetpgid(pid); pgid != pid {

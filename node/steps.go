@@ -61,7 +61,8 @@ func (a *Agent) installedVersion(ctx context.Context) (string, error) {
 }
 
 // stepInstall installs the pinned Ollama release unless that version is already installed.
-func (a *Agent) stepInstall(ctx context.Context, _ *runState) (string, error) {
+// A new release makes start restart Ollama, which would otherwise keep running the old one.
+func (a *Agent) stepInstall(ctx context.Context, st *runState) (string, error) {
 	want := strings.TrimPrefix(a.cfg.Ollama.Version, "v")
 	bin := a.path(OllamaBinary)
 	if _, err := os.Stat(bin); err == nil {
@@ -99,6 +100,7 @@ func (a *Agent) stepInstall(ctx context.Context, _ *runState) (string, error) {
 	if got != want {
 		return "", fmt.Errorf("the installed ollama reports version %s, the config pins %s", got, want)
 	}
+	st.changed = true
 	return fmt.Sprintf("installed ollama %s into %s", want, a.path(OllamaPrefix)), nil
 }
 
@@ -112,13 +114,9 @@ func (a *Agent) stepUser(ctx context.Context, _ *runState) (string, error) {
 		}
 		return "skipped: no system user in --root mode (created " + models + ")", nil
 	}
-	note := "user ollama exists"
-	if _, err := a.run.Run(ctx, "getent", "passwd", "ollama"); err != nil {
-		if _, err := a.run.Run(ctx, "useradd", "--system", "--user-group", "--home-dir", OllamaHome,
-			"--shell", "/usr/sbin/nologin", "ollama"); err != nil {
-			return "", fmt.Errorf("create user ollama: %w", err)
-		}
-		note = "created system user ollama"
+	note, err := a.ensureSystemUser(ctx, "ollama", OllamaHome)
+	if err != nil {
+		return "", err
 	}
 	// useradd --system does not create the home; install -d creates it and the models
 	// directory owned by ollama, and fixes the owner if they already exist.
@@ -126,6 +124,19 @@ func (a *Agent) stepUser(ctx context.Context, _ *runState) (string, error) {
 		return "", fmt.Errorf("create the ollama home: %w", err)
 	}
 	return note, nil
+}
+
+// ensureSystemUser creates a system user and its group, with home as its home directory (not
+// created) and no login shell, unless getent finds the user. It returns a note for the log.
+func (a *Agent) ensureSystemUser(ctx context.Context, user, home string) (string, error) {
+	if _, err := a.run.Run(ctx, "getent", "passwd", user); err == nil {
+		return "user " + user + " exists", nil
+	}
+	if _, err := a.run.Run(ctx, "useradd", "--system", "--user-group", "--home-dir", home,
+		"--shell", "/usr/sbin/nologin", user); err != nil {
+		return "", fmt.Errorf("create user %s: %w", user, err)
+	}
+	return "created system user " + user, nil
 }
 
 // stepConfigure writes Ollama's environment file and unit, noting whether either changed.
@@ -138,24 +149,38 @@ func (a *Agent) stepConfigure(_ context.Context, st *runState) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	written, err := writeAll([]fileContent{{a.path(OllamaEnvFile), env, 0o644}, {a.path(OllamaUnitFile), unit, 0o644}})
+	if err != nil {
+		return "", err
+	}
+	if len(written) == 0 {
+		return "unit and environment unchanged", nil
+	}
+	st.changed = true
+	return "wrote " + strings.Join(written, ", "), nil
+}
+
+// fileContent is a file a step writes.
+type fileContent struct {
+	path string
+	data []byte
+	perm os.FileMode
+}
+
+// writeAll writes each file unless it already holds exactly that, and returns the paths it
+// wrote.
+func writeAll(files []fileContent) ([]string, error) {
 	var written []string
-	for _, f := range []struct {
-		path string
-		data []byte
-	}{{a.path(OllamaEnvFile), env}, {a.path(OllamaUnitFile), unit}} {
-		changed, err := writeIfChanged(f.path, f.data, 0o644)
+	for _, f := range files {
+		changed, err := writeIfChanged(f.path, f.data, f.perm)
 		if err != nil {
-			return "", err
+			return nil, err
 		}
 		if changed {
 			written = append(written, f.path)
 		}
 	}
-	st.changed = len(written) > 0
-	if !st.changed {
-		return "unit and environment unchanged", nil
-	}
-	return "wrote " + strings.Join(written, ", "), nil
+	return written, nil
 }
 
 // writeIfChanged writes data to file (atomically, with mode perm) unless it already holds
@@ -206,18 +231,20 @@ func (a *Agent) stepStart(ctx context.Context, st *runState) (string, error) {
 	if err := a.svc.start(ctx, st.changed); err != nil {
 		return "", err
 	}
-	v, err := a.waitHealthy(ctx)
+	v, err := a.waitHealthy(ctx, "ollama", "GET /api/version", a.api.version)
 	if err != nil {
 		return "", err
 	}
 	return fmt.Sprintf("ollama %s answers on %s", v, a.api.base), nil
 }
 
-func (a *Agent) waitHealthy(ctx context.Context) (string, error) {
+// waitHealthy polls probe (what describes it, e.g. "GET /api/version") until it succeeds, the
+// step's context ends, or a server the agent started itself exits.
+func (a *Agent) waitHealthy(ctx context.Context, name, what string, probe func(context.Context) (string, error)) (string, error) {
 	var last error
 	for {
 		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		v, err := a.api.version(rctx)
+		v, err := probe(rctx)
 		cancel()
 		if err == nil {
 			return v, nil
@@ -230,14 +257,10 @@ func (a *Agent) waitHealthy(ctx context.Context) (string, error) {
 		select {
 		case <-ctx.Done():
 			timer.Stop()
-			hint := "journalctl -u ollama"
-			if _, ok := a.svc.(*processService); ok {
-				hint = a.path(OllamaLogFile)
-			}
-			return "", fmt.Errorf("ollama never answered GET /api/version with 200 (last: %v; see %s): %w", last, hint, ctx.Err())
+			return "", fmt.Errorf("%s never answered %s with 200 (last: %v; see %s): %w", name, what, last, a.svc.logHint(), ctx.Err())
 		case err := <-a.svc.exited():
 			timer.Stop()
-			return "", permanent(fmt.Errorf("ollama exited before it answered: %v (see %s)", err, a.path(OllamaLogFile)))
+			return "", permanent(fmt.Errorf("%s exited before it answered: %v (see %s)", name, err, a.svc.logHint()))
 		case <-timer.C:
 		}
 	}

@@ -1,8 +1,9 @@
 // Command sandbox-node is the llm-sandbox node agent. Cloud-init starts it on every boot of a
-// pool node; it reads the node config (/etc/llm-sandbox/node.json, no secrets), installs and
-// configures Ollama, proves the node is ready (GPU, models loaded and resident) and completes
-// the Auto Scaling launch lifecycle action: CONTINUE, or ABANDON so a broken node never takes
-// traffic. The work is done by package node; this is the thin command around it.
+// pool or gateway node; it reads the node config (/etc/llm-sandbox/node.json, no secrets),
+// installs and configures the node's role (Ollama on a pool node, LiteLLM on a gateway node),
+// proves the node is ready (GPU, models loaded and resident; LiteLLM's /health/liveliness) and
+// completes the Auto Scaling launch lifecycle action: CONTINUE, or ABANDON so a broken node never
+// takes traffic. The work is done by package node; this is the thin command around it.
 //
 // Exit codes: 0 ready and CONTINUE sent (or no lifecycle action pending: a reboot), 1
 // bootstrap failed and ABANDON sent or attempted, 2 usage error or an unreadable or invalid
@@ -44,7 +45,7 @@ Usage:
   sandbox-node --help
 
 Commands:
-  bootstrap   install, configure and verify this node's role (ollama), then
+  bootstrap   install, configure and verify this node's role (ollama or litellm), then
               complete the Auto Scaling launch lifecycle action (CONTINUE, or
               ABANDON on any failure); safe to run again on a ready node
   version     print the agent's version
@@ -56,18 +57,21 @@ failed (ABANDON sent or attempted), 2 usage error or unreadable/invalid config.
 
 const bootstrapUsage = `Usage: sandbox-node bootstrap [flags]
 
-Bootstrap this node from its node config: gpu, install, user, configure, start,
-models, preload, resident, lifecycle. Each step is logged as
+Bootstrap this node from its node config. Role ollama: gpu, install, user,
+configure, start, models, preload, resident, lifecycle. Role litellm: install,
+user, secret, configure, start, lifecycle. Each step is logged as
 "step <name>: start|ok|failed: <reason>" to stderr (the journal) and the console.
 
 Flags:
   --config PATH   the node config (default ` + node.ConfigPath + `)
   --root DIR      install everything under DIR instead of / (tests); no system
-                  user is created and a --no-systemd Ollama listens on 127.0.0.1
-  --no-systemd    start Ollama as a detached process (own session and process
-                  group, log in <root>/var/log/llm-sandbox/ollama.log, pid in
-                  <root>/run/llm-sandbox/ollama.pid) and leave it running; the
-                  unit and environment file are still written
+                  user is created, no package installed, and a --no-systemd
+                  server listens on 127.0.0.1
+  --no-systemd    start the server (Ollama or LiteLLM) as a detached process (own
+                  session and process group, log in
+                  <root>/var/log/llm-sandbox/<ollama|litellm>.log, pid in
+                  <root>/run/llm-sandbox/<ollama|litellm>.pid) and leave it
+                  running; the unit and its files are still written
   --console PATH  mirror the step log to PATH (default ` + defaultConsole + ` when
                   writable; "none" turns the mirror off)
   -h, --help      show this help
@@ -115,7 +119,7 @@ func runBootstrap(ctx context.Context, e env, args []string) int {
 	fs.SetOutput(io.Discard)
 	configPath := fs.String("config", node.ConfigPath, "node config")
 	root := fs.String("root", "", "install root")
-	noSystemd := fs.Bool("no-systemd", false, "start Ollama without systemd")
+	noSystemd := fs.Bool("no-systemd", false, "start the server without systemd")
 	consolePath := fs.String("console", "", "console to mirror the log to")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

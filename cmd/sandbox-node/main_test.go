@@ -22,14 +22,19 @@ import (
 
 	"github.com/llm-sandbox/llm-sandbox/node"
 	"github.com/llm-sandbox/llm-sandbox/node/fakeaws"
+	"github.com/llm-sandbox/llm-sandbox/node/fakelitellm"
 	"github.com/llm-sandbox/llm-sandbox/node/fakeollama"
 )
 
-// TestMain lets this test binary stand in for the ollama executable: the release the tests
-// serve holds a bin/ollama script that execs it with FAKE_OLLAMA_EXEC=1.
+// TestMain lets this test binary stand in for the ollama and litellm executables: the release
+// the tests serve holds a bin/ollama script that execs it with FAKE_OLLAMA_EXEC=1, and the
+// litellm tests' venv a bin/litellm script that execs it with FAKE_LITELLM_EXEC=1.
 func TestMain(m *testing.M) {
 	if os.Getenv("FAKE_OLLAMA_EXEC") == "1" {
 		os.Exit(fakeollama.Main(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	if os.Getenv(fakelitellm.EnvExec) == "1" {
+		os.Exit(fakelitellm.Main(os.Args[1:], os.Stdout, os.Stderr))
 	}
 	os.Exit(m.Run())
 }
@@ -43,12 +48,21 @@ type result struct {
 
 func runCmd(t *testing.T, args ...string) result {
 	t.Helper()
+	return runCmdWith(t, nil, args...)
+}
+
+// runCmdWith runs the command with fast retries and, when runner is set, that Runner.
+func runCmdWith(t *testing.T, runner node.Runner, args ...string) result {
+	t.Helper()
 	var stdout, stderr bytes.Buffer
 	fast := node.RetryPolicy{Attempts: 3, Initial: time.Millisecond, Max: 5 * time.Millisecond}
 	code := run(context.Background(), env{stdout: &stdout, stderr: &stderr, tune: func(o *node.Options) {
 		o.Retry = &fast
 		o.PollInterval = 20 * time.Millisecond
 		o.Timeouts = map[string]time.Duration{node.StepStart: 30 * time.Second}
+		if runner != nil {
+			o.Runner = runner
+		}
 	}}, args)
 	return result{code, stdout.String(), stderr.String()}
 }

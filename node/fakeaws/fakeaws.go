@@ -1,12 +1,14 @@
-// Package fakeaws is a test double of the two AWS endpoints the node agent calls: the EC2
-// instance metadata service (IMDSv2) and Auto Scaling's CompleteLifecycleAction. It lets the
-// agent's unit and command tests run the real aws-sdk-go-v2 clients against loopback and
-// cause what a real account cannot on demand, such as "no active lifecycle action". The
-// end-to-end tests use a real AWS emulator instead.
+// Package fakeaws is a test double of the AWS endpoints the node agent calls: the EC2 instance
+// metadata service (IMDSv2), Auto Scaling's CompleteLifecycleAction and Secrets Manager's
+// GetSecretValue. It lets the agent's unit and command tests run the real aws-sdk-go-v2 clients
+// against loopback and cause what a real account cannot on demand, such as "no active lifecycle
+// action" or a throttled secret read. The end-to-end tests use a real AWS emulator instead.
 package fakeaws
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -143,6 +145,97 @@ func (a *AutoScaling) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// SecretsManager fakes GetSecretValue in Secrets Manager's JSON 1.1 protocol (POST / with
+// X-Amz-Target: secretsmanager.GetSecretValue) for secrets held in memory, and records the
+// SecretIds asked for.
+type SecretsManager struct {
+	mu       sync.Mutex
+	secrets  map[string]string
+	failures int
+	calls    []string
+}
+
+// Put stores a secret's string value under id (an ARN, or a name).
+func (s *SecretsManager) Put(id, value string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.secrets == nil {
+		s.secrets = map[string]string{}
+	}
+	s.secrets[id] = value
+}
+
+// FailNext makes the next n calls answer 400 ThrottlingException, as a busy account does.
+func (s *SecretsManager) FailNext(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failures = n
+}
+
+// Calls returns the SecretIds asked for so far (failed calls included).
+func (s *SecretsManager) Calls() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.calls...)
+}
+
+func jsonError(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	w.Header().Set("X-Amzn-ErrorType", code)
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"__type": code, "message": msg})
+}
+
+// ServeHTTP answers GetSecretValue.
+func (s *SecretsManager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost || r.Header.Get("X-Amz-Target") != "secretsmanager.GetSecretValue" {
+		jsonError(w, http.StatusBadRequest, "UnknownOperationException", "fakeaws implements only secretsmanager.GetSecretValue")
+		return
+	}
+	if !strings.HasPrefix(r.Header.Get("Authorization"), "AWS4-HMAC-SHA256 ") {
+		jsonError(w, http.StatusBadRequest, "MissingAuthenticationTokenException", "request is not signed")
+		return
+	}
+	var in struct {
+		SecretID string `json:"SecretId"`
+	}
+	body, _ := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+	if err := json.Unmarshal(body, &in); err != nil || in.SecretID == "" {
+		jsonError(w, http.StatusBadRequest, "InvalidParameterException", "SecretId is required")
+		return
+	}
+	s.mu.Lock()
+	s.calls = append(s.calls, in.SecretID)
+	fail := s.failures > 0
+	if fail {
+		s.failures--
+	}
+	value, ok := s.secrets[in.SecretID]
+	s.mu.Unlock()
+	switch {
+	case fail:
+		jsonError(w, http.StatusBadRequest, "ThrottlingException", "Rate exceeded")
+	case !ok:
+		jsonError(w, http.StatusBadRequest, "ResourceNotFoundException", "Secrets Manager can't find the specified secret.")
+	default:
+		name := in.SecretID
+		if i := strings.LastIndex(name, ":secret:"); i >= 0 {
+			name = name[i+len(":secret:"):]
+		}
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		_ = json.NewEncoder(w).Encode(map[string]any{
+			"ARN": in.SecretID, "Name": name, "SecretString": value,
+			"VersionId": "00000000-0000-0000-0000-000000000001", "VersionStages": []string{"AWSCURRENT"},
+			"CreatedDate": 1764300000,
+		})
+	}
+}
+
+// SecretsManagerEnv points aws-sdk-go-v2's Secrets Manager client at a fake, on top of Env.
+func SecretsManagerEnv(url string) map[string]string {
+	return map[string]string{"AWS_ENDPOINT_URL_SECRETS_MANAGER": url}
+}
+
 // Env is the environment that points aws-sdk-go-v2 at the fakes (with dummy static
 // credentials and no shared config files), so no test reaches a real AWS endpoint.
 func Env(imdsURL, autoScalingURL string) map[string]string {
@@ -157,6 +250,7 @@ func Env(imdsURL, autoScalingURL string) map[string]string {
 		"AWS_CONFIG_FILE":                   "/dev/null",
 		"AWS_SHARED_CREDENTIALS_FILE":       "/dev/null",
 		"AWS_ENDPOINT_URL":                  "",
+		"AWS_ENDPOINT_URL_SECRETS_MANAGER":  "",
 		"AWS_REGION":                        "",
 		"AWS_DEFAULT_REGION":                "",
 	}

@@ -1,0 +1,308 @@
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/llm-sandbox/llm-sandbox/node"
+	"github.com/llm-sandbox/llm-sandbox/node/fakeaws"
+	"github.com/llm-sandbox/llm-sandbox/node/fakelitellm"
+	"github.com/llm-sandbox/llm-sandbox/versions"
+)
+
+const (
+	secretArn = "arn:aws:secretsmanager:ca-central-1:123456789012:secret:llm-sandbox/chemistry/litellm-master-key-AbCdEf"
+	masterKey = "sk-Zq7Xw2Lr9Vb4Nc1Md8Kf3Hj6Gt5Ps0Ya2Ue7Wi4Ro9TyQx"
+)
+
+// venvRunner stands in for python3 and pip, which would install ~170 MB of real wheels: `python3
+// -m venv` lays out a venv whose bin/litellm runs this test binary as fakelitellm, and `pip
+// install` must be pointed at the extracted wheelhouse (--no-index --find-links) and mark the
+// venv installed. Everything else, `env ... litellm --version` included, really runs.
+type venvRunner struct {
+	mu   sync.Mutex
+	cmds []string
+	exe  string
+}
+
+func (r *venvRunner) Run(ctx context.Context, name string, args ...string) ([]byte, error) {
+	r.mu.Lock()
+	r.cmds = append(r.cmds, node.CommandLine(name, args...))
+	r.mu.Unlock()
+	switch {
+	case name == "python3" && len(args) == 3 && args[0] == "-m" && args[1] == "venv":
+		bin := filepath.Join(args[2], "bin")
+		if err := os.MkdirAll(bin, 0o755); err != nil {
+			return nil, err
+		}
+		script := "#!/bin/sh\nexport " + fakelitellm.EnvExec + "=1 " + fakelitellm.EnvVersion + "=" + versions.LiteLLM.Version + "\n" +
+			"[ -e '" + filepath.Join(args[2], "installed") + "' ] || { echo 'No module named litellm' >&2; exit 1; }\n" +
+			"exec '" + r.exe + "' \"$@\"\n"
+		return nil, os.WriteFile(filepath.Join(bin, "litellm"), []byte(script), 0o755)
+	case filepath.Base(name) == "python3" && len(args) > 2 && args[1] == "pip" && args[2] == "install":
+		i := slices.Index(args, "--find-links")
+		if i < 0 || !slices.Contains(args, "--no-index") {
+			return nil, fmt.Errorf("pip install would reach PyPI: %q", args)
+		}
+		if wheels, _ := filepath.Glob(filepath.Join(args[i+1], "*.whl")); len(wheels) != 2 {
+			return nil, fmt.Errorf("the wheelhouse holds %d wheels at pip time, want 2", len(wheels))
+		}
+		return nil, os.WriteFile(filepath.Join(filepath.Dir(filepath.Dir(name)), "installed"), nil, 0o644)
+	case filepath.Base(name) == "python3" && len(args) == 3 && args[2] == "check":
+		return []byte("No broken requirements found.\n"), nil
+	case name == "env":
+		return exec.CommandContext(ctx, name, args...).CombinedOutput()
+	}
+	return nil, fmt.Errorf("%s %q: unexpected in this test", name, args)
+}
+
+func (r *venvRunner) matching(prefix string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, c := range r.cmds {
+		if strings.Contains(c, prefix) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// liteFakes is one gateway node's world: a wheelhouse server, fake IMDS, Auto Scaling and
+// Secrets Manager, a temporary root.
+type liteFakes struct {
+	root, console, config string
+	port                  int
+	asg                   *fakeaws.AutoScaling
+	sm                    *fakeaws.SecretsManager
+	runner                *venvRunner
+	wheelhouseHits        func() int
+	cfg                   map[string]any
+}
+
+func newLiteFakes(t *testing.T) *liteFakes {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &liteFakes{root: t.TempDir(), asg: &fakeaws.AutoScaling{}, sm: &fakeaws.SecretsManager{}, runner: &venvRunner{exe: exe}}
+	f.sm.Put(secretArn, masterKey)
+	dir := t.TempDir()
+	f.console = filepath.Join(dir, "console")
+	if err := os.WriteFile(f.console, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wheelhouse := tarZstFiles(t, map[string]string{
+		"./litellm-" + versions.LiteLLM.Version + "-cp310-abi3-manylinux_2_28_x86_64.whl": "wheel",
+		"./uvicorn-0.54.0-py3-none-any.whl":                                               "wheel",
+	})
+	var mu sync.Mutex
+	hits := 0
+	files := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		hits++
+		mu.Unlock()
+		_, _ = w.Write(wheelhouse)
+	}))
+	t.Cleanup(files.Close)
+	f.wheelhouseHits = func() int { mu.Lock(); defer mu.Unlock(); return hits }
+	imds := httptest.NewServer(&fakeaws.IMDS{InstanceID: "i-0fedcba9876543210", Group: "chemistry-gateway", Region: "ca-central-1"})
+	asg := httptest.NewServer(f.asg)
+	sm := httptest.NewServer(f.sm)
+	for _, s := range []*httptest.Server{imds, asg, sm} {
+		t.Cleanup(s.Close)
+	}
+	for k, v := range fakeaws.Env(imds.URL, asg.URL) {
+		t.Setenv(k, v)
+	}
+	for k, v := range fakeaws.SecretsManagerEnv(sm.URL) {
+		t.Setenv(k, v)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.port = ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	f.cfg = map[string]any{
+		"role": "litellm", "department": "chemistry", "pool": "gateway", "region": "ca-central-1",
+		"lifecycle": map[string]any{"hook": "llm-sandbox-launch", "heartbeatSeconds": 600},
+		"litellm": map[string]any{
+			"version":            versions.LiteLLM.Version,
+			"wheelhouse":         map[string]any{"url": files.URL + "/litellm-wheelhouse.tar.zst", "sha256": sha(wheelhouse)},
+			"port":               f.port,
+			"workers":            2,
+			"masterKeySecretArn": secretArn,
+			"models": []any{
+				map[string]any{"name": "llama3.1:8b", "apiBase": "http://127.0.0.1:21234"},
+				map[string]any{"name": "phi3:mini", "apiBase": "http://127.0.0.1:21234"},
+			},
+			"requestTimeoutSeconds": 3600, "keepAliveSeconds": 960, "numRetries": 1,
+		},
+	}
+	f.config = filepath.Join(dir, "node.json")
+	writeJSON(t, f.config, f.cfg)
+	pidFile := filepath.Join(f.root, node.LiteLLMPidFile)
+	t.Cleanup(func() {
+		if err := node.StopDetached(pidFile, 5*time.Second); err != nil {
+			t.Errorf("stop litellm: %v", err)
+		}
+	})
+	return f
+}
+
+func (f *liteFakes) bootstrap(t *testing.T) result {
+	t.Helper()
+	return runCmdWith(t, f.runner, "bootstrap", "--config", f.config, "--root", f.root, "--no-systemd", "--console", f.console)
+}
+
+func TestLiteLLMBootstrapReadyThenRerun(t *testing.T) {
+	f := newLiteFakes(t)
+	r := f.bootstrap(t)
+	if r.code != exitReady {
+		t.Fatalf("exit %d, want 0\nstderr:\n%s", r.code, r.stderr)
+	}
+	wantCalls(t, f.asg, fakeaws.Call{Group: "chemistry-gateway", Hook: "llm-sandbox-launch", InstanceID: "i-0fedcba9876543210", Result: "CONTINUE"})
+	for _, step := range []string{"install", "user", "secret", "configure", "start", "lifecycle"} {
+		if !strings.Contains(r.stderr, "\nstep "+step+": start\n") || !strings.Contains(r.stderr, "\nstep "+step+": ok") {
+			t.Errorf("stderr lacks step %s start/ok", step)
+		}
+	}
+	// LiteLLM answers on loopback with the key from Secrets Manager.
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d%s", f.port, node.LiteLLMHealthPath))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /health/liveliness: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/fake/auth", f.port), nil)
+	req.Header.Set("Authorization", "Bearer "+masterKey)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("LiteLLM did not get the master key: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	if _, err := os.Stat(filepath.Join(f.root, node.LiteLLMPidFile)); err != nil {
+		t.Errorf("no pid file: %v", err)
+	}
+	console, _ := os.ReadFile(f.console)
+	for where, text := range map[string]string{"stderr": r.stderr, "console": string(console)} {
+		if strings.Contains(text, strings.TrimPrefix(masterKey, "sk-")) {
+			t.Errorf("the master key is in the %s", where)
+		}
+	}
+	if n := f.wheelhouseHits(); n != 1 {
+		t.Errorf("wheelhouse downloaded %d times, want 1", n)
+	}
+
+	// A reboot: LiteLLM still serving, no pending lifecycle action.
+	f.asg.SetNoActiveAction(true)
+	r = f.bootstrap(t)
+	if r.code != exitReady {
+		t.Fatalf("re-run exit %d, want 0\nstderr:\n%s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "step lifecycle: ok: no active lifecycle action") || !strings.Contains(r.stderr, "already running as pid") {
+		t.Errorf("re-run stderr lacks the kept process or the no-action outcome:\n%s", r.stderr)
+	}
+	if n := len(f.runner.matching("-m pip install")); n != 1 {
+		t.Errorf("pip install ran %d times over two runs, want 1", n)
+	}
+	if n := f.wheelhouseHits(); n != 1 {
+		t.Errorf("wheelhouse downloaded %d times over two runs, want 1", n)
+	}
+}
+
+func TestLiteLLMMissingSecretExits1AndAbandons(t *testing.T) {
+	f := newLiteFakes(t)
+	f.cfg["litellm"].(map[string]any)["masterKeySecretArn"] = strings.Replace(secretArn, "AbCdEf", "Gone00", 1)
+	writeJSON(t, f.config, f.cfg)
+	r := f.bootstrap(t)
+	if r.code != exitFailed {
+		t.Fatalf("exit %d, want 1\nstderr:\n%s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "step secret: failed: ") || !strings.Contains(r.stderr, "ResourceNotFoundException") {
+		t.Errorf("stderr lacks the failed step:\n%s", r.stderr)
+	}
+	wantCalls(t, f.asg, fakeaws.Call{Group: "chemistry-gateway", Hook: "llm-sandbox-launch", InstanceID: "i-0fedcba9876543210", Result: "ABANDON"})
+	if _, err := os.Stat(filepath.Join(f.root, node.LiteLLMPidFile)); err == nil {
+		t.Errorf("LiteLLM was started without its key")
+	}
+}
+
+func TestLiteLLMInvalidConfigExits2AndAbandons(t *testing.T) {
+	f := newLiteFakes(t)
+	f.cfg["litellm"].(map[string]any)["numRetries"] = 3
+	f.cfg["litellm"].(map[string]any)["version"] = "1.82.8"
+	writeJSON(t, f.config, f.cfg)
+	r := f.bootstrap(t)
+	if r.code != exitUsage {
+		t.Fatalf("exit %d, want 2\nstderr:\n%s", r.code, r.stderr)
+	}
+	for _, want := range []string{"litellm.numRetries: must be 0 or 1", "litellm.version: must never be 1.82.8"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr does not say %q:\n%s", want, r.stderr)
+		}
+	}
+	if f.wheelhouseHits() != 0 || len(f.runner.matching("")) != 0 {
+		t.Errorf("an invalid config still installed something")
+	}
+	wantCalls(t, f.asg, fakeaws.Call{Group: "chemistry-gateway", Hook: "llm-sandbox-launch", InstanceID: "i-0fedcba9876543210", Result: "ABANDON"})
+}
+
+// tarZstFiles builds a zstd-compressed tar of regular files, in name order.
+func tarZstFiles(t *testing.T, files map[string]string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw, err := zstd.NewWriter(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tw := tar.NewWriter(zw)
+	names := make([]string, 0, len(files))
+	for name := range files {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(files[name])), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write([]byte(files[name])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func writeJSON(t *testing.T, file string, v any) {
+	t.Helper()
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,405 @@
+package node
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/llm-sandbox/llm-sandbox/versions"
+)
+
+// newLiteLLM sets up the litellm role's service: the unit through systemd, or a detached
+// process that listens on 127.0.0.1 in a root other than / (a test or a workstation, where no
+// security group guards the port).
+func (a *Agent) newLiteLLM(noSystemd bool) {
+	if !noSystemd {
+		a.svc = systemdService{run: a.run, unit: LiteLLMUnit}
+		return
+	}
+	host := "0.0.0.0"
+	if a.rootMode() {
+		host = "127.0.0.1"
+	}
+	config := a.path(LiteLLMConfigFile)
+	a.svc = &processService{
+		name:    "litellm",
+		bin:     a.path(LiteLLMBinary),
+		args:    liteLLMArgs(config, host, a.cfg.LiteLLM),
+		match:   config,
+		env:     a.liteLLMProcessEnv,
+		dir:     a.root,
+		logFile: a.path(LiteLLMLogFile),
+		pidFile: a.path(LiteLLMPidFile),
+		log:     a.log,
+		serving: func(ctx context.Context) bool {
+			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			_, err := a.liteLLMLive(ctx)
+			return err == nil
+		},
+	}
+}
+
+// liteLLMBase is the local LiteLLM's URL.
+func (a *Agent) liteLLMBase() string {
+	return "http://127.0.0.1:" + strconv.Itoa(a.cfg.LiteLLM.Port)
+}
+
+// liteLLMLive asks GET /health/liveliness: 200 means the proxy is up (it needs no key and
+// calls no model).
+func (a *Agent) liteLLMLive(ctx context.Context) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.liteLLMBase()+LiteLLMHealthPath, nil)
+	if err != nil {
+		return "", permanent(err)
+	}
+	resp, err := a.local.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("GET %s: %w", LiteLLMHealthPath, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+	if resp.StatusCode != http.StatusOK {
+		return "", &apiError{Op: "GET " + LiteLLMHealthPath, Status: resp.StatusCode, Msg: strings.TrimSpace(string(body))}
+	}
+	return strings.TrimSpace(string(body)), nil
+}
+
+// liteLLMProcessEnv is the environment of a LiteLLM started without systemd: what the unit
+// gives it (the environment file with the master key, the service variables) and, as under
+// systemd with User=litellm, HOME=/nonexistent and the agent's PATH.
+func (a *Agent) liteLLMProcessEnv() ([]string, error) {
+	fromFile, err := readEnvFile(a.path(LiteLLMEnvFile))
+	if err != nil {
+		return nil, err
+	}
+	var env []string
+	for _, v := range LiteLLMEnv() {
+		env = append(env, v.Name+"="+v.Value)
+	}
+	env = append(env, fromFile...)
+	return append(env, "HOME=/nonexistent", "PATH="+searchPath()), nil
+}
+
+// readEnvFile reads the KEY=value lines of an environment file the agent wrote (no quoting:
+// the agent writes none), skipping comments and blank lines.
+func readEnvFile(file string) ([]string, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, fmt.Errorf("read the environment file: %w", err)
+	}
+	defer f.Close()
+	var env []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if !strings.Contains(line, "=") {
+			return nil, fmt.Errorf("%s: a line is not KEY=value", file)
+		}
+		env = append(env, line)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read %s: %w", file, err)
+	}
+	return env, nil
+}
+
+// liteLLMVersionLine is how `litellm --version` reports: "LiteLLM: Current Version = 1.108.7".
+var liteLLMVersionLine = regexp.MustCompile(`Current Version = v?([0-9][^\s]*)`)
+
+// liteLLMVersion runs the venv's `litellm --version` with the service's environment (so it
+// fetches no cost map from GitHub) and returns the version it reports.
+func (a *Agent) liteLLMVersion(ctx context.Context) (string, error) {
+	args := make([]string, 0, len(LiteLLMEnv())+2)
+	for _, v := range LiteLLMEnv() {
+		args = append(args, v.Name+"="+v.Value)
+	}
+	args = append(args, a.path(LiteLLMBinary), "--version")
+	out, err := a.run.Run(ctx, "env", args...)
+	if err != nil {
+		return "", err
+	}
+	m := liteLLMVersionLine.FindSubmatch(out)
+	if m == nil {
+		return "", fmt.Errorf("no version in `litellm --version` output %q", strings.TrimSpace(string(out)))
+	}
+	return string(m[1]), nil
+}
+
+// stepLiteLLMInstall installs the pinned LiteLLM into a venv from the hash-locked requirements
+// the agent embeds (versions.LiteLLMRequirements), unless a previous run installed that very
+// lock and litellm reports the pinned version.
+//
+// pip runs with --require-hashes (every file must match a hash of the lock), --no-deps (install
+// exactly the lock, never resolve: the lock is the whole closure for CPython 3.11 and 3.12 on
+// x86-64 Linux, and `pip check` afterwards fails the step if it ever is not) and --only-binary
+// :all: (every pinned package publishes a wheel for those Pythons, so nothing is built and no
+// package's setup code runs at boot). With a wheelhouse, --no-index --find-links: PyPI is
+// never contacted.
+func (a *Agent) stepLiteLLMInstall(ctx context.Context, st *runState) (string, error) {
+	l := a.cfg.LiteLLM
+	want := versions.LiteLLM.Version
+	if strings.TrimPrefix(l.Version, "v") != want {
+		return "", permanent(fmt.Errorf("the config asks for litellm %s, but this agent installs %s, the version its hash-locked requirements pin (versions.LiteLLM): render the node config and build the agent from the same commit", l.Version, want))
+	}
+	lock := []byte(versions.LiteLLMRequirements)
+	sum := sha256.Sum256(lock)
+	lockSum := hex.EncodeToString(sum[:])
+	if installed, err := os.ReadFile(a.path(LiteLLMInstalledLock)); err == nil && strings.TrimSpace(string(installed)) == lockSum {
+		got, err := a.liteLLMVersion(ctx)
+		if err == nil && got == want {
+			return "skipped: litellm " + want + " already installed from this lock", nil
+		}
+		a.log.Printf("step install: installed litellm reports %q (%v), want %s: installing", got, err, want)
+	}
+
+	venv := a.path(LiteLLMVenv)
+	// From scratch: a venv left by an interrupted install or another lock is not trusted.
+	if err := os.RemoveAll(venv); err != nil {
+		return "", fmt.Errorf("remove the previous venv: %w", err)
+	}
+	if err := a.createVenv(ctx, venv); err != nil {
+		return "", err
+	}
+	reqFile := a.path(LiteLLMRequirementsFile)
+	if _, err := writeIfChanged(reqFile, lock, 0o644); err != nil {
+		return "", err
+	}
+	python := a.path(LiteLLMPython)
+	args := []string{"-m", "pip", "install", "--require-hashes", "--no-deps", "--only-binary", ":all:",
+		"--no-cache-dir", "--no-input", "--disable-pip-version-check", "--progress-bar", "off"}
+	source := "PyPI"
+	if l.Wheelhouse != nil {
+		dir, cleanup, err := a.unpackWheelhouse(ctx, *l.Wheelhouse)
+		if err != nil {
+			return "", err
+		}
+		defer cleanup()
+		args = append(args, "--no-index", "--find-links", dir)
+		source = "the wheelhouse " + l.Wheelhouse.URL
+	}
+	args = append(args, "-r", reqFile)
+	a.log.Printf("step install: pip install of litellm %s from %s (hash-locked, %d bytes of requirements)", want, source, len(lock))
+	err := a.retry(ctx, StepInstall, "pip install", func(ctx context.Context) error {
+		out, err := a.run.Run(ctx, python, args...)
+		switch {
+		case err == nil:
+			return nil
+		case bytes.Contains(out, []byte("DO NOT MATCH THE HASHES")):
+			// A file whose hash the lock does not list: a tampered mirror or a lock edited
+			// by hand. Fetching it again changes nothing.
+			return permanent(fmt.Errorf("a downloaded file does not match the lock's hashes: %w", err))
+		case l.Wheelhouse != nil:
+			// Local files only: a missing or unusable wheel stays missing.
+			return permanent(err)
+		}
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("pip install: %w", err)
+	}
+	if _, err := a.run.Run(ctx, python, "-m", "pip", "check"); err != nil {
+		return "", permanent(fmt.Errorf("pip check after the install: the lock is incomplete for this Python: %w", err))
+	}
+	got, err := a.liteLLMVersion(ctx)
+	if err != nil {
+		return "", permanent(fmt.Errorf("run the installed litellm: %w", err))
+	}
+	if got != want {
+		return "", permanent(fmt.Errorf("the installed litellm reports version %s, the lock pins %s", got, want))
+	}
+	if err := writeFileAtomic(a.path(LiteLLMInstalledLock), []byte(lockSum+"\n"), 0o644); err != nil {
+		return "", err
+	}
+	// A running LiteLLM still runs the files it loaded: start must restart it.
+	st.changed = true
+	return fmt.Sprintf("installed litellm %s into %s from %s", want, venv, source), nil
+}
+
+// createVenv runs `python3 -m venv`. Ubuntu's python3 lacks ensurepip until python3-venv is
+// installed; on a node (not in --root mode) the agent then installs it with apt-get, waiting
+// for the package lock that cloud-init or unattended-upgrades may hold at boot, and refreshing
+// the package lists when the first try fails. The node image should carry python3-venv, and
+// must in an air-gapped department.
+func (a *Agent) createVenv(ctx context.Context, venv string) error {
+	_, err := a.run.Run(ctx, "python3", "-m", "venv", venv)
+	if err == nil {
+		return nil
+	}
+	if a.rootMode() {
+		return permanent(fmt.Errorf("create the venv (python3 -m venv needs python3-venv; --root mode installs no package): %w", err))
+	}
+	a.log.Printf("step install: python3 -m venv failed (%v): installing python3-venv", err)
+	tries := 0
+	if err := a.retry(ctx, StepInstall, "apt-get install python3-venv", func(ctx context.Context) error {
+		tries++
+		if tries > 1 {
+			if _, err := a.run.Run(ctx, "apt-get", "-o", "DPkg::Lock::Timeout=120", "update", "-q"); err != nil {
+				return err
+			}
+		}
+		_, err := a.run.Run(ctx, "apt-get", "-o", "DPkg::Lock::Timeout=120", "install", "-y", "-q", "python3-venv")
+		return err
+	}); err != nil {
+		return fmt.Errorf("install python3-venv: %w", err)
+	}
+	if err := os.RemoveAll(venv); err != nil {
+		return fmt.Errorf("remove the failed venv: %w", err)
+	}
+	if _, err := a.run.Run(ctx, "python3", "-m", "venv", venv); err != nil {
+		return permanent(fmt.Errorf("create the venv: %w", err))
+	}
+	return nil
+}
+
+// unpackWheelhouse downloads the wheelhouse (checking its SHA-256) and extracts it into a fresh
+// directory under CacheDir, which cleanup removes.
+func (a *Agent) unpackWheelhouse(ctx context.Context, art Artifact) (string, func(), error) {
+	file, err := a.fetch(ctx, StepInstall, "litellm wheelhouse", art)
+	if err != nil {
+		return "", nil, err
+	}
+	defer os.Remove(file)
+	dir, err := os.MkdirTemp(a.path(CacheDir), "wheelhouse-")
+	if err != nil {
+		return "", nil, fmt.Errorf("create the wheelhouse directory: %w", err)
+	}
+	cleanup := func() { os.RemoveAll(dir) }
+	f, err := os.Open(file)
+	if err != nil {
+		cleanup()
+		return "", nil, err
+	}
+	defer f.Close()
+	if err := ExtractTarZst(f, dir); err != nil {
+		cleanup()
+		return "", nil, permanent(fmt.Errorf("extract %s: %w", art.URL, err))
+	}
+	wheels, _ := filepath.Glob(filepath.Join(dir, "*.whl"))
+	if len(wheels) == 0 {
+		cleanup()
+		return "", nil, permanent(fmt.Errorf("the wheelhouse %s holds no .whl file at its top level", art.URL))
+	}
+	a.log.Printf("step install: wheelhouse: %d wheels in %s", len(wheels), dir)
+	return dir, cleanup, nil
+}
+
+// stepLiteLLMUser creates the litellm system user: no home (LiteLLM writes nothing), no login.
+// In a root other than / it creates nothing: tests cannot create users.
+func (a *Agent) stepLiteLLMUser(ctx context.Context, _ *runState) (string, error) {
+	if a.rootMode() {
+		return "skipped: no system user in --root mode", nil
+	}
+	return a.ensureSystemUser(ctx, LiteLLMUser, "/nonexistent")
+}
+
+// masterKeyChars are the characters a master key may hold after "sk-": enough for any
+// generated key (the KeyStore's are [A-Za-z0-9]), and none that systemd's environment-file
+// parser would read as quoting, escaping, a comment or whitespace.
+var masterKeyChars = regexp.MustCompile(`^[A-Za-z0-9._~+/=-]+$`)
+
+// checkMasterKey says what is wrong with a master key, or "". It never quotes the key.
+func checkMasterKey(key string) string {
+	if !strings.HasPrefix(key, "sk-") {
+		return "does not start with sk-, which LiteLLM requires of a master key"
+	}
+	if !masterKeyChars.MatchString(strings.TrimPrefix(key, "sk-")) {
+		return "holds no character after sk-, or one outside [A-Za-z0-9._~+/=-] that an environment file cannot carry unquoted"
+	}
+	return ""
+}
+
+// secretGetter returns the SecretGetter, building the default one on first use.
+func (a *Agent) secretGetter(ctx context.Context) (SecretGetter, error) {
+	if a.secrets != nil {
+		return a.secrets, nil
+	}
+	s, err := NewAWSSecrets(ctx, a.cfg.Region)
+	if err != nil {
+		return nil, err
+	}
+	a.secrets = s
+	return s, nil
+}
+
+// stepSecret reads the master key from Secrets Manager and writes it, as LITELLM_MASTER_KEY,
+// into LiteLLMEnvFile: mode 0600, owned by root (the agent runs as root), written through a
+// temporary file created 0600, so the key is never readable by another user, even briefly.
+// systemd reads the file as root before it drops to the litellm user. The key is never logged.
+func (a *Agent) stepSecret(ctx context.Context, st *runState) (string, error) {
+	arn := a.cfg.LiteLLM.MasterKeySecretArn
+	getter, err := a.secretGetter(ctx)
+	if err != nil {
+		return "", err
+	}
+	var key string
+	if err := a.retry(ctx, StepSecret, "GetSecretValue", func(ctx context.Context) error {
+		v, err := getter.GetSecretString(ctx, arn)
+		key = v
+		return err
+	}); err != nil {
+		return "", fmt.Errorf("read the master key: %w", err)
+	}
+	if problem := checkMasterKey(key); problem != "" {
+		return "", permanent(fmt.Errorf("the master key in %s %s", arn, problem))
+	}
+	var b bytes.Buffer
+	b.WriteString("# LiteLLM's master key, from " + arn + ".\n")
+	b.WriteString("# Written by sandbox-node on every boot; root only. Rotate the secret, not this file.\n")
+	b.WriteString(MasterKeyVar + "=" + key + "\n")
+	file := a.path(LiteLLMEnvFile)
+	changed, err := writeIfChanged(file, b.Bytes(), 0o600)
+	if err != nil {
+		return "", err
+	}
+	if !changed {
+		return "master key unchanged in " + file, nil
+	}
+	st.changed = true
+	return fmt.Sprintf("wrote %s (mode 0600) with %s from %s", file, MasterKeyVar, arn), nil
+}
+
+// stepLiteLLMConfigure writes config.yaml and the unit, noting whether either changed.
+func (a *Agent) stepLiteLLMConfigure(_ context.Context, st *runState) (string, error) {
+	config, err := RenderLiteLLMConfig(a.cfg.LiteLLM)
+	if err != nil {
+		return "", err
+	}
+	unit, err := RenderLiteLLMUnit(a.cfg, DefaultLiteLLMUnitPaths())
+	if err != nil {
+		return "", err
+	}
+	written, err := writeAll([]fileContent{{a.path(LiteLLMConfigFile), config, 0o644}, {a.path(LiteLLMUnitFile), unit, 0o644}})
+	if err != nil {
+		return "", err
+	}
+	if len(written) == 0 {
+		return "config and unit unchanged", nil
+	}
+	st.changed = true
+	return "wrote " + strings.Join(written, ", "), nil
+}
+
+// stepLiteLLMStart starts LiteLLM and waits until GET /health/liveliness answers 200.
+func (a *Agent) stepLiteLLMStart(ctx context.Context, st *runState) (string, error) {
+	if err := a.svc.start(ctx, st.changed); err != nil {
+		return "", err
+	}
+	if _, err := a.waitHealthy(ctx, "litellm", "GET "+LiteLLMHealthPath, a.liteLLMLive); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("litellm answers GET %s on %s", LiteLLMHealthPath, a.liteLLMBase()), nil
+}

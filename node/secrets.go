@@ -1,0 +1,69 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/smithy-go"
+)
+
+// SecretGetter reads a secret's string value. It is the seam between the agent and Secrets
+// Manager; the default, AWSSecrets, reads with the instance role. Implementations mark failures
+// that retrying cannot fix as permanent, and never put the value in an error.
+type SecretGetter interface {
+	GetSecretString(ctx context.Context, secretID string) (string, error)
+}
+
+// AWSSecrets reads secrets with aws-sdk-go-v2's Secrets Manager client (GetSecretValue of the
+// AWSCURRENT version). The SDK honours AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_SECRETS_MANAGER,
+// which is how tests point it at a loopback fake or an emulator. (LiteLLM's own Secrets Manager
+// integration is an Enterprise feature: the agent fetches the value instead, FACTS.md.)
+type AWSSecrets struct {
+	Client *secretsmanager.Client
+}
+
+// NewAWSSecrets builds a Secrets Manager client for region from the default credential chain
+// (the instance role on a node), with one attempt per call: the agent's bounded retry policy
+// decides what is retried.
+func NewAWSSecrets(ctx context.Context, region string) (*AWSSecrets, error) {
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(region))
+	if err != nil {
+		return nil, fmt.Errorf("load AWS config for Secrets Manager: %w", err)
+	}
+	return &AWSSecrets{Client: secretsmanager.NewFromConfig(cfg, func(o *secretsmanager.Options) { o.RetryMaxAttempts = 1 })}, nil
+}
+
+// transientSecretCodes are Secrets Manager errors worth another try.
+var transientSecretCodes = map[string]bool{
+	"ThrottlingException": true, "InternalServiceError": true, "InternalFailure": true,
+	"ServiceUnavailable": true, "RequestTimeout": true, "RequestLimitExceeded": true,
+}
+
+// GetSecretString returns the secret's current string value. A missing secret, a denied or
+// malformed request, a key it cannot be decrypted with or a binary secret is permanent; throttling,
+// 5xx answers and network errors are transient.
+func (s *AWSSecrets) GetSecretString(ctx context.Context, secretID string) (string, error) {
+	out, err := s.Client.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(secretID)})
+	if err != nil {
+		err = fmt.Errorf("GetSecretValue %s: %w", secretID, err)
+		var apiErr smithy.APIError
+		if !errors.As(err, &apiErr) || transientSecretCodes[apiErr.ErrorCode()] {
+			return "", err
+		}
+		var respErr *awshttp.ResponseError
+		if errors.As(err, &respErr) && (respErr.HTTPStatusCode() >= 500 || respErr.HTTPStatusCode() == http.StatusTooManyRequests) {
+			return "", err
+		}
+		return "", permanent(err)
+	}
+	if out.SecretString == nil {
+		return "", permanent(fmt.Errorf("GetSecretValue %s: the secret holds binary data, not a string", secretID))
+	}
+	return *out.SecretString, nil
+}

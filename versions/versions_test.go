@@ -1,0 +1,185 @@
+package versions
+
+import (
+	"fmt"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// requirement is one entry of a hash-locked requirements file.
+type requirement struct {
+	name, version string
+	hashes        []string
+}
+
+var (
+	pinLine  = regexp.MustCompile(`^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)$`)
+	hashOpt  = regexp.MustCompile(`^--hash=sha256:([0-9a-f]{64})$`)
+	floor    = [3]int{1, 84, 0}
+	poisoned = []string{"1.82.7", "1.82.8"}
+)
+
+// parseLock reads a pip requirements file as pip-compile --generate-hashes writes it: each
+// requirement on a line continued with backslashes by its --hash options. Anything else (an
+// option such as --index-url or -e, a range instead of ==, a requirement without a hash) is an
+// error, since pip's --require-hashes mode would install it differently or not at all.
+func parseLock(text string) ([]requirement, error) {
+	var reqs []requirement
+	// Join continued lines, drop comments.
+	var logical []string
+	cur := ""
+	for _, line := range strings.Split(text, "\n") {
+		if i := strings.Index(line, "#"); i >= 0 {
+			line = line[:i]
+		}
+		line = strings.TrimSpace(line)
+		cont := strings.HasSuffix(line, "\\")
+		cur += " " + strings.TrimSuffix(line, "\\")
+		if !cont {
+			if s := strings.TrimSpace(cur); s != "" {
+				logical = append(logical, s)
+			}
+			cur = ""
+		}
+	}
+	for _, l := range logical {
+		f := strings.Fields(l)
+		m := pinLine.FindStringSubmatch(f[0])
+		if m == nil {
+			return nil, fmt.Errorf("%q is not an exact name==version pin", f[0])
+		}
+		r := requirement{name: strings.ToLower(m[1]), version: m[2]}
+		for _, opt := range f[1:] {
+			h := hashOpt.FindStringSubmatch(opt)
+			if h == nil {
+				return nil, fmt.Errorf("%s: option %q is not --hash=sha256:<64 hex digits>", r.name, opt)
+			}
+			r.hashes = append(r.hashes, h[1])
+		}
+		reqs = append(reqs, r)
+	}
+	return reqs, nil
+}
+
+func versionAtLeast(v string, min [3]int) (bool, error) {
+	parts := strings.SplitN(v, ".", 4)
+	if len(parts) < 3 {
+		return false, fmt.Errorf("version %q is not X.Y.Z", v)
+	}
+	for i := 0; i < 3; i++ {
+		n, err := strconv.Atoi(parts[i])
+		if err != nil {
+			return false, fmt.Errorf("version %q is not X.Y.Z", v)
+		}
+		if n != min[i] {
+			return n > min[i], nil
+		}
+	}
+	return true, nil
+}
+
+func TestLiteLLMLockPinsTheVersionWithHashes(t *testing.T) {
+	reqs, err := parseLock(LiteLLMRequirements)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(reqs) < 10 {
+		t.Fatalf("the lock lists %d requirements; litellm[proxy] alone needs dozens", len(reqs))
+	}
+	seen := map[string]bool{}
+	litellm := 0
+	for _, r := range reqs {
+		if seen[r.name] {
+			t.Errorf("%s is pinned twice", r.name)
+		}
+		seen[r.name] = true
+		if len(r.hashes) == 0 {
+			t.Errorf("%s==%s has no --hash: pip --require-hashes would refuse the whole file", r.name, r.version)
+		}
+		if r.name == LiteLLM.Name {
+			litellm++
+			if r.version != LiteLLM.Version {
+				t.Errorf("the lock pins litellm==%s, versions.LiteLLM says %s", r.version, LiteLLM.Version)
+			}
+		}
+	}
+	if litellm != 1 {
+		t.Errorf("the lock pins litellm %d times, want once", litellm)
+	}
+	// The dependencies that make the lock complete on both Pythons (litellm-requirements.in).
+	for _, name := range []string{"async-timeout", "numpy", "litellm-proxy-extras"} {
+		if !seen[name] {
+			t.Errorf("the lock does not pin %s", name)
+		}
+	}
+}
+
+func TestLiteLLMIsAboveTheFloorAndNeverCompromised(t *testing.T) {
+	ok, err := versionAtLeast(LiteLLM.Version, floor)
+	if err != nil || !ok {
+		t.Errorf("LiteLLM %s is below the %d.%d.%d floor (%v)", LiteLLM.Version, floor[0], floor[1], floor[2], err)
+	}
+	in, err := os.ReadFile(LiteLLM.Input)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The lock never names them at all; the input may explain them in comments, never pin them.
+	var inLines []string
+	for _, line := range strings.Split(string(in), "\n") {
+		if i := strings.Index(line, "#"); i >= 0 {
+			line = line[:i]
+		}
+		inLines = append(inLines, line)
+	}
+	for name, text := range map[string]string{LiteLLM.Lock: LiteLLMRequirements, LiteLLM.Input + " (comments aside)": strings.Join(inLines, "\n")} {
+		for _, bad := range poisoned {
+			if strings.Contains(text, bad) {
+				t.Errorf("%s names %s, a release that carried a credential stealer", name, bad)
+			}
+		}
+	}
+	if !regexp.MustCompile(`(?m)^litellm\[proxy\]==` + regexp.QuoteMeta(LiteLLM.Version) + `$`).Match(in) {
+		t.Errorf("%s does not pin litellm[proxy]==%s", LiteLLM.Input, LiteLLM.Version)
+	}
+	// The regeneration command is written down where the next person looks for it.
+	if !strings.Contains(string(in), "pip-compile --generate-hashes --allow-unsafe --strip-extras") {
+		t.Errorf("%s does not give the pip-compile command that regenerates the lock", LiteLLM.Input)
+	}
+}
+
+func TestEmbeddedLockIsTheFile(t *testing.T) {
+	data, err := os.ReadFile(LiteLLM.Lock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(data) != LiteLLMRequirements {
+		t.Errorf("LiteLLMRequirements differs from %s", LiteLLM.Lock)
+	}
+}
+
+func TestParseLockRejectsWhatRequireHashesWouldNotInstall(t *testing.T) {
+	for _, text := range []string{
+		"litellm==1.108.7\n",
+		"litellm>=1.108 \\\n    --hash=sha256:" + strings.Repeat("a", 64) + "\n",
+		"--index-url https://example.org/simple\n",
+		"litellm==1.108.7 \\\n    --hash=md5:abc\n",
+	} {
+		reqs, err := parseLock(text)
+		if err == nil {
+			ok := true
+			for _, r := range reqs {
+				ok = ok && len(r.hashes) > 0
+			}
+			if ok {
+				t.Errorf("parseLock(%q) accepted it", text)
+			}
+		}
+	}
+	ok, _ := versionAtLeast("1.83.14", floor)
+	if ok {
+		t.Errorf("1.83.14 passed the 1.84.0 floor")
+	}
+}
