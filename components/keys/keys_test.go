@@ -26,9 +26,9 @@ const (
 
 	// The ARNs and ids mockaws gives the children of a KeyStore named "chem".
 	mockKeyID     = "chem-key-id"
-	mockKeyArn    = "arn:aws:kms:" + region + ":" + account + ":" + mockKeyID
+	mockKeyArn    = "arn:aws:kms:" + region + ":" + account + ":key/" + mockKeyID
 	mockSecretID  = "chem-master-key-id"
-	mockSecretArn = "arn:aws:secretsmanager:" + region + ":" + account + ":" + mockSecretID
+	mockSecretArn = "arn:aws:secretsmanager:" + region + ":" + account + ":secret:" + mockSecretID + "-AbCdEf"
 )
 
 var masterKeyPattern = regexp.MustCompile(`^sk-[A-Za-z0-9]{48}$`)

@@ -7,8 +7,9 @@ import (
 
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/autoscaling"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ec2"
-	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/lb"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/llm-sandbox/llm-sandbox/components/internal/launch"
 )
 
 // Lifecycle hook heartbeats, in seconds: how long a launching node has to prove itself ready
@@ -24,30 +25,11 @@ const (
 	HeartbeatCPUSeconds = 900
 )
 
-// Deregistration delay bounds, in seconds: AWS accepts 0..3600; 300 is AWS's default and the
-// floor here.
-const (
-	minDeregistrationDelay = 300
-	maxDeregistrationDelay = 3600
-	// slowestTokensPerSecond is the slowest per-user generation rate the sizing plans for (the
-	// UBC figure of 10 tokens/s).
-	slowestTokensPerSecond = 10
-)
-
 // DeregistrationDelaySeconds is the target group's deregistration delay for a pool with the
 // given context length: the longest generation the pool can be asked for, ContextLength tokens
-// at 10 tokens/s, rounded up and clamped to 300..3600 s. A node leaving the group (scale-in,
-// instance refresh, spot rebalancing) stops getting new requests at once, but keeps serving the
-// streams it has for this long before Auto Scaling terminates it, so no answer is cut off.
+// at 10 tokens/s, clamped to 300..3600 s (launch.DeregistrationDelaySeconds).
 func DeregistrationDelaySeconds(contextLength int) int {
-	d := (contextLength + slowestTokensPerSecond - 1) / slowestTokensPerSecond
-	if d < minDeregistrationDelay {
-		d = minDeregistrationDelay
-	}
-	if d > maxDeregistrationDelay {
-		d = maxDeregistrationDelay
-	}
-	return d
+	return launch.DeregistrationDelaySeconds(contextLength)
 }
 
 // HeartbeatSeconds is the launch lifecycle hook's heartbeat for a GPU or a CPU pool.
@@ -59,7 +41,7 @@ func HeartbeatSeconds(gpu bool) int {
 }
 
 // CPUTargetPercent is the target-tracking policy's average CPU utilisation.
-const CPUTargetPercent = 60
+const CPUTargetPercent = launch.CPUTargetPercent
 
 // securityGroup admits Ollama's port from the internal ALB only, and lets nodes out on 443 only.
 func (b *builder) securityGroup() error {
@@ -99,8 +81,8 @@ func (b *builder) securityGroup() error {
 		// Other groups (the ALB's) reference this one; revoking the rules first lets a destroy
 		// or replacement finish instead of waiting on DependencyViolation.
 		RevokeRulesOnDelete: pulumi.Bool(true),
-		Tags:                nameTag(n),
-	}, b.child()...)
+		Tags:                launch.NameTag(n),
+	}, b.child())
 	if err != nil {
 		return fmt.Errorf("security group: %w", err)
 	}
@@ -111,116 +93,33 @@ func (b *builder) securityGroup() error {
 // targetGroup is the internal target group the gateway's internal ALB forwards this pool's
 // requests to.
 func (b *builder) targetGroup() error {
-	n := b.name + "-tg"
-	tg, err := lb.NewTargetGroup(b.ctx, n, &lb.TargetGroupArgs{
-		// A target group name has at most 32 characters; a generated name from the 6-character
-		// prefix always fits (the component name plus a random suffix might not), and lets a
-		// replacement be created before the old group goes.
-		NamePrefix:      pulumi.String("ollama"),
-		VpcId:           b.args.VpcID,
-		Port:            pulumi.Int(OllamaPort),
-		Protocol:        pulumi.String("HTTP"),
-		ProtocolVersion: pulumi.String("HTTP1"),
-		TargetType:      pulumi.String("instance"),
-		// LLM requests vary from milliseconds to minutes: send each new one to the node with
-		// the fewest in flight, not round robin.
-		LoadBalancingAlgorithmType: pulumi.String("least_outstanding_requests"),
-		DeregistrationDelay:        pulumi.Int(DeregistrationDelaySeconds(b.args.ContextLength)),
-		HealthCheck: &lb.TargetGroupHealthCheckArgs{
-			Enabled: pulumi.Bool(true),
-			// /api/version answers while generations run; it proves the server is up. Model
-			// readiness is proven once, before the lifecycle action completes.
-			Path:               pulumi.String("/api/version"),
-			Matcher:            pulumi.String("200"),
-			Protocol:           pulumi.String("HTTP"),
-			Port:               pulumi.String("traffic-port"),
-			Interval:           pulumi.Int(15),
-			Timeout:            pulumi.Int(5),
-			HealthyThreshold:   pulumi.Int(2),
-			UnhealthyThreshold: pulumi.Int(3),
-		},
-		Tags: nameTag(n),
-	}, b.child()...)
+	tg, err := launch.NewTargetGroup(b.ctx, b.name, launch.TargetGroupArgs{
+		NamePrefix: "ollama",
+		VpcID:      b.args.VpcID,
+		Port:       OllamaPort,
+		// /api/version answers while generations run; it proves the server is up. Model
+		// readiness is proven once, before the lifecycle action completes.
+		HealthCheckPath:            "/api/version",
+		DeregistrationDelaySeconds: DeregistrationDelaySeconds(b.args.ContextLength),
+	}, b.child())
 	if err != nil {
-		return fmt.Errorf("target group: %w", err)
+		return err
 	}
 	b.comp.TargetGroup = tg
 	return nil
 }
 
-// groupTags are the group's tags: Name, Department and Pool propagate to the instances at
-// launch (and let the role's lifecycle statement match the group); the other Tags stay on the
-// group itself, since the provider's default tags do not reach autoscaling groups and the
-// launch template already tags the instances.
-func (b *builder) groupTags() autoscaling.GroupTagArray {
-	tags := autoscaling.GroupTagArray{}
-	for _, t := range []struct{ k, v string }{
-		{tagName, b.nodeName()},
-		{tagDepartment, b.args.Department},
-		{tagPool, b.args.Pool},
-	} {
-		tags = append(tags, &autoscaling.GroupTagArgs{Key: pulumi.String(t.k), Value: pulumi.String(t.v), PropagateAtLaunch: pulumi.Bool(true)})
-	}
-	for _, k := range sortedKeys(b.args.Tags) {
-		if k == tagName || k == tagDepartment || k == tagPool {
-			continue
-		}
-		tags = append(tags, &autoscaling.GroupTagArgs{Key: pulumi.String(k), Value: pulumi.String(b.args.Tags[k]), PropagateAtLaunch: pulumi.Bool(false)})
-	}
-	return tags
-}
-
 func (b *builder) group() error {
 	lt := b.comp.LaunchTemplate
-	// The group pins the template's latest version number, never $Latest: a new version is
-	// then a change of the group, which starts an instance refresh, and the refresh can roll
-	// back to the previous version.
-	version := lt.LatestVersion.ApplyT(strconv.Itoa).(pulumi.StringOutput)
-	heartbeat := HeartbeatSeconds(b.args.GPU)
-
-	args := &autoscaling.GroupArgs{
-		VpcZoneIdentifiers: b.args.SubnetIDs,
-		MinSize:            pulumi.Int(b.args.MinSize),
-		MaxSize:            pulumi.Int(b.args.MaxSize),
-		// Desired capacity is left to scaling (AWS starts at MinSize).
-		// ELB health: a node whose Ollama stops answering is replaced, not only a dead VM.
-		HealthCheckType: pulumi.String("ELB"),
-		// Targets register only after the lifecycle action completes, i.e. once the agent has
-		// proven the models loaded, so there is nothing to wait for after that.
-		HealthCheckGracePeriod: pulumi.Int(0),
-		TargetGroupArns:        pulumi.StringArray{b.comp.TargetGroup.Arn},
-		InitialLifecycleHooks: autoscaling.GroupInitialLifecycleHookArray{
-			&autoscaling.GroupInitialLifecycleHookArgs{
-				Name:                pulumi.String(LaunchHookName),
-				LifecycleTransition: pulumi.String("autoscaling:EC2_INSTANCE_LAUNCHING"),
-				// A node that never reports (hung bootstrap, dead agent) is thrown away,
-				// never put into service half-configured.
-				DefaultResult:    pulumi.String("ABANDON"),
-				HeartbeatTimeout: pulumi.Int(heartbeat),
-			},
-		},
-		InstanceRefresh: &autoscaling.GroupInstanceRefreshArgs{
-			// A change of the launch template (AMI, user data, agent) or of the mixed
-			// instances policy always starts a refresh; no extra triggers are needed.
-			Strategy: pulumi.String("Rolling"),
-			Preferences: &autoscaling.GroupInstanceRefreshPreferencesArgs{
-				// Launch before terminate: a replacement must pass the lifecycle hook before an
-				// old node goes, so serving capacity never drops (and the account needs room
-				// for one extra node).
-				MinHealthyPercentage: pulumi.Int(100),
-				MaxHealthyPercentage: pulumi.Int(200),
-				// A replacement that ABANDONs fails the refresh, which returns the group to the
-				// previous template version (possible because the version is pinned).
-				AutoRollback: pulumi.Bool(true),
-				SkipMatching: pulumi.Bool(true),
-			},
-		},
-		Tags: b.groupTags(),
-		// `pulumi up` waits for MinSize nodes to pass the lifecycle hook, up to the heartbeat
-		// plus ten minutes, so a pool that never becomes ready fails the update instead of
-		// passing it (the provider's default of ten minutes is shorter than a GPU boot).
-		WaitForCapacityTimeout: pulumi.String(fmt.Sprintf("%dm", heartbeat/60+10)),
-	}
+	version := launch.PinnedVersion(lt)
+	args := launch.NewGroupArgs(launch.GroupSettings{
+		SubnetIDs:        b.args.SubnetIDs,
+		MinSize:          b.args.MinSize,
+		MaxSize:          b.args.MaxSize,
+		TargetGroupArns:  pulumi.StringArray{b.comp.TargetGroup.Arn},
+		HeartbeatSeconds: HeartbeatSeconds(b.args.GPU),
+		Tags:             identity(b.args).GroupTags(b.args.Tags),
+	})
 
 	if b.args.Spot {
 		overrides := autoscaling.GroupMixedInstancesPolicyLaunchTemplateOverrideArray{}
@@ -247,7 +146,7 @@ func (b *builder) group() error {
 		// two-minute interruption notice.
 		args.CapacityRebalance = pulumi.Bool(true)
 	} else {
-		args.LaunchTemplate = &autoscaling.GroupLaunchTemplateArgs{Id: lt.ID(), Version: version}
+		args.LaunchTemplate = launch.PinnedTemplate(lt)
 	}
 
 	if b.args.WarmPool > 0 {
@@ -269,17 +168,13 @@ func (b *builder) group() error {
 	// minimum and maximum too: at night they are 0, and an update must not set them back
 	// (that would start nodes at night). A changed MinSize or MaxSize then reaches the group
 	// through the start action, at the next Start.
-	ignore := []string{"desiredCapacity"}
+	var ignore []string
 	if b.args.Schedule != nil {
 		ignore = append(ignore, "minSize", "maxSize")
 	}
-	// The node must be able to complete its lifecycle action as soon as it boots.
-	after := pulumi.DependsOn([]pulumi.Resource{b.comp.RolePolicy, b.comp.SSMAttachment})
-
-	n := b.name + "-asg"
-	group, err := autoscaling.NewGroup(b.ctx, n, args, b.child(after, pulumi.IgnoreChanges(ignore))...)
+	group, err := launch.NewGroup(b.ctx, b.name, args, b.nodeRole, ignore, b.child())
 	if err != nil {
-		return fmt.Errorf("autoscaling group: %w", err)
+		return err
 	}
 	b.comp.Group = group
 	return nil
@@ -291,18 +186,9 @@ func (b *builder) scaling() error {
 	// tracking (ALBRequestCountPerTarget, or in-flight requests per node) then replaces it.
 	// Target tracking cannot scale out from zero (there is no data), which is why office hours
 	// use scheduled actions.
-	policy, err := autoscaling.NewPolicy(b.ctx, b.name+"-cpu-tracking", &autoscaling.PolicyArgs{
-		AutoscalingGroupName: b.comp.Group.Name,
-		PolicyType:           pulumi.String("TargetTrackingScaling"),
-		TargetTrackingConfiguration: &autoscaling.PolicyTargetTrackingConfigurationArgs{
-			PredefinedMetricSpecification: &autoscaling.PolicyTargetTrackingConfigurationPredefinedMetricSpecificationArgs{
-				PredefinedMetricType: pulumi.String("ASGAverageCPUUtilization"),
-			},
-			TargetValue: pulumi.Float64(CPUTargetPercent),
-		},
-	}, b.child()...)
+	policy, err := launch.NewCPUTracking(b.ctx, b.name, b.comp.Group.Name, b.child())
 	if err != nil {
-		return fmt.Errorf("scaling policy: %w", err)
+		return err
 	}
 	b.comp.ScalingPolicy = policy
 
@@ -327,7 +213,7 @@ func (b *builder) scaling() error {
 			MinSize:              pulumi.Int(action.min),
 			MaxSize:              pulumi.Int(action.max),
 			DesiredCapacity:      pulumi.Int(action.desired),
-		}, b.child()...)
+		}, b.child())
 		if err != nil {
 			return fmt.Errorf("office hours %s action: %w", action.key, err)
 		}

@@ -1,45 +1,40 @@
 package modelpool
 
 import (
-	"encoding/base64"
-	"fmt"
-	"sort"
-	"strings"
-
-	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ec2"
-	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ssm"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
+	"github.com/llm-sandbox/llm-sandbox/components/internal/launch"
 	"github.com/llm-sandbox/llm-sandbox/node"
-	"github.com/llm-sandbox/llm-sandbox/userdata"
 )
 
 // Public SSM parameters the AMI is resolved from at deploy time (FACTS.md, "AWS: AMIs,
-// instances, quotas").
+// instances, quotas"); see the launch package for what each image is.
 const (
-	// GPUAMIParameter is the Deep Learning Base OSS Nvidia Driver GPU AMI on Ubuntu 24.04: the
-	// NVIDIA driver (>= 550, which Ollama needs), CUDA and the container toolkit preinstalled,
-	// so nothing builds driver modules at boot [AWS DLAMI developer guide, "Find the DLAMI
-	// ID"].
-	GPUAMIParameter = "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-24.04/latest/ami-id"
-	// CPUAMIParameter is Canonical's Ubuntu 24.04 LTS server AMI with a gp3 root [Canonical,
-	// "Find Ubuntu images on AWS" (SSM parameters under /aws/service/canonical)].
-	CPUAMIParameter = "/aws/service/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/ebs-gp3/ami-id"
+	// GPUAMIParameter is the Deep Learning Base OSS Nvidia Driver GPU AMI on Ubuntu 24.04.
+	GPUAMIParameter = launch.GPUAMIParameter
+	// CPUAMIParameter is Canonical's Ubuntu 24.04 LTS server AMI with a gp3 root.
+	CPUAMIParameter = launch.CPUAMIParameter
 )
 
 const (
 	// OllamaPort is Ollama's listening port on the nodes and the target group's port.
 	OllamaPort = 11434
-	// LaunchHookName is the launch lifecycle hook's name. Hook names are per group, so one
-	// fixed name serves every pool, and the node config can carry it before the group exists.
-	LaunchHookName = "llm-sandbox-launch"
+	// LaunchHookName is the launch lifecycle hook's name (the same for every group).
+	LaunchHookName = launch.LaunchHookName
 	// RootDeviceName is the root device of both Ubuntu AMIs.
-	RootDeviceName = "/dev/sda1"
+	RootDeviceName = launch.RootDeviceName
 	// RootVolumeGiB is the root volume's size: the DLAMI's root snapshot is 75 GiB, and the
 	// Ollama release (~2 GB unpacked) and the models (2-5 GB each) come on top.
 	RootVolumeGiB = 100
-	// maxUserDataBytes is EC2's limit on user data before base64 encoding.
-	maxUserDataBytes = 16 * 1024
+)
+
+// Statement ids of the node role's inline policy (launch.NodePolicy), and the AWS-managed
+// policy attached beside it.
+const (
+	SidCompleteLifecycleAction = launch.SidCompleteLifecycleAction
+	SidReadArtifacts           = launch.SidReadArtifacts
+	SidDecryptArtifacts        = launch.SidDecryptArtifacts
+	SSMManagedPolicy           = launch.SSMManagedPolicy
 )
 
 // MaxQueue is OLLAMA_MAX_QUEUE for a pool: 4 x Parallel x number of models, at least 16.
@@ -86,68 +81,42 @@ func nodeConfig(args *ModelPoolArgs) *node.Config {
 	}
 }
 
-// renderUserData renders the #cloud-config for cfg with the agent at agent, base64-encoded as
-// the launch template takes it.
-func renderUserData(cfg *node.Config, agent node.Artifact) (string, error) {
-	doc, err := userdata.Render(cfg, agent)
-	if err != nil {
-		return "", err
-	}
-	if len(doc) > maxUserDataBytes {
-		return "", fmt.Errorf("user data is %d bytes, over EC2's limit of %d", len(doc), maxUserDataBytes)
-	}
-	return base64.StdEncoding.EncodeToString([]byte(doc)), nil
-}
-
-// resolveAMI resolves the public SSM parameter to a concrete AMI id at deploy time. The launch
-// template must name the id itself: an instance refresh cannot roll back to a launch template
-// version that names an SSM parameter (or $Latest), because the image it stood for is gone.
-// The consequence: when AWS publishes a new image, the next `pulumi up` makes a new launch
-// template version, and the instance refresh replaces the nodes.
+// resolveAMI resolves the GPU or CPU image's public SSM parameter to a concrete AMI id.
 func (b *builder) resolveAMI() error {
 	param := CPUAMIParameter
 	if b.args.GPU {
 		param = GPUAMIParameter
 	}
-	res, err := ssm.LookupParameter(b.ctx, &ssm.LookupParameterArgs{Name: param}, pulumi.Parent(b.comp))
+	ami, err := launch.ResolveAMI(b.ctx, param, b.comp)
 	if err != nil {
-		return fmt.Errorf("resolve the AMI from %s: %w", param, err)
+		return err
 	}
-	if !strings.HasPrefix(res.Value, "ami-") {
-		return fmt.Errorf("resolve the AMI from %s: got %q, want an ami- id", param, res.Value)
-	}
-	b.comp.AMIID, b.comp.AMIParameter = res.Value, param
+	b.comp.AMIID, b.comp.AMIParameter = ami, param
 	return nil
 }
 
-// instanceTags are the tags of every instance and volume: Tags, then Name, Department, Pool.
-func (b *builder) instanceTags() pulumi.StringMap {
-	tags := pulumi.StringMap{}
-	for k, v := range b.args.Tags {
-		tags[k] = pulumi.String(v)
+// role creates the node role, its policies and the instance profile.
+func (b *builder) role() error {
+	r, err := launch.NewNodeRole(b.ctx, b.name, launch.NodeRoleArgs{
+		Description:        "llm-sandbox Ollama nodes of " + b.args.Department + "/" + b.args.Pool,
+		Region:             b.args.Region,
+		Scope:              identity(b.args).Scope,
+		ArtifactsBucketArn: b.args.ArtifactsBucketArn,
+		KMSKeyArn:          b.args.KMSKeyArn,
+	}, b.child())
+	if err != nil {
+		return err
 	}
-	tags[tagName] = pulumi.String(b.nodeName())
-	tags[tagDepartment] = pulumi.String(b.args.Department)
-	tags[tagPool] = pulumi.String(b.args.Pool)
-	return tags
-}
-
-// sortedKeys returns a map's keys in order, so that per-key resources and lists are built the
-// same way every run.
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
+	b.comp.Role, b.comp.SSMAttachment, b.comp.RolePolicy, b.comp.InstanceProfile = r.Role, r.SSMAttachment, r.Policy, r.InstanceProfile
+	b.nodeRole = r
+	return nil
 }
 
 func (b *builder) launchTemplate() error {
 	cfg, sha := b.comp.NodeConfig, b.args.AgentSHA256
 	// Only a string is rendered in the ApplyT; no resource is created there.
 	userData := b.args.AgentURL.ToStringOutput().ApplyT(func(agentURL string) (string, error) {
-		return renderUserData(cfg, node.Artifact{URL: agentURL, SHA256: sha})
+		return launch.RenderUserData(cfg, node.Artifact{URL: agentURL, SHA256: sha})
 	}).(pulumi.StringOutput)
 
 	var instanceType pulumi.StringPtrInput
@@ -155,56 +124,19 @@ func (b *builder) launchTemplate() error {
 		// With spot, the mixed instances policy's overrides name the types.
 		instanceType = pulumi.String(b.args.InstanceType)
 	}
-	tags := b.instanceTags()
-	n := b.name + "-lt"
-	lt, err := ec2.NewLaunchTemplate(b.ctx, n, &ec2.LaunchTemplateArgs{
-		Description:  pulumi.Sprintf("llm-sandbox Ollama nodes of %s/%s", b.args.Department, b.args.Pool),
-		ImageId:      pulumi.String(b.comp.AMIID),
-		InstanceType: instanceType,
-		// The group pins LatestVersion, never $Latest or $Default; the default version only
-		// matters to someone launching from the console.
-		UpdateDefaultVersion: pulumi.Bool(true),
-		MetadataOptions: &ec2.LaunchTemplateMetadataOptionsArgs{
-			HttpEndpoint: pulumi.String("enabled"),
-			// IMDSv2 only; hop limit 1 keeps the role's credentials away from anything one
-			// network hop further (containers on a bridge network).
-			HttpTokens:              pulumi.String("required"),
-			HttpPutResponseHopLimit: pulumi.Int(1),
-			// The agent reads its group's name from the aws:autoscaling:groupName tag.
-			InstanceMetadataTags: pulumi.String("enabled"),
-		},
-		// One-minute CloudWatch metrics, so target tracking reacts within minutes.
-		Monitoring: &ec2.LaunchTemplateMonitoringArgs{Enabled: pulumi.Bool(true)},
-		NetworkInterfaces: ec2.LaunchTemplateNetworkInterfaceArray{
-			&ec2.LaunchTemplateNetworkInterfaceArgs{
-				DeviceIndex:              pulumi.Int(0),
-				AssociatePublicIpAddress: pulumi.String("false"),
-				DeleteOnTermination:      pulumi.String("true"),
-				SecurityGroups:           pulumi.StringArray{b.comp.SecurityGroup.ID()},
-			},
-		},
-		BlockDeviceMappings: ec2.LaunchTemplateBlockDeviceMappingArray{
-			&ec2.LaunchTemplateBlockDeviceMappingArgs{
-				DeviceName: pulumi.String(RootDeviceName),
-				Ebs: &ec2.LaunchTemplateBlockDeviceMappingEbsArgs{
-					VolumeSize:          pulumi.Int(RootVolumeGiB),
-					VolumeType:          pulumi.String("gp3"),
-					Encrypted:           pulumi.String("true"),
-					KmsKeyId:            b.args.KMSKeyArn,
-					DeleteOnTermination: pulumi.String("true"),
-				},
-			},
-		},
-		IamInstanceProfile: &ec2.LaunchTemplateIamInstanceProfileArgs{Arn: b.comp.InstanceProfile.Arn},
-		TagSpecifications: ec2.LaunchTemplateTagSpecificationArray{
-			&ec2.LaunchTemplateTagSpecificationArgs{ResourceType: pulumi.String("instance"), Tags: tags},
-			&ec2.LaunchTemplateTagSpecificationArgs{ResourceType: pulumi.String("volume"), Tags: tags},
-		},
-		UserData: userData,
-		Tags:     nameTag(n),
-	}, b.child()...)
+	lt, err := launch.NewTemplate(b.ctx, b.name, launch.TemplateArgs{
+		Description:        "llm-sandbox Ollama nodes of " + b.args.Department + "/" + b.args.Pool,
+		AMIID:              b.comp.AMIID,
+		InstanceType:       instanceType,
+		SecurityGroupID:    b.comp.SecurityGroup.ID(),
+		InstanceProfileArn: b.comp.InstanceProfile.Arn,
+		KMSKeyArn:          b.args.KMSKeyArn,
+		RootVolumeGiB:      RootVolumeGiB,
+		Tags:               identity(b.args).InstanceTags(b.args.Tags),
+		UserData:           userData,
+	}, b.child())
 	if err != nil {
-		return fmt.Errorf("launch template: %w", err)
+		return err
 	}
 	b.comp.LaunchTemplate = lt
 	return nil

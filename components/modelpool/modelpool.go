@@ -14,6 +14,7 @@ import (
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/lb"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
+	"github.com/llm-sandbox/llm-sandbox/components/internal/launch"
 	"github.com/llm-sandbox/llm-sandbox/node"
 )
 
@@ -164,7 +165,7 @@ func NewModelPool(ctx *pulumi.Context, name string, args *ModelPoolArgs, opts ..
 	}
 
 	comp := &ModelPool{
-		LaunchHookName:   LaunchHookName,
+		LaunchHookName:   launch.LaunchHookName,
 		NodeConfig:       cfg,
 		ScheduledActions: map[string]*autoscaling.Schedule{},
 	}
@@ -199,6 +200,8 @@ type builder struct {
 	name string
 	args *ModelPoolArgs
 	comp *ModelPool
+	// nodeRole is the role and what hangs off it; the group waits for its policies.
+	nodeRole *launch.NodeRole
 }
 
 // build registers every child in dependency order.
@@ -219,17 +222,20 @@ func (b *builder) build() error {
 	return nil
 }
 
-// child returns the options every child gets: the component as parent, plus extra.
-func (b *builder) child(extra ...pulumi.ResourceOption) []pulumi.ResourceOption {
-	return append([]pulumi.ResourceOption{pulumi.Parent(b.comp)}, extra...)
+// child returns the option every child gets: the component as parent.
+func (b *builder) child() pulumi.ResourceOption {
+	return pulumi.Parent(b.comp)
 }
 
-// nodeName is the Name tag of the pool's instances, volumes and group.
-func (b *builder) nodeName() string {
-	return b.args.Department + "-" + b.args.Pool
-}
-
-// nameTag is the Name tag the console shows for a child.
-func nameTag(name string) pulumi.StringMap {
-	return pulumi.StringMap{"Name": pulumi.String(name)}
+// identity names the pool's instances, volumes and group "<department>-<pool>" and scopes the
+// role's lifecycle permission to groups tagged with both the department and the pool.
+func identity(args *ModelPoolArgs) launch.Identity {
+	return launch.Identity{
+		Kind: "model pool",
+		Name: args.Department + "-" + args.Pool,
+		Scope: []launch.Tag{
+			{Key: launch.TagDepartment, Value: args.Department, Field: "Department"},
+			{Key: tagPool, Value: args.Pool, Field: "Pool"},
+		},
+	}
 }

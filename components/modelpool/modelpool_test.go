@@ -785,7 +785,7 @@ func TestOutputs(t *testing.T) {
 		TargetGroupArn:       mockArn("lb", "tg"),
 		SecurityGroupID:      mockID("sg"),
 		LaunchTemplateID:     mockID("lt"),
-		RoleArn:              mockArn("iam", "role"),
+		RoleArn:              "arn:aws:iam::" + mockaws.DefaultAccountID + ":role/" + mockID("role"),
 	}
 	if got != want {
 		t.Errorf("outputs:\n got  %+v\n want %+v", got, want)

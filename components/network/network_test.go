@@ -562,7 +562,7 @@ func TestFlowLogs(t *testing.T) {
 		FlowLogRetentionDays: 365, FlowLogKMSKeyArn: pulumi.String(kmsKey),
 	})
 	groupArn := mockARN("cloudwatch", "chem-flow-logs")
-	roleArn := mockARN("iam", "chem-flow-logs")
+	roleArn := "arn:aws:iam::123456789012:role/" + id("chem-flow-logs")
 
 	if got := len(m.ByType(tFlowLog)); got != 1 {
 		t.Fatalf("%d flow logs, want 1", got)

@@ -1,16 +1,18 @@
 // Package sandbox composes one department's LLM sandbox from its Spec: the AWS provider with the
 // department's region and tags, the KMS key and master-key secret, the network, the artifacts
-// bucket with the node agent, and one model pool per pool of the Spec. The gateway joins here
-// later; no other component imports another.
+// bucket with the node agent, one model pool per pool of the Spec, and the gateway in front of
+// them. No other component imports another.
 package sandbox
 
 import (
 	"fmt"
 
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws"
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ec2"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/llm-sandbox/llm-sandbox/components/artifacts"
+	"github.com/llm-sandbox/llm-sandbox/components/gateway"
 	"github.com/llm-sandbox/llm-sandbox/components/keys"
 	"github.com/llm-sandbox/llm-sandbox/components/modelpool"
 	"github.com/llm-sandbox/llm-sandbox/components/network"
@@ -38,6 +40,14 @@ type Sandbox struct {
 	VpcID pulumi.IDOutput `pulumi:"vpcId"`
 	// PrivateSubnetIDs are the subnets every instance runs in, in AZ order.
 	PrivateSubnetIDs pulumi.StringArrayOutput `pulumi:"privateSubnetIds"`
+	// EndpointURL is the department's OpenAI-compatible endpoint (its base URL is EndpointURL
+	// + "/v1").
+	EndpointURL pulumi.StringOutput `pulumi:"endpointUrl"`
+	// LoadBalancerDNSName is the front load balancer's DNS name (the target of the access
+	// hostname's CNAME).
+	LoadBalancerDNSName pulumi.StringOutput `pulumi:"loadBalancerDnsName"`
+	// GatewayGroupName is the gateway's autoscaling group.
+	GatewayGroupName pulumi.StringOutput `pulumi:"gatewayGroupName"`
 	// KeyArn is the department's KMS key.
 	KeyArn pulumi.StringOutput `pulumi:"keyArn"`
 	// MasterKeySecretArn is the ARN of the secret that holds the LiteLLM master key (the ARN
@@ -56,6 +66,11 @@ type Sandbox struct {
 	Pools map[string]*modelpool.ModelPool
 	// PoolGroupNames maps each pool name to its autoscaling group's name.
 	PoolGroupNames pulumi.StringMapOutput `pulumi:"poolGroupNames"`
+	// InternalALBSecurityGroup is the internal load balancer's group: the only source the pools
+	// admit to Ollama's port.
+	InternalALBSecurityGroup *ec2.SecurityGroup
+	// Gateway is the LiteLLM tier and its load balancers.
+	Gateway *gateway.Gateway
 }
 
 // Tags returns the tags every resource of the department carries: the project's own
@@ -124,29 +139,91 @@ func NewSandbox(ctx *pulumi.Context, name string, args *SandboxArgs, opts ...pul
 		return nil, fmt.Errorf("sandbox %q: artifacts: %w", name, err)
 	}
 
+	// The internal load balancer's group is made here, before both its users: the pools admit
+	// Ollama's port only from it, and the gateway needs the pools' target groups; the gateway
+	// adds its rules. No inline rules, so the provider also removes AWS's default allow-all
+	// egress.
+	internalSG, err := ec2.NewSecurityGroup(ctx, name+"-internal-alb-sg", &ec2.SecurityGroupArgs{
+		VpcId:       net.VpcID,
+		Description: pulumi.String("llm-sandbox internal load balancer: gateway to model pools"),
+		Tags:        pulumi.StringMap{"Name": pulumi.String(name + "-internal-alb")},
+	}, child...)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox %q: internal load balancer security group: %w", name, err)
+	}
+
 	pools := map[string]*modelpool.ModelPool{}
 	groupNames := pulumi.StringMap{}
+	routes := map[string]gateway.PoolRoute{}
 	for _, poolName := range spec.PoolNames() {
-		pool, err := modelpool.NewModelPool(ctx, name+"-"+poolName, poolArgs(spec, spec.Pools[poolName], net, keyStore, bucket), child...)
+		p := spec.Pools[poolName]
+		args := poolArgs(spec, p, net, keyStore, bucket)
+		args.SourceSecurityGroupID = internalSG.ID().ToStringOutput()
+		pool, err := modelpool.NewModelPool(ctx, name+"-"+poolName, args, child...)
 		if err != nil {
 			return nil, fmt.Errorf("sandbox %q: pool %s: %w", name, poolName, err)
 		}
 		pools[poolName] = pool
 		groupNames[poolName] = pool.AutoScalingGroupName
+		routes[poolName] = gateway.PoolRoute{
+			ListenerPort:    p.ListenerPort(),
+			TargetGroupArn:  pool.TargetGroupArn,
+			SecurityGroupID: pool.SecurityGroupID.ToStringOutput(),
+			Models:          p.Models,
+		}
+	}
+
+	gw, err := gateway.NewGateway(ctx, name+"-gateway", &gateway.GatewayArgs{
+		Department:       spec.Department,
+		Region:           spec.Region,
+		VpcID:            net.VpcID.ToStringOutput(),
+		VpcCIDR:          spec.Network.CIDR.String(),
+		PublicSubnetIDs:  net.PublicSubnetIDs,
+		PrivateSubnetIDs: net.PrivateSubnetIDs,
+		Access: gateway.Access{
+			Mode:           string(spec.Access.Mode),
+			CertificateARN: spec.Access.CertificateARN,
+			AllowedCIDRs:   prefixStrings(spec.Access.AllowedCIDRs),
+			AllowAnywhere:  spec.Access.AllowAnywhere,
+			Hostname:       spec.Access.Hostname,
+		},
+		DeletionProtection:         spec.Gateway.DeletionProtection,
+		InstanceType:               spec.Gateway.InstanceType,
+		MinSize:                    spec.Gateway.MinSize,
+		MaxSize:                    spec.Gateway.MaxSize,
+		Pools:                      routes,
+		InternalALBSecurityGroupID: internalSG.ID().ToStringOutput(),
+		LiteLLMVersion:             versions.LiteLLM.Version,
+		MasterKeySecretArn:         keyStore.MasterKeySecretArn,
+		AgentURL:                   bucket.AgentURL,
+		AgentSHA256:                bucket.AgentSHA256,
+		ArtifactsBucketArn:         bucket.BucketArn,
+		KMSKeyArn:                  keyStore.KeyArn,
+		Tags:                       Tags(spec),
+	}, child...)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox %q: gateway: %w", name, err)
 	}
 
 	comp.Provider, comp.Keys, comp.Network, comp.Artifacts, comp.Pools = provider, keyStore, net, bucket, pools
+	comp.InternalALBSecurityGroup, comp.Gateway = internalSG, gw
+	comp.EndpointURL = gw.EndpointURL
+	comp.LoadBalancerDNSName = gw.LoadBalancerDNSName
+	comp.GatewayGroupName = gw.AutoScalingGroupName
 	comp.VpcID = net.VpcID
 	comp.PrivateSubnetIDs = net.PrivateSubnetIDs
 	comp.KeyArn = keyStore.KeyArn
 	comp.MasterKeySecretArn = keyStore.MasterKeySecretArn
 	comp.PoolGroupNames = groupNames.ToStringMapOutput()
 	if err := ctx.RegisterResourceOutputs(comp, pulumi.Map{
-		"vpcId":              comp.VpcID,
-		"privateSubnetIds":   comp.PrivateSubnetIDs,
-		"keyArn":             comp.KeyArn,
-		"masterKeySecretArn": comp.MasterKeySecretArn,
-		"poolGroupNames":     comp.PoolGroupNames,
+		"vpcId":               comp.VpcID,
+		"privateSubnetIds":    comp.PrivateSubnetIDs,
+		"keyArn":              comp.KeyArn,
+		"masterKeySecretArn":  comp.MasterKeySecretArn,
+		"poolGroupNames":      comp.PoolGroupNames,
+		"endpointUrl":         comp.EndpointURL,
+		"loadBalancerDnsName": comp.LoadBalancerDNSName,
+		"gatewayGroupName":    comp.GatewayGroupName,
 	}); err != nil {
 		return nil, err
 	}
@@ -191,4 +268,12 @@ func poolArgs(spec *config.Spec, pool config.Pool, net *network.Network, keyStor
 // OllamaRelease is the pinned Ollama release as the node agent downloads it.
 func OllamaRelease() node.Artifact {
 	return node.Artifact{URL: versions.Ollama.URL, SHA256: versions.Ollama.SHA256, SumsURL: versions.Ollama.SumsURL}
+}
+
+func prefixStrings[T fmt.Stringer](ps []T) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.String()
+	}
+	return out
 }

@@ -83,7 +83,7 @@ func TestSandboxComposesKeysAndNetworkFromTheSpec(t *testing.T) {
 	}
 	// Flow logs are encrypted with the department key.
 	groups := m.ByType("aws:cloudwatch/logGroup:LogGroup")
-	if len(groups) != 1 || mockaws.Plain(groups[0].Inputs)["kmsKeyId"] != "arn:aws:kms:ca-central-1:123456789012:chem-keys-key-id" {
+	if len(groups) != 1 || mockaws.Plain(groups[0].Inputs)["kmsKeyId"] != "arn:aws:kms:ca-central-1:123456789012:key/chem-keys-key-id" {
 		t.Errorf("flow-log group not encrypted with the department key: %+v", groups)
 	}
 	// The key store is the department's.

@@ -39,6 +39,11 @@ type Resource struct {
 	Provider string
 	// RetainOnDelete is true when the resource's retainOnDelete option is set.
 	RetainOnDelete bool
+	// ID is the id the monitor gave a custom resource ("" for components), which other
+	// resources' inputs refer to.
+	ID string
+	// ARN is the ARN the monitor gave a custom resource, which other inputs refer to.
+	ARN string
 }
 
 // Monitor implements pulumi.MockResourceMonitor. Create it with New; it is safe for the
@@ -114,12 +119,10 @@ func (m *Monitor) NewResource(args pulumi.MockResourceArgs) (string, resource.Pr
 		parent, ignore = args.RegisterRPC.GetParent(), args.RegisterRPC.GetIgnoreChanges()
 		retain = args.RegisterRPC.GetRetainOnDelete()
 	}
-	urn := resourceURN(args, parent)
-	m.mu.Lock()
-	m.resources = append(m.resources, Resource{
+	rec := Resource{
 		Type:   args.TypeToken,
 		Name:   args.Name,
-		URN:    urn,
+		URN:    resourceURN(args, parent),
 		Parent: parent,
 		Custom: args.Custom,
 		Inputs: args.Inputs,
@@ -127,12 +130,29 @@ func (m *Monitor) NewResource(args pulumi.MockResourceArgs) (string, resource.Pr
 		IgnoreChanges:  ignore,
 		Provider:       args.Provider,
 		RetainOnDelete: retain,
-	})
-	m.mu.Unlock()
-
+	}
 	if !args.Custom {
+		m.record(rec)
 		return "", args.Inputs, nil
 	}
+	id, state := m.customState(args)
+	rec.ID = id
+	if arn := state["arn"]; arn.IsString() {
+		rec.ARN = arn.StringValue()
+	}
+	m.record(rec)
+	return id, state, nil
+}
+
+func (m *Monitor) record(r Resource) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.resources = append(m.resources, r)
+}
+
+// customState returns a custom resource's id and its state: the inputs plus what AWS would
+// compute (arn, id, generated names).
+func (m *Monitor) customState(args pulumi.MockResourceArgs) (string, resource.PropertyMap) {
 	id := args.Name + "-id"
 	state := args.Inputs.Copy()
 	if _, ok := state["arn"]; !ok {
@@ -150,6 +170,14 @@ func (m *Monitor) NewResource(args pulumi.MockResourceArgs) (string, resource.Pr
 		// The first version of a new template.
 		state["latestVersion"] = resource.NewNumberProperty(1)
 		state["defaultVersion"] = resource.NewNumberProperty(1)
+	case "aws:lb/loadBalancer:LoadBalancer":
+		// ELB derives the DNS name from the load balancer's name; an internal one's starts
+		// with "internal-".
+		dns := fmt.Sprintf("%s-%s.%s.elb.amazonaws.com", args.Name, CannedNameSuffix, m.Region)
+		if v, ok := args.Inputs["internal"]; ok && v.IsBool() && v.BoolValue() {
+			dns = "internal-" + dns
+		}
+		state["dnsName"] = resource.NewStringProperty(dns)
 	case "aws:autoscaling/group:Group", "aws:iam/role:Role":
 		// The provider generates these names when none is given.
 		if v, ok := args.Inputs["name"]; !ok || !v.IsString() {
@@ -170,7 +198,7 @@ func (m *Monitor) NewResource(args pulumi.MockResourceArgs) (string, resource.Pr
 		state["region"] = resource.NewStringProperty(m.Region)
 		state["bucketRegionalDomainName"] = resource.NewStringProperty(fmt.Sprintf("%s.s3.%s.amazonaws.com", name, m.Region))
 	}
-	return id, state, nil
+	return id, state
 }
 
 // CannedNameSuffix is what the offline plan appends to a logical name where the provider would
@@ -200,10 +228,21 @@ func isStack(urn string) bool {
 	return urn != "" && u.IsValid() && u.QualifiedType() == resource.RootStackType
 }
 
+// arn builds a plausible ARN for a resource, in the shape AWS gives that type where later
+// inputs or validation read it (secrets, keys, roles), generic otherwise.
 func (m *Monitor) arn(typeToken, id string) string {
 	service := "unknown"
 	if parts := strings.Split(typeToken, ":"); len(parts) == 3 {
 		service = strings.SplitN(parts[1], "/", 2)[0]
+	}
+	switch typeToken {
+	case "aws:secretsmanager/secret:Secret":
+		// Secrets Manager appends six random characters to the name.
+		return fmt.Sprintf("arn:aws:secretsmanager:%s:%s:secret:%s-AbCdEf", m.Region, m.AccountID, id)
+	case "aws:kms/key:Key":
+		return fmt.Sprintf("arn:aws:kms:%s:%s:key/%s", m.Region, m.AccountID, id)
+	case "aws:iam/role:Role":
+		return fmt.Sprintf("arn:aws:iam::%s:role/%s", m.AccountID, id)
 	}
 	return fmt.Sprintf("arn:aws:%s:%s:%s:%s", service, m.Region, m.AccountID, id)
 }

@@ -1,0 +1,160 @@
+package gateway
+
+import (
+	"fmt"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/llm-sandbox/llm-sandbox/components/internal/launch"
+	"github.com/llm-sandbox/llm-sandbox/node"
+)
+
+const (
+	// TagTier marks the gateway's group and nodes. With Department it scopes the node role's
+	// lifecycle permission to the gateway's group: the pools' groups carry a Pool tag
+	// instead, so neither tier can complete the other's lifecycle actions.
+	TagTier = "llm-sandbox:tier"
+	// Tier is TagTier's value, and the node config's pool name (it names the node in logs).
+	Tier = "gateway"
+	// HeartbeatSeconds is the launch lifecycle hook's heartbeat: a gateway node's worst
+	// ordinary boot is Ubuntu, the pinned LiteLLM and its hash-checked dependencies from PyPI
+	// (a few hundred MB at NAT speed), the master key from Secrets Manager, and LiteLLM's
+	// workers starting until /health/liveliness answers. There are no models to load.
+	HeartbeatSeconds = 600
+	// RootVolumeGiB is the gp3 root volume: Ubuntu's 8 GiB image, the LiteLLM virtualenv
+	// (about 1 GiB) and the journal, with room to spare.
+	RootVolumeGiB = 20
+)
+
+// identity names the gateway's nodes, volumes and group "<department>-gateway" and scopes the
+// role's lifecycle permission to groups tagged with the department and the gateway tier.
+func identity(department string) launch.Identity {
+	return launch.Identity{
+		Kind: "gateway",
+		Name: department + "-" + Tier,
+		Scope: []launch.Tag{
+			{Key: launch.TagDepartment, Value: department, Field: "Department"},
+			{Key: TagTier, Value: Tier},
+		},
+	}
+}
+
+// nodeConfig is the node config the user data carries: one LiteLLM model entry per pool and
+// model, whose api_base is the pool's listener on the internal ALB. The group name is left
+// empty: the agent reads it from the instance's aws:autoscaling:groupName tag. The master key
+// is named by its secret's ARN only; the node fetches the value at boot.
+func nodeConfig(args *GatewayArgs, s *settings, internalDNS, masterKeySecretArn string) *node.Config {
+	var models []node.LiteLLMModel
+	for _, pool := range s.poolNames {
+		r := args.Pools[pool]
+		for _, tag := range r.Models {
+			models = append(models, node.LiteLLMModel{
+				Name:    tag,
+				APIBase: fmt.Sprintf("http://%s:%d", internalDNS, r.ListenerPort),
+			})
+		}
+	}
+	return &node.Config{
+		Role:       node.RoleLiteLLM,
+		Department: args.Department,
+		Pool:       Tier,
+		Region:     args.Region,
+		Lifecycle:  node.Lifecycle{Hook: launch.LaunchHookName, HeartbeatSeconds: HeartbeatSeconds},
+		LiteLLM: &node.LiteLLMConfig{
+			Version:               args.LiteLLMVersion,
+			Port:                  LiteLLMPort,
+			Workers:               s.workers,
+			MasterKeySecretArn:    masterKeySecretArn,
+			Models:                models,
+			RequestTimeoutSeconds: RequestTimeoutSeconds,
+			KeepAliveSeconds:      KeepAliveSeconds,
+			NumRetries:            NumRetries,
+		},
+	}
+}
+
+// resolveAMI resolves Ubuntu 24.04's public SSM parameter to a concrete AMI id.
+func (b *builder) resolveAMI() error {
+	ami, err := launch.ResolveAMI(b.ctx, launch.CPUAMIParameter, b.comp)
+	if err != nil {
+		return err
+	}
+	b.comp.AMIID, b.comp.AMIParameter = ami, launch.CPUAMIParameter
+	return nil
+}
+
+// role creates the node role: Session Manager, its own lifecycle action, the artifacts, and
+// the master-key secret (and the key's decrypt through S3 and Secrets Manager only).
+func (b *builder) role() error {
+	r, err := launch.NewNodeRole(b.ctx, b.name, launch.NodeRoleArgs{
+		Description:        "llm-sandbox LiteLLM gateway nodes of " + b.args.Department,
+		Region:             b.args.Region,
+		Scope:              identity(b.args.Department).Scope,
+		ArtifactsBucketArn: b.args.ArtifactsBucketArn,
+		KMSKeyArn:          b.args.KMSKeyArn,
+		SecretArn:          b.args.MasterKeySecretArn,
+	}, b.child())
+	if err != nil {
+		return err
+	}
+	b.nodeRole = r
+	b.comp.Role, b.comp.SSMAttachment, b.comp.RolePolicy, b.comp.InstanceProfile = r.Role, r.SSMAttachment, r.Policy, r.InstanceProfile
+	return nil
+}
+
+func (b *builder) launchTemplate() error {
+	args, s, sha := b.args, b.s, b.args.AgentSHA256
+	// Only a string is rendered in the ApplyT; no resource is created there.
+	userData := pulumi.All(b.args.AgentURL.ToStringOutput(), b.comp.InternalLoadBalancer.DnsName, b.args.MasterKeySecretArn.ToStringOutput()).ApplyT(
+		func(v []any) (string, error) {
+			cfg := nodeConfig(args, s, v[1].(string), v[2].(string))
+			return launch.RenderUserData(cfg, node.Artifact{URL: v[0].(string), SHA256: sha})
+		}).(pulumi.StringOutput)
+
+	lt, err := launch.NewTemplate(b.ctx, b.name, launch.TemplateArgs{
+		Description:        "llm-sandbox LiteLLM gateway nodes of " + b.args.Department,
+		AMIID:              b.comp.AMIID,
+		InstanceType:       pulumi.String(b.args.InstanceType),
+		SecurityGroupID:    b.comp.SecurityGroup.ID(),
+		InstanceProfileArn: b.comp.InstanceProfile.Arn,
+		KMSKeyArn:          b.args.KMSKeyArn,
+		RootVolumeGiB:      RootVolumeGiB,
+		Tags:               identity(b.args.Department).InstanceTags(b.args.Tags),
+		UserData:           userData,
+	}, b.child())
+	if err != nil {
+		return err
+	}
+	b.comp.LaunchTemplate = lt
+	return nil
+}
+
+// group is the gateway's autoscaling group across the private subnets, registered with
+// LiteLLM's target group once each node's lifecycle action completes.
+func (b *builder) group() error {
+	args := launch.NewGroupArgs(launch.GroupSettings{
+		SubnetIDs:        b.args.PrivateSubnetIDs,
+		MinSize:          b.args.MinSize,
+		MaxSize:          b.args.MaxSize,
+		TargetGroupArns:  pulumi.StringArray{b.comp.TargetGroup.Arn},
+		HeartbeatSeconds: HeartbeatSeconds,
+		Tags:             identity(b.args.Department).GroupTags(b.args.Tags),
+	})
+	args.LaunchTemplate = launch.PinnedTemplate(b.comp.LaunchTemplate)
+	group, err := launch.NewGroup(b.ctx, b.name, args, b.nodeRole, nil, b.child())
+	if err != nil {
+		return err
+	}
+	b.comp.Group = group
+	return nil
+}
+
+// scaling tracks average CPU: LiteLLM's workers are CPU-bound (JSON, tokenisation, streaming).
+func (b *builder) scaling() error {
+	policy, err := launch.NewCPUTracking(b.ctx, b.name, b.comp.Group.Name, b.child())
+	if err != nil {
+		return err
+	}
+	b.comp.ScalingPolicy = policy
+	return nil
+}

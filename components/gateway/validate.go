@@ -1,0 +1,244 @@
+package gateway
+
+import (
+	"fmt"
+	"net/netip"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/llm-sandbox/llm-sandbox/components/internal/launch"
+	"github.com/llm-sandbox/llm-sandbox/config"
+	"github.com/llm-sandbox/llm-sandbox/node"
+)
+
+// MinLiteLLMVersion is the oldest LiteLLM release the gateway runs, the node agent's floor:
+// 1.84.0 fixes a Host-header authentication bypass, 1.83.7 several earlier CVEs, and 1.82.7 and
+// 1.82.8 carried a credential stealer (FACTS.md, LiteLLM: BerriAI/litellm#24518). The node
+// package owns the check; the gateway reports its verdict under LiteLLMVersion.
+const MinLiteLLMVersion = node.LiteLLMFloor
+
+var acmARN = regexp.MustCompile(`^arn:aws(-[a-z]+)*:acm:([a-z0-9-]+):([0-9]{12}):certificate/[A-Za-z0-9-]+$`)
+
+// Stand-ins for what the node config names but construction only learns later (the internal
+// load balancer's DNS name, the secret's ARN), of the same shape, so the config can be checked
+// before anything is registered.
+const (
+	placeholderDNS    = "internal-placeholder-0000000000.elb.amazonaws.com"
+	placeholderSecret = "arn:aws:secretsmanager:%s:000000000000:secret:placeholder-AbCdEf"
+)
+
+// settings are GatewayArgs validated, with what construction branches on worked out.
+type settings struct {
+	// https is true with a certificate: HTTPS on 443, and port 80 only redirects.
+	https bool
+	// public is true for an internet-facing front ALB with a WAF.
+	public bool
+	// clientCIDRs are the ranges admitted to the front ALB: AllowedCIDRs, plus VpcCIDR when
+	// internal, without duplicates, in order.
+	clientCIDRs []netip.Prefix
+	// poolNames are the Pools' keys in order.
+	poolNames []string
+	// workers is LiteLLM's worker count: the instance type's vCPUs.
+	workers int
+}
+
+// validate returns every problem with args at once, each naming its field, and otherwise the
+// settings construction uses.
+func validate(name string, args *GatewayArgs) (*settings, error) {
+	c := launch.NewChecker("gateway", name)
+	if args == nil {
+		c.Add("GatewayArgs", "required (got nil)")
+		return nil, c.Err()
+	}
+	s := &settings{}
+
+	c.Department(args.Department)
+	c.Region(args.Region)
+	if c.InstanceType("InstanceType", args.InstanceType, "t3.large") {
+		inst, ok := config.LookupInstance(args.InstanceType)
+		switch {
+		case !ok:
+			c.Add("InstanceType", "must be a CPU type of the instance catalog, one of %s (got %q)", strings.Join(cpuTypes(), ", "), args.InstanceType)
+		case inst.HasGPU():
+			c.Add("InstanceType", "must be a CPU type: LiteLLM needs no GPU (got %q, %d x %s)", args.InstanceType, inst.GPUs, inst.GPUModel)
+		default:
+			s.workers = inst.VCPUs
+		}
+	}
+	c.Sizes(args.MinSize, args.MaxSize, 1)
+
+	validateAccess(c, args, s)
+	validatePools(c, args, s)
+
+	// The version rules (exact release, floor, never the compromised ones) are the node
+	// agent's; ask the node config and report what it says about the version here.
+	problems := nodeConfigProblems(nodeConfig(args, s, placeholderDNS, fmt.Sprintf(placeholderSecret, args.Region)))
+	for _, problem := range problems {
+		if rest, ok := strings.CutPrefix(problem, "litellm.version: "); ok {
+			c.Add("LiteLLMVersion", "%s", rest)
+		}
+	}
+	c.SHA256("AgentSHA256", args.AgentSHA256)
+	required := map[string]bool{
+		"VpcID":                      args.VpcID == nil,
+		"PrivateSubnetIDs":           args.PrivateSubnetIDs == nil,
+		"InternalALBSecurityGroupID": args.InternalALBSecurityGroupID == nil,
+		"MasterKeySecretArn":         args.MasterKeySecretArn == nil,
+		"AgentURL":                   args.AgentURL == nil,
+		"ArtifactsBucketArn":         args.ArtifactsBucketArn == nil,
+		"KMSKeyArn":                  args.KMSKeyArn == nil,
+	}
+	if args.Access.Mode == ModePublic {
+		required["PublicSubnetIDs"] = args.PublicSubnetIDs == nil
+	}
+	c.Required(required)
+	c.Tags(args.Tags, identity(args.Department))
+
+	if err := c.Err(); err != nil {
+		return nil, err
+	}
+	// The checks above cover every field the node config takes; this is a backstop so that a
+	// config the agent would refuse at boot is refused at deploy time instead.
+	for _, p := range problems {
+		c.Add("node config", "%s", p)
+	}
+	if err := c.Err(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// nodeConfigProblems are the node agent's objections to cfg, one per problem, each starting
+// with its JSON key.
+func nodeConfigProblems(cfg *node.Config) []string {
+	err := cfg.Validate()
+	if err == nil {
+		return nil
+	}
+	var out []string
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range joined.Unwrap() {
+			out = append(out, e.Error())
+		}
+		return out
+	}
+	return []string{err.Error()}
+}
+
+// validateAccess checks Access and VpcCIDR and works out the client ranges.
+func validateAccess(c *launch.Checker, args *GatewayArgs, s *settings) {
+	a := args.Access
+	switch a.Mode {
+	case ModePublic:
+		s.public = true
+	case ModeInternal:
+	default:
+		c.Add("Access.Mode", "must be %q or %q (got %q)", ModeInternal, ModePublic, a.Mode)
+	}
+
+	if a.CertificateARN == "" {
+		if s.public {
+			c.Add("Access.CertificateARN", "required when Access.Mode is public: the ACM certificate of the HTTPS listener (got none)")
+		}
+	} else if m := acmARN.FindStringSubmatch(a.CertificateARN); m == nil {
+		c.Add("Access.CertificateARN", "must be an ACM certificate ARN, arn:aws:acm:<region>:<account>:certificate/<id> (got %q)", a.CertificateARN)
+	} else if m[2] != args.Region {
+		c.Add("Access.CertificateARN", "must be in Region %s, where the load balancer is (got a certificate in %s)", args.Region, m[2])
+	} else {
+		s.https = true
+	}
+
+	seen := map[netip.Prefix]string{}
+	for i, raw := range a.AllowedCIDRs {
+		field := fmt.Sprintf("Access.AllowedCIDRs[%d]", i)
+		p, ok := parseCIDR(c, field, raw)
+		if !ok {
+			continue
+		}
+		if p.Bits() == 0 && !a.AllowAnywhere {
+			c.Add(field, "admits the whole internet (got %s); set Access.AllowAnywhere to true if that is really meant", p)
+		}
+		if prev, dup := seen[p]; dup {
+			c.Add(field, "lists %s twice (also %s)", p, prev)
+			continue
+		}
+		seen[p] = field
+		s.clientCIDRs = append(s.clientCIDRs, p)
+	}
+	if s.public && len(a.AllowedCIDRs) == 0 {
+		c.Add("Access.AllowedCIDRs", "required and non-empty when Access.Mode is public: the client ranges, e.g. [142.103.0.0/16] (got none)")
+	}
+	if a.Mode == ModeInternal {
+		if p, ok := parseCIDR(c, "VpcCIDR", args.VpcCIDR); ok {
+			if _, dup := seen[p]; !dup {
+				s.clientCIDRs = append(s.clientCIDRs, p)
+			}
+		}
+	}
+	sort.Slice(s.clientCIDRs, func(i, j int) bool { return s.clientCIDRs[i].String() < s.clientCIDRs[j].String() })
+}
+
+// parseCIDR reads an IPv4 CIDR with its host bits zero.
+func parseCIDR(c *launch.Checker, field, raw string) (netip.Prefix, bool) {
+	p, err := netip.ParsePrefix(raw)
+	switch {
+	case err != nil || !p.Addr().Is4():
+		c.Add(field, "must be an IPv4 CIDR such as 10.20.0.0/16 (got %q)", raw)
+		return netip.Prefix{}, false
+	case p.Masked() != p:
+		c.Add(field, "must have its host bits zero, e.g. %s (got %s)", p.Masked(), raw)
+		return netip.Prefix{}, false
+	}
+	return p, true
+}
+
+// validatePools checks every pool route; listener ports must be unique across pools.
+func validatePools(c *launch.Checker, args *GatewayArgs, s *settings) {
+	if len(args.Pools) == 0 {
+		c.Add("Pools", "must route at least one pool (got none)")
+	}
+	s.poolNames = launch.SortedKeys(args.Pools)
+	ports := map[int]string{}
+	servedBy := map[string]string{}
+	for _, pool := range s.poolNames {
+		r, f := args.Pools[pool], fmt.Sprintf("Pools[%q]", pool)
+		if n := len(pool); n < 1 || n > 20 || !launch.DNSLabel.MatchString(pool) {
+			c.Add(f, "the pool name must be a lowercase DNS label of 1..20 characters (got %q)", pool)
+		}
+		if r.ListenerPort < 1 || r.ListenerPort > 65535 {
+			c.Add(f+".ListenerPort", "must be 1..65535 (got %d)", r.ListenerPort)
+		} else if other, dup := ports[r.ListenerPort]; dup {
+			c.Add(f+".ListenerPort", "%d is also the listener port of pool %q; each pool needs its own", r.ListenerPort, other)
+		} else {
+			ports[r.ListenerPort] = pool
+		}
+		if r.TargetGroupArn == nil {
+			c.Add(f+".TargetGroupArn", "required (got nil)")
+		}
+		if r.SecurityGroupID == nil {
+			c.Add(f+".SecurityGroupID", "required (got nil)")
+		}
+		c.Models(f+".Models", r.Models)
+		// LiteLLM gets one entry per model name: a tag served by two pools would need a
+		// choice between them, which the gateway does not make.
+		for i, m := range r.Models {
+			if other, dup := servedBy[m]; dup && other != pool {
+				c.Add(fmt.Sprintf("%s.Models[%d]", f, i), "%q is also served by pool %q; serve each model from one pool", m, other)
+			} else if !dup {
+				servedBy[m] = pool
+			}
+		}
+	}
+}
+
+// cpuTypes are the instance catalog's CPU types.
+func cpuTypes() []string {
+	var out []string
+	for _, t := range config.InstanceTypes() {
+		if inst, _ := config.LookupInstance(t); !inst.HasGPU() {
+			out = append(out, t)
+		}
+	}
+	return out
+}

@@ -1,0 +1,138 @@
+package launch
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/autoscaling"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// The components' own tests (modelpool, gateway) assert on what these helpers register under
+// mocks; these cover the pure pieces directly.
+
+var pool = Identity{Kind: "model pool", Name: "chem-gpu", Scope: []Tag{
+	{Key: TagDepartment, Value: "chem", Field: "Department"},
+	{Key: "Pool", Value: "gpu", Field: "Pool"},
+}}
+
+var gateway = Identity{Kind: "gateway", Name: "chem-gateway", Scope: []Tag{
+	{Key: TagDepartment, Value: "chem", Field: "Department"},
+	{Key: "llm-sandbox:tier", Value: "gateway"},
+}}
+
+func statements(t *testing.T, p PolicyParams) map[string]map[string]any {
+	t.Helper()
+	doc, err := NodePolicy(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var parsed struct{ Statement []map[string]any }
+	if err := json.Unmarshal([]byte(doc), &parsed); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]map[string]any{}
+	for _, s := range parsed.Statement {
+		out[s["Sid"].(string)] = s
+	}
+	return out
+}
+
+func TestNodePolicySecretOnlyWhenGiven(t *testing.T) {
+	base := PolicyParams{Scope: pool.Scope, Region: "ca-central-1", BucketArn: "arn:aws:s3:::b", KeyArn: "arn:aws:kms:ca-central-1:1:key/k"}
+	without := statements(t, base)
+	if len(without) != 3 || without[SidReadSecret] != nil || without[SidDecryptSecret] != nil {
+		t.Errorf("without a secret: statements %v, want lifecycle, artifacts and their decrypt only", keys(without))
+	}
+	base.SecretArn = "arn:aws:secretsmanager:ca-central-1:1:secret:s-AbCdEf"
+	with := statements(t, base)
+	if len(with) != 5 || with[SidReadSecret]["Resource"] != base.SecretArn || with[SidReadSecret]["Action"] != "secretsmanager:GetSecretValue" {
+		t.Errorf("with a secret: %v", with)
+	}
+	cond := with[SidDecryptSecret]["Condition"].(map[string]any)["StringEquals"].(map[string]any)
+	if cond["kms:ViaService"] != "secretsmanager.ca-central-1.amazonaws.com" {
+		t.Errorf("secret decrypt condition = %v, want through Secrets Manager only", cond)
+	}
+}
+
+// TestLifecycleScopesDoNotOverlap checks that a pool's role and the gateway's role each match
+// only their own group's tags.
+func TestLifecycleScopesDoNotOverlap(t *testing.T) {
+	condition := func(id Identity) map[string]any {
+		s := statements(t, PolicyParams{Scope: id.Scope, Region: "ca-central-1", BucketArn: "b", KeyArn: "k"})
+		return s[SidCompleteLifecycleAction]["Condition"].(map[string]any)["StringEquals"].(map[string]any)
+	}
+	tagsOf := func(id Identity) map[string]string {
+		out := map[string]string{}
+		for _, g := range id.GroupTags(map[string]string{"CostCentre": "CC-1"}) {
+			a := g.(*autoscaling.GroupTagArgs)
+			out[string(a.Key.(pulumi.String))] = string(a.Value.(pulumi.String))
+		}
+		return out
+	}
+	matches := func(cond map[string]any, tags map[string]string) bool {
+		for k, v := range cond {
+			if tags[strings.TrimPrefix(k, "aws:ResourceTag/")] != v {
+				return false
+			}
+		}
+		return true
+	}
+	for _, tc := range []struct {
+		role, group Identity
+		want        bool
+	}{
+		{pool, pool, true}, {gateway, gateway, true}, {pool, gateway, false}, {gateway, pool, false},
+	} {
+		if got := matches(condition(tc.role), tagsOf(tc.group)); got != tc.want {
+			t.Errorf("%s role on %s group: matches %v, want %v", tc.role.Kind, tc.group.Kind, got, tc.want)
+		}
+	}
+}
+
+func TestGroupTagsPropagateIdentityOnly(t *testing.T) {
+	got := map[string]bool{}
+	for _, g := range gateway.GroupTags(map[string]string{"CostCentre": "CC-1", "Department": "chem"}) {
+		a := g.(*autoscaling.GroupTagArgs)
+		got[string(a.Key.(pulumi.String))] = bool(a.PropagateAtLaunch.(pulumi.Bool))
+	}
+	want := map[string]bool{"Name": true, "Department": true, "llm-sandbox:tier": true, "CostCentre": false}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("group tags (key: propagate) = %v, want %v", got, want)
+	}
+}
+
+func TestCheckerTags(t *testing.T) {
+	for _, tc := range []struct {
+		id    Identity
+		tags  map[string]string
+		field string
+		ok    bool
+	}{
+		{pool, map[string]string{"Department": "chem", "Pool": "gpu", "CostCentre": "x"}, "", true},
+		{pool, map[string]string{"Pool": "cpu"}, `Tags["Pool"]`, false},
+		{gateway, map[string]string{"llm-sandbox:tier": "gateway"}, "", true},
+		{gateway, map[string]string{"llm-sandbox:tier": "pool"}, `Tags["llm-sandbox:tier"]`, false},
+		{gateway, map[string]string{"Name": "x"}, `Tags["Name"]`, false},
+		{gateway, map[string]string{"AWS:x": "y"}, `Tags["AWS:x"]`, false},
+	} {
+		c := NewChecker(tc.id.Kind, "chem")
+		c.Tags(tc.tags, tc.id)
+		err := c.Err()
+		if (err == nil) != tc.ok || (err != nil && !strings.Contains(err.Error(), tc.field+":")) {
+			t.Errorf("%s tags %v: error %v, want ok %v naming %s", tc.id.Kind, tc.tags, err, tc.ok, tc.field)
+		}
+	}
+}
+
+func TestPartition(t *testing.T) {
+	for region, want := range map[string]string{"ca-central-1": "aws", "cn-north-1": "aws-cn", "us-gov-west-1": "aws-us-gov"} {
+		if got := Partition(region); got != want {
+			t.Errorf("Partition(%s) = %s, want %s", region, got, want)
+		}
+	}
+}
+
+func keys(m map[string]map[string]any) []string { return SortedKeys(m) }
