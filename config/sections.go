@@ -12,12 +12,13 @@ import (
 )
 
 var (
-	dnsLabel  = regexp.MustCompile(`^[a-z]([a-z0-9-]*[a-z0-9])?$`)
-	regionRE  = regexp.MustCompile(`^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$`)
-	acmARN    = regexp.MustCompile(`^arn:aws(-[a-z]+)*:acm:([a-z0-9-]+):([0-9]{12}):certificate/[A-Za-z0-9-]+$`)
-	hhmm      = regexp.MustCompile(`^([01][0-9]|2[0-3]):[0-5][0-9]$`)
-	dayName   = `(MON|TUE|WED|THU|FRI|SAT|SUN)`
-	daysField = regexp.MustCompile(`^` + dayName + `(-` + dayName + `)?(,` + dayName + `(-` + dayName + `)?)*$`)
+	dnsLabel   = regexp.MustCompile(`^[a-z]([a-z0-9-]*[a-z0-9])?$`)
+	regionRE   = regexp.MustCompile(`^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$`)
+	acmARN     = regexp.MustCompile(`^arn:aws(-[a-z]+)*:acm:([a-z0-9-]+):([0-9]{12}):certificate/[A-Za-z0-9-]+$`)
+	hostnameRE = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$`)
+	hhmm       = regexp.MustCompile(`^([01][0-9]|2[0-3]):[0-5][0-9]$`)
+	dayName    = `(MON|TUE|WED|THU|FRI|SAT|SUN)`
+	daysField  = regexp.MustCompile(`^` + dayName + `(-` + dayName + `)?(,` + dayName + `(-` + dayName + `)?)*$`)
 )
 
 // Private IPv4 ranges (RFC 1918): a department VPC must sit in one of them.
@@ -30,7 +31,7 @@ var privateRanges = []netip.Prefix{
 // The keys of each section, in the order the docs list them.
 var (
 	networkKeys  = []string{"cidr", "azCount", "nat"}
-	accessKeys   = []string{"mode", "certificateArn", "allowedCidrs", "allowAnywhere"}
+	accessKeys   = []string{"mode", "certificateArn", "allowedCidrs", "allowAnywhere", "hostname"}
 	poolKeys     = []string{"instanceType", "minSize", "maxSize", "models", "parallel", "contextLength", "spot", "warmPool", "schedule"}
 	scheduleKeys = []string{"timezone", "days", "start", "stop"}
 	gatewayKeys  = []string{"instanceType", "minSize", "maxSize", "deletionProtection"}
@@ -134,6 +135,14 @@ func (p *parser) access(n *yaml.Node, region string) Access {
 		}
 	}
 	acc.AllowAnywhere = p.boolean(f["allowAnywhere"], joinPath(path, "allowAnywhere"))
+	if v, ok := f["hostname"]; ok {
+		if h, ok := p.str(v, joinPath(path, "hostname")); ok {
+			acc.Hostname = h
+			if !hostnameRE.MatchString(h) || len(h) > 253 {
+				p.add(joinPath(path, "hostname"), "must be a DNS name such as llm.chem.example.edu (got %q)", h)
+			}
+		}
+	}
 
 	certPath := joinPath(path, "certificateArn")
 	if v, ok := f["certificateArn"]; ok {

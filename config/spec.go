@@ -92,6 +92,10 @@ type Access struct {
 	AllowedCIDRs []netip.Prefix
 	// AllowAnywhere admits 0.0.0.0/0 in AllowedCIDRs; an explicit, named choice.
 	AllowAnywhere bool
+	// Hostname is the DNS name clients use, one the certificate covers (a CNAME to the load
+	// balancer, made by whoever runs the DNS zone). Optional: without it the endpoint is the load
+	// balancer's own DNS name.
+	Hostname string
 }
 
 // Pool is one autoscaling group of model nodes serving the same models.

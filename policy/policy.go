@@ -21,6 +21,8 @@ type Resource struct {
 	// ID is the id the resource will have (in an offline plan, the canned one), which other
 	// resources' inputs refer to.
 	ID string
+	// ARN is the ARN the resource will have, which other resources' inputs refer to.
+	ARN string
 	// Inputs are the inputs with Pulumi property names; secrets read "[secret]".
 	Inputs map[string]any
 }
@@ -198,8 +200,7 @@ func (p *Plan) internalALBGroups() map[string]bool {
 	ollamaTGs := map[string]bool{}
 	for _, tg := range p.byType(typeTargetGroup) {
 		if port, _ := num(tg.Inputs["port"]); port == 11434 {
-			ollamaTGs[str(tg.Inputs["arn"])] = true
-			ollamaTGs[tg.ID] = true
+			ollamaTGs[tg.ARN] = true
 		}
 	}
 	lbs := map[string]bool{}
@@ -212,7 +213,7 @@ func (p *Plan) internalALBGroups() map[string]bool {
 	}
 	groups := map[string]bool{}
 	for _, lb := range p.byType(typeLoadBalancer) {
-		if lbs[lb.ID] || lbs[str(lb.Inputs["arn"])] {
+		if lbs[lb.ARN] {
 			for _, sg := range strs(lb.Inputs["securityGroups"]) {
 				groups[sg] = true
 			}

@@ -25,18 +25,18 @@ func goodPlan() *Plan {
 			{Type: typeIngressRule, Name: "gw-4000", ID: "r2", Inputs: map[string]any{
 				"securityGroupId": "gw-sg-id", "referencedSecurityGroupId": "front-sg-id", "ipProtocol": "tcp", "fromPort": 4000.0, "toPort": 4000.0,
 			}},
-			{Type: typeLoadBalancer, Name: "front", ID: "front-id", Inputs: map[string]any{
+			{Type: typeLoadBalancer, Name: "front", ID: "front-id", ARN: "arn:front", Inputs: map[string]any{
 				"internal": false, "securityGroups": []any{"front-sg-id"}, "dropInvalidHeaderFields": true, "desyncMitigationMode": "strictest",
 			}},
-			{Type: typeLoadBalancer, Name: "internal", ID: "internal-id", Inputs: map[string]any{
+			{Type: typeLoadBalancer, Name: "internal", ID: "internal-id", ARN: "arn:internal", Inputs: map[string]any{
 				"internal": true, "securityGroups": []any{"internal-sg-id"}, "dropInvalidHeaderFields": true, "desyncMitigationMode": "strictest",
 			}},
-			{Type: typeTargetGroup, Name: "pool-tg", ID: "pool-tg-id", Inputs: map[string]any{"port": 11434.0}},
+			{Type: typeTargetGroup, Name: "pool-tg", ID: "pool-tg-id", ARN: "arn:pool-tg", Inputs: map[string]any{"port": 11434.0}},
 			{Type: typeListener, Name: "pool-listener", ID: "l1", Inputs: map[string]any{
-				"loadBalancerArn": "internal-id", "protocol": "HTTP", "defaultActions": []any{map[string]any{"targetGroupArn": "pool-tg-id"}},
+				"loadBalancerArn": "arn:internal", "protocol": "HTTP", "defaultActions": []any{map[string]any{"targetGroupArn": "arn:pool-tg"}},
 			}},
 			{Type: typeListener, Name: "https", ID: "l2", Inputs: map[string]any{
-				"loadBalancerArn": "front-id", "protocol": "HTTPS", "sslPolicy": "ELBSecurityPolicy-TLS13-1-2-Res-PQ-2025-09",
+				"loadBalancerArn": "arn:front", "protocol": "HTTPS", "sslPolicy": "ELBSecurityPolicy-TLS13-1-2-Res-PQ-2025-09",
 			}},
 			{Type: typeLaunchTmpl, Name: "lt", ID: "lt-id", Inputs: map[string]any{
 				"metadataOptions":     map[string]any{"httpTokens": "required", "httpPutResponseHopLimit": 1.0},

@@ -11,6 +11,7 @@ import (
 
 	"github.com/llm-sandbox/llm-sandbox/config"
 	"github.com/llm-sandbox/llm-sandbox/internal/mockaws"
+	"github.com/llm-sandbox/llm-sandbox/policy"
 )
 
 // Plan is what a stack would create, rendered offline.
@@ -22,6 +23,17 @@ type Plan struct {
 	Region     string `json:"region"`
 	// Resources are every resource the program registers, parents before children.
 	Resources []PlannedResource `json:"resources"`
+
+	spec *config.Spec
+}
+
+// Check runs every policy rule over the plan.
+func (p *Plan) Check() []policy.Finding {
+	pp := &policy.Plan{Spec: p.spec}
+	for _, r := range p.Resources {
+		pp.Resources = append(pp.Resources, policy.Resource{Type: r.Type, Name: r.Name, ID: r.ID, ARN: r.ARN, Inputs: r.Inputs})
+	}
+	return policy.Check(pp)
 }
 
 // PlannedResource is one resource of a Plan.
@@ -32,6 +44,11 @@ type PlannedResource struct {
 	Name string `json:"name"`
 	// Parent is the parent's logical name ("" for a child of the stack).
 	Parent string `json:"parent"`
+	// ID is the id the offline plan gives the resource (other inputs refer to it); "" for
+	// components.
+	ID string `json:"id,omitempty"`
+	// ARN is the ARN the offline plan gives the resource, likewise.
+	ARN string `json:"arn,omitempty"`
 	// Inputs are the inputs as registered, with Pulumi property names; secrets read "[secret]".
 	Inputs map[string]any `json:"inputs"`
 }
@@ -45,10 +62,10 @@ func PlanStack(spec *config.Spec, projectDir string) (*Plan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("plan stack %s: %w", spec.Stack, err)
 	}
-	plan := &Plan{Stack: spec.Stack, Department: spec.Department, Region: spec.Region}
+	plan := &Plan{Stack: spec.Stack, Department: spec.Department, Region: spec.Region, spec: spec}
 	for _, r := range m.Resources() {
 		plan.Resources = append(plan.Resources, PlannedResource{
-			Type: r.Type, Name: r.Name, Parent: m.NameOf(r.Parent), Inputs: mockaws.Plain(r.Inputs),
+			Type: r.Type, Name: r.Name, Parent: m.NameOf(r.Parent), ID: r.ID, ARN: r.ARN, Inputs: mockaws.Plain(r.Inputs),
 		})
 	}
 	sortTree(plan.Resources)

@@ -56,6 +56,9 @@ func Run(ctx *pulumi.Context, spec *config.Spec, projectDir string) error {
 	ctx.Export("keyArn", sb.KeyArn)
 	ctx.Export("masterKeySecretArn", sb.MasterKeySecretArn)
 	ctx.Export("poolGroupNames", sb.PoolGroupNames)
+	ctx.Export("endpointUrl", sb.EndpointURL)
+	ctx.Export("loadBalancerDnsName", sb.LoadBalancerDNSName)
+	ctx.Export("gatewayGroupName", sb.GatewayGroupName)
 	return nil
 }
 

@@ -78,6 +78,9 @@ func TestPlanEveryStack(t *testing.T) {
 					t.Errorf("stack tag %s=%s missing from default tags %v", k, v, tags)
 				}
 			}
+			if fs := plan.Check(); len(fs) > 0 {
+				t.Errorf("policy findings:\n%v", fs)
+			}
 			var buf bytes.Buffer
 			if err := plan.WriteJSON(&buf); err != nil {
 				t.Fatal(err)

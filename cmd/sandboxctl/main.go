@@ -1,5 +1,6 @@
 // Command sandboxctl is the operator and CI command of llm-sandbox: it validates department stack
-// files and renders what a stack would create, with no cloud account needed.
+// files, renders what a stack would create and checks it against the project's policy rules,
+// with no cloud account needed.
 //
 // Exit codes: 0 success, 1 the stacks are invalid (or the command's check failed), 2 usage
 // error (unknown command, flag or stack; no project found).
@@ -22,7 +23,7 @@ const (
 	exitUsage   = 2
 )
 
-const usage = `sandboxctl: validate and plan llm-sandbox department stacks.
+const usage = `sandboxctl: validate, plan and check llm-sandbox department stacks.
 
 Usage:
   sandboxctl [--project DIR] <command> [arguments]
@@ -31,6 +32,8 @@ Commands:
   validate [STACK...]   check stack files (all of stacks/ by default), including
                         checks across departments (duplicates, overlapping CIDRs)
   plan STACK            render what STACK would create, offline under mocks
+  check [STACK...]      run the security, privacy and reliability rules over the
+                        offline plan of each stack (all by default); --list shows them
 
 Global flags:
   --project DIR         the project directory (default: the nearest parent of the
@@ -55,6 +58,7 @@ type command struct {
 var commands = map[string]command{
 	"validate": {"check stack files", runValidate},
 	"plan":     {"render a stack offline", runPlan},
+	"check":    {"run the policy rules over stacks' offline plans", runCheck},
 }
 
 func main() {

@@ -241,3 +241,27 @@ func TestPlanTextAndInvalidStack(t *testing.T) {
 		t.Errorf("exit %d, stdout %q, stderr:\n%s", code, out, errOut)
 	}
 }
+
+func TestCheckEveryExampleStack(t *testing.T) {
+	code, out, errOut := sandboxctl(t, projectRoot(t), "check")
+	if code != exitOK {
+		t.Fatalf("exit %d:\n%s%s", code, out, errOut)
+	}
+	for _, s := range []string{"chemistry", "dev", "linguistics", "physics"} {
+		if !strings.Contains(out, "ok    "+s+": ") {
+			t.Errorf("no ok line for %s:\n%s", s, out)
+		}
+	}
+	code, out, _ = sandboxctl(t, projectRoot(t), "check", "--list")
+	if code != exitOK || !strings.Contains(out, "ollama-only-from-internal-alb") {
+		t.Errorf("check --list: exit %d\n%s", code, out)
+	}
+	code, out, _ = sandboxctl(t, projectRoot(t), "check", "dev", "--format", "json")
+	var results []struct {
+		Stack    string
+		Findings []any
+	}
+	if code != exitOK || json.Unmarshal([]byte(out), &results) != nil || len(results) != 1 || results[0].Stack != "dev" || results[0].Findings == nil {
+		t.Errorf("check dev --format json: exit %d\n%s", code, out)
+	}
+}

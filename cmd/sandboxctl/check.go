@@ -1,0 +1,87 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/llm-sandbox/llm-sandbox/config"
+	"github.com/llm-sandbox/llm-sandbox/policy"
+	"github.com/llm-sandbox/llm-sandbox/program"
+)
+
+func runCheck(e env, projectFlag string, args []string) int {
+	fs := flagSet(e, "check", "check [STACK...] [--format text|json] [--list]",
+		"Renders each STACK offline (as plan does) and runs the security, privacy and reliability\n"+
+			"rules of package policy over it. With no STACK, every stack is checked. --list prints\n"+
+			"the rules. Exit 0 no findings, 1 findings or an invalid stack file, 2 usage error.")
+	format := fs.String("format", "text", "output `format`: text or json")
+	list := fs.Bool("list", false, "list the rules and exit")
+	stacks, err := parseFlags(fs, args)
+	if err != nil {
+		return flagExit(fs, e, err)
+	}
+	if *format != "text" && *format != "json" {
+		fmt.Fprintf(e.stderr, "sandboxctl check: --format must be text or json (got %q)\n", *format)
+		return exitUsage
+	}
+	if *list {
+		for _, r := range policy.Rules() {
+			fmt.Fprintf(e.stdout, "%-32s %s\n", r.ID, r.Summary)
+		}
+		return exitOK
+	}
+	project, all, code := projectStacks(e, projectFlag, "check")
+	if code != exitOK {
+		return code
+	}
+	if len(stacks) == 0 {
+		stacks = all
+	}
+	if code := checkKnown(e, "check", stacks, all); code != exitOK {
+		return code
+	}
+	type result struct {
+		Stack    string           `json:"stack"`
+		Findings []policy.Finding `json:"findings"`
+	}
+	var results []result
+	failed := false
+	for _, s := range stacks {
+		spec, err := config.Load(project, s)
+		if err != nil {
+			for _, p := range asProblems(s, err) {
+				fmt.Fprintln(e.stderr, p)
+			}
+			return exitInvalid
+		}
+		fmt.Fprintf(e.stderr, "checking %s...\n", s)
+		plan, err := program.PlanStack(spec, project)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "sandboxctl check: %v\n", err)
+			return exitInvalid
+		}
+		findings := plan.Check()
+		if findings == nil {
+			findings = []policy.Finding{}
+		}
+		failed = failed || len(findings) > 0
+		results = append(results, result{Stack: s, Findings: findings})
+	}
+	if *format == "json" {
+		out, _ := json.MarshalIndent(results, "", "  ")
+		fmt.Fprintln(e.stdout, string(out))
+	} else {
+		for _, r := range results {
+			if len(r.Findings) == 0 {
+				fmt.Fprintf(e.stdout, "ok    %s: %d rules passed\n", r.Stack, len(policy.Rules()))
+			}
+			for _, f := range r.Findings {
+				fmt.Fprintf(e.stdout, "%s: %s\n", r.Stack, f)
+			}
+		}
+	}
+	if failed {
+		return exitInvalid
+	}
+	return exitOK
+}
