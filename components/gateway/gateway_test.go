@@ -723,6 +723,7 @@ func TestSecurityGroupChain(t *testing.T) {
 			{"out", "gateway", "internal-alb", 21234},
 			{"out", "gateway", "internal-alb", 25678},
 			{"out", "gateway", "0.0.0.0/0", 443},
+			{"out", "gateway", "0.0.0.0/0", 80},
 			{"in", "gateway", "internal-alb", 21234},
 			{"in", "gateway", "internal-alb", 25678},
 			{"out", "internal-alb", "pool-gpu", 11434},
@@ -794,13 +795,13 @@ func TestAllowAnywhere(t *testing.T) {
 		return names
 	}
 	m, _, _ := mustRun(t, validArgs())
-	if got := anywhere(m); !slices.Equal(got, []string{"chem-gw-nodes-out-https"}) {
-		t.Errorf("rules open to 0.0.0.0/0 = %v, want only the gateway's HTTPS egress", got)
+	if got := anywhere(m); !slices.Equal(got, []string{"chem-gw-nodes-out-http", "chem-gw-nodes-out-https"}) {
+		t.Errorf("rules open to 0.0.0.0/0 = %v, want only the gateway's HTTPS and apt egress", got)
 	}
 	m, _, _ = mustRun(t, with(func(a *GatewayArgs) {
 		a.Access.AllowedCIDRs, a.Access.AllowAnywhere = []string{"0.0.0.0/0"}, true
 	}))
-	want := []string{"chem-gw-alb-in-http-0-0-0-0-0", "chem-gw-alb-in-https-0-0-0-0-0", "chem-gw-nodes-out-https"}
+	want := []string{"chem-gw-alb-in-http-0-0-0-0-0", "chem-gw-alb-in-https-0-0-0-0-0", "chem-gw-nodes-out-http", "chem-gw-nodes-out-https"}
 	if got := anywhere(m); !slices.Equal(got, want) {
 		t.Errorf("rules open to 0.0.0.0/0 with AllowAnywhere = %v, want %v", got, want)
 	}
@@ -859,7 +860,7 @@ func TestChildNamesAndParents(t *testing.T) {
 	common := []string{
 		tSG + " chem-gw-alb-sg", tSG + " chem-gw-sg",
 		tEgress + " chem-gw-alb-out-litellm", tIngress + " chem-gw-nodes-in-litellm",
-		tEgress + " chem-gw-nodes-out-https",
+		tEgress + " chem-gw-nodes-out-https", tEgress + " chem-gw-nodes-out-http",
 		tEgress + " chem-gw-nodes-out-pool-cpu", tEgress + " chem-gw-nodes-out-pool-gpu",
 		tIngress + " chem-gw-internal-in-pool-cpu", tIngress + " chem-gw-internal-in-pool-gpu",
 		tEgress + " chem-gw-internal-out-pool-cpu", tEgress + " chem-gw-internal-out-pool-gpu",

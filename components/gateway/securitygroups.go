@@ -94,6 +94,11 @@ func (b *builder) rules() []sgRule {
 			description: "LiteLLM from the front load balancer only"},
 		sgRule{name: b.name + "-nodes-out-https", group: nodes, port: HTTPSPort, cidr: "0.0.0.0/0",
 			description: "HTTPS: Secrets Manager, S3 endpoint, PyPI, AWS APIs"},
+		// Ubuntu's EC2 apt mirrors are plain HTTP; the agent installs python3-venv from them at
+		// first boot (the cloud image lacks it). apt checks every package against the
+		// archive's signing key, so the transport needs no TLS for integrity.
+		sgRule{name: b.name + "-nodes-out-http", group: nodes, port: HTTPPort, cidr: "0.0.0.0/0",
+			description: "HTTP: Ubuntu's apt archive (signed packages)"},
 	)
 	for _, pool := range b.s.poolNames {
 		r := b.args.Pools[pool]
