@@ -265,3 +265,41 @@ func (p Pool) SpotInstanceTypes() []string {
 	}
 	return types
 }
+
+// QuotaNeeds are the EC2 vCPU quotas a department needs, by AWS quota code.
+type QuotaNeeds struct {
+	// OnDemandG is "Running On-Demand G and VT instances" (L-DB2E81BA), in vCPUs.
+	OnDemandG int
+	// SpotG is "All G and VT Spot Instance Requests" (L-3819A6DF), in vCPUs.
+	SpotG int
+	// OnDemandStandard is "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances"
+	// (L-1216C47A), in vCPUs: CPU pools and the gateway.
+	OnDemandStandard int
+}
+
+// QuotaNeeds returns the vCPUs each quota must allow for this department at its largest: every
+// group at maxSize plus one node, because an instance refresh launches a new node before it
+// stops an old one. Stopped warm-pool instances do not count against running quotas.
+func (s *Spec) QuotaNeeds() QuotaNeeds {
+	var q QuotaNeeds
+	for _, name := range s.PoolNames() {
+		p := s.Pools[name]
+		inst, ok := LookupInstance(p.InstanceType)
+		if !ok {
+			continue
+		}
+		need := (p.MaxSize + 1) * inst.VCPUs
+		switch {
+		case inst.HasGPU() && p.Spot:
+			q.SpotG += need
+		case inst.HasGPU():
+			q.OnDemandG += need
+		default:
+			q.OnDemandStandard += need
+		}
+	}
+	if gw, ok := LookupInstance(s.Gateway.InstanceType); ok {
+		q.OnDemandStandard += (s.Gateway.MaxSize + 1) * gw.VCPUs
+	}
+	return q
+}

@@ -87,3 +87,25 @@ func TestSpotInstanceTypes(t *testing.T) {
 		t.Error("an unknown type should give no alternatives")
 	}
 }
+
+func TestQuotaNeeds(t *testing.T) {
+	want := map[string]QuotaNeeds{
+		// gpu: g5.xlarge, max 2 → 3 × 4; gateway t3.large max 4 → 5 × 2.
+		"chemistry": {OnDemandG: 12, OnDemandStandard: 10},
+		// gpu: g5.xlarge, max 1 → 2 × 4; gateway max 2 → 3 × 2.
+		"physics": {OnDemandG: 8, OnDemandStandard: 6},
+		// chat: g5.xlarge max 3 → 4 × 4 on demand; batch: g6.xlarge spot max 4 → 5 × 4.
+		"linguistics": {OnDemandG: 16, SpotG: 20, OnDemandStandard: 10},
+		// cpu: m7i.xlarge max 1 → 2 × 4; gateway max 1 → 2 × 2.
+		"dev": {OnDemandStandard: 12},
+	}
+	for stack, w := range want {
+		spec, err := Load("..", stack)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := spec.QuotaNeeds(); got != w {
+			t.Errorf("%s: %+v, want %+v", stack, got, w)
+		}
+	}
+}
