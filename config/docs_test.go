@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -35,6 +36,35 @@ func TestConfigDocsNameEveryKey(t *testing.T) {
 	for _, p := range paths {
 		if !strings.Contains(doc, p) {
 			t.Errorf("docs/config.md does not document %s", p)
+		}
+	}
+}
+
+// docs/deploy.md's quota table matches what the example stacks need.
+func TestDeployDocsQuotaTable(t *testing.T) {
+	data, err := os.ReadFile("../docs/deploy.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stacks, err := Stacks("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range stacks {
+		spec, err := Load("..", s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := spec.QuotaNeeds()
+		var row string
+		for _, line := range strings.Split(string(data), "\n") {
+			if strings.HasPrefix(strings.TrimSpace(line), "| "+s+" ") {
+				row = line
+			}
+		}
+		want := fmt.Sprintf("| %d | %d | %d |", q.OnDemandG, q.SpotG, q.OnDemandStandard)
+		if !strings.HasSuffix(strings.TrimSpace(row), want) {
+			t.Errorf("docs/deploy.md row for %s is %q, want it to end %q", s, row, want)
 		}
 	}
 }

@@ -129,6 +129,13 @@ func (p *Plan) WriteText(w io.Writer) error {
 	for _, t := range types {
 		fmt.Fprintf(&b, "  %4d  %s\n", counts[t], t)
 	}
+	if p.spec != nil {
+		q := p.spec.QuotaNeeds()
+		b.WriteString("\nvCPU quotas this stack needs (every group at maxSize plus one node for instance refreshes):\n")
+		fmt.Fprintf(&b, "  %4d  L-DB2E81BA  Running On-Demand G and VT instances\n", q.OnDemandG)
+		fmt.Fprintf(&b, "  %4d  L-3819A6DF  All G and VT Spot Instance Requests\n", q.SpotG)
+		fmt.Fprintf(&b, "  %4d  L-1216C47A  Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances\n", q.OnDemandStandard)
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
