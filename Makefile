@@ -23,10 +23,17 @@ SUDO          := $(if $(filter 0,$(shell id -u)),,sudo)
 MOTO_VENV     := $(CURDIR)/.cache/moto-venv
 OLLAMA_INC    := $(CURDIR)/.cache/ollama-include
 OLLAMA_INPUTS := tools/ollama/go.mod tools/ollama/go.sum $(wildcard tools/ollama/cmd/ollama/*.go)
+# The pinned LiteLLM and every dependency as wheels for this machine's Python, downloaded from
+# PyPI once with the hashes of the lock (pip refuses a file whose hash the lock lacks) and again
+# only when the lock changes; the gateway test and the benchmark pack them as the wheelhouse a
+# department's bucket holds.
+LITELLM_LOCK   := versions/litellm-requirements.txt
+LITELLM_WHEELS := $(CURDIR)/.cache/litellm-wheels
 E2E_ENV       := LLM_SANDBOX_OLLAMA_BIN=$(BIN)/ollama LLM_SANDBOX_TINYMODEL_BIN=$(BIN)/tinymodel \
-                 LLM_SANDBOX_MOTO_PYTHON=$(MOTO_VENV)/bin/python
+                 LLM_SANDBOX_MOTO_PYTHON=$(MOTO_VENV)/bin/python LLM_SANDBOX_LITELLM_WHEELS=$(LITELLM_WHEELS)
+BENCH_FLAGS   ?=
 
-.PHONY: plan validate test tools lint unit fuzz help e2e-deps apt e2e
+.PHONY: plan validate test tools lint unit fuzz help e2e-deps apt e2e bench
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
@@ -61,7 +68,10 @@ fuzz: ## a short run of each fuzz test (FUZZTIME=15s each)
 e2e: e2e-deps ## only the end-to-end tests (tests/e2e), verbose
 	$(E2E_ENV) $(GO) test -count=1 -v ./tests/e2e/
 
-e2e-deps: apt $(BIN)/ollama $(BIN)/tinymodel $(MOTO_VENV)/.installed ## build or install what the end-to-end tests run (cached)
+bench: e2e-deps ## the gateway benchmark: LiteLLM vs direct Ollama at 1, 8 and 32 streaming clients (BENCH_FLAGS=...)
+	$(E2E_ENV) $(GO) run ./tests/bench/gatewaybench $(BENCH_FLAGS)
+
+e2e-deps: apt $(BIN)/ollama $(BIN)/tinymodel $(MOTO_VENV)/.installed $(LITELLM_WHEELS)/.downloaded ## build or install what the end-to-end tests run (cached)
 
 apt: # the Debian packages above; apt-get only when one is missing
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -96,4 +106,14 @@ $(BIN)/tinymodel: tools/ollama/go.mod tools/ollama/go.sum $(wildcard tools/ollam
 $(MOTO_VENV)/.installed: tools/requirements-moto.txt
 	test -x $(MOTO_VENV)/bin/python || $(PYTHON) -m venv $(MOTO_VENV)
 	$(MOTO_VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r tools/requirements-moto.txt
+	touch $@
+
+# --only-binary: nothing is built from source (no compiler runs code from an sdist); every
+# package of the lock has a wheel for CPython 3.11 on manylinux x86_64. Downloaded into a
+# scratch directory and renamed, so an interrupted download never looks complete.
+$(LITELLM_WHEELS)/.downloaded: $(LITELLM_LOCK)
+	rm -rf $(LITELLM_WHEELS) $(LITELLM_WHEELS).tmp
+	$(PYTHON) -m pip download --quiet --disable-pip-version-check --no-input --require-hashes \
+	  --only-binary :all: -r $(LITELLM_LOCK) -d $(LITELLM_WHEELS).tmp
+	mv $(LITELLM_WHEELS).tmp $(LITELLM_WHEELS)
 	touch $@

@@ -96,6 +96,7 @@ func TestLiteLLMConfigSettings(t *testing.T) {
 		"general_settings": {got.GeneralSettings, map[string]any{
 			"master_key": "os.environ/LITELLM_MASTER_KEY", "disable_spend_logs": true,
 			"store_prompts_in_spend_logs": false, "disable_error_logs": true,
+			"custom_auth": "llm_sandbox_auth.user_api_key_auth",
 		}},
 	}
 	for name, s := range wantSections {

@@ -372,7 +372,8 @@ func (a *Agent) stepSecret(ctx context.Context, st *runState) (string, error) {
 	return fmt.Sprintf("wrote %s (mode 0600) with %s from %s", file, MasterKeyVar, arn), nil
 }
 
-// stepLiteLLMConfigure writes config.yaml and the unit, noting whether either changed.
+// stepLiteLLMConfigure writes config.yaml, the custom-auth module and the unit, noting whether
+// any changed.
 func (a *Agent) stepLiteLLMConfigure(_ context.Context, st *runState) (string, error) {
 	config, err := RenderLiteLLMConfig(a.cfg.LiteLLM)
 	if err != nil {
@@ -382,7 +383,11 @@ func (a *Agent) stepLiteLLMConfigure(_ context.Context, st *runState) (string, e
 	if err != nil {
 		return "", err
 	}
-	written, err := writeAll([]fileContent{{a.path(LiteLLMConfigFile), config, 0o644}, {a.path(LiteLLMUnitFile), unit, 0o644}})
+	written, err := writeAll([]fileContent{
+		{a.path(LiteLLMConfigFile), config, 0o644},
+		{a.path(LiteLLMAuthFile), []byte(LiteLLMAuthModule), 0o644},
+		{a.path(LiteLLMUnitFile), unit, 0o644},
+	})
 	if err != nil {
 		return "", err
 	}

@@ -1,0 +1,328 @@
+package harness
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+)
+
+// Region is the AWS region of the emulated account.
+const Region = "us-east-1"
+
+// motoImageID is one of the AMIs moto's EC2 backend starts with.
+const motoImageID = "ami-12c6146b"
+
+// Moto is tools/moto_server.py: moto's AWS emulator plus CompleteLifecycleAction, which
+// records each completed action as one JSON line.
+type Moto struct {
+	URL    string
+	record string
+	// Log is the emulator's own log file.
+	Log string
+	asg *autoscaling.Client
+}
+
+// LifecycleRecord is one line of the emulator's record.
+type LifecycleRecord struct {
+	Group    string `json:"group"`
+	Hook     string `json:"hook"`
+	Instance string `json:"instance"`
+	Result   string `json:"result"`
+}
+
+// StartMoto starts the emulator on a free loopback port and waits (at most 90 s) until it
+// answers; a cleanup stops it.
+func StartMoto(t T, h Helpers, dir string) *Moto {
+	t.Helper()
+	port := FreePort(t)
+	m := &Moto{
+		URL:    "http://127.0.0.1:" + strconv.Itoa(port),
+		record: filepath.Join(dir, "lifecycle-actions.jsonl"),
+		Log:    filepath.Join(dir, "moto.log"),
+	}
+	logFile, err := os.Create(m.Log)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	cmd := exec.Command(h.MotoPython, filepath.Join(h.Repo, "tools", "moto_server.py"), "--host", "127.0.0.1", "--port", strconv.Itoa(port))
+	cmd.Env = append(os.Environ(), "LLM_SANDBOX_LIFECYCLE_RECORD="+m.record)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		t.Fatalf("start moto: %v", err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); logFile.Close(); close(exited) }()
+	t.Cleanup(func() {
+		StopGroup(t, "moto", cmd.Process.Pid, exited)
+		if t.Failed() {
+			if out, err := os.ReadFile(m.Log); err == nil {
+				t.Logf("moto log:\n%s", Tail(out, 60))
+			}
+		}
+	})
+
+	m.asg = autoscaling.New(autoscaling.Options{
+		Region:       Region,
+		BaseEndpoint: aws.String(m.URL),
+		Credentials:  credentials.NewStaticCredentialsProvider("testing", "testing", ""),
+	})
+	// Ready when it answers an Auto Scaling call (importing moto takes a few seconds).
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := m.asg.DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{})
+		cancel()
+		if err == nil {
+			return m
+		}
+		select {
+		case <-exited:
+			out, _ := os.ReadFile(m.Log)
+			t.Fatalf("moto exited before it answered:\n%s", Tail(out, 40))
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("moto did not answer within 90s: %v", err)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+// SeedGroup creates what the ModelPool and Gateway components create for a group, in
+// miniature: a launch configuration, an Auto Scaling group, and a launch lifecycle hook whose
+// default result is ABANDON; then it scales the group to one instance and returns that
+// instance's id.
+func (m *Moto) SeedGroup(t T, group, hook string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := m.asg.CreateLaunchConfiguration(ctx, &autoscaling.CreateLaunchConfigurationInput{
+		LaunchConfigurationName: aws.String(group),
+		ImageId:                 aws.String(motoImageID),
+		InstanceType:            aws.String("c7i.xlarge"),
+	}); err != nil {
+		t.Fatalf("moto: create launch configuration: %v", err)
+	}
+	if _, err := m.asg.CreateAutoScalingGroup(ctx, &autoscaling.CreateAutoScalingGroupInput{
+		AutoScalingGroupName:    aws.String(group),
+		LaunchConfigurationName: aws.String(group),
+		MinSize:                 aws.Int32(0),
+		MaxSize:                 aws.Int32(1),
+		DesiredCapacity:         aws.Int32(0),
+		AvailabilityZones:       []string{Region + "a"},
+	}); err != nil {
+		t.Fatalf("moto: create Auto Scaling group: %v", err)
+	}
+	if _, err := m.asg.PutLifecycleHook(ctx, &autoscaling.PutLifecycleHookInput{
+		AutoScalingGroupName: aws.String(group),
+		LifecycleHookName:    aws.String(hook),
+		LifecycleTransition:  aws.String("autoscaling:EC2_INSTANCE_LAUNCHING"),
+		DefaultResult:        aws.String("ABANDON"),
+		HeartbeatTimeout:     aws.Int32(1800),
+	}); err != nil {
+		t.Fatalf("moto: put lifecycle hook: %v", err)
+	}
+	if _, err := m.asg.SetDesiredCapacity(ctx, &autoscaling.SetDesiredCapacityInput{
+		AutoScalingGroupName: aws.String(group),
+		DesiredCapacity:      aws.Int32(1),
+	}); err != nil {
+		t.Fatalf("moto: set desired capacity: %v", err)
+	}
+	out, err := m.asg.DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{AutoScalingGroupNames: []string{group}})
+	if err != nil {
+		t.Fatalf("moto: describe Auto Scaling group: %v", err)
+	}
+	// moto launches the instance itself; the launcher only accepts a completion for an
+	// instance of the group, as AWS does, so a fixed id would not do.
+	if len(out.AutoScalingGroups) != 1 || len(out.AutoScalingGroups[0].Instances) != 1 {
+		t.Fatalf("moto: want one instance in group %s, got %+v", group, out.AutoScalingGroups)
+	}
+	return aws.ToString(out.AutoScalingGroups[0].Instances[0].InstanceId)
+}
+
+// Records returns the completed lifecycle actions of one group, in order.
+func (m *Moto) Records(t T, group string) []LifecycleRecord {
+	t.Helper()
+	data, err := os.ReadFile(m.record)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	var recs []LifecycleRecord
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		if line == "" {
+			continue
+		}
+		var r LifecycleRecord
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("lifecycle record %q: %v", line, err)
+		}
+		if r.Group == group {
+			recs = append(recs, r)
+		}
+	}
+	return recs
+}
+
+// EqualRecords reports whether two lists of lifecycle records are the same, in order.
+func EqualRecords(a, b []LifecycleRecord) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// CreateSecret stores a string secret in the emulator's Secrets Manager and returns its ARN.
+//
+// It speaks the service's JSON 1.1 protocol directly rather than through aws-sdk-go-v2's
+// secretsmanager client, so the tests add no module of their own to go.mod: moto does not
+// check signatures, and the agent under test reads the secret with the real SDK.
+func (m *Moto) CreateSecret(t T, name, value string) string {
+	t.Helper()
+	body, err := json.Marshal(map[string]string{"Name": name, "SecretString": value})
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, m.URL+"/", bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+	req.Header.Set("X-Amz-Target", "secretsmanager.CreateSecret")
+	// moto routes by the credential scope's service name.
+	req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=testing/20260101/"+Region+"/secretsmanager/aws4_request, SignedHeaders=host, Signature=0")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("moto: create secret %s: %v", name, err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("moto: create secret %s: HTTP %d: %s", name, resp.StatusCode, out)
+	}
+	var created struct{ ARN string }
+	if err := json.Unmarshal(out, &created); err != nil || !strings.HasPrefix(created.ARN, "arn:aws:secretsmanager:") {
+		t.Fatalf("moto: create secret %s: unexpected answer %s (%v)", name, out, err)
+	}
+	return created.ARN
+}
+
+// RandomAlphanumeric returns n random characters from [A-Za-z0-9].
+func RandomAlphanumeric(t T, n int) string {
+	t.Helper()
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+	var b strings.Builder
+	for range n {
+		i, err := rand.Int(rand.Reader, big.NewInt(int64(len(alphabet))))
+		if err != nil {
+			t.Fatalf("random: %v", err)
+		}
+		b.WriteByte(alphabet[i.Int64()])
+	}
+	return b.String()
+}
+
+// IMDS answers the IMDSv2 calls the agent makes: a session token, then the instance id, the
+// region and the instance's aws:autoscaling:groupName tag. It is a stand-in because no
+// emulator provides IMDS (moto serves the AWS APIs, not the link-local metadata service); it
+// insists on the IMDSv2 token, as the launch template's metadata options do.
+type IMDS struct {
+	*httptest.Server
+	token string
+
+	mu       sync.Mutex
+	paths    []string
+	tokenHit bool
+}
+
+// NewIMDS starts the stand-in for one instance of one group.
+func NewIMDS(t T, instance, group string) *IMDS {
+	t.Helper()
+	raw := make([]byte, 16)
+	if _, err := rand.Read(raw); err != nil {
+		t.Fatalf("%v", err)
+	}
+	s := &IMDS{token: hex.EncodeToString(raw)}
+	metadata := map[string]string{
+		"/latest/meta-data/instance-id":                             instance,
+		"/latest/meta-data/tags/instance/aws:autoscaling:groupName": group,
+		"/latest/meta-data/placement/region":                        Region,
+	}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method == http.MethodPut && r.URL.Path == "/latest/api/token":
+			ttl := r.Header.Get("X-Aws-Ec2-Metadata-Token-Ttl-Seconds")
+			if n, err := strconv.Atoi(ttl); err != nil || n < 1 || n > 21600 {
+				http.Error(w, "missing or bad X-aws-ec2-metadata-token-ttl-seconds", http.StatusBadRequest)
+				return
+			}
+			s.mu.Lock()
+			s.tokenHit = true
+			s.mu.Unlock()
+			w.Header().Set("X-Aws-Ec2-Metadata-Token-Ttl-Seconds", ttl)
+			io.WriteString(w, s.token)
+		case r.Method == http.MethodGet:
+			if r.Header.Get("X-Aws-Ec2-Metadata-Token") != s.token {
+				http.Error(w, "IMDSv2 token required", http.StatusUnauthorized)
+				return
+			}
+			value, ok := metadata[r.URL.Path]
+			if !ok {
+				http.NotFound(w, r)
+				return
+			}
+			s.mu.Lock()
+			s.paths = append(s.paths, r.URL.Path)
+			s.mu.Unlock()
+			io.WriteString(w, value)
+		default:
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		}
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+// UsedToken reports whether the agent asked for an IMDSv2 session token.
+func (s *IMDS) UsedToken() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tokenHit
+}
+
+// Served lists the metadata paths answered, space-separated, in order.
+func (s *IMDS) Served() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.Join(s.paths, " ")
+}

@@ -1,0 +1,192 @@
+package harness
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/llm-sandbox/llm-sandbox/node"
+)
+
+// Node is one node's worth of state: a root the agent installs into, a HOME, a console file,
+// a port for the role's server, and the environment the agent runs with.
+type Node struct {
+	Agent   string
+	Dir     string // holds Root, Home, Console and the node config
+	Root    string
+	Home    string
+	Console string
+	Port    int
+	Env     []string
+	// Stdout and Stderr hold the last Bootstrap's output.
+	Stdout, Stderr bytes.Buffer
+}
+
+// Services a node root may run detached (the agent's --no-systemd mode), each with a pid file
+// <root>/run/llm-sandbox/<name>.pid and a log <root>/var/log/llm-sandbox/<name>.log.
+var services = []string{"litellm", "ollama"}
+
+// NewNode prepares a node that talks to the emulator for every AWS API and to the stand-in for
+// IMDS. Its cleanup stops whatever the agent left running under its root (the role's server
+// runs on after a successful bootstrap), and fails when anything survives.
+func NewNode(t T, agent string, moto *Moto, imds *IMDS) *Node {
+	t.Helper()
+	dir := t.TempDir()
+	n := &Node{
+		Agent:   agent,
+		Dir:     dir,
+		Root:    filepath.Join(dir, "root"),
+		Home:    filepath.Join(dir, "home"),
+		Console: filepath.Join(dir, "console.log"),
+		Port:    FreePort(t),
+	}
+	for _, d := range []string{n.Root, n.Home} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatalf("%v", err)
+		}
+	}
+	// The agent appends to its console and never creates it: on a node it is the serial
+	// console device, which always exists.
+	if err := os.WriteFile(n.Console, nil, 0o644); err != nil {
+		t.Fatalf("%v", err)
+	}
+	// Nothing from the caller's AWS or pip set-up leaks in: fake credentials, the emulator for
+	// every AWS API, the stand-in for IMDS.
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "AWS_") && !strings.HasPrefix(kv, "HOME=") && !strings.HasPrefix(kv, "PIP_") {
+			n.Env = append(n.Env, kv)
+		}
+	}
+	n.Env = append(n.Env,
+		"HOME="+n.Home,
+		"AWS_ACCESS_KEY_ID=testing",
+		"AWS_SECRET_ACCESS_KEY=testing",
+		"AWS_ENDPOINT_URL="+moto.URL,
+		"AWS_EC2_METADATA_SERVICE_ENDPOINT="+imds.URL,
+		"AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE=IPv4",
+	)
+	t.Cleanup(func() {
+		if t.Failed() {
+			n.DumpLogs(t)
+		}
+		n.StopAll(t)
+	})
+	return n
+}
+
+// WriteConfig writes the node config that cloud-init would write and returns its path.
+func (n *Node) WriteConfig(t T, cfg node.Config) string {
+	t.Helper()
+	data, err := cfg.Marshal()
+	if err != nil {
+		t.Fatalf("node config: %v", err) // a bug in the caller, not in the agent
+	}
+	path := filepath.Join(n.Dir, "node.json")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatalf("%v", err)
+	}
+	return path
+}
+
+// Bootstrap runs `sandbox-node bootstrap --no-systemd` into the node's root, at most limit
+// long, and returns its exit code.
+func (n *Node) Bootstrap(t T, config string, limit time.Duration) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, n.Agent, "bootstrap", "--config", config, "--root", n.Root, "--no-systemd", "--console", n.Console)
+	cmd.Env = n.Env
+	n.Stdout.Reset()
+	n.Stderr.Reset()
+	cmd.Stdout, cmd.Stderr = &n.Stdout, &n.Stderr
+	cmd.WaitDelay = 10 * time.Second
+	start := time.Now()
+	err := cmd.Run()
+	t.Logf("sandbox-node bootstrap took %s", time.Since(start).Round(time.Millisecond))
+	if ctx.Err() != nil {
+		t.Fatalf("sandbox-node bootstrap did not finish within %s", limit)
+	}
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &exit):
+		return exit.ExitCode()
+	default:
+		t.Fatalf("run sandbox-node: %v", err)
+		return -1
+	}
+}
+
+// LogPath is where a detached service writes its log under the node's root.
+func (n *Node) LogPath(service string) string {
+	return filepath.Join(n.Root, "var", "log", "llm-sandbox", service+".log")
+}
+
+// PidPath is where the agent writes a detached service's pid under the node's root.
+func (n *Node) PidPath(service string) string {
+	return filepath.Join(n.Root, "run", "llm-sandbox", service+".pid")
+}
+
+// Pid reads a detached service's pid file; ok is false when there is none.
+func (n *Node) Pid(t T, service string) (pid int, ok bool) {
+	data, err := os.ReadFile(n.PidPath(service))
+	if err != nil {
+		return 0, false // never started, or the failure path cleaned up
+	}
+	pid, err = strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil || pid <= 1 {
+		t.Errorf("%s pid file holds %q", service, data)
+		return 0, false
+	}
+	return pid, true
+}
+
+// Stop stops a detached service's whole process group (server, workers, model runners): the
+// agent starts each in a new session, so its pid is its group's id.
+func (n *Node) Stop(t T, service string) {
+	if pid, ok := n.Pid(t, service); ok {
+		StopGroup(t, service, pid, nil)
+	}
+}
+
+// StopAll stops every detached service of the node, then fails (and kills what it finds)
+// when any process still runs from under the node's directory.
+func (n *Node) StopAll(t T) {
+	for _, s := range services {
+		n.Stop(t, s)
+	}
+	left := ProcessesUnder(n.Dir)
+	if len(left) == 0 {
+		return
+	}
+	pids := make([]int, 0, len(left))
+	for pid := range left {
+		pids = append(pids, pid)
+	}
+	sort.Ints(pids)
+	for _, pid := range pids {
+		t.Errorf("process %d outlived its service's process group: %s", pid, left[pid])
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+// DumpLogs logs the agent's output and the tail of each service log.
+func (n *Node) DumpLogs(t T) {
+	t.Helper()
+	t.Logf("sandbox-node stdout:\n%s", Tail(n.Stdout.Bytes(), 60))
+	t.Logf("sandbox-node stderr:\n%s", Tail(n.Stderr.Bytes(), 80))
+	for _, s := range services {
+		if out, err := os.ReadFile(n.LogPath(s)); err == nil {
+			t.Logf("%s log:\n%s", s, Tail(out, 60))
+		}
+	}
+}

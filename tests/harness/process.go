@@ -1,0 +1,128 @@
+package harness
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// StopGroup sends SIGTERM to a process group, waits up to 15 s for it to go, then SIGKILLs it.
+// exited, when not nil, closes when the leader has been reaped by this process.
+func StopGroup(t T, name string, pgid int, exited <-chan struct{}) {
+	if err := syscall.Kill(-pgid, syscall.SIGTERM); errors.Is(err, syscall.ESRCH) {
+		return
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if exited != nil {
+			select {
+			case <-exited:
+				// The leader is gone; make sure no child of it lingers.
+				if syscall.Kill(-pgid, 0) != nil {
+					return
+				}
+			default:
+			}
+		} else if syscall.Kill(-pgid, 0) != nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("%s (process group %d) ignored SIGTERM for 15s; killing it", name, pgid)
+	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	if exited != nil {
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+			t.Errorf("%s (process group %d) survived SIGKILL", name, pgid)
+		}
+		return
+	}
+	deadline = time.Now().Add(5 * time.Second)
+	for syscall.Kill(-pgid, 0) == nil {
+		if time.Now().After(deadline) {
+			t.Errorf("%s (process group %d) survived SIGKILL", name, pgid)
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// ProcessesUnder lists the live processes (pid and command line) whose executable or command
+// line names a path under dir: what a node root leaves running. Zombies are skipped.
+func ProcessesUnder(dir string) map[int]string {
+	found := map[int]string{}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return found
+	}
+	self := os.Getpid()
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// The state follows the parenthesised command name, which may itself hold spaces.
+		if i := bytes.LastIndexByte(stat, ')'); i < 0 || i+2 >= len(stat) || stat[i+2] == 'Z' {
+			continue
+		}
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		exe, _ := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
+		args := strings.TrimSpace(string(bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '})))
+		if strings.HasPrefix(exe, dir+"/") || strings.Contains(args, dir+"/") {
+			found[pid] = args
+		}
+	}
+	return found
+}
+
+// RunCommand runs a helper with a time limit and fails with its output on error.
+func RunCommand(t T, limit time.Duration, name string, args ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, name, args...).CombinedOutput(); err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+}
+
+// FreePort returns a loopback port that was free a moment ago.
+func FreePort(t T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// SHA256Hex is the lowercase hex SHA-256 of data.
+func SHA256Hex(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
+}
+
+// Tail returns the last n lines of out.
+func Tail(out []byte, n int) string {
+	lines := strings.Split(strings.TrimRight(string(out), "\n"), "\n")
+	if len(lines) > n {
+		lines = append([]string{fmt.Sprintf("... (%d lines before)", len(lines)-n)}, lines[len(lines)-n:]...)
+	}
+	return strings.Join(lines, "\n")
+}
