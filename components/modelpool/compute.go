@@ -182,8 +182,9 @@ func (b *builder) group() error {
 
 // scaling creates the target-tracking policy and, with a Schedule, the office-hours actions.
 func (b *builder) scaling() error {
-	// Average CPU is the baseline signal until the gateway adds the internal ALB; request-based
-	// tracking (ALBRequestCountPerTarget, or in-flight requests per node) then replaces it.
+	// Average CPU is the baseline signal, a weak proxy for load on GPU nodes; request-based
+	// tracking on the internal ALB's target group (in-flight requests per node) is the better
+	// signal and is not built yet.
 	// Target tracking cannot scale out from zero (there is no data), which is why office hours
 	// use scheduled actions.
 	policy, err := launch.NewCPUTracking(b.ctx, b.name, b.comp.Group.Name, b.child())

@@ -99,8 +99,8 @@ type ModelPoolArgs struct {
 	// SubnetIDs are the private subnets the group launches into, one per AZ. Required.
 	SubnetIDs pulumi.StringArrayInput
 	// SourceSecurityGroupID is the internal ALB's security group, the only source admitted to
-	// Ollama's port. Optional until the gateway exists. Defaults to nil: no ingress rule at
-	// all, the pool is closed.
+	// Ollama's port (the sandbox always passes it). Optional. Defaults to nil: no ingress rule
+	// at all, the pool is closed.
 	SourceSecurityGroupID pulumi.StringInput
 	// Tags are extra tags for the instances and their volumes (department, cost centre...).
 	// Name, Department and Pool are set by the pool; Tags may repeat Department and Pool only
