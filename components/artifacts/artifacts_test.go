@@ -15,6 +15,13 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/llm-sandbox/llm-sandbox/internal/mockaws"
+	"github.com/llm-sandbox/llm-sandbox/internal/mockaws/mocktest"
+)
+
+// Shared assertions over the mock's recordings.
+var (
+	only = mocktest.OnlyInputs
+	strs = mocktest.Strings
 )
 
 const (
@@ -99,15 +106,6 @@ func mustRun(t *testing.T, args *BucketArgs) (*mockaws.Monitor, outputs) {
 	return m, got
 }
 
-func only(t *testing.T, m *mockaws.Monitor, typ string) map[string]any {
-	t.Helper()
-	rs := m.ByType(typ)
-	if len(rs) != 1 {
-		t.Fatalf("%s: got %d registrations, want 1", typ, len(rs))
-	}
-	return mockaws.Plain(rs[0].Inputs)
-}
-
 func TestBucketIsPrivateAndVersioned(t *testing.T) {
 	for _, tc := range []struct {
 		name         string
@@ -188,22 +186,6 @@ type statement struct {
 	Action    any
 	Resource  any
 	Condition map[string]map[string]any
-}
-
-// strs reads a policy element that may be a string or a list of strings.
-func strs(v any) []string {
-	switch v := v.(type) {
-	case string:
-		return []string{v}
-	case []any:
-		out := []string{}
-		for _, e := range v {
-			s, _ := e.(string)
-			out = append(out, s)
-		}
-		return out
-	}
-	return nil
 }
 
 func policyOf(t *testing.T, m *mockaws.Monitor) []statement {

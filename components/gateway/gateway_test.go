@@ -15,7 +15,16 @@ import (
 
 	"github.com/llm-sandbox/llm-sandbox/components/internal/launch"
 	"github.com/llm-sandbox/llm-sandbox/internal/mockaws"
+	"github.com/llm-sandbox/llm-sandbox/internal/mockaws/mocktest"
 	"github.com/llm-sandbox/llm-sandbox/node"
+)
+
+// Shared assertions over the mock's recordings.
+var (
+	only = mocktest.OnlyInputs
+	obj  = mocktest.Obj
+	list = mocktest.List
+	strs = mocktest.Strings
 )
 
 const (
@@ -162,43 +171,6 @@ func named(t *testing.T, m *mockaws.Monitor, typ, name string) map[string]any {
 		t.Fatalf("no %s named %s", typ, name)
 	}
 	return mockaws.Plain(r.Inputs)
-}
-
-func only(t *testing.T, m *mockaws.Monitor, typ string) map[string]any {
-	t.Helper()
-	rs := m.ByType(typ)
-	if len(rs) != 1 {
-		t.Fatalf("%s: got %d registrations, want 1", typ, len(rs))
-	}
-	return mockaws.Plain(rs[0].Inputs)
-}
-
-func obj(t *testing.T, v any, what string) map[string]any {
-	t.Helper()
-	o, ok := v.(map[string]any)
-	if !ok {
-		t.Fatalf("%s = %#v, want an object", what, v)
-	}
-	return o
-}
-
-func list(t *testing.T, v any, what string) []any {
-	t.Helper()
-	l, ok := v.([]any)
-	if !ok {
-		t.Fatalf("%s = %#v, want a list", what, v)
-	}
-	return l
-}
-
-func strs(v any) []string {
-	l, _ := v.([]any)
-	out := []string{}
-	for _, e := range l {
-		s, _ := e.(string)
-		out = append(out, s)
-	}
-	return out
 }
 
 // listenerSummary is what a front listener does, in a comparable form.

@@ -14,6 +14,13 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/llm-sandbox/llm-sandbox/internal/mockaws"
+	"github.com/llm-sandbox/llm-sandbox/internal/mockaws/mocktest"
+)
+
+// Shared assertions over the mock's recordings.
+var (
+	only = mocktest.Only
+	list = mocktest.Strings
 )
 
 const (
@@ -75,15 +82,6 @@ func mustRun(t *testing.T, args *KeyStoreArgs) (*mockaws.Monitor, outputs) {
 		t.Fatalf("NewKeyStore: %v", err)
 	}
 	return m, got
-}
-
-func only(t *testing.T, m *mockaws.Monitor, typ string) mockaws.Resource {
-	t.Helper()
-	rs := m.ByType(typ)
-	if len(rs) != 1 {
-		t.Fatalf("%s: got %d registrations, want 1", typ, len(rs))
-	}
-	return rs[0]
 }
 
 func TestKeyStoreCreatesRotatingSymmetricKey(t *testing.T) {
@@ -158,22 +156,6 @@ func policyOf(t *testing.T, m *mockaws.Monitor) (map[string]statement, []string)
 		order = append(order, s.Sid)
 	}
 	return bySid, order
-}
-
-// list reads a policy element that may be a string or a list of strings.
-func list(v any) []string {
-	switch v := v.(type) {
-	case string:
-		return []string{v}
-	case []any:
-		out := make([]string, 0, len(v))
-		for _, e := range v {
-			s, _ := e.(string)
-			out = append(out, s)
-		}
-		return out
-	}
-	return nil
 }
 
 func sameSet(got, want []string) bool {

@@ -13,7 +13,17 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/llm-sandbox/llm-sandbox/internal/mockaws"
+	"github.com/llm-sandbox/llm-sandbox/internal/mockaws/mocktest"
 	"github.com/llm-sandbox/llm-sandbox/node"
+)
+
+// Shared assertions over the mock's recordings.
+var (
+	only   = mocktest.Only
+	inputs = mocktest.OnlyInputs
+	obj    = mocktest.Obj
+	list   = mocktest.List
+	strs   = mocktest.Strings
 )
 
 const (
@@ -122,49 +132,6 @@ func mustRun(t *testing.T, args *ModelPoolArgs) (*mockaws.Monitor, *ModelPool, o
 		t.Fatalf("NewModelPool: %v", err)
 	}
 	return m, p, got
-}
-
-func only(t *testing.T, m *mockaws.Monitor, typ string) mockaws.Resource {
-	t.Helper()
-	rs := m.ByType(typ)
-	if len(rs) != 1 {
-		t.Fatalf("%s: got %d registrations, want 1", typ, len(rs))
-	}
-	return rs[0]
-}
-
-func inputs(t *testing.T, m *mockaws.Monitor, typ string) map[string]any {
-	t.Helper()
-	return mockaws.Plain(only(t, m, typ).Inputs)
-}
-
-// obj and list read nested plain values, failing the test on a wrong shape.
-func obj(t *testing.T, v any, what string) map[string]any {
-	t.Helper()
-	o, ok := v.(map[string]any)
-	if !ok {
-		t.Fatalf("%s = %#v, want an object", what, v)
-	}
-	return o
-}
-
-func list(t *testing.T, v any, what string) []any {
-	t.Helper()
-	l, ok := v.([]any)
-	if !ok {
-		t.Fatalf("%s = %#v, want a list", what, v)
-	}
-	return l
-}
-
-func strs(v any) []string {
-	l, _ := v.([]any)
-	out := []string{}
-	for _, e := range l {
-		s, _ := e.(string)
-		out = append(out, s)
-	}
-	return out
 }
 
 func TestLaunchTemplate(t *testing.T) {
