@@ -273,8 +273,11 @@ type QuotaNeeds struct {
 	// SpotG is "All G and VT Spot Instance Requests" (L-3819A6DF), in vCPUs.
 	SpotG int
 	// OnDemandStandard is "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances"
-	// (L-1216C47A), in vCPUs: CPU pools and the gateway.
+	// (L-1216C47A), in vCPUs: on-demand CPU pools and the gateway.
 	OnDemandStandard int
+	// SpotStandard is "All Standard (A, C, D, H, I, M, R, T, Z) Spot Instance Requests"
+	// (L-34B43A08), in vCPUs: spot CPU pools.
+	SpotStandard int
 }
 
 // QuotaNeeds returns the vCPUs each quota must allow for this department at its largest: every
@@ -294,6 +297,8 @@ func (s *Spec) QuotaNeeds() QuotaNeeds {
 			q.SpotG += need
 		case inst.HasGPU():
 			q.OnDemandG += need
+		case p.Spot:
+			q.SpotStandard += need
 		default:
 			q.OnDemandStandard += need
 		}

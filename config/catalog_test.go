@@ -99,6 +99,11 @@ func TestQuotaNeeds(t *testing.T) {
 		// cpu: m7i.xlarge max 1 → 2 × 4; gateway max 1 → 2 × 2.
 		"dev": {OnDemandStandard: 12},
 	}
+	// A spot CPU pool draws on the standard spot quota, not the on-demand one.
+	spot := &Spec{Pools: map[string]Pool{"cpu": {Name: "cpu", InstanceType: "m7i.xlarge", MaxSize: 2, Spot: true}}, Gateway: Gateway{InstanceType: "t3.large", MaxSize: 1}}
+	if got, w := spot.QuotaNeeds(), (QuotaNeeds{SpotStandard: 12, OnDemandStandard: 4}); got != w {
+		t.Errorf("spot CPU pool: %+v, want %+v", got, w)
+	}
 	for stack, w := range want {
 		spec, err := Load("..", stack)
 		if err != nil {

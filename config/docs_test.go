@@ -62,7 +62,7 @@ func TestDeployDocsQuotaTable(t *testing.T) {
 				row = line
 			}
 		}
-		want := fmt.Sprintf("| %d | %d | %d |", q.OnDemandG, q.SpotG, q.OnDemandStandard)
+		want := fmt.Sprintf("| %d | %d | %d | %d |", q.OnDemandG, q.SpotG, q.OnDemandStandard, q.SpotStandard)
 		if !strings.HasSuffix(strings.TrimSpace(row), want) {
 			t.Errorf("docs/deploy.md row for %s is %q, want it to end %q", s, row, want)
 		}

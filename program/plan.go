@@ -135,6 +135,7 @@ func (p *Plan) WriteText(w io.Writer) error {
 		fmt.Fprintf(&b, "  %4d  L-DB2E81BA  Running On-Demand G and VT instances\n", q.OnDemandG)
 		fmt.Fprintf(&b, "  %4d  L-3819A6DF  All G and VT Spot Instance Requests\n", q.SpotG)
 		fmt.Fprintf(&b, "  %4d  L-1216C47A  Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances\n", q.OnDemandStandard)
+		fmt.Fprintf(&b, "  %4d  L-34B43A08  All Standard (A, C, D, H, I, M, R, T, Z) Spot Instance Requests\n", q.SpotStandard)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

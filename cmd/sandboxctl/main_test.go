@@ -265,3 +265,15 @@ func TestCheckEveryExampleStack(t *testing.T) {
 		t.Errorf("check dev --format json: exit %d\n%s", code, out)
 	}
 }
+
+// Help goes to stdout once; a flag error goes to stderr once, with the usage.
+func TestHelpAndFlagErrorsArePrintedOnce(t *testing.T) {
+	code, out, errOut := sandboxctl(t, projectRoot(t), "plan", "--help")
+	if code != exitOK || strings.Count(out, "Usage:") != 1 || errOut != "" {
+		t.Errorf("plan --help: exit %d, stdout %d usages, stderr %q", code, strings.Count(out, "Usage:"), errOut)
+	}
+	code, out, errOut = sandboxctl(t, projectRoot(t), "validate", "--colour")
+	if code != exitUsage || out != "" || strings.Count(errOut, "Usage:") != 1 || strings.Count(errOut, "-colour") != 1 {
+		t.Errorf("validate --colour: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}

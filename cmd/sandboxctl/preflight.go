@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+
+	"github.com/llm-sandbox/llm-sandbox/config"
+	"github.com/llm-sandbox/llm-sandbox/internal/preflight"
+)
+
+// preflightTimeout bounds a whole preflight run; each AWS call has its own, shorter bound.
+const preflightTimeout = 5 * time.Minute
+
+// credentialsHelp says how to give preflight credentials, for the exit-2 message.
+const credentialsHelp = `Provide read-only AWS credentials the usual way: AWS_PROFILE=<profile> (after
+"aws sso login --profile <profile>" for SSO), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY
+(and AWS_SESSION_TOKEN for temporary ones), or an instance or container role.
+docs/preflight.md lists the permissions.`
+
+func runPreflight(e env, projectFlag string, args []string) int {
+	fs := flagSet(e, "preflight", "preflight STACK [--format text|json] [--region R]",
+		"Checks, read-only, that the AWS account and region can take STACK before a deploy:\n"+
+			"  region       the region has at least network.azCount available availability zones\n"+
+			"  quotas       EC2 vCPU quotas L-DB2E81BA (on-demand G and VT), L-3819A6DF (spot G\n"+
+			"               and VT), L-1216C47A (on-demand standard) and L-34B43A08 (spot\n"+
+			"               standard) cover every group at\n"+
+			"               maxSize plus the one node an instance refresh adds\n"+
+			"  offerings    every instance type (spot alternatives too) is offered in every\n"+
+			"               availability zone the network spans\n"+
+			"  AMIs         the public SSM parameters the nodes boot from resolve to an ami- id\n"+
+			"  certificate  access.certificateArn is ISSUED, not expired, and covers access.hostname\n"+
+			"Each finding says what to do. Credentials come from the standard AWS chain (AWS_PROFILE,\n"+
+			"AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, SSO, instance role); the region is the stack's\n"+
+			"aws:region unless --region names another; AWS_ENDPOINT_URL points every call elsewhere\n"+
+			"(an emulator). Progress goes to stderr. text prints one line per check and a summary;\n"+
+			`json prints {"stack", "region", "checks": [{"name", "status", "detail", "advice"}]}.`+"\n"+
+			"Exit 0 every check ok (warnings allowed), 1 a check failed or the stack file is invalid,\n"+
+			"2 usage error, no AWS credentials or region, or AWS rejected the credentials.")
+	format := fs.String("format", "text", "output `format`: text or json")
+	regionFlag := fs.String("region", "", "AWS `region` to check instead of the stack's aws:region")
+	stacks, err := parseFlags(fs, args)
+	if err != nil {
+		return flagExit(fs, e, err)
+	}
+	if len(stacks) != 1 {
+		fmt.Fprintf(e.stderr, "sandboxctl preflight: want exactly one STACK (got %d)\n", len(stacks))
+		return exitUsage
+	}
+	if *format != "text" && *format != "json" {
+		fmt.Fprintf(e.stderr, "sandboxctl preflight: --format must be text or json (got %q)\n", *format)
+		return exitUsage
+	}
+	project, all, code := projectStacks(e, projectFlag, "preflight")
+	if code != exitOK {
+		return code
+	}
+	if code := checkKnown(e, "preflight", stacks, all); code != exitOK {
+		return code
+	}
+	spec, err := config.Load(project, stacks[0])
+	if err != nil {
+		for _, p := range asProblems(stacks[0], err) {
+			fmt.Fprintln(e.stderr, p)
+		}
+		return exitInvalid
+	}
+	region := spec.Region
+	if *regionFlag != "" {
+		region = *regionFlag
+	}
+	if region == "" {
+		fmt.Fprintf(e.stderr, "sandboxctl preflight: no AWS region: set aws:region in %s or pass --region\n", spec.Source)
+		return exitUsage
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), preflightTimeout)
+	defer cancel()
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(region))
+	if err != nil {
+		fmt.Fprintf(e.stderr, "sandboxctl preflight: load the AWS configuration: %v\n%s\n", err, credentialsHelp)
+		return exitUsage
+	}
+	credCtx, credCancel := context.WithTimeout(ctx, 30*time.Second)
+	_, err = cfg.Credentials.Retrieve(credCtx)
+	credCancel()
+	if err != nil {
+		fmt.Fprintf(e.stderr, "sandboxctl preflight: no AWS credentials: %v\n%s\n", err, credentialsHelp)
+		return exitUsage
+	}
+	if region != spec.Region {
+		fmt.Fprintf(e.stderr, "checking %s in %s, not the stack's aws:region %s\n", spec.Stack, region, spec.Region)
+	}
+
+	report, err := preflight.Run(ctx, spec, preflight.NewClients(cfg), preflight.Options{
+		Region:   region,
+		Progress: func(msg string) { fmt.Fprintln(e.stderr, msg) },
+	})
+	if err != nil {
+		fmt.Fprintf(e.stderr, "sandboxctl preflight: %v\n%s\n", err, credentialsHelp)
+		return exitUsage
+	}
+
+	if *format == "json" {
+		out, _ := json.MarshalIndent(report, "", "  ")
+		fmt.Fprintln(e.stdout, string(out))
+	} else {
+		writePreflightText(e, report)
+	}
+	if report.Failed() {
+		return exitInvalid
+	}
+	return exitOK
+}
+
+// statusWord is a status as the text output's first column shows it.
+func statusWord(s preflight.Status) string {
+	switch s {
+	case preflight.OK:
+		return "ok"
+	case preflight.Warn:
+		return "WARN"
+	}
+	return "FAIL"
+}
+
+func writePreflightText(e env, r preflight.Report) {
+	var b strings.Builder
+	for _, c := range r.Checks {
+		fmt.Fprintf(&b, "%-5s %s: %s", statusWord(c.Status), c.Name, c.Detail)
+		if c.Advice != "" {
+			fmt.Fprintf(&b, " -> %s", c.Advice)
+		}
+		b.WriteByte('\n')
+	}
+	fails, warns := r.Count(preflight.Fail), r.Count(preflight.Warn)
+	fmt.Fprintf(&b, "%s in %s: %d check(s), %d ok, %d warning(s), %d failure(s)", r.Stack, r.Region,
+		len(r.Checks), r.Count(preflight.OK), warns, fails)
+	if fails > 0 {
+		b.WriteString(": fix the failures before deploying\n")
+	} else {
+		b.WriteString(": ready to deploy\n")
+	}
+	fmt.Fprint(e.stdout, b.String())
+}
