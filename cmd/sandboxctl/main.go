@@ -1,6 +1,6 @@
 // Command sandboxctl is the operator and CI command of llm-sandbox: it validates department stack
-// files, renders what a stack would create and checks it against the project's policy rules,
-// with no cloud account needed.
+// files, renders what a stack would create and checks it against the project's policy rules
+// with no cloud account needed, and checks an AWS account before a deploy (preflight).
 //
 // Exit codes: 0 success, 1 the stacks are invalid (or the command's check failed), 2 usage
 // error (unknown command, flag or stack; no project found).
@@ -34,6 +34,8 @@ Commands:
   plan STACK            render what STACK would create, offline under mocks
   check [STACK...]      run the security, privacy and reliability rules over the
                         offline plan of each stack (all by default); --list shows them
+  preflight STACK       check, read-only against AWS, that the account and region can
+                        take STACK: quotas, instance offerings, AMIs, certificate, AZs
 
 Global flags:
   --project DIR         the project directory (default: the nearest parent of the
@@ -56,9 +58,10 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"validate": {"check stack files", runValidate},
-	"plan":     {"render a stack offline", runPlan},
-	"check":    {"run the policy rules over stacks' offline plans", runCheck},
+	"validate":  {"check stack files", runValidate},
+	"plan":      {"render a stack offline", runPlan},
+	"check":     {"run the policy rules over stacks' offline plans", runCheck},
+	"preflight": {"check an AWS account and region can take a stack", runPreflight},
 }
 
 func main() {
@@ -125,7 +128,9 @@ func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 // flagSet makes a command's flag set whose help and errors go to stderr in the same shape.
 func flagSet(e env, name, synopsis, description string) *flag.FlagSet {
 	fs := flag.NewFlagSet("sandboxctl "+name, flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
+	// The flag package prints its errors and the usage itself while parsing; flagExit prints
+	// them once, where they belong (help on stdout, errors on stderr).
+	fs.SetOutput(io.Discard)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: sandboxctl [--project DIR] %s\n\n%s\n", synopsis, description)
 		var hasFlags bool
@@ -146,5 +151,8 @@ func flagExit(fs *flag.FlagSet, e env, err error) int {
 		fs.Usage()
 		return exitOK
 	}
+	fs.SetOutput(e.stderr)
+	fmt.Fprintf(e.stderr, "%s: %v\n", fs.Name(), err)
+	fs.Usage()
 	return exitUsage
 }
