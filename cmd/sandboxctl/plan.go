@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 
-	"github.com/llm-sandbox/llm-sandbox/config"
 	"github.com/llm-sandbox/llm-sandbox/program"
 )
 
@@ -19,27 +18,9 @@ func runPlan(e env, projectFlag string, args []string) int {
 	if err != nil {
 		return flagExit(fs, e, err)
 	}
-	if len(stacks) != 1 {
-		fmt.Fprintf(e.stderr, "sandboxctl plan: want exactly one STACK (got %d)\n", len(stacks))
-		return exitUsage
-	}
-	if *format != "text" && *format != "json" {
-		fmt.Fprintf(e.stderr, "sandboxctl plan: --format must be text or json (got %q)\n", *format)
-		return exitUsage
-	}
-	project, all, code := projectStacks(e, projectFlag, "plan")
+	project, spec, code := loadOneStack(e, projectFlag, "plan", stacks, *format)
 	if code != exitOK {
 		return code
-	}
-	if code := checkKnown(e, "plan", stacks, all); code != exitOK {
-		return code
-	}
-	spec, err := config.Load(project, stacks[0])
-	if err != nil {
-		for _, p := range asProblems(stacks[0], err) {
-			fmt.Fprintln(e.stderr, p)
-		}
-		return exitInvalid
 	}
 	plan, err := program.PlanStack(spec, project)
 	if err != nil {

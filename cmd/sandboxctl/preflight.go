@@ -9,7 +9,6 @@ import (
 
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 
-	"github.com/llm-sandbox/llm-sandbox/config"
 	"github.com/llm-sandbox/llm-sandbox/internal/preflight"
 )
 
@@ -47,27 +46,9 @@ func runPreflight(e env, projectFlag string, args []string) int {
 	if err != nil {
 		return flagExit(fs, e, err)
 	}
-	if len(stacks) != 1 {
-		fmt.Fprintf(e.stderr, "sandboxctl preflight: want exactly one STACK (got %d)\n", len(stacks))
-		return exitUsage
-	}
-	if *format != "text" && *format != "json" {
-		fmt.Fprintf(e.stderr, "sandboxctl preflight: --format must be text or json (got %q)\n", *format)
-		return exitUsage
-	}
-	project, all, code := projectStacks(e, projectFlag, "preflight")
+	_, spec, code := loadOneStack(e, projectFlag, "preflight", stacks, *format)
 	if code != exitOK {
 		return code
-	}
-	if code := checkKnown(e, "preflight", stacks, all); code != exitOK {
-		return code
-	}
-	spec, err := config.Load(project, stacks[0])
-	if err != nil {
-		for _, p := range asProblems(stacks[0], err) {
-			fmt.Fprintln(e.stderr, p)
-		}
-		return exitInvalid
 	}
 	region := spec.Region
 	if *regionFlag != "" {

@@ -161,3 +161,32 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// loadOneStack is the preamble of a command that takes exactly one STACK and a --format: it
+// checks the arguments, finds the project and loads the stack's Spec, printing why not and
+// returning the exit code when it cannot.
+func loadOneStack(e env, projectFlag, cmd string, stacks []string, format string) (string, *config.Spec, int) {
+	if len(stacks) != 1 {
+		fmt.Fprintf(e.stderr, "sandboxctl %s: want exactly one STACK (got %d)\n", cmd, len(stacks))
+		return "", nil, exitUsage
+	}
+	if format != "text" && format != "json" {
+		fmt.Fprintf(e.stderr, "sandboxctl %s: --format must be text or json (got %q)\n", cmd, format)
+		return "", nil, exitUsage
+	}
+	project, all, code := projectStacks(e, projectFlag, cmd)
+	if code != exitOK {
+		return "", nil, code
+	}
+	if code := checkKnown(e, cmd, stacks, all); code != exitOK {
+		return "", nil, code
+	}
+	spec, err := config.Load(project, stacks[0])
+	if err != nil {
+		for _, p := range asProblems(stacks[0], err) {
+			fmt.Fprintln(e.stderr, p)
+		}
+		return "", nil, exitInvalid
+	}
+	return project, spec, exitOK
+}
