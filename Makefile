@@ -10,6 +10,7 @@ VENV  := $(CURDIR)/.cache/venv
 # Tool pins. Go tools are verified against the Go checksum database on install; Python tools
 # are installed with hashes from tools/requirements-lint.txt.
 STATICCHECK_VERSION := v0.8.2
+ACTIONLINT_VERSION  := v1.7.12
 FUZZTIME            ?= 15s
 
 # End-to-end test dependencies (`make e2e-deps`): a real Ollama built from the Go module proxy
@@ -32,6 +33,12 @@ LITELLM_WHEELS := $(CURDIR)/.cache/litellm-wheels
 E2E_ENV       := LLM_SANDBOX_OLLAMA_BIN=$(BIN)/ollama LLM_SANDBOX_TINYMODEL_BIN=$(BIN)/tinymodel \
                  LLM_SANDBOX_MOTO_PYTHON=$(MOTO_VENV)/bin/python LLM_SANDBOX_LITELLM_WHEELS=$(LITELLM_WHEELS)
 BENCH_FLAGS   ?=
+# The Pulumi CLI the orchestration tests drive (sandboxctl preview/up/destroy/refresh): built from
+# the Go module proxy in tools/pulumi, whose go.mod pins github.com/pulumi/pulumi/pkg/v3 at the
+# version of the SDK in ./go.mod and whose go.sum holds the checksums (~4 min cold, ~2.3 GB peak;
+# ~10 s to relink from the Go build cache).
+PULUMI_INPUTS := tools/pulumi/go.mod tools/pulumi/go.sum
+E2E_ENV       += LLM_SANDBOX_PULUMI_BIN=$(BIN)/pulumi
 
 .PHONY: plan validate test tools lint unit fuzz help e2e-deps apt e2e bench
 
@@ -48,6 +55,7 @@ test: e2e-deps tools lint unit fuzz validate ## install the test tools, then run
 
 tools: apt ## install the pinned test tools into bin/ and .cache/venv
 	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	GOBIN=$(BIN) $(GO) install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
 	test -x $(VENV)/bin/pip || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r tools/requirements-lint.txt
 
@@ -57,6 +65,7 @@ lint: ## gofmt, go vet, staticcheck, yamllint
 	$(GO) vet ./...
 	$(BIN)/staticcheck ./...
 	$(VENV)/bin/yamllint --strict .
+	$(BIN)/actionlint
 
 unit: e2e-deps ## go test ./... (unit, component, plan, command and end-to-end tests)
 	$(E2E_ENV) $(GO) test -count=1 ./...
@@ -117,3 +126,17 @@ $(LITELLM_WHEELS)/.downloaded: $(LITELLM_LOCK)
 	  --only-binary :all: -r $(LITELLM_LOCK) -d $(LITELLM_WHEELS).tmp
 	mv $(LITELLM_WHEELS).tmp $(LITELLM_WHEELS)
 	touch $@
+
+# The Pulumi CLI, stamped with its version (unstamped, it reports none and sandboxctl refuses it);
+# `make bin/pulumi` builds just this. Rebuilt only when tools/pulumi's pins change; the flock keeps
+# concurrent makes from running two of these builds at once, and the rename means nobody ever runs
+# a half-written binary.
+e2e-deps: $(BIN)/pulumi
+bin/pulumi: $(BIN)/pulumi
+$(BIN)/pulumi: $(PULUMI_INPUTS)
+	@mkdir -p $(BIN) $(CURDIR)/.cache
+	cd tools/pulumi && flock $(CURDIR)/.cache/pulumi-build.lock sh -c '\
+	  version=$$($(GO) list -m -f "{{.Version}}" github.com/pulumi/pulumi/pkg/v3) && \
+	  $(GO) build -trimpath \
+	    -ldflags "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$${version}" \
+	    -o $@.tmp github.com/pulumi/pulumi/pkg/v3/cmd/pulumi && mv $@.tmp $@'

@@ -36,13 +36,19 @@ Commands:
                         offline plan of each stack (all by default); --list shows them
   preflight STACK       check, read-only against AWS, that the account and region can
                         take STACK: quotas, instance offerings, AMIs, certificate, AZs
+  preview STACK...      show what up would change in each STACK (--all: every stack),
+                        with the Pulumi engine, --parallel N stacks at a time (2)
+  up STACK...           create or update each STACK's resources (--all: every stack)
+  destroy STACK...      delete each STACK's resources (--all); refuses a stack with
+                        gateway.deletionProtection true unless --force
+  refresh STACK...      read each STACK's resources back into its state (--all)
 
 Global flags:
   --project DIR         the project directory (default: the nearest parent of the
                         working directory that holds Pulumi.yaml)
   -h, --help            show help; "sandboxctl <command> --help" for a command
 
-Exit codes: 0 success, 1 invalid stacks, 2 usage error.
+Exit codes: 0 success, 1 invalid stacks or a failed check or operation, 2 usage error.
 `
 
 // env is what a command may touch: its output streams and the working directory.
@@ -62,6 +68,10 @@ var commands = map[string]command{
 	"plan":      {"render a stack offline", runPlan},
 	"check":     {"run the policy rules over stacks' offline plans", runCheck},
 	"preflight": {"check an AWS account and region can take a stack", runPreflight},
+	"preview":   {"show what up would change in stacks", runPreview},
+	"up":        {"deploy stacks", runUp},
+	"destroy":   {"delete stacks' resources", runDestroy},
+	"refresh":   {"read stacks' resources back into their state", runRefresh},
 }
 
 func main() {
