@@ -80,6 +80,13 @@ e2e: e2e-deps ## only the end-to-end tests (tests/e2e), verbose
 bench: e2e-deps ## the gateway benchmark: LiteLLM vs direct Ollama at 1, 8 and 32 streaming clients (BENCH_FLAGS=...)
 	$(E2E_ENV) $(GO) run ./tests/bench/gatewaybench $(BENCH_FLAGS)
 
+# The load generator of `sandboxctl loadtest` against its loopback load double (no e2e-deps
+# needed): 500 and 1000 concurrent streams of 20 tokens/s; docs/performance.md has the figures.
+LOADGEN_BENCH_FLAGS ?=
+.PHONY: bench-loadgen
+bench-loadgen: ## the load generator's own benchmark: 500 and 1000 streams against a load double (LOADGEN_BENCH_FLAGS=...)
+	$(GO) run ./tests/bench/loadgenbench $(LOADGEN_BENCH_FLAGS)
+
 e2e-deps: apt $(BIN)/ollama $(BIN)/tinymodel $(MOTO_VENV)/.installed $(LITELLM_WHEELS)/.downloaded ## build or install what the end-to-end tests run (cached)
 
 apt: # the Debian packages above; apt-get only when one is missing

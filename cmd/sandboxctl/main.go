@@ -36,6 +36,10 @@ Commands:
                         offline plan of each stack (all by default); --list shows them
   preflight STACK       check, read-only against AWS, that the account and region can
                         take STACK: quotas, instance offerings, AMIs, certificate, AZs
+  verify STACK          check a deployed endpoint: models listed, a chat and a streamed
+                        completion per model, a wrong key refused (or --url and --key)
+  loadtest STACK        drive --users concurrent streaming users and judge tokens/s per
+                        user against a target (or --url and --key)
   preview STACK...      show what up would change in each STACK (--all: every stack),
                         with the Pulumi engine, --parallel N stacks at a time (2)
   up STACK...           create or update each STACK's resources (--all: every stack)
@@ -68,6 +72,8 @@ var commands = map[string]command{
 	"plan":      {"render a stack offline", runPlan},
 	"check":     {"run the policy rules over stacks' offline plans", runCheck},
 	"preflight": {"check an AWS account and region can take a stack", runPreflight},
+	"verify":    {"check a deployed endpoint answers as its clients need", runVerify},
+	"loadtest":  {"load a deployed endpoint with concurrent streaming users", runLoadtest},
 	"preview":   {"show what up would change in stacks", runPreview},
 	"up":        {"deploy stacks", runUp},
 	"destroy":   {"delete stacks' resources", runDestroy},

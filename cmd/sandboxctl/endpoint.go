@@ -1,0 +1,132 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os/exec"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/llm-sandbox/llm-sandbox/program"
+)
+
+// endpointLookupTimeout bounds reading a stack's outputs and its master key.
+const endpointLookupTimeout = 2 * time.Minute
+
+// secretAccessHelp says how to let the command read the master key, for the exit-2 message.
+const secretAccessHelp = `Reading the key needs AWS credentials allowed secretsmanager:GetSecretValue on the secret
+(and kms:Decrypt on its key), given the usual way: AWS_PROFILE, AWS_ACCESS_KEY_ID and
+AWS_SECRET_ACCESS_KEY, SSO or an instance role. Or pass --url and --key instead of STACK.`
+
+// endpointFlags are --url and --key, which name an endpoint when no STACK does.
+type endpointFlags struct {
+	url, key *string
+}
+
+func addEndpointFlags(fs *flag.FlagSet) endpointFlags {
+	return endpointFlags{
+		url: fs.String("url", "", "the endpoint's base `URL` (the stack output endpointUrl; a trailing /v1 is accepted); required unless STACK is given"),
+		key: fs.String("key", "", "the API `key` (the gateway's master key); required unless STACK is given"),
+	}
+}
+
+// endpoint is where to send requests, and where that came from (for the operator, key-free).
+type endpoint struct {
+	url, key, source string
+}
+
+// resolveEndpoint returns the endpoint named either by --url and --key or by the one STACK in
+// positional, whose outputs endpointUrl and masterKeySecretArn it reads with the Pulumi CLI
+// and Secrets Manager. It prints why not and returns exitUsage when it cannot.
+func resolveEndpoint(e env, projectFlag, cmd string, positional []string, f endpointFlags) (endpoint, int) {
+	usageErr := func(format string, args ...any) (endpoint, int) {
+		fmt.Fprintf(e.stderr, "sandboxctl %s: "+format+"\n", append([]any{cmd}, args...)...)
+		return endpoint{}, exitUsage
+	}
+	switch {
+	case len(positional) > 1:
+		return usageErr("want at most one STACK (got %d: %s)", len(positional), strings.Join(positional, " "))
+	case len(positional) == 1 && (*f.url != "" || *f.key != ""):
+		return usageErr("give STACK or --url and --key, not both")
+	case len(positional) == 0 && (*f.url == "" || *f.key == ""):
+		return usageErr("want STACK, or both --url and --key")
+	case len(positional) == 0:
+		if !strings.HasPrefix(*f.url, "http://") && !strings.HasPrefix(*f.url, "https://") {
+			return usageErr("--url must start with http:// or https:// (got %q)", *f.url)
+		}
+		return endpoint{url: *f.url, key: *f.key, source: "--url and --key"}, exitOK
+	}
+
+	stack := positional[0]
+	pulumi, err := exec.LookPath("pulumi")
+	if err != nil {
+		return usageErr("the pulumi CLI is not installed (no pulumi on PATH): install it to read stack %s's outputs, or pass --url and --key instead of STACK", stack)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), endpointLookupTimeout)
+	defer cancel()
+	// The project directory holds Pulumi.yaml, which the CLI needs to find the stack; a fully
+	// qualified org/project/stack works from anywhere.
+	dir := e.cwd
+	if p, err := program.FindProject(e.cwd, projectFlag); err == nil {
+		dir = p
+	}
+	run := exec.CommandContext(ctx, pulumi, "stack", "output", "--json", "-s", stack)
+	run.Dir = dir
+	var stdout, stderr bytes.Buffer
+	run.Stdout, run.Stderr = &stdout, &stderr
+	run.WaitDelay = 5 * time.Second
+	if err := run.Run(); err != nil {
+		return usageErr("pulumi stack output --json -s %s: %v\n%s", stack, err, strings.TrimSpace(stderr.String()))
+	}
+	var outputs map[string]any
+	if err := json.Unmarshal(stdout.Bytes(), &outputs); err != nil {
+		return usageErr("pulumi stack output --json -s %s: not a JSON object: %v", stack, err)
+	}
+	url, _ := outputs["endpointUrl"].(string)
+	arn, _ := outputs["masterKeySecretArn"].(string)
+	if url == "" || arn == "" {
+		names := make([]string, 0, len(outputs))
+		for k := range outputs {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		return usageErr("stack %s has no endpointUrl or masterKeySecretArn output (outputs: %s): has it been deployed with `pulumi up`?",
+			stack, strings.Join(names, ", "))
+	}
+	key, err := masterKey(ctx, arn)
+	if err != nil {
+		return usageErr("stack %s: read the master key: %v\n%s", stack, err, secretAccessHelp)
+	}
+	return endpoint{url: url, key: key, source: fmt.Sprintf("stack %s (endpointUrl, master key from %s)", stack, arn)}, exitOK
+}
+
+// masterKey reads the secret's string value with the standard AWS credential chain, in the
+// secret's own region. AWS_ENDPOINT_URL (or AWS_ENDPOINT_URL_SECRETS_MANAGER) points the call
+// elsewhere, as for an emulator.
+func masterKey(ctx context.Context, arn string) (string, error) {
+	parts := strings.Split(arn, ":")
+	if len(parts) < 7 || parts[0] != "arn" || parts[2] != "secretsmanager" || parts[3] == "" {
+		return "", fmt.Errorf("masterKeySecretArn %q is not a Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>)", arn)
+	}
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(parts[3]))
+	if err != nil {
+		return "", fmt.Errorf("load the AWS configuration: %w", err)
+	}
+	out, err := secretsmanager.NewFromConfig(cfg).GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(arn)})
+	if err != nil {
+		return "", fmt.Errorf("GetSecretValue %s: %w", arn, err)
+	}
+	if out.SecretString == nil || strings.TrimSpace(*out.SecretString) == "" {
+		return "", errors.New("GetSecretValue " + arn + ": the secret holds no string")
+	}
+	return strings.TrimSpace(*out.SecretString), nil
+}

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/llm-sandbox/llm-sandbox/internal/loadgen"
+	"github.com/llm-sandbox/llm-sandbox/internal/verify"
+)
+
+// modelList is a repeatable flag that also takes comma-separated names.
+type modelList []string
+
+func (m *modelList) String() string { return strings.Join(*m, ",") }
+
+func (m *modelList) Set(v string) error {
+	for _, name := range strings.Split(v, ",") {
+		if name = strings.TrimSpace(name); name != "" {
+			*m = append(*m, name)
+		}
+	}
+	return nil
+}
+
+func runVerify(e env, projectFlag string, args []string) int {
+	fs := flagSet(e, "verify", "verify STACK | --url URL --key KEY [--model M]... [--format text|json] [--timeout D]",
+		"Checks a deployed endpoint as its clients use it:\n"+
+			"  listing  GET /v1/models answers with the key and lists at least one model (and\n"+
+			"           every --model)\n"+
+			"  auth     a chat completion with a wrong key is refused with HTTP 401\n"+
+			"  chat     per model: a short chat completion answers with text and a finish_reason\n"+
+			"  stream   per model: a streamed completion sends text, a finish_reason and ends with\n"+
+			"           data: [DONE]; reports the time to first token and the total time\n"+
+			"With STACK, the endpoint is the stack output endpointUrl and the key is read from the\n"+
+			"Secrets Manager secret its output masterKeySecretArn names (`pulumi stack output` and\n"+
+			"the standard AWS credentials; AWS_ENDPOINT_URL is honoured). The key is never printed.\n"+
+			"Without --model every listed model is checked. text prints one line per check;\n"+
+			`json prints {"url", "ok", "listing", "auth", "models": [{"model", "ok", "listed",`+"\n"+
+			`"chat", "stream"}]} (docs/verify-loadtest.md).`+"\n"+
+			"Exit 0 every check passed, 1 a check failed, 2 usage error or no endpoint or key.")
+	format := fs.String("format", "text", "output `format`: text or json")
+	timeout := fs.Duration("timeout", time.Minute, "bound on each request (`duration`)")
+	var models modelList
+	fs.Var(&models, "model", "a `model` that must be listed and answer (repeatable, or comma-separated); default every listed model")
+	ef := addEndpointFlags(fs)
+	positional, err := parseFlags(fs, args)
+	if err != nil {
+		return flagExit(fs, e, err)
+	}
+	if *format != "text" && *format != "json" {
+		fmt.Fprintf(e.stderr, "sandboxctl verify: --format must be text or json (got %q)\n", *format)
+		return exitUsage
+	}
+	if *timeout <= 0 {
+		fmt.Fprintf(e.stderr, "sandboxctl verify: --timeout must be positive (got %s)\n", *timeout)
+		return exitUsage
+	}
+	ep, code := resolveEndpoint(e, projectFlag, "verify", positional, ef)
+	if code != exitOK {
+		return code
+	}
+	fmt.Fprintf(e.stderr, "verifying %s (from %s)\n", loadgen.BaseURL(ep.url), ep.source)
+
+	c := loadgen.NewClient(ep.url, ep.key, 2)
+	defer c.Close()
+	report := verify.Run(context.Background(), c, verify.Options{Models: models, Timeout: *timeout})
+	if *format == "json" {
+		out, _ := json.MarshalIndent(report, "", "  ")
+		fmt.Fprintln(e.stdout, string(out))
+	} else {
+		writeVerifyText(e, report)
+	}
+	if !report.OK {
+		return exitInvalid
+	}
+	return exitOK
+}
+
+func okWord(ok bool) string {
+	if ok {
+		return "ok"
+	}
+	return "FAIL"
+}
+
+func writeVerifyText(e env, r verify.Report) {
+	var b strings.Builder
+	total, failed := 0, 0
+	line := func(ok bool, name, detail string) {
+		total++
+		if !ok {
+			failed++
+		}
+		fmt.Fprintf(&b, "%-5s %s: %s\n", okWord(ok), name, detail)
+	}
+	line(r.Listing.OK, "listing", r.Listing.Detail)
+	line(r.Auth.OK, "auth", r.Auth.Detail)
+	for _, m := range r.Models {
+		if !m.Listed && r.Listing.Status == 200 {
+			line(false, m.Model, "not listed by GET /v1/models")
+		}
+		line(m.Chat.OK, m.Model+" chat", m.Chat.Detail)
+		line(m.Stream.OK, m.Model+" stream", m.Stream.Detail)
+	}
+	if len(r.Models) == 0 {
+		line(false, "models", "no model to check: the listing failed and no --model was given")
+	}
+	fmt.Fprintf(&b, "%s: %d check(s), %d ok, %d failed", r.URL, total, total-failed, failed)
+	if r.OK {
+		b.WriteString(": the endpoint serves\n")
+	} else {
+		b.WriteString("\n")
+	}
+	fmt.Fprint(e.stdout, b.String())
+}
+
+// Ensure modelList satisfies flag.Value.
+var _ flag.Value = (*modelList)(nil)

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// standInPulumi puts a stand-in for the Pulumi CLI first on PATH: a script that records its
+// arguments and answers `pulumi stack output` with outputs (JSON) and exit code exit. It
+// stands in because no stack is deployed here; what it prints is the shape the real CLI prints
+// for the program's exports. It returns the file its arguments are recorded in.
+func standInPulumi(t *testing.T, outputs map[string]any, stderr string, exit int) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "stand-in-pulumi-cli")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	record := filepath.Join(dir, "args")
+	out, err := json.Marshal(outputs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := "#!/bin/sh\n" +
+		"echo \"$(pwd)|$*\" >> '" + record + "'\n" +
+		"cat <<'EOF'\n" + string(out) + "\nEOF\n" +
+		"echo '" + stderr + "' >&2\n" +
+		"exit " + string(rune('0'+exit)) + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "pulumi"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	return record
+}
+
+func TestEndpointUsageErrors(t *testing.T) {
+	root := projectRoot(t)
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"verify: no endpoint", []string{"verify"}, "want STACK, or both --url and --key"},
+		{"verify: url without key", []string{"verify", "--url", "http://127.0.0.1:1"}, "want STACK, or both --url and --key"},
+		{"verify: stack and url", []string{"verify", "chemistry", "--url", "http://127.0.0.1:1"}, "give STACK or --url and --key, not both"},
+		{"verify: two stacks", []string{"verify", "chemistry", "physics"}, "want at most one STACK (got 2: chemistry physics)"},
+		{"verify: not http", []string{"verify", "--url", "ftp://x", "--key", "k"}, "--url must start with http:// or https://"},
+		{"verify: format", []string{"verify", "--url", "http://x", "--key", "k", "--format", "yaml"}, "--format must be text or json"},
+		{"verify: timeout", []string{"verify", "--url", "http://x", "--key", "k", "--timeout", "0s"}, "--timeout must be positive"},
+		{"verify: unknown flag", []string{"verify", "--users", "3"}, "flag provided but not defined: -users"},
+		{"loadtest: no users", []string{"loadtest", "--url", "http://x", "--key", "k"}, "--users must be at least 1 (got 0)"},
+		{"loadtest: duration and requests", []string{"loadtest", "--url", "http://x", "--key", "k", "--users", "2", "--duration", "5s", "--requests", "9"}, "give --duration or --requests, not both"},
+		{"loadtest: no endpoint", []string{"loadtest", "--users", "2"}, "want STACK, or both --url and --key"},
+		{"loadtest: max tokens", []string{"loadtest", "--url", "http://x", "--key", "k", "--users", "2", "--max-tokens", "0"}, "--max-tokens must be at least 1"},
+		{"loadtest: format", []string{"loadtest", "--url", "http://x", "--key", "k", "--users", "2", "--format", "csv"}, "--format must be text or json"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, out, errOut := sandboxctl(t, root, c.args...)
+			if code != exitUsage {
+				t.Errorf("exit %d, want %d", code, exitUsage)
+			}
+			if !strings.Contains(errOut, c.want) {
+				t.Errorf("stderr %q, want it to say %q", errOut, c.want)
+			}
+			if out != "" {
+				t.Errorf("stdout %q, want nothing", out)
+			}
+		})
+	}
+}
+
+func TestEndpointCommandsHelp(t *testing.T) {
+	for cmd, want := range map[string][]string{
+		"verify":   {"Usage: sandboxctl [--project DIR] verify STACK | --url URL --key KEY", "masterKeySecretArn", "Exit 0 every check passed, 1 a check failed, 2 usage"},
+		"loadtest": {"Usage: sandboxctl [--project DIR] loadtest STACK | --url URL --key KEY --users N", "the median user (p50)", "-target-tokens-per-user", "Exit 0 verdict met, 1 not met"},
+	} {
+		code, out, _ := sandboxctl(t, projectRoot(t), cmd, "--help")
+		if code != exitOK {
+			t.Errorf("%s --help: exit %d", cmd, code)
+		}
+		for _, w := range want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%s --help does not say %q:\n%s", cmd, w, out)
+			}
+		}
+	}
+	_, out, _ := sandboxctl(t, projectRoot(t), "--help")
+	for _, w := range []string{"  verify STACK ", "  loadtest STACK "} {
+		if !strings.Contains(out, w) {
+			t.Errorf("sandboxctl --help does not list %q", w)
+		}
+	}
+}
+
+func TestStackWithoutThePulumiCLI(t *testing.T) {
+	t.Setenv("PATH", t.TempDir()) // no pulumi anywhere on it
+	for _, cmd := range [][]string{{"verify", "chemistry"}, {"loadtest", "chemistry", "--users", "1"}} {
+		code, out, errOut := sandboxctl(t, projectRoot(t), cmd...)
+		want := "sandboxctl " + cmd[0] + ": the pulumi CLI is not installed (no pulumi on PATH): install it to read stack chemistry's outputs, or pass --url and --key instead of STACK\n"
+		if code != exitUsage || errOut != want || out != "" {
+			t.Errorf("%v: exit %d, stderr %q; want exit 2 and %q", cmd, code, errOut, want)
+		}
+	}
+}
+
+func TestStackOutputsMissingOrFailing(t *testing.T) {
+	root := projectRoot(t)
+	t.Run("not deployed", func(t *testing.T) {
+		record := standInPulumi(t, map[string]any{"department": "chemistry", "region": "ca-central-1"}, "", 0)
+		code, _, errOut := sandboxctl(t, filepath.Join(root, "config"), "verify", "chemistry")
+		if code != exitUsage || !strings.Contains(errOut, "stack chemistry has no endpointUrl or masterKeySecretArn output (outputs: department, region)") {
+			t.Errorf("exit %d, stderr %q", code, errOut)
+		}
+		// Run from a subfolder: the CLI runs in the project directory, with exactly these arguments.
+		args, err := os.ReadFile(record)
+		if err != nil || string(args) != root+"|stack output --json -s chemistry\n" {
+			t.Errorf("the CLI was run as %q (%v), want %q", args, err, root+"|stack output --json -s chemistry\n")
+		}
+	})
+	t.Run("CLI fails", func(t *testing.T) {
+		standInPulumi(t, nil, "error: no stack named \"nosuch\" found", 1)
+		code, _, errOut := sandboxctl(t, root, "verify", "nosuch")
+		if code != exitUsage || !strings.Contains(errOut, "pulumi stack output --json -s nosuch: exit status 1\nerror: no stack named \"nosuch\" found") {
+			t.Errorf("exit %d, stderr %q", code, errOut)
+		}
+	})
+	t.Run("not a secret ARN", func(t *testing.T) {
+		standInPulumi(t, map[string]any{"endpointUrl": "https://llm.example.org", "masterKeySecretArn": "sk-oops"}, "", 0)
+		code, _, errOut := sandboxctl(t, root, "loadtest", "chemistry", "--users", "1")
+		if code != exitUsage || !strings.Contains(errOut, `masterKeySecretArn "sk-oops" is not a Secrets Manager secret ARN`) {
+			t.Errorf("exit %d, stderr %q", code, errOut)
+		}
+	})
+}
