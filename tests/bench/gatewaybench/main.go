@@ -27,7 +27,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -35,6 +34,7 @@ import (
 	"time"
 
 	"github.com/llm-sandbox/llm-sandbox/node"
+	"github.com/llm-sandbox/llm-sandbox/tests/bench/host"
 	"github.com/llm-sandbox/llm-sandbox/tests/harness"
 )
 
@@ -54,16 +54,12 @@ type settings struct {
 
 // machine describes where the figures were measured.
 type machine struct {
-	CPU    string `json:"cpu"`
-	Cores  int    `json:"cores"`
-	MemGiB int    `json:"memoryGiB"`
-	Kernel string `json:"kernel"`
+	host.Host
 	// LoadBefore and LoadAfter are /proc/loadavg's 1, 5 and 15 minute load averages before the
 	// set-up and after the last round: above the benchmark's own load, something else shared
 	// the cores.
 	LoadBefore string `json:"loadAverageBefore"`
 	LoadAfter  string `json:"loadAverageAfter"`
-	Go         string `json:"go"`
 	Python     string `json:"python"`
 	Ollama     string `json:"ollama"`
 	LiteLLM    string `json:"litellm"`
@@ -158,7 +154,7 @@ func run() int {
 // bench stands the deployment up, warms both paths, and measures every level.
 func bench(ctx context.Context, r *harness.Runner, s settings) (rep report) {
 	rep = report{Started: time.Now().UTC(), Settings: s}
-	loadBefore := loadAverage()
+	loadBefore := host.LoadAverage()
 	h := harness.RequireLiteLLM(r)
 
 	r.Logf("setting up: agent, Ollama node, LiteLLM node (installing LiteLLM takes a minute or two)")
@@ -209,7 +205,7 @@ func bench(ctx context.Context, r *harness.Runner, s settings) (rep report) {
 	loadsBefore := modelLoads(r, ollama)
 	defer func() {
 		rep.ModelLoads = modelLoads(r, ollama) - loadsBefore
-		rep.Machine.LoadAfter = loadAverage()
+		rep.Machine.LoadAfter = host.LoadAverage()
 		if s.logs != "" {
 			keepLogs(r, s.logs, ollama, gw)
 		}
@@ -260,15 +256,6 @@ func bench(ctx context.Context, r *harness.Runner, s settings) (rep report) {
 	return rep
 }
 
-// loadAverage is the first three fields of /proc/loadavg.
-func loadAverage() string {
-	data, err := os.ReadFile("/proc/loadavg")
-	if f := strings.Fields(string(data)); err == nil && len(f) >= 3 {
-		return strings.Join(f[:3], " ")
-	}
-	return "unknown"
-}
-
 // modelLoads counts the runner starts in the pool node's Ollama log.
 func modelLoads(r *harness.Runner, ollama *harness.Member) int {
 	data, err := os.ReadFile(ollama.LogPath("ollama"))
@@ -298,24 +285,7 @@ func keepLogs(r *harness.Runner, dir string, ollama, gw *harness.Member) {
 
 // describeMachine records the CPU, the memory, and the versions of everything measured.
 func describeMachine(r *harness.Runner, ollama, gw *harness.Member) machine {
-	m := machine{Cores: runtime.NumCPU(), Go: runtime.Version()}
-	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, line := range strings.Split(string(data), "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-				m.CPU = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
-	if data, err := os.ReadFile("/proc/meminfo"); err == nil {
-		var kb int
-		if _, err := fmt.Sscanf(string(data), "MemTotal: %d kB", &kb); err == nil {
-			m.MemGiB = (kb + 512*1024) / (1024 * 1024)
-		}
-	}
-	if data, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
-		m.Kernel = strings.TrimSpace(string(data))
-	}
+	m := machine{Host: host.Describe()}
 	var version struct {
 		Version string `json:"version"`
 	}

@@ -39,6 +39,7 @@ import (
 
 	"github.com/llm-sandbox/llm-sandbox/internal/loadgen"
 	"github.com/llm-sandbox/llm-sandbox/internal/loadgen/loaddouble"
+	"github.com/llm-sandbox/llm-sandbox/tests/bench/host"
 )
 
 // settings are the benchmark's knobs, recorded in the report.
@@ -75,11 +76,7 @@ type report struct {
 }
 
 type machine struct {
-	CPU    string `json:"cpu"`
-	Cores  int    `json:"cores"`
-	MemGiB int    `json:"memoryGiB"`
-	Kernel string `json:"kernel"`
-	Go     string `json:"go"`
+	host.Host
 	// LoadBefore is /proc/loadavg's 1, 5 and 15 minute averages before the first level.
 	LoadBefore string `json:"loadAverageBefore"`
 }
@@ -336,30 +333,7 @@ func round(x float64, places int) float64 {
 }
 
 func describeMachine() machine {
-	m := machine{Cores: runtime.NumCPU(), Go: runtime.Version()}
-	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, line := range strings.Split(string(data), "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-				m.CPU = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
-	if data, err := os.ReadFile("/proc/meminfo"); err == nil {
-		var kb int
-		if _, err := fmt.Sscanf(string(data), "MemTotal: %d kB", &kb); err == nil {
-			m.MemGiB = (kb + 512*1024) / (1024 * 1024)
-		}
-	}
-	if data, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
-		m.Kernel = strings.TrimSpace(string(data))
-	}
-	if data, err := os.ReadFile("/proc/loadavg"); err == nil {
-		if f := strings.Fields(string(data)); len(f) >= 3 {
-			m.LoadBefore = strings.Join(f[:3], " ")
-		}
-	}
-	return m
+	return machine{Host: host.Describe(), LoadBefore: host.LoadAverage()}
 }
 
 func printReport(w io.Writer, rep report) {
