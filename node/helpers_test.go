@@ -254,14 +254,9 @@ func (b *syncBuffer) String() string {
 
 // env is one agent under test with its doubles.
 type env struct {
-	t       *testing.T
-	root    string
-	cfg     *Config
+	agentEnv
 	files   *fileServer
 	ollama  *fakeollama.Server
-	runner  *fakeRunner
-	lc      *fakeLifecycle
-	log     *syncBuffer
 	release []byte
 	gguf    []byte
 	nvidia  func(args []string) ([]byte, error)
@@ -274,7 +269,7 @@ var testRetry = RetryPolicy{Attempts: 3, Initial: time.Millisecond, Max: 5 * tim
 // a fake Ollama API on 127.0.0.1, a fake runner and a fake lifecycle.
 func newEnv(t *testing.T, o fakeollama.Options) *env {
 	t.Helper()
-	e := &env{t: t, root: t.TempDir(), lc: &fakeLifecycle{}, log: &syncBuffer{}}
+	e := &env{agentEnv: newAgentEnv(t)}
 	e.release = releaseArchive(t, "#!/bin/sh\necho 'ollama version is "+testVersion+"'\n")
 	e.gguf = []byte("GGUF fake weights for the test")
 	e.files = newFileServer(t, map[string][]byte{
@@ -316,7 +311,22 @@ func newEnv(t *testing.T, o fakeollama.Options) *env {
 	return e
 }
 
-func (e *env) options() Options {
+// agentEnv is what every agent test drives: a config under a temporary root, a fake runner, a
+// fake lifecycle and a log, with fast retries and polls.
+type agentEnv struct {
+	t      *testing.T
+	root   string
+	cfg    *Config
+	runner *fakeRunner
+	lc     *fakeLifecycle
+	log    *syncBuffer
+}
+
+func newAgentEnv(t *testing.T) agentEnv {
+	return agentEnv{t: t, root: t.TempDir(), lc: &fakeLifecycle{}, log: &syncBuffer{}}
+}
+
+func (e *agentEnv) options() Options {
 	return Options{
 		Root:         e.root,
 		Runner:       e.runner,
@@ -328,7 +338,7 @@ func (e *env) options() Options {
 	}
 }
 
-func (e *env) agent(mutate ...func(*Options)) *Agent {
+func (e *agentEnv) agent(mutate ...func(*Options)) *Agent {
 	e.t.Helper()
 	opts := e.options()
 	for _, m := range mutate {
@@ -341,7 +351,7 @@ func (e *env) agent(mutate ...func(*Options)) *Agent {
 	return a
 }
 
-func (e *env) bootstrap(mutate ...func(*Options)) error {
+func (e *agentEnv) bootstrap(mutate ...func(*Options)) error {
 	e.t.Helper()
 	return e.agent(mutate...).Bootstrap(context.Background())
 }

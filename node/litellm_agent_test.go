@@ -35,14 +35,9 @@ const (
 // AWS_ENDPOINT_URL_SECRETS_MANAGER; an httptest server standing in for LiteLLM's health
 // endpoint (systemd mode) and a fake lifecycle.
 type liteEnv struct {
-	t      *testing.T
-	root   string
-	cfg    *Config
-	runner *fakeRunner
-	lc     *fakeLifecycle
-	log    *syncBuffer
-	sm     *fakeaws.SecretsManager
-	files  *fileServer
+	agentEnv
+	sm    *fakeaws.SecretsManager
+	files *fileServer
 	// health is the status GET /health/liveliness answers.
 	health atomic.Int32
 	// version is what the venv's litellm reports.
@@ -58,7 +53,7 @@ type liteEnv struct {
 
 func newLiteEnv(t *testing.T) *liteEnv {
 	t.Helper()
-	e := &liteEnv{t: t, root: t.TempDir(), lc: &fakeLifecycle{}, log: &syncBuffer{}, sm: &fakeaws.SecretsManager{}, version: versions.LiteLLM.Version}
+	e := &liteEnv{agentEnv: newAgentEnv(t), sm: &fakeaws.SecretsManager{}, version: versions.LiteLLM.Version}
 	e.health.Store(http.StatusOK)
 	e.sm.Put(testSecretArn, testMasterKey)
 	sm := httptest.NewServer(e.sm)
@@ -143,36 +138,6 @@ func (e *liteEnv) makeVenv(dir string) error {
 		return err
 	}
 	return os.WriteFile(filepath.Join(bin, "litellm"), []byte(e.script), 0o755)
-}
-
-func (e *liteEnv) options() Options {
-	return Options{
-		Root:         e.root,
-		Runner:       e.runner,
-		Lifecycle:    e.lc,
-		Log:          NewLogger(e.log, nil),
-		Retry:        &testRetry,
-		PollInterval: 10 * time.Millisecond,
-		Timeouts:     map[string]time.Duration{StepStart: 5 * time.Second},
-	}
-}
-
-func (e *liteEnv) agent(mutate ...func(*Options)) *Agent {
-	e.t.Helper()
-	opts := e.options()
-	for _, m := range mutate {
-		m(&opts)
-	}
-	a, err := New(context.Background(), e.cfg, opts)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return a
-}
-
-func (e *liteEnv) bootstrap(mutate ...func(*Options)) error {
-	e.t.Helper()
-	return e.agent(mutate...).Bootstrap(context.Background())
 }
 
 // keyContained asserts that the master key is in the environment file and nowhere else: no log
