@@ -113,16 +113,8 @@ func newLiteFakes(t *testing.T) *liteFakes {
 		"./litellm-" + versions.LiteLLM.Version + "-cp310-abi3-manylinux_2_28_x86_64.whl": "wheel",
 		"./uvicorn-0.54.0-py3-none-any.whl":                                               "wheel",
 	})
-	var mu sync.Mutex
-	hits := 0
-	files := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		hits++
-		mu.Unlock()
-		_, _ = w.Write(wheelhouse)
-	}))
-	t.Cleanup(files.Close)
-	f.wheelhouseHits = func() int { mu.Lock(); defer mu.Unlock(); return hits }
+	files, hits := countingServer(t, wheelhouse)
+	f.wheelhouseHits = hits
 	imds := httptest.NewServer(&fakeaws.IMDS{InstanceID: "i-0fedcba9876543210", Group: "chemistry-gateway", Region: "ca-central-1"})
 	asg := httptest.NewServer(f.asg)
 	sm := httptest.NewServer(f.sm)

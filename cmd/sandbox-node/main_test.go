@@ -147,16 +147,8 @@ func newFakes(t *testing.T) *fakes {
 		t.Fatal(err)
 	}
 	archive := release(t)
-	var mu sync.Mutex
-	hits := 0
-	files := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		hits++
-		mu.Unlock()
-		_, _ = w.Write(archive)
-	}))
-	t.Cleanup(files.Close)
-	f.releaseHits = func() int { mu.Lock(); defer mu.Unlock(); return hits }
+	files, hits := countingServer(t, archive)
+	f.releaseHits = hits
 	imds := httptest.NewServer(&fakeaws.IMDS{InstanceID: "i-0123456789abcdef0", Group: "chemistry-default", Region: "eu-west-1"})
 	asg := httptest.NewServer(f.asg)
 	t.Cleanup(imds.Close)
@@ -327,4 +319,19 @@ func TestMissingConsoleIsNotAnError(t *testing.T) {
 	if w != nil {
 		t.Errorf("--console none still mirrors")
 	}
+}
+
+// countingServer serves body at every path on 127.0.0.1 and counts the requests.
+func countingServer(t *testing.T, body []byte) (*httptest.Server, func() int) {
+	t.Helper()
+	var mu sync.Mutex
+	hits := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		hits++
+		mu.Unlock()
+		_, _ = w.Write(body)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, func() int { mu.Lock(); defer mu.Unlock(); return hits }
 }
