@@ -191,6 +191,11 @@ func TestCheckSetFindsDuplicatesAndOverlaps(t *testing.T) {
 	if got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
+	for _, p := range CheckSet([]*Spec{a, b, c}) {
+		if !p.Concerns(a.Source) || !p.Concerns(b.Source) || p.Concerns(c.Source) {
+			t.Errorf("%s: concerns a %t, b %t, c %t; want a and b only", p, p.Concerns(a.Source), p.Concerns(b.Source), p.Concerns(c.Source))
+		}
+	}
 }
 
 func TestLoadMissingStack(t *testing.T) {

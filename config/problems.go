@@ -13,7 +13,14 @@ type Problem struct {
 	Path string
 	// Message says what is wrong, with the value found.
 	Message string
+	// Other is, for a problem between two files (CheckSet), the other file of the pair; the
+	// problem concerns it as much as Source. Empty otherwise.
+	Other string
 }
+
+// Concerns reports whether the problem is about the stack file file: it is on it, or file is
+// the other file of a clash between two.
+func (p Problem) Concerns(file string) bool { return p.Source == file || p.Other == file }
 
 // String formats the problem as "<file>: <key.path>: <message>".
 func (p Problem) String() string {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -135,12 +136,25 @@ func TestValidateAcrossDepartments(t *testing.T) {
 		!strings.Contains(b.Problems[1].Message, "overlaps 10.20.0.0/16 of stacks/Pulumi.a.yaml") {
 		t.Errorf("stack b: %+v", b)
 	}
-	if !result.Stacks[0].Valid || !result.Stacks[2].Valid {
-		t.Errorf("stacks a and c should be valid: %+v", result.Stacks)
+	// A clash concerns both files: a shows the same two problems, on b's file.
+	if a := result.Stacks[0]; a.Stack != "a" || a.Valid || !reflect.DeepEqual(a.Problems, b.Problems) {
+		t.Errorf("stack a should show b's clash with it: %+v", a)
 	}
-	// Naming only the valid stack still checks it against the others, and it passes.
+	if !result.Stacks[2].Valid {
+		t.Errorf("stack c should be valid: %+v", result.Stacks[2])
+	}
+	// Naming only the valid stack still checks it against the others, and it passes; naming
+	// the earlier file of the clash shows the clash.
 	if code, out, _ := sandboxctl(t, dir, "validate", "c"); code != exitOK {
 		t.Errorf("validate c: exit %d\n%s", code, out)
+	}
+	if code, out, _ := sandboxctl(t, dir, "validate", "a"); code != exitInvalid || !strings.Contains(out, "overlaps 10.20.0.0/16 of stacks/Pulumi.a.yaml") {
+		t.Errorf("validate a: exit %d, want %d with the overlap\n%s", code, exitInvalid, out)
+	}
+	// The text report prints each clash once, though it concerns two files.
+	_, out, _ = sandboxctl(t, dir, "validate")
+	if n := strings.Count(out, "overlaps 10.20.0.0/16"); n != 1 || !strings.Contains(out, "2 of 3 stack file(s) invalid, 2 problem(s)") {
+		t.Errorf("validate (text): the overlap printed %d times, want once, and 2 of 3 invalid with 2 problems:\n%s", n, out)
 	}
 }
 

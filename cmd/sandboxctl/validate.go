@@ -60,8 +60,12 @@ func runValidate(e env, projectFlag string, args []string) int {
 		}
 		specs = append(specs, spec)
 	}
+	// A clash between two files is shown with either of them, named or not.
 	for _, p := range config.CheckSet(specs) {
 		problems[p.Source] = append(problems[p.Source], p)
+		if p.Other != "" {
+			problems[p.Other] = append(problems[p.Other], p)
+		}
 	}
 
 	results := make([]stackResult, 0, len(stacks))
@@ -94,6 +98,7 @@ func runValidate(e env, projectFlag string, args []string) int {
 func writeValidateText(e env, results []stackResult) {
 	var b strings.Builder
 	invalid, count := 0, 0
+	printed := map[problemRecord]bool{}
 	for _, r := range results {
 		if r.Valid {
 			fmt.Fprintf(&b, "ok    %s\n", r.File)
@@ -101,6 +106,11 @@ func writeValidateText(e env, results []stackResult) {
 		}
 		invalid++
 		for _, p := range r.Problems {
+			// A clash between two files belongs to both; print it once.
+			if printed[p] {
+				continue
+			}
+			printed[p] = true
 			count++
 			fmt.Fprintf(&b, "%s: %s: %s\n", p.File, p.Path, p.Message)
 		}
