@@ -122,6 +122,39 @@ func TestDefaultsAreApplied(t *testing.T) {
 	}
 }
 
+// A hosted zone without a certificate ARN means a certificate the program requests; with one,
+// the given certificate is used and only the DNS record is made.
+func TestHostedZoneMakesTheCertificateOptional(t *testing.T) {
+	base := Values{
+		"aws:region":             "ca-central-1",
+		"llm-sandbox:department": "history",
+		"llm-sandbox:network":    `{"cidr":"10.50.0.0/16"}`,
+		"llm-sandbox:pools":      `{"gpu":{"models":["llama3.1:8b"]}}`,
+	}
+	for _, tc := range []struct {
+		access  string
+		managed bool
+	}{
+		{`{"mode":"public","hostname":"llm.hist.example.edu","hostedZoneId":"Z0123456789ABCDEFGHIJ","allowedCidrs":["142.103.0.0/16"]}`, true},
+		{`{"mode":"internal","hostname":"llm.hist.example.edu","hostedZoneId":"Z0123456789ABCDEFGHIJ"}`, true},
+		{`{"mode":"public","hostname":"llm.hist.example.edu","hostedZoneId":"Z0123456789ABCDEFGHIJ","allowedCidrs":["142.103.0.0/16"],
+		   "certificateArn":"arn:aws:acm:ca-central-1:123456789012:certificate/8f2b6c1e-4d3a-4b7e-9c1d-2a5e6f7b8c9d"}`, false},
+	} {
+		values := Values{"llm-sandbox:access": tc.access}
+		for k, v := range base {
+			values[k] = v
+		}
+		spec, err := Parse("history", "stacks/Pulumi.history.yaml", values)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.access, err)
+		}
+		if spec.Access.HostedZoneID != "Z0123456789ABCDEFGHIJ" || spec.Access.ManagedCertificate() != tc.managed {
+			t.Errorf("%s: got zone %q, managed certificate %t; want Z0123456789ABCDEFGHIJ, %t",
+				tc.access, spec.Access.HostedZoneID, spec.Access.ManagedCertificate(), tc.managed)
+		}
+	}
+}
+
 // The engine passes values as strings (objects as JSON); a stack file read by sandboxctl must
 // give the same Spec.
 func TestStackFileAndEngineValuesAgree(t *testing.T) {

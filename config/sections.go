@@ -12,13 +12,14 @@ import (
 )
 
 var (
-	dnsLabel   = regexp.MustCompile(`^[a-z]([a-z0-9-]*[a-z0-9])?$`)
-	regionRE   = regexp.MustCompile(`^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$`)
-	acmARN     = regexp.MustCompile(`^arn:aws(-[a-z]+)*:acm:([a-z0-9-]+):([0-9]{12}):certificate/[A-Za-z0-9-]+$`)
-	hostnameRE = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$`)
-	hhmm       = regexp.MustCompile(`^([01][0-9]|2[0-3]):[0-5][0-9]$`)
-	dayName    = `(MON|TUE|WED|THU|FRI|SAT|SUN)`
-	daysField  = regexp.MustCompile(`^` + dayName + `(-` + dayName + `)?(,` + dayName + `(-` + dayName + `)?)*$`)
+	dnsLabel     = regexp.MustCompile(`^[a-z]([a-z0-9-]*[a-z0-9])?$`)
+	regionRE     = regexp.MustCompile(`^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$`)
+	acmARN       = regexp.MustCompile(`^arn:aws(-[a-z]+)*:acm:([a-z0-9-]+):([0-9]{12}):certificate/[A-Za-z0-9-]+$`)
+	hostedZoneRE = regexp.MustCompile(`^[A-Z0-9]{1,32}$`)
+	hostnameRE   = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$`)
+	hhmm         = regexp.MustCompile(`^([01][0-9]|2[0-3]):[0-5][0-9]$`)
+	dayName      = `(MON|TUE|WED|THU|FRI|SAT|SUN)`
+	daysField    = regexp.MustCompile(`^` + dayName + `(-` + dayName + `)?(,` + dayName + `(-` + dayName + `)?)*$`)
 )
 
 // Private IPv4 ranges (RFC 1918): a department VPC must sit in one of them.
@@ -31,7 +32,7 @@ var privateRanges = []netip.Prefix{
 // The keys of each section, in the order the docs list them.
 var (
 	networkKeys  = []string{"cidr", "azCount", "nat"}
-	accessKeys   = []string{"mode", "certificateArn", "allowedCidrs", "allowAnywhere", "hostname"}
+	accessKeys   = []string{"mode", "certificateArn", "allowedCidrs", "allowAnywhere", "hostname", "hostedZoneId"}
 	poolKeys     = []string{"instanceType", "minSize", "maxSize", "models", "parallel", "contextLength", "spot", "warmPool", "schedule"}
 	scheduleKeys = []string{"timezone", "days", "start", "stop"}
 	gatewayKeys  = []string{"instanceType", "minSize", "maxSize", "deletionProtection"}
@@ -138,8 +139,23 @@ func (p *parser) access(n *yaml.Node, region string) Access {
 	if v, ok := f["hostname"]; ok {
 		if h, ok := p.str(v, joinPath(path, "hostname")); ok {
 			acc.Hostname = h
-			if !hostnameRE.MatchString(h) || len(h) > 253 {
+			if !IsHostname(h) {
 				p.add(joinPath(path, "hostname"), "must be a DNS name such as llm.chem.example.edu (got %q)", h)
+			}
+		}
+	}
+
+	zonePath := joinPath(path, "hostedZoneId")
+	if v, ok := f["hostedZoneId"]; ok {
+		if z, ok := p.str(v, zonePath); ok {
+			acc.HostedZoneID = z
+			switch {
+			case strings.HasPrefix(z, "/hostedzone/"):
+				p.add(zonePath, "must be the bare zone id (got %q; drop the /hostedzone/ prefix)", z)
+			case !IsHostedZoneID(z):
+				p.add(zonePath, "must be a Route 53 hosted zone id such as Z0123456789ABCDEFGHIJ (got %q)", z)
+			case acc.Hostname == "" && !hasProblemUnder(p.problems, joinPath(path, "hostname")):
+				p.add(zonePath, "needs access.hostname, the name to create in the zone (got no hostname)")
 			}
 		}
 	}
@@ -156,8 +172,8 @@ func (p *parser) access(n *yaml.Node, region string) Access {
 				p.add(certPath, "must be in the stack's region %s, where the load balancer is (got a certificate in %s)", region, m[2])
 			}
 		}
-	} else if acc.Mode == AccessPublic {
-		p.add(certPath, "required when access.mode is public (the ACM certificate of the HTTPS listener)")
+	} else if acc.Mode == AccessPublic && acc.HostedZoneID == "" {
+		p.add(certPath, "required when access.mode is public (the ACM certificate of the HTTPS listener), unless access.hostedZoneId is set for a certificate the program requests")
 	}
 
 	cidrPath := joinPath(path, "allowedCidrs")
@@ -183,6 +199,14 @@ func (p *parser) access(n *yaml.Node, region string) Access {
 	}
 	return acc
 }
+
+// IsHostname reports whether h is a lowercase DNS name of at least two labels, each a DNS
+// label, the last alphabetic (llm.chem.example.edu), at most 253 characters.
+func IsHostname(h string) bool { return len(h) <= 253 && hostnameRE.MatchString(h) }
+
+// IsHostedZoneID reports whether z has the form of a bare Route 53 hosted zone id: upper-case
+// letters and digits (Z0123456789ABCDEFGHIJ), without the /hostedzone/ prefix some APIs return.
+func IsHostedZoneID(z string) bool { return hostedZoneRE.MatchString(z) }
 
 func hasProblemUnder(ps Problems, path string) bool {
 	for _, pr := range ps {

@@ -86,16 +86,27 @@ type Network struct {
 type Access struct {
 	// Mode is internal or public.
 	Mode AccessMode
-	// CertificateARN is the ACM certificate of the HTTPS listener; required when public.
+	// CertificateARN is the ACM certificate of the HTTPS listener. Required when public, unless
+	// HostedZoneID is set: then, without it, the program requests a certificate for Hostname.
 	CertificateARN string
 	// AllowedCIDRs are the client ranges admitted to the listener.
 	AllowedCIDRs []netip.Prefix
 	// AllowAnywhere admits 0.0.0.0/0 in AllowedCIDRs; an explicit, named choice.
 	AllowAnywhere bool
 	// Hostname is the DNS name clients use, one the certificate covers (a CNAME to the load
-	// balancer, made by whoever runs the DNS zone). Optional: without it the endpoint is the load
-	// balancer's own DNS name.
+	// balancer, made by whoever runs the DNS zone, or by the program when HostedZoneID is set).
+	// Optional: without it the endpoint is the load balancer's own DNS name.
 	Hostname string
+	// HostedZoneID is the Route 53 hosted zone that holds Hostname. Optional; when set, the
+	// program creates Hostname's alias record to the load balancer and, when CertificateARN is
+	// empty, an ACM certificate for Hostname validated by DNS in that zone.
+	HostedZoneID string
+}
+
+// ManagedCertificate reports whether the program requests the listener's certificate itself
+// (a hosted zone and no certificate ARN).
+func (a Access) ManagedCertificate() bool {
+	return a.HostedZoneID != "" && a.CertificateARN == ""
 }
 
 // Pool is one autoscaling group of model nodes serving the same models.

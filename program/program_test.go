@@ -46,6 +46,7 @@ func TestPlanEveryStack(t *testing.T) {
 				}
 			}
 			azs := spec.Network.AZCount
+			managed := map[bool]int{true: 1}[spec.Access.ManagedCertificate()]
 			wantNAT := map[config.NATStrategy]int{config.NATSingle: 1, config.NATPerAZ: azs, config.NATNone: 0}[spec.Network.NAT]
 			for typ, want := range map[string]int{
 				"llmsandbox:index:Sandbox":         1,
@@ -57,6 +58,11 @@ func TestPlanEveryStack(t *testing.T) {
 				"aws:ec2/flowLog:FlowLog":          1,
 				"aws:kms/key:Key":                  1,
 				"aws:secretsmanager/secret:Secret": 1,
+				// With a hosted zone: the hostname's record, and the certificate with its
+				// validation record unless the stack names one.
+				"aws:route53/record:Record":                           map[bool]int{true: 1}[spec.Access.HostedZoneID != ""] + managed,
+				"aws:acm/certificate:Certificate":                     managed,
+				"aws:acm/certificateValidation:CertificateValidation": managed,
 			} {
 				if count[typ] != want {
 					t.Errorf("%s: %d, want %d", typ, count[typ], want)

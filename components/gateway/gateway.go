@@ -8,10 +8,12 @@ package gateway
 import (
 	"fmt"
 
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/acm"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/autoscaling"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ec2"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/iam"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/lb"
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/route53"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/vpc"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/wafv2"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -36,8 +38,9 @@ type Access struct {
 	// Mode is ModeInternal or ModePublic. Required.
 	Mode string
 	// CertificateARN is the ACM certificate (in Region) of the HTTPS listener. Required when
-	// Mode is public. Optional when internal: without it the internal endpoint is plain HTTP on
-	// port 80, and traffic stays in the VPC unencrypted.
+	// Mode is public and HostedZoneID is empty. Optional otherwise: with HostedZoneID and no
+	// CertificateARN the gateway requests a certificate for Hostname itself; internal with
+	// neither, the endpoint is plain HTTP on port 80, and traffic stays in the VPC unencrypted.
 	CertificateARN string
 	// AllowedCIDRs are the IPv4 client ranges admitted to the listeners, host bits zero, no
 	// duplicates. Required (non-empty) when public. Optional when internal: the VPC's own range
@@ -46,10 +49,16 @@ type Access struct {
 	// AllowAnywhere permits 0.0.0.0/0 in AllowedCIDRs: the whole internet (or, internal, every
 	// network routed into the VPC). Optional. Defaults to false.
 	AllowAnywhere bool
-	// Hostname is the DNS name clients use, which the certificate covers and which points (a
-	// CNAME made by whoever runs the zone) at the front ALB. Optional: without it the endpoint
-	// is the ALB's own DNS name.
+	// Hostname is the DNS name clients use, which the certificate covers and which points at
+	// the front ALB (a record made by whoever runs the zone, or by the gateway when
+	// HostedZoneID is set). Optional: without it the endpoint is the ALB's own DNS name.
+	// Required with HostedZoneID.
 	Hostname string
+	// HostedZoneID is the Route 53 hosted zone holding Hostname (the bare id, e.g.
+	// "Z0123456789ABCDEFGHIJ"). Optional. With it the gateway creates Hostname's alias A record
+	// to the front ALB and, when CertificateARN is empty, an ACM certificate for Hostname
+	// validated by a DNS record in the zone, which must then be a public zone.
+	HostedZoneID string
 }
 
 // PoolRoute is one model pool as the gateway routes to it.
@@ -183,6 +192,15 @@ type Gateway struct {
 	// HTTPListener is the front ALB's port 80 listener: a redirect to HTTPS, or, internal
 	// without a certificate, the plain HTTP listener.
 	HTTPListener *lb.Listener
+	// Certificate is the ACM certificate the gateway requested, its DNS validation record and
+	// the validation that waits for ACM to issue it; nil unless Access.HostedZoneID is set and
+	// Access.CertificateARN is not.
+	Certificate                 *acm.Certificate
+	CertificateValidationRecord *route53.Record
+	CertificateValidation       *acm.CertificateValidation
+	// DNSRecord is Access.Hostname's alias record to the front ALB; nil without
+	// Access.HostedZoneID.
+	DNSRecord *route53.Record
 	// WebACL and WebACLAssociation are the WAF rate limit; nil unless public.
 	WebACL            *wafv2.WebAcl
 	WebACLAssociation *wafv2.WebAclAssociation
@@ -199,7 +217,8 @@ type Gateway struct {
 }
 
 // NewGateway validates args, then creates the gateway's security groups and rules, the front
-// ALB with its listeners, target group and (public) WAF, the internal ALB with one listener per
+// ALB with its listeners, target group, (public) WAF and (with a hosted zone) DNS record and
+// certificate, the internal ALB with one listener per
 // pool, and the LiteLLM nodes: role, launch template, autoscaling group and scaling policy.
 func NewGateway(ctx *pulumi.Context, name string, args *GatewayArgs, opts ...pulumi.ResourceOption) (*Gateway, error) {
 	s, err := validate(name, args)
@@ -263,6 +282,8 @@ func (b *builder) build() error {
 		b.securityGroupRules,
 		b.targetGroup,
 		b.frontLoadBalancer,
+		b.dnsRecord,
+		b.certificate,
 		b.frontListeners,
 		b.waf,
 		b.internalLoadBalancer,

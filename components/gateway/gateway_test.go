@@ -60,6 +60,9 @@ const (
 	tLT         = "aws:ec2/launchTemplate:LaunchTemplate"
 	tASG        = "aws:autoscaling/group:Group"
 	tPolicy     = "aws:autoscaling/policy:Policy"
+	tCert       = "aws:acm/certificate:Certificate"
+	tCertValid  = "aws:acm/certificateValidation:CertificateValidation"
+	tRecord     = "aws:route53/record:Record"
 )
 
 var (
@@ -126,6 +129,17 @@ func internal(cert bool) func(*GatewayArgs) {
 			a.Access.CertificateARN = certArn
 		}
 	}
+}
+
+const (
+	zoneID = "Z0123456789ABCDEFGHIJ"
+	host   = "llm.chem.example.edu"
+)
+
+// zoned gives a the hosted zone that holds its hostname, with the certificate it has (none:
+// the gateway requests one).
+func zoned(a *GatewayArgs) {
+	a.Access.Hostname, a.Access.HostedZoneID = host, zoneID
 }
 
 // outputs are a Gateway's struct outputs, resolved.
@@ -826,6 +840,71 @@ func TestOutputs(t *testing.T) {
 	}
 }
 
+// TestHostedZone checks the DNS record and, without a certificate, the certificate the gateway
+// requests: validated by DNS in the zone, and used by the HTTPS listener only once issued.
+func TestHostedZone(t *testing.T) {
+	managedArn := mockArn("acm", "cert")
+	for _, tc := range []struct {
+		name     string
+		args     *GatewayArgs
+		managed  bool
+		listener string
+	}{
+		{"public, no certificate: requested", with(func(a *GatewayArgs) { zoned(a); a.Access.CertificateARN = "" }), true, managedArn},
+		{"public with a certificate: only the record", with(zoned), false, certArn},
+		{"internal, no certificate: requested, HTTPS", with(func(a *GatewayArgs) { internal(false)(a); zoned(a) }), true, managedArn},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, g, got := mustRun(t, tc.args)
+			wantDNS := frontDNS
+			if tc.args.Access.Mode == ModeInternal {
+				wantDNS = "internal-" + frontDNS
+			}
+			rec := named(t, m, tRecord, "chem-gw-dns")
+			wantRec := map[string]any{"zoneId": zoneID, "name": host, "type": "A", "aliases": []any{
+				map[string]any{"name": wantDNS, "zoneId": mockaws.CannedELBZoneID, "evaluateTargetHealth": false},
+			}}
+			if !reflect.DeepEqual(rec, wantRec) {
+				t.Errorf("DNS record:\n got  %v\n want %v", rec, wantRec)
+			}
+			if got.EndpointURL != "https://"+host {
+				t.Errorf("endpoint %q, want https://%s", got.EndpointURL, host)
+			}
+			https := summarize(t, named(t, m, tListener, "chem-gw-https"))
+			if https.Cert != tc.listener || https.Protocol != "HTTPS" {
+				t.Errorf("HTTPS listener: %s with certificate %q, want HTTPS with %q", https.Protocol, https.Cert, tc.listener)
+			}
+
+			certs, valids := m.ByType(tCert), m.ByType(tCertValid)
+			if !tc.managed {
+				if len(certs)+len(valids) != 0 || g.Certificate != nil || len(m.ByType(tRecord)) != 1 {
+					t.Errorf("with a certificate ARN: %d certificates, %d validations, %d records; want 0, 0, 1",
+						len(certs), len(valids), len(m.ByType(tRecord)))
+				}
+				return
+			}
+			cert := named(t, m, tCert, "chem-gw-cert")
+			if cert["domainName"] != host || cert["validationMethod"] != "DNS" || cert["subjectAlternativeNames"] != nil {
+				t.Errorf("certificate %v: want %s, DNS validation, no other names", cert, host)
+			}
+			v := named(t, m, tRecord, "chem-gw-cert-validation")
+			name, _ := v["name"].(string)
+			if v["zoneId"] != zoneID || v["type"] != "CNAME" || !strings.HasPrefix(name, "_") || !strings.HasSuffix(name, "."+host+".") ||
+				len(v["records"].([]any)) != 1 || v["ttl"] != float64(ValidationRecordTTLSeconds) || v["allowOverwrite"] != true {
+				t.Errorf("validation record %v: want ACM's CNAME for %s in %s, TTL %d, overwriting", v, host, zoneID, ValidationRecordTTLSeconds)
+			}
+			issued := named(t, m, tCertValid, "chem-gw-cert-issued")
+			want := map[string]any{"certificateArn": managedArn, "validationRecordFqdns": []any{strings.TrimSuffix(name, ".")}}
+			if !reflect.DeepEqual(issued, want) {
+				t.Errorf("certificate validation:\n got  %v\n want %v", issued, want)
+			}
+			if g.Certificate == nil || g.CertificateValidation == nil || g.CertificateValidationRecord == nil || g.DNSRecord == nil {
+				t.Error("the component does not expose the certificate, its validation and the records")
+			}
+		})
+	}
+}
+
 // TestChildNamesAndParents checks the exact set of children and that each one's parent is the
 // component.
 func TestChildNamesAndParents(t *testing.T) {
@@ -852,6 +931,12 @@ func TestChildNamesAndParents(t *testing.T) {
 			tIngress + " chem-gw-alb-in-http-142-103-0-0-16", tIngress + " chem-gw-alb-in-http-206-12-0-0-16",
 		}},
 		{"internal without a certificate", with(internal(false)), []string{
+			tIngress + " chem-gw-alb-in-http-192-168-10-0-24", tIngress + " chem-gw-alb-in-http-10-20-0-0-16",
+		}},
+		{"internal with a hosted zone", with(func(a *GatewayArgs) { internal(false)(a); zoned(a) }), []string{
+			tListener + " chem-gw-https", tRecord + " chem-gw-dns",
+			tCert + " chem-gw-cert", tRecord + " chem-gw-cert-validation", tCertValid + " chem-gw-cert-issued",
+			tIngress + " chem-gw-alb-in-https-192-168-10-0-24", tIngress + " chem-gw-alb-in-https-10-20-0-0-16",
 			tIngress + " chem-gw-alb-in-http-192-168-10-0-24", tIngress + " chem-gw-alb-in-http-10-20-0-0-16",
 		}},
 	} {
@@ -907,6 +992,9 @@ func TestInvalidArgs(t *testing.T) {
 		{"certificate in another region", with(func(a *GatewayArgs) {
 			a.Access.CertificateARN = strings.Replace(certArn, region, "us-east-1", 1)
 		}), "Access.CertificateARN"},
+		{"hosted zone without a hostname", with(func(a *GatewayArgs) { a.Access.HostedZoneID = zoneID }), "Access.Hostname"},
+		{"malformed hosted zone", with(func(a *GatewayArgs) { zoned(a); a.Access.HostedZoneID = "/hostedzone/" + zoneID }), "Access.HostedZoneID"},
+		{"malformed hostname", with(func(a *GatewayArgs) { zoned(a); a.Access.Hostname = "LLM.chem.example.edu" }), "Access.Hostname"},
 		{"public without CIDRs", with(func(a *GatewayArgs) { a.Access.AllowedCIDRs = nil }), "Access.AllowedCIDRs"},
 		{"not a CIDR", with(func(a *GatewayArgs) { a.Access.AllowedCIDRs = []string{"142.103.0.0/16", "campus"} }), "Access.AllowedCIDRs[1]"},
 		{"IPv6 CIDR", with(func(a *GatewayArgs) { a.Access.AllowedCIDRs = []string{"2001:db8::/32"} }), "Access.AllowedCIDRs[0]"},

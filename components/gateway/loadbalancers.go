@@ -137,7 +137,7 @@ func (b *builder) frontListeners() error {
 		Port:            pulumi.Int(HTTPSPort),
 		Protocol:        pulumi.String("HTTPS"),
 		SslPolicy:       pulumi.String(TLSPolicy),
-		CertificateArn:  pulumi.String(b.args.Access.CertificateARN),
+		CertificateArn:  b.certificateARN(),
 		DefaultActions:  forward,
 		Tags:            launch.NameTag(b.name + "-https"),
 	}, b.child())

@@ -30,8 +30,11 @@ const (
 
 // settings are GatewayArgs validated, with what construction branches on worked out.
 type settings struct {
-	// https is true with a certificate: HTTPS on 443, and port 80 only redirects.
+	// https is true with a certificate (given or requested): HTTPS on 443, and port 80 only
+	// redirects.
 	https bool
+	// managedCertificate is true when the gateway requests the certificate itself.
+	managedCertificate bool
 	// public is true for an internet-facing front ALB with a WAF.
 	public bool
 	// clientCIDRs are the ranges admitted to the front ALB: AllowedCIDRs, plus VpcCIDR when
@@ -137,9 +140,24 @@ func validateAccess(c *launch.Checker, args *GatewayArgs, s *settings) {
 		c.Add("Access.Mode", "must be %q or %q (got %q)", ModeInternal, ModePublic, a.Mode)
 	}
 
+	if a.Hostname != "" && !config.IsHostname(a.Hostname) {
+		c.Add("Access.Hostname", "must be a lowercase DNS name such as llm.chem.example.edu (got %q)", a.Hostname)
+	}
+	if a.HostedZoneID != "" {
+		if !config.IsHostedZoneID(a.HostedZoneID) {
+			c.Add("Access.HostedZoneID", "must be a bare Route 53 hosted zone id such as Z0123456789ABCDEFGHIJ (got %q)", a.HostedZoneID)
+		}
+		if a.Hostname == "" {
+			c.Add("Access.Hostname", "required with Access.HostedZoneID: the name to create in the zone (got none)")
+		}
+	}
+
 	if a.CertificateARN == "" {
-		if s.public {
-			c.Add("Access.CertificateARN", "required when Access.Mode is public: the ACM certificate of the HTTPS listener (got none)")
+		switch {
+		case a.HostedZoneID != "":
+			s.https, s.managedCertificate = true, true
+		case s.public:
+			c.Add("Access.CertificateARN", "required when Access.Mode is public and Access.HostedZoneID is empty: the ACM certificate of the HTTPS listener (got none)")
 		}
 	} else if m := acmARN.FindStringSubmatch(a.CertificateARN); m == nil {
 		c.Add("Access.CertificateARN", "must be an ACM certificate ARN, arn:aws:acm:<region>:<account>:certificate/<id> (got %q)", a.CertificateARN)

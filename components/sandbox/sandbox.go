@@ -186,6 +186,7 @@ func NewSandbox(ctx *pulumi.Context, name string, args *SandboxArgs, opts ...pul
 			AllowedCIDRs:   prefixStrings(spec.Access.AllowedCIDRs),
 			AllowAnywhere:  spec.Access.AllowAnywhere,
 			Hostname:       spec.Access.Hostname,
+			HostedZoneID:   spec.Access.HostedZoneID,
 		},
 		DeletionProtection:         spec.Gateway.DeletionProtection,
 		InstanceType:               spec.Gateway.InstanceType,

@@ -178,6 +178,26 @@ func (m *Monitor) customState(args pulumi.MockResourceArgs) (string, resource.Pr
 			dns = "internal-" + dns
 		}
 		state["dnsName"] = resource.NewStringProperty(dns)
+		state["zoneId"] = resource.NewStringProperty(CannedELBZoneID)
+	case "aws:acm/certificate:Certificate":
+		// ACM publishes one CNAME per name to validate; its labels are hashes ACM picks.
+		if v, ok := args.Inputs["domainName"]; ok && v.IsString() {
+			d := v.StringValue()
+			h := fmt.Sprintf("%x", sha256.Sum256([]byte(d)))
+			state["domainValidationOptions"] = resource.NewArrayProperty([]resource.PropertyValue{
+				resource.NewObjectProperty(resource.PropertyMap{
+					"domainName":          resource.NewStringProperty(d),
+					"resourceRecordName":  resource.NewStringProperty("_" + h[:32] + "." + d + "."),
+					"resourceRecordType":  resource.NewStringProperty("CNAME"),
+					"resourceRecordValue": resource.NewStringProperty("_" + h[32:] + ".mock.acm-validations.aws."),
+				}),
+			})
+		}
+	case "aws:route53/record:Record":
+		// The record's name as Route 53 stores it, without the trailing dot.
+		if v, ok := args.Inputs["name"]; ok && v.IsString() {
+			state["fqdn"] = resource.NewStringProperty(strings.TrimSuffix(v.StringValue(), "."))
+		}
 	case "aws:autoscaling/group:Group", "aws:iam/role:Role":
 		// The provider generates these names when none is given.
 		if v, ok := args.Inputs["name"]; !ok || !v.IsString() {
@@ -200,6 +220,10 @@ func (m *Monitor) customState(args pulumi.MockResourceArgs) (string, resource.Pr
 	}
 	return id, state
 }
+
+// CannedELBZoneID is the offline plan's hosted zone id of every load balancer, where ELB gives
+// each region's load balancers one zone of its own for alias records.
+const CannedELBZoneID = "ZELBMOCK0000000"
 
 // CannedNameSuffix is what the offline plan appends to a logical name where the provider would
 // generate a unique name (autoscaling groups, IAM roles).
