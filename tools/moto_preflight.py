@@ -2,10 +2,11 @@
 
 Usage: moto_preflight.py --port PORT [--host 127.0.0.1] [--public-parameters FILE]
 
-`sandboxctl preflight` reads four services; moto 5.2.5 serves two of them as AWS does (EC2
+`sandboxctl preflight` reads five services; moto 5.2.5 serves three of them as AWS does (EC2
 DescribeAvailabilityZones and DescribeInstanceTypeOfferings from its snapshot of real offerings,
-ACM DescribeCertificate) and lacks what the other two need. This launcher adds only that, and
-leaves everything else moto unchanged:
+ACM DescribeCertificate, Route 53 GetHostedZone and ListResourceRecordSets) and lacks what the
+other two need, and its IAM signature check refuses every bodiless request. This launcher adds
+or fixes only that, and leaves everything else moto unchanged:
 
 Service Quotas. moto implements quotas for service code "vpc" only
 (moto/servicequotas/models.py): GetServiceQuota for any ec2 code answers
@@ -28,6 +29,15 @@ refuses names that start with "aws" as AWS does. --public-parameters names a JSO
 account, the first time anything under /aws/service/ is read there. A region or name the file
 leaves out is absent, as a parameter AWS does not publish in a region is.
 
+Signatures of bodiless requests. Once /moto-api/reset-auth turns IAM authentication on, moto
+recomputes each request's SigV4 signature over `body or data` (moto/iam/access_control.py,
+IAMRequestBase._create_aws_request). A request without a body, such as Route 53's
+GET /2013-04-01/hostedzone/{Id}, has the empty payload, which is what every SDK signs; but moto's
+`data` for it is a dict (the headers, or the query parameters), which botocore form-encodes
+and hashes as the payload, so a correctly signed GET is refused with SignatureDoesNotMatch
+(boto3 is refused the same way). Fixed: a request without a body is checked over the empty
+payload (Content-Length 0 or absent). Requests with a body are checked as before.
+
 Runs until SIGTERM or SIGINT, then stops the server and exits 0.
 """
 
@@ -38,6 +48,7 @@ import sys
 from collections import defaultdict
 
 from moto.core.utils import utcnow
+from moto.iam.access_control import IAMRequestBase
 from moto.servicequotas.exceptions import NoSuchResource
 from moto.servicequotas.models import ServiceQuotasBackend
 from moto.servicequotas.responses import ServiceQuotasResponse
@@ -179,6 +190,23 @@ def _patch_public_parameters(published):
     ParameterDict._check_loading_status = check_loading_status
 
 
+def _patch_bodiless_signature():
+    original_create = IAMRequestBase._create_aws_request
+
+    def create_aws_request(self):
+        request = original_create(self)
+        # Content-Length, not self._body: for a form-encoded POST (EC2, IAM) werkzeug has
+        # already read the body into the form, so self._body is empty and moto's dict of form
+        # fields is what reproduces the payload.
+        if int(self._headers.get("Content-Length") or 0) == 0:
+            # The empty payload, as the client signed it; not moto's dict of headers or
+            # query parameters.
+            request.data = b""
+        return request
+
+    IAMRequestBase._create_aws_request = create_aws_request
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (loopback)")
@@ -192,6 +220,7 @@ def main():
             published = json.load(f)
     _patch_service_quotas()
     _patch_public_parameters(published)
+    _patch_bodiless_signature()
 
     # As tools/moto_server.py: block the stop signals before the server thread starts (it
     # inherits the mask) and wait for them synchronously, so no Python signal handler can

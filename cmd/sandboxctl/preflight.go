@@ -33,6 +33,9 @@ func runPreflight(e env, projectFlag string, args []string) int {
 			"               availability zone the network spans\n"+
 			"  AMIs         the public SSM parameters the nodes boot from resolve to an ami- id\n"+
 			"  certificate  access.certificateArn is ISSUED, not expired, and covers access.hostname\n"+
+			"  hosted zone  access.hostedZoneId exists and holds access.hostname, is public when the\n"+
+			"               deploy requests the certificate, and has no A or CNAME record at the\n"+
+			"               hostname that the alias record cannot be created over\n"+
 			"Each finding says what to do. Credentials come from the standard AWS chain (AWS_PROFILE,\n"+
 			"AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, SSO, instance role); the region is the stack's\n"+
 			"aws:region unless --region names another; AWS_ENDPOINT_URL points every call elsewhere\n"+

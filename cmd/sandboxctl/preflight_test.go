@@ -259,6 +259,86 @@ func TestPreflightFailures(t *testing.T) {
 	})
 }
 
+// zoneStack is preflightStack with a Route 53 hosted zone and no certificate ARN: the deploy
+// requests the certificate and validates it through the zone.
+const zoneStack = `config:
+  aws:region: ca-central-1
+  llm-sandbox:department: chem
+  llm-sandbox:network:
+    cidr: 10.20.0.0/16
+  llm-sandbox:access:
+    mode: public
+    allowedCidrs: [142.103.0.0/16]
+    hostname: llm.chem.example.edu
+    hostedZoneId: %s
+  llm-sandbox:pools:
+    gpu:
+      instanceType: g5.xlarge
+      maxSize: 1
+      models: [llama3.1:8b]
+`
+
+// With access.hostedZoneId the zone is checked instead of a certificate: ok in a public zone,
+// a failure in a private one (ACM cannot validate through it), a warning for a record in the
+// way of the alias.
+func TestPreflightHostedZone(t *testing.T) {
+	m := preflighttest.Start(t, preflighttest.AMIParameters("ca-central-1"))
+	seedAccount(t, m, "ca-central-1")
+	public := m.CreateHostedZone(t, "ca-central-1", "chem.example.edu", false)
+	private := m.CreateHostedZone(t, "ca-central-1", "chem.example.edu", true)
+	m.SetEnv(t)
+	project := func(zone string) string {
+		return tempProject(t, map[string]string{"chem": fmt.Sprintf(zoneStack, zone)})
+	}
+
+	code, out, errOut := sandboxctl(t, project(public), "preflight", "chem")
+	if code != exitOK {
+		t.Fatalf("public zone: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, exitOK, out, errOut)
+	}
+	got := lines(t, out)
+	if line := got["hosted zone"]; line != "ok    hosted zone: "+public+" is the public hosted zone chem.example.edu; access.hostname llm.chem.example.edu is in it" {
+		t.Errorf("hosted zone line: %q", line)
+	}
+	if line := got["hosted zone record"]; !strings.HasPrefix(line, "ok    hosted zone record: chem.example.edu holds no A or CNAME record for llm.chem.example.edu") {
+		t.Errorf("hosted zone record line: %q", line)
+	}
+	if _, ok := got["certificate"]; ok || strings.Contains(errOut, "checking the certificate...") {
+		t.Errorf("no access.certificateArn, yet the certificate was checked:\n%s\n%s", out, errOut)
+	}
+	if !strings.Contains(errOut, "checking the hosted zone...") {
+		t.Errorf("stderr lacks the progress line:\n%s", errOut)
+	}
+	if !strings.HasSuffix(out, "chem in ca-central-1: 11 check(s), 11 ok, 0 warning(s), 0 failure(s): ready to deploy\n") {
+		t.Errorf("summary:\n%s", out)
+	}
+
+	code, out, errOut = sandboxctl(t, project(private), "preflight", "chem")
+	if code != exitInvalid {
+		t.Fatalf("private zone: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, exitInvalid, out, errOut)
+	}
+	line := lines(t, out)["hosted zone"]
+	for _, want := range []string{"FAIL  hosted zone: " + private + " is the private hosted zone chem.example.edu", "cannot see a private zone",
+		" -> set access.hostedZoneId to a public hosted zone", "or set access.certificateArn"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("private zone: line lacks %q: %s", want, line)
+		}
+	}
+	if !strings.HasSuffix(out, "1 failure(s): fix the failures before deploying\n") {
+		t.Errorf("private zone: summary:\n%s", out)
+	}
+
+	// A CNAME in the way of the alias: the deploy would fail on it, and so does preflight.
+	m.CreateRecord(t, public, "llm.chem.example.edu", "CNAME", "", "old-llm.example.edu")
+	code, out, errOut = sandboxctl(t, project(public), "preflight", "chem")
+	if code != exitInvalid {
+		t.Fatalf("record in the way: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, exitInvalid, out, errOut)
+	}
+	if line := lines(t, out)["hosted zone record"]; !strings.HasPrefix(line, "FAIL  hosted zone record: chem.example.edu already holds a record for access.hostname llm.chem.example.edu (CNAME old-llm.example.edu)") ||
+		!strings.Contains(line, " -> delete that record") {
+		t.Errorf("record in the way: line %q", line)
+	}
+}
+
 func TestPreflightUsageErrors(t *testing.T) {
 	root := projectRoot(t)
 	for _, c := range []struct {

@@ -21,13 +21,15 @@ func apiCode(err error) string {
 // AccessDeniedException, the query services AccessDenied.
 //
 // An HTTP 403 whose error code could not be read counts too: moto answers a refusal in XML
-// even for the JSON services (SSM, ACM, Service Quotas), which the SDK cannot decode. By then
-// the region check has already shown the credentials themselves are good.
+// even for the JSON services (SSM, ACM, Service Quotas), which the SDK cannot decode (no code),
+// and for Route 53 in an envelope (ErrorResponse/Errors/Error) its REST-XML decoder does not
+// read (code UnknownError, the SDK's name for an error body it could not read). By then the
+// region check has already shown the credentials themselves are good.
 func isAccessDenied(err error) bool {
 	switch apiCode(err) {
 	case "AccessDenied", "AccessDeniedException", "UnauthorizedOperation":
 		return true
-	case "":
+	case "", "UnknownError":
 		var re *awshttp.ResponseError
 		return errors.As(err, &re) && re.HTTPStatusCode() == http.StatusForbidden
 	}

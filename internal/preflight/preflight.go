@@ -2,8 +2,10 @@
 // stack before it is deployed: the region has the availability zones the network spans, the
 // EC2 vCPU quotas cover every group at its largest plus the extra node of an instance refresh,
 // every instance type is offered in the network's zones, the public AMI parameters the nodes
-// boot from resolve, and the listener's certificate is issued, current and covers the hostname.
-// Each finding says what to do about it. `sandboxctl preflight` prints the report.
+// boot from resolve, the listener's certificate is issued, current and covers the hostname, and
+// the Route 53 hosted zone the hostname's record goes in exists, holds the name and, when the
+// deploy requests the certificate itself, can validate it. Each finding says what to do about
+// it. `sandboxctl preflight` prints the report.
 //
 // The checks run against small interfaces over the aws-sdk-go-v2 clients (Clients); NewClients
 // fills them from an aws.Config, whose endpoint may be an emulator (AWS_ENDPOINT_URL).
@@ -18,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/acm"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/route53"
 	"github.com/aws/aws-sdk-go-v2/service/servicequotas"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
@@ -102,21 +105,30 @@ type ACMAPI interface {
 	DescribeCertificate(ctx context.Context, in *acm.DescribeCertificateInput, optFns ...func(*acm.Options)) (*acm.DescribeCertificateOutput, error)
 }
 
-// Clients are the AWS APIs the checks read, all in the region checked.
+// Route53API is what the hosted-zone check calls of Route 53.
+type Route53API interface {
+	GetHostedZone(ctx context.Context, in *route53.GetHostedZoneInput, optFns ...func(*route53.Options)) (*route53.GetHostedZoneOutput, error)
+	ListResourceRecordSets(ctx context.Context, in *route53.ListResourceRecordSetsInput, optFns ...func(*route53.Options)) (*route53.ListResourceRecordSetsOutput, error)
+}
+
+// Clients are the AWS APIs the checks read, all in the region checked (Route 53 is global: its
+// client needs a region to sign with, and any will do).
 type Clients struct {
-	Quotas QuotasAPI
-	EC2    EC2API
-	SSM    SSMAPI
-	ACM    ACMAPI
+	Quotas  QuotasAPI
+	EC2     EC2API
+	SSM     SSMAPI
+	ACM     ACMAPI
+	Route53 Route53API
 }
 
 // NewClients makes the clients from cfg (its region, credentials and endpoint).
 func NewClients(cfg aws.Config) Clients {
 	return Clients{
-		Quotas: servicequotas.NewFromConfig(cfg),
-		EC2:    ec2.NewFromConfig(cfg),
-		SSM:    ssm.NewFromConfig(cfg),
-		ACM:    acm.NewFromConfig(cfg),
+		Quotas:  servicequotas.NewFromConfig(cfg),
+		EC2:     ec2.NewFromConfig(cfg),
+		SSM:     ssm.NewFromConfig(cfg),
+		ACM:     acm.NewFromConfig(cfg),
+		Route53: route53.NewFromConfig(cfg),
 	}
 }
 
@@ -167,6 +179,10 @@ func Run(ctx context.Context, spec *config.Spec, c Clients, opts Options) (Repor
 		r.progress("checking the certificate...")
 		report.Checks = append(report.Checks, r.checkCertificate()...)
 	}
+	if spec.Access.HostedZoneID != "" {
+		r.progress("checking the hosted zone...")
+		report.Checks = append(report.Checks, r.checkHostedZone()...)
+	}
 	return report, nil
 }
 
@@ -199,6 +215,8 @@ var Permissions = []string{
 	"ec2:DescribeInstanceTypeOfferings",
 	"ssm:GetParameter",
 	"acm:DescribeCertificate",
+	"route53:GetHostedZone",
+	"route53:ListResourceRecordSets",
 }
 
 // callFailed is the result for a call that returned an error other than the answers a check

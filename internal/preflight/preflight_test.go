@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	r53types "github.com/aws/aws-sdk-go-v2/service/route53/types"
+
 	"github.com/llm-sandbox/llm-sandbox/components/modelpool"
 	"github.com/llm-sandbox/llm-sandbox/config"
 	"github.com/llm-sandbox/llm-sandbox/internal/preflight/preflighttest"
@@ -361,6 +363,135 @@ func TestCertificate(t *testing.T) {
 	})
 }
 
+func TestInZone(t *testing.T) {
+	for _, c := range []struct {
+		zone, host string
+		want       bool
+	}{
+		{"chem.example.edu", "llm.chem.example.edu", true},
+		{"chem.example.edu.", "llm.chem.example.edu", true}, // Route 53 returns names with the root's dot
+		{"Chem.Example.EDU", "LLM.chem.example.edu.", true},
+		{"chem.example.edu", "chem.example.edu", true}, // the apex
+		{"chem.example.edu", "a.b.chem.example.edu", true},
+		{"chem.example.edu", "xchem.example.edu", false}, // a suffix, but not a label boundary
+		{"chem.example.edu", "example.edu", false},
+		{"chem.example.edu", "llm.phys.example.edu", false},
+		{"chem.example.edu", "", false},
+		{"", "llm.chem.example.edu", false},
+	} {
+		if got := InZone(c.zone, c.host); got != c.want {
+			t.Errorf("InZone(%q, %q) = %v, want %v", c.zone, c.host, got, c.want)
+		}
+	}
+}
+
+func TestHostedZone(t *testing.T) {
+	m := preflighttest.Start(t, preflighttest.AMIParameters(region))
+	seedPassing(t, m, region)
+	base := exampleSpec(t, "chemistry") // access.hostname llm.chem.example.edu, a certificate ARN
+	// withZone is the example with a hosted zone and hostname; certARN empty means a certificate
+	// the deploy requests.
+	withZone := func(zoneID, host, certARN string) *config.Spec {
+		s := *base
+		s.Access.HostedZoneID, s.Access.Hostname, s.Access.CertificateARN = zoneID, host, certARN
+		return &s
+	}
+	year := time.Now().Add(365 * 24 * time.Hour)
+
+	t.Run("public zone, managed certificate", func(t *testing.T) {
+		zone := m.CreateHostedZone(t, region, "chem.example.edu", false)
+		// Records that do not block the alias: another type at the name, and A records at
+		// other names, before and after it in Route 53's order.
+		m.CreateRecord(t, zone, "llm.chem.example.edu", r53types.RRTypeTxt, "", `"owner=chemistry-it"`)
+		m.CreateRecord(t, zone, "a.llm.chem.example.edu", r53types.RRTypeA, "", "192.0.2.10")
+		m.CreateRecord(t, zone, "www.chem.example.edu", r53types.RRTypeCname, "", "web.example.edu")
+		r := check(t, m, withZone(zone, "llm.chem.example.edu", ""), Options{})
+		want(t, r, "hosted zone", OK, []string{zone + " is the public hosted zone chem.example.edu", "access.hostname llm.chem.example.edu is in it"}, nil)
+		want(t, r, "hosted zone record", OK, []string{"chem.example.edu holds no A or CNAME record for llm.chem.example.edu"}, nil)
+		if slices.Contains(names(r), "certificate") {
+			t.Errorf("no access.certificateArn, yet a certificate was checked: %v", names(r))
+		}
+		if r.Failed() || r.Count(Warn) != 0 {
+			t.Errorf("want every check ok:\n%s", dump(r))
+		}
+	})
+	t.Run("the zone's apex", func(t *testing.T) {
+		// The apex holds the zone's own NS and SOA records, which do not block an A alias.
+		zone := m.CreateHostedZone(t, region, "chem.example.edu", false)
+		r := check(t, m, withZone(zone, "chem.example.edu", ""), Options{})
+		want(t, r, "hosted zone", OK, []string{"access.hostname chem.example.edu is in it"}, nil)
+		want(t, r, "hosted zone record", OK, []string{"holds no A or CNAME record for chem.example.edu"}, nil)
+	})
+	t.Run("no such zone", func(t *testing.T) {
+		r := check(t, m, withZone("Z0000000000NOSUCHZONE", "llm.chem.example.edu", ""), Options{})
+		want(t, r, "hosted zone", Fail,
+			[]string{"access.hostedZoneId Z0000000000NOSUCHZONE: Route 53 has no hosted zone with this id"},
+			[]string{"check access.hostedZoneId against `aws route53 list-hosted-zones-by-name --dns-name chem.example.edu`", "create a public hosted zone"})
+		if slices.Contains(names(r), "hosted zone record") {
+			t.Errorf("records were looked for in a zone that does not exist: %v", names(r))
+		}
+	})
+	t.Run("hostname outside the zone", func(t *testing.T) {
+		zone := m.CreateHostedZone(t, region, "chem.example.edu", false)
+		for _, host := range []string{"xchem.example.edu", "llm.phys.example.edu"} {
+			r := check(t, m, withZone(zone, host, ""), Options{})
+			want(t, r, "hosted zone", Fail,
+				[]string{"access.hostname " + host + " is not in the public hosted zone chem.example.edu (" + zone + ")",
+					"the zone holds only chem.example.edu and names that end in .chem.example.edu"},
+				[]string{"set access.hostedZoneId to the zone of " + host, "or set access.hostname to a name in chem.example.edu"})
+			if slices.Contains(names(r), "hosted zone record") {
+				t.Errorf("%s: records were looked for outside the zone: %v", host, names(r))
+			}
+		}
+	})
+	t.Run("private zone, managed certificate", func(t *testing.T) {
+		zone := m.CreateHostedZone(t, region, "chem.example.edu", true)
+		r := check(t, m, withZone(zone, "llm.chem.example.edu", ""), Options{})
+		want(t, r, "hosted zone", Fail,
+			[]string{zone + " is the private hosted zone chem.example.edu", "access.certificateArn is empty", "cannot see a private zone"},
+			[]string{"set access.hostedZoneId to a public hosted zone", "or set access.certificateArn to an issued ACM certificate for llm.chem.example.edu in ca-central-1"})
+	})
+	t.Run("private zone, certificate given", func(t *testing.T) {
+		zone := m.CreateHostedZone(t, region, "chem.example.edu", true)
+		arn := m.ImportCertificate(t, region, []string{"llm.chem.example.edu"}, year)
+		r := check(t, m, withZone(zone, "llm.chem.example.edu", arn), Options{})
+		want(t, r, "hosted zone", OK, []string{zone + " is the private hosted zone chem.example.edu", "only inside the VPCs associated with it"}, nil)
+		want(t, r, "hosted zone record", OK, []string{"holds no A or CNAME record"}, nil)
+		want(t, r, "certificate", OK, []string{arn}, nil)
+		if r.Failed() || r.Count(Warn) != 0 {
+			t.Errorf("want every check ok:\n%s", dump(r))
+		}
+	})
+	t.Run("a record in the way", func(t *testing.T) {
+		for _, c := range []struct {
+			rtype  r53types.RRType
+			value  string
+			detail string
+		}{
+			{r53types.RRTypeA, "192.0.2.7", "(A 192.0.2.7)"},
+			{r53types.RRTypeCname, "old-llm.example.edu", "(CNAME old-llm.example.edu)"},
+		} {
+			zone := m.CreateHostedZone(t, region, "chem.example.edu", false)
+			m.CreateRecord(t, zone, "llm.chem.example.edu", c.rtype, "", c.value)
+			r := check(t, m, withZone(zone, "llm.chem.example.edu", ""), Options{})
+			want(t, r, "hosted zone", OK, nil, nil)
+			want(t, r, "hosted zone record", Fail,
+				[]string{"chem.example.edu already holds a record for access.hostname llm.chem.example.edu " + c.detail, "does not overwrite another record"},
+				[]string{"delete that record from chem.example.edu (" + zone + ")", "or set access.hostname to another name in chem.example.edu"})
+			if !r.Failed() {
+				t.Errorf("%s: a record the deploy cannot create its alias over must fail the report:\n%s", c.rtype, dump(r))
+			}
+		}
+	})
+	t.Run("the stack's own alias", func(t *testing.T) {
+		zone := m.CreateHostedZone(t, region, "chem.example.edu", false)
+		alb := "chem-front-123456789.ca-central-1.elb.amazonaws.com"
+		m.CreateRecord(t, zone, "llm.chem.example.edu", r53types.RRTypeA, alb)
+		r := check(t, m, withZone(zone, "llm.chem.example.edu", ""), Options{})
+		want(t, r, "hosted zone record", OK, []string{"already holds an alias A record for llm.chem.example.edu to " + alb}, nil)
+	})
+}
+
 // The read-only permissions docs/preflight.md lists are enough, as the emulator evaluates IAM
 // policies; without one of them the check it serves says which to grant; and credentials AWS
 // does not know stop the run.
@@ -369,6 +500,7 @@ func TestPermissions(t *testing.T) {
 	seedPassing(t, m, region)
 	spec := exampleSpec(t, "chemistry")
 	spec.Access.CertificateARN = m.ImportCertificate(t, region, []string{"llm.chem.example.edu"}, time.Now().Add(365*24*time.Hour))
+	spec.Access.HostedZoneID = m.CreateHostedZone(t, region, "chem.example.edu", false)
 	policy := func(actions []string) string {
 		doc, _ := json.Marshal(map[string]any{
 			"Version":   "2012-10-17",
@@ -379,6 +511,8 @@ func TestPermissions(t *testing.T) {
 	fullID, fullSecret := m.CreateUser(t, "preflight", policy(Permissions))
 	noSSM := slices.DeleteFunc(slices.Clone(Permissions), func(a string) bool { return a == "ssm:GetParameter" })
 	partID, partSecret := m.CreateUser(t, "preflight-no-ssm", policy(noSSM))
+	noRecords := slices.DeleteFunc(slices.Clone(Permissions), func(a string) bool { return a == "route53:ListResourceRecordSets" })
+	zoneID, zoneSecret := m.CreateUser(t, "preflight-no-records", policy(noRecords))
 	m.EnforceAuth(t)
 
 	runAs := func(id, secret string) (Report, error) {
@@ -396,9 +530,17 @@ func TestPermissions(t *testing.T) {
 	for _, name := range []string{"ami gpu", "ami cpu"} {
 		want(t, r, name, Fail, []string{"could not check: ssm:GetParameter"}, []string{"allow ssm:GetParameter to the caller"})
 	}
-	for _, name := range []string{"region", "quota L-DB2E81BA", "offering g5.xlarge", "certificate"} {
+	for _, name := range []string{"region", "quota L-DB2E81BA", "offering g5.xlarge", "certificate", "hosted zone", "hosted zone record"} {
 		want(t, r, name, OK, nil, nil)
 	}
+
+	// Without the record listing, only the record check fails, and names the action.
+	r, err = runAs(zoneID, zoneSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want(t, r, "hosted zone", OK, nil, nil)
+	want(t, r, "hosted zone record", Fail, []string{"could not check: route53:ListResourceRecordSets"}, []string{"allow route53:ListResourceRecordSets to the caller"})
 
 	_, err = runAs("AKIAUNKNOWNKEY000000", "not-a-secret")
 	if !errors.Is(err, ErrCredentialsRejected) {
@@ -412,7 +554,7 @@ func TestDocsListPermissions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	listed := regexp.MustCompile(`"((?:servicequotas|ec2|ssm|acm):[A-Za-z]+)"`).FindAllStringSubmatch(string(doc), -1)
+	listed := regexp.MustCompile(`"((?:servicequotas|ec2|ssm|acm|route53):[A-Za-z]+)"`).FindAllStringSubmatch(string(doc), -1)
 	var got []string
 	for _, m := range listed {
 		if !slices.Contains(got, m[1]) {

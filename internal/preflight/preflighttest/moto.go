@@ -1,7 +1,8 @@
 // Package preflighttest starts the real AWS emulator the preflight tests run against: the pinned
 // moto server (tools/requirements-moto.txt) through tools/moto_preflight.py, which adds the EC2
-// quotas and public AMI parameters moto lacks (its docstring says what and why). It also seeds
-// the emulator through the same AWS APIs an operator would use.
+// quotas and public AMI parameters moto lacks and fixes its signature check of bodiless requests
+// (its docstring says what and why). It also seeds the emulator through the same AWS APIs an
+// operator would use.
 //
 // The emulator's python comes from LLM_SANDBOX_MOTO_PYTHON, which `make test` sets after
 // `make e2e-deps` installs the venv; without it the tests skip. It binds 127.0.0.1 only and is
@@ -19,6 +20,7 @@ import (
 	"encoding/pem"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -36,6 +38,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/acm"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/route53"
+	r53types "github.com/aws/aws-sdk-go-v2/service/route53/types"
 	"github.com/aws/aws-sdk-go-v2/service/servicequotas"
 
 	"github.com/llm-sandbox/llm-sandbox/components/modelpool"
@@ -277,6 +282,61 @@ func (m *Moto) RequestCertificate(t testing.TB, region string, names ...string) 
 		t.Fatalf("emulator: request a certificate for %v: %v", names, err)
 	}
 	return aws.ToString(out.CertificateArn)
+}
+
+// CreateHostedZone creates a Route 53 hosted zone for domain and returns its bare id (without
+// /hostedzone/), as access.hostedZoneId takes it. A private zone is associated with a new VPC
+// in region, as AWS requires of one. Route 53 is global: every region's Config reaches the
+// same zones.
+func (m *Moto) CreateHostedZone(t testing.TB, region, domain string, private bool) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	in := &route53.CreateHostedZoneInput{
+		Name:            aws.String(domain),
+		CallerReference: aws.String(fmt.Sprintf("preflighttest-%s-%d", domain, time.Now().UnixNano())),
+	}
+	if private {
+		vpc, err := ec2.NewFromConfig(m.Config(region)).CreateVpc(ctx, &ec2.CreateVpcInput{CidrBlock: aws.String("10.99.0.0/16")})
+		if err != nil {
+			t.Fatalf("emulator: create a VPC for the private zone %s: %v", domain, err)
+		}
+		in.HostedZoneConfig = &r53types.HostedZoneConfig{PrivateZone: true}
+		in.VPC = &r53types.VPC{VPCId: vpc.Vpc.VpcId, VPCRegion: r53types.VPCRegion(region)}
+	}
+	out, err := route53.NewFromConfig(m.Config(region)).CreateHostedZone(ctx, in)
+	if err != nil {
+		t.Fatalf("emulator: create the hosted zone %s: %v", domain, err)
+	}
+	return strings.TrimPrefix(aws.ToString(out.HostedZone.Id), "/hostedzone/")
+}
+
+// CreateRecord creates a record in a hosted zone: of type rtype with the given values, or,
+// when aliasTo is set, an alias of type rtype to that load balancer DNS name.
+func (m *Moto) CreateRecord(t testing.TB, zoneID, name string, rtype r53types.RRType, aliasTo string, values ...string) {
+	t.Helper()
+	set := &r53types.ResourceRecordSet{Name: aws.String(name), Type: rtype}
+	if aliasTo != "" {
+		// ZQSVJUPU6J1EY: the canonical hosted zone of application load balancers in
+		// ca-central-1 (AWS General Reference, "Elastic Load Balancing endpoints and quotas").
+		set.AliasTarget = &r53types.AliasTarget{DNSName: aws.String(aliasTo), HostedZoneId: aws.String("ZQSVJUPU6J1EY")}
+	} else {
+		set.TTL = aws.Int64(300)
+		for _, v := range values {
+			set.ResourceRecords = append(set.ResourceRecords, r53types.ResourceRecord{Value: aws.String(v)})
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := route53.NewFromConfig(m.Config("us-east-1")).ChangeResourceRecordSets(ctx, &route53.ChangeResourceRecordSetsInput{
+		HostedZoneId: aws.String(zoneID),
+		ChangeBatch: &r53types.ChangeBatch{Changes: []r53types.Change{
+			{Action: r53types.ChangeActionCreate, ResourceRecordSet: set},
+		}},
+	})
+	if err != nil {
+		t.Fatalf("emulator: create %s %s in %s: %v", rtype, name, zoneID, err)
+	}
 }
 
 // CreateUser creates an IAM user with one inline policy (a JSON policy document) and an
