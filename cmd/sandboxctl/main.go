@@ -46,6 +46,10 @@ Commands:
   destroy STACK...      delete each STACK's resources (--all); refuses a stack with
                         gateway.deletionProtection true unless --force
   refresh STACK...      read each STACK's resources back into its state (--all)
+  ephemeral TEMPLATE --name NAME
+                        write stacks/Pulumi.<NAME>.yaml, an ephemeral copy of TEMPLATE
+                        for CI (own CIDR, TTL tags; public in a Route 53 zone with
+                        --hosted-zone-id, --domain and --allow-cidr)
 
 Global flags:
   --project DIR         the project directory (default: the nearest parent of the
@@ -78,6 +82,7 @@ var commands = map[string]command{
 	"up":        {"deploy stacks", runUp},
 	"destroy":   {"delete stacks' resources", runDestroy},
 	"refresh":   {"read stacks' resources back into their state", runRefresh},
+	"ephemeral": {"write an ephemeral copy of a stack file for CI", runEphemeral},
 }
 
 func main() {

@@ -1,0 +1,613 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/llm-sandbox/llm-sandbox/config"
+)
+
+// The ranges an ephemeral copy takes its VPC from unless --cidr names one: 10.X.0.0/16 for X in
+// ephemeralFirstOctet..ephemeralLastOctet (docs/ci.md leaves 10.200.0.0/13 and above to them).
+const (
+	ephemeralFirstOctet = 200
+	ephemeralLastOctet  = 254
+)
+
+// The tags an ephemeral copy carries; ephemeral-cleanup.yml reads ExpiresAt from the stack file
+// (.config["llm-sandbox:tags"].ExpiresAt), so these names and that key are an interface.
+const (
+	ephemeralTag = "Ephemeral"
+	expiresAtTag = "ExpiresAt"
+)
+
+// ephemeralResult is what ephemeral prints: the copy it wrote, as --format json shows it.
+type ephemeralResult struct {
+	Stack        string   `json:"stack"`
+	Template     string   `json:"template"`
+	File         string   `json:"file"`
+	CIDR         string   `json:"cidr"`
+	Access       string   `json:"access"`
+	Hostname     string   `json:"hostname"`
+	HostedZoneID string   `json:"hostedZoneId"`
+	Certificate  string   `json:"certificate"`
+	Endpoint     string   `json:"endpoint"`
+	AllowedCIDRs []string `json:"allowedCidrs"`
+	ExpiresAt    string   `json:"expiresAt"`
+	Warnings     []string `json:"warnings"`
+}
+
+// cidrList is a repeatable flag of IPv4 ranges; a bare address is its /32.
+type cidrList []netip.Prefix
+
+func (c *cidrList) String() string {
+	if c == nil {
+		return ""
+	}
+	s := make([]string, len(*c))
+	for i, p := range *c {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ",")
+}
+
+func (c *cidrList) Set(v string) error {
+	var p netip.Prefix
+	if strings.Contains(v, "/") {
+		pfx, err := netip.ParsePrefix(v)
+		if err != nil || !pfx.Addr().Is4() {
+			return fmt.Errorf("want an IPv4 CIDR such as 203.0.113.7/32 or an IPv4 address")
+		}
+		if pfx.Masked() != pfx {
+			return fmt.Errorf("has host bits set (did you mean %s?)", pfx.Masked())
+		}
+		p = pfx
+	} else {
+		addr, err := netip.ParseAddr(v)
+		if err != nil || !addr.Is4() {
+			return fmt.Errorf("want an IPv4 CIDR such as 203.0.113.7/32 or an IPv4 address")
+		}
+		p = netip.PrefixFrom(addr, 32)
+	}
+	if p.Bits() == 0 {
+		return fmt.Errorf("admits the whole internet; an ephemeral copy admits named ranges only")
+	}
+	*c = append(*c, p)
+	return nil
+}
+
+func runEphemeral(e env, projectFlag string, args []string) int {
+	return ephemeral(e, projectFlag, args, time.Now)
+}
+
+// ephemeral is the command with its clock passed in, so tests can fix ExpiresAt.
+func ephemeral(e env, projectFlag string, args []string, now func() time.Time) int {
+	fs := flagSet(e, "ephemeral", "ephemeral TEMPLATE --name NAME [--ttl D] [--cidr CIDR]\n"+
+		"         [--hosted-zone-id ZONE --domain DOMAIN --allow-cidr CIDR...] [--force] [--format text|json]",
+		"Writes stacks/Pulumi.<NAME>.yaml, an ephemeral copy of stacks/Pulumi.<TEMPLATE>.yaml for a\n"+
+			"CI run or a test (docs/ci.md), keeping the template's comments and key order. The copy:\n"+
+			"  department          NAME\n"+
+			"  network.cidr        --cidr, or the first 10.X.0.0/16 (X 200..254) that overlaps no\n"+
+			"                      other stack file\n"+
+			"  gateway             deletionProtection: false\n"+
+			"  encryptionsalt      removed (a new stack gets its own)\n"+
+			"  tags                Ephemeral: \"true\", ExpiresAt: now + --ttl (RFC 3339, UTC), which\n"+
+			"                      ephemeral-cleanup.yml reads\n"+
+			"  access              with --hosted-zone-id and --domain: public, hostname NAME.DOMAIN\n"+
+			"                      in that Route 53 zone with a certificate the program requests,\n"+
+			"                      allowedCidrs the --allow-cidr values. Without them: hostname and\n"+
+			"                      hostedZoneId removed (they name the template's endpoint), the rest\n"+
+			"                      kept, so the endpoint is the load balancer's DNS name, which no TLS\n"+
+			"                      client outside the VPC can use: verify and loadtest from a CI\n"+
+			"                      runner need the zone flags, and so does a template whose own\n"+
+			"                      certificate comes from its zone.\n"+
+			"The file is then validated with every other stack file as validate does, and removed\n"+
+			"again if it is invalid. An existing stacks/Pulumi.<NAME>.yaml is kept unless --force,\n"+
+			"which replaces only an earlier ephemeral copy. text prints a summary; json prints\n"+
+			`{"stack", "template", "file", "cidr", "access", "hostname", "hostedZoneId", "certificate",`+"\n"+
+			` "endpoint", "allowedCidrs", "expiresAt", "warnings"}. Never commit the file.`+"\n"+
+			"Exit 0 written, 1 the copy is invalid (nothing left behind), 2 usage error.")
+	name := fs.String("name", "", "the new stack and department `NAME` (required), e.g. eph-<run id>")
+	ttl := fs.Duration("ttl", 0, "how long to keep the stack: ExpiresAt is now + `D`, a Go duration such as 4h; 0 (the default) means now")
+	cidrFlag := fs.String("cidr", "", "the VPC `CIDR` (default: the first free 10.X.0.0/16, X 200..254)")
+	zone := fs.String("hosted-zone-id", "", "public Route 53 hosted `ZONE` id for the copy's hostname and certificate; needs --domain and --allow-cidr")
+	domain := fs.String("domain", "", "the zone's `DOMAIN`: the copy's hostname is NAME.DOMAIN; needs --hosted-zone-id")
+	var allow cidrList
+	fs.Var(&allow, "allow-cidr", "an IPv4 `CIDR` (or address, /32) admitted to the public copy; repeatable, required with --hosted-zone-id")
+	force := fs.Bool("force", false, "replace an existing ephemeral copy stacks/Pulumi.<NAME>.yaml")
+	format := fs.String("format", "text", "output `format`: text or json")
+	positional, err := parseFlags(fs, args)
+	if err != nil {
+		return flagExit(fs, e, err)
+	}
+	usageErr := func(msg string, args ...any) int {
+		fmt.Fprintf(e.stderr, "sandboxctl ephemeral: "+msg+"\n", args...)
+		return exitUsage
+	}
+
+	*domain = strings.TrimSuffix(*domain, ".")
+	var cidr netip.Prefix
+	switch {
+	case len(positional) != 1:
+		return usageErr("want exactly one TEMPLATE (got %d)", len(positional))
+	case *name == "":
+		return usageErr("--name is required (the new stack, e.g. eph-<run id>)")
+	case *name == positional[0]:
+		return usageErr("--name must differ from TEMPLATE (got %q for both)", *name)
+	case *format != "text" && *format != "json":
+		return usageErr("--format must be text or json (got %q)", *format)
+	case *ttl < 0:
+		return usageErr("--ttl must be 0 or more (got %s)", *ttl)
+	case *zone != "" && *domain == "":
+		return usageErr("--hosted-zone-id needs --domain, the zone's domain (the hostname is %s.DOMAIN)", *name)
+	case *zone == "" && *domain != "":
+		return usageErr("--domain needs --hosted-zone-id, the Route 53 zone that holds %s", *domain)
+	case *zone != "" && len(allow) == 0:
+		return usageErr("--hosted-zone-id needs at least one --allow-cidr (the ranges the public copy admits, e.g. the runner's address/32)")
+	case *zone == "" && len(allow) > 0:
+		return usageErr("--allow-cidr needs --hosted-zone-id and --domain (without them the template's access is kept)")
+	}
+	if msg := departmentProblem(*name); msg != "" {
+		return usageErr("--name %s", msg)
+	}
+	if *cidrFlag != "" {
+		p, err := netip.ParsePrefix(*cidrFlag)
+		switch {
+		case err != nil || !p.Addr().Is4():
+			return usageErr("--cidr must be an IPv4 CIDR such as 10.200.0.0/16 (got %q)", *cidrFlag)
+		case p.Masked() != p:
+			return usageErr("--cidr has host bits set (got %s, did you mean %s?)", p, p.Masked())
+		}
+		cidr = p
+	}
+
+	template := positional[0]
+	project, all, code := projectStacks(e, projectFlag, "ephemeral")
+	if code != exitOK {
+		return code
+	}
+	if code := checkKnown(e, "ephemeral", []string{template}, all); code != exitOK {
+		return code
+	}
+	if *zone == "" {
+		// Such a template's certificate is one the program requests for its hostname in its zone;
+		// the copy may use neither, so it would have no certificate at all.
+		if t, err := config.Load(project, template); err == nil && t.Access.Mode == config.AccessPublic && t.Access.ManagedCertificate() {
+			return usageErr("%s is public with a certificate from its hosted zone, which a copy must not use: pass --hosted-zone-id, --domain and --allow-cidr for one of its own",
+				config.StackFile(template))
+		}
+	}
+	file := config.StackFile(*name)
+	path := filepath.Join(project, filepath.FromSlash(file))
+	if contains(all, *name) {
+		if !*force {
+			return usageErr("%s already exists; pass --force to replace it (only an ephemeral copy is replaced)", file)
+		}
+		if !isEphemeralCopy(path) {
+			return usageErr("%s is not an ephemeral copy (no tag %s: \"true\"); --force replaces only those", file, ephemeralTag)
+		}
+	}
+
+	var warnings []string
+	warn := func(format string, args ...any) {
+		msg := fmt.Sprintf(format, args...)
+		warnings = append(warnings, msg)
+		fmt.Fprintf(e.stderr, "warning: %s\n", msg)
+	}
+	if !cidr.IsValid() {
+		taken, unreadable := takenRanges(project, all, *name)
+		for _, f := range unreadable {
+			warn("%s does not load, so its network.cidr was not avoided", f)
+		}
+		if cidr = freeEphemeralRange(taken); !cidr.IsValid() {
+			fmt.Fprintf(e.stderr, "sandboxctl ephemeral: every 10.X.0.0/16 for X %d..%d overlaps a stack file; pass --cidr\n",
+				ephemeralFirstOctet, ephemeralLastOctet)
+			return exitInvalid
+		}
+	}
+
+	expiresAt := now().Add(*ttl).UTC().Truncate(time.Second).Format(time.RFC3339)
+	templateFile := config.StackFile(template)
+	data, err := os.ReadFile(filepath.Join(project, filepath.FromSlash(templateFile)))
+	if err != nil {
+		fmt.Fprintf(e.stderr, "sandboxctl ephemeral: %v\n", err)
+		return exitInvalid
+	}
+	copyData, err := ephemeralCopy(data, ephemeralEdit{
+		stack: *name, template: templateFile, cidr: cidr, expiresAt: expiresAt,
+		zone: *zone, domain: *domain, allow: allow,
+	})
+	if err != nil {
+		fmt.Fprintf(e.stderr, "sandboxctl ephemeral: %s: %v\n", templateFile, err)
+		return exitInvalid
+	}
+	if err := writeFileAtomic(path, copyData); err != nil {
+		fmt.Fprintf(e.stderr, "sandboxctl ephemeral: write %s: %v\n", file, err)
+		return exitInvalid
+	}
+
+	if problems, code := copyProblems(e, project, *name); code != exitOK {
+		if err := os.Remove(path); err != nil {
+			fmt.Fprintf(e.stderr, "sandboxctl ephemeral: remove the invalid %s: %v\n", file, err)
+		}
+		for _, p := range problems {
+			fmt.Fprintf(e.stderr, "%s: %s: %s\n", p.File, p.Path, p.Message)
+		}
+		fmt.Fprintf(e.stderr, "sandboxctl ephemeral: the copy of %s is invalid (everything but department, network.cidr, access, gateway.deletionProtection and tags comes from the template); %s removed\n",
+			templateFile, file)
+		return code
+	}
+
+	spec, err := config.Load(project, *name)
+	if err != nil { // validated a moment ago: only a concurrent edit gets here
+		fmt.Fprintf(e.stderr, "sandboxctl ephemeral: %v\n", err)
+		return exitInvalid
+	}
+	r := ephemeralResult{
+		Stack: *name, Template: template, File: file, CIDR: spec.Network.CIDR.String(),
+		Access: string(spec.Access.Mode), Hostname: spec.Access.Hostname, HostedZoneID: spec.Access.HostedZoneID,
+		Certificate: spec.Access.CertificateARN, AllowedCIDRs: []string{}, ExpiresAt: spec.Tags[expiresAtTag],
+	}
+	if spec.Access.ManagedCertificate() {
+		r.Certificate = "managed"
+	}
+	if spec.Access.Hostname != "" {
+		r.Endpoint = "https://" + spec.Access.Hostname
+	}
+	for _, p := range spec.Access.AllowedCIDRs {
+		r.AllowedCIDRs = append(r.AllowedCIDRs, p.String())
+	}
+	if *zone == "" {
+		if spec.Access.Mode == config.AccessPublic {
+			warn("%s keeps %s's certificate, which does not cover the load balancer's DNS name that is now its endpoint, so TLS clients refuse it; it admits only %s's allowedCidrs. For verify and loadtest from a CI runner pass --hosted-zone-id, --domain and --allow-cidr",
+				*name, template, template)
+		} else {
+			warn("%s is internal: its endpoint is reachable only from inside its own new VPC, so verify and loadtest from a CI runner cannot reach it. For a public copy of its own pass --hosted-zone-id, --domain and --allow-cidr",
+				*name)
+		}
+	}
+	r.Warnings = append([]string{}, warnings...)
+
+	if *format == "json" {
+		out, _ := json.MarshalIndent(r, "", "  ")
+		fmt.Fprintln(e.stdout, string(out))
+		return exitOK
+	}
+	writeEphemeralText(e, r)
+	return exitOK
+}
+
+func writeEphemeralText(e env, r ephemeralResult) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "wrote %s, an ephemeral copy of %s (never commit it)\n", r.File, config.StackFile(r.Template))
+	row := func(k, v string) { fmt.Fprintf(&b, "  %-14s %s\n", k, v) }
+	row("stack", r.Stack)
+	row("template", r.Template)
+	row("cidr", r.CIDR)
+	access := r.Access
+	switch {
+	case r.Certificate == "managed":
+		access += fmt.Sprintf(", %s in zone %s, certificate requested by the program", r.Hostname, r.HostedZoneID)
+	case r.Certificate != "":
+		access += ", certificate " + r.Certificate
+	}
+	row("access", access)
+	if r.Endpoint != "" {
+		row("endpoint", r.Endpoint)
+	} else {
+		row("endpoint", "the load balancer's DNS name (stack output endpointUrl after up)")
+	}
+	if len(r.AllowedCIDRs) > 0 {
+		row("allowed CIDRs", strings.Join(r.AllowedCIDRs, ", "))
+	} else {
+		row("allowed CIDRs", "none (internal: its VPC only)")
+	}
+	row("expires at", r.ExpiresAt)
+	fmt.Fprint(e.stdout, b.String())
+}
+
+// departmentProblem checks NAME by config's own rule for a department (the copy's department is
+// NAME, and a stack name that passes it is also a safe file name), by parsing a config that
+// holds only that key. It returns the rule's message, or "" when NAME passes.
+func departmentProblem(name string) string {
+	_, err := config.Parse(name, config.StackFile(name), config.Values{config.Namespace + ":department": name})
+	var ps config.Problems
+	if errors.As(err, &ps) {
+		for _, p := range ps {
+			if p.Path == "department" {
+				return p.Message
+			}
+		}
+	}
+	return ""
+}
+
+// isEphemeralCopy reports whether the stack file at path carries the tag Ephemeral: "true".
+func isEphemeralCopy(path string) bool {
+	values, err := config.ReadStackFile(path)
+	if err != nil {
+		return false
+	}
+	var tags map[string]any
+	for _, k := range []string{config.Namespace + ":tags", "tags"} {
+		if v, ok := values[k]; ok && json.Unmarshal([]byte(v), &tags) == nil && tags[ephemeralTag] == "true" {
+			return true
+		}
+	}
+	return false
+}
+
+// takenRanges returns the VPC ranges of every stack but skip, as config parses them, and the
+// files that do not load (whose range is unknown).
+func takenRanges(project string, stacks []string, skip string) (taken []netip.Prefix, unreadable []string) {
+	for _, s := range stacks {
+		if s == skip {
+			continue
+		}
+		spec, err := config.Load(project, s)
+		if err != nil {
+			unreadable = append(unreadable, config.StackFile(s))
+			continue
+		}
+		taken = append(taken, spec.Network.CIDR)
+	}
+	return taken, unreadable
+}
+
+// freeEphemeralRange returns the first 10.X.0.0/16 of the ephemeral block that overlaps none of
+// taken, or the zero Prefix when every one does.
+func freeEphemeralRange(taken []netip.Prefix) netip.Prefix {
+next:
+	for x := ephemeralFirstOctet; x <= ephemeralLastOctet; x++ {
+		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(x), 0, 0}), 16)
+		for _, t := range taken {
+			if t.IsValid() && t.Overlaps(p) {
+				continue next
+			}
+		}
+		return p
+	}
+	return netip.Prefix{}
+}
+
+// ephemeralEdit is what changes between a template and its ephemeral copy.
+type ephemeralEdit struct {
+	stack, template string
+	cidr            netip.Prefix
+	expiresAt       string
+	// zone and domain, when set, make the copy public at stack.domain in that Route 53 zone,
+	// admitting allow.
+	zone, domain string
+	allow        []netip.Prefix
+}
+
+// ephemeralCopy edits the template's YAML node tree into the copy, so that its comments and key
+// order survive, and returns the copy's bytes.
+func ephemeralCopy(template []byte, ed ephemeralEdit) ([]byte, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(template, &doc); err != nil {
+		return nil, fmt.Errorf("not a valid stack file: %w", err)
+	}
+	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
+		return nil, errors.New("not a stack file: want a mapping with a config: key")
+	}
+	root := doc.Content[0]
+	deleteKey(root, "encryptionsalt")
+	cfg := valueOf(root, "config")
+	if cfg == nil || cfg.Kind != yaml.MappingNode {
+		return nil, errors.New("not a stack file: want a mapping with a config: key")
+	}
+
+	setKey(configKey(cfg, "department"), scalar(ed.stack))
+
+	network, err := section(cfg, "network")
+	if err != nil {
+		return nil, err
+	}
+	setKey(keyIn(network, "cidr"), scalar(ed.cidr.String()))
+
+	gateway, err := section(cfg, "gateway")
+	if err != nil {
+		return nil, err
+	}
+	setKey(keyIn(gateway, "deletionProtection"), &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: "false"})
+
+	if ed.zone != "" {
+		access, err := section(cfg, "access")
+		if err != nil {
+			return nil, err
+		}
+		setKey(keyIn(access, "mode"), scalar(string(config.AccessPublic)))
+		deleteKey(access, "certificateArn")
+		cidrs := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Style: yaml.FlowStyle}
+		for _, p := range ed.allow {
+			cidrs.Content = append(cidrs.Content, scalar(p.String()))
+		}
+		setKey(keyIn(access, "allowedCidrs"), cidrs)
+		setKey(keyIn(access, "allowAnywhere"), &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: "false"})
+		setKey(keyIn(access, "hostname"), scalar(ed.stack+"."+ed.domain))
+		setKey(keyIn(access, "hostedZoneId"), scalar(ed.zone))
+		// The template's comments on these keys describe its own endpoint, not the copy's.
+		clearComments(access, "mode", "allowedCidrs", "allowAnywhere", "hostname", "hostedZoneId")
+	} else if access := valueOf(cfg, qualify(cfg, "access")); access != nil && access.Kind == yaml.MappingNode {
+		// Both name the template's own endpoint: the copy must not take over its DNS name.
+		deleteKey(access, "hostname")
+		deleteKey(access, "hostedZoneId")
+	}
+
+	tags, err := section(cfg, "tags")
+	if err != nil {
+		return nil, err
+	}
+	quoted := func(s string) *yaml.Node {
+		n := scalar(s)
+		n.Style = yaml.DoubleQuotedStyle
+		return n
+	}
+	setKey(keyIn(tags, ephemeralTag), quoted("true"))
+	setKey(keyIn(tags, expiresAtTag), quoted(ed.expiresAt))
+
+	header := fmt.Sprintf("# Ephemeral stack %s: a copy of %s\n"+
+		"# made by `sandboxctl ephemeral` (docs/ci.md). Never commit it: it lives for one CI run\n"+
+		"# or until tags.ExpiresAt, then it is destroyed.",
+		ed.stack, ed.template)
+	if doc.HeadComment != "" {
+		header += "\n\n" + doc.HeadComment
+	}
+	doc.HeadComment = header
+
+	var b bytes.Buffer
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(&doc); err != nil {
+		return nil, err
+	}
+	if err := enc.Close(); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+func scalar(s string) *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s} }
+
+// mapEntry is a key of a mapping node, found or to be added.
+type mapEntry struct {
+	m   *yaml.Node
+	key string
+}
+
+func keyIn(m *yaml.Node, key string) mapEntry { return mapEntry{m, key} }
+
+// configKey is the project key name of the config mapping. A template may spell it unqualified
+// (Pulumi reads that as the project's); the copy always spells it "llm-sandbox:<name>", the form
+// ephemeral-cleanup.yml reads.
+func configKey(cfg *yaml.Node, name string) mapEntry {
+	return mapEntry{cfg, qualify(cfg, name)}
+}
+
+// qualify renames an unqualified project key of cfg to its qualified form and returns that form.
+func qualify(cfg *yaml.Node, name string) string {
+	full := config.Namespace + ":" + name
+	for i := 0; i+1 < len(cfg.Content); i += 2 {
+		if cfg.Content[i].Value == name {
+			cfg.Content[i].Value = full
+		}
+	}
+	return full
+}
+
+// section returns the mapping of the project key name, made (or a null value replaced) when
+// absent.
+func section(cfg *yaml.Node, name string) (*yaml.Node, error) {
+	full := qualify(cfg, name)
+	v := valueOf(cfg, full)
+	switch {
+	case v == nil || (v.Kind == yaml.ScalarNode && v.Tag == "!!null"):
+		m := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+		setKey(mapEntry{cfg, full}, m)
+		return m, nil
+	case v.Kind != yaml.MappingNode:
+		return nil, fmt.Errorf("config key %s: want a mapping of keys to values (got line %d)", full, v.Line)
+	}
+	return v, nil
+}
+
+// valueOf returns the value of key in mapping m, or nil.
+func valueOf(m *yaml.Node, key string) *yaml.Node {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i+1]
+		}
+	}
+	return nil
+}
+
+// setKey replaces the entry's value, keeping its key's comments, or appends the entry.
+func setKey(at mapEntry, v *yaml.Node) {
+	for i := 0; i+1 < len(at.m.Content); i += 2 {
+		if at.m.Content[i].Value == at.key {
+			old := at.m.Content[i+1]
+			v.LineComment, v.HeadComment, v.FootComment = old.LineComment, old.HeadComment, old.FootComment
+			at.m.Content[i+1] = v
+			return
+		}
+	}
+	at.m.Content = append(at.m.Content, scalar(at.key), v)
+}
+
+// clearComments removes the comments of the given keys of mapping m and of their values.
+func clearComments(m *yaml.Node, keys ...string) {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if contains(keys, m.Content[i].Value) {
+			for _, n := range m.Content[i : i+2] {
+				n.HeadComment, n.LineComment, n.FootComment = "", "", ""
+			}
+		}
+	}
+}
+
+// deleteKey removes key from mapping m, if there.
+func deleteKey(m *yaml.Node, key string) {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			m.Content = append(m.Content[:i], m.Content[i+2:]...)
+			return
+		}
+	}
+}
+
+// writeFileAtomic writes data to path through a temporary file in the same directory, renamed
+// into place, so that no reader (and no crash) ever sees part of it. The temporary name does
+// not match Pulumi.*.yaml, so it is never taken for a stack.
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // after a successful rename there is nothing left to remove
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// copyProblems validates the copy with validate's own code, which loads every stack file so the
+// checks across files (overlapping ranges, a department twice) see the copy against the others.
+func copyProblems(e env, project, stack string) ([]problemRecord, int) {
+	var out, errOut bytes.Buffer
+	code := runValidate(env{stdout: &out, stderr: &errOut, cwd: e.cwd}, project, []string{"--format", "json", stack})
+	if code == exitUsage {
+		return []problemRecord{{File: config.StackFile(stack), Path: "(file)", Message: strings.TrimSpace(errOut.String())}}, exitInvalid
+	}
+	var result struct {
+		Stacks []stackResult `json:"stacks"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &result); err != nil {
+		return []problemRecord{{File: config.StackFile(stack), Path: "(file)", Message: "validate: " + err.Error()}}, exitInvalid
+	}
+	var problems []problemRecord
+	for _, r := range result.Stacks {
+		problems = append(problems, r.Problems...)
+	}
+	if len(problems) > 0 {
+		return problems, exitInvalid
+	}
+	return nil, exitOK
+}
