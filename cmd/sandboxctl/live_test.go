@@ -145,6 +145,21 @@ func TestVerifyLive(t *testing.T) {
 		noKey(t, key, out, errOut)
 	})
 
+	t.Run("wait for a deployment that already serves", func(t *testing.T) {
+		code, out, errOut := sandboxctl(t, projectRoot(t), "verify", "--url", url, "--key", key, "--wait", "2m")
+		if code != exitOK {
+			t.Fatalf("exit %d, want 0:\n%s%s", code, out, errOut)
+		}
+		if !strings.Contains(errOut, "waiting up to 2m0s for the endpoint to serve\n") ||
+			!strings.Contains(errOut, " (1 attempt(s))\n") || strings.Contains(errOut, "not ready") {
+			t.Errorf("stderr does not say it was ready at the first attempt:\n%s", errOut)
+		}
+		if !strings.Contains(out, url+": 4 check(s), 4 ok, 0 failed: the endpoint serves\n") {
+			t.Errorf("the checks did not run after the wait:\n%s", out)
+		}
+		noKey(t, key, out, errOut)
+	})
+
 	t.Run("JSON shape", func(t *testing.T) {
 		// A trailing /v1 on the URL is accepted, and --model names the model to require.
 		code, out, errOut := sandboxctl(t, projectRoot(t), "verify", "--url", url+"/v1", "--key", key, "--model", model, "--format", "json")
@@ -178,6 +193,12 @@ func TestVerifyLive(t *testing.T) {
 
 	t.Run("wrong key fails the listing", func(t *testing.T) {
 		wrong := "sk-" + harness.RandomAlphanumeric(t, 48)
+		// A refused key is not something waiting changes: --wait stops at once.
+		code, _, errOut := sandboxctl(t, projectRoot(t), "verify", "--url", url, "--key", wrong, "--wait", "10m")
+		if code != exitInvalid || !strings.Contains(errOut, "stopped waiting after ") ||
+			!strings.Contains(errOut, "listing: GET /v1/models: HTTP 401 (the key was refused) is an answer waiting does not change") {
+			t.Errorf("--wait with a wrong key: exit %d, want %d and the wait stopped:\n%s", code, exitInvalid, errOut)
+		}
 		code, out, errOut := sandboxctl(t, projectRoot(t), "verify", "--url", url, "--key", wrong)
 		if code != exitInvalid {
 			t.Fatalf("exit %d, want 1:\n%s%s", code, out, errOut)

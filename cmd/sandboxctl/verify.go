@@ -27,7 +27,7 @@ func (m *modelList) Set(v string) error {
 }
 
 func runVerify(e env, projectFlag string, args []string) int {
-	fs := flagSet(e, "verify", "verify STACK | --url URL --key KEY [--model M]... [--format text|json] [--timeout D]",
+	fs := flagSet(e, "verify", "verify STACK | --url URL --key KEY [--model M]... [--wait D] [--format text|json] [--timeout D]",
 		"Checks a deployed endpoint as its clients use it:\n"+
 			"  listing  GET /v1/models answers with the key and lists at least one model (and\n"+
 			"           every --model)\n"+
@@ -38,12 +38,16 @@ func runVerify(e env, projectFlag string, args []string) int {
 			"With STACK, the endpoint is the stack output endpointUrl and the key is read from the\n"+
 			"Secrets Manager secret its output masterKeySecretArn names (`pulumi stack output` and\n"+
 			"the standard AWS credentials; AWS_ENDPOINT_URL is honoured). The key is never printed.\n"+
-			"Without --model every listed model is checked. text prints one line per check;\n"+
-			`json prints {"url", "ok", "listing", "auth", "models": [{"model", "ok", "listed",`+"\n"+
-			`"chat", "stream"}]} (docs/verify-loadtest.md).`+"\n"+
+			"Without --model every listed model is checked. With --wait, first waits up to D\n"+
+			"for a deployment still coming up: it retries the listing and a chat per model every\n"+
+			"10s while they get no answer or HTTP 500, 502, 503 or 504, printing each try to\n"+
+			"stderr, and stops waiting at any other answer; the checks then run either way.\n"+
+			`text prints one line per check; json prints {"url", "ok", "listing", "auth",`+"\n"+
+			`"models": [{"model", "ok", "listed", "chat", "stream"}]} (docs/verify-loadtest.md).`+"\n"+
 			"Exit 0 every check passed, 1 a check failed, 2 usage error or no endpoint or key.")
 	format := fs.String("format", "text", "output `format`: text or json")
 	timeout := fs.Duration("timeout", time.Minute, "bound on each request (`duration`)")
+	wait := fs.Duration("wait", 0, "wait up to `D` for the endpoint to come up before checking (e.g. 10m right after a deploy); 0 checks at once")
 	var models modelList
 	fs.Var(&models, "model", "a `model` that must be listed and answer (repeatable, or comma-separated); default every listed model")
 	ef := addEndpointFlags(fs)
@@ -59,6 +63,10 @@ func runVerify(e env, projectFlag string, args []string) int {
 		fmt.Fprintf(e.stderr, "sandboxctl verify: --timeout must be positive (got %s)\n", *timeout)
 		return exitUsage
 	}
+	if *wait < 0 {
+		fmt.Fprintf(e.stderr, "sandboxctl verify: --wait must be 0 or more (got %s)\n", *wait)
+		return exitUsage
+	}
 	ep, code := resolveEndpoint(e, projectFlag, "verify", positional, ef)
 	if code != exitOK {
 		return code
@@ -67,6 +75,9 @@ func runVerify(e env, projectFlag string, args []string) int {
 
 	c := loadgen.NewClient(ep.url, ep.key, 2)
 	defer c.Close()
+	if *wait > 0 {
+		waitReady(e, c, models, *wait, *timeout)
+	}
 	report := verify.Run(context.Background(), c, verify.Options{Models: models, Timeout: *timeout})
 	if *format == "json" {
 		out, _ := json.MarshalIndent(report, "", "  ")
@@ -78,6 +89,23 @@ func runVerify(e env, projectFlag string, args []string) int {
 		return exitInvalid
 	}
 	return exitOK
+}
+
+// waitReady waits for the endpoint to come up, telling stderr how it goes.
+func waitReady(e env, c *loadgen.Client, models []string, within, timeout time.Duration) {
+	fmt.Fprintf(e.stderr, "waiting up to %s for the endpoint to serve\n", within)
+	r := verify.Wait(context.Background(), c, verify.WaitOptions{
+		Within: within, Timeout: timeout, Models: models,
+		Progress: func(msg string) { fmt.Fprintln(e.stderr, msg) },
+	})
+	switch {
+	case r.Ready:
+		fmt.Fprintf(e.stderr, "ready after %s (%d attempt(s))\n", r.Waited.Round(time.Second), r.Attempts)
+	case r.Settled:
+		fmt.Fprintf(e.stderr, "stopped waiting after %s: %s is an answer waiting does not change\n", r.Waited.Round(time.Second), r.Last)
+	default:
+		fmt.Fprintf(e.stderr, "not ready within %s (%d attempt(s)); last: %s\n", within, r.Attempts, r.Last)
+	}
 }
 
 func okWord(ok bool) string {

@@ -49,6 +49,7 @@ func TestEndpointUsageErrors(t *testing.T) {
 		{"verify: not http", []string{"verify", "--url", "ftp://x", "--key", "k"}, "--url must start with http:// or https://"},
 		{"verify: format", []string{"verify", "--url", "http://x", "--key", "k", "--format", "yaml"}, "--format must be text or json"},
 		{"verify: timeout", []string{"verify", "--url", "http://x", "--key", "k", "--timeout", "0s"}, "--timeout must be positive"},
+		{"verify: negative wait", []string{"verify", "--url", "http://x", "--key", "k", "--wait", "-1s"}, "--wait must be 0 or more"},
 		{"verify: unknown flag", []string{"verify", "--users", "3"}, "flag provided but not defined: -users"},
 		{"loadtest: no users", []string{"loadtest", "--url", "http://x", "--key", "k"}, "--users must be at least 1 (got 0)"},
 		{"loadtest: duration and requests", []string{"loadtest", "--url", "http://x", "--key", "k", "--users", "2", "--duration", "5s", "--requests", "9"}, "give --duration or --requests, not both"},
@@ -134,4 +135,21 @@ func TestStackOutputsMissingOrFailing(t *testing.T) {
 			t.Errorf("exit %d, stderr %q", code, errOut)
 		}
 	})
+}
+
+// docs/verify-loadtest.md shows verify's and loadtest's help as the commands print it.
+func TestVerifyAndLoadtestHelpAreDocumented(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join(projectRoot(t), "docs", "verify-loadtest.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range []string{"verify", "loadtest"} {
+		code, help, _ := sandboxctl(t, projectRoot(t), cmd, "--help")
+		if code != exitOK {
+			t.Fatalf("%s --help: exit %d", cmd, code)
+		}
+		if !strings.Contains(string(doc), "```text\n"+help+"```\n") {
+			t.Errorf("docs/verify-loadtest.md does not show %s's help as printed:\n%s", cmd, help)
+		}
+	}
 }
