@@ -16,22 +16,6 @@ import (
 	"github.com/llm-sandbox/llm-sandbox/node/fakeollama"
 )
 
-// fakeAWS starts the IMDS and Auto Scaling fakes on 127.0.0.1 and points aws-sdk-go-v2 at
-// them through the environment, as the SDK documents (AWS_EC2_METADATA_SERVICE_ENDPOINT,
-// AWS_ENDPOINT_URL_AUTO_SCALING).
-func fakeAWS(t *testing.T, meta *fakeaws.IMDS) *fakeaws.AutoScaling {
-	t.Helper()
-	asg := &fakeaws.AutoScaling{}
-	imdsSrv := httptest.NewServer(meta)
-	asgSrv := httptest.NewServer(asg)
-	t.Cleanup(imdsSrv.Close)
-	t.Cleanup(asgSrv.Close)
-	for k, v := range fakeaws.Env(imdsSrv.URL, asgSrv.URL) {
-		t.Setenv(k, v)
-	}
-	return asg
-}
-
 func wantCalls(t *testing.T, asg *fakeaws.AutoScaling, want ...fakeaws.Call) {
 	t.Helper()
 	if got := asg.Calls(); fmt.Sprint(got) != fmt.Sprint(want) {
@@ -40,7 +24,7 @@ func wantCalls(t *testing.T, asg *fakeaws.AutoScaling, want ...fakeaws.Call) {
 }
 
 func TestAWSCompleterSendsResultWithConfiguredGroup(t *testing.T) {
-	asg := fakeAWS(t, &fakeaws.IMDS{InstanceID: "i-0abc", Group: "tag-group", Region: "eu-west-1"})
+	asg, _ := fakeaws.Serve(t, &fakeaws.IMDS{InstanceID: "i-0abc", Group: "tag-group", Region: "eu-west-1"})
 	c, err := NewAWSCompleter(context.Background(), "eu-west-1", Lifecycle{AutoScalingGroup: "config-group", Hook: "launch"})
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +36,7 @@ func TestAWSCompleterSendsResultWithConfiguredGroup(t *testing.T) {
 }
 
 func TestAWSCompleterReadsGroupAndRegionFromIMDS(t *testing.T) {
-	asg := fakeAWS(t, &fakeaws.IMDS{InstanceID: "i-0abc", Group: "tag-group", Region: "eu-west-1"})
+	asg, _ := fakeaws.Serve(t, &fakeaws.IMDS{InstanceID: "i-0abc", Group: "tag-group", Region: "eu-west-1"})
 	c, err := NewAWSCompleter(context.Background(), "", Lifecycle{Hook: "launch"})
 	if err != nil {
 		t.Fatal(err)
@@ -64,7 +48,7 @@ func TestAWSCompleterReadsGroupAndRegionFromIMDS(t *testing.T) {
 }
 
 func TestAWSCompleterWithoutGroupTagExplainsTheFix(t *testing.T) {
-	asg := fakeAWS(t, &fakeaws.IMDS{InstanceID: "i-0abc", Region: "eu-west-1"})
+	asg, _ := fakeaws.Serve(t, &fakeaws.IMDS{InstanceID: "i-0abc", Region: "eu-west-1"})
 	c, err := NewAWSCompleter(context.Background(), "eu-west-1", Lifecycle{Hook: "launch"})
 	if err != nil {
 		t.Fatal(err)
@@ -77,7 +61,7 @@ func TestAWSCompleterWithoutGroupTagExplainsTheFix(t *testing.T) {
 }
 
 func TestAWSCompleterNoActiveAction(t *testing.T) {
-	asg := fakeAWS(t, &fakeaws.IMDS{InstanceID: "i-0abc", Region: "eu-west-1"})
+	asg, _ := fakeaws.Serve(t, &fakeaws.IMDS{InstanceID: "i-0abc", Region: "eu-west-1"})
 	asg.SetNoActiveAction(true)
 	c, err := NewAWSCompleter(context.Background(), "eu-west-1", Lifecycle{AutoScalingGroup: "g", Hook: "launch"})
 	if err != nil {
@@ -90,7 +74,7 @@ func TestAWSCompleterNoActiveAction(t *testing.T) {
 }
 
 func TestAWSCompleterClassifiesErrors(t *testing.T) {
-	asg := fakeAWS(t, &fakeaws.IMDS{InstanceID: "i-0abc", Region: "eu-west-1"})
+	asg, _ := fakeaws.Serve(t, &fakeaws.IMDS{InstanceID: "i-0abc", Region: "eu-west-1"})
 	c, err := NewAWSCompleter(context.Background(), "eu-west-1", Lifecycle{AutoScalingGroup: "g", Hook: "launch"})
 	if err != nil {
 		t.Fatal(err)
@@ -112,7 +96,7 @@ func TestAWSCompleterClassifiesErrors(t *testing.T) {
 // aws-sdk-go-v2 clients against the loopback fakes: exactly one CONTINUE, for this instance,
 // hook and group.
 func TestBootstrapCompletesLifecycleThroughAWS(t *testing.T) {
-	asg := fakeAWS(t, &fakeaws.IMDS{InstanceID: "i-0123456789abcdef0", Group: "from-tag", Region: "eu-west-1"})
+	asg, _ := fakeaws.Serve(t, &fakeaws.IMDS{InstanceID: "i-0123456789abcdef0", Group: "from-tag", Region: "eu-west-1"})
 	e := newEnv(t, fakeollama.Options{GPU: true})
 	if err := e.bootstrap(func(o *Options) { o.Lifecycle = nil }); err != nil {
 		t.Fatalf("Bootstrap() = %v\nlog:\n%s", err, e.log)
@@ -130,7 +114,7 @@ func TestBootstrapCompletesLifecycleThroughAWS(t *testing.T) {
 }
 
 func TestBootstrapFailureAbandonsThroughAWS(t *testing.T) {
-	asg := fakeAWS(t, &fakeaws.IMDS{InstanceID: "i-0123456789abcdef0", Region: "eu-west-1"})
+	asg, _ := fakeaws.Serve(t, &fakeaws.IMDS{InstanceID: "i-0123456789abcdef0", Region: "eu-west-1"})
 	e := newEnv(t, fakeollama.Options{GPU: false})
 	wantStepFailure(t, e.bootstrap(func(o *Options) { o.Lifecycle = nil }), StepResident, "size_vram 0")
 	wantCalls(t, asg, fakeaws.Call{Group: "chemistry-default", Hook: "chemistry-default-launch", InstanceID: "i-0123456789abcdef0", Result: "ABANDON"})
@@ -164,7 +148,7 @@ func TestLifecycleHint(t *testing.T) {
 // TestS3ObjectsReadThroughTheSDK reads an s3:// release through the real S3 client, pointed at
 // a loopback fake of GetObject by AWS_ENDPOINT_URL_S3 (path-style, as emulators need).
 func TestS3ObjectsReadThroughTheSDK(t *testing.T) {
-	fakeAWS(t, &fakeaws.IMDS{InstanceID: "i-0abc", Region: "eu-west-1"})
+	fakeaws.Serve(t, &fakeaws.IMDS{InstanceID: "i-0abc", Region: "eu-west-1"})
 	var mu sync.Mutex
 	var paths []string
 	requests := func() []string { mu.Lock(); defer mu.Unlock(); return append([]string(nil), paths...) }

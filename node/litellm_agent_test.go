@@ -53,17 +53,10 @@ type liteEnv struct {
 
 func newLiteEnv(t *testing.T) *liteEnv {
 	t.Helper()
-	e := &liteEnv{agentEnv: newAgentEnv(t), sm: &fakeaws.SecretsManager{}, version: versions.LiteLLM.Version}
+	e := &liteEnv{agentEnv: newAgentEnv(t), version: versions.LiteLLM.Version}
 	e.health.Store(http.StatusOK)
+	_, e.sm = fakeaws.Serve(t, &fakeaws.IMDS{})
 	e.sm.Put(testSecretArn, testMasterKey)
-	sm := httptest.NewServer(e.sm)
-	t.Cleanup(sm.Close)
-	for k, v := range fakeaws.Env("http://127.0.0.1:1", "http://127.0.0.1:1") {
-		t.Setenv(k, v)
-	}
-	for k, v := range fakeaws.SecretsManagerEnv(sm.URL) {
-		t.Setenv(k, v)
-	}
 	litellm := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != LiteLLMHealthPath {
 			http.NotFound(w, r)

@@ -1,14 +1,9 @@
 package main
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,9 +11,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
-
-	"github.com/klauspost/compress/zstd"
 
 	"github.com/llm-sandbox/llm-sandbox/node"
 	"github.com/llm-sandbox/llm-sandbox/node/fakeaws"
@@ -84,16 +76,11 @@ func (r *venvRunner) matching(prefix string) []string {
 	return out
 }
 
-// liteFakes is one gateway node's world: a wheelhouse server, fake IMDS, Auto Scaling and
-// Secrets Manager, a temporary root.
+// liteFakes is a gateway node's world; its artifact is the LiteLLM wheelhouse, and a
+// venvRunner stands in for python3 and pip.
 type liteFakes struct {
-	root, console, config string
-	port                  int
-	asg                   *fakeaws.AutoScaling
-	sm                    *fakeaws.SecretsManager
-	runner                *venvRunner
-	wheelhouseHits        func() int
-	cfg                   map[string]any
+	*nodeFakes
+	runner *venvRunner
 }
 
 func newLiteFakes(t *testing.T) *liteFakes {
@@ -102,43 +89,21 @@ func newLiteFakes(t *testing.T) *liteFakes {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &liteFakes{root: t.TempDir(), asg: &fakeaws.AutoScaling{}, sm: &fakeaws.SecretsManager{}, runner: &venvRunner{exe: exe}}
+	wheelhouse := tarZst(t,
+		tarFile{"./litellm-" + versions.LiteLLM.Version + "-cp310-abi3-manylinux_2_28_x86_64.whl", "wheel", 0o644},
+		tarFile{"./uvicorn-0.54.0-py3-none-any.whl", "wheel", 0o644},
+	)
+	f := &liteFakes{
+		nodeFakes: newNodeFakes(t, &fakeaws.IMDS{InstanceID: "i-0fedcba9876543210", Group: "chemistry-gateway", Region: "ca-central-1"}, wheelhouse, node.LiteLLMPidFile),
+		runner:    &venvRunner{exe: exe},
+	}
 	f.sm.Put(secretArn, masterKey)
-	dir := t.TempDir()
-	f.console = filepath.Join(dir, "console")
-	if err := os.WriteFile(f.console, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	wheelhouse := tarZstFiles(t, map[string]string{
-		"./litellm-" + versions.LiteLLM.Version + "-cp310-abi3-manylinux_2_28_x86_64.whl": "wheel",
-		"./uvicorn-0.54.0-py3-none-any.whl":                                               "wheel",
-	})
-	files, hits := countingServer(t, wheelhouse)
-	f.wheelhouseHits = hits
-	imds := httptest.NewServer(&fakeaws.IMDS{InstanceID: "i-0fedcba9876543210", Group: "chemistry-gateway", Region: "ca-central-1"})
-	asg := httptest.NewServer(f.asg)
-	sm := httptest.NewServer(f.sm)
-	for _, s := range []*httptest.Server{imds, asg, sm} {
-		t.Cleanup(s.Close)
-	}
-	for k, v := range fakeaws.Env(imds.URL, asg.URL) {
-		t.Setenv(k, v)
-	}
-	for k, v := range fakeaws.SecretsManagerEnv(sm.URL) {
-		t.Setenv(k, v)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.port = ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
 	f.cfg = map[string]any{
 		"role": "litellm", "department": "chemistry", "pool": "gateway", "region": "ca-central-1",
 		"lifecycle": map[string]any{"hook": "llm-sandbox-launch", "heartbeatSeconds": 600},
 		"litellm": map[string]any{
 			"version":            versions.LiteLLM.Version,
-			"wheelhouse":         map[string]any{"url": files.URL + "/litellm-wheelhouse.tar.zst", "sha256": sha(wheelhouse)},
+			"wheelhouse":         map[string]any{"url": f.artifactURL + "/litellm-wheelhouse.tar.zst", "sha256": sha(wheelhouse)},
 			"port":               f.port,
 			"workers":            2,
 			"masterKeySecretArn": secretArn,
@@ -149,25 +114,13 @@ func newLiteFakes(t *testing.T) *liteFakes {
 			"requestTimeoutSeconds": 3600, "keepAliveSeconds": 960, "numRetries": 1,
 		},
 	}
-	f.config = filepath.Join(dir, "node.json")
-	writeJSON(t, f.config, f.cfg)
-	pidFile := filepath.Join(f.root, node.LiteLLMPidFile)
-	t.Cleanup(func() {
-		if err := node.StopDetached(pidFile, 5*time.Second); err != nil {
-			t.Errorf("stop litellm: %v", err)
-		}
-	})
+	f.writeConfig(t)
 	return f
-}
-
-func (f *liteFakes) bootstrap(t *testing.T) result {
-	t.Helper()
-	return runCmdWith(t, f.runner, "bootstrap", "--config", f.config, "--root", f.root, "--no-systemd", "--console", f.console)
 }
 
 func TestLiteLLMBootstrapReadyThenRerun(t *testing.T) {
 	f := newLiteFakes(t)
-	r := f.bootstrap(t)
+	r := f.bootstrap(t, f.runner)
 	if r.code != exitReady {
 		t.Fatalf("exit %d, want 0\nstderr:\n%s", r.code, r.stderr)
 	}
@@ -199,13 +152,13 @@ func TestLiteLLMBootstrapReadyThenRerun(t *testing.T) {
 			t.Errorf("the master key is in the %s", where)
 		}
 	}
-	if n := f.wheelhouseHits(); n != 1 {
+	if n := f.artifactHits(); n != 1 {
 		t.Errorf("wheelhouse downloaded %d times, want 1", n)
 	}
 
 	// A reboot: LiteLLM still serving, no pending lifecycle action.
 	f.asg.SetNoActiveAction(true)
-	r = f.bootstrap(t)
+	r = f.bootstrap(t, f.runner)
 	if r.code != exitReady {
 		t.Fatalf("re-run exit %d, want 0\nstderr:\n%s", r.code, r.stderr)
 	}
@@ -215,7 +168,7 @@ func TestLiteLLMBootstrapReadyThenRerun(t *testing.T) {
 	if n := len(f.runner.matching("-m pip install")); n != 1 {
 		t.Errorf("pip install ran %d times over two runs, want 1", n)
 	}
-	if n := f.wheelhouseHits(); n != 1 {
+	if n := f.artifactHits(); n != 1 {
 		t.Errorf("wheelhouse downloaded %d times over two runs, want 1", n)
 	}
 }
@@ -223,8 +176,8 @@ func TestLiteLLMBootstrapReadyThenRerun(t *testing.T) {
 func TestLiteLLMMissingSecretExits1AndAbandons(t *testing.T) {
 	f := newLiteFakes(t)
 	f.cfg["litellm"].(map[string]any)["masterKeySecretArn"] = strings.Replace(secretArn, "AbCdEf", "Gone00", 1)
-	writeJSON(t, f.config, f.cfg)
-	r := f.bootstrap(t)
+	f.writeConfig(t)
+	r := f.bootstrap(t, f.runner)
 	if r.code != exitFailed {
 		t.Fatalf("exit %d, want 1\nstderr:\n%s", r.code, r.stderr)
 	}
@@ -241,8 +194,8 @@ func TestLiteLLMInvalidConfigExits2AndAbandons(t *testing.T) {
 	f := newLiteFakes(t)
 	f.cfg["litellm"].(map[string]any)["numRetries"] = 3
 	f.cfg["litellm"].(map[string]any)["version"] = "1.82.8"
-	writeJSON(t, f.config, f.cfg)
-	r := f.bootstrap(t)
+	f.writeConfig(t)
+	r := f.bootstrap(t, f.runner)
 	if r.code != exitUsage {
 		t.Fatalf("exit %d, want 2\nstderr:\n%s", r.code, r.stderr)
 	}
@@ -251,50 +204,8 @@ func TestLiteLLMInvalidConfigExits2AndAbandons(t *testing.T) {
 			t.Errorf("stderr does not say %q:\n%s", want, r.stderr)
 		}
 	}
-	if f.wheelhouseHits() != 0 || len(f.runner.matching("")) != 0 {
+	if f.artifactHits() != 0 || len(f.runner.matching("")) != 0 {
 		t.Errorf("an invalid config still installed something")
 	}
 	wantCalls(t, f.asg, fakeaws.Call{Group: "chemistry-gateway", Hook: "llm-sandbox-launch", InstanceID: "i-0fedcba9876543210", Result: "ABANDON"})
-}
-
-// tarZstFiles builds a zstd-compressed tar of regular files, in name order.
-func tarZstFiles(t *testing.T, files map[string]string) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	zw, err := zstd.NewWriter(&buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tw := tar.NewWriter(zw)
-	names := make([]string, 0, len(files))
-	for name := range files {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	for _, name := range names {
-		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(files[name])), Typeflag: tar.TypeReg}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write([]byte(files[name])); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
-func writeJSON(t *testing.T, file string, v any) {
-	t.Helper()
-	data, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(file, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
 }

@@ -98,18 +98,100 @@ func TestUsageErrorsExit2(t *testing.T) {
 	}
 }
 
-// fakes is one node's world: a release server, fake IMDS and Auto Scaling, a temp root.
-type fakes struct {
+// nodeFakes is one node's world, whichever its role: a temporary root and console file, fake
+// IMDS, Auto Scaling and Secrets Manager, a server of the role's artifact that counts its
+// requests, a free loopback port for the role's server, and the node config (cfg, written to
+// config by writeConfig).
+type nodeFakes struct {
 	root, console, config string
 	port                  int
 	asg                   *fakeaws.AutoScaling
-	releaseHits           func() int
+	sm                    *fakeaws.SecretsManager
+	artifactURL           string
+	artifactHits          func() int
 	cfg                   map[string]any
+}
+
+// newNodeFakes starts the fakes for the instance meta describes, serving artifact, and stops
+// the server the agent leaves running (its pid file under the root) when the test ends.
+func newNodeFakes(t *testing.T, meta *fakeaws.IMDS, artifact []byte, pidFile string) *nodeFakes {
+	t.Helper()
+	f := &nodeFakes{root: t.TempDir()}
+	dir := t.TempDir()
+	f.console = filepath.Join(dir, "console")
+	if err := os.WriteFile(f.console, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.config = filepath.Join(dir, "node.json")
+	files, hits := countingServer(t, artifact)
+	f.artifactURL, f.artifactHits = files.URL, hits
+	f.asg, f.sm = fakeaws.Serve(t, meta)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.port = ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	t.Cleanup(func() {
+		if err := node.StopDetached(filepath.Join(f.root, pidFile), 5*time.Second); err != nil {
+			t.Errorf("stop %s: %v", strings.TrimSuffix(filepath.Base(pidFile), ".pid"), err)
+		}
+	})
+	return f
+}
+
+func (f *nodeFakes) writeConfig(t *testing.T) {
+	t.Helper()
+	data, err := json.MarshalIndent(f.cfg, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(f.config, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// bootstrap runs `sandbox-node bootstrap --no-systemd` into the root, with runner when not nil.
+func (f *nodeFakes) bootstrap(t *testing.T, runner node.Runner) result {
+	t.Helper()
+	return runCmdWith(t, runner, "bootstrap", "--config", f.config, "--root", f.root, "--no-systemd", "--console", f.console)
 }
 
 func sha(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
+}
+
+// tarFile is one regular file of a test archive.
+type tarFile struct {
+	name, body string
+	mode       int64
+}
+
+// tarZst builds a zstd-compressed tar of regular files, in the order given.
+func tarZst(t *testing.T, files ...tarFile) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw, err := zstd.NewWriter(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tw := tar.NewWriter(zw)
+	for _, f := range files {
+		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.body)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write([]byte(f.body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }
 
 // release builds a tar.zst with the real release's layout whose bin/ollama runs this test
@@ -121,86 +203,30 @@ func release(t *testing.T) []byte {
 		t.Fatal(err)
 	}
 	script := "#!/bin/sh\nexport FAKE_OLLAMA_EXEC=1 FAKE_OLLAMA_VERSION=" + ollamaVersion + "\nexec '" + exe + "' \"$@\"\n"
-	var buf bytes.Buffer
-	zw, _ := zstd.NewWriter(&buf)
-	tw := tar.NewWriter(zw)
-	for _, f := range []struct {
-		name, body string
-		mode       int64
-	}{{"bin/ollama", script, 0o755}, {"lib/ollama/libggml-base.so", "lib", 0o644}} {
-		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.body)), Typeflag: tar.TypeReg}); err != nil {
-			t.Fatal(err)
-		}
-		_, _ = tw.Write([]byte(f.body))
-	}
-	_ = tw.Close()
-	_ = zw.Close()
-	return buf.Bytes()
+	return tarZst(t, tarFile{"bin/ollama", script, 0o755}, tarFile{"lib/ollama/libggml-base.so", "lib", 0o644})
 }
 
-func newFakes(t *testing.T) *fakes {
+// newFakes is a pool node's world; its artifact is the Ollama release.
+func newFakes(t *testing.T) *nodeFakes {
 	t.Helper()
-	f := &fakes{root: t.TempDir(), asg: &fakeaws.AutoScaling{}}
-	dir := t.TempDir()
-	f.console = filepath.Join(dir, "console")
-	if err := os.WriteFile(f.console, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
 	archive := release(t)
-	files, hits := countingServer(t, archive)
-	f.releaseHits = hits
-	imds := httptest.NewServer(&fakeaws.IMDS{InstanceID: "i-0123456789abcdef0", Group: "chemistry-default", Region: "eu-west-1"})
-	asg := httptest.NewServer(f.asg)
-	t.Cleanup(imds.Close)
-	t.Cleanup(asg.Close)
-	for k, v := range fakeaws.Env(imds.URL, asg.URL) {
-		t.Setenv(k, v)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.port = ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	f := newNodeFakes(t, &fakeaws.IMDS{InstanceID: "i-0123456789abcdef0", Group: "chemistry-default", Region: "eu-west-1"}, archive, node.OllamaPidFile)
 	f.cfg = map[string]any{
 		"role": "ollama", "department": "chemistry", "pool": "cpu", "region": "eu-west-1",
 		"lifecycle": map[string]any{"hook": "chemistry-cpu-launch"},
 		"ollama": map[string]any{
 			"version": ollamaVersion,
-			"release": map[string]any{"url": files.URL + "/ollama-linux-amd64.tar.zst", "sha256": sha(archive)},
+			"release": map[string]any{"url": f.artifactURL + "/ollama-linux-amd64.tar.zst", "sha256": sha(archive)},
 			"gpu":     false, "port": f.port, "parallel": 2, "contextLength": 4096, "maxQueue": 16,
 			"models": []any{map[string]any{"name": "phi3:mini"}},
 		},
 	}
-	f.config = filepath.Join(dir, "node.json")
 	f.writeConfig(t)
-	pidFile := filepath.Join(f.root, node.OllamaPidFile)
-	t.Cleanup(func() {
-		if err := node.StopDetached(pidFile, 5*time.Second); err != nil {
-			t.Errorf("stop ollama: %v", err)
-		}
-	})
 	return f
 }
 
-func (f *fakes) writeConfig(t *testing.T) {
-	t.Helper()
-	data, err := json.MarshalIndent(f.cfg, "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(f.config, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func (f *fakes) bootstrap(t *testing.T) result {
-	t.Helper()
-	return runCmd(t, "bootstrap", "--config", f.config, "--root", f.root, "--no-systemd", "--console", f.console)
-}
-
 // ollamaCounts asks the running fake Ollama how often it was called.
-func (f *fakes) ollamaCounts(t *testing.T) fakeollama.Counts {
+func (f *nodeFakes) ollamaCounts(t *testing.T) fakeollama.Counts {
 	t.Helper()
 	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/fake/counts", f.port))
 	if err != nil {
@@ -223,7 +249,7 @@ func wantCalls(t *testing.T, asg *fakeaws.AutoScaling, want ...fakeaws.Call) {
 
 func TestBootstrapReadyThenRerun(t *testing.T) {
 	f := newFakes(t)
-	r := f.bootstrap(t)
+	r := f.bootstrap(t, nil)
 	if r.code != exitReady {
 		t.Fatalf("exit %d, want 0\nstderr:\n%s", r.code, r.stderr)
 	}
@@ -249,14 +275,14 @@ func TestBootstrapReadyThenRerun(t *testing.T) {
 
 	// A reboot: Ollama still serving, no pending lifecycle action.
 	f.asg.SetNoActiveAction(true)
-	r = f.bootstrap(t)
+	r = f.bootstrap(t, nil)
 	if r.code != exitReady {
 		t.Fatalf("re-run exit %d, want 0\nstderr:\n%s", r.code, r.stderr)
 	}
 	if !strings.Contains(r.stderr, "step lifecycle: ok: no active lifecycle action") {
 		t.Errorf("re-run stderr lacks the no-action outcome:\n%s", r.stderr)
 	}
-	if n := f.releaseHits(); n != 1 {
+	if n := f.artifactHits(); n != 1 {
 		t.Errorf("release downloaded %d times over two runs, want 1", n)
 	}
 	if after := f.ollamaCounts(t); after.Pulls != before.Pulls || after.Creates != before.Creates {
@@ -268,14 +294,14 @@ func TestBadChecksumExits1AndAbandons(t *testing.T) {
 	f := newFakes(t)
 	f.cfg["ollama"].(map[string]any)["release"].(map[string]any)["sha256"] = strings.Repeat("0", 64)
 	f.writeConfig(t)
-	r := f.bootstrap(t)
+	r := f.bootstrap(t, nil)
 	if r.code != exitFailed {
 		t.Fatalf("exit %d, want 1\nstderr:\n%s", r.code, r.stderr)
 	}
 	if !strings.Contains(r.stderr, "step install: failed: ") || !strings.Contains(r.stderr, "checksum mismatch") {
 		t.Errorf("stderr lacks the failed step:\n%s", r.stderr)
 	}
-	if n := f.releaseHits(); n != 1 {
+	if n := f.artifactHits(); n != 1 {
 		t.Errorf("release requested %d times, want 1 (no retry on a bad checksum)", n)
 	}
 	wantCalls(t, f.asg, fakeaws.Call{Group: "chemistry-default", Hook: "chemistry-cpu-launch", InstanceID: "i-0123456789abcdef0", Result: "ABANDON"})
@@ -285,14 +311,14 @@ func TestInvalidConfigExits2AndAbandons(t *testing.T) {
 	f := newFakes(t)
 	f.cfg["ollama"].(map[string]any)["port"] = 0
 	f.writeConfig(t)
-	r := f.bootstrap(t)
+	r := f.bootstrap(t, nil)
 	if r.code != exitUsage {
 		t.Fatalf("exit %d, want 2\nstderr:\n%s", r.code, r.stderr)
 	}
 	if !strings.Contains(r.stderr, "ollama.port: must be 1-65535") {
 		t.Errorf("stderr does not name the bad key:\n%s", r.stderr)
 	}
-	if f.releaseHits() != 0 {
+	if f.artifactHits() != 0 {
 		t.Errorf("an invalid config still downloaded the release")
 	}
 	wantCalls(t, f.asg, fakeaws.Call{Group: "chemistry-default", Hook: "chemistry-cpu-launch", InstanceID: "i-0123456789abcdef0", Result: "ABANDON"})

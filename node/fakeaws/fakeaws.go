@@ -10,8 +10,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
+	"testing"
 )
 
 // IMDS fakes IMDSv2: PUT /latest/api/token, then GETs under /latest/meta-data/ that carry the
@@ -231,18 +233,21 @@ func (s *SecretsManager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// SecretsManagerEnv points aws-sdk-go-v2's Secrets Manager client at a fake, on top of Env.
-func SecretsManagerEnv(url string) map[string]string {
-	return map[string]string{"AWS_ENDPOINT_URL_SECRETS_MANAGER": url}
-}
-
-// Env is the environment that points aws-sdk-go-v2 at the fakes (with dummy static
-// credentials and no shared config files), so no test reaches a real AWS endpoint.
-func Env(imdsURL, autoScalingURL string) map[string]string {
-	return map[string]string{
-		"AWS_EC2_METADATA_SERVICE_ENDPOINT": imdsURL,
+// Serve starts meta, an AutoScaling and a SecretsManager on 127.0.0.1, points aws-sdk-go-v2 at
+// them through the environment for the rest of the test (dummy static credentials, no shared
+// config files, so no test reaches a real AWS endpoint), and closes them when the test ends.
+func Serve(t testing.TB, meta *IMDS) (*AutoScaling, *SecretsManager) {
+	t.Helper()
+	asg, sm := &AutoScaling{}, &SecretsManager{}
+	imdsSrv, asgSrv, smSrv := httptest.NewServer(meta), httptest.NewServer(asg), httptest.NewServer(sm)
+	for _, s := range []*httptest.Server{imdsSrv, asgSrv, smSrv} {
+		t.Cleanup(s.Close)
+	}
+	for k, v := range map[string]string{
+		"AWS_EC2_METADATA_SERVICE_ENDPOINT": imdsSrv.URL,
 		"AWS_EC2_METADATA_DISABLED":         "false",
-		"AWS_ENDPOINT_URL_AUTO_SCALING":     autoScalingURL,
+		"AWS_ENDPOINT_URL_AUTO_SCALING":     asgSrv.URL,
+		"AWS_ENDPOINT_URL_SECRETS_MANAGER":  smSrv.URL,
 		"AWS_ACCESS_KEY_ID":                 "AKIAFAKEFAKEFAKEFAKE",
 		"AWS_SECRET_ACCESS_KEY":             "fake-secret",
 		"AWS_SESSION_TOKEN":                 "",
@@ -250,8 +255,10 @@ func Env(imdsURL, autoScalingURL string) map[string]string {
 		"AWS_CONFIG_FILE":                   "/dev/null",
 		"AWS_SHARED_CREDENTIALS_FILE":       "/dev/null",
 		"AWS_ENDPOINT_URL":                  "",
-		"AWS_ENDPOINT_URL_SECRETS_MANAGER":  "",
 		"AWS_REGION":                        "",
 		"AWS_DEFAULT_REGION":                "",
+	} {
+		t.Setenv(k, v)
 	}
+	return asg, sm
 }
