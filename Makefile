@@ -43,7 +43,7 @@ E2E_ENV       += LLM_SANDBOX_PULUMI_BIN=$(BIN)/pulumi
 .PHONY: plan validate test tools lint unit fuzz help e2e-deps apt e2e bench
 
 help: ## list the targets
-	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
 
 plan: ## offline plan of an example department (STACK=chemistry by default)
 	$(GO) run ./cmd/sandboxctl plan $(STACK)
@@ -59,7 +59,7 @@ tools: apt ## install the pinned test tools into bin/ and .cache/venv
 	test -x $(VENV)/bin/pip || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r tools/requirements-lint.txt
 
-lint: ## gofmt, go vet, staticcheck, yamllint
+lint: ## gofmt, go vet, staticcheck, yamllint, actionlint (with shellcheck over the workflows)
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
@@ -70,7 +70,7 @@ lint: ## gofmt, go vet, staticcheck, yamllint
 unit: e2e-deps ## go test ./... (unit, component, plan, command and end-to-end tests)
 	$(E2E_ENV) $(GO) test -count=1 ./...
 
-fuzz: ## a short run of each fuzz test (FUZZTIME=15s each)
+fuzz: ## a short run of the stack-file fuzz tests in config (FUZZTIME=15s each)
 	$(GO) test ./config -run '^$$' -fuzz '^FuzzStackFile$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./config -run '^$$' -fuzz '^FuzzValues$$' -fuzztime $(FUZZTIME)
 
