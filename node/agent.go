@@ -226,11 +226,9 @@ func (a *Agent) newOllama(noSystemd bool) {
 		logFile: a.path(OllamaLogFile),
 		pidFile: a.path(OllamaPidFile),
 		log:     a.log,
-		serving: func(ctx context.Context) bool {
-			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			defer cancel()
+		serving: func(ctx context.Context) error {
 			_, err := a.api.version(ctx)
-			return err == nil
+			return err
 		},
 	}
 }

@@ -14,7 +14,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/llm-sandbox/llm-sandbox/versions"
 )
@@ -42,11 +41,9 @@ func (a *Agent) newLiteLLM(noSystemd bool) {
 		logFile: a.path(LiteLLMLogFile),
 		pidFile: a.path(LiteLLMPidFile),
 		log:     a.log,
-		serving: func(ctx context.Context) bool {
-			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			defer cancel()
+		serving: func(ctx context.Context) error {
 			_, err := a.liteLLMLive(ctx)
-			return err == nil
+			return err
 		},
 	}
 }

@@ -74,7 +74,8 @@ type processService struct {
 	logFile string
 	pidFile string
 	log     *Logger
-	serving func(context.Context) bool
+	// serving asks the running server for an answer (start bounds it to 5 s).
+	serving func(context.Context) error
 	done    chan error
 }
 
@@ -84,7 +85,7 @@ func (p *processService) logHint() string { return p.logFile }
 
 func (p *processService) start(ctx context.Context, changed bool) error {
 	if pid, ok := readPid(p.pidFile); ok && isOurProcess(pid, p.match) {
-		if !changed && p.serving(ctx) {
+		if !changed && p.answers(ctx) {
 			p.log.Printf("step start: %s already running as pid %d and serving; keeping it", p.name, pid)
 			return nil
 		}
@@ -131,6 +132,13 @@ func (p *processService) start(ctx context.Context, changed bool) error {
 	p.done = done
 	p.log.Printf("step start: started %s as pid %d (log %s, pid file %s)", CommandLine(p.bin, p.args...), pid, p.logFile, p.pidFile)
 	return nil
+}
+
+// answers reports whether the running server answers within 5 s.
+func (p *processService) answers(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return p.serving(ctx) == nil
 }
 
 // readPid reads a pid file.
