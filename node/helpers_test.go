@@ -327,15 +327,18 @@ func newAgentEnv(t *testing.T) agentEnv {
 }
 
 func (e *agentEnv) options() Options {
-	return Options{
+	o := Options{
 		Root:         e.root,
-		Runner:       e.runner,
 		Lifecycle:    e.lc,
 		Log:          NewLogger(e.log, nil),
 		Retry:        &testRetry,
 		PollInterval: 10 * time.Millisecond,
 		Timeouts:     map[string]time.Duration{StepStart: 5 * time.Second},
 	}
+	if e.runner != nil { // else the real ExecRunner
+		o.Runner = e.runner
+	}
+	return o
 }
 
 func (e *agentEnv) agent(mutate ...func(*Options)) *Agent {
@@ -354,6 +357,25 @@ func (e *agentEnv) agent(mutate ...func(*Options)) *Agent {
 func (e *agentEnv) bootstrap(mutate ...func(*Options)) error {
 	e.t.Helper()
 	return e.agent(mutate...).Bootstrap(context.Background())
+}
+
+// detachedBootstrap bootstraps with --no-systemd, giving the detached server time to start.
+func (e *agentEnv) detachedBootstrap() error {
+	return e.bootstrap(func(o *Options) {
+		o.NoSystemd = true
+		o.PollInterval = 20 * time.Millisecond
+		o.Timeouts = map[string]time.Duration{StepStart: 30 * time.Second}
+	})
+}
+
+// stopDetachedAtCleanup stops, when the test ends, the server whose pid file (a node path such
+// as OllamaPidFile) is under the root.
+func (e *agentEnv) stopDetachedAtCleanup(pidFile string) {
+	e.t.Cleanup(func() {
+		if err := StopDetached(filepath.Join(e.root, pidFile), 5*time.Second); err != nil {
+			e.t.Errorf("stop %s: %v", pidFile, err)
+		}
+	})
 }
 
 // wantStepFailure asserts err is a *StepError of step whose message contains each of want.

@@ -621,21 +621,8 @@ func detachedLiteLLM(t *testing.T, script string) (*liteEnv, string) {
 	}
 	e.script = script
 	e.cfg.LiteLLM.Port = freePort(t)
-	pidFile := filepath.Join(e.root, LiteLLMPidFile)
-	t.Cleanup(func() {
-		if err := StopDetached(pidFile, 5*time.Second); err != nil {
-			t.Errorf("stop litellm: %v", err)
-		}
-	})
+	e.stopDetachedAtCleanup(LiteLLMPidFile)
 	return e, record
-}
-
-func (e *liteEnv) detachedBootstrap() error {
-	return e.bootstrap(func(o *Options) {
-		o.NoSystemd = true
-		o.PollInterval = 20 * time.Millisecond
-		o.Timeouts = map[string]time.Duration{StepStart: 30 * time.Second}
-	})
 }
 
 func TestNoSystemdRunsDetachedLiteLLM(t *testing.T) {

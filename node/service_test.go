@@ -1,7 +1,6 @@
 package node
 
 import (
-	"context"
 	"encoding/json"
 	"net"
 	"os"
@@ -24,17 +23,16 @@ func freePort(t *testing.T) int {
 }
 
 // detachedEnv installs, with the real ExecRunner, a release whose bin/ollama runs this test
-// binary as fakeollama, on a CPU pool, with --no-systemd.
+// binary as fakeollama, on a CPU pool, with --no-systemd. record is where the fake writes the
+// environment it was started with.
 type detachedEnv struct {
-	root, record string
-	cfg          *Config
-	lc           *fakeLifecycle
-	log          *syncBuffer
+	agentEnv
+	record string
 }
 
 func newDetachedEnv(t *testing.T, script string) *detachedEnv {
 	t.Helper()
-	d := &detachedEnv{root: t.TempDir(), lc: &fakeLifecycle{}, log: &syncBuffer{}}
+	d := &detachedEnv{agentEnv: newAgentEnv(t)}
 	d.record = filepath.Join(t.TempDir(), "env.json")
 	if script == "" {
 		script = fakeOllamaScript(t, "FAKE_OLLAMA_RECORD_ENV="+d.record)
@@ -50,26 +48,8 @@ func newDetachedEnv(t *testing.T, script string) *detachedEnv {
 			Models: []Model{{Name: "phi3:mini"}},
 		},
 	}
-	pidFile := filepath.Join(d.root, OllamaPidFile)
-	t.Cleanup(func() {
-		if err := StopDetached(pidFile, 5*time.Second); err != nil {
-			t.Errorf("stop ollama: %v", err)
-		}
-	})
+	d.stopDetachedAtCleanup(OllamaPidFile)
 	return d
-}
-
-func (d *detachedEnv) bootstrap(t *testing.T) error {
-	t.Helper()
-	a, err := New(context.Background(), d.cfg, Options{
-		Root: d.root, NoSystemd: true, Lifecycle: d.lc, Log: NewLogger(d.log, nil),
-		Retry: &testRetry, PollInterval: 20 * time.Millisecond,
-		Timeouts: map[string]time.Duration{StepStart: 30 * time.Second},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a.Bootstrap(context.Background())
 }
 
 func (d *detachedEnv) pid(t *testing.T) int {
@@ -83,7 +63,7 @@ func (d *detachedEnv) pid(t *testing.T) int {
 
 func TestNoSystemdRunsDetachedOllama(t *testing.T) {
 	d := newDetachedEnv(t, "")
-	if err := d.bootstrap(t); err != nil {
+	if err := d.detachedBootstrap(); err != nil {
 		t.Fatalf("Bootstrap() = %v\nlog:\n%s", err, d.log)
 	}
 	wantResults(t, d.lc, ResultContinue)
@@ -131,7 +111,7 @@ func TestNoSystemdRunsDetachedOllama(t *testing.T) {
 	}
 
 	// A re-run keeps the serving process.
-	if err := d.bootstrap(t); err != nil {
+	if err := d.detachedBootstrap(); err != nil {
 		t.Fatalf("re-run Bootstrap() = %v\nlog:\n%s", err, d.log)
 	}
 	if again := d.pid(t); again != pid {
@@ -143,7 +123,7 @@ func TestNoSystemdRunsDetachedOllama(t *testing.T) {
 
 	// A changed environment restarts it.
 	d.cfg.Ollama.Parallel = 3
-	if err := d.bootstrap(t); err != nil {
+	if err := d.detachedBootstrap(); err != nil {
 		t.Fatalf("changed Bootstrap() = %v\nlog:\n%s", err, d.log)
 	}
 	if newPid := d.pid(t); newPid == pid || processAlive(pid) {
@@ -154,7 +134,7 @@ func TestNoSystemdRunsDetachedOllama(t *testing.T) {
 func TestNoSystemdOllamaCrashFailsFast(t *testing.T) {
 	d := newDetachedEnv(t, "#!/bin/sh\ncase \"$1\" in --version) echo 'ollama version is "+testVersion+"';; *) echo 'cuda init failed' >&2; exit 3;; esac\n")
 	start := time.Now()
-	wantStepFailure(t, d.bootstrap(t), StepStart, "ollama exited before it answered", "exit status 3", OllamaLogFile)
+	wantStepFailure(t, d.detachedBootstrap(), StepStart, "ollama exited before it answered", "exit status 3", OllamaLogFile)
 	if time.Since(start) > 10*time.Second {
 		t.Errorf("a crashed ollama took %s to notice", time.Since(start))
 	}
