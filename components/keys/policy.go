@@ -1,8 +1,9 @@
 package keys
 
 import (
-	"encoding/json"
 	"fmt"
+
+	"github.com/llm-sandbox/llm-sandbox/components/internal/iampolicy"
 )
 
 // Statement ids of the key policy, so tests and operators can find each statement.
@@ -44,23 +45,6 @@ var adminActions = []string{
 	"kms:UpdateKeyDescription",
 }
 
-// policyDocument is an IAM policy document as KMS reads it.
-type policyDocument struct {
-	Version   string            `json:"Version"`
-	Statement []policyStatement `json:"Statement"`
-}
-
-// policyStatement is one statement of a key policy. In a key policy the resource is always "*",
-// meaning this key.
-type policyStatement struct {
-	Sid       string                       `json:"Sid"`
-	Effect    string                       `json:"Effect"`
-	Principal principal                    `json:"Principal"`
-	Action    []string                     `json:"Action"`
-	Resource  string                       `json:"Resource"`
-	Condition map[string]map[string]string `json:"Condition,omitempty"`
-}
-
 // principal names AWS principals (accounts, roles) or service principals.
 type principal struct {
 	AWS     []string `json:"AWS,omitempty"`
@@ -78,8 +62,9 @@ type policyParams struct {
 
 // keyPolicy renders the key policy as JSON.
 func keyPolicy(p policyParams) (string, error) {
-	allow := func(sid string, who principal, actions ...string) policyStatement {
-		return policyStatement{Sid: sid, Effect: "Allow", Principal: who, Action: actions, Resource: "*"}
+	// In a key policy the resource is always "*", meaning this key.
+	allow := func(sid string, who principal, actions ...string) iampolicy.Statement {
+		return iampolicy.Statement{Sid: sid, Effect: "Allow", Principal: who, Action: actions, Resource: "*"}
 	}
 
 	// (1) AWS KMS Developer Guide, "Default key policy", "Allows access to the AWS account and
@@ -87,7 +72,7 @@ func keyPolicy(p policyParams) (string, error) {
 	// without it IAM policies cannot grant use of the key (the gateway role reading the secret,
 	// for instance), and the key becomes unmanageable if every other principal named here goes.
 	root := allow(SidRoot, principal{AWS: []string{fmt.Sprintf("arn:%s:iam::%s:root", p.Partition, p.AccountID)}}, "kms:*")
-	statements := []policyStatement{root}
+	statements := []iampolicy.Statement{root}
 
 	// (2) Key administrators: manage the key, never use it.
 	if len(p.AdminRoleArns) > 0 {
@@ -127,9 +112,5 @@ func keyPolicy(p policyParams) (string, error) {
 		grants,
 	)
 
-	out, err := json.Marshal(policyDocument{Version: "2012-10-17", Statement: statements})
-	if err != nil {
-		return "", err
-	}
-	return string(out), nil
+	return iampolicy.JSON(statements...)
 }

@@ -1,7 +1,6 @@
 package network
 
 import (
-	"encoding/json"
 	"fmt"
 
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws"
@@ -9,30 +8,12 @@ import (
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ec2"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/iam"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/llm-sandbox/llm-sandbox/components/internal/iampolicy"
 )
 
 // flowLogsPrincipal is the service that delivers VPC flow logs to CloudWatch Logs.
 const flowLogsPrincipal = "vpc-flow-logs.amazonaws.com"
-
-// policyDocument is an IAM policy document.
-type policyDocument struct {
-	Version   string            `json:"Version"`
-	Statement []policyStatement `json:"Statement"`
-}
-
-// policyStatement is one statement of an IAM policy document.
-type policyStatement struct {
-	Effect    string                       `json:"Effect"`
-	Principal map[string]string            `json:"Principal,omitempty"`
-	Action    []string                     `json:"Action"`
-	Resource  []string                     `json:"Resource,omitempty"`
-	Condition map[string]map[string]string `json:"Condition,omitempty"`
-}
-
-func (d policyDocument) json() (string, error) {
-	out, err := json.Marshal(d)
-	return string(out), err
-}
 
 // flowLogs records ALL traffic of the VPC into a CloudWatch log group through a role that only
 // the flow-logs service of this account can assume and that may only write to that group.
@@ -67,19 +48,16 @@ func (b *builder) flowLogs() error {
 	// CloudWatch Logs", VPC user guide), less logs:CreateLogGroup since the group exists, and
 	// scoped to this group and its streams instead of "*".
 	policy := logGroup.Arn.ApplyT(func(arn string) (string, error) {
-		return policyDocument{
-			Version: "2012-10-17",
-			Statement: []policyStatement{{
-				Effect: "Allow",
-				Action: []string{
-					"logs:CreateLogStream",
-					"logs:PutLogEvents",
-					"logs:DescribeLogGroups",
-					"logs:DescribeLogStreams",
-				},
-				Resource: []string{arn, arn + ":*"},
-			}},
-		}.json()
+		return iampolicy.JSON(iampolicy.Statement{
+			Effect: "Allow",
+			Action: []string{
+				"logs:CreateLogStream",
+				"logs:PutLogEvents",
+				"logs:DescribeLogGroups",
+				"logs:DescribeLogStreams",
+			},
+			Resource: []string{arn, arn + ":*"},
+		})
 	}).(pulumi.StringOutput)
 	rolePolicy, err := iam.NewRolePolicy(b.ctx, n, &iam.RolePolicyArgs{
 		Role:   role.ID(),
@@ -117,18 +95,15 @@ func (b *builder) flowLogsTrustPolicy() (string, error) {
 		return "", fmt.Errorf("look up the partition for the flow-log role: %w", err)
 	}
 	sourceArn := fmt.Sprintf("arn:%s:ec2:%s:%s:vpc-flow-log/*", partition.Partition, b.s.region, caller.AccountId)
-	doc, err := policyDocument{
-		Version: "2012-10-17",
-		Statement: []policyStatement{{
-			Effect:    "Allow",
-			Principal: map[string]string{"Service": flowLogsPrincipal},
-			Action:    []string{"sts:AssumeRole"},
-			Condition: map[string]map[string]string{
-				"StringEquals": {"aws:SourceAccount": caller.AccountId},
-				"ArnLike":      {"aws:SourceArn": sourceArn},
-			},
-		}},
-	}.json()
+	doc, err := iampolicy.JSON(iampolicy.Statement{
+		Effect:    "Allow",
+		Principal: map[string]string{"Service": flowLogsPrincipal},
+		Action:    []string{"sts:AssumeRole"},
+		Condition: map[string]map[string]string{
+			"StringEquals": {"aws:SourceAccount": caller.AccountId},
+			"ArnLike":      {"aws:SourceArn": sourceArn},
+		},
+	})
 	if err != nil {
 		return "", fmt.Errorf("flow-log trust policy: %w", err)
 	}

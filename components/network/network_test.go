@@ -553,6 +553,22 @@ func TestS3GatewayEndpoint(t *testing.T) {
 	}
 }
 
+// policyDocument is a flow-log role's policy document as AWS reads it, with the field types the
+// component writes.
+type policyDocument struct {
+	Version   string
+	Statement []policyStatement
+}
+
+// policyStatement is one statement of a flow-log role's policy.
+type policyStatement struct {
+	Effect    string
+	Principal map[string]string
+	Action    []string
+	Resource  []string
+	Condition map[string]map[string]string
+}
+
 // TestFlowLogs checks the flow log (ALL traffic of the VPC into the log group, through the
 // role), the log group's retention and KMS key, and the role's trust and inline policies.
 func TestFlowLogs(t *testing.T) {

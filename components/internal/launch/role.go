@@ -1,11 +1,12 @@
 package launch
 
 import (
-	"encoding/json"
 	"fmt"
 
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/iam"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/llm-sandbox/llm-sandbox/components/internal/iampolicy"
 )
 
 // Statement ids of a node role's inline policy.
@@ -21,33 +22,14 @@ const (
 // (operators get a shell without SSH keys or an open port).
 const SSMManagedPolicy = "AmazonSSMManagedInstanceCore"
 
-// policyDocument is an IAM policy document.
-type policyDocument struct {
-	Version   string            `json:"Version"`
-	Statement []policyStatement `json:"Statement"`
-}
-
-// policyStatement is one statement of an IAM policy.
-type policyStatement struct {
-	Sid       string                       `json:"Sid,omitempty"`
-	Effect    string                       `json:"Effect"`
-	Principal map[string]string            `json:"Principal,omitempty"`
-	Action    string                       `json:"Action"`
-	Resource  string                       `json:"Resource,omitempty"`
-	Condition map[string]map[string]string `json:"Condition,omitempty"`
-}
-
 // AssumeRolePolicy lets EC2 instances, and nothing else, assume a node role.
 func AssumeRolePolicy() string {
-	doc, _ := json.Marshal(policyDocument{
-		Version: "2012-10-17",
-		Statement: []policyStatement{{
-			Effect:    "Allow",
-			Principal: map[string]string{"Service": "ec2.amazonaws.com"},
-			Action:    "sts:AssumeRole",
-		}},
+	doc, _ := iampolicy.JSON(iampolicy.Statement{
+		Effect:    "Allow",
+		Principal: map[string]string{"Service": "ec2.amazonaws.com"},
+		Action:    "sts:AssumeRole",
 	})
-	return string(doc)
+	return doc
 }
 
 // PolicyParams are the values a node role's inline policy depends on.
@@ -69,7 +51,7 @@ func NodePolicy(p PolicyParams) (string, error) {
 	for _, t := range p.Scope {
 		scope["aws:ResourceTag/"+t.Key] = t.Value
 	}
-	statements := []policyStatement{
+	statements := []iampolicy.Statement{
 		{
 			// Complete the launch lifecycle action (CONTINUE or ABANDON) of this group only.
 			// The group's name is generated, and naming its ARN here would make the role
@@ -105,14 +87,14 @@ func NodePolicy(p PolicyParams) (string, error) {
 	}
 	if p.SecretArn != "" {
 		statements = append(statements,
-			policyStatement{
+			iampolicy.Statement{
 				// The one secret this node reads (the LiteLLM master key), by its full ARN.
 				Sid:      SidReadSecret,
 				Effect:   "Allow",
 				Action:   "secretsmanager:GetSecretValue",
 				Resource: p.SecretArn,
 			},
-			policyStatement{
+			iampolicy.Statement{
 				// The secret is encrypted with the department key: decrypt it through Secrets
 				// Manager only.
 				Sid:       SidDecryptSecret,
@@ -122,11 +104,7 @@ func NodePolicy(p PolicyParams) (string, error) {
 				Condition: map[string]map[string]string{"StringEquals": {"kms:ViaService": "secretsmanager." + p.Region + ".amazonaws.com"}},
 			})
 	}
-	out, err := json.Marshal(policyDocument{Version: "2012-10-17", Statement: statements})
-	if err != nil {
-		return "", err
-	}
-	return string(out), nil
+	return iampolicy.JSON(statements...)
 }
 
 // NodeRoleArgs configures a node role.
