@@ -27,6 +27,8 @@ var templates = template.Must(template.New("").Funcs(template.FuncMap{"indent": 
 // and hex digests never need more.
 var shellSafe = regexp.MustCompile(`^[A-Za-z0-9._~:/?#\[\]@!$&()*+,;=%-]*$`)
 
+var sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
 // Render returns the #cloud-config user data for a node with the given config, whose agent is
 // fetched from agent (the URL of the binary in the artifacts bucket and its SHA-256).
 func Render(cfg *node.Config, agent node.Artifact) (string, error) {
@@ -40,21 +42,21 @@ func Render(cfg *node.Config, agent node.Artifact) (string, error) {
 	if !strings.HasPrefix(agent.URL, "https://") || !shellSafe.MatchString(agent.URL) || strings.Contains(agent.URL, "'") {
 		return "", fmt.Errorf("render user data: agent URL must be a plain https URL (got %q)", agent.URL)
 	}
-	if !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(agent.SHA256) {
+	if !sha256Hex.MatchString(agent.SHA256) {
 		return "", fmt.Errorf("render user data: agent SHA-256 must be 64 lowercase hex digits (got %q)", agent.SHA256)
 	}
 	parts := struct {
 		Role, Department, Pool             string
 		NodeConfig, AgentUnit, FetchScript string
 	}{Role: cfg.Role, Department: cfg.Department, Pool: cfg.Pool, NodeConfig: string(nodeConfig)}
-	values := struct {
-		Agent                 node.Artifact
-		AgentPath, ConfigPath string
-	}{agent, AgentPath, node.ConfigPath}
-	if parts.AgentUnit, err = execute("sandbox-node.service.tmpl", values); err != nil {
+	if parts.AgentUnit, err = AgentUnit(); err != nil {
 		return "", err
 	}
-	if parts.FetchScript, err = execute("fetch-agent.sh.tmpl", values); err != nil {
+	fetch := struct {
+		Agent     node.Artifact
+		AgentPath string
+	}{agent, AgentPath}
+	if parts.FetchScript, err = execute("fetch-agent.sh.tmpl", fetch); err != nil {
 		return "", err
 	}
 	return execute("node.yaml.tmpl", parts)
