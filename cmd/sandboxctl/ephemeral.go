@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -235,23 +236,24 @@ func ephemeral(e env, projectFlag string, args []string, now func() time.Time) i
 		return exitInvalid
 	}
 
-	if problems, code := copyProblems(e, project, *name); code != exitOK {
+	// The copy is validated as validate would, against every other stack file.
+	if !contains(all, *name) {
+		all = append(all, *name)
+		sort.Strings(all)
+	}
+	results, specs, valid := validateStacks(project, all, []string{*name})
+	if !valid {
 		if err := os.Remove(path); err != nil {
 			fmt.Fprintf(e.stderr, "sandboxctl ephemeral: remove the invalid %s: %v\n", file, err)
 		}
-		for _, p := range problems {
+		for _, p := range results[0].Problems {
 			fmt.Fprintf(e.stderr, "%s: %s: %s\n", p.File, p.Path, p.Message)
 		}
 		fmt.Fprintf(e.stderr, "sandboxctl ephemeral: the copy of %s is invalid (everything but department, network.cidr, access, gateway.deletionProtection and tags comes from the template); %s removed\n",
 			templateFile, file)
-		return code
-	}
-
-	spec, err := config.Load(project, *name)
-	if err != nil { // validated a moment ago: only a concurrent edit gets here
-		fmt.Fprintf(e.stderr, "sandboxctl ephemeral: %v\n", err)
 		return exitInvalid
 	}
+	spec := specs[*name]
 	r := ephemeralResult{
 		Stack: *name, Template: template, File: file, CIDR: spec.Network.CIDR.String(),
 		Access: string(spec.Access.Mode), Hostname: spec.Access.Hostname, HostedZoneID: spec.Access.HostedZoneID,
@@ -586,28 +588,4 @@ func writeFileAtomic(path string, data []byte) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
-}
-
-// copyProblems validates the copy with validate's own code, which loads every stack file so the
-// checks across files (overlapping ranges, a department twice) see the copy against the others.
-func copyProblems(e env, project, stack string) ([]problemRecord, int) {
-	var out, errOut bytes.Buffer
-	code := runValidate(env{stdout: &out, stderr: &errOut, cwd: e.cwd}, project, []string{"--format", "json", stack})
-	if code == exitUsage {
-		return []problemRecord{{File: config.StackFile(stack), Path: "(file)", Message: strings.TrimSpace(errOut.String())}}, exitInvalid
-	}
-	var result struct {
-		Stacks []stackResult `json:"stacks"`
-	}
-	if err := json.Unmarshal(out.Bytes(), &result); err != nil {
-		return []problemRecord{{File: config.StackFile(stack), Path: "(file)", Message: "validate: " + err.Error()}}, exitInvalid
-	}
-	var problems []problemRecord
-	for _, r := range result.Stacks {
-		problems = append(problems, r.Problems...)
-	}
-	if len(problems) > 0 {
-		return problems, exitInvalid
-	}
-	return nil, exitOK
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -119,19 +118,11 @@ func runStacks(e env, projectFlag string, args []string, op orchestrate.Operatio
 
 	// Validation first, exactly as `sandboxctl validate` (the cross-department checks
 	// included): an invalid stack never reaches the engine.
-	var validation bytes.Buffer
-	if code := runValidate(env{stdout: &validation, stderr: &validation, cwd: e.cwd}, project, stacks); code != exitOK {
-		fmt.Fprintf(e.stderr, "sandboxctl %s: invalid stack file(s); nothing was run:\n%s", name, validation.String())
+	results, specs, valid := validateStacks(project, known, stacks)
+	if !valid {
+		fmt.Fprintf(e.stderr, "sandboxctl %s: invalid stack file(s); nothing was run:\n", name)
+		writeValidateText(e.stderr, results)
 		return exitInvalid
-	}
-	specs := make(map[string]*config.Spec, len(stacks))
-	for _, s := range stacks {
-		spec, err := config.Load(project, s)
-		if err != nil { // validated above; only a file changed since then gets here
-			fmt.Fprintf(e.stderr, "sandboxctl %s: %v\n", name, err)
-			return exitInvalid
-		}
-		specs[s] = spec
 	}
 	if op == orchestrate.Destroy {
 		if code := checkDeletionProtection(e, stacks, specs, *force); code != exitOK {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/llm-sandbox/llm-sandbox/config"
@@ -49,37 +50,7 @@ func runValidate(e env, projectFlag string, args []string) int {
 		return code
 	}
 
-	// Every stack file is loaded, named or not, so the cross-department checks see them all.
-	problems := map[string]config.Problems{}
-	var specs []*config.Spec
-	for _, s := range all {
-		spec, err := config.Load(project, s)
-		if err != nil {
-			problems[config.StackFile(s)] = asProblems(s, err)
-			continue
-		}
-		specs = append(specs, spec)
-	}
-	// A clash between two files is shown with either of them, named or not.
-	for _, p := range config.CheckSet(specs) {
-		problems[p.Source] = append(problems[p.Source], p)
-		if p.Other != "" {
-			problems[p.Other] = append(problems[p.Other], p)
-		}
-	}
-
-	results := make([]stackResult, 0, len(stacks))
-	valid := true
-	for _, s := range stacks {
-		file := config.StackFile(s)
-		r := stackResult{Stack: s, File: file, Valid: len(problems[file]) == 0, Problems: []problemRecord{}}
-		for _, p := range problems[file] {
-			r.Problems = append(r.Problems, problemRecord{File: p.Source, Path: p.Path, Message: p.Message})
-		}
-		valid = valid && r.Valid
-		results = append(results, r)
-	}
-
+	results, _, valid := validateStacks(project, all, stacks)
 	if *format == "json" {
 		out, _ := json.MarshalIndent(struct {
 			Valid  bool          `json:"valid"`
@@ -87,7 +58,7 @@ func runValidate(e env, projectFlag string, args []string) int {
 		}{valid, results}, "", "  ")
 		fmt.Fprintln(e.stdout, string(out))
 	} else {
-		writeValidateText(e, results)
+		writeValidateText(e.stdout, results)
 	}
 	if !valid {
 		return exitInvalid
@@ -95,7 +66,47 @@ func runValidate(e env, projectFlag string, args []string) int {
 	return exitOK
 }
 
-func writeValidateText(e env, results []stackResult) {
+// validateStacks validates the named stacks as validate does: every stack file in all is
+// loaded, named or not, so that the checks across departments see them all. It returns each
+// named stack's result, the Spec of every file that loads, and whether every named stack is
+// valid.
+func validateStacks(project string, all, stacks []string) ([]stackResult, map[string]*config.Spec, bool) {
+	problems := map[string]config.Problems{}
+	specs := map[string]*config.Spec{}
+	var loaded []*config.Spec
+	for _, s := range all {
+		spec, err := config.Load(project, s)
+		if err != nil {
+			problems[config.StackFile(s)] = asProblems(s, err)
+			continue
+		}
+		specs[s] = spec
+		loaded = append(loaded, spec)
+	}
+	set := config.CheckSet(loaded)
+
+	results := make([]stackResult, 0, len(stacks))
+	valid := true
+	for _, s := range stacks {
+		file := config.StackFile(s)
+		ps := problems[file]
+		// A clash between two files is shown with either of them, named or not.
+		for _, p := range set {
+			if p.Concerns(file) {
+				ps = append(ps, p)
+			}
+		}
+		r := stackResult{Stack: s, File: file, Valid: len(ps) == 0, Problems: []problemRecord{}}
+		for _, p := range ps {
+			r.Problems = append(r.Problems, problemRecord{File: p.Source, Path: p.Path, Message: p.Message})
+		}
+		valid = valid && r.Valid
+		results = append(results, r)
+	}
+	return results, specs, valid
+}
+
+func writeValidateText(w io.Writer, results []stackResult) {
 	var b strings.Builder
 	invalid, count := 0, 0
 	printed := map[problemRecord]bool{}
@@ -120,7 +131,7 @@ func writeValidateText(e env, results []stackResult) {
 	} else {
 		fmt.Fprintf(&b, "%d of %d stack file(s) invalid, %d problem(s)\n", invalid, len(results), count)
 	}
-	fmt.Fprint(e.stdout, b.String())
+	fmt.Fprint(w, b.String())
 }
 
 // asProblems turns a load error into problems for stack s (a non-Problems error becomes one).
