@@ -70,9 +70,10 @@ lint: ## gofmt, go vet, staticcheck, yamllint, actionlint (with shellcheck over 
 unit: e2e-deps ## go test ./... (unit, component, plan, command and end-to-end tests)
 	$(E2E_ENV) $(GO) test -count=1 ./...
 
-fuzz: ## a short run of the stack-file fuzz tests in config (FUZZTIME=15s each)
+fuzz: ## a short run of each fuzz test: the stack-file parsers and the SSE chunk parser (FUZZTIME=15s each)
 	$(GO) test ./config -run '^$$' -fuzz '^FuzzStackFile$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./config -run '^$$' -fuzz '^FuzzValues$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/loadgen -run '^$$' -fuzz '^FuzzChunk$$' -fuzztime $(FUZZTIME)
 
 e2e: e2e-deps ## only the end-to-end tests (tests/e2e), verbose
 	$(E2E_ENV) $(GO) test -count=1 -v ./tests/e2e/
