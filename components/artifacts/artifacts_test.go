@@ -3,12 +3,10 @@ package artifacts
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
-	"sort"
 	"strings"
 	"testing"
 
@@ -178,48 +176,19 @@ func TestDefaultEncryptionWithDepartmentKey(t *testing.T) {
 	}
 }
 
-// statement is a bucket policy statement as AWS reads it.
-type statement struct {
-	Sid       string
-	Effect    string
-	Principal any
-	Action    any
-	Resource  any
-	Condition map[string]map[string]any
-}
-
-func policyOf(t *testing.T, m *mockaws.Monitor) []statement {
+// policyOf returns the statements of the recorded bucket policy, checking it is the bucket's.
+func policyOf(t *testing.T, m *mockaws.Monitor) []mocktest.Statement {
 	t.Helper()
 	in := only(t, m, tPolicy)
 	if in["bucket"] != bucketName {
 		t.Errorf("policy bucket = %v, want %s", in["bucket"], bucketName)
 	}
-	raw, ok := in["policy"].(string)
-	if !ok {
-		t.Fatalf("policy is not a plain string: %v", in["policy"])
-	}
-	var doc struct {
-		Version   string
-		Statement []statement
-	}
-	if err := json.Unmarshal([]byte(raw), &doc); err != nil {
-		t.Fatalf("policy is not JSON: %v\n%s", err, raw)
-	}
-	if doc.Version != "2012-10-17" {
-		t.Errorf("Version = %q, want 2012-10-17", doc.Version)
-	}
-	return doc.Statement
+	return mocktest.Policy(t, in["policy"])
 }
 
-// isEveryone reports whether a Principal element names any principal ("*" or {"AWS": "*"}).
-func isEveryone(p any) bool {
-	if s, ok := p.(string); ok {
-		return s == "*"
-	}
-	if m, ok := p.(map[string]any); ok {
-		return slices.Contains(strs(m["AWS"]), "*")
-	}
-	return false
+// isEveryone reports whether a Principal names any principal ("*", which reads as {"AWS": "*"}).
+func isEveryone(p mocktest.Principal) bool {
+	return slices.Contains(strs(p["AWS"]), "*")
 }
 
 func TestBucketPolicy(t *testing.T) {
@@ -348,12 +317,7 @@ func TestAgentKeyIsContentAddressed(t *testing.T) {
 
 func TestChildNamesAndParents(t *testing.T) {
 	m, _ := mustRun(t, validArgs(t))
-	comps := m.ByType(tComponent)
-	if len(comps) != 1 || comps[0].Name != "chem" || comps[0].Parent != "" {
-		t.Fatalf("components = %+v, want one named chem under the stack", comps)
-	}
-	comp := comps[0].URN
-	want := []string{
+	mocktest.Children(t, m, tComponent, "chem", []string{
 		tBucket + " chem-bucket",
 		tPublicAccess + " chem-public-access-block",
 		tOwnership + " chem-ownership",
@@ -361,22 +325,7 @@ func TestChildNamesAndParents(t *testing.T) {
 		tEncryption + " chem-encryption",
 		tPolicy + " chem-policy",
 		tObject + " chem-agent",
-	}
-	sort.Strings(want)
-	var got []string
-	for _, r := range m.Resources() {
-		if r.URN == comp {
-			continue
-		}
-		got = append(got, r.Type+" "+r.Name)
-		if r.Parent != comp {
-			t.Errorf("%s %s: parent %q, want the component", r.Type, r.Name, r.Parent)
-		}
-	}
-	sort.Strings(got)
-	if !slices.Equal(got, want) {
-		t.Errorf("children:\n got  %v\n want %v", got, want)
-	}
+	})
 }
 
 // TestInvalidArgs checks that each bad argument is refused with an error naming its field,
@@ -413,17 +362,9 @@ func TestInvalidArgs(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m, _, b, err := run(t, tt.args)
-			if err == nil {
-				t.Fatalf("NewBucket accepted %+v", tt.args)
-			}
-			if !strings.Contains(err.Error(), tt.field+":") || !strings.Contains(err.Error(), `artifacts bucket "chem"`) {
-				t.Errorf("error %q does not name the component and the field %s", err, tt.field)
-			}
+			mocktest.Refused(t, m, err, `artifacts bucket "chem"`, tt.field)
 			if b != nil {
 				t.Errorf("NewBucket returned a bucket with its error")
-			}
-			if rs := m.Resources(); len(rs) != 0 {
-				t.Errorf("registered %d resources, want nothing", len(rs))
 			}
 		})
 	}
@@ -431,12 +372,5 @@ func TestInvalidArgs(t *testing.T) {
 
 func TestInvalidArgsAllReported(t *testing.T) {
 	_, _, _, err := run(t, &BucketArgs{Department: "X"})
-	if err == nil {
-		t.Fatal("NewBucket accepted five bad fields")
-	}
-	for _, field := range []string{"Department:", "KMSKeyArn:", "S3EndpointID:", "AgentPath:", "AgentSHA256:"} {
-		if !strings.Contains(err.Error(), field) {
-			t.Errorf("error %q does not report %s", err, field)
-		}
-	}
+	mocktest.ReportsAll(t, err, "Department", "KMSKeyArn", "S3EndpointID", "AgentPath", "AgentSHA256")
 }

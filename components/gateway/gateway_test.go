@@ -177,16 +177,6 @@ func mustRun(t *testing.T, args *GatewayArgs) (*mockaws.Monitor, *Gateway, outpu
 	return m, g, got
 }
 
-// named returns the plain inputs of the resource with that type and name.
-func named(t *testing.T, m *mockaws.Monitor, typ, name string) map[string]any {
-	t.Helper()
-	r, ok := m.ByName(typ, name)
-	if !ok {
-		t.Fatalf("no %s named %s", typ, name)
-	}
-	return mockaws.Plain(r.Inputs)
-}
-
 // listenerSummary is what a front listener does, in a comparable form.
 type listenerSummary struct {
 	Port                       float64
@@ -277,7 +267,7 @@ func TestLoadBalancerAttributes(t *testing.T) {
 				{"chem-gw-alb", tc.frontInternal, tc.frontSubnets, mockID("alb-sg"), FrontIdleTimeoutSeconds},
 				{"chem-gw-internal", true, privateSubnets, internalSG, InternalIdleTimeoutSeconds},
 			} {
-				l := named(t, m, tLB, lbc.child)
+				l := mocktest.Named(t, m, tLB, lbc.child)
 				want := map[string]any{
 					"loadBalancerType": "application", "internal": lbc.internal,
 					"dropInvalidHeaderFields": true, "desyncMitigationMode": "strictest",
@@ -523,40 +513,10 @@ func TestUserDataCarriesNodeConfig(t *testing.T) {
 	}
 }
 
-// statement is an IAM policy statement as AWS reads it.
-type statement struct {
-	Sid       string
-	Effect    string
-	Principal map[string]any
-	Action    any
-	Resource  any
-	Condition map[string]map[string]any
-}
-
-func policyStatements(t *testing.T, raw any) []statement {
-	t.Helper()
-	s, ok := raw.(string)
-	if !ok {
-		t.Fatalf("policy is not a plain string: %v", raw)
-	}
-	var doc struct{ Statement []statement }
-	if err := json.Unmarshal([]byte(s), &doc); err != nil {
-		t.Fatalf("policy is not JSON: %v", err)
-	}
-	return doc.Statement
-}
-
-func asList(v any) []string {
-	if s, ok := v.(string); ok {
-		return []string{s}
-	}
-	return strs(v)
-}
-
 func TestRole(t *testing.T) {
 	m, _, _ := mustRun(t, validArgs())
-	trust := policyStatements(t, only(t, m, tRole)["assumeRolePolicy"])
-	if len(trust) != 1 || !reflect.DeepEqual(trust[0].Principal, map[string]any{"Service": "ec2.amazonaws.com"}) || !slices.Equal(asList(trust[0].Action), []string{"sts:AssumeRole"}) {
+	trust := mocktest.Policy(t, only(t, m, tRole)["assumeRolePolicy"])
+	if len(trust) != 1 || !reflect.DeepEqual(trust[0].Principal, mocktest.Principal{"Service": "ec2.amazonaws.com"}) || !slices.Equal(strs(trust[0].Action), []string{"sts:AssumeRole"}) {
 		t.Errorf("trust policy = %+v, want only EC2 to assume the role", trust)
 	}
 	if att := only(t, m, tAttachment); att["policyArn"] != "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore" || att["role"] != roleName {
@@ -573,12 +533,12 @@ func TestRole(t *testing.T) {
 		Condition        map[string]map[string]any
 	}
 	got := map[string]grant{}
-	for _, st := range policyStatements(t, rp["policy"]) {
-		if st.Effect != "Allow" || len(asList(st.Action)) != 1 || len(asList(st.Resource)) != 1 {
+	for _, st := range mocktest.Policy(t, rp["policy"]) {
+		if st.Effect != "Allow" || len(strs(st.Action)) != 1 || len(strs(st.Resource)) != 1 {
 			t.Errorf("statement %+v: want one allowed action on one resource", st)
 			continue
 		}
-		got[st.Sid] = grant{asList(st.Action)[0], asList(st.Resource)[0], st.Condition}
+		got[st.Sid] = grant{strs(st.Action)[0], strs(st.Resource)[0], st.Condition}
 	}
 	want := map[string]grant{
 		"CompleteLaunchLifecycleAction": {"autoscaling:CompleteLifecycleAction", "*",
@@ -860,7 +820,7 @@ func TestHostedZone(t *testing.T) {
 			if tc.args.Access.Mode == ModeInternal {
 				wantDNS = "internal-" + frontDNS
 			}
-			rec := named(t, m, tRecord, "chem-gw-dns")
+			rec := mocktest.Named(t, m, tRecord, "chem-gw-dns")
 			wantRec := map[string]any{"zoneId": zoneID, "name": host, "type": "A", "aliases": []any{
 				map[string]any{"name": wantDNS, "zoneId": mockaws.CannedELBZoneID, "evaluateTargetHealth": false},
 			}}
@@ -870,7 +830,7 @@ func TestHostedZone(t *testing.T) {
 			if got.EndpointURL != "https://"+host {
 				t.Errorf("endpoint %q, want https://%s", got.EndpointURL, host)
 			}
-			https := summarize(t, named(t, m, tListener, "chem-gw-https"))
+			https := summarize(t, mocktest.Named(t, m, tListener, "chem-gw-https"))
 			if https.Cert != tc.listener || https.Protocol != "HTTPS" {
 				t.Errorf("HTTPS listener: %s with certificate %q, want HTTPS with %q", https.Protocol, https.Cert, tc.listener)
 			}
@@ -883,17 +843,17 @@ func TestHostedZone(t *testing.T) {
 				}
 				return
 			}
-			cert := named(t, m, tCert, "chem-gw-cert")
+			cert := mocktest.Named(t, m, tCert, "chem-gw-cert")
 			if cert["domainName"] != host || cert["validationMethod"] != "DNS" || cert["subjectAlternativeNames"] != nil {
 				t.Errorf("certificate %v: want %s, DNS validation, no other names", cert, host)
 			}
-			v := named(t, m, tRecord, "chem-gw-cert-validation")
+			v := mocktest.Named(t, m, tRecord, "chem-gw-cert-validation")
 			name, _ := v["name"].(string)
 			if v["zoneId"] != zoneID || v["type"] != "CNAME" || !strings.HasPrefix(name, "_") || !strings.HasSuffix(name, "."+host+".") ||
 				len(v["records"].([]any)) != 1 || v["ttl"] != float64(ValidationRecordTTLSeconds) || v["allowOverwrite"] != true {
 				t.Errorf("validation record %v: want ACM's CNAME for %s in %s, TTL %d, overwriting", v, host, zoneID, ValidationRecordTTLSeconds)
 			}
-			issued := named(t, m, tCertValid, "chem-gw-cert-issued")
+			issued := mocktest.Named(t, m, tCertValid, "chem-gw-cert-issued")
 			want := map[string]any{"certificateArn": managedArn, "validationRecordFqdns": []any{strings.TrimSuffix(name, ".")}}
 			if !reflect.DeepEqual(issued, want) {
 				t.Errorf("certificate validation:\n got  %v\n want %v", issued, want)
@@ -942,26 +902,7 @@ func TestChildNamesAndParents(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, _, _ := mustRun(t, tc.args)
-			comps := m.ByType(tComponent)
-			if len(comps) != 1 || comps[0].Name != "chem-gw" || comps[0].Parent != "" {
-				t.Fatalf("components = %+v, want one named chem-gw under the stack", comps)
-			}
-			want := append(append([]string{}, common...), tc.extra...)
-			sort.Strings(want)
-			var got []string
-			for _, r := range m.Resources() {
-				if r.URN == comps[0].URN {
-					continue
-				}
-				got = append(got, r.Type+" "+r.Name)
-				if r.Parent != comps[0].URN {
-					t.Errorf("%s %s: parent %q, want the component", r.Type, r.Name, m.NameOf(r.Parent))
-				}
-			}
-			sort.Strings(got)
-			if !slices.Equal(got, want) {
-				t.Errorf("children:\n got  %v\n want %v", got, want)
-			}
+			mocktest.Children(t, m, tComponent, "chem-gw", append(append([]string{}, common...), tc.extra...))
 		})
 	}
 }
@@ -1040,17 +981,9 @@ func TestInvalidArgs(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m, g, _, err := run(t, tt.args)
-			if err == nil {
-				t.Fatal("NewGateway accepted the args")
-			}
-			if !strings.Contains(err.Error(), tt.field+":") || !strings.Contains(err.Error(), `gateway "chem-gw"`) {
-				t.Errorf("error %q does not name the gateway and the field %s", err, tt.field)
-			}
+			mocktest.Refused(t, m, err, `gateway "chem-gw"`, tt.field)
 			if g != nil {
 				t.Error("NewGateway returned a gateway with its error")
-			}
-			if rs := m.Resources(); len(rs) != 0 {
-				t.Errorf("registered %d resources, want nothing", len(rs))
 			}
 		})
 	}
@@ -1058,13 +991,6 @@ func TestInvalidArgs(t *testing.T) {
 
 func TestInvalidArgsAllReported(t *testing.T) {
 	_, _, _, err := run(t, &GatewayArgs{Department: "chem", Region: region, Access: Access{Mode: ModePublic}, InstanceType: "t3.large", MinSize: 1, MaxSize: 1})
-	if err == nil {
-		t.Fatal("NewGateway accepted a gateway with no pools, certificate or inputs")
-	}
-	for _, field := range []string{"Access.CertificateARN:", "Access.AllowedCIDRs:", "Pools:", "LiteLLMVersion:", "AgentSHA256:",
-		"VpcID:", "PublicSubnetIDs:", "PrivateSubnetIDs:", "InternalALBSecurityGroupID:", "MasterKeySecretArn:", "AgentURL:", "ArtifactsBucketArn:", "KMSKeyArn:"} {
-		if !strings.Contains(err.Error(), field) {
-			t.Errorf("error does not report %s\n%v", field, err)
-		}
-	}
+	mocktest.ReportsAll(t, err, "Access.CertificateARN", "Access.AllowedCIDRs", "Pools", "LiteLLMVersion", "AgentSHA256",
+		"VpcID", "PublicSubnetIDs", "PrivateSubnetIDs", "InternalALBSecurityGroupID", "MasterKeySecretArn", "AgentURL", "ArtifactsBucketArn", "KMSKeyArn")
 }

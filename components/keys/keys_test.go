@@ -2,7 +2,6 @@ package keys
 
 import (
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
@@ -116,36 +115,12 @@ func TestKeyStoreCreatesRotatingSymmetricKey(t *testing.T) {
 	}
 }
 
-// statement is a key policy statement as AWS reads it; Principal values may be a string or a list.
-type statement struct {
-	Sid       string
-	Effect    string
-	Principal map[string]any
-	Action    any
-	Resource  any
-	Condition map[string]map[string]any
-}
-
 // policyOf parses the recorded key policy and returns its statements by Sid.
-func policyOf(t *testing.T, m *mockaws.Monitor) (map[string]statement, []string) {
+func policyOf(t *testing.T, m *mockaws.Monitor) (map[string]mocktest.Statement, []string) {
 	t.Helper()
-	raw, ok := mockaws.Plain(only(t, m, keyType).Inputs)["policy"].(string)
-	if !ok {
-		t.Fatalf("key policy is not a plain string")
-	}
-	var doc struct {
-		Version   string
-		Statement []statement
-	}
-	if err := json.Unmarshal([]byte(raw), &doc); err != nil {
-		t.Fatalf("key policy is not JSON: %v\n%s", err, raw)
-	}
-	if doc.Version != "2012-10-17" {
-		t.Errorf("policy Version = %q, want 2012-10-17", doc.Version)
-	}
-	bySid := map[string]statement{}
+	bySid := map[string]mocktest.Statement{}
 	var order []string
-	for _, s := range doc.Statement {
+	for _, s := range mocktest.Policy(t, mockaws.Plain(only(t, m, keyType).Inputs)["policy"]) {
 		if _, dup := bySid[s.Sid]; dup {
 			t.Errorf("duplicate Sid %q", s.Sid)
 		}
@@ -424,33 +399,12 @@ func TestMasterKeyValueKeptAcrossRunsAndRotations(t *testing.T) {
 
 func TestChildrenParentedToComponent(t *testing.T) {
 	m, _ := mustRun(t, &KeyStoreArgs{Department: "chem", Region: region, AdminRoleArns: []string{"arn:aws:iam::123456789012:role/a"}})
-	comps := m.ByType(TypeToken)
-	if len(comps) != 1 || comps[0].Name != "chem" || comps[0].Custom {
-		t.Fatalf("components = %+v, want one %s named chem", comps, TypeToken)
-	}
-	comp := comps[0]
-	if comp.Parent != "" {
-		t.Errorf("component parent = %q, want the stack", comp.Parent)
-	}
-	var children []string
-	for _, r := range m.Resources() {
-		if r.URN == comp.URN || r.Type == "pulumi:pulumi:Stack" {
-			continue
-		}
-		children = append(children, r.Type+" "+r.Name)
-		if r.Parent != comp.URN {
-			t.Errorf("%s %s: parent %q, want the KeyStore", r.Type, r.Name, m.NameOf(r.Parent))
-		}
-	}
-	want := []string{
+	mocktest.Children(t, m, TypeToken, "chem", []string{
 		keyType + " chem-key",
 		aliasType + " chem-key-alias",
 		secType + " chem-master-key",
 		verType + " chem-master-key-value",
-	}
-	if !sameSet(children, want) {
-		t.Errorf("children = %v, want %v", children, want)
-	}
+	})
 }
 
 func TestNewKeyStoreRejectsInvalidArgs(t *testing.T) {
@@ -482,20 +436,10 @@ func TestNewKeyStoreRejectsInvalidArgs(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, _, err := run(t, tc.args)
-			if err == nil {
-				t.Fatalf("no error, want one naming %s", tc.field)
-			}
+			mocktest.Refused(t, m, err, `keystore "chem"`, tc.field)
 			var fe *fieldError
 			if !errors.As(err, &fe) || fe.field != tc.field {
 				t.Errorf("error %q does not name field %s", err, tc.field)
-			}
-			if !strings.Contains(err.Error(), tc.field+":") {
-				t.Errorf("error %q does not mention %s", err, tc.field)
-			}
-			for _, r := range m.Resources() {
-				if r.Type != "pulumi:pulumi:Stack" {
-					t.Errorf("registered %s %s despite invalid args", r.Type, r.Name)
-				}
 			}
 		})
 	}
@@ -503,14 +447,7 @@ func TestNewKeyStoreRejectsInvalidArgs(t *testing.T) {
 
 func TestNewKeyStoreReportsEveryProblem(t *testing.T) {
 	_, _, err := run(t, &KeyStoreArgs{Department: "X", KeyDeletionWindowDays: 31, SecretRecoveryWindowDays: 6})
-	if err == nil {
-		t.Fatal("no error for four bad fields")
-	}
-	for _, field := range []string{"Department", "Region", "KeyDeletionWindowDays", "SecretRecoveryWindowDays"} {
-		if !strings.Contains(err.Error(), field+":") {
-			t.Errorf("error does not mention %s:\n%v", field, err)
-		}
-	}
+	mocktest.ReportsAll(t, err, "Department", "Region", "KeyDeletionWindowDays", "SecretRecoveryWindowDays")
 }
 
 func TestNewKeyStoreAcceptsEdgeDepartments(t *testing.T) {

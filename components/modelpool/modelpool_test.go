@@ -349,48 +349,12 @@ func TestDeregistrationDelay(t *testing.T) {
 	}
 }
 
-// statement is an IAM policy statement as AWS reads it.
-type statement struct {
-	Sid       string
-	Effect    string
-	Principal map[string]any
-	Action    any
-	Resource  any
-	Condition map[string]map[string]any
-}
-
-func policyStatements(t *testing.T, raw any) []statement {
-	t.Helper()
-	s, ok := raw.(string)
-	if !ok {
-		t.Fatalf("policy is not a plain string: %v", raw)
-	}
-	var doc struct {
-		Version   string
-		Statement []statement
-	}
-	if err := json.Unmarshal([]byte(s), &doc); err != nil {
-		t.Fatalf("policy is not JSON: %v\n%s", err, s)
-	}
-	if doc.Version != "2012-10-17" {
-		t.Errorf("policy Version = %q", doc.Version)
-	}
-	return doc.Statement
-}
-
-func asList(v any) []string {
-	if s, ok := v.(string); ok {
-		return []string{s}
-	}
-	return strs(v)
-}
-
 func TestRole(t *testing.T) {
 	m, _, _ := mustRun(t, validArgs())
 
-	trust := policyStatements(t, inputs(t, m, tRole)["assumeRolePolicy"])
-	if len(trust) != 1 || trust[0].Effect != "Allow" || !reflect.DeepEqual(trust[0].Principal, map[string]any{"Service": "ec2.amazonaws.com"}) ||
-		!slices.Equal(asList(trust[0].Action), []string{"sts:AssumeRole"}) {
+	trust := mocktest.Policy(t, inputs(t, m, tRole)["assumeRolePolicy"])
+	if len(trust) != 1 || trust[0].Effect != "Allow" || !reflect.DeepEqual(trust[0].Principal, mocktest.Principal{"Service": "ec2.amazonaws.com"}) ||
+		!slices.Equal(strs(trust[0].Action), []string{"sts:AssumeRole"}) {
 		t.Errorf("trust policy = %+v, want only EC2 to assume the role", trust)
 	}
 
@@ -403,14 +367,14 @@ func TestRole(t *testing.T) {
 	if rp["role"] != roleName {
 		t.Errorf("inline policy is on %v, want %s", rp["role"], roleName)
 	}
-	sts := policyStatements(t, rp["policy"])
+	sts := mocktest.Policy(t, rp["policy"])
 	var actions []string
-	bySid := map[string]statement{}
+	bySid := map[string]mocktest.Statement{}
 	for _, st := range sts {
 		if st.Effect != "Allow" {
 			t.Errorf("%s: Effect %s, want Allow", st.Sid, st.Effect)
 		}
-		for _, a := range asList(st.Action) {
+		for _, a := range strs(st.Action) {
 			if strings.Contains(a, "*") {
 				t.Errorf("%s: wildcard action %s", st.Sid, a)
 			}
@@ -426,16 +390,16 @@ func TestRole(t *testing.T) {
 
 	lc := bySid[SidCompleteLifecycleAction]
 	wantLC := map[string]map[string]any{"StringEquals": {"aws:ResourceTag/Department": "chem", "aws:ResourceTag/Pool": "gpu"}}
-	if !slices.Equal(asList(lc.Resource), []string{"*"}) || !reflect.DeepEqual(lc.Condition, wantLC) {
+	if !slices.Equal(strs(lc.Resource), []string{"*"}) || !reflect.DeepEqual(lc.Condition, wantLC) {
 		t.Errorf("lifecycle statement = %+v, want Resource * with condition %v", lc, wantLC)
 	}
 	s3 := bySid[SidReadArtifacts]
-	if !slices.Equal(asList(s3.Resource), []string{bucketArn + "/*"}) || s3.Condition != nil {
+	if !slices.Equal(strs(s3.Resource), []string{bucketArn + "/*"}) || s3.Condition != nil {
 		t.Errorf("artifacts statement = %+v, want s3:GetObject on %s/*", s3, bucketArn)
 	}
 	kms := bySid[SidDecryptArtifacts]
 	wantKMS := map[string]map[string]any{"StringEquals": {"kms:ViaService": "s3.ca-central-1.amazonaws.com"}}
-	if !slices.Equal(asList(kms.Resource), []string{keyArn}) || !reflect.DeepEqual(kms.Condition, wantKMS) {
+	if !slices.Equal(strs(kms.Resource), []string{keyArn}) || !reflect.DeepEqual(kms.Condition, wantKMS) {
 		t.Errorf("KMS statement = %+v, want kms:Decrypt on %s via S3 only", kms, keyArn)
 	}
 
@@ -774,11 +738,6 @@ func TestChildNamesAndParents(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, _, _ := mustRun(t, with(func(a *ModelPoolArgs) { a.Schedule = tc.schedule }))
-			comps := m.ByType(tComponent)
-			if len(comps) != 1 || comps[0].Name != "chem-gpu" || comps[0].Parent != "" {
-				t.Fatalf("components = %+v, want one named chem-gpu under the stack", comps)
-			}
-			comp := comps[0].URN
 			want := []string{
 				tRole + " chem-gpu-role",
 				tAttachment + " chem-gpu-ssm",
@@ -793,21 +752,7 @@ func TestChildNamesAndParents(t *testing.T) {
 			if tc.schedule != nil {
 				want = append(want, tSchedule+" chem-gpu-office-hours-start", tSchedule+" chem-gpu-office-hours-stop")
 			}
-			sort.Strings(want)
-			var got []string
-			for _, r := range m.Resources() {
-				if r.URN == comp {
-					continue
-				}
-				got = append(got, r.Type+" "+r.Name)
-				if r.Parent != comp {
-					t.Errorf("%s %s: parent %q (%s), want the component", r.Type, r.Name, r.Parent, m.NameOf(r.Parent))
-				}
-			}
-			sort.Strings(got)
-			if !slices.Equal(got, want) {
-				t.Errorf("children:\n got  %v\n want %v", got, want)
-			}
+			mocktest.Children(t, m, tComponent, "chem-gpu", want)
 		})
 	}
 }
@@ -880,17 +825,9 @@ func TestInvalidArgs(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m, p, _, err := run(t, tt.args)
-			if err == nil {
-				t.Fatalf("NewModelPool accepted the args")
-			}
-			if !strings.Contains(err.Error(), tt.field+":") || !strings.Contains(err.Error(), `model pool "chem-gpu"`) {
-				t.Errorf("error %q does not name the pool and the field %s", err, tt.field)
-			}
+			mocktest.Refused(t, m, err, `model pool "chem-gpu"`, tt.field)
 			if p != nil {
 				t.Error("NewModelPool returned a pool with its error")
-			}
-			if rs := m.Resources(); len(rs) != 0 {
-				t.Errorf("registered %d resources, want nothing", len(rs))
 			}
 		})
 	}
@@ -898,12 +835,5 @@ func TestInvalidArgs(t *testing.T) {
 
 func TestInvalidArgsAllReported(t *testing.T) {
 	_, _, _, err := run(t, &ModelPoolArgs{Department: "chem", Pool: "gpu", Region: region, InstanceType: "g5.xlarge", MaxSize: 1})
-	if err == nil {
-		t.Fatal("NewModelPool accepted a pool with no models, sizes of work or inputs")
-	}
-	for _, field := range []string{"Models:", "Parallel:", "ContextLength:", "OllamaVersion:", "OllamaRelease.URL:", "AgentSHA256:", "AgentURL:", "KMSKeyArn:", "VpcID:", "SubnetIDs:"} {
-		if !strings.Contains(err.Error(), field) {
-			t.Errorf("error does not report %s:\n%v", field, err)
-		}
-	}
+	mocktest.ReportsAll(t, err, "Models", "Parallel", "ContextLength", "OllamaVersion", "OllamaRelease.URL", "AgentSHA256", "AgentURL", "KMSKeyArn", "VpcID", "SubnetIDs")
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/internals"
 
 	"github.com/llm-sandbox/llm-sandbox/internal/mockaws"
+	"github.com/llm-sandbox/llm-sandbox/internal/mockaws/mocktest"
 )
 
 // Type tokens of the resources the component registers.
@@ -77,14 +78,7 @@ func mustRun(t *testing.T, args *NetworkArgs) (*mockaws.Monitor, *Network) {
 }
 
 // inputs returns the plain inputs of the named resource, failing the test when it is missing.
-func inputs(t *testing.T, m *mockaws.Monitor, typ, name string) map[string]any {
-	t.Helper()
-	r, ok := m.ByName(typ, name)
-	if !ok {
-		t.Fatalf("no %s named %q; registered: %v", typ, name, names(m.ByType(typ)))
-	}
-	return mockaws.Plain(r.Inputs)
-}
+var inputs = mocktest.Named
 
 func names(rs []mockaws.Resource) []string {
 	out := make([]string, 0, len(rs))
@@ -691,12 +685,6 @@ func TestChildNamesAndParents(t *testing.T) {
 		t.Run(string(strategy), func(t *testing.T) {
 			m, _ := mustRun(t, &NetworkArgs{CIDR: "10.20.0.0/16", NATStrategy: strategy, Region: region})
 
-			comps := m.ByType(tComponent)
-			if len(comps) != 1 || comps[0].Name != "chem" || comps[0].Parent != "" {
-				t.Fatalf("components = %+v, want one named chem under the stack", comps)
-			}
-			comp := comps[0].URN
-
 			want := []string{
 				tVpc + " chem-vpc",
 				tDefaultSG + " chem-default-sg",
@@ -733,43 +721,9 @@ func TestChildNamesAndParents(t *testing.T) {
 					want = append(want, tEndpoint+" chem-endpoint-"+svc)
 				}
 			}
-			sort.Strings(want)
-
-			var got []string
-			for _, r := range m.Resources() {
-				if r.URN == comp {
-					continue
-				}
-				got = append(got, r.Type+" "+r.Name)
-				if !parentedBy(m, r, comp) {
-					t.Errorf("%s %s: parent %q (%s), want the component", r.Type, r.Name, r.Parent, m.NameOf(r.Parent))
-				}
-			}
-			sort.Strings(got)
-			if !slices.Equal(got, want) {
-				t.Errorf("children:\n got  %v\n want %v", got, want)
-			}
+			mocktest.Children(t, m, tComponent, "chem", want)
 		})
 	}
-}
-
-// parentedBy reports whether comp is r's parent, directly or through a chain of parents.
-func parentedBy(m *mockaws.Monitor, r mockaws.Resource, comp string) bool {
-	byURN := map[string]mockaws.Resource{}
-	for _, x := range m.Resources() {
-		byURN[x.URN] = x
-	}
-	for seen := 0; r.Parent != "" && seen < len(byURN); seen++ {
-		if r.Parent == comp {
-			return true
-		}
-		next, ok := byURN[r.Parent]
-		if !ok {
-			return false
-		}
-		r = next
-	}
-	return false
 }
 
 // TestInvalidArgs checks that each bad argument is refused with an error naming its field,
@@ -807,17 +761,9 @@ func TestInvalidArgs(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m, nw, err := run(t, tt.args)
-			if err == nil {
-				t.Fatalf("NewNetwork accepted %+v", tt.args)
-			}
-			if !strings.Contains(err.Error(), tt.field+":") || !strings.Contains(err.Error(), `network "chem"`) {
-				t.Errorf("error %q does not name the network and the field %s", err, tt.field)
-			}
+			mocktest.Refused(t, m, err, `network "chem"`, tt.field)
 			if nw != nil {
 				t.Errorf("NewNetwork returned a network with its error")
-			}
-			if rs := m.Resources(); len(rs) != 0 {
-				t.Errorf("registered %v, want nothing", names(rs))
 			}
 		})
 	}
@@ -826,14 +772,7 @@ func TestInvalidArgs(t *testing.T) {
 // TestInvalidArgsAllReported checks that every bad field is reported in one error.
 func TestInvalidArgsAllReported(t *testing.T) {
 	_, _, err := run(t, &NetworkArgs{CIDR: "10.0.0.0/8", AZCount: 5, NATStrategy: "both", FlowLogRetentionDays: 2})
-	if err == nil {
-		t.Fatal("NewNetwork accepted five bad fields")
-	}
-	for _, field := range []string{"CIDR:", "AZCount:", "NATStrategy:", "Region:", "FlowLogRetentionDays:"} {
-		if !strings.Contains(err.Error(), field) {
-			t.Errorf("error %q does not report %s", err, field)
-		}
-	}
+	mocktest.ReportsAll(t, err, "CIDR", "AZCount", "NATStrategy", "Region", "FlowLogRetentionDays")
 }
 
 // TestRegionMismatch checks that a Region other than the provider's is refused, since the
