@@ -66,10 +66,20 @@ func (p *parser) department(n *yaml.Node) string {
 		return ""
 	}
 	d := n.Value
-	if len(d) < 2 || len(d) > 32 || !dnsLabel.MatchString(d) {
-		p.add(path, "must be a lowercase DNS label of 2 to 32 letters, digits and hyphens, starting with a letter (got %q)", d)
+	if msg := DepartmentProblem(d); msg != "" {
+		p.add(path, "%s", msg)
 	}
 	return d
+}
+
+// DepartmentProblem says what is wrong with d as a department name (its rule: a lowercase DNS
+// label of 2 to 32 characters), or returns "" when d is one. A name that passes is also a safe
+// stack and file name.
+func DepartmentProblem(d string) string {
+	if len(d) < 2 || len(d) > 32 || !dnsLabel.MatchString(d) {
+		return fmt.Sprintf("must be a lowercase DNS label of 2 to 32 letters, digits and hyphens, starting with a letter (got %q)", d)
+	}
+	return ""
 }
 
 func (p *parser) network(n *yaml.Node) Network {

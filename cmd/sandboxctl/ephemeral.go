@@ -157,7 +157,7 @@ func ephemeral(e env, projectFlag string, args []string, now func() time.Time) i
 	case *zone == "" && len(allow) > 0:
 		return usageErr("--allow-cidr needs --hosted-zone-id and --domain (without them the template's access is kept)")
 	}
-	if msg := departmentProblem(*name); msg != "" {
+	if msg := config.DepartmentProblem(*name); msg != "" {
 		return usageErr("--name %s", msg)
 	}
 	if *cidrFlag != "" {
@@ -317,35 +317,15 @@ func writeEphemeralText(e env, r ephemeralResult) {
 	fmt.Fprint(e.stdout, b.String())
 }
 
-// departmentProblem checks NAME by config's own rule for a department (the copy's department is
-// NAME, and a stack name that passes it is also a safe file name), by parsing a config that
-// holds only that key. It returns the rule's message, or "" when NAME passes.
-func departmentProblem(name string) string {
-	_, err := config.Parse(name, config.StackFile(name), config.Values{config.Namespace + ":department": name})
-	var ps config.Problems
-	if errors.As(err, &ps) {
-		for _, p := range ps {
-			if p.Path == "department" {
-				return p.Message
-			}
-		}
-	}
-	return ""
-}
-
 // isEphemeralCopy reports whether the stack file at path carries the tag Ephemeral: "true".
 func isEphemeralCopy(path string) bool {
 	values, err := config.ReadStackFile(path)
 	if err != nil {
 		return false
 	}
+	// ReadStackFile qualifies an unqualified "tags" key, as Pulumi reads it.
 	var tags map[string]any
-	for _, k := range []string{config.Namespace + ":tags", "tags"} {
-		if v, ok := values[k]; ok && json.Unmarshal([]byte(v), &tags) == nil && tags[ephemeralTag] == "true" {
-			return true
-		}
-	}
-	return false
+	return json.Unmarshal([]byte(values[config.Namespace+":tags"]), &tags) == nil && tags[ephemeralTag] == "true"
 }
 
 // takenRanges returns the VPC ranges of every stack but skip, as config parses them, and the
