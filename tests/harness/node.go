@@ -4,10 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -30,9 +31,12 @@ type Node struct {
 	Stdout, Stderr bytes.Buffer
 }
 
-// Services a node root may run detached (the agent's --no-systemd mode), each with a pid file
-// <root>/run/llm-sandbox/<name>.pid and a log <root>/var/log/llm-sandbox/<name>.log.
-var services = []string{"litellm", "ollama"}
+// services are the servers a node root may run detached (the agent's --no-systemd mode), by
+// name, with the node paths of their pid file and log.
+var services = map[string]struct{ pid, log string }{
+	"litellm": {node.LiteLLMPidFile, node.LiteLLMLogFile},
+	"ollama":  {node.OllamaPidFile, node.OllamaLogFile},
+}
 
 // NewNode prepares a node that talks to the emulator for every AWS API and to the stand-in for
 // IMDS. Its cleanup stops whatever the agent left running under its root (the role's server
@@ -126,14 +130,15 @@ func (n *Node) Bootstrap(t T, config string, limit time.Duration) int {
 	}
 }
 
-// LogPath is where a detached service writes its log under the node's root.
+// LogPath is where a detached service ("ollama", "litellm") writes its log under the node's
+// root.
 func (n *Node) LogPath(service string) string {
-	return filepath.Join(n.Root, "var", "log", "llm-sandbox", service+".log")
+	return filepath.Join(n.Root, services[service].log)
 }
 
 // PidPath is where the agent writes a detached service's pid under the node's root.
 func (n *Node) PidPath(service string) string {
-	return filepath.Join(n.Root, "run", "llm-sandbox", service+".pid")
+	return filepath.Join(n.Root, services[service].pid)
 }
 
 // Pid reads a detached service's pid file; ok is false when there is none.
@@ -161,19 +166,11 @@ func (n *Node) Stop(t T, service string) {
 // StopAll stops every detached service of the node, then fails (and kills what it finds)
 // when any process still runs from under the node's directory.
 func (n *Node) StopAll(t T) {
-	for _, s := range services {
+	for _, s := range slices.Sorted(maps.Keys(services)) {
 		n.Stop(t, s)
 	}
 	left := ProcessesUnder(n.Dir)
-	if len(left) == 0 {
-		return
-	}
-	pids := make([]int, 0, len(left))
-	for pid := range left {
-		pids = append(pids, pid)
-	}
-	sort.Ints(pids)
-	for _, pid := range pids {
+	for _, pid := range slices.Sorted(maps.Keys(left)) {
 		t.Errorf("process %d outlived its service's process group: %s", pid, left[pid])
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
@@ -184,7 +181,7 @@ func (n *Node) DumpLogs(t T) {
 	t.Helper()
 	t.Logf("sandbox-node stdout:\n%s", Tail(n.Stdout.Bytes(), 60))
 	t.Logf("sandbox-node stderr:\n%s", Tail(n.Stderr.Bytes(), 80))
-	for _, s := range services {
+	for _, s := range slices.Sorted(maps.Keys(services)) {
 		if out, err := os.ReadFile(n.LogPath(s)); err == nil {
 			t.Logf("%s log:\n%s", s, Tail(out, 60))
 		}
