@@ -3,11 +3,9 @@ package harness
 import (
 	"archive/tar"
 	"bytes"
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"sync"
@@ -15,21 +13,6 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 )
-
-// BuildAgent builds ./cmd/sandbox-node the way a deployment does (static, CGO_ENABLED=0).
-func BuildAgent(t T, h Helpers, dir string) string {
-	t.Helper()
-	bin := filepath.Join(dir, "sandbox-node")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/sandbox-node")
-	cmd.Dir = h.Repo
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/sandbox-node: %v\n%s", err, out)
-	}
-	return bin
-}
 
 // archiveFile is one entry of a .tar.zst the harness writes.
 type archiveFile struct {

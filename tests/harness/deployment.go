@@ -1,9 +1,11 @@
 package harness
 
 import (
+	"context"
 	"strconv"
 	"time"
 
+	"github.com/llm-sandbox/llm-sandbox/internal/agentbuild"
 	"github.com/llm-sandbox/llm-sandbox/node"
 )
 
@@ -42,7 +44,12 @@ type Deployment struct {
 func NewDeployment(t T, h Helpers) *Deployment {
 	t.Helper()
 	d := &Deployment{H: h, Work: t.TempDir()}
-	d.Agent = BuildAgent(t, h, d.Work)
+	// The binary a deployment uploads: agentbuild's reproducible static linux/amd64 build.
+	agent, err := agentbuild.Build(context.Background(), h.Repo)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	d.Agent = agent.Path
 	d.Mirror = NewMirror(t, nil)
 
 	release, releaseSum := PackageOllamaRelease(t, h.Ollama, d.Work)
