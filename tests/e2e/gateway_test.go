@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -27,7 +28,7 @@ func TestGateway(t *testing.T) {
 
 	pool := d.StartOllama(t, "chemistry-cpu", harness.OllamaOptions{})
 	wantPool := []harness.LifecycleRecord{{Group: pool.Group, Hook: harness.OllamaHook, Instance: pool.Instance, Result: "CONTINUE"}}
-	if got := d.Moto.Records(t, pool.Group); !harness.EqualRecords(got, wantPool) {
+	if got := d.Moto.Records(t, pool.Group); !slices.Equal(got, wantPool) {
 		t.Errorf("lifecycle actions for %s: got %+v, want exactly %+v", pool.Group, got, wantPool)
 	}
 
@@ -47,7 +48,7 @@ func TestGateway(t *testing.T) {
 		t.Fatalf("sandbox-node bootstrap (litellm) exited %d, want 0 (ready, CONTINUE sent)", code)
 	}
 	wantGW := []harness.LifecycleRecord{{Group: gw.Group, Hook: harness.GatewayHook, Instance: gw.Instance, Result: "CONTINUE"}}
-	if got := d.Moto.Records(t, gw.Group); !harness.EqualRecords(got, wantGW) {
+	if got := d.Moto.Records(t, gw.Group); !slices.Equal(got, wantGW) {
 		t.Errorf("lifecycle actions for %s: got %+v, want exactly %+v", gw.Group, got, wantGW)
 	}
 	if console, err := os.ReadFile(gw.Console); err != nil || !strings.Contains(string(console), "CONTINUE") {
@@ -84,7 +85,7 @@ func TestGateway(t *testing.T) {
 	for _, m := range models.Data {
 		ids = append(ids, m.ID)
 	}
-	if !contains(ids, harness.ModelName) {
+	if !slices.Contains(ids, harness.ModelName) {
 		t.Errorf("GET /v1/models lists %q, want %s", ids, harness.ModelName)
 	}
 
@@ -243,15 +244,6 @@ func readFile(t *testing.T, path string) []byte {
 		t.Errorf("read %s: %v", filepath.Base(path), err)
 	}
 	return data
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // listeners returns the local addresses of the TCP sockets listening on port, from

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -128,7 +129,7 @@ func TestOllamaRole(t *testing.T) {
 		}
 
 		want := []harness.LifecycleRecord{{Group: n.Group, Hook: hookName, Instance: n.Instance, Result: "CONTINUE"}}
-		if got := d.Moto.Records(t, n.Group); !harness.EqualRecords(got, want) {
+		if got := d.Moto.Records(t, n.Group); !slices.Equal(got, want) {
 			t.Errorf("lifecycle actions for %s: got %+v, want exactly %+v", n.Group, got, want)
 		}
 	})
@@ -143,7 +144,7 @@ func TestOllamaRole(t *testing.T) {
 		}
 
 		want := []harness.LifecycleRecord{{Group: n.Group, Hook: hookName, Instance: n.Instance, Result: "ABANDON"}}
-		if got := d.Moto.Records(t, n.Group); !harness.EqualRecords(got, want) {
+		if got := d.Moto.Records(t, n.Group); !slices.Equal(got, want) {
 			t.Errorf("lifecycle actions for %s: got %+v, want exactly %+v", n.Group, got, want)
 		}
 		if conn, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(n.Port), time.Second); err == nil {

@@ -187,19 +187,6 @@ func (m *Moto) Records(t T, group string) []LifecycleRecord {
 	return recs
 }
 
-// EqualRecords reports whether two lists of lifecycle records are the same, in order.
-func EqualRecords(a, b []LifecycleRecord) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // CreateSecret stores a string secret in the emulator's Secrets Manager and returns its ARN.
 //
 // It speaks the service's JSON 1.1 protocol directly rather than through aws-sdk-go-v2's
