@@ -6,14 +6,14 @@ package artifacts
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"regexp"
 
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/s3"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/llm-sandbox/llm-sandbox/components/internal/launch"
 )
 
 // TypeToken is the component's Pulumi type token.
@@ -24,12 +24,6 @@ const AgentKeyPrefix = "agent/sandbox-node-"
 
 // AgentContentType is the content type the agent object is stored with.
 const AgentContentType = "application/octet-stream"
-
-var (
-	// departmentPattern is a lowercase DNS label; its length is checked separately.
-	departmentPattern = regexp.MustCompile(`^[a-z]([a-z0-9-]*[a-z0-9])?$`)
-	sha256Pattern     = regexp.MustCompile(`^[0-9a-f]{64}$`)
-)
 
 // BucketArgs configures a Bucket.
 type BucketArgs struct {
@@ -230,39 +224,22 @@ func NewBucket(ctx *pulumi.Context, name string, args *BucketArgs, opts ...pulum
 	return comp, nil
 }
 
-// fieldError is one problem with one field of BucketArgs.
-type fieldError struct {
-	component string // the component's logical name
-	field     string // e.g. "AgentSHA256"
-	problem   string // what is wrong, with the value got
-}
-
-func (e *fieldError) Error() string {
-	return fmt.Sprintf("artifacts bucket %q: %s: %s", e.component, e.field, e.problem)
-}
-
 // validate returns every problem with args at once, each naming its field.
 func validate(name string, args *BucketArgs) error {
+	c := launch.NewChecker("artifacts bucket", name)
 	if args == nil {
-		return &fieldError{name, "BucketArgs", "required (got nil)"}
+		c.Add("BucketArgs", "required (got nil)")
+		return c.Err()
 	}
-	var errs []error
-	add := func(field, format string, a ...any) {
-		errs = append(errs, &fieldError{name, field, fmt.Sprintf(format, a...)})
-	}
-	if n := len(args.Department); n < 2 || n > 32 || !departmentPattern.MatchString(args.Department) {
-		add("Department", "must be a lowercase DNS label of 2..32 characters (got %q)", args.Department)
-	}
+	add := c.Add
+	c.Department(args.Department)
 	if args.KMSKeyArn == nil {
 		add("KMSKeyArn", "required (got nil)")
 	}
 	if args.S3EndpointID == nil {
 		add("S3EndpointID", "required (got nil): reads are admitted only through the VPC's S3 gateway endpoint")
 	}
-	shaOK := sha256Pattern.MatchString(args.AgentSHA256)
-	if !shaOK {
-		add("AgentSHA256", "must be 64 lowercase hex digits (got %q)", args.AgentSHA256)
-	}
+	shaOK := c.SHA256("AgentSHA256", args.AgentSHA256)
 	if args.AgentPath == "" {
 		add("AgentPath", "required (got an empty string)")
 	} else if got, err := fileSHA256(args.AgentPath); err != nil {
@@ -272,7 +249,7 @@ func validate(name string, args *BucketArgs) error {
 		// would refuse the download.
 		add("AgentSHA256", "does not match the file at AgentPath %s (got %s, the file hashes to %s)", args.AgentPath, args.AgentSHA256, got)
 	}
-	return errors.Join(errs...)
+	return c.Err()
 }
 
 // fileSHA256 returns the lowercase hex SHA-256 of a regular file.

@@ -4,15 +4,15 @@ package keys
 
 import (
 	"crypto/rand"
-	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/kms"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/secretsmanager"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/llm-sandbox/llm-sandbox/components/internal/launch"
 )
 
 // TypeToken is the component's Pulumi type token.
@@ -28,9 +28,6 @@ const MinWindowDays = 7
 // InitialVersionStage is the staging label that the master-key secret version created by
 // Pulumi keeps for good, besides AWSCURRENT until the first rotation.
 const InitialVersionStage = "LLMSANDBOX_INITIAL"
-
-// departmentPattern is a lowercase DNS label; its length is checked separately.
-var departmentPattern = regexp.MustCompile(`^[a-z]([a-z0-9-]*[a-z0-9])?$`)
 
 // KeyStoreArgs configures a KeyStore.
 type KeyStoreArgs struct {
@@ -187,29 +184,15 @@ func MasterKeySecretName(department string) string {
 	return "llm-sandbox/" + department + "/litellm-master-key"
 }
 
-// fieldError is one problem with one field of KeyStoreArgs.
-type fieldError struct {
-	component string // the component's logical name
-	field     string // e.g. "Department", "AdminRoleArns[1]"
-	problem   string // what is wrong, with the value got
-}
-
-func (e *fieldError) Error() string {
-	return fmt.Sprintf("keystore %q: %s: %s", e.component, e.field, e.problem)
-}
-
 // validate returns every problem with args at once, each naming its field.
 func validate(name string, args *KeyStoreArgs) error {
+	c := launch.NewChecker("keystore", name)
 	if args == nil {
-		return &fieldError{name, "args", "required (got nil)"}
+		c.Add("args", "required (got nil)")
+		return c.Err()
 	}
-	var errs []error
-	add := func(field, format string, a ...any) {
-		errs = append(errs, &fieldError{name, field, fmt.Sprintf(format, a...)})
-	}
-	if n := len(args.Department); n < 2 || n > 32 || !departmentPattern.MatchString(args.Department) {
-		add("Department", "must be a lowercase DNS label of 2..32 characters (got %q)", args.Department)
-	}
+	add := c.Add
+	c.Department(args.Department)
 	if strings.TrimSpace(args.Region) == "" {
 		add("Region", "required (got %q)", args.Region)
 	}
@@ -231,7 +214,7 @@ func validate(name string, args *KeyStoreArgs) error {
 				MinWindowDays, DefaultWindowDays, DefaultWindowDays, w.days)
 		}
 	}
-	return errors.Join(errs...)
+	return c.Err()
 }
 
 func orDefault(days int) int {

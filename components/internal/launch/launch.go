@@ -3,9 +3,10 @@
 // resolved from a public SSM parameter to a concrete id, the hardened launch template, the node
 // role (trust policy, Session Manager, the tag-scoped CompleteLifecycleAction statement and the
 // artifact reads), the group's launch lifecycle hook and instance refresh, target tracking, the
-// tags and the argument checks. It is a helper package, not a component: it registers resources
-// under the caller's component, with the caller's options, and the names it gives them are the
-// caller's name plus a fixed role suffix.
+// tags and the argument checks (the Checker, which the keys and artifacts components use too).
+// It is a helper package, not a component: it registers resources under the caller's component,
+// with the caller's options, and the names it gives them are the caller's name plus a fixed role
+// suffix.
 package launch
 
 import (
@@ -176,11 +177,13 @@ func (c *Checker) Sizes(minSize, maxSize, floor int) {
 	}
 }
 
-// SHA256 checks a lowercase hex SHA-256.
-func (c *Checker) SHA256(field, v string) {
+// SHA256 checks a lowercase hex SHA-256 and reports whether it is well formed.
+func (c *Checker) SHA256(field, v string) bool {
 	if !sha256Hex.MatchString(v) {
 		c.Add(field, "must be 64 lowercase hex digits (got %q)", v)
+		return false
 	}
+	return true
 }
 
 // Required reports every field whose input is nil.
