@@ -40,9 +40,6 @@ func HeartbeatSeconds(gpu bool) int {
 	return HeartbeatCPUSeconds
 }
 
-// CPUTargetPercent is the target-tracking policy's average CPU utilisation.
-const CPUTargetPercent = launch.CPUTargetPercent
-
 // securityGroup admits Ollama's port from the internal ALB only, and lets nodes out on 443 only.
 func (b *builder) securityGroup() error {
 	// Inline rules, listed in full: the provider then removes any rule added out of band, and

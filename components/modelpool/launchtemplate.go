@@ -21,20 +21,9 @@ const (
 	OllamaPort = 11434
 	// LaunchHookName is the launch lifecycle hook's name (the same for every group).
 	LaunchHookName = launch.LaunchHookName
-	// RootDeviceName is the root device of both Ubuntu AMIs.
-	RootDeviceName = launch.RootDeviceName
 	// RootVolumeGiB is the root volume's size: the DLAMI's root snapshot is 75 GiB, and the
 	// Ollama release (~2 GB unpacked) and the models (2-5 GB each) come on top.
 	RootVolumeGiB = 100
-)
-
-// Statement ids of the node role's inline policy (launch.NodePolicy), and the AWS-managed
-// policy attached beside it.
-const (
-	SidCompleteLifecycleAction = launch.SidCompleteLifecycleAction
-	SidReadArtifacts           = launch.SidReadArtifacts
-	SidDecryptArtifacts        = launch.SidDecryptArtifacts
-	SSMManagedPolicy           = launch.SSMManagedPolicy
 )
 
 // MaxQueue is OLLAMA_MAX_QUEUE for a pool: 4 x Parallel x number of models, at least 16.

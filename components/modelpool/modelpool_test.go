@@ -12,6 +12,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"gopkg.in/yaml.v3"
 
+	"github.com/llm-sandbox/llm-sandbox/components/internal/launch"
 	"github.com/llm-sandbox/llm-sandbox/internal/mockaws"
 	"github.com/llm-sandbox/llm-sandbox/internal/mockaws/mocktest"
 	"github.com/llm-sandbox/llm-sandbox/node"
@@ -388,16 +389,16 @@ func TestRole(t *testing.T) {
 		t.Errorf("actions = %v, want exactly %v", actions, wantActions)
 	}
 
-	lc := bySid[SidCompleteLifecycleAction]
+	lc := bySid[launch.SidCompleteLifecycleAction]
 	wantLC := map[string]map[string]any{"StringEquals": {"aws:ResourceTag/Department": "chem", "aws:ResourceTag/Pool": "gpu"}}
 	if !slices.Equal(strs(lc.Resource), []string{"*"}) || !reflect.DeepEqual(lc.Condition, wantLC) {
 		t.Errorf("lifecycle statement = %+v, want Resource * with condition %v", lc, wantLC)
 	}
-	s3 := bySid[SidReadArtifacts]
+	s3 := bySid[launch.SidReadArtifacts]
 	if !slices.Equal(strs(s3.Resource), []string{bucketArn + "/*"}) || s3.Condition != nil {
 		t.Errorf("artifacts statement = %+v, want s3:GetObject on %s/*", s3, bucketArn)
 	}
-	kms := bySid[SidDecryptArtifacts]
+	kms := bySid[launch.SidDecryptArtifacts]
 	wantKMS := map[string]map[string]any{"StringEquals": {"kms:ViaService": "s3.ca-central-1.amazonaws.com"}}
 	if !slices.Equal(strs(kms.Resource), []string{keyArn}) || !reflect.DeepEqual(kms.Condition, wantKMS) {
 		t.Errorf("KMS statement = %+v, want kms:Decrypt on %s via S3 only", kms, keyArn)
