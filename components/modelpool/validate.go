@@ -47,7 +47,7 @@ func validate(name string, args *ModelPoolArgs) (*node.Config, error) {
 		add("Spot, WarmPool", "cannot be combined: AWS does not allow a warm pool on a group with spot or a mixed instances policy (got Spot true, WarmPool %d)", args.WarmPool)
 	}
 	if args.Spot {
-		validateSpotTypes(args, add)
+		validateSpotTypes(args, c)
 	}
 	if args.Schedule != nil {
 		validateSchedule(args.Schedule, add)
@@ -93,22 +93,19 @@ func validate(name string, args *ModelPoolArgs) (*node.Config, error) {
 	return cfg, nil
 }
 
-func validateSpotTypes(args *ModelPoolArgs, add func(field, format string, a ...any)) {
+func validateSpotTypes(args *ModelPoolArgs, c *launch.Checker) {
 	if len(args.SpotInstanceTypes) == 0 {
-		add("SpotInstanceTypes", "required when Spot is true: the instance types the spot group may launch, InstanceType first (got none)")
+		c.Add("SpotInstanceTypes", "required when Spot is true: the instance types the spot group may launch, InstanceType first (got none)")
 		return
 	}
 	if args.SpotInstanceTypes[0] != args.InstanceType {
-		add("SpotInstanceTypes[0]", "must be the pool's own InstanceType %q (got %q)", args.InstanceType, args.SpotInstanceTypes[0])
+		c.Add("SpotInstanceTypes[0]", "must be the pool's own InstanceType %q (got %q)", args.InstanceType, args.SpotInstanceTypes[0])
 	}
 	seen := map[string]bool{}
 	for i, t := range args.SpotInstanceTypes {
 		field := fmt.Sprintf("SpotInstanceTypes[%d]", i)
-		switch {
-		case !launch.InstanceTypePattern.MatchString(t):
-			add(field, "must be an EC2 instance type such as g5.xlarge (got %q)", t)
-		case seen[t]:
-			add(field, "lists %q twice", t)
+		if c.InstanceType(field, t, "g5.xlarge") && seen[t] {
+			c.Add(field, "lists %q twice", t)
 		}
 		seen[t] = true
 	}

@@ -104,10 +104,10 @@ func Partition(region string) string {
 var (
 	// DNSLabel is a lowercase DNS label; lengths are checked separately.
 	DNSLabel = regexp.MustCompile(`^[a-z]([a-z0-9-]*[a-z0-9])?$`)
-	// InstanceTypePattern is the shape of an EC2 instance type, e.g. g5.xlarge.
-	InstanceTypePattern = regexp.MustCompile(`^[a-z][a-z0-9-]*\.[a-z0-9]+$`)
-	regionRE            = regexp.MustCompile(`^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$`)
-	sha256Hex           = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	// instanceTypeRE is the shape of an EC2 instance type, e.g. g5.xlarge.
+	instanceTypeRE = regexp.MustCompile(`^[a-z][a-z0-9-]*\.[a-z0-9]+$`)
+	regionRE       = regexp.MustCompile(`^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$`)
+	sha256Hex      = regexp.MustCompile(`^[0-9a-f]{64}$`)
 )
 
 // FieldError is one problem with one field of a component's arguments.
@@ -158,7 +158,7 @@ func (c *Checker) Region(v string) {
 
 // InstanceType checks the shape of an EC2 instance type and reports whether it is well formed.
 func (c *Checker) InstanceType(field, v, example string) bool {
-	if !InstanceTypePattern.MatchString(v) {
+	if !instanceTypeRE.MatchString(v) {
 		c.Add(field, "must be an EC2 instance type such as %s (got %q)", example, v)
 		return false
 	}
