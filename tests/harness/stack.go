@@ -14,8 +14,8 @@ type GatewayStack struct {
 // URL is the gateway's base URL, without /v1 (the stack output endpointUrl).
 func (s *GatewayStack) URL() string { return s.Gateway.URL() }
 
-// StartGatewayStack brings up the whole serving path on a new deployment, as TestGateway and
-// the gateway benchmark do step by step: the pool node with pool's options, a fresh master key
+// StartGatewayStack brings up the whole serving path on a new deployment, as TestGateway does
+// step by step: the pool node with pool's options, a fresh master key
 // stored in Secrets Manager, then the gateway node with gw's options routing to the pool
 // (gw.MasterKeySecretArn and gw.OllamaURL are filled in). h must come from RequireLiteLLM.
 // Installing LiteLLM takes a minute or two; callers that need the path in several tests share

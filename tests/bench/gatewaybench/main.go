@@ -158,18 +158,15 @@ func bench(ctx context.Context, r *harness.Runner, s settings) (rep report) {
 	h := harness.RequireLiteLLM(r)
 
 	r.Logf("setting up: agent, Ollama node, LiteLLM node (installing LiteLLM takes a minute or two)")
-	d := harness.NewDeployment(r, h)
-	// A queue long enough for every client: a 503 from a full queue would measure the queue.
-	ollama := d.StartOllama(r, "chemistry-cpu", harness.OllamaOptions{Parallel: s.OllamaParallel, MaxQueue: 512})
-	masterKey := "sk-" + harness.RandomAlphanumeric(r, 48)
-	arn := d.Moto.CreateSecret(r, "llm-sandbox/chemistry/litellm-master-key", masterKey)
-	gw := d.StartGateway(r, "chemistry-gateway", harness.GatewayOptions{
-		MasterKeySecretArn: arn,
-		OllamaURL:          ollama.URL(),
-		Workers:            s.Workers,
-		// Long enough that nothing times out in a queue of 32: a timeout would measure it.
-		RequestTimeoutSeconds: 600,
-	})
+	stack := harness.StartGatewayStack(r, h,
+		// A queue long enough for every client: a 503 from a full queue would measure the queue.
+		harness.OllamaOptions{Parallel: s.OllamaParallel, MaxQueue: 512},
+		harness.GatewayOptions{
+			Workers: s.Workers,
+			// Long enough that nothing times out in a queue of 32: a timeout would measure it.
+			RequestTimeoutSeconds: 600,
+		})
+	ollama, gw, masterKey := stack.Pool, stack.Gateway, stack.MasterKey
 
 	rep.Machine = describeMachine(r, ollama, gw)
 	rep.Machine.LoadBefore = loadBefore
