@@ -9,6 +9,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/llm-sandbox/llm-sandbox/internal/orchestrate/orchestratetest"
 )
 
 // projectRoot is the repository root, which holds Pulumi.yaml and the example stacks.
@@ -29,26 +31,15 @@ func sandboxctl(t *testing.T, dir string, args ...string) (int, string, string) 
 	return code, out.String(), errOut.String()
 }
 
-// tempProject makes a project with the given stack files (stack name → contents).
+// tempProject makes a project with the project's Pulumi.yaml and the given stack files (stack
+// name → contents).
 func tempProject(t *testing.T, stacks map[string]string) string {
 	t.Helper()
-	dir := t.TempDir()
 	data, err := os.ReadFile(filepath.Join(projectRoot(t), "Pulumi.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "Pulumi.yaml"), data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Mkdir(filepath.Join(dir, "stacks"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for name, body := range stacks {
-		if err := os.WriteFile(filepath.Join(dir, "stacks", "Pulumi."+name+".yaml"), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
+	return orchestratetest.ProjectWith(t, string(data), stacks)
 }
 
 func TestValidateExampleStacks(t *testing.T) {

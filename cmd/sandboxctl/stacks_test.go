@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -54,24 +53,6 @@ func engineEnv(t *testing.T) orchestratetest.Backend {
 	backend.Setenv(t)
 	t.Setenv("PATH", filepath.Dir(bin)+string(os.PathListSeparator)+os.Getenv("PATH"))
 	return backend
-}
-
-// syncBuffer is a bytes.Buffer that a test may read while the command writes to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // summaryRow finds the summary table's row for stack.
@@ -277,7 +258,7 @@ func TestInterruptStillPrintsTheSummary(t *testing.T) {
 	})
 	// The signal is sent from inside the update, when sandboxctl's handler is surely installed;
 	// the program then holds until the engine has taken it.
-	var stdout, stderr syncBuffer
+	var stdout, stderr orchestratetest.SyncBuffer
 	programs := providerFree("", orchestratetest.Hooks{Between: func(string) {
 		if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
 			t.Error(err)

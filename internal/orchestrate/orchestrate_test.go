@@ -1,7 +1,6 @@
 package orchestrate_test
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -17,24 +16,6 @@ import (
 
 // testTimeout bounds each engine test; a hung CLI fails the test instead of the whole run.
 const testTimeout = 90 * time.Second
-
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of several stacks.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // fixture is a project, a backend and the CLI, ready to Run.
 type fixture struct {
@@ -63,7 +44,7 @@ func (f fixture) targets(h orchestratetest.Hooks, stacks ...string) []orchestrat
 }
 
 func (f fixture) run(t *testing.T, ctx context.Context, op orchestrate.Operation, parallel int,
-	targets []orchestrate.Target, progress *syncBuffer,
+	targets []orchestrate.Target, progress *orchestratetest.SyncBuffer,
 ) orchestrate.Report {
 	t.Helper()
 	report, err := orchestrate.Run(ctx, op, targets, orchestrate.Options{
@@ -143,7 +124,7 @@ func regexpLine(out, prefix, text string) bool {
 }
 
 // waitFor waits until out contains text, or timeout passes.
-func waitFor(out *syncBuffer, text string, timeout time.Duration) {
+func waitFor(out *orchestratetest.SyncBuffer, text string, timeout time.Duration) {
 	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if strings.Contains(out.String(), text) {
 			return
@@ -215,7 +196,7 @@ func TestLifecycleOfSeveralStacksInParallel(t *testing.T) {
 	// up: two programs run at once (the first holds mid-update until the second has started),
 	// never three.
 	gauge := newMaxGauge(2)
-	var progress syncBuffer
+	var progress orchestratetest.SyncBuffer
 	report := f.run(t, ctx, orchestrate.Up, 2, f.targets(gauge.hooks(), stacks...), &progress)
 	wantResults(t, report, progress.String(), orchestrate.Succeeded,
 		map[string]int{"create": orchestratetest.Resources}, stacks...)
@@ -236,14 +217,14 @@ func TestLifecycleOfSeveralStacksInParallel(t *testing.T) {
 	}
 
 	// preview after up: no changes.
-	progress = syncBuffer{}
+	progress = orchestratetest.SyncBuffer{}
 	report = f.run(t, ctx, orchestrate.Preview, 2, f.targets(orchestratetest.Hooks{}, stacks...), &progress)
 	wantResults(t, report, progress.String(), orchestrate.Succeeded,
 		map[string]int{"same": orchestratetest.Resources}, stacks...)
 	wantPrefixedProgress(t, progress.String(), "4 unchanged", stacks...)
 
 	// refresh: reads the state back, nothing changed.
-	progress = syncBuffer{}
+	progress = orchestratetest.SyncBuffer{}
 	report = f.run(t, ctx, orchestrate.Refresh, 2, f.targets(orchestratetest.Hooks{}, stacks...), &progress)
 	wantResults(t, report, progress.String(), orchestrate.Succeeded,
 		map[string]int{"same": orchestratetest.Resources}, stacks...)
@@ -253,7 +234,7 @@ func TestLifecycleOfSeveralStacksInParallel(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(f.dir, "stacks", "Pulumi.physics.yaml"), []byte(files["physics"]), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	progress = syncBuffer{}
+	progress = orchestratetest.SyncBuffer{}
 	report = f.run(t, ctx, orchestrate.Up, 2, f.targets(orchestratetest.Hooks{}, "physics"), &progress)
 	wantResults(t, report, progress.String(), orchestrate.Succeeded, nil, "physics")
 	if out := f.backend.Outputs(t, f.bin, f.dir, "physics"); out["cidr"] != "10.31.0.0/16" {
@@ -261,7 +242,7 @@ func TestLifecycleOfSeveralStacksInParallel(t *testing.T) {
 	}
 
 	// destroy: every resource deleted, no outputs left.
-	progress = syncBuffer{}
+	progress = orchestratetest.SyncBuffer{}
 	report = f.run(t, ctx, orchestrate.Destroy, 2, f.targets(orchestratetest.Hooks{}, stacks...), &progress)
 	wantResults(t, report, progress.String(), orchestrate.Succeeded,
 		map[string]int{"delete": orchestratetest.Resources}, stacks...)
@@ -321,7 +302,7 @@ func TestFailingStackDoesNotStopTheOthers(t *testing.T) {
 			}
 		},
 	}
-	var progress syncBuffer
+	var progress orchestratetest.SyncBuffer
 	report := f.run(t, ctx, orchestrate.Up, 3, f.targets(hooks, "broken", "chemistry", "physics"), &progress)
 	wantResults(t, report, progress.String(), orchestrate.Succeeded,
 		map[string]int{"create": orchestratetest.Resources}, "chemistry", "physics")
@@ -354,7 +335,7 @@ func TestInterruptCancelsCleanly(t *testing.T) {
 
 	// chemistry interrupts the run from inside its update, then holds until the engine has
 	// taken the cancellation, before the program registers anything more.
-	var progress syncBuffer
+	var progress orchestratetest.SyncBuffer
 	hooks := orchestratetest.Hooks{
 		Between: func(stack string) {
 			interrupt()
@@ -371,7 +352,7 @@ func TestInterruptCancelsCleanly(t *testing.T) {
 	}
 
 	// The lock is free and the state consistent: up finishes the job.
-	progress = syncBuffer{}
+	progress = orchestratetest.SyncBuffer{}
 	report = f.run(t, ctx, orchestrate.Up, 1, f.targets(orchestratetest.Hooks{}, "chemistry"), &progress)
 	wantResults(t, report, progress.String(), orchestrate.Succeeded, nil, "chemistry")
 	if out := f.backend.Outputs(t, f.bin, f.dir, "chemistry"); out["department"] != "chemistry" {
@@ -384,7 +365,7 @@ func TestDestroyUnknownStackFails(t *testing.T) {
 	f := newFixture(t, map[string]string{"chemistry": orchestratetest.StackYAML("chemistry", "10.20.0.0/16", false)})
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
-	var progress syncBuffer
+	var progress orchestratetest.SyncBuffer
 	report := f.run(t, ctx, orchestrate.Destroy, 1, f.targets(orchestratetest.Hooks{}, "chemistry"), &progress)
 	wantResults(t, report, progress.String(), orchestrate.Failed, nil, "chemistry")
 	if !strings.Contains(report.Results[0].Error, `no stack "chemistry" in the backend`) {

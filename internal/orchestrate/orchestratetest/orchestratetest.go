@@ -5,12 +5,14 @@
 package orchestratetest
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -199,8 +201,15 @@ func StackYAML(department, cidr string, fail bool) string {
 // returns its directory.
 func Project(t testing.TB, stacks map[string]string) string {
 	t.Helper()
+	return ProjectWith(t, ProjectYAML, stacks)
+}
+
+// ProjectWith writes a project with the given Pulumi.yaml and stack files (stack → contents,
+// in stacks/Pulumi.<stack>.yaml) and returns its directory.
+func ProjectWith(t testing.TB, projectYAML string, stacks map[string]string) string {
+	t.Helper()
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "Pulumi.yaml"), []byte(ProjectYAML), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "Pulumi.yaml"), []byte(projectYAML), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Mkdir(filepath.Join(dir, "stacks"), 0o755); err != nil {
@@ -212,4 +221,24 @@ func Project(t testing.TB, stacks map[string]string) string {
 		}
 	}
 	return dir
+}
+
+// SyncBuffer is a bytes.Buffer that a test may read while stacks running side by side write
+// to it.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns what was written so far.
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
