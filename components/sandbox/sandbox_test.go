@@ -186,3 +186,24 @@ func TestSandboxRequiresASpec(t *testing.T) {
 		t.Errorf("%d resources registered without a Spec", n)
 	}
 }
+
+// A stack that may be destroyed (deletion protection off) can have its bucket emptied by
+// destroy, which it always needs: the agent object is retained on delete. A protected stack's
+// bucket keeps S3's refusal.
+func TestBucketForceDestroyFollowsDeletionProtection(t *testing.T) {
+	for _, protected := range []bool{true, false} {
+		spec := testSpec(config.NATSingle)
+		spec.Gateway.DeletionProtection = protected
+		m, err := build(t, spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		buckets := m.ByType("aws:s3/bucketV2:BucketV2")
+		if len(buckets) != 1 {
+			t.Fatalf("%d buckets, want 1", len(buckets))
+		}
+		if got := mockaws.Plain(buckets[0].Inputs)["forceDestroy"]; got != !protected {
+			t.Errorf("deletion protection %t: bucket forceDestroy %v, want %t", protected, got, !protected)
+		}
+	}
+}
