@@ -43,7 +43,6 @@ Runs until SIGTERM or SIGINT, then stops the server and exits 0.
 
 import argparse
 import json
-import signal
 import sys
 from collections import defaultdict
 
@@ -52,8 +51,10 @@ from moto.iam.access_control import IAMRequestBase
 from moto.servicequotas.exceptions import NoSuchResource
 from moto.servicequotas.models import ServiceQuotasBackend
 from moto.servicequotas.responses import ServiceQuotasResponse
-from moto.server import ThreadedMotoServer
 from moto.ssm.models import Parameter, ParameterDict
+
+# The launcher beside this one (python puts the script's folder first on sys.path).
+from moto_server import serve
 
 EC2_SERVICE_NAME = "Amazon Elastic Compute Cloud (Amazon EC2)"
 
@@ -221,20 +222,7 @@ def main():
     _patch_service_quotas()
     _patch_public_parameters(published)
     _patch_bodiless_signature()
-
-    # As tools/moto_server.py: block the stop signals before the server thread starts (it
-    # inherits the mask) and wait for them synchronously, so no Python signal handler can
-    # deadlock on a lock the interrupted main thread holds.
-    stop_signals = {signal.SIGTERM, signal.SIGINT}
-    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
-
-    server = ThreadedMotoServer(ip_address=args.host, port=args.port, verbose=False)
-    server.start()
-    print(f"moto listening on {args.host}:{args.port}", flush=True)
-    received = signal.sigwait(stop_signals)
-    print(f"moto stopping on {signal.Signals(received).name}", flush=True)
-    server.stop()
-    return 0
+    return serve(args.host, args.port)
 
 
 if __name__ == "__main__":

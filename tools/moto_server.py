@@ -92,16 +92,23 @@ def main():
         parser.error(f"{RECORD_ENV} must name the file that records lifecycle actions")
 
     AutoScalingResponse.complete_lifecycle_action = complete_lifecycle_action
+    return serve(args.host, args.port)
 
+
+def serve(host, port):
+    """Run moto's server on host:port until SIGTERM or SIGINT, then stop it and return 0.
+
+    tools/moto_preflight.py serves the same way, with its own patches applied first.
+    """
     # Block the stop signals before the server thread starts (it inherits the mask) and wait for
     # them synchronously: no Python signal handler runs, so none can deadlock on a lock that the
     # interrupted main thread holds.
     stop_signals = {signal.SIGTERM, signal.SIGINT}
     signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
 
-    server = ThreadedMotoServer(ip_address=args.host, port=args.port, verbose=False)
+    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     server.start()
-    print(f"moto listening on {args.host}:{args.port}", flush=True)
+    print(f"moto listening on {host}:{port}", flush=True)
     received = signal.sigwait(stop_signals)
     print(f"moto stopping on {signal.Signals(received).name}", flush=True)
     server.stop()
