@@ -42,6 +42,25 @@ func tempProject(t *testing.T, stacks map[string]string) string {
 	return orchestratetest.ProjectWith(t, string(data), stacks)
 }
 
+// helpIsDocumented checks that doc (a path in the project) shows each command's --help in a
+// text block exactly as the command prints it.
+func helpIsDocumented(t *testing.T, doc string, cmds ...string) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(projectRoot(t), filepath.FromSlash(doc)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range cmds {
+		code, help, _ := sandboxctl(t, projectRoot(t), cmd, "--help")
+		if code != exitOK {
+			t.Fatalf("%s --help: exit %d", cmd, code)
+		}
+		if !strings.Contains(string(data), "```text\n"+help+"```\n") {
+			t.Errorf("%s does not show %s's help as printed:\n%s", doc, cmd, help)
+		}
+	}
+}
+
 func TestValidateExampleStacks(t *testing.T) {
 	// From a subfolder: the project is found by walking up to Pulumi.yaml.
 	code, out, errOut := sandboxctl(t, filepath.Join(projectRoot(t), "config", "testdata"), "validate")

@@ -3,8 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -388,15 +386,5 @@ func TestPreflightWithoutCredentials(t *testing.T) {
 
 // docs/preflight.md shows the command's help as the command prints it.
 func TestPreflightHelpIsDocumented(t *testing.T) {
-	code, help, _ := sandboxctl(t, projectRoot(t), "preflight", "--help")
-	if code != exitOK {
-		t.Fatalf("--help: exit %d", code)
-	}
-	doc, err := os.ReadFile(filepath.Join(projectRoot(t), "docs", "preflight.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(doc), "```text\n"+help+"```\n") {
-		t.Errorf("docs/preflight.md does not show the help as printed:\n%s", help)
-	}
+	helpIsDocumented(t, "docs/preflight.md", "preflight")
 }

@@ -288,17 +288,5 @@ func TestInterruptStillPrintsTheSummary(t *testing.T) {
 
 // docs/orchestration.md shows the help of up and destroy as the commands print it.
 func TestStackOpsHelpIsDocumented(t *testing.T) {
-	doc, err := os.ReadFile(filepath.Join(projectRoot(t), "docs", "orchestration.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, op := range []string{"up", "destroy"} {
-		code, help, _ := sandboxctl(t, projectRoot(t), op, "--help")
-		if code != exitOK {
-			t.Fatalf("%s --help: exit %d", op, code)
-		}
-		if !strings.Contains(string(doc), "```text\n"+help+"```\n") {
-			t.Errorf("docs/orchestration.md does not show %s's help as printed:\n%s", op, help)
-		}
-	}
+	helpIsDocumented(t, "docs/orchestration.md", "up", "destroy")
 }

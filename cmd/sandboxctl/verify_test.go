@@ -139,17 +139,5 @@ func TestStackOutputsMissingOrFailing(t *testing.T) {
 
 // docs/verify-loadtest.md shows verify's and loadtest's help as the commands print it.
 func TestVerifyAndLoadtestHelpAreDocumented(t *testing.T) {
-	doc, err := os.ReadFile(filepath.Join(projectRoot(t), "docs", "verify-loadtest.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, cmd := range []string{"verify", "loadtest"} {
-		code, help, _ := sandboxctl(t, projectRoot(t), cmd, "--help")
-		if code != exitOK {
-			t.Fatalf("%s --help: exit %d", cmd, code)
-		}
-		if !strings.Contains(string(doc), "```text\n"+help+"```\n") {
-			t.Errorf("docs/verify-loadtest.md does not show %s's help as printed:\n%s", cmd, help)
-		}
-	}
+	helpIsDocumented(t, "docs/verify-loadtest.md", "verify", "loadtest")
 }
