@@ -14,15 +14,14 @@ func runCheck(e env, projectFlag string, args []string) int {
 		"Renders each STACK offline (as plan does) and runs the security, privacy and reliability\n"+
 			"rules of package policy over it. With no STACK, every stack is checked. --list prints\n"+
 			"the rules. Exit 0 no findings, 1 findings or an invalid stack file, 2 usage error.")
-	format := fs.String("format", "text", "output `format`: text or json")
+	format := formatFlag(fs)
 	list := fs.Bool("list", false, "list the rules and exit")
 	stacks, err := parseFlags(fs, args)
 	if err != nil {
 		return flagExit(fs, e, err)
 	}
-	if *format != "text" && *format != "json" {
-		fmt.Fprintf(e.stderr, "sandboxctl check: --format must be text or json (got %q)\n", *format)
-		return exitUsage
+	if code := checkFormat(e, "check", *format); code != exitOK {
+		return code
 	}
 	if *list {
 		for _, r := range policy.Rules() {

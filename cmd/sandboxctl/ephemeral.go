@@ -125,7 +125,7 @@ func ephemeral(e env, projectFlag string, args []string, now func() time.Time) i
 	var allow cidrList
 	fs.Var(&allow, "allow-cidr", "an IPv4 `CIDR` (or address, /32) admitted to the public copy; repeatable, required with --hosted-zone-id")
 	force := fs.Bool("force", false, "replace an existing ephemeral copy stacks/Pulumi.<NAME>.yaml")
-	format := fs.String("format", "text", "output `format`: text or json")
+	format := formatFlag(fs)
 	positional, err := parseFlags(fs, args)
 	if err != nil {
 		return flagExit(fs, e, err)

@@ -62,7 +62,7 @@ func runLoadtest(e env, projectFlag string, args []string) int {
 			"unfinished, not as errors. Progress goes to stderr every --progress.\n"+
 			"STACK, --url and --key as for verify; the key is never printed.\n"+
 			"Exit 0 verdict met, 1 not met (too slow, too many errors), 2 usage error or no endpoint.")
-	format := fs.String("format", "text", "output `format`: text or json")
+	format := formatFlag(fs)
 	users := fs.Int("users", 0, "`N` concurrent streaming users (required)")
 	duration := fs.Duration("duration", 0, "run for this long (default 1m unless --requests is given)")
 	requests := fs.Int("requests", 0, "send this many requests in all, then stop (instead of --duration)")
@@ -81,9 +81,10 @@ func runLoadtest(e env, projectFlag string, args []string) int {
 		fmt.Fprintf(e.stderr, "sandboxctl loadtest: "+format+"\n", args...)
 		return exitUsage
 	}
+	if code := checkFormat(e, "loadtest", *format); code != exitOK {
+		return code
+	}
 	switch {
-	case *format != "text" && *format != "json":
-		return usageErr("--format must be text or json (got %q)", *format)
 	case *users < 1:
 		return usageErr("--users must be at least 1 (got %d)", *users)
 	case *duration != 0 && *requests != 0:

@@ -164,6 +164,20 @@ func flagSet(e env, name, synopsis, description string) *flag.FlagSet {
 	return fs
 }
 
+// formatFlag adds --format, the output format of a command that has a JSON one.
+func formatFlag(fs *flag.FlagSet) *string {
+	return fs.String("format", "text", "output `format`: text or json")
+}
+
+// checkFormat prints why and returns exitUsage unless format is text or json.
+func checkFormat(e env, cmd, format string) int {
+	if format == "text" || format == "json" {
+		return exitOK
+	}
+	fmt.Fprintf(e.stderr, "sandboxctl %s: --format must be text or json (got %q)\n", cmd, format)
+	return exitUsage
+}
+
 // flagExit maps a flag-parsing error to an exit code: help is success, anything else usage.
 func flagExit(fs *flag.FlagSet, e env, err error) int {
 	if errors.Is(err, flag.ErrHelp) {

@@ -13,7 +13,7 @@ func runPlan(e env, projectFlag string, args []string) int {
 			"credentials. text prints the resource tree and a count per type; json prints\n"+
 			`{"stack", "resources": [{"type", "name", "parent", "inputs"}]} with secrets as "[secret]".`+"\n"+
 			"Exit 0 rendered, 1 invalid stack file, 2 usage error.")
-	format := fs.String("format", "text", "output `format`: text or json")
+	format := formatFlag(fs)
 	stacks, err := parseFlags(fs, args)
 	if err != nil {
 		return flagExit(fs, e, err)

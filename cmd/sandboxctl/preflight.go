@@ -43,7 +43,7 @@ func runPreflight(e env, projectFlag string, args []string) int {
 			`json prints {"stack", "region", "checks": [{"name", "status", "detail", "advice"}]}.`+"\n"+
 			"Exit 0 every check ok (warnings allowed), 1 a check failed or the stack file is invalid,\n"+
 			"2 usage error, no AWS credentials or region, or AWS rejected the credentials.")
-	format := fs.String("format", "text", "output `format`: text or json")
+	format := formatFlag(fs)
 	regionFlag := fs.String("region", "", "AWS `region` to check instead of the stack's aws:region")
 	stacks, err := parseFlags(fs, args)
 	if err != nil {

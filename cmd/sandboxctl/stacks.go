@@ -81,7 +81,7 @@ func runStacks(e env, projectFlag string, args []string, op orchestrate.Operatio
 	fs := flagSet(e, name, synopsis, stackOpHelp[op]+"\n"+stackOpCommon)
 	all := fs.Bool("all", false, "every stack with a file in stacks/")
 	parallel := fs.Int("parallel", orchestrate.DefaultParallel, "run at most `N` stacks at once")
-	format := fs.String("format", "text", "output `format`: text or json")
+	format := formatFlag(fs)
 	var force *bool
 	if op == orchestrate.Destroy {
 		force = fs.Bool("force", false, "destroy stacks whose gateway.deletionProtection is true")
@@ -100,9 +100,9 @@ func runStacks(e env, projectFlag string, args []string, op orchestrate.Operatio
 	case *parallel < 1:
 		fmt.Fprintf(e.stderr, "sandboxctl %s: --parallel must be at least 1 (got %d)\n", name, *parallel)
 		return exitUsage
-	case *format != "text" && *format != "json":
-		fmt.Fprintf(e.stderr, "sandboxctl %s: --format must be text or json (got %q)\n", name, *format)
-		return exitUsage
+	}
+	if code := checkFormat(e, name, *format); code != exitOK {
+		return code
 	}
 	project, known, code := projectStacks(e, projectFlag, name)
 	if code != exitOK {

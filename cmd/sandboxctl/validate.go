@@ -30,14 +30,13 @@ func runValidate(e env, projectFlag string, args []string) int {
 		"Checks stack files: every key, default and rule of the department Spec, then the rules\n"+
 			"across departments (a department deployed twice, overlapping VPC ranges). With no STACK,\n"+
 			"every stacks/Pulumi.<stack>.yaml is checked. Exit 0 valid, 1 invalid, 2 usage error.")
-	format := fs.String("format", "text", "output `format`: text or json")
+	format := formatFlag(fs)
 	stacks, err := parseFlags(fs, args)
 	if err != nil {
 		return flagExit(fs, e, err)
 	}
-	if *format != "text" && *format != "json" {
-		fmt.Fprintf(e.stderr, "sandboxctl validate: --format must be text or json (got %q)\n", *format)
-		return exitUsage
+	if code := checkFormat(e, "validate", *format); code != exitOK {
+		return code
 	}
 	project, all, code := projectStacks(e, projectFlag, "validate")
 	if code != exitOK {
@@ -191,9 +190,8 @@ func loadOneStack(e env, projectFlag, cmd string, stacks []string, format string
 		fmt.Fprintf(e.stderr, "sandboxctl %s: want exactly one STACK (got %d)\n", cmd, len(stacks))
 		return "", nil, exitUsage
 	}
-	if format != "text" && format != "json" {
-		fmt.Fprintf(e.stderr, "sandboxctl %s: --format must be text or json (got %q)\n", cmd, format)
-		return "", nil, exitUsage
+	if code := checkFormat(e, cmd, format); code != exitOK {
+		return "", nil, code
 	}
 	project, all, code := projectStacks(e, projectFlag, cmd)
 	if code != exitOK {

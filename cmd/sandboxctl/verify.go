@@ -45,7 +45,7 @@ func runVerify(e env, projectFlag string, args []string) int {
 			`text prints one line per check; json prints {"url", "ok", "listing", "auth",`+"\n"+
 			`"models": [{"model", "ok", "listed", "chat", "stream"}]} (docs/verify-loadtest.md).`+"\n"+
 			"Exit 0 every check passed, 1 a check failed, 2 usage error or no endpoint or key.")
-	format := fs.String("format", "text", "output `format`: text or json")
+	format := formatFlag(fs)
 	timeout := fs.Duration("timeout", time.Minute, "bound on each request (`duration`)")
 	wait := fs.Duration("wait", 0, "wait up to `D` for the endpoint to come up before checking (e.g. 10m right after a deploy); 0 checks at once")
 	var models modelList
@@ -55,9 +55,8 @@ func runVerify(e env, projectFlag string, args []string) int {
 	if err != nil {
 		return flagExit(fs, e, err)
 	}
-	if *format != "text" && *format != "json" {
-		fmt.Fprintf(e.stderr, "sandboxctl verify: --format must be text or json (got %q)\n", *format)
-		return exitUsage
+	if code := checkFormat(e, "verify", *format); code != exitOK {
+		return code
 	}
 	if *timeout <= 0 {
 		fmt.Fprintf(e.stderr, "sandboxctl verify: --timeout must be positive (got %s)\n", *timeout)
