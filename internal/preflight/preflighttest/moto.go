@@ -186,15 +186,10 @@ func (m *Moto) ConfigAs(region, keyID, secret string) aws.Config {
 // AWS_ENDPOINT_URL and fake static credentials, with every other credential source (profiles,
 // shared files, IMDS) switched off so nothing of the machine's own AWS set-up is read.
 func (m *Moto) SetEnv(t *testing.T) {
-	m.SetEnvAs(t, "testing", "testing")
-}
-
-// SetEnvAs is SetEnv with the given access key.
-func (m *Moto) SetEnvAs(t *testing.T, keyID, secret string) {
 	Isolate(t)
 	t.Setenv("AWS_ENDPOINT_URL", m.URL)
-	t.Setenv("AWS_ACCESS_KEY_ID", keyID)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", secret)
+	t.Setenv("AWS_ACCESS_KEY_ID", "testing")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "testing")
 }
 
 // Isolate clears every AWS credential and configuration source of the environment for the rest
