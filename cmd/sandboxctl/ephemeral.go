@@ -389,35 +389,35 @@ func ephemeralCopy(template []byte, ed ephemeralEdit) ([]byte, error) {
 		return nil, errors.New("not a stack file: want a mapping with a config: key")
 	}
 
-	setKey(configKey(cfg, "department"), scalar(ed.stack))
+	setKey(cfg, qualify(cfg, "department"), scalar(ed.stack))
 
 	network, err := section(cfg, "network")
 	if err != nil {
 		return nil, err
 	}
-	setKey(keyIn(network, "cidr"), scalar(ed.cidr.String()))
+	setKey(network, "cidr", scalar(ed.cidr.String()))
 
 	gateway, err := section(cfg, "gateway")
 	if err != nil {
 		return nil, err
 	}
-	setKey(keyIn(gateway, "deletionProtection"), &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: "false"})
+	setKey(gateway, "deletionProtection", &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: "false"})
 
 	if ed.zone != "" {
 		access, err := section(cfg, "access")
 		if err != nil {
 			return nil, err
 		}
-		setKey(keyIn(access, "mode"), scalar(string(config.AccessPublic)))
+		setKey(access, "mode", scalar(string(config.AccessPublic)))
 		deleteKey(access, "certificateArn")
 		cidrs := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Style: yaml.FlowStyle}
 		for _, p := range ed.allow {
 			cidrs.Content = append(cidrs.Content, scalar(p.String()))
 		}
-		setKey(keyIn(access, "allowedCidrs"), cidrs)
-		setKey(keyIn(access, "allowAnywhere"), &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: "false"})
-		setKey(keyIn(access, "hostname"), scalar(ed.stack+"."+ed.domain))
-		setKey(keyIn(access, "hostedZoneId"), scalar(ed.zone))
+		setKey(access, "allowedCidrs", cidrs)
+		setKey(access, "allowAnywhere", &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: "false"})
+		setKey(access, "hostname", scalar(ed.stack+"."+ed.domain))
+		setKey(access, "hostedZoneId", scalar(ed.zone))
 		// The template's comments on these keys describe its own endpoint, not the copy's.
 		clearComments(access, "mode", "allowedCidrs", "allowAnywhere", "hostname", "hostedZoneId")
 	} else if access := valueOf(cfg, qualify(cfg, "access")); access != nil && access.Kind == yaml.MappingNode {
@@ -435,8 +435,8 @@ func ephemeralCopy(template []byte, ed ephemeralEdit) ([]byte, error) {
 		n.Style = yaml.DoubleQuotedStyle
 		return n
 	}
-	setKey(keyIn(tags, ephemeralTag), quoted("true"))
-	setKey(keyIn(tags, expiresAtTag), quoted(ed.expiresAt))
+	setKey(tags, ephemeralTag, quoted("true"))
+	setKey(tags, expiresAtTag, quoted(ed.expiresAt))
 
 	header := fmt.Sprintf("# Ephemeral stack %s: a copy of %s\n"+
 		"# made by `sandboxctl ephemeral` (docs/ci.md). Never commit it: it lives for one CI run\n"+
@@ -461,22 +461,9 @@ func ephemeralCopy(template []byte, ed ephemeralEdit) ([]byte, error) {
 
 func scalar(s string) *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s} }
 
-// mapEntry is a key of a mapping node, found or to be added.
-type mapEntry struct {
-	m   *yaml.Node
-	key string
-}
-
-func keyIn(m *yaml.Node, key string) mapEntry { return mapEntry{m, key} }
-
-// configKey is the project key name of the config mapping. A template may spell it unqualified
-// (Pulumi reads that as the project's); the copy always spells it "llm-sandbox:<name>", the form
-// ephemeral-cleanup.yml reads.
-func configKey(cfg *yaml.Node, name string) mapEntry {
-	return mapEntry{cfg, qualify(cfg, name)}
-}
-
 // qualify renames an unqualified project key of cfg to its qualified form and returns that form.
+// A template may spell a key unqualified (Pulumi reads that as the project's); the copy always
+// spells it "llm-sandbox:<name>", the form ephemeral-cleanup.yml reads.
 func qualify(cfg *yaml.Node, name string) string {
 	full := config.Namespace + ":" + name
 	for i := 0; i+1 < len(cfg.Content); i += 2 {
@@ -495,7 +482,7 @@ func section(cfg *yaml.Node, name string) (*yaml.Node, error) {
 	switch {
 	case v == nil || (v.Kind == yaml.ScalarNode && v.Tag == "!!null"):
 		m := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
-		setKey(mapEntry{cfg, full}, m)
+		setKey(cfg, full, m)
 		return m, nil
 	case v.Kind != yaml.MappingNode:
 		return nil, fmt.Errorf("config key %s: want a mapping of keys to values (got line %d)", full, v.Line)
@@ -513,17 +500,18 @@ func valueOf(m *yaml.Node, key string) *yaml.Node {
 	return nil
 }
 
-// setKey replaces the entry's value, keeping its key's comments, or appends the entry.
-func setKey(at mapEntry, v *yaml.Node) {
-	for i := 0; i+1 < len(at.m.Content); i += 2 {
-		if at.m.Content[i].Value == at.key {
-			old := at.m.Content[i+1]
+// setKey replaces the value of key in mapping m, keeping the old value's comments, or appends
+// the key.
+func setKey(m *yaml.Node, key string, v *yaml.Node) {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			old := m.Content[i+1]
 			v.LineComment, v.HeadComment, v.FootComment = old.LineComment, old.HeadComment, old.FootComment
-			at.m.Content[i+1] = v
+			m.Content[i+1] = v
 			return
 		}
 	}
-	at.m.Content = append(at.m.Content, scalar(at.key), v)
+	m.Content = append(m.Content, scalar(key), v)
 }
 
 // clearComments removes the comments of the given keys of mapping m and of their values.
