@@ -125,6 +125,15 @@ func strs(v any) []string {
 	return out
 }
 
+// oneOrMany is a rule's source: a list of strings (inline rules), or one string (standalone
+// rules), as a list.
+func oneOrMany(v any) []string {
+	if s := str(v); s != "" {
+		return []string{s}
+	}
+	return strs(v)
+}
+
 const (
 	typeSecurityGroup = "aws:ec2/securityGroup:SecurityGroup"
 	typeIngressRule   = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
@@ -159,18 +168,11 @@ func (p *Plan) ingresses() []ingress {
 			}
 		}
 		for _, k := range cidrKeys {
-			cidrs := strs(rule[k])
-			if s := str(rule[k]); s != "" {
-				cidrs = append(cidrs, s)
-			}
-			for _, c := range cidrs {
+			for _, c := range oneOrMany(rule[k]) {
 				out = append(out, ingress{from: r, target: target, cidr: c, lo: lo, hi: hi})
 			}
 		}
-		sgs := strs(rule[sgKey])
-		if s := str(rule[sgKey]); s != "" {
-			sgs = append(sgs, s)
-		}
+		sgs := oneOrMany(rule[sgKey])
 		if self, _ := rule["self"].(bool); self {
 			sgs = append(sgs, target)
 		}
