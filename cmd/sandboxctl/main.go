@@ -1,6 +1,8 @@
 // Command sandboxctl is the operator and CI command of llm-sandbox: it validates department stack
 // files, renders what a stack would create and checks it against the project's policy rules
-// with no cloud account needed, and checks an AWS account before a deploy (preflight).
+// with no cloud account needed, checks an AWS account before a deploy (preflight), deploys and
+// destroys stacks in parallel through the Automation API, verifies and load-tests a deployed
+// endpoint, and writes ephemeral copies of stacks for CI.
 //
 // Exit codes: 0 success, 1 the stacks are invalid (or the command's check failed), 2 usage
 // error (unknown command, flag or stack; no project found).
@@ -23,7 +25,7 @@ const (
 	exitUsage   = 2
 )
 
-const usage = `sandboxctl: validate, plan and check llm-sandbox department stacks.
+const usage = `sandboxctl: validate, plan, check, deploy and verify llm-sandbox department stacks.
 
 Usage:
   sandboxctl [--project DIR] <command> [arguments]
