@@ -17,7 +17,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -59,28 +58,9 @@ func StartMoto(t T, h Helpers, dir string) *Moto {
 		record: filepath.Join(dir, "lifecycle-actions.jsonl"),
 		Log:    filepath.Join(dir, "moto.log"),
 	}
-	logFile, err := os.Create(m.Log)
-	if err != nil {
-		t.Fatalf("%v", err)
-	}
 	cmd := exec.Command(h.MotoPython, filepath.Join(h.Repo, "tools", "moto_server.py"), "--host", "127.0.0.1", "--port", strconv.Itoa(port))
 	cmd.Env = append(os.Environ(), "LLM_SANDBOX_LIFECYCLE_RECORD="+m.record)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		t.Fatalf("start moto: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); logFile.Close(); close(exited) }()
-	t.Cleanup(func() {
-		StopGroup(t, "moto", cmd.Process.Pid, exited)
-		if t.Failed() {
-			if out, err := os.ReadFile(m.Log); err == nil {
-				t.Logf("moto log:\n%s", Tail(out, 60))
-			}
-		}
-	})
+	exited := StartGroup(t, "moto", cmd, m.Log)
 
 	m.asg = autoscaling.New(autoscaling.Options{
 		Region:       Region,
@@ -88,25 +68,13 @@ func StartMoto(t T, h Helpers, dir string) *Moto {
 		Credentials:  credentials.NewStaticCredentialsProvider("testing", "testing", ""),
 	})
 	// Ready when it answers an Auto Scaling call (importing moto takes a few seconds).
-	deadline := time.Now().Add(90 * time.Second)
-	for {
+	WaitReady(t, "moto", exited, m.Log, 90*time.Second, 300*time.Millisecond, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
 		_, err := m.asg.DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{})
-		cancel()
-		if err == nil {
-			return m
-		}
-		select {
-		case <-exited:
-			out, _ := os.ReadFile(m.Log)
-			t.Fatalf("moto exited before it answered:\n%s", Tail(out, 40))
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("moto did not answer within 90s: %v", err)
-		}
-		time.Sleep(300 * time.Millisecond)
-	}
+		return err
+	})
+	return m
 }
 
 // SeedGroup creates what the ModelPool and Gateway components create for a group, in

@@ -17,6 +17,58 @@ import (
 	"time"
 )
 
+// StartGroup starts cmd in a process group of its own (so a stop reaches every process it
+// forks, and killed with the test binary should that die before the cleanup runs), with its
+// output in the file logPath. A cleanup stops the group and, when the test failed, logs the
+// log's tail. The returned channel closes once the process has exited.
+func StartGroup(t T, name string, cmd *exec.Cmd, logPath string) <-chan struct{} {
+	t.Helper()
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		t.Fatalf("start %s: %v", name, err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); logFile.Close(); close(exited) }()
+	t.Cleanup(func() {
+		StopGroup(t, name, cmd.Process.Pid, exited)
+		if t.Failed() {
+			if out, err := os.ReadFile(logPath); err == nil {
+				t.Logf("%s log (last 4000 bytes):\n%s", name, Tail(out, 4000))
+			}
+		}
+	})
+	return exited
+}
+
+// WaitReady calls ready every interval until it returns nil. It fails the test when the process
+// exits first (with its log's tail) or when within has passed.
+func WaitReady(t T, name string, exited <-chan struct{}, logPath string, within, interval time.Duration, ready func() error) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		err := ready()
+		if err == nil {
+			return
+		}
+		select {
+		case <-exited:
+			out, _ := os.ReadFile(logPath)
+			t.Fatalf("%s exited before it answered:\n%s", name, Tail(out, 4000))
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not answer within %s: %v", name, within, err)
+		}
+		time.Sleep(interval)
+	}
+}
+
 // StopGroup sends SIGTERM to a process group, waits up to 15 s for it to go, then SIGKILLs it.
 // exited, when not nil, closes when the leader has been reaped by this process.
 func StopGroup(t T, name string, pgid int, exited <-chan struct{}) {

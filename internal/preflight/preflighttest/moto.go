@@ -19,11 +19,9 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"encoding/xml"
-	"errors"
 	"fmt"
 	"io"
 	"math/big"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -31,7 +29,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -44,6 +41,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/servicequotas"
 
 	"github.com/llm-sandbox/llm-sandbox/components/modelpool"
+	"github.com/llm-sandbox/llm-sandbox/tests/harness"
 )
 
 // EnvMotoPython names the python of the venv that holds moto[server].
@@ -87,7 +85,7 @@ func Start(t testing.TB, published PublicParameters) *Moto {
 	if fi, err := os.Stat(python); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
 		t.Fatalf("%s=%s is not an executable file (run `make e2e-deps`): %v", EnvMotoPython, python, err)
 	}
-	repo, err := repoRoot()
+	repo, err := harness.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,74 +95,28 @@ func Start(t testing.TB, published PublicParameters) *Moto {
 	if err := os.WriteFile(params, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t)
+	port := harness.FreePort(t)
 	m := &Moto{URL: "http://127.0.0.1:" + strconv.Itoa(port), Log: filepath.Join(dir, "moto.log")}
-	logFile, err := os.Create(m.Log)
-	if err != nil {
-		t.Fatal(err)
-	}
 	cmd := exec.Command(python, filepath.Join(repo, "tools", "moto_preflight.py"),
 		"--host", "127.0.0.1", "--port", strconv.Itoa(port), "--public-parameters", params)
 	// A requested (AMAZON_ISSUED) certificate stays PENDING_VALIDATION for this long; moto's
 	// default of 60 s would let a slow test see it issued.
 	cmd.Env = append(os.Environ(), "MOTO_ACM_VALIDATION_WAIT=3600")
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	// Its own process group, so the stop reaches every thread's process; and killed with the
-	// test binary should that die before the cleanup runs.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		t.Fatalf("start the emulator: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); logFile.Close(); close(exited) }()
-	t.Cleanup(func() {
-		stop(t, cmd.Process.Pid, exited)
-		if t.Failed() {
-			if out, err := os.ReadFile(m.Log); err == nil {
-				t.Logf("emulator log (last 4000 bytes):\n%s", tail(out, 4000))
-			}
-		}
-	})
+	exited := harness.StartGroup(t, "the emulator", cmd, m.Log)
 
 	client := &http.Client{Timeout: 2 * time.Second}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	harness.WaitReady(t, "the emulator", exited, m.Log, 60*time.Second, 200*time.Millisecond, func() error {
 		resp, err := client.Get(m.URL + "/moto-api/")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return m
-			}
+		if err != nil {
+			return err
 		}
-		select {
-		case <-exited:
-			out, _ := os.ReadFile(m.Log)
-			t.Fatalf("the emulator exited before it answered:\n%s", tail(out, 4000))
-		default:
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET /moto-api/: HTTP %d", resp.StatusCode)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the emulator did not answer within 60s: %v", err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
-// stop sends SIGTERM to the emulator's process group, and SIGKILL after 15 s.
-func stop(t testing.TB, pgid int, exited <-chan struct{}) {
-	_ = syscall.Kill(-pgid, syscall.SIGTERM)
-	select {
-	case <-exited:
-		return
-	case <-time.After(15 * time.Second):
-	}
-	t.Logf("the emulator (process group %d) ignored SIGTERM for 15s; killing it", pgid)
-	_ = syscall.Kill(-pgid, syscall.SIGKILL)
-	select {
-	case <-exited:
-	case <-time.After(5 * time.Second):
-		t.Errorf("the emulator (process group %d) survived SIGKILL", pgid)
-	}
+		return nil
+	})
+	return m
 }
 
 // Config is an aws.Config for region that sends every call to the emulator with fake
@@ -400,41 +352,4 @@ func (m *Moto) EnforceAuth(t testing.TB) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("emulator: enforce authentication: HTTP %d", resp.StatusCode)
 	}
-}
-
-// repoRoot is the nearest directory at or above the working directory whose go.mod declares
-// this module (tests run in their package's directory).
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if data, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil &&
-			strings.Contains(string(data), "module github.com/llm-sandbox/llm-sandbox\n") {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod of github.com/llm-sandbox/llm-sandbox at or above the working directory")
-		}
-		dir = parent
-	}
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func tail(b []byte, n int) string {
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return string(b)
 }
