@@ -125,7 +125,7 @@ func hostnameCoverage(cert *types.CertificateDetail, host, region string) Result
 		}
 	}
 	wildcard := ""
-	if _, parent, ok := strings.Cut(host, "."); ok && strings.Contains(parent, ".") {
+	if parent := parentDomain(host); parent != host {
 		wildcard = " (or *." + parent + ")"
 	}
 	return Result{Name: name, Status: Fail,
