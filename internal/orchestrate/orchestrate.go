@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -133,7 +134,7 @@ func (r Report) OK() bool {
 // context. When ctx is done (an interrupt), the stacks running are cancelled cleanly (see
 // cliCommand) and those still waiting never start; Run still returns every result.
 func Run(ctx context.Context, op Operation, targets []Target, opts Options) (Report, error) {
-	if !validOperation(op) {
+	if !slices.Contains(Operations(), op) {
 		return Report{}, fmt.Errorf("unknown operation %q", op)
 	}
 	if opts.ProjectDir == "" {
@@ -178,15 +179,6 @@ func Run(ctx context.Context, op Operation, targets []Target, opts Options) (Rep
 	}
 	wg.Wait()
 	return report, nil
-}
-
-func validOperation(op Operation) bool {
-	for _, o := range Operations() {
-		if o == op {
-			return true
-		}
-	}
-	return false
 }
 
 // runner holds what the stacks of one Run share.
