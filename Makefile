@@ -7,11 +7,22 @@ STACK ?= chemistry
 BIN   := $(CURDIR)/bin
 VENV  := $(CURDIR)/.cache/venv
 
-# Tool pins. Go tools are verified against the Go checksum database on install; Python tools
-# are installed with hashes from tools/requirements-lint.txt.
+# How every install step of `make test` is pinned, so that a run on any later day installs the
+# same bytes (nothing is resolved at install time):
+# - Go tools: `go install module@version`, verified against the Go checksum database; their own
+#   dependencies come from that version's go.mod. Ollama and the Pulumi CLI: tools/*/go.mod and
+#   go.sum.
+# - Python packages: lock files that list the whole closure, each file with its SHA-256, installed
+#   with `pip --require-hashes --no-deps` (PIP_LOCKED below). --no-deps matters: without it pip
+#   resolves each `pkg[extra]` requirement of a locked package on its own and takes the newest
+#   release, which the lock's hashes then refuse. `pip check` after each install proves the lock
+#   is complete.
+# - Debian packages: named in APT_PACKAGES, from the machine's Debian release (apt pins no
+#   versions; a Debian stable release changes only by security and bug-fix updates).
 STATICCHECK_VERSION := v0.8.2
 ACTIONLINT_VERSION  := v1.7.12
 FUZZTIME            ?= 15s
+PIP_LOCKED          := --quiet --disable-pip-version-check --no-input --require-hashes --no-deps
 
 # End-to-end test dependencies (`make e2e-deps`): a real Ollama built from the Go module proxy
 # and the tiny-model writer (both from tools/ollama, whose go.mod pins Ollama and go.sum holds the
@@ -57,7 +68,8 @@ tools: apt ## install the pinned test tools into bin/ and .cache/venv
 	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	GOBIN=$(BIN) $(GO) install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
 	test -x $(VENV)/bin/pip || python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r tools/requirements-lint.txt
+	$(VENV)/bin/pip install $(PIP_LOCKED) -r tools/requirements-lint.txt
+	$(VENV)/bin/pip check
 
 lint: ## gofmt, go vet, staticcheck, yamllint, actionlint (with shellcheck over the workflows)
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -122,7 +134,8 @@ $(BIN)/tinymodel: tools/ollama/go.mod tools/ollama/go.sum $(wildcard tools/ollam
 
 $(MOTO_VENV)/.installed: tools/requirements-moto.txt
 	test -x $(MOTO_VENV)/bin/python || $(PYTHON) -m venv $(MOTO_VENV)
-	$(MOTO_VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r tools/requirements-moto.txt
+	$(MOTO_VENV)/bin/pip install $(PIP_LOCKED) -r tools/requirements-moto.txt
+	$(MOTO_VENV)/bin/pip check
 	touch $@
 
 # --only-binary: nothing is built from source (no compiler runs code from an sdist); every
@@ -130,8 +143,7 @@ $(MOTO_VENV)/.installed: tools/requirements-moto.txt
 # scratch directory and renamed, so an interrupted download never looks complete.
 $(LITELLM_WHEELS)/.downloaded: $(LITELLM_LOCK)
 	rm -rf $(LITELLM_WHEELS) $(LITELLM_WHEELS).tmp
-	$(PYTHON) -m pip download --quiet --disable-pip-version-check --no-input --require-hashes \
-	  --only-binary :all: -r $(LITELLM_LOCK) -d $(LITELLM_WHEELS).tmp
+	$(PYTHON) -m pip download $(PIP_LOCKED) --only-binary :all: -r $(LITELLM_LOCK) -d $(LITELLM_WHEELS).tmp
 	mv $(LITELLM_WHEELS).tmp $(LITELLM_WHEELS)
 	touch $@
 

@@ -183,3 +183,54 @@ func TestParseLockRejectsWhatRequireHashesWouldNotInstall(t *testing.T) {
 		t.Errorf("1.83.14 passed the 1.84.0 floor")
 	}
 }
+
+// TestMakefileInstallsOnlyWhatTheLocksPin keeps every pip step of `make test` from resolving
+// anything at install time. A lock compiled with --strip-extras lists `pkg` where a dependency
+// asks for `pkg[extra]`; without --no-deps pip resolves that requirement itself, takes the
+// newest release, and --require-hashes then refuses the whole run on the day a new release
+// appears (httpx 0.29.0 did this to the LiteLLM lock). Every install must also be followed by
+// `pip check`, which is what proves the lock is the whole closure once --no-deps stops pip from
+// filling gaps.
+func TestMakefileInstallsOnlyWhatTheLocksPin(t *testing.T) {
+	data, err := os.ReadFile("../Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vars := map[string]string{}
+	assign := regexp.MustCompile(`^([A-Z_]+)\s*:?=\s*(.*)$`)
+	var recipe []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if m := assign.FindStringSubmatch(line); m != nil {
+			vars[m[1]] = m[2]
+		}
+		if strings.HasPrefix(line, "\t") {
+			recipe = append(recipe, line)
+		}
+	}
+	expand := regexp.MustCompile(`\$\(([A-Z_]+)\)`)
+	steps := 0
+	for i, line := range recipe {
+		line = expand.ReplaceAllStringFunc(line, func(ref string) string {
+			if v, ok := vars[expand.FindStringSubmatch(ref)[1]]; ok && strings.Contains(v, "--") {
+				return v
+			}
+			return ref
+		})
+		install := strings.Contains(line, "pip install")
+		if !install && !strings.Contains(line, "pip download") {
+			continue
+		}
+		steps++
+		for _, flag := range []string{"--require-hashes", "--no-deps"} {
+			if !strings.Contains(line, flag) {
+				t.Errorf("Makefile recipe line %q lacks %s", strings.TrimSpace(line), flag)
+			}
+		}
+		if install && (i+1 >= len(recipe) || !strings.Contains(recipe[i+1], "pip check")) {
+			t.Errorf("Makefile recipe line %q is not followed by `pip check`", strings.TrimSpace(line))
+		}
+	}
+	if steps < 3 {
+		t.Errorf("found %d pip steps in the Makefile, want the lint venv, moto's venv and the LiteLLM wheels", steps)
+	}
+}
