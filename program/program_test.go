@@ -221,6 +221,26 @@ func TestMainRejectsInvalidConfig(t *testing.T) {
 	}
 }
 
+// `pulumi up` by hand runs the checks across departments too: a stack whose range overlaps
+// another stack file's fails before anything is registered, naming both files.
+func TestMainChecksTheOtherStackFiles(t *testing.T) {
+	values := config.Values{
+		"aws:region":             "ca-central-1",
+		"llm-sandbox:department": "history",
+		"llm-sandbox:network":    `{"cidr":"10.20.128.0/20"}`,
+		"llm-sandbox:pools":      `{"gpu":{"models":["llama3.1:8b"]}}`,
+	}
+	m := mockaws.New("ca-central-1")
+	err := m.Run(Project, "history", values, Main)
+	want := "stacks/Pulumi.history.yaml: network.cidr: overlaps 10.20.0.0/16 of stacks/Pulumi.chemistry.yaml (got 10.20.128.0/20)"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("got %v, want %q", err, want)
+	}
+	if len(m.ByType("llmsandbox:index:Sandbox")) != 0 {
+		t.Error("a stack that clashes with another registered resources")
+	}
+}
+
 // Under `pulumi up` the engine's whole config is in PULUMI_CONFIG, so typos are caught there too.
 func TestMainCatchesUnknownKeysFromTheEngine(t *testing.T) {
 	all := map[string]string{

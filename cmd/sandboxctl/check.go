@@ -46,7 +46,7 @@ func runCheck(e env, projectFlag string, args []string) int {
 	var results []result
 	failed := false
 	for _, s := range stacks {
-		spec, err := config.Load(project, s)
+		spec, err := config.LoadChecked(project, s)
 		if err != nil {
 			for _, p := range asProblems(s, err) {
 				fmt.Fprintln(e.stderr, p)

@@ -89,9 +89,9 @@ func validateStacks(project string, all, stacks []string) ([]stackResult, map[st
 	for _, s := range stacks {
 		file := config.StackFile(s)
 		ps := problems[file]
-		// A clash between two files is shown with either of them, named or not.
+		// A clash between two files is on both of them (CheckSet), named or not.
 		for _, p := range set {
-			if p.Concerns(file) {
+			if p.Source == file {
 				ps = append(ps, p)
 			}
 		}
@@ -108,7 +108,6 @@ func validateStacks(project string, all, stacks []string) ([]stackResult, map[st
 func writeValidateText(w io.Writer, results []stackResult) {
 	var b strings.Builder
 	invalid, count := 0, 0
-	printed := map[problemRecord]bool{}
 	for _, r := range results {
 		if r.Valid {
 			fmt.Fprintf(&b, "ok    %s\n", r.File)
@@ -116,11 +115,6 @@ func writeValidateText(w io.Writer, results []stackResult) {
 		}
 		invalid++
 		for _, p := range r.Problems {
-			// A clash between two files belongs to both; print it once.
-			if printed[p] {
-				continue
-			}
-			printed[p] = true
 			count++
 			fmt.Fprintf(&b, "%s: %s: %s\n", p.File, p.Path, p.Message)
 		}
@@ -200,7 +194,7 @@ func loadOneStack(e env, projectFlag, cmd string, stacks []string, format string
 	if code := checkKnown(e, cmd, stacks, all); code != exitOK {
 		return "", nil, code
 	}
-	spec, err := config.Load(project, stacks[0])
+	spec, err := config.LoadChecked(project, stacks[0])
 	if err != nil {
 		for _, p := range asProblems(stacks[0], err) {
 			fmt.Fprintln(e.stderr, p)
