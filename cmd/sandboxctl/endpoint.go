@@ -7,8 +7,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"os/exec"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -94,11 +95,7 @@ func resolveEndpoint(e env, projectFlag, cmd string, positional []string, f endp
 	url, _ := outputs["endpointUrl"].(string)
 	arn, _ := outputs["masterKeySecretArn"].(string)
 	if url == "" || arn == "" {
-		names := make([]string, 0, len(outputs))
-		for k := range outputs {
-			names = append(names, k)
-		}
-		sort.Strings(names)
+		names := slices.Sorted(maps.Keys(outputs))
 		return usageErr("stack %s has no endpointUrl or masterKeySecretArn output (outputs: %s): has it been deployed with `pulumi up`?",
 			stack, strings.Join(names, ", "))
 	}

@@ -8,7 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -189,7 +189,7 @@ func ephemeral(e env, projectFlag string, args []string, now func() time.Time) i
 	}
 	file := config.StackFile(*name)
 	path := filepath.Join(project, filepath.FromSlash(file))
-	if contains(all, *name) {
+	if slices.Contains(all, *name) {
 		if !*force {
 			return usageErr("%s already exists; pass --force to replace it (only an ephemeral copy is replaced)", file)
 		}
@@ -237,9 +237,9 @@ func ephemeral(e env, projectFlag string, args []string, now func() time.Time) i
 	}
 
 	// The copy is validated as validate would, against every other stack file.
-	if !contains(all, *name) {
+	if !slices.Contains(all, *name) {
 		all = append(all, *name)
-		sort.Strings(all)
+		slices.Sort(all)
 	}
 	results, specs, valid := validateStacks(project, all, []string{*name})
 	if !valid {
@@ -517,7 +517,7 @@ func setKey(m *yaml.Node, key string, v *yaml.Node) {
 // clearComments removes the comments of the given keys of mapping m and of their values.
 func clearComments(m *yaml.Node, keys ...string) {
 	for i := 0; i+1 < len(m.Content); i += 2 {
-		if contains(keys, m.Content[i].Value) {
+		if slices.Contains(keys, m.Content[i].Value) {
 			for _, n := range m.Content[i : i+2] {
 				n.HeadComment, n.LineComment, n.FootComment = "", "", ""
 			}

@@ -4,10 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"os/signal"
-	"sort"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -195,11 +196,7 @@ func writeLoadText(e env, r loadReport) {
 	if len(s.Errors) == 0 {
 		b.WriteString("errors:      none\n")
 	} else {
-		kinds := make([]string, 0, len(s.Errors))
-		for k := range s.Errors {
-			kinds = append(kinds, k)
-		}
-		sort.Strings(kinds)
+		kinds := slices.Sorted(maps.Keys(s.Errors))
 		fmt.Fprintf(&b, "errors:      %d (%.1f%% of the requests that ended)\n", s.Requests.Failed, 100*s.ErrorRate)
 		for _, k := range kinds {
 			fmt.Fprintf(&b, "  %-12s %d, e.g. %s\n", k, s.Errors[k], s.ErrorExamples[k])

@@ -13,8 +13,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
-	"sort"
+	"slices"
 	"strings"
 )
 
@@ -120,12 +121,7 @@ func run(e env, args []string) int {
 	}
 	cmd, ok := commands[rest[0]]
 	if !ok {
-		names := make([]string, 0, len(commands))
-		for n := range commands {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		fmt.Fprintf(e.stderr, "sandboxctl: unknown command %q (commands: %s)\n", rest[0], strings.Join(names, ", "))
+		fmt.Fprintf(e.stderr, "sandboxctl: unknown command %q (commands: %s)\n", rest[0], strings.Join(slices.Sorted(maps.Keys(commands)), ", "))
 		return exitUsage
 	}
 	return cmd.run(e, *project, rest[1:])

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strconv"
@@ -102,7 +103,7 @@ func TestPreflightPassesAndPrintsJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &doc); err != nil {
 		t.Fatalf("not JSON: %v\n%s", err, out)
 	}
-	if keys := sortedKeys(doc); !slices.Equal(keys, []string{"checks", "region", "stack"}) {
+	if keys := slices.Sorted(maps.Keys(doc)); !slices.Equal(keys, []string{"checks", "region", "stack"}) {
 		t.Errorf("top-level keys %v, want checks, region, stack", keys)
 	}
 	var stack, region string
@@ -114,7 +115,7 @@ func TestPreflightPassesAndPrintsJSON(t *testing.T) {
 		t.Errorf("stack %q region %q, %d checks:\n%s", stack, region, len(checks), out)
 	}
 	for i, c := range checks {
-		if keys := sortedKeys(c); !slices.Equal(keys, []string{"advice", "detail", "name", "status"}) {
+		if keys := slices.Sorted(maps.Keys(c)); !slices.Equal(keys, []string{"advice", "detail", "name", "status"}) {
 			t.Errorf("check %d has keys %v", i, keys)
 		}
 		if c["name"] != wantChecks[i] || c["status"] != "ok" || c["detail"] == "" || c["advice"] != "" {
@@ -135,15 +136,6 @@ func TestPreflightPassesAndPrintsJSON(t *testing.T) {
 	if code != exitUsage || out != "" || !strings.Contains(errOut, "AWS rejected the credentials") || !strings.Contains(errOut, "AWS_PROFILE") {
 		t.Errorf("unknown credentials: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, exitUsage, out, errOut)
 	}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // Each failure exits 1 with a FAIL line that says what to do; the rest of the report stays ok.
@@ -168,7 +160,7 @@ func TestPreflightFailures(t *testing.T) {
 			phrases, failing := want[name]
 			if !failing {
 				if !strings.HasPrefix(line, "ok    ") {
-					t.Errorf("only %v should fail, got %q", sortedKeys(want), line)
+					t.Errorf("only %v should fail, got %q", slices.Sorted(maps.Keys(want)), line)
 				}
 				continue
 			}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -232,7 +233,7 @@ func interrupts(e env, name string) (context.Context, <-chan struct{}, func()) {
 func dedupe(stacks []string) []string {
 	var out []string
 	for _, s := range stacks {
-		if !contains(out, s) {
+		if !slices.Contains(out, s) {
 			out = append(out, s)
 		}
 	}

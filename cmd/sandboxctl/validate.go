@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/llm-sandbox/llm-sandbox/config"
@@ -164,22 +165,13 @@ func projectStacks(e env, projectFlag, cmd string) (string, []string, int) {
 // checkKnown reports stacks that have no stack file.
 func checkKnown(e env, cmd string, stacks, all []string) int {
 	for _, s := range stacks {
-		if !contains(all, s) {
+		if !slices.Contains(all, s) {
 			fmt.Fprintf(e.stderr, "sandboxctl %s: unknown stack %q: no %s (stacks: %s)\n",
 				cmd, s, config.StackFile(s), strings.Join(all, ", "))
 			return exitUsage
 		}
 	}
 	return exitOK
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // loadOneStack is the preamble of a command that takes exactly one STACK and a --format: it
