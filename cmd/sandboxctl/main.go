@@ -53,11 +53,14 @@ Commands:
                         write stacks/Pulumi.<NAME>.yaml, an ephemeral copy of TEMPLATE
                         for CI (own CIDR, TTL tags; public in a Route 53 zone with
                         --hosted-zone-id, --domain and --allow-cidr)
+  version               the sandboxctl build, its Go release and the pinned Ollama and
+                        LiteLLM releases (also --version)
 
 Global flags:
   --project DIR         the project directory (default: the nearest parent of the
                         working directory that holds Pulumi.yaml)
   -h, --help            show help; "sandboxctl <command> --help" for a command
+  --version             the same as "sandboxctl version" (as the first argument)
 
 Exit codes: 0 success, 1 invalid stacks or a failed check or operation, 2 usage error.
 `
@@ -86,6 +89,7 @@ var commands = map[string]command{
 	"destroy":   {"delete stacks' resources", runDestroy},
 	"refresh":   {"read stacks' resources back into their state", runRefresh},
 	"ephemeral": {"write an ephemeral copy of a stack file for CI", runEphemeral},
+	"version":   {"print the sandboxctl build and the pinned Ollama and LiteLLM releases", runVersion},
 }
 
 func main() {
@@ -99,6 +103,9 @@ func main() {
 
 // run is the whole command without the process around it, so tests can drive it.
 func run(e env, args []string) int {
+	if len(args) > 0 && (args[0] == "--version" || args[0] == "-version") {
+		return runVersion(e, "", args[1:])
+	}
 	global := flag.NewFlagSet("sandboxctl", flag.ContinueOnError)
 	global.SetOutput(io.Discard)
 	project := global.String("project", "", "project directory")
