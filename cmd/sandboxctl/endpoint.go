@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"maps"
+	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -26,7 +27,14 @@ const endpointLookupTimeout = 2 * time.Minute
 // secretAccessHelp says how to let the command read the master key, for the exit-2 message.
 const secretAccessHelp = `Reading the key needs AWS credentials allowed secretsmanager:GetSecretValue on the secret
 (and kms:Decrypt on its key), given the usual way: AWS_PROFILE, AWS_ACCESS_KEY_ID and
-AWS_SECRET_ACCESS_KEY, SSO or an instance role. Or pass --url and --key instead of STACK.`
+AWS_SECRET_ACCESS_KEY, SSO or an instance role. Or pass --url (the key in ` + apiKeyEnv + ` or --key)
+instead of STACK.`
+
+// apiKeyEnv is the environment variable the API key is read from when --url is given without
+// --key: a key on the command line shows in ps and in the shell's history, one in the
+// environment does not. OPENAI_API_KEY is deliberately not read: it usually holds a key for
+// another service, which verify would send to this endpoint.
+const apiKeyEnv = "SANDBOX_API_KEY"
 
 // endpointFlags are --url and --key, which name an endpoint when no STACK does.
 type endpointFlags struct {
@@ -36,7 +44,8 @@ type endpointFlags struct {
 func addEndpointFlags(fs *flag.FlagSet) endpointFlags {
 	return endpointFlags{
 		url: fs.String("url", "", "the endpoint's base `URL` (the stack output endpointUrl; a trailing /v1 is accepted); required unless STACK is given"),
-		key: fs.String("key", "", "the API `key` (the gateway's master key); required unless STACK is given"),
+		key: fs.String("key", "", "the API `key` (the gateway's master key) for --url; without it the key is read from "+
+			"the environment variable "+apiKeyEnv+", which keeps it out of ps and the shell's history"),
 	}
 }
 
@@ -57,20 +66,25 @@ func resolveEndpoint(e env, projectFlag, cmd string, positional []string, f endp
 	case len(positional) > 1:
 		return usageErr("want at most one STACK (got %d: %s)", len(positional), strings.Join(positional, " "))
 	case len(positional) == 1 && (*f.url != "" || *f.key != ""):
-		return usageErr("give STACK or --url and --key, not both")
-	case len(positional) == 0 && (*f.url == "" || *f.key == ""):
-		return usageErr("want STACK, or both --url and --key")
+		return usageErr("give STACK or --url (with --key or %s), not both", apiKeyEnv)
 	case len(positional) == 0:
+		key, keySource := *f.key, "--key"
+		if key == "" {
+			key, keySource = os.Getenv(apiKeyEnv), apiKeyEnv
+		}
+		if *f.url == "" || key == "" {
+			return usageErr("want STACK, or --url with the key in %s (or --key)", apiKeyEnv)
+		}
 		if !strings.HasPrefix(*f.url, "http://") && !strings.HasPrefix(*f.url, "https://") {
 			return usageErr("--url must start with http:// or https:// (got %q)", *f.url)
 		}
-		return endpoint{url: *f.url, key: *f.key, source: "--url and --key"}, exitOK
+		return endpoint{url: *f.url, key: key, source: "--url and " + keySource}, exitOK
 	}
 
 	stack := positional[0]
 	pulumi, err := exec.LookPath("pulumi")
 	if err != nil {
-		return usageErr("the pulumi CLI is not installed (no pulumi on PATH): install it to read stack %s's outputs, or pass --url and --key instead of STACK", stack)
+		return usageErr("the pulumi CLI is not installed (no pulumi on PATH): install it to read stack %s's outputs, or pass --url (the key in %s or --key) instead of STACK", stack, apiKeyEnv)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), endpointLookupTimeout)
 	defer cancel()

@@ -45,7 +45,7 @@ const tokensPerSecondBasis = "per user: tokens after each answer's first, over t
 
 func runLoadtest(e env, projectFlag string, args []string) int {
 	fs := flagSet(e, "loadtest",
-		"loadtest STACK | --url URL --key KEY --users N [--duration D | --requests N] [--model M]\n"+
+		"loadtest STACK | --url URL [--key KEY] --users N [--duration D | --requests N] [--model M]\n"+
 			"           [--max-tokens N] [--target-tokens-per-user 10] [--format text|json]",
 		"Drives N concurrent streaming users, each sending chat completions back to back, and\n"+
 			"reports: time to first token (p50, p95); tokens/s per user, the median user (p50) and\n"+
@@ -61,15 +61,15 @@ func runLoadtest(e env, projectFlag string, args []string) int {
 			"how the slowest users fare beside it.\n"+
 			"With --duration, requests still in flight at the end are cancelled and counted as\n"+
 			"unfinished, not as errors. Progress goes to stderr every --progress.\n"+
-			"STACK, --url and --key as for verify; the key is never printed.\n"+
+			"STACK, --url, --key and "+apiKeyEnv+" as for verify; the key is never printed.\n"+
 			"Exit 0 verdict met, 1 not met (too slow, too many errors), 2 usage error or no endpoint.")
 	format := formatFlag(fs)
 	users := fs.Int("users", 0, "`N` concurrent streaming users (required)")
-	duration := fs.Duration("duration", 0, "run for this long (default 1m unless --requests is given)")
-	requests := fs.Int("requests", 0, "send this many requests in all, then stop (instead of --duration)")
+	duration := fs.Duration("duration", 0, "run for `D`, a duration such as 2m (default 1m unless --requests is given)")
+	requests := fs.Int("requests", 0, "send `N` requests in all, then stop (instead of --duration)")
 	model := fs.String("model", "", "the `model` to load (default: the first GET /v1/models lists)")
-	maxTokens := fs.Int("max-tokens", 256, "max_tokens of every request")
-	target := fs.Float64("target-tokens-per-user", 10, "the verdict's target: tokens/s of the median user")
+	maxTokens := fs.Int("max-tokens", 256, "max_tokens of every request (`N`)")
+	target := fs.Float64("target-tokens-per-user", 10, "the verdict's target: `N` tokens/s of the median user")
 	timeout := fs.Duration("timeout", 2*time.Minute, "bound on each request (`duration`)")
 	prompt := fs.String("prompt", defaultLoadPrompt, "the user message of every request")
 	progress := fs.Duration("progress", 5*time.Second, "report progress on stderr this often (0: never)")

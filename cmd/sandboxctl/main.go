@@ -16,6 +16,7 @@ import (
 	"maps"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -159,14 +160,45 @@ func flagSet(e env, name, synopsis, description string) *flag.FlagSet {
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: sandboxctl [--project DIR] %s\n\n%s\n", synopsis, description)
-		var hasFlags bool
-		fs.VisitAll(func(*flag.Flag) { hasFlags = true })
-		if hasFlags {
-			fmt.Fprintln(fs.Output(), "\nFlags:")
-			fs.PrintDefaults()
-		}
+		printFlags(fs.Output(), fs)
 	}
 	return fs
+}
+
+// printFlags lists fs's flags under "Flags:" the way the usage lines spell them, --name: the
+// flag package's PrintDefaults spells them -name. The layout is PrintDefaults' otherwise.
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	first := true
+	fs.VisitAll(func(f *flag.Flag) {
+		if first {
+			fmt.Fprintln(w, "\nFlags:")
+			first = false
+		}
+		arg, help := flag.UnquoteUsage(f)
+		head := "  --" + f.Name
+		if arg != "" {
+			head += " " + arg
+		}
+		fmt.Fprintf(w, "%s\n    \t%s", head, strings.ReplaceAll(help, "\n", "\n    \t"))
+		if d := defaultText(f); d != "" {
+			fmt.Fprintf(w, " (default %s)", d)
+		}
+		fmt.Fprintln(w)
+	})
+}
+
+// defaultText is a flag's default as help shows it: nothing for a zero value, a string quoted.
+func defaultText(f *flag.Flag) string {
+	switch f.DefValue {
+	case "", "0", "false", "0s":
+		return ""
+	}
+	if g, ok := f.Value.(flag.Getter); ok {
+		if _, isString := g.Get().(string); isString {
+			return strconv.Quote(f.DefValue)
+		}
+	}
+	return f.DefValue
 }
 
 // formatFlag adds --format, the output format of a command that has a JSON one.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -299,5 +300,37 @@ func TestHelpAndFlagErrorsArePrintedOnce(t *testing.T) {
 	code, out, errOut = sandboxctl(t, projectRoot(t), "validate", "--colour")
 	if code != exitUsage || out != "" || strings.Count(errOut, "Usage:") != 1 || strings.Count(errOut, "-colour") != 1 {
 		t.Errorf("validate --colour: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
+
+// Every command's help spells its flags --name, as its usage line does, and its usage line names
+// no flag that its list of flags lacks.
+func TestHelpSpellsFlagsWithTwoDashes(t *testing.T) {
+	singleDash := regexp.MustCompile(`(?m)(^|[\s\[(|,])-[a-zA-Z][a-zA-Z0-9-]+`)
+	longFlag := regexp.MustCompile(`--([a-z][a-z0-9-]*)`)
+	for name := range commands {
+		code, help, _ := sandboxctl(t, projectRoot(t), name, "--help")
+		if code != exitOK {
+			t.Errorf("%s --help: exit %d", name, code)
+			continue
+		}
+		if m := singleDash.FindString(help); m != "" {
+			t.Errorf("%s --help spells a flag with one dash, %q:\n%s", name, strings.TrimSpace(m), help)
+		}
+		usageLine, _, _ := strings.Cut(help, "\n\n")
+		_, listed, _ := strings.Cut(help, "\nFlags:\n")
+		defined := map[string]bool{"project": true, "help": true}
+		for _, m := range regexp.MustCompile(`(?m)^  --([a-z][a-z0-9-]*)`).FindAllStringSubmatch(listed, -1) {
+			defined[m[1]] = true
+		}
+		for _, m := range longFlag.FindAllStringSubmatch(usageLine, -1) {
+			if !defined[m[1]] {
+				t.Errorf("%s: the usage line names --%s, which the help does not list", name, m[1])
+			}
+		}
+	}
+	_, top, _ := sandboxctl(t, projectRoot(t), "--help")
+	if m := regexp.MustCompile(`(?m)(^|\s)-[a-zA-Z][a-zA-Z0-9-]+`).FindString(top); m != "" {
+		t.Errorf("sandboxctl --help spells a flag with one dash, %q", strings.TrimSpace(m))
 	}
 }

@@ -27,7 +27,7 @@ func (m *modelList) Set(v string) error {
 }
 
 func runVerify(e env, projectFlag string, args []string) int {
-	fs := flagSet(e, "verify", "verify STACK | --url URL --key KEY [--model M]... [--wait D] [--format text|json] [--timeout D]",
+	fs := flagSet(e, "verify", "verify STACK | --url URL [--key KEY] [--model M]... [--wait D] [--format text|json] [--timeout D]",
 		"Checks a deployed endpoint as its clients use it:\n"+
 			"  listing  GET /v1/models answers with the key and lists at least one model (and\n"+
 			"           every --model)\n"+
@@ -37,7 +37,9 @@ func runVerify(e env, projectFlag string, args []string) int {
 			"           data: [DONE]; reports the time to first token and the total time\n"+
 			"With STACK, the endpoint is the stack output endpointUrl and the key is read from the\n"+
 			"Secrets Manager secret its output masterKeySecretArn names (`pulumi stack output` and\n"+
-			"the standard AWS credentials; AWS_ENDPOINT_URL is honoured). The key is never printed.\n"+
+			"the standard AWS credentials; AWS_ENDPOINT_URL is honoured). With --url, the key is\n"+
+			"--key or, without it, the environment variable "+apiKeyEnv+" (which, unlike --key, does\n"+
+			"not show in ps or the shell's history). The key is never printed.\n"+
 			"Without --model every listed model is checked. With --wait, first waits up to D\n"+
 			"for a deployment still coming up: it retries the listing and a chat per model every\n"+
 			"10s while they get no answer or HTTP 500, 502, 503 or 504, printing each try to\n"+
