@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/llm-sandbox/llm-sandbox/program"
@@ -128,7 +127,7 @@ func masterKey(ctx context.Context, arn string) (string, error) {
 	if len(parts) < 7 || parts[0] != "arn" || parts[2] != "secretsmanager" || parts[3] == "" {
 		return "", fmt.Errorf("masterKeySecretArn %q is not a Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>)", arn)
 	}
-	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(parts[3]))
+	cfg, err := loadAWSConfig(ctx, parts[3])
 	if err != nil {
 		return "", fmt.Errorf("load the AWS configuration: %w", err)
 	}

@@ -7,7 +7,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/smithy-go/logging"
 
 	"github.com/llm-sandbox/llm-sandbox/internal/preflight"
 )
@@ -20,6 +22,17 @@ const credentialsHelp = `Provide read-only AWS credentials the usual way: AWS_PR
 "aws sso login --profile <profile>" for SSO), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY
 (and AWS_SESSION_TOKEN for temporary ones), or an instance or container role.
 docs/preflight.md lists the permissions.`
+
+// loadAWSConfig loads the standard AWS configuration (credential chain, shared files,
+// AWS_ENDPOINT_URL) for region, with the SDK's own log lines dropped. The SDK writes them
+// straight to the process's stderr, ahead of the command's own message: with no credentials,
+// when something at the instance metadata address answers the IMDSv2 token request with 403,
+// 404 or 405, the IMDS client logs "falling back to IMDSv1" at Warn level (aws-sdk-go-v2
+// feature/ec2/imds, token_provider.go, updateToken) before the chain fails. Every failure the
+// commands act on is also the error the call returns, which they print with what to do.
+func loadAWSConfig(ctx context.Context, region string) (aws.Config, error) {
+	return awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(region), awsconfig.WithLogger(logging.Nop{}))
+}
 
 func runPreflight(e env, projectFlag string, args []string) int {
 	fs := flagSet(e, "preflight", "preflight STACK [--format text|json] [--region R]",
@@ -64,7 +77,7 @@ func runPreflight(e env, projectFlag string, args []string) int {
 
 	ctx, cancel := context.WithTimeout(context.Background(), preflightTimeout)
 	defer cancel()
-	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(region))
+	cfg, err := loadAWSConfig(ctx, region)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "sandboxctl preflight: load the AWS configuration: %v\n%s\n", err, credentialsHelp)
 		return exitUsage

@@ -3,11 +3,16 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
+	"net/http"
+	"net/http/httptest"
+	"os"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -379,4 +384,60 @@ func TestPreflightWithoutCredentials(t *testing.T) {
 // docs/preflight.md shows the command's help as the command prints it.
 func TestPreflightHelpIsDocumented(t *testing.T) {
 	helpIsDocumented(t, "docs/preflight.md", "preflight")
+}
+
+// Where something at the instance metadata address refuses the IMDSv2 token (404 here, as
+// proxies on some networks answer), the SDK falls back to IMDSv1 and logs a warning straight to
+// the process's stderr. Without credentials, preflight prints its own message and nothing else.
+func TestPreflightWithoutCredentialsPrintsNoSDKWarning(t *testing.T) {
+	preflighttest.Isolate(t)
+	var tokenAsked atomic.Bool
+	imds := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut && r.URL.Path == "/latest/api/token" {
+			tokenAsked.Store(true)
+		}
+		http.NotFound(w, r)
+	}))
+	defer imds.Close()
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "")
+	os.Unsetenv("AWS_EC2_METADATA_DISABLED")
+	t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.URL)
+
+	var code int
+	var out, errOut string
+	process := processStderr(t, func() { code, out, errOut = sandboxctl(t, projectRoot(t), "preflight", "dev") })
+	if !tokenAsked.Load() {
+		t.Fatal("the IMDSv2 token was never asked for: the test does not reach the path that warns")
+	}
+	if code != exitUsage || out != "" || !strings.HasPrefix(errOut, "sandboxctl preflight: no AWS credentials:") || !strings.Contains(errOut, "AWS_PROFILE") {
+		t.Errorf("exit %d (want %d), stdout %q, stderr:\n%s", code, exitUsage, out, errOut)
+	}
+	if process != "" {
+		t.Errorf("the process's stderr got more than the command printed:\n%s", process)
+	}
+}
+
+// processStderr runs f with the process's stderr captured, and returns what was written to it.
+func processStderr(t *testing.T, f func()) string {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved := os.Stderr
+	os.Stderr = w
+	read := make(chan string)
+	go func() {
+		b, _ := io.ReadAll(r)
+		read <- string(b)
+	}()
+	defer func() {
+		os.Stderr = saved
+		w.Close()
+		r.Close()
+	}()
+	f()
+	os.Stderr = saved
+	w.Close()
+	return <-read
 }
