@@ -55,11 +55,10 @@ type endpoint struct {
 
 // resolveEndpoint returns the endpoint named either by --url and --key or by the one STACK in
 // positional, whose outputs endpointUrl and masterKeySecretArn it reads with the Pulumi CLI
-// and Secrets Manager. It prints why not and returns exitUsage when it cannot.
-func resolveEndpoint(e env, projectFlag, cmd string, positional []string, f endpointFlags) (endpoint, int) {
-	usageErr := func(format string, args ...any) (endpoint, int) {
-		fmt.Fprintf(e.stderr, "sandboxctl %s: "+format+"\n", append([]any{cmd}, args...)...)
-		return endpoint{}, exitUsage
+// and Secrets Manager. When it cannot, it says why with a usage error.
+func resolveEndpoint(e env, projectFlag string, positional []string, f endpointFlags) (endpoint, error) {
+	usageErr := func(format string, args ...any) (endpoint, error) {
+		return endpoint{}, usagef(format, args...)
 	}
 	switch {
 	case len(positional) > 1:
@@ -77,7 +76,7 @@ func resolveEndpoint(e env, projectFlag, cmd string, positional []string, f endp
 		if !strings.HasPrefix(*f.url, "http://") && !strings.HasPrefix(*f.url, "https://") {
 			return usageErr("--url must start with http:// or https:// (got %q)", *f.url)
 		}
-		return endpoint{url: *f.url, key: key, source: "--url and " + keySource}, exitOK
+		return endpoint{url: *f.url, key: key, source: "--url and " + keySource}, nil
 	}
 
 	stack := positional[0]
@@ -116,7 +115,7 @@ func resolveEndpoint(e env, projectFlag, cmd string, positional []string, f endp
 	if err != nil {
 		return usageErr("stack %s: read the master key: %v\n%s", stack, err, secretAccessHelp)
 	}
-	return endpoint{url: url, key: key, source: fmt.Sprintf("stack %s (endpointUrl, master key from %s)", stack, arn)}, exitOK
+	return endpoint{url: url, key: key, source: fmt.Sprintf("stack %s (endpointUrl, master key from %s)", stack, arn)}, nil
 }
 
 // masterKey reads the secret's string value with the standard AWS credential chain, in the

@@ -44,6 +44,10 @@ type loadReport struct {
 const tokensPerSecondBasis = "per user: tokens after each answer's first, over the time from its first to its last text chunk (the streaming speed a reader sees; TTFT is reported apart)"
 
 func runLoadtest(e env, projectFlag string, args []string) int {
+	return exit(e, "loadtest", loadtest(e, projectFlag, args))
+}
+
+func loadtest(e env, projectFlag string, args []string) error {
 	fs := flagSet(e, "loadtest",
 		"loadtest STACK | --url URL [--key KEY] --users N [--duration D | --requests N] [--model M]\n"+
 			"           [--max-tokens N] [--target-tokens-per-user 10] [--format text|json]",
@@ -74,39 +78,32 @@ func runLoadtest(e env, projectFlag string, args []string) int {
 	prompt := fs.String("prompt", defaultLoadPrompt, "the user message of every request")
 	progress := fs.Duration("progress", 5*time.Second, "report progress on stderr this often (0: never)")
 	ef := addEndpointFlags(fs)
-	positional, err := parseFlags(fs, args)
+	positional, err := parseArgs(fs, args, format)
 	if err != nil {
-		return flagExit(fs, e, err)
-	}
-	usageErr := func(format string, args ...any) int {
-		fmt.Fprintf(e.stderr, "sandboxctl loadtest: "+format+"\n", args...)
-		return exitUsage
-	}
-	if code := checkFormat(e, "loadtest", *format); code != exitOK {
-		return code
+		return err
 	}
 	switch {
 	case *users < 1:
-		return usageErr("--users must be at least 1 (got %d)", *users)
+		return usagef("--users must be at least 1 (got %d)", *users)
 	case *duration != 0 && *requests != 0:
-		return usageErr("give --duration or --requests, not both")
+		return usagef("give --duration or --requests, not both")
 	case *duration < 0 || *requests < 0:
-		return usageErr("--duration and --requests must be positive")
+		return usagef("--duration and --requests must be positive")
 	case *maxTokens < 1:
-		return usageErr("--max-tokens must be at least 1 (got %d)", *maxTokens)
+		return usagef("--max-tokens must be at least 1 (got %d)", *maxTokens)
 	case *target < 0:
-		return usageErr("--target-tokens-per-user must not be negative (got %g)", *target)
+		return usagef("--target-tokens-per-user must not be negative (got %g)", *target)
 	case *timeout <= 0:
-		return usageErr("--timeout must be positive (got %s)", *timeout)
+		return usagef("--timeout must be positive (got %s)", *timeout)
 	case *progress < 0:
-		return usageErr("--progress must not be negative (got %s)", *progress)
+		return usagef("--progress must not be negative (got %s)", *progress)
 	}
 	if *duration == 0 && *requests == 0 {
 		*duration = time.Minute
 	}
-	ep, code := resolveEndpoint(e, projectFlag, "loadtest", positional, ef)
-	if code != exitOK {
-		return code
+	ep, err := resolveEndpoint(e, projectFlag, positional, ef)
+	if err != nil {
+		return err
 	}
 
 	// An interrupt ends the run early, as the end of --duration does: the report still prints.
@@ -117,8 +114,7 @@ func runLoadtest(e env, projectFlag string, args []string) int {
 	if *model == "" {
 		m, err := firstModel(ctx, c, *timeout)
 		if err != nil {
-			fmt.Fprintf(e.stderr, "sandboxctl loadtest: %v\n", err)
-			return exitInvalid
+			return err
 		}
 		*model = m
 	}
@@ -155,9 +151,9 @@ func runLoadtest(e env, projectFlag string, args []string) int {
 		writeLoadText(e, rep)
 	}
 	if !rep.Verdict.Met {
-		return exitInvalid
+		return errReported
 	}
-	return exitOK
+	return nil
 }
 
 // firstModel is the first model GET /v1/models lists.

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/llm-sandbox/llm-sandbox/config"
 	"github.com/llm-sandbox/llm-sandbox/internal/orchestrate/orchestratetest"
 )
 
@@ -332,5 +335,49 @@ func TestHelpSpellsFlagsWithTwoDashes(t *testing.T) {
 	_, top, _ := sandboxctl(t, projectRoot(t), "--help")
 	if m := regexp.MustCompile(`(?m)(^|\s)-[a-zA-Z][a-zA-Z0-9-]+`).FindString(top); m != "" {
 		t.Errorf("sandboxctl --help spells a flag with one dash, %q", strings.TrimSpace(m))
+	}
+}
+
+// exit is the one place an error becomes an exit code, and says where it is printed.
+func TestExitCodes(t *testing.T) {
+	fs := flagSet(env{}, "demo", "demo [--n N]", "A demo command.")
+	fs.Int("n", 0, "a `N`")
+	cases := []struct {
+		name           string
+		err            error
+		code           int
+		stdout, stderr string
+	}{
+		{"success", nil, exitOK, "", ""},
+		{"help", &flagError{fs: fs, err: flag.ErrHelp}, exitOK, "Usage: sandboxctl [--project DIR] demo [--n N]\n\nA demo command.\n\nFlags:\n  --n N\n    \ta N\n", ""},
+		{"flag error", &flagError{fs: fs, err: errors.New("flag provided but not defined: -m")}, exitUsage, "",
+			"sandboxctl demo: flag provided but not defined: -m\nUsage: sandboxctl [--project DIR] demo [--n N]\n\nA demo command.\n\nFlags:\n  --n N\n    \ta N\n"},
+		{"usage error", usagef("want exactly one STACK (got %d)", 2), exitUsage, "", "sandboxctl demo: want exactly one STACK (got 2)\n"},
+		{"wrapped usage error", fmt.Errorf("context: %w", usagef("no region")), exitUsage, "", "sandboxctl demo: context: no region\n"},
+		{"stack file problems", config.Problems{{Source: "stacks/Pulumi.x.yaml", Path: "network.cidr", Message: "bad"}}, exitInvalid, "",
+			"stacks/Pulumi.x.yaml: network.cidr: bad\n"},
+		{"reported failure", errReported, exitInvalid, "", ""},
+		{"failed operation", errors.New("GetSecretValue: denied"), exitInvalid, "", "sandboxctl demo: GetSecretValue: denied\n"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			code := exit(env{stdout: &out, stderr: &errOut}, "demo", c.err)
+			if code != c.code || out.String() != c.stdout || errOut.String() != c.stderr {
+				t.Errorf("exit %d (want %d)\nstdout %q\n  want %q\nstderr %q\n  want %q", code, c.code, out.String(), c.stdout, errOut.String(), c.stderr)
+			}
+		})
+	}
+
+	// And through the command, one of each: 0 valid, 1 invalid, 2 usage.
+	dir := tempProject(t, map[string]string{"good": stackFile("good", "10.20.0.0/16"),
+		"bad": strings.Replace(stackFile("bad", "10.30.0.0/16"), "llama3.1:8b", "nope:1b", 1)})
+	for _, c := range []struct {
+		args []string
+		code int
+	}{{[]string{"validate", "good"}, exitOK}, {[]string{"validate", "bad"}, exitInvalid}, {[]string{"validate", "nosuch"}, exitUsage}} {
+		if code, out, errOut := sandboxctl(t, dir, c.args...); code != c.code {
+			t.Errorf("%v: exit %d, want %d\n%s%s", c.args, code, c.code, out, errOut)
+		}
 	}
 }

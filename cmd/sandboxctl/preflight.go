@@ -35,6 +35,10 @@ func loadAWSConfig(ctx context.Context, region string) (aws.Config, error) {
 }
 
 func runPreflight(e env, projectFlag string, args []string) int {
+	return exit(e, "preflight", checkAccount(e, projectFlag, args))
+}
+
+func checkAccount(e env, projectFlag string, args []string) error {
 	fs := flagSet(e, "preflight", "preflight STACK [--format text|json] [--region R]",
 		"Checks, read-only, that the AWS account and region can take STACK before a deploy:\n"+
 			"  region       the region has at least network.azCount available availability zones\n"+
@@ -58,36 +62,29 @@ func runPreflight(e env, projectFlag string, args []string) int {
 			"2 usage error, no AWS credentials or region, or AWS rejected the credentials.")
 	format := formatFlag(fs)
 	regionFlag := fs.String("region", "", "AWS `region` to check instead of the stack's aws:region")
-	stacks, err := parseFlags(fs, args)
+	_, spec, err := parseOneStack(e, fs, args, format, projectFlag)
 	if err != nil {
-		return flagExit(fs, e, err)
-	}
-	_, spec, code := loadOneStack(e, projectFlag, "preflight", stacks, *format)
-	if code != exitOK {
-		return code
+		return err
 	}
 	region := spec.Region
 	if *regionFlag != "" {
 		region = *regionFlag
 	}
 	if region == "" {
-		fmt.Fprintf(e.stderr, "sandboxctl preflight: no AWS region: set aws:region in %s or pass --region\n", spec.Source)
-		return exitUsage
+		return usagef("no AWS region: set aws:region in %s or pass --region", spec.Source)
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), preflightTimeout)
 	defer cancel()
 	cfg, err := loadAWSConfig(ctx, region)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "sandboxctl preflight: load the AWS configuration: %v\n%s\n", err, credentialsHelp)
-		return exitUsage
+		return usagef("load the AWS configuration: %v\n%s", err, credentialsHelp)
 	}
 	credCtx, credCancel := context.WithTimeout(ctx, 30*time.Second)
 	_, err = cfg.Credentials.Retrieve(credCtx)
 	credCancel()
 	if err != nil {
-		fmt.Fprintf(e.stderr, "sandboxctl preflight: no AWS credentials: %v\n%s\n", err, credentialsHelp)
-		return exitUsage
+		return usagef("no AWS credentials: %v\n%s", err, credentialsHelp)
 	}
 	if region != spec.Region {
 		fmt.Fprintf(e.stderr, "checking %s in %s, not the stack's aws:region %s\n", spec.Stack, region, spec.Region)
@@ -98,8 +95,7 @@ func runPreflight(e env, projectFlag string, args []string) int {
 		Progress: func(msg string) { fmt.Fprintln(e.stderr, msg) },
 	})
 	if err != nil {
-		fmt.Fprintf(e.stderr, "sandboxctl preflight: %v\n%s\n", err, credentialsHelp)
-		return exitUsage
+		return usagef("%v\n%s", err, credentialsHelp)
 	}
 
 	if *format == "json" {
@@ -109,9 +105,9 @@ func runPreflight(e env, projectFlag string, args []string) int {
 		writePreflightText(e, report)
 	}
 	if report.Failed() {
-		return exitInvalid
+		return errReported
 	}
-	return exitOK
+	return nil
 }
 
 // statusWord is a status as the text output's first column shows it.

@@ -33,6 +33,10 @@ type buildVersion struct {
 }
 
 func runVersion(e env, _ string, args []string) int {
+	return exit(e, "version", printVersion(e, args))
+}
+
+func printVersion(e env, args []string) error {
 	fs := flagSet(e, "version", "version [--format text|json]",
 		"Prints the sandboxctl build (module version and the git revision it was built from, when\n"+
 			"the Go toolchain stamped them), the Go release it was built with, and the Ollama and\n"+
@@ -40,23 +44,19 @@ func runVersion(e env, _ string, args []string) int {
 			`same. json prints {"sandboxctl": {"version", "revision", "time", "modified"}, "go",`+"\n"+
 			`"ollama", "litellm"}. Exit 0, or 2 usage error.`)
 	format := formatFlag(fs)
-	positional, err := parseFlags(fs, args)
+	positional, err := parseArgs(fs, args, format)
 	if err != nil {
-		return flagExit(fs, e, err)
+		return err
 	}
 	if len(positional) > 0 {
-		fmt.Fprintf(e.stderr, "sandboxctl version: takes no arguments (got %s)\n", strings.Join(positional, " "))
-		return exitUsage
-	}
-	if code := checkFormat(e, "version", *format); code != exitOK {
-		return code
+		return usagef("takes no arguments (got %s)", strings.Join(positional, " "))
 	}
 	info, _ := debug.ReadBuildInfo()
 	r := readVersion(info)
 	if *format == "json" {
 		out, _ := json.MarshalIndent(r, "", "  ")
 		fmt.Fprintln(e.stdout, string(out))
-		return exitOK
+		return nil
 	}
 	build := r.Sandboxctl.Version
 	if r.Sandboxctl.Revision != "" {
@@ -71,7 +71,7 @@ func runVersion(e env, _ string, args []string) int {
 	}
 	fmt.Fprintf(e.stdout, "sandboxctl  %s\ngo          %s\nollama      %s (pinned for the nodes)\nlitellm     %s (pinned for the nodes)\n",
 		build, r.Go, r.Ollama, r.LiteLLM)
-	return exitOK
+	return nil
 }
 
 // readVersion reads the version report from the binary's build information (nil when the
