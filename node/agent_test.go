@@ -369,7 +369,7 @@ func TestUserStepCreatesSystemUser(t *testing.T) {
 			}
 			return nil, errors.New("getent passwd ollama: exit status 2")
 		}
-		a := e.agent(func(o *Options) { o.Root = "/" })
+		a := e.agent(func(o *Options) { o.Root = "/" }).role.(*ollamaRole)
 		if _, err := a.stepUser(context.Background(), &runState{}); err != nil {
 			t.Fatal(err)
 		}
@@ -390,7 +390,7 @@ func TestUserStepFailsWhenUseraddFails(t *testing.T) {
 	e.runner.handlers["useradd"] = func([]string) ([]byte, error) {
 		return nil, errors.New("useradd: exit status 1: cannot lock /etc/passwd")
 	}
-	a := e.agent(func(o *Options) { o.Root = "/" })
+	a := e.agent(func(o *Options) { o.Root = "/" }).role.(*ollamaRole)
 	_, err := a.stepUser(context.Background(), &runState{})
 	if err == nil || !strings.Contains(err.Error(), "create user ollama") || !strings.Contains(err.Error(), "cannot lock") {
 		t.Errorf("stepUser() = %v, want the useradd failure", err)
@@ -399,7 +399,7 @@ func TestUserStepFailsWhenUseraddFails(t *testing.T) {
 
 func TestUserStepInRootModeCreatesNoUser(t *testing.T) {
 	e := newEnv(t, fakeollama.Options{})
-	note, err := e.agent().stepUser(context.Background(), &runState{})
+	note, err := e.agent().role.(*ollamaRole).stepUser(context.Background(), &runState{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -432,7 +432,7 @@ func TestInstallReplacesOtherVersion(t *testing.T) {
 		installed = testVersion // the extraction below replaces it
 		return []byte("ollama version is " + v + "\n"), nil
 	}
-	if _, err := e.agent().stepInstall(context.Background(), &runState{}); err != nil {
+	if _, err := e.agent().role.(*ollamaRole).stepInstall(context.Background(), &runState{}); err != nil {
 		t.Fatal(err)
 	}
 	if n := e.files.hitsFor("/ollama-linux-amd64.tar.zst"); n != 1 {
@@ -449,7 +449,7 @@ func TestInstallReplacesOtherVersion(t *testing.T) {
 func TestInstallFailsWhenInstalledVersionDiffers(t *testing.T) {
 	e := newEnv(t, fakeollama.Options{GPU: true})
 	e.runner.handlers["ollama"] = func([]string) ([]byte, error) { return []byte("ollama version is 0.1.0\n"), nil }
-	_, err := e.agent().stepInstall(context.Background(), &runState{})
+	_, err := e.agent().role.(*ollamaRole).stepInstall(context.Background(), &runState{})
 	if err == nil || !strings.Contains(err.Error(), "reports version 0.1.0, the config pins "+testVersion) {
 		t.Errorf("stepInstall() = %v, want a version mismatch", err)
 	}
@@ -543,7 +543,7 @@ func TestS3ArtifactsUseTheObjectGetter(t *testing.T) {
 	e := newEnv(t, fakeollama.Options{GPU: true})
 	e.cfg.Ollama.Release.URL = "s3://chemistry-artifacts/ollama/0.35.1/ollama-linux-amd64.tar.zst"
 	getter := &fakeObjects{objects: map[string][]byte{"chemistry-artifacts/ollama/0.35.1/ollama-linux-amd64.tar.zst": e.release}}
-	if _, err := e.agent(func(o *Options) { o.Objects = getter }).stepInstall(context.Background(), &runState{}); err != nil {
+	if _, err := e.agent(func(o *Options) { o.Objects = getter }).role.(*ollamaRole).stepInstall(context.Background(), &runState{}); err != nil {
 		t.Fatal(err)
 	}
 	if fmt.Sprint(getter.got) != "[chemistry-artifacts/ollama/0.35.1/ollama-linux-amd64.tar.zst]" {
@@ -574,7 +574,7 @@ func TestPullHTTPErrorsAreRetried(t *testing.T) {
 		fmt.Fprint(w, `{"error":"pull model manifest: registry unreachable"}`)
 	}))
 	defer srv.Close()
-	a := e.agent()
+	a := e.agent().role.(*ollamaRole)
 	a.api.base = srv.URL
 	err := a.pullModel(context.Background(), Model{Name: "llama3.1:8b"})
 	if err == nil || !strings.Contains(err.Error(), "registry unreachable") || calls != testRetry.Attempts {

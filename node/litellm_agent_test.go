@@ -522,7 +522,7 @@ func TestLiteLLMNeverHealthyAbandons(t *testing.T) {
 func TestLiteLLMVenvInstallsPython3VenvOnANode(t *testing.T) {
 	e := newLiteEnv(t)
 	e.venvFailures = 1
-	a := e.agent(func(o *Options) { o.Root = "/" })
+	a := e.agent(func(o *Options) { o.Root = "/" }).role.(*liteLLMRole)
 	venv := filepath.Join(t.TempDir(), "venv")
 	if err := a.createVenv(context.Background(), venv); err != nil {
 		t.Fatal(err)
@@ -577,8 +577,8 @@ func TestLiteLLMUserStepCreatesSystemUser(t *testing.T) {
 			}
 			return nil, errors.New("getent passwd litellm: exit status 2")
 		}
-		a := e.agent(func(o *Options) { o.Root = "/" })
-		if _, err := a.stepLiteLLMUser(context.Background(), &runState{}); err != nil {
+		a := e.agent(func(o *Options) { o.Root = "/" }).role.(*liteLLMRole)
+		if _, err := a.stepUser(context.Background(), &runState{}); err != nil {
 			t.Fatal(err)
 		}
 		want := []string{"getent passwd litellm"}
