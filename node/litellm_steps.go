@@ -169,6 +169,15 @@ func (r *liteLLMRole) installedVersion(ctx context.Context) (string, error) {
 	return string(m[1]), nil
 }
 
+// LiteLLMLockSHA256 is the SHA-256 of the hash-locked requirements this agent installs LiteLLM
+// from (versions.LiteLLMRequirements): what a completed install records in
+// LiteLLMInstalledLock, and what `sandbox-node version` reports, so that a node's install can
+// be matched to an agent.
+func LiteLLMLockSHA256() string {
+	sum := sha256.Sum256([]byte(versions.LiteLLMRequirements))
+	return hex.EncodeToString(sum[:])
+}
+
 // stepInstall installs the pinned LiteLLM into a venv from the hash-locked requirements
 // the agent embeds (versions.LiteLLMRequirements), unless a previous run installed that very
 // lock and litellm reports the pinned version.
@@ -182,12 +191,8 @@ func (r *liteLLMRole) installedVersion(ctx context.Context) (string, error) {
 func (r *liteLLMRole) stepInstall(ctx context.Context, st *runState) (string, error) {
 	l := r.litellm
 	want := versions.LiteLLM.Version
-	if strings.TrimPrefix(l.Version, "v") != want {
-		return "", permanent(fmt.Errorf("the config asks for litellm %s, but this agent installs %s, the version its hash-locked requirements pin (versions.LiteLLM): render the node config and build the agent from the same commit", l.Version, want))
-	}
 	lock := []byte(versions.LiteLLMRequirements)
-	sum := sha256.Sum256(lock)
-	lockSum := hex.EncodeToString(sum[:])
+	lockSum := LiteLLMLockSHA256()
 	if installed, err := os.ReadFile(r.path(LiteLLMInstalledLock)); err == nil && strings.TrimSpace(string(installed)) == lockSum {
 		got, err := r.installedVersion(ctx)
 		if err == nil && got == want {

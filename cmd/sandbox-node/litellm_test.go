@@ -102,7 +102,6 @@ func newLiteFakes(t *testing.T) *liteFakes {
 		"role": "litellm", "department": "chemistry", "pool": "gateway", "region": "ca-central-1",
 		"lifecycle": map[string]any{"hook": "llm-sandbox-launch", "heartbeatSeconds": 600},
 		"litellm": map[string]any{
-			"version":            versions.LiteLLM.Version,
 			"wheelhouse":         map[string]any{"url": f.artifactURL + "/litellm-wheelhouse.tar.zst", "sha256": sha(wheelhouse)},
 			"port":               f.port,
 			"workers":            2,
@@ -193,13 +192,13 @@ func TestLiteLLMMissingSecretExits1AndAbandons(t *testing.T) {
 func TestLiteLLMInvalidConfigExits2AndAbandons(t *testing.T) {
 	f := newLiteFakes(t)
 	f.cfg["litellm"].(map[string]any)["numRetries"] = 3
-	f.cfg["litellm"].(map[string]any)["version"] = "1.82.8"
+	f.cfg["litellm"].(map[string]any)["workers"] = 0
 	f.writeConfig(t)
 	r := f.bootstrap(t, f.runner)
 	if r.code != exitUsage {
 		t.Fatalf("exit %d, want 2\nstderr:\n%s", r.code, r.stderr)
 	}
-	for _, want := range []string{"litellm.numRetries: must be 0 or 1", "litellm.version: must never be 1.82.8"} {
+	for _, want := range []string{"litellm.numRetries: must be 0 or 1", "litellm.workers: must be 1-64"} {
 		if !strings.Contains(r.stderr, want) {
 			t.Errorf("stderr does not say %q:\n%s", want, r.stderr)
 		}

@@ -24,6 +24,7 @@ import (
 	"github.com/llm-sandbox/llm-sandbox/node/fakeaws"
 	"github.com/llm-sandbox/llm-sandbox/node/fakelitellm"
 	"github.com/llm-sandbox/llm-sandbox/node/fakeollama"
+	"github.com/llm-sandbox/llm-sandbox/versions"
 )
 
 // TestMain lets this test binary stand in for the ollama and litellm executables: the release
@@ -86,6 +87,17 @@ func TestHelpAndVersion(t *testing.T) {
 	r = runCmd(t, "version")
 	if r.code != exitReady || !strings.HasPrefix(r.stdout, "sandbox-node dev (go") {
 		t.Errorf("version: exit %d, %q", r.code, r.stdout)
+	}
+	// The node config names no LiteLLM version: the version command is where the pins show,
+	// with the hash a gateway node records for the lock it installed.
+	lockSum := sha256.Sum256([]byte(versions.LiteLLMRequirements))
+	for _, want := range []string{
+		"\nlitellm " + versions.LiteLLM.Version + " (installed from the embedded lock litellm-requirements.txt, sha256 " + hex.EncodeToString(lockSum[:]) + ")\n",
+		"\nollama " + versions.Ollama.Version + " (",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("version does not report %q:\n%s", want, r.stdout)
+		}
 	}
 }
 
