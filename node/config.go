@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+
+	"github.com/llm-sandbox/llm-sandbox/versions"
 )
 
 // ConfigPath is where cloud-init writes the node config on a node.
@@ -65,12 +67,12 @@ type Artifact struct {
 	// URL is https://..., s3://bucket/key (read with the instance role), or http://... (for
 	// loopback mirrors in tests; the checksum still guards it).
 	URL string `json:"url"`
-	// SHA256 is the lowercase hex SHA-256 of the file. It may be empty only when SumsURL is set.
-	SHA256 string `json:"sha256,omitempty"`
-	// SumsURL is an https:// checksum file in sha256sum format published with the artifact
-	// (an upstream release's sha256sum.txt). When SHA256 is empty the agent takes the hash of
-	// the artifact's file name from it: the artifact is then checked against what its publisher
-	// lists, over TLS, rather than against a hash pinned in the repository.
+	// SHA256 is the lowercase hex SHA-256 of the file. Required: the agent checks every
+	// download against the hash the repository pinned, never against one it fetched.
+	SHA256 string `json:"sha256"`
+	// SumsURL, optional, names the upstream checksum file the hash was copied from (an
+	// upstream release's sha256sum.txt), for whoever reads the node config. The agent never
+	// fetches it: a hash read from the place the file comes from proves nothing.
 	SumsURL string `json:"sumsUrl,omitempty"`
 }
 
@@ -162,10 +164,13 @@ func (o *OllamaConfig) validate() []error {
 	add := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("ollama.%s: %s", key, fmt.Sprintf(format, args...)))
 	}
-	if o.Version == "" {
-		add("version", "is required")
+	if p := versions.CheckOllamaVersion(o.Version); p != "" {
+		add("version", "%s", p)
 	}
-	if err := o.Release.Validate(); err != nil {
+	if o.Release.SHA256 == "" {
+		add("release.sha256", "is empty: the agent installs only an Ollama release whose SHA-256 is pinned in the repository (versions/versions.go), "+
+			"never one it would read from the release itself; pin it with `sandboxctl pin ollama %s` on a machine with internet access and deploy again", o.Version)
+	} else if err := o.Release.Validate(); err != nil {
 		add("release", "%v", err)
 	}
 	if o.Port < 1 || o.Port > 65535 {
@@ -369,17 +374,11 @@ func (l *LiteLLMConfig) streamTimeout() int {
 	return l.RequestTimeoutSeconds
 }
 
-// Validate checks that the artifact has a usable URL and either a SHA-256 or a checksum file.
+// Validate checks that the artifact has a usable URL and a SHA-256.
 func (a Artifact) Validate() error {
 	u, err := url.Parse(a.URL)
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http" && u.Scheme != "s3") {
 		return fmt.Errorf("url must be https://, http:// or s3://bucket/key (got %q)", a.URL)
-	}
-	if a.SHA256 == "" && a.SumsURL != "" {
-		if s, err := url.Parse(a.SumsURL); err != nil || (s.Scheme != "https" && s.Scheme != "http") || s.Host == "" {
-			return fmt.Errorf("sumsUrl must be an https:// URL, or http:// for a loopback mirror (got %q)", a.SumsURL)
-		}
-		return nil
 	}
 	if !sha256Hex.MatchString(a.SHA256) {
 		return fmt.Errorf("sha256 must be 64 lowercase hex digits (got %q)", a.SHA256)

@@ -10,10 +10,12 @@ import (
 
 // Paths on a node. With --root the agent puts each under the root directory instead of /.
 const (
-	// OllamaPrefix is where the release tarball is extracted (it holds bin/ and lib/ollama/).
-	OllamaPrefix = "/usr/local"
-	// OllamaBinary is the installed ollama executable.
-	OllamaBinary = "/usr/local/bin/ollama"
+	// OllamaPrefix is the directory the agent owns for the Ollama release: it extracts only
+	// bin/ollama and lib/ollama/ there, away from /usr/local, where the agent itself lives.
+	OllamaPrefix = "/opt/llm-sandbox/ollama"
+	// OllamaBinary is the installed ollama executable (Ollama finds its libraries in
+	// ../lib/ollama from it).
+	OllamaBinary = OllamaPrefix + "/bin/ollama"
 	// OllamaHome is the ollama user's home directory.
 	OllamaHome = "/var/lib/ollama"
 	// OllamaModelsDir is OLLAMA_MODELS.
