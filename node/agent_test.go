@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -581,6 +582,7 @@ func TestPullHTTPErrorsAreRetried(t *testing.T) {
 		t.Errorf("pullModel() = %v after %d calls, want %d attempts", err, calls, testRetry.Attempts)
 	}
 }
+
 // TestUnpinnedReleaseIsRefused: a node config whose Ollama release has no pinned SHA-256 is
 // refused before anything is downloaded, even when it names the release's checksum file: a
 // hash read from the place the file comes from proves nothing.
@@ -612,11 +614,41 @@ func TestUnpinnedReleaseIsRefused(t *testing.T) {
 	}
 }
 
+// A release below the floor is refused on a node; only an agent installing under a test root
+// (the end-to-end tests build older releases from source) accepts it, with a warning.
 func TestOllamaBelowTheFloorIsRefused(t *testing.T) {
 	e := newEnv(t, ollamatest.Options{GPU: true})
 	e.cfg.Ollama.Version = "0.34.9"
-	if err := e.cfg.Validate(); err == nil || !strings.Contains(err.Error(), "ollama.version: must be 0.35.0 or later") {
+	want := "ollama.version: must be 0.35.0 or later"
+	if err := e.cfg.Validate(); err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("Validate() = %v, want the 0.35.0 floor named", err)
+	}
+	data, err := json.Marshal(e.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "node.json")
+	if err := os.WriteFile(file, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, root := range []string{"", "/"} {
+		if _, err := LoadConfig(file, Options{Root: root}); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("LoadConfig(root %q) = %v, want the floor named", root, err)
+		}
+		if _, err := New(context.Background(), e.cfg, Options{Root: root}); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("New(root %q) = %v, want the floor named", root, err)
+		}
+	}
+	if _, err := LoadConfig(file, e.options()); err != nil {
+		t.Errorf("LoadConfig under a test root = %v", err)
+	}
+	e.agent()
+	if !strings.Contains(e.log.String(), "warning: ollama.version must be 0.35.0 or later") {
+		t.Errorf("no warning for a release below the floor under a test root:\n%s", e.log)
+	}
+	e.cfg.Ollama.Version = "latest"
+	if _, err := New(context.Background(), e.cfg, e.options()); err == nil || !strings.Contains(err.Error(), "ollama.version: must be an Ollama release X.Y.Z") {
+		t.Errorf("New() = %v, want a version that is not X.Y.Z refused even under a test root", err)
 	}
 }
 

@@ -111,8 +111,14 @@ var (
 	label     = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
 )
 
-// Validate checks the config and returns every problem at once, each naming its JSON key.
-func (c *Config) Validate() error {
+// Validate checks the config as a node runs it and returns every problem at once, each naming
+// its JSON key.
+func (c *Config) Validate() error { return c.validate(false) }
+
+// validate is Validate. testRoot is an agent installing under a root other than / (tests):
+// there an Ollama release below versions.OllamaFloor is accepted, because the end-to-end tests
+// can only build older releases from source; a node never runs with a root.
+func (c *Config) validate(testRoot bool) error {
 	var errs []error
 	add := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
@@ -139,7 +145,7 @@ func (c *Config) Validate() error {
 		if c.Ollama == nil {
 			add("ollama", "is required for role ollama")
 		} else {
-			errs = append(errs, c.Ollama.validate()...)
+			errs = append(errs, c.Ollama.validate(testRoot)...)
 		}
 	} else if c.Ollama != nil {
 		add("ollama", "is only for role ollama (role is %q)", c.Role)
@@ -159,12 +165,14 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-func (o *OllamaConfig) validate() []error {
+func (o *OllamaConfig) validate(testRoot bool) []error {
 	var errs []error
 	add := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("ollama.%s: %s", key, fmt.Sprintf(format, args...)))
 	}
-	if p := versions.CheckOllamaVersion(o.Version); p != "" {
+	if _, err := versions.AtLeast(o.Version, versions.OllamaFloor); err != nil {
+		add("version", "must be an Ollama release X.Y.Z (got %q)", o.Version)
+	} else if p := versions.CheckOllamaVersion(o.Version); p != "" && !testRoot {
 		add("version", "%s", p)
 	}
 	if o.Release.SHA256 == "" {
@@ -386,8 +394,9 @@ func (a Artifact) Validate() error {
 	return nil
 }
 
-// LoadConfig reads and validates a node config file.
-func LoadConfig(path string) (*Config, error) {
+// LoadConfig reads and validates a node config file for an agent run with opts (whose Root
+// decides, as in New, whether an Ollama release below the floor is accepted).
+func LoadConfig(path string, opts Options) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read node config: %w", err)
@@ -398,7 +407,7 @@ func LoadConfig(path string) (*Config, error) {
 	if err := dec.Decode(&c); err != nil {
 		return nil, fmt.Errorf("node config %s: %w", path, err)
 	}
-	if err := c.Validate(); err != nil {
+	if err := c.validate(opts.testRoot()); err != nil {
 		return nil, fmt.Errorf("node config %s: %w", path, err)
 	}
 	return &c, nil
