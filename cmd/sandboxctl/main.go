@@ -46,6 +46,8 @@ Commands:
                         write stacks/Pulumi.<NAME>.yaml, an ephemeral copy of TEMPLATE
                         for CI (own CIDR, TTL tags; public in a Route 53 zone with
                         --hosted-zone-id, --domain and --allow-cidr)
+  pin ollama VERSION    record the release's SHA-256 from its sha256sum.txt in
+                        versions/versions.go, for review (needs internet access)
   version               the sandboxctl build, its Go release and the pinned Ollama and
                         LiteLLM releases (also --version)
 
@@ -82,6 +84,7 @@ var commands = map[string]command{
 	"destroy":   {"delete stacks' resources", runDestroy},
 	"refresh":   {"read stacks' resources back into their state", runRefresh},
 	"ephemeral": {"write an ephemeral copy of a stack file for CI", runEphemeral},
+	"pin":       {"record an upstream release's SHA-256 in versions/versions.go", runPin},
 	"version":   {"print the sandboxctl build and the pinned Ollama and LiteLLM releases", runVersion},
 }
 
