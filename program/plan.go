@@ -31,13 +31,18 @@ type Plan struct {
 	spec *config.Spec
 }
 
-// Check runs every policy rule over the plan.
+// Check runs every policy rule over the plan. A warning of the plan (what `up` would refuse)
+// is a finding too, rule "pinned-ollama", so that `sandboxctl check` fails on it.
 func (p *Plan) Check() []policy.Finding {
 	pp := &policy.Plan{Spec: p.spec}
 	for _, r := range p.Resources {
 		pp.Resources = append(pp.Resources, policy.Resource{Type: r.Type, Name: r.Name, ID: r.ID, ARN: r.ARN, Inputs: r.Inputs})
 	}
-	return policy.Check(pp)
+	findings := policy.Check(pp)
+	for _, w := range p.Warnings {
+		findings = append(findings, policy.Finding{Rule: "pinned-ollama", Resource: "versions.Ollama", Message: w})
+	}
+	return findings
 }
 
 // PlannedResource is one resource of a Plan.
