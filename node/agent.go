@@ -152,7 +152,7 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Agent, error) {
 	if cfg == nil {
 		return nil, errors.New("node agent: no config")
 	}
-	if err := cfg.validate(opts.testRoot()); err != nil {
+	if err := cfg.ValidateFor(opts); err != nil {
 		return nil, fmt.Errorf("node agent: %w", err)
 	}
 	root := opts.Root

@@ -115,6 +115,10 @@ var (
 // its JSON key.
 func (c *Config) Validate() error { return c.validate(false) }
 
+// ValidateFor checks the config as an agent run with opts checks it (LoadConfig, New): as
+// Validate, except that a root other than / accepts an Ollama release below the floor.
+func (c *Config) ValidateFor(opts Options) error { return c.validate(opts.testRoot()) }
+
 // validate is Validate. testRoot is an agent installing under a root other than / (tests):
 // there an Ollama release below versions.OllamaFloor is accepted, because the end-to-end tests
 // can only build older releases from source; a node never runs with a root.
@@ -407,7 +411,7 @@ func LoadConfig(path string, opts Options) (*Config, error) {
 	if err := dec.Decode(&c); err != nil {
 		return nil, fmt.Errorf("node config %s: %w", path, err)
 	}
-	if err := c.validate(opts.testRoot()); err != nil {
+	if err := c.ValidateFor(opts); err != nil {
 		return nil, fmt.Errorf("node config %s: %w", path, err)
 	}
 	return &c, nil
