@@ -282,13 +282,15 @@ func RenderLiteLLMUnit(c *Config, p LiteLLMUnitPaths) ([]byte, error) {
 		HardeningWhy: []string{
 			"Sandbox (systemd.exec(5)): LiteLLM without a database writes nothing, so the whole file",
 			"system is read-only to it (its /tmp is private), its config explicitly so; no devices,",
-			"no capabilities, IPv4/IPv6/Unix sockets only, the @system-service system calls.",
-			"Writable and executable memory stays allowed: Python's cffi callbacks need it.",
+			"no capabilities, IPv4/IPv6/Unix sockets only, the @system-service system calls, no",
+			"writable and executable memory (LiteLLM served chat, streaming and 401s under the same",
+			"seccomp rule; a cffi callback would need such memory, and none is on its path).",
 		},
 		Hardening: append(sandboxing(),
 			"ProtectSystem=strict",
 			"ReadOnlyPaths="+p.ConfigDir,
-			"PrivateDevices=yes"),
+			"PrivateDevices=yes",
+			"MemoryDenyWriteExecute=yes"),
 	}
 	return u.render(), nil
 }
