@@ -33,9 +33,10 @@ Commands:
   preflight STACK       check, read-only against AWS, that the account and region can
                         take STACK: quotas, instance offerings, AMIs, certificate, AZs
   verify STACK          check a deployed endpoint: models listed, a chat and a streamed
-                        completion per model, a wrong key refused (or --url and --key)
+                        completion per model, a wrong key refused (or --url, with the
+                        key in SANDBOX_API_KEY or --key)
   loadtest STACK        drive --users concurrent streaming users and judge tokens/s per
-                        user against a target (or --url and --key)
+                        user against a target (or --url, as for verify)
   preview STACK...      show what up would change in each STACK (--all: every stack),
                         with the Pulumi engine, --parallel N stacks at a time (2)
   up STACK...           create or update each STACK's resources (--all: every stack)
