@@ -103,7 +103,7 @@ type GatewayArgs struct {
 	// false here; the Spec's default is true, and the caller passes it.
 	DeletionProtection bool
 	// InstanceType is the gateway nodes' instance type: a CPU type of the instance catalog
-	// (config.LookupInstance), e.g. "t3.large"; its vCPUs set LiteLLM's worker count. Required.
+	// (catalog.LookupInstance), e.g. "t3.large"; its vCPUs set LiteLLM's worker count. Required.
 	InstanceType string
 	// MinSize is the fewest gateway nodes, at least 1; the Spec's default of 2 spreads them
 	// across AZs. Required.

@@ -14,6 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/llm-sandbox/llm-sandbox/components/internal/launch"
+	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
 	"github.com/llm-sandbox/llm-sandbox/internal/mockaws"
 	"github.com/llm-sandbox/llm-sandbox/internal/mockaws/mocktest"
 	"github.com/llm-sandbox/llm-sandbox/node"
@@ -390,8 +391,8 @@ func TestTargetGroup(t *testing.T) {
 func TestLaunchTemplate(t *testing.T) {
 	m, g, _ := mustRun(t, validArgs())
 	lt := only(t, m, tLT)
-	want := mockaws.CannedAMI(launch.CPUAMIParameter)
-	if lt["imageId"] != want || g.AMIID != want || g.AMIParameter != launch.CPUAMIParameter {
+	want := mockaws.CannedAMI(catalog.CPUAMIParameter)
+	if lt["imageId"] != want || g.AMIID != want || g.AMIParameter != catalog.CPUAMIParameter {
 		t.Errorf("imageId = %v (component %s from %s), want %s from the Ubuntu 24.04 parameter", lt["imageId"], g.AMIID, g.AMIParameter, want)
 	}
 	if lt["instanceType"] != "t3.large" || lt["updateDefaultVersion"] != true {

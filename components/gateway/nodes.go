@@ -6,6 +6,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/llm-sandbox/llm-sandbox/components/internal/launch"
+	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
 	"github.com/llm-sandbox/llm-sandbox/node"
 )
 
@@ -75,11 +76,11 @@ func nodeConfig(args *GatewayArgs, s *settings, internalDNS, masterKeySecretArn 
 
 // resolveAMI resolves Ubuntu 24.04's public SSM parameter to a concrete AMI id.
 func (b *builder) resolveAMI() error {
-	ami, err := launch.ResolveAMI(b.ctx, launch.CPUAMIParameter, b.comp)
+	ami, err := launch.ResolveAMI(b.ctx, catalog.CPUAMIParameter, b.comp)
 	if err != nil {
 		return err
 	}
-	b.comp.AMIID, b.comp.AMIParameter = ami, launch.CPUAMIParameter
+	b.comp.AMIID, b.comp.AMIParameter = ami, catalog.CPUAMIParameter
 	return nil
 }
 

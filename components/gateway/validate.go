@@ -3,12 +3,12 @@ package gateway
 import (
 	"fmt"
 	"net/netip"
-	"regexp"
 	"sort"
 	"strings"
 
 	"github.com/llm-sandbox/llm-sandbox/components/internal/launch"
-	"github.com/llm-sandbox/llm-sandbox/config"
+	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
+	"github.com/llm-sandbox/llm-sandbox/internal/rules"
 	"github.com/llm-sandbox/llm-sandbox/node"
 )
 
@@ -17,8 +17,6 @@ import (
 // 1.82.8 carried a credential stealer (FACTS.md, LiteLLM: BerriAI/litellm#24518). The node
 // package owns the check; the gateway reports its verdict under LiteLLMVersion.
 const MinLiteLLMVersion = node.LiteLLMFloor
-
-var acmARN = regexp.MustCompile(`^arn:aws(-[a-z]+)*:acm:([a-z0-9-]+):([0-9]{12}):certificate/[A-Za-z0-9-]+$`)
 
 // Stand-ins for what the node config names but construction only learns later (the internal
 // load balancer's DNS name, the secret's ARN), of the same shape, so the config can be checked
@@ -59,7 +57,7 @@ func validate(name string, args *GatewayArgs) (*settings, error) {
 	c.Department(args.Department)
 	c.Region(args.Region)
 	if c.InstanceType("InstanceType", args.InstanceType, "t3.large") {
-		inst, ok := config.LookupInstance(args.InstanceType)
+		inst, ok := catalog.LookupInstance(args.InstanceType)
 		switch {
 		case !ok:
 			c.Add("InstanceType", "must be a CPU type of the instance catalog, one of %s (got %q)", strings.Join(cpuTypes(), ", "), args.InstanceType)
@@ -140,13 +138,11 @@ func validateAccess(c *launch.Checker, args *GatewayArgs, s *settings) {
 		c.Add("Access.Mode", "must be %q or %q (got %q)", ModeInternal, ModePublic, a.Mode)
 	}
 
-	if a.Hostname != "" && !config.IsHostname(a.Hostname) {
-		c.Add("Access.Hostname", "must be a lowercase DNS name such as llm.chem.example.edu (got %q)", a.Hostname)
+	if a.Hostname != "" {
+		c.Rule("Access.Hostname", rules.Hostname(a.Hostname))
 	}
 	if a.HostedZoneID != "" {
-		if !config.IsHostedZoneID(a.HostedZoneID) {
-			c.Add("Access.HostedZoneID", "must be a bare Route 53 hosted zone id such as Z0123456789ABCDEFGHIJ (got %q)", a.HostedZoneID)
-		}
+		c.Rule("Access.HostedZoneID", rules.HostedZoneID(a.HostedZoneID))
 		if a.Hostname == "" {
 			c.Add("Access.Hostname", "required with Access.HostedZoneID: the name to create in the zone (got none)")
 		}
@@ -159,11 +155,7 @@ func validateAccess(c *launch.Checker, args *GatewayArgs, s *settings) {
 		case s.public:
 			c.Add("Access.CertificateARN", "required when Access.Mode is public and Access.HostedZoneID is empty: the ACM certificate of the HTTPS listener (got none)")
 		}
-	} else if m := acmARN.FindStringSubmatch(a.CertificateARN); m == nil {
-		c.Add("Access.CertificateARN", "must be an ACM certificate ARN, arn:aws:acm:<region>:<account>:certificate/<id> (got %q)", a.CertificateARN)
-	} else if m[2] != args.Region {
-		c.Add("Access.CertificateARN", "must be in Region %s, where the load balancer is (got a certificate in %s)", args.Region, m[2])
-	} else {
+	} else if c.Rule("Access.CertificateARN", rules.ACMCertificateARN(a.CertificateARN, args.Region)) {
 		s.https = true
 	}
 
@@ -197,18 +189,10 @@ func validateAccess(c *launch.Checker, args *GatewayArgs, s *settings) {
 	sort.Slice(s.clientCIDRs, func(i, j int) bool { return s.clientCIDRs[i].String() < s.clientCIDRs[j].String() })
 }
 
-// parseCIDR reads an IPv4 CIDR with its host bits zero.
+// parseCIDR reads an IPv4 CIDR with its host bits zero (rules.IPv4CIDR).
 func parseCIDR(c *launch.Checker, field, raw string) (netip.Prefix, bool) {
-	p, err := netip.ParsePrefix(raw)
-	switch {
-	case err != nil || !p.Addr().Is4():
-		c.Add(field, "must be an IPv4 CIDR such as 10.20.0.0/16 (got %q)", raw)
-		return netip.Prefix{}, false
-	case p.Masked() != p:
-		c.Add(field, "must have its host bits zero, e.g. %s (got %s)", p.Masked(), raw)
-		return netip.Prefix{}, false
-	}
-	return p, true
+	p, problem := rules.IPv4CIDR(raw)
+	return p, c.Rule(field, problem)
 }
 
 // validatePools checks every pool route; listener ports must be unique across pools.
@@ -221,9 +205,7 @@ func validatePools(c *launch.Checker, args *GatewayArgs, s *settings) {
 	servedBy := map[string]string{}
 	for _, pool := range s.poolNames {
 		r, f := args.Pools[pool], fmt.Sprintf("Pools[%q]", pool)
-		if n := len(pool); n < 1 || n > 20 || !launch.DNSLabel.MatchString(pool) {
-			c.Add(f, "the pool name must be a lowercase DNS label of 1..20 characters (got %q)", pool)
-		}
+		c.Rule(f, rules.PoolName(pool))
 		if r.ListenerPort < 1 || r.ListenerPort > 65535 {
 			c.Add(f+".ListenerPort", "must be 1..65535 (got %d)", r.ListenerPort)
 		} else if other, dup := ports[r.ListenerPort]; dup {
@@ -253,8 +235,8 @@ func validatePools(c *launch.Checker, args *GatewayArgs, s *settings) {
 // cpuTypes are the instance catalog's CPU types.
 func cpuTypes() []string {
 	var out []string
-	for _, t := range config.InstanceTypes() {
-		if inst, _ := config.LookupInstance(t); !inst.HasGPU() {
+	for _, t := range catalog.InstanceTypes() {
+		if inst, _ := catalog.LookupInstance(t); !inst.HasGPU() {
 			out = append(out, t)
 		}
 	}

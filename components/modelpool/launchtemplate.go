@@ -4,16 +4,17 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/llm-sandbox/llm-sandbox/components/internal/launch"
+	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
 	"github.com/llm-sandbox/llm-sandbox/node"
 )
 
-// Public SSM parameters the AMI is resolved from at deploy time (FACTS.md, "AWS: AMIs,
-// instances, quotas"); see the launch package for what each image is.
+// Public SSM parameters the AMI is resolved from at deploy time; the catalog says what each
+// image is. Kept for callers outside the components that name the pool's parameters.
 const (
 	// GPUAMIParameter is the Deep Learning Base OSS Nvidia Driver GPU AMI on Ubuntu 24.04.
-	GPUAMIParameter = launch.GPUAMIParameter
+	GPUAMIParameter = catalog.GPUAMIParameter
 	// CPUAMIParameter is Canonical's Ubuntu 24.04 LTS server AMI with a gp3 root.
-	CPUAMIParameter = launch.CPUAMIParameter
+	CPUAMIParameter = catalog.CPUAMIParameter
 )
 
 const (
@@ -72,10 +73,7 @@ func nodeConfig(args *ModelPoolArgs) *node.Config {
 
 // resolveAMI resolves the GPU or CPU image's public SSM parameter to a concrete AMI id.
 func (b *builder) resolveAMI() error {
-	param := CPUAMIParameter
-	if b.args.GPU {
-		param = GPUAMIParameter
-	}
+	param := catalog.AMIParameter(b.args.GPU)
 	ami, err := launch.ResolveAMI(b.ctx, param, b.comp)
 	if err != nil {
 		return err

@@ -8,13 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"regexp"
 	"slices"
 	"strings"
 
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ec2"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/llm-sandbox/llm-sandbox/internal/rules"
 )
 
 // typeToken is the component's Pulumi type token.
@@ -160,9 +161,6 @@ func NewNetwork(ctx *pulumi.Context, name string, args *NetworkArgs, opts ...pul
 	return comp, nil
 }
 
-// regionPattern matches AWS region names such as ca-central-1 or us-gov-west-1.
-var regionPattern = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
-
 // resolve validates args and applies defaults. It reports every problem at once, each naming
 // the NetworkArgs field at fault.
 func resolve(args *NetworkArgs) (settings, error) {
@@ -199,11 +197,8 @@ func resolve(args *NetworkArgs) (settings, error) {
 		errs = append(errs, fieldError("NATStrategy", "unknown strategy %q (want %q, %q or %q)", s.nat, NATSingle, NATPerAZ, NATNone))
 	}
 
-	switch {
-	case s.region == "":
-		errs = append(errs, fieldError("Region", "required (got an empty string)"))
-	case !regionPattern.MatchString(s.region):
-		errs = append(errs, fieldError("Region", "%q is not an AWS region name (want e.g. ca-central-1)", s.region))
+	if msg := rules.Region(s.region); msg != "" {
+		errs = append(errs, fieldError("Region", "%s", msg))
 	}
 
 	if s.retentionDays == 0 {
@@ -228,21 +223,12 @@ func logRetentionPeriods() []int {
 
 // parseVPCCIDR parses an IPv4 VPC CIDR and checks it is /16 to /22 with the host bits zero.
 func parseVPCCIDR(cidr string) (netip.Prefix, error) {
-	if cidr == "" {
-		return netip.Prefix{}, errors.New("required (got an empty string)")
+	p, problem := rules.IPv4CIDR(cidr)
+	if problem == "" {
+		problem = rules.VPCSize(p)
 	}
-	p, err := netip.ParsePrefix(cidr)
-	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("%q is not a CIDR block (want e.g. 10.20.0.0/16)", cidr)
-	}
-	if !p.Addr().Is4() {
-		return netip.Prefix{}, fmt.Errorf("%q is not an IPv4 CIDR block", cidr)
-	}
-	if p.Bits() < 16 || p.Bits() > 22 {
-		return netip.Prefix{}, fmt.Errorf("%q is a /%d (want /16 to /22)", cidr, p.Bits())
-	}
-	if p.Masked() != p {
-		return netip.Prefix{}, fmt.Errorf("%q has host bits set (want %s)", cidr, p.Masked())
+	if problem != "" {
+		return netip.Prefix{}, errors.New(problem)
 	}
 	return p, nil
 }

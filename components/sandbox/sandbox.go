@@ -17,6 +17,7 @@ import (
 	"github.com/llm-sandbox/llm-sandbox/components/modelpool"
 	"github.com/llm-sandbox/llm-sandbox/components/network"
 	"github.com/llm-sandbox/llm-sandbox/config"
+	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
 	"github.com/llm-sandbox/llm-sandbox/node"
 	"github.com/llm-sandbox/llm-sandbox/versions"
 )
@@ -237,7 +238,7 @@ func NewSandbox(ctx *pulumi.Context, name string, args *SandboxArgs, opts ...pul
 
 // poolArgs maps one pool of the Spec onto the ModelPool component's arguments.
 func poolArgs(spec *config.Spec, pool config.Pool, net *network.Network, keyStore *keys.KeyStore, bucket *artifacts.Bucket) *modelpool.ModelPoolArgs {
-	inst, _ := config.LookupInstance(pool.InstanceType) // validated by config
+	inst, _ := catalog.LookupInstance(pool.InstanceType) // validated by config
 	args := &modelpool.ModelPoolArgs{
 		Department:         spec.Department,
 		Pool:               pool.Name,

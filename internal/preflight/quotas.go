@@ -8,6 +8,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/servicequotas"
 
 	"github.com/llm-sandbox/llm-sandbox/config"
+	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
 )
 
 // Quota is one EC2 vCPU quota a department draws on.
@@ -63,7 +64,7 @@ func groups(spec *config.Spec, q Quota) []group {
 	var gs []group
 	for _, name := range spec.PoolNames() {
 		p := spec.Pools[name]
-		inst, ok := config.LookupInstance(p.InstanceType)
+		inst, ok := catalog.LookupInstance(p.InstanceType)
 		if !ok || !q.counts(inst.HasGPU(), p.Spot) {
 			continue
 		}
@@ -71,14 +72,14 @@ func groups(spec *config.Spec, q Quota) []group {
 			worstVCPUs: inst.VCPUs, worstType: p.InstanceType}
 		if p.Spot {
 			for _, t := range p.SpotInstanceTypes() {
-				if i, ok := config.LookupInstance(t); ok && i.VCPUs > g.worstVCPUs {
+				if i, ok := catalog.LookupInstance(t); ok && i.VCPUs > g.worstVCPUs {
 					g.worstVCPUs, g.worstType = i.VCPUs, t
 				}
 			}
 		}
 		gs = append(gs, g)
 	}
-	if gw, ok := config.LookupInstance(spec.Gateway.InstanceType); ok && q.counts(false, false) {
+	if gw, ok := catalog.LookupInstance(spec.Gateway.InstanceType); ok && q.counts(false, false) {
 		gs = append(gs, group{label: "gateway", instanceType: gw.Type, vcpus: gw.VCPUs, maxSize: spec.Gateway.MaxSize,
 			worstVCPUs: gw.VCPUs, worstType: gw.Type})
 	}

@@ -12,12 +12,12 @@ package launch
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"sort"
 	"strings"
-	"unicode"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/llm-sandbox/llm-sandbox/internal/rules"
 )
 
 // Tag keys every group of nodes carries on its instances, volumes and the group itself.
@@ -90,26 +90,6 @@ func SortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// Partition is the AWS partition of a region, for AWS-managed policy ARNs.
-func Partition(region string) string {
-	switch {
-	case strings.HasPrefix(region, "cn-"):
-		return "aws-cn"
-	case strings.HasPrefix(region, "us-gov-"):
-		return "aws-us-gov"
-	}
-	return "aws"
-}
-
-var (
-	// DNSLabel is a lowercase DNS label; lengths are checked separately.
-	DNSLabel = regexp.MustCompile(`^[a-z]([a-z0-9-]*[a-z0-9])?$`)
-	// instanceTypeRE is the shape of an EC2 instance type, e.g. g5.xlarge.
-	instanceTypeRE = regexp.MustCompile(`^[a-z][a-z0-9-]*\.[a-z0-9]+$`)
-	regionRE       = regexp.MustCompile(`^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$`)
-	sha256Hex      = regexp.MustCompile(`^[0-9a-f]{64}$`)
-)
-
 // FieldError is one problem with one field of a component's arguments.
 type FieldError struct {
 	Kind      string // what the component is: "model pool", "gateway"
@@ -142,27 +122,25 @@ func (c *Checker) Add(field, format string, a ...any) {
 // Err returns every problem recorded, joined, or nil.
 func (c *Checker) Err() error { return errors.Join(c.errs...) }
 
-// Department checks a department's short name: a lowercase DNS label of 2..32 characters.
-func (c *Checker) Department(v string) {
-	if n := len(v); n < 2 || n > 32 || !DNSLabel.MatchString(v) {
-		c.Add("Department", "must be a lowercase DNS label of 2..32 characters (got %q)", v)
-	}
-}
-
-// Region checks an AWS region name.
-func (c *Checker) Region(v string) {
-	if !regionRE.MatchString(v) {
-		c.Add("Region", "must be an AWS region name such as ca-central-1 (got %q)", v)
-	}
-}
-
-// InstanceType checks the shape of an EC2 instance type and reports whether it is well formed.
-func (c *Checker) InstanceType(field, v, example string) bool {
-	if !instanceTypeRE.MatchString(v) {
-		c.Add(field, "must be an EC2 instance type such as %s (got %q)", example, v)
+// Rule records what a rule of the rules package says about field, if anything, and reports
+// whether the value passed.
+func (c *Checker) Rule(field, problem string) bool {
+	if problem != "" {
+		c.Add(field, "%s", problem)
 		return false
 	}
 	return true
+}
+
+// Department checks a department's short name (rules.Department).
+func (c *Checker) Department(v string) { c.Rule("Department", rules.Department(v)) }
+
+// Region checks an AWS region name (rules.Region).
+func (c *Checker) Region(v string) { c.Rule("Region", rules.Region(v)) }
+
+// InstanceType checks the shape of an EC2 instance type and reports whether it is well formed.
+func (c *Checker) InstanceType(field, v, example string) bool {
+	return c.Rule(field, rules.InstanceTypeShape(v, example))
 }
 
 // Sizes checks a group's bounds: floor <= min <= max, max >= 1.
@@ -178,13 +156,7 @@ func (c *Checker) Sizes(minSize, maxSize, floor int) {
 }
 
 // SHA256 checks a lowercase hex SHA-256 and reports whether it is well formed.
-func (c *Checker) SHA256(field, v string) bool {
-	if !sha256Hex.MatchString(v) {
-		c.Add(field, "must be 64 lowercase hex digits (got %q)", v)
-		return false
-	}
-	return true
-}
+func (c *Checker) SHA256(field, v string) bool { return c.Rule(field, rules.SHA256Hex(v)) }
 
 // Required reports every field whose input is nil.
 func (c *Checker) Required(inputs map[string]bool) {
@@ -230,8 +202,7 @@ func (c *Checker) Models(field string, models []string) {
 	for i, m := range models {
 		f := fmt.Sprintf("%s[%d]", field, i)
 		switch {
-		case m == "" || strings.ContainsAny(m, "/\\") || strings.ContainsFunc(m, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }):
-			c.Add(f, "must be an Ollama tag such as llama3.1:8b (got %q)", m)
+		case !c.Rule(f, rules.OllamaTag(m)):
 		case seen[m]:
 			c.Add(f, "lists %q twice", m)
 		}

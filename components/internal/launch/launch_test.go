@@ -127,12 +127,4 @@ func TestCheckerTags(t *testing.T) {
 	}
 }
 
-func TestPartition(t *testing.T) {
-	for region, want := range map[string]string{"ca-central-1": "aws", "cn-north-1": "aws-cn", "us-gov-west-1": "aws-us-gov"} {
-		if got := Partition(region); got != want {
-			t.Errorf("Partition(%s) = %s, want %s", region, got, want)
-		}
-	}
-}
-
 func keys(m map[string]map[string]any) []string { return SortedKeys(m) }

@@ -7,6 +7,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/llm-sandbox/llm-sandbox/components/internal/iampolicy"
+	"github.com/llm-sandbox/llm-sandbox/internal/rules"
 )
 
 // Statement ids of a node role's inline policy.
@@ -151,7 +152,7 @@ func NewNodeRole(ctx *pulumi.Context, name string, args NodeRoleArgs, opts ...pu
 
 	ssmAttachment, err := iam.NewRolePolicyAttachment(ctx, name+"-ssm", &iam.RolePolicyAttachmentArgs{
 		Role:      role.Name,
-		PolicyArn: pulumi.String(fmt.Sprintf("arn:%s:iam::aws:policy/%s", Partition(args.Region), SSMManagedPolicy)),
+		PolicyArn: pulumi.String(fmt.Sprintf("arn:%s:iam::aws:policy/%s", rules.Partition(args.Region), SSMManagedPolicy)),
 	}, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("node role SSM attachment: %w", err)
