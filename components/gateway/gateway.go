@@ -18,7 +18,7 @@ import (
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/wafv2"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
-	"github.com/llm-sandbox/llm-sandbox/components/internal/launch"
+	"github.com/llm-sandbox/llm-sandbox/components/internal/nodegroup"
 )
 
 // TypeToken is the component's Pulumi type token.
@@ -119,7 +119,8 @@ type GatewayArgs struct {
 	// resources. Required.
 	InternalALBSecurityGroupID pulumi.StringInput
 	// LiteLLMVersion is the pinned LiteLLM release (versions.LiteLLM.Version): an exact
-	// release, at least MinLiteLLMVersion, never 1.82.7 or 1.82.8. Required.
+	// release, at least node.LiteLLMFloor, never 1.82.7 or 1.82.8 (the node package owns the
+	// rule; the gateway reports its verdict under this field). Required.
 	LiteLLMVersion string
 	// MasterKeySecretArn is the ARN of the Secrets Manager secret holding the LiteLLM master
 	// key (keys.KeyStore MasterKeySecretArn): the node role may read that secret only, and the
@@ -227,7 +228,7 @@ func NewGateway(ctx *pulumi.Context, name string, args *GatewayArgs, opts ...pul
 	}
 
 	comp := &Gateway{
-		LaunchHookName: launch.LaunchHookName,
+		LaunchHookName: nodegroup.LaunchHookName,
 		IngressRules:   map[string]*vpc.SecurityGroupIngressRule{},
 		EgressRules:    map[string]*vpc.SecurityGroupEgressRule{},
 		PoolListeners:  map[string]*lb.Listener{},
@@ -271,7 +272,7 @@ type builder struct {
 	args     *GatewayArgs
 	s        *settings
 	comp     *Gateway
-	nodeRole *launch.NodeRole
+	nodeRole *nodegroup.NodeRole
 }
 
 // build registers every child in dependency order.

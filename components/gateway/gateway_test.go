@@ -13,7 +13,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"gopkg.in/yaml.v3"
 
-	"github.com/llm-sandbox/llm-sandbox/components/internal/launch"
+	"github.com/llm-sandbox/llm-sandbox/components/internal/nodegroup"
 	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
 	"github.com/llm-sandbox/llm-sandbox/internal/mockaws"
 	"github.com/llm-sandbox/llm-sandbox/internal/mockaws/mocktest"
@@ -387,7 +387,7 @@ func TestTargetGroup(t *testing.T) {
 	}
 }
 
-// TestLaunchTemplate checks the hardening the gateway gets from the shared launch package.
+// TestLaunchTemplate checks the hardening the gateway gets from the shared nodegroup package.
 func TestLaunchTemplate(t *testing.T) {
 	m, g, _ := mustRun(t, validArgs())
 	lt := only(t, m, tLT)
@@ -768,9 +768,9 @@ func TestTimeoutChain(t *testing.T) {
 		{"front idle timeout holds a non-streaming 8192-token answer at 10 tokens/s", FrontIdleTimeoutSeconds >= 8192/10},
 		{"LiteLLM keep-alive > front idle timeout", KeepAliveSeconds > FrontIdleTimeoutSeconds},
 		{"LiteLLM request timeout >= front idle timeout", RequestTimeoutSeconds >= FrontIdleTimeoutSeconds},
-		{"LiteLLM request timeout >= the longest pool generation", RequestTimeoutSeconds >= launch.DeregistrationDelaySeconds(1<<20)},
+		{"LiteLLM request timeout >= the longest pool generation", RequestTimeoutSeconds >= nodegroup.DeregistrationDelaySeconds(1<<20)},
 		{"internal idle timeout >= front idle timeout", InternalIdleTimeoutSeconds >= FrontIdleTimeoutSeconds},
-		{"gateway deregistration >= every pool's", DeregistrationDelaySeconds >= launch.DeregistrationDelaySeconds(1<<20)},
+		{"gateway deregistration >= every pool's", DeregistrationDelaySeconds >= nodegroup.DeregistrationDelaySeconds(1<<20)},
 		{"ALB idle timeouts within AWS's 1..4000 s", FrontIdleTimeoutSeconds <= 4000 && InternalIdleTimeoutSeconds <= 4000},
 		{"deregistration within AWS's 0..3600 s", DeregistrationDelaySeconds <= 3600},
 	} {

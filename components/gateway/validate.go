@@ -2,21 +2,17 @@ package gateway
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 
-	"github.com/llm-sandbox/llm-sandbox/components/internal/launch"
+	"github.com/llm-sandbox/llm-sandbox/components/internal/argcheck"
 	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
 	"github.com/llm-sandbox/llm-sandbox/internal/rules"
 	"github.com/llm-sandbox/llm-sandbox/node"
 )
-
-// MinLiteLLMVersion is the oldest LiteLLM release the gateway runs, the node agent's floor:
-// 1.84.0 fixes a Host-header authentication bypass, 1.83.7 several earlier CVEs, and 1.82.7 and
-// 1.82.8 carried a credential stealer (FACTS.md, LiteLLM: BerriAI/litellm#24518). The node
-// package owns the check; the gateway reports its verdict under LiteLLMVersion.
-const MinLiteLLMVersion = node.LiteLLMFloor
 
 // Stand-ins for what the node config names but construction only learns later (the internal
 // load balancer's DNS name, the secret's ARN), of the same shape, so the config can be checked
@@ -47,7 +43,7 @@ type settings struct {
 // validate returns every problem with args at once, each naming its field, and otherwise the
 // settings construction uses.
 func validate(name string, args *GatewayArgs) (*settings, error) {
-	c := launch.NewChecker("gateway", name)
+	c := argcheck.NewChecker("gateway", name)
 	if args == nil {
 		c.Add("GatewayArgs", "required (got nil)")
 		return nil, c.Err()
@@ -94,7 +90,8 @@ func validate(name string, args *GatewayArgs) (*settings, error) {
 		required["PublicSubnetIDs"] = args.PublicSubnetIDs == nil
 	}
 	c.Required(required)
-	c.Tags(args.Tags, identity(args.Department))
+	id := identity(args.Department)
+	c.Tags(args.Tags, id.Kind, id.Name, id.Scope)
 
 	if err := c.Err(); err != nil {
 		return nil, err
@@ -128,7 +125,7 @@ func nodeConfigProblems(cfg *node.Config) []string {
 }
 
 // validateAccess checks Access and VpcCIDR and works out the client ranges.
-func validateAccess(c *launch.Checker, args *GatewayArgs, s *settings) {
+func validateAccess(c *argcheck.Checker, args *GatewayArgs, s *settings) {
 	a := args.Access
 	switch a.Mode {
 	case ModePublic:
@@ -190,17 +187,17 @@ func validateAccess(c *launch.Checker, args *GatewayArgs, s *settings) {
 }
 
 // parseCIDR reads an IPv4 CIDR with its host bits zero (rules.IPv4CIDR).
-func parseCIDR(c *launch.Checker, field, raw string) (netip.Prefix, bool) {
+func parseCIDR(c *argcheck.Checker, field, raw string) (netip.Prefix, bool) {
 	p, problem := rules.IPv4CIDR(raw)
 	return p, c.Rule(field, problem)
 }
 
 // validatePools checks every pool route; listener ports must be unique across pools.
-func validatePools(c *launch.Checker, args *GatewayArgs, s *settings) {
+func validatePools(c *argcheck.Checker, args *GatewayArgs, s *settings) {
 	if len(args.Pools) == 0 {
 		c.Add("Pools", "must route at least one pool (got none)")
 	}
-	s.poolNames = launch.SortedKeys(args.Pools)
+	s.poolNames = slices.Sorted(maps.Keys(args.Pools))
 	ports := map[int]string{}
 	servedBy := map[string]string{}
 	for _, pool := range s.poolNames {

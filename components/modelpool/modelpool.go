@@ -14,7 +14,8 @@ import (
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/lb"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
-	"github.com/llm-sandbox/llm-sandbox/components/internal/launch"
+	"github.com/llm-sandbox/llm-sandbox/components/internal/argcheck"
+	"github.com/llm-sandbox/llm-sandbox/components/internal/nodegroup"
 	"github.com/llm-sandbox/llm-sandbox/node"
 )
 
@@ -165,7 +166,7 @@ func NewModelPool(ctx *pulumi.Context, name string, args *ModelPoolArgs, opts ..
 	}
 
 	comp := &ModelPool{
-		LaunchHookName:   launch.LaunchHookName,
+		LaunchHookName:   nodegroup.LaunchHookName,
 		NodeConfig:       cfg,
 		ScheduledActions: map[string]*autoscaling.Schedule{},
 	}
@@ -201,7 +202,7 @@ type builder struct {
 	args *ModelPoolArgs
 	comp *ModelPool
 	// nodeRole is the role and what hangs off it; the group waits for its policies.
-	nodeRole *launch.NodeRole
+	nodeRole *nodegroup.NodeRole
 }
 
 // build registers every child in dependency order.
@@ -229,12 +230,12 @@ func (b *builder) child() pulumi.ResourceOption {
 
 // identity names the pool's instances, volumes and group "<department>-<pool>" and scopes the
 // role's lifecycle permission to groups tagged with both the department and the pool.
-func identity(args *ModelPoolArgs) launch.Identity {
-	return launch.Identity{
+func identity(args *ModelPoolArgs) nodegroup.Identity {
+	return nodegroup.Identity{
 		Kind: "model pool",
 		Name: args.Department + "-" + args.Pool,
-		Scope: []launch.Tag{
-			{Key: launch.TagDepartment, Value: args.Department, Field: "Department"},
+		Scope: []argcheck.Tag{
+			{Key: nodegroup.TagDepartment, Value: args.Department, Field: "Department"},
 			{Key: tagPool, Value: args.Pool, Field: "Pool"},
 		},
 	}

@@ -5,7 +5,7 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/llm-sandbox/llm-sandbox/components/internal/launch"
+	"github.com/llm-sandbox/llm-sandbox/components/internal/argcheck"
 	"github.com/llm-sandbox/llm-sandbox/internal/rules"
 	"github.com/llm-sandbox/llm-sandbox/node"
 )
@@ -17,7 +17,7 @@ const tagPool = "Pool"
 // validate returns every problem with args at once, each naming its field, and otherwise the
 // node config the user data will carry.
 func validate(name string, args *ModelPoolArgs) (*node.Config, error) {
-	c := launch.NewChecker("model pool", name)
+	c := argcheck.NewChecker("model pool", name)
 	if args == nil {
 		c.Add("ModelPoolArgs", "required (got nil)")
 		return nil, c.Err()
@@ -68,7 +68,8 @@ func validate(name string, args *ModelPoolArgs) (*node.Config, error) {
 		"VpcID":              args.VpcID == nil,
 		"SubnetIDs":          args.SubnetIDs == nil,
 	})
-	c.Tags(args.Tags, identity(args))
+	id := identity(args)
+	c.Tags(args.Tags, id.Kind, id.Name, id.Scope)
 
 	if err := c.Err(); err != nil {
 		return nil, err
@@ -83,7 +84,7 @@ func validate(name string, args *ModelPoolArgs) (*node.Config, error) {
 	return cfg, nil
 }
 
-func validateSpotTypes(args *ModelPoolArgs, c *launch.Checker) {
+func validateSpotTypes(args *ModelPoolArgs, c *argcheck.Checker) {
 	if len(args.SpotInstanceTypes) == 0 {
 		c.Add("SpotInstanceTypes", "required when Spot is true: the instance types the spot group may launch, InstanceType first (got none)")
 		return
@@ -101,7 +102,7 @@ func validateSpotTypes(args *ModelPoolArgs, c *launch.Checker) {
 	}
 }
 
-func validateSchedule(s *Schedule, c *launch.Checker) {
+func validateSchedule(s *Schedule, c *argcheck.Checker) {
 	c.Rule("Schedule.Timezone", rules.TimeZone(s.Timezone))
 	c.Rule("Schedule.Days", rules.Days(s.Days))
 	startOK := c.Rule("Schedule.Start", rules.Clock(s.Start))

@@ -41,7 +41,7 @@ func amiParameters(spec *config.Spec) []amiParameter {
 }
 
 // checkAMIs resolves each AMI parameter the nodes use, as the deploy will (ssm.LookupParameter
-// in components/internal/launch), and checks it names an AMI.
+// in components/internal/nodegroup), and checks it names an AMI.
 func (r *run) checkAMIs() []Result {
 	var results []Result
 	for _, p := range amiParameters(r.spec) {

@@ -1,4 +1,4 @@
-package launch
+package nodegroup
 
 import (
 	"encoding/base64"

@@ -1,93 +1,29 @@
-// Package launch holds what every autoscaling group of llm-sandbox nodes shares, whichever
-// component owns it (the model pools' Ollama nodes, the gateway's LiteLLM nodes): the AMI
-// resolved from a public SSM parameter to a concrete id, the hardened launch template, the node
-// role (trust policy, Session Manager, the tag-scoped CompleteLifecycleAction statement and the
-// artifact reads), the group's launch lifecycle hook and instance refresh, target tracking, the
-// tags and the argument checks (the Checker, which the keys and artifacts components use too).
-// It is a helper package, not a component: it registers resources under the caller's component,
-// with the caller's options, and the names it gives them are the caller's name plus a fixed role
-// suffix.
-package launch
+// Package argcheck checks a component's arguments before it registers anything: a Checker
+// collects every problem at once, each naming its field, and applies the rules of
+// internal/rules so that a component refuses what the stack-file parser refuses, in the same
+// words. Every component uses it, whether it launches nodes or not.
+package argcheck
 
 import (
 	"errors"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
-
-	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/llm-sandbox/llm-sandbox/internal/rules"
 )
 
-// Tag keys every group of nodes carries on its instances, volumes and the group itself.
-const (
-	TagName       = "Name"
-	TagDepartment = "Department"
-)
+// TagName is the Name tag, which a component sets itself on what it creates.
+const TagName = "Name"
 
-// Tag is one tag that identifies a group of nodes.
+// Tag is one tag a component sets itself and that identifies what it creates.
 type Tag struct {
 	// Key and Value are the tag.
 	Key, Value string
 	// Field is the component argument the value comes from (e.g. "Department"), named in
 	// messages; "" for a value the component fixes itself.
 	Field string
-}
-
-// Identity names and scopes one group of nodes. The Scope tags propagate to the instances, and
-// the node role may complete lifecycle actions only on groups that carry all of them, so a
-// pool's nodes cannot act on another pool's (or the gateway's) group.
-type Identity struct {
-	// Kind is what owns the group in messages: "model pool", "gateway".
-	Kind string
-	// Name is the Name tag of the instances, their volumes and the group.
-	Name string
-	// Scope are the identifying tags, Department first.
-	Scope []Tag
-}
-
-// InstanceTags are the tags of every instance and volume: extra, then Name and the Scope tags
-// (which win).
-func (id Identity) InstanceTags(extra map[string]string) pulumi.StringMap {
-	tags := pulumi.StringMap{}
-	for k, v := range extra {
-		tags[k] = pulumi.String(v)
-	}
-	tags[TagName] = pulumi.String(id.Name)
-	for _, t := range id.Scope {
-		tags[t.Key] = pulumi.String(t.Value)
-	}
-	return tags
-}
-
-// owns reports whether key is a tag the identity sets itself.
-func (id Identity) owns(key string) bool {
-	if key == TagName {
-		return true
-	}
-	for _, t := range id.Scope {
-		if t.Key == key {
-			return true
-		}
-	}
-	return false
-}
-
-// NameTag is the Name tag the console shows for a child.
-func NameTag(name string) pulumi.StringMap {
-	return pulumi.StringMap{TagName: pulumi.String(name)}
-}
-
-// SortedKeys returns a map's keys in order, so that per-key resources and lists are built the
-// same way every run.
-func SortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // FieldError is one problem with one field of a component's arguments.
@@ -160,33 +96,34 @@ func (c *Checker) SHA256(field, v string) bool { return c.Rule(field, rules.SHA2
 
 // Required reports every field whose input is nil.
 func (c *Checker) Required(inputs map[string]bool) {
-	for _, field := range SortedKeys(inputs) {
+	for _, field := range slices.Sorted(maps.Keys(inputs)) {
 		if inputs[field] {
 			c.Add(field, "required (got nil)")
 		}
 	}
 }
 
-// Tags checks the extra tags of a group: they may not set Name, may repeat a Scope tag only
-// with its value, and may not use the aws: prefix, which AWS reserves.
-func (c *Checker) Tags(tags map[string]string, id Identity) {
-	for _, k := range SortedKeys(tags) {
+// Tags checks the extra tags of what a component of that kind and name creates: they may not
+// set Name, may repeat a scope tag only with its value, and may not use the aws: prefix, which
+// AWS reserves.
+func (c *Checker) Tags(tags map[string]string, kind, name string, scope []Tag) {
+	for _, k := range slices.Sorted(maps.Keys(tags)) {
 		v, field := tags[k], fmt.Sprintf("Tags[%q]", k)
 		if k == TagName {
-			c.Add(field, "is set by the %s (%s); leave it out", id.Kind, id.Name)
+			c.Add(field, "is set by the %s (%s); leave it out", kind, name)
 			continue
 		}
 		if strings.HasPrefix(strings.ToLower(k), "aws:") {
 			c.Add(field, "the aws: prefix is reserved by AWS")
 			continue
 		}
-		for _, t := range id.Scope {
+		for _, t := range scope {
 			switch {
 			case t.Key != k || v == t.Value:
 			case t.Field != "":
 				c.Add(field, "must equal %s (got %q, %s %q)", t.Field, v, t.Field, t.Value)
 			default:
-				c.Add(field, "is set by the %s to %q; leave it out (got %q)", id.Kind, t.Value, v)
+				c.Add(field, "is set by the %s to %q; leave it out (got %q)", kind, t.Value, v)
 			}
 		}
 	}
