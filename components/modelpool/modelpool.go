@@ -1,4 +1,4 @@
-// Package modelpool provides the llmsandbox:compute:ModelPool component: one autoscaling group
+// Package modelpool provides the llmsandbox:modelpool:ModelPool component: one autoscaling group
 // of Ollama nodes serving the same models, with its launch template (concrete AMI, IMDSv2,
 // encrypted root volume, user data that fetches the node agent), instance role, security
 // group, internal target group, launch lifecycle hook, instance refresh, scaling and optional
@@ -7,6 +7,7 @@ package modelpool
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/autoscaling"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ec2"
@@ -19,8 +20,13 @@ import (
 	"github.com/llm-sandbox/llm-sandbox/node"
 )
 
-// TypeToken is the component's Pulumi type token.
-const TypeToken = "llmsandbox:compute:ModelPool"
+// TypeToken is the component's Pulumi type token, llmsandbox:<package>:<Type>.
+const TypeToken = "llmsandbox:modelpool:ModelPool"
+
+// FormerTypeToken is the type token the component was registered with before it was named
+// after its package. It stays an alias, so stacks deployed under it keep their resources (the
+// engine derives the children's aliases from it) instead of replacing every one.
+const FormerTypeToken = "llmsandbox:compute:ModelPool"
 
 // Schedule is a pool's office hours: the pool scales up at Start and to zero at Stop, on Days,
 // in Timezone.
@@ -170,6 +176,7 @@ func NewModelPool(ctx *pulumi.Context, name string, args *ModelPoolArgs, opts ..
 		NodeConfig:       cfg,
 		ScheduledActions: map[string]*autoscaling.Schedule{},
 	}
+	opts = append(slices.Clip(opts), pulumi.Aliases([]pulumi.Alias{{Type: pulumi.String(FormerTypeToken)}}))
 	if err := ctx.RegisterComponentResource(TypeToken, name, comp, opts...); err != nil {
 		return nil, fmt.Errorf("model pool %q: register component: %w", name, err)
 	}

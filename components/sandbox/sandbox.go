@@ -6,6 +6,7 @@ package sandbox
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ec2"
@@ -74,6 +75,14 @@ type Sandbox struct {
 	Gateway *gateway.Gateway
 }
 
+// TypeToken is the component's Pulumi type token, llmsandbox:<package>:<Type>.
+const TypeToken = "llmsandbox:sandbox:Sandbox"
+
+// FormerTypeToken is the type token the component was registered with before it was named
+// after its package. It stays an alias, so stacks deployed under it keep their resources (the
+// engine derives every child's aliases from it) instead of replacing every one.
+const FormerTypeToken = "llmsandbox:index:Sandbox"
+
 // Tags returns the tags every resource of the department carries: the project's own
 // (Department, ManagedBy, Stack) and the stack file's.
 func Tags(spec *config.Spec) map[string]string {
@@ -95,7 +104,8 @@ func NewSandbox(ctx *pulumi.Context, name string, args *SandboxArgs, opts ...pul
 	spec := args.Spec
 
 	comp := &Sandbox{}
-	if err := ctx.RegisterComponentResource("llmsandbox:index:Sandbox", name, comp, opts...); err != nil {
+	opts = append(slices.Clip(opts), pulumi.Aliases([]pulumi.Alias{{Type: pulumi.String(FormerTypeToken)}}))
+	if err := ctx.RegisterComponentResource(TypeToken, name, comp, opts...); err != nil {
 		return nil, err
 	}
 

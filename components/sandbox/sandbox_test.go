@@ -6,11 +6,13 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
+	"github.com/llm-sandbox/llm-sandbox/components/modelpool"
 	"github.com/llm-sandbox/llm-sandbox/config"
 	"github.com/llm-sandbox/llm-sandbox/internal/mockaws"
 )
@@ -137,12 +139,12 @@ func TestSandboxBuildsOnePoolPerSpecPool(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pools := m.ByType("llmsandbox:compute:ModelPool")
+	pools := m.ByType(modelpool.TypeToken)
 	if len(pools) != 2 {
 		t.Fatalf("%d model pools, want 2", len(pools))
 	}
 	for _, name := range []string{"chem-gpu", "chem-batch"} {
-		p, ok := m.ByName("llmsandbox:compute:ModelPool", name)
+		p, ok := m.ByName(modelpool.TypeToken, name)
 		if !ok || m.NameOf(p.Parent) != "chem" {
 			t.Errorf("model pool %s missing or not inside the sandbox", name)
 		}
@@ -204,6 +206,31 @@ func TestBucketForceDestroyFollowsDeletionProtection(t *testing.T) {
 		}
 		if got := mockaws.Plain(buckets[0].Inputs)["forceDestroy"]; got != !protected {
 			t.Errorf("deletion protection %t: bucket forceDestroy %v, want %t", protected, got, !protected)
+		}
+	}
+}
+
+// The sandbox and the model pools were renamed to llmsandbox:<package>:<Type>; each registers
+// its former type token as an alias, so the engine matches the resources of stacks deployed
+// under the old tokens (and, from the parent's alias, every child's) instead of replacing them.
+func TestRenamedComponentsAliasTheirFormerTypes(t *testing.T) {
+	m, err := build(t, testSpec(config.NATSingle))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if FormerTypeToken == TypeToken || modelpool.FormerTypeToken == modelpool.TypeToken {
+		t.Fatal("a former type token equals the current one")
+	}
+	for _, tc := range []struct{ typ, name, former string }{
+		{TypeToken, "chem", "llmsandbox:index:Sandbox"},
+		{modelpool.TypeToken, "chem-gpu", "llmsandbox:compute:ModelPool"},
+	} {
+		r, ok := m.ByName(tc.typ, tc.name)
+		if !ok {
+			t.Fatalf("no %s %s", tc.typ, tc.name)
+		}
+		if !reflect.DeepEqual(r.AliasTypes, []string{tc.former}) {
+			t.Errorf("%s %s aliases types %v, want [%s]", tc.typ, tc.name, r.AliasTypes, tc.former)
 		}
 	}
 }
