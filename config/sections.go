@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -18,9 +19,6 @@ var (
 	scheduleKeys = []string{"timezone", "days", "start", "stop"}
 	gatewayKeys  = []string{"instanceType", "minSize", "maxSize", "deletionProtection"}
 )
-
-// Tag keys the project sets itself on every resource; a stack's tags may not set them.
-var reservedTagKeys = []string{"Department", "ManagedBy", "Stack"}
 
 // Limits on sizes, chosen so that a typo (maxSize: 200) is caught rather than deployed.
 const (
@@ -147,27 +145,59 @@ func (p *parser) access(n *yaml.Node, region string) Access {
 	}
 
 	cidrPath := joinPath(path, "allowedCidrs")
+	var entryPaths []string // of each AllowedCIDRs entry
 	if v, ok := f["allowedCidrs"]; ok && !isNull(v) {
 		if v.Kind != yaml.SequenceNode {
 			p.add(cidrPath, "must be a list of IPv4 CIDRs (got %s)", describe(v))
 		} else {
+			seen := map[netip.Prefix]string{}
 			for i, e := range v.Content {
 				ep := fmt.Sprintf("%s[%d]", cidrPath, i)
 				pfx, ok := p.prefix(e, ep)
 				if !ok {
 					continue
 				}
-				if pfx.Bits() == 0 && !acc.AllowAnywhere {
-					p.add(ep, "admits the whole internet (got %s); set access.allowAnywhere: true if that is really meant", pfx)
+				if other, dup := seen[pfx]; dup {
+					p.add(ep, "lists %s twice (also %s)", pfx, other)
+					continue
 				}
+				seen[pfx] = ep
 				acc.AllowedCIDRs = append(acc.AllowedCIDRs, pfx)
+				entryPaths = append(entryPaths, ep)
 			}
 		}
 	}
 	if acc.Mode == AccessPublic && len(acc.AllowedCIDRs) == 0 && !hasProblemUnder(p.problems, cidrPath) {
 		p.add(cidrPath, "required and non-empty when access.mode is public (the client ranges, e.g. [142.103.0.0/16])")
 	}
+	p.clientRanges(acc, cidrPath, entryPaths)
 	return acc
+}
+
+// clientRanges checks access.allowedCidrs as the gateway and the policy rule judge them.
+// Unless access.allowAnywhere says so, the list must be an allow-list no wider than
+// rules.WideAllowList accepts, judged by the address space its ranges cover together, not by
+// their spelling. And the front security group must hold its rules: the list, plus the VPC's
+// own range when access is internal (counted as one more range even if the list holds it too,
+// since the VPC range is parsed apart).
+func (p *parser) clientRanges(acc Access, cidrPath string, entryPaths []string) {
+	if !acc.AllowAnywhere {
+		if i, msg := rules.WideAllowList(acc.AllowedCIDRs); msg != "" {
+			at := cidrPath
+			if i >= 0 {
+				at = entryPaths[i]
+			}
+			p.add(at, "%s; set access.allowAnywhere: true if that is really meant", msg)
+		}
+	}
+	ranges := len(acc.AllowedCIDRs)
+	if acc.Mode == AccessInternal {
+		ranges++
+	}
+	https := acc.CertificateARN != "" || acc.HostedZoneID != ""
+	if msg := rules.ClientRanges(ranges, https); msg != "" {
+		p.add(cidrPath, "%s", msg)
+	}
 }
 
 func hasProblemUnder(ps Problems, path string) bool {
@@ -197,6 +227,19 @@ func (p *parser) pools(n *yaml.Node) map[string]Pool {
 			p.add(pp, "%s", msg)
 		}
 		pools[name] = p.pool(e[1], pp, name)
+	}
+	// The gateway routes each model name to one pool: a model served by two pools would need a
+	// choice between them, which it does not make.
+	servedBy := map[string]string{}
+	for _, e := range entries {
+		name := e[0].Value
+		for i, m := range pools[name].Models {
+			if other, dup := servedBy[m]; dup && other != name {
+				p.add(fmt.Sprintf("%s.models[%d]", joinPath(path, name), i), "%q is also served by pool %q; serve each model from one pool", m, other)
+			} else if !dup {
+				servedBy[m] = name
+			}
+		}
 	}
 	byPort := map[int]string{}
 	for _, e := range entries {
@@ -417,23 +460,30 @@ func (p *parser) gateway(n *yaml.Node) Gateway {
 func (p *parser) tags(n *yaml.Node) map[string]string {
 	const path = "tags"
 	tags := map[string]string{}
-	for _, e := range p.entries(n, path) {
+	entries := p.entries(n, path)
+	if msg := rules.TagCount(len(entries), catalog.ProjectTagsPerResource); msg != "" {
+		p.add(path, "%s", msg)
+	}
+	defaults := []string{catalog.TagDepartment, catalog.TagManagedBy, catalog.TagStack}
+	for _, e := range entries {
 		k, v := e[0].Value, e[1]
 		tp := joinPath(path, k)
 		switch {
-		case strings.HasPrefix(strings.ToLower(k), "aws:"):
-			p.add(tp, "tag keys starting with aws: are reserved by AWS (got %q)", k)
-		case contains(reservedTagKeys, k):
-			p.add(tp, "is set by llm-sandbox on every resource and cannot be overridden (reserved: %s)", strings.Join(reservedTagKeys, ", "))
-		case len(k) == 0 || len(k) > 128:
-			p.add(tp, "tag keys must be 1 to 128 characters (got %d)", len(k))
+		case contains(defaults, k):
+			p.add(tp, "is set by llm-sandbox on every resource and cannot be overridden (reserved: %s)", strings.Join(catalog.ProjectTagKeys(), ", "))
+		case contains(catalog.ProjectTagKeys(), k):
+			p.add(tp, "is set by llm-sandbox on what it names and cannot be overridden (reserved: %s)", strings.Join(catalog.ProjectTagKeys(), ", "))
+		default:
+			if msg := rules.TagKey(k); msg != "" {
+				p.add(tp, "%s", msg)
+			}
 		}
 		if v.Kind != yaml.ScalarNode || isNull(v) {
 			p.add(tp, "tag values must be text (got %s)", describe(v))
 			continue
 		}
-		if len(v.Value) > 256 {
-			p.add(tp, "tag values must be at most 256 characters (got %d)", len(v.Value))
+		if msg := rules.TagValue(v.Value); msg != "" {
+			p.add(tp, "%s", msg)
 		}
 		tags[k] = v.Value
 	}

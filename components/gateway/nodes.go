@@ -15,7 +15,7 @@ const (
 	// TagTier marks the gateway's group and nodes. With Department it scopes the node role's
 	// lifecycle permission to the gateway's group: the pools' groups carry a Pool tag
 	// instead, so neither tier can complete the other's lifecycle actions.
-	TagTier = "llm-sandbox:tier"
+	TagTier = catalog.TagTier
 	// Tier is TagTier's value, and the node config's pool name (it names the node in logs).
 	Tier = "gateway"
 	// HeartbeatSeconds is the launch lifecycle hook's heartbeat: a gateway node's worst

@@ -157,14 +157,12 @@ func validateAccess(c *argcheck.Checker, args *GatewayArgs, s *settings) {
 	}
 
 	seen := map[netip.Prefix]string{}
+	var fields []string // of each s.clientCIDRs entry from AllowedCIDRs
 	for i, raw := range a.AllowedCIDRs {
 		field := fmt.Sprintf("Access.AllowedCIDRs[%d]", i)
 		p, ok := parseCIDR(c, field, raw)
 		if !ok {
 			continue
-		}
-		if p.Bits() == 0 && !a.AllowAnywhere {
-			c.Add(field, "admits the whole internet (got %s); set Access.AllowAnywhere to true if that is really meant", p)
 		}
 		if prev, dup := seen[p]; dup {
 			c.Add(field, "lists %s twice (also %s)", p, prev)
@@ -172,6 +170,18 @@ func validateAccess(c *argcheck.Checker, args *GatewayArgs, s *settings) {
 		}
 		seen[p] = field
 		s.clientCIDRs = append(s.clientCIDRs, p)
+		fields = append(fields, field)
+	}
+	// The list is judged by the address space it covers, not by its spelling: 0.0.0.0/1 and
+	// 128.0.0.0/1 open as much as 0.0.0.0/0.
+	if !a.AllowAnywhere {
+		if i, problem := rules.WideAllowList(s.clientCIDRs); problem != "" {
+			field := "Access.AllowedCIDRs"
+			if i >= 0 {
+				field = fields[i]
+			}
+			c.Add(field, "%s; set Access.AllowAnywhere to true if that is really meant", problem)
+		}
 	}
 	if s.public && len(a.AllowedCIDRs) == 0 {
 		c.Add("Access.AllowedCIDRs", "required and non-empty when Access.Mode is public: the client ranges, e.g. [142.103.0.0/16] (got none)")
@@ -183,6 +193,8 @@ func validateAccess(c *argcheck.Checker, args *GatewayArgs, s *settings) {
 			}
 		}
 	}
+	// Each client range takes one inbound rule per client-facing listener on the front group.
+	c.Rule("Access.AllowedCIDRs", rules.ClientRanges(len(s.clientCIDRs), s.https))
 	sort.Slice(s.clientCIDRs, func(i, j int) bool { return s.clientCIDRs[i].String() < s.clientCIDRs[j].String() })
 }
 

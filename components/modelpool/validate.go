@@ -6,13 +6,14 @@ import (
 	"strings"
 
 	"github.com/llm-sandbox/llm-sandbox/components/internal/argcheck"
+	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
 	"github.com/llm-sandbox/llm-sandbox/internal/rules"
 	"github.com/llm-sandbox/llm-sandbox/node"
 )
 
 // tagPool is the tag that names the pool on its instances, volumes and group; with Department
 // it scopes the node role's lifecycle permission.
-const tagPool = "Pool"
+const tagPool = catalog.TagPool
 
 // validate returns every problem with args at once, each naming its field, and otherwise the
 // node config the user data will carry.

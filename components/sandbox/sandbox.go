@@ -90,9 +90,9 @@ func Tags(spec *config.Spec) map[string]string {
 	for k, v := range spec.Tags {
 		tags[k] = v
 	}
-	tags["Department"] = spec.Department
-	tags["ManagedBy"] = "llm-sandbox"
-	tags["Stack"] = spec.Stack
+	tags[catalog.TagDepartment] = spec.Department
+	tags[catalog.TagManagedBy] = "llm-sandbox"
+	tags[catalog.TagStack] = spec.Stack
 	return tags
 }
 

@@ -3,6 +3,7 @@ package sandbox
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -14,7 +15,9 @@ import (
 
 	"github.com/llm-sandbox/llm-sandbox/components/modelpool"
 	"github.com/llm-sandbox/llm-sandbox/config"
+	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
 	"github.com/llm-sandbox/llm-sandbox/internal/mockaws"
+	"github.com/llm-sandbox/llm-sandbox/internal/rules"
 )
 
 func testSpec(nat config.NATStrategy) *config.Spec {
@@ -231,6 +234,33 @@ func TestRenamedComponentsAliasTheirFormerTypes(t *testing.T) {
 		}
 		if !reflect.DeepEqual(r.AliasTypes, []string{tc.former}) {
 			t.Errorf("%s %s aliases types %v, want [%s]", tc.typ, tc.name, r.AliasTypes, tc.former)
+		}
+	}
+}
+
+// A stack's tags share AWS's per-resource limit with the project's own; the stack file allows
+// as many as leave room for catalog.ProjectTagsPerResource, which must be what the busiest
+// resource, a node, really carries.
+func TestProjectTagsPerResourceIsWhatANodeCarries(t *testing.T) {
+	spec := testSpec(config.NATSingle)
+	spec.Tags = map[string]string{}
+	for i := range rules.MaxTagsPerResource - catalog.ProjectTagsPerResource {
+		spec.Tags[fmt.Sprintf("Tag%02d", i)] = "v"
+	}
+	m, err := build(t, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"chem-gpu-lt", "chem-gateway-lt"} {
+		lt, ok := m.ByName("aws:ec2/launchTemplate:LaunchTemplate", name)
+		if !ok {
+			t.Fatalf("no launch template %s", name)
+		}
+		for _, spec := range mockaws.Plain(lt.Inputs)["tagSpecifications"].([]any) {
+			tags := spec.(map[string]any)["tags"].(map[string]any)
+			if len(tags) != rules.MaxTagsPerResource {
+				t.Errorf("%s tags its %v with %d tags, want the limit %d", name, spec.(map[string]any)["resourceType"], len(tags), rules.MaxTagsPerResource)
+			}
 		}
 	}
 }

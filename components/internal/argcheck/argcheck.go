@@ -9,13 +9,13 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 
+	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
 	"github.com/llm-sandbox/llm-sandbox/internal/rules"
 )
 
 // TagName is the Name tag, which a component sets itself on what it creates.
-const TagName = "Name"
+const TagName = catalog.TagName
 
 // Tag is one tag a component sets itself and that identifies what it creates.
 type Tag struct {
@@ -104,17 +104,24 @@ func (c *Checker) Required(inputs map[string]bool) {
 }
 
 // Tags checks the extra tags of what a component of that kind and name creates: they may not
-// set Name, may repeat a scope tag only with its value, and may not use the aws: prefix, which
-// AWS reserves.
+// set Name, may repeat a scope tag only with its value, must follow AWS's tag rules
+// (rules.TagKey, rules.TagValue), and must fit beside Name and the scope tags within AWS's
+// per-resource limit.
 func (c *Checker) Tags(tags map[string]string, kind, name string, scope []Tag) {
+	own := 1 // Name
+	for _, t := range scope {
+		if _, given := tags[t.Key]; !given {
+			own++
+		}
+	}
+	c.Rule("Tags", rules.TagCount(len(tags), own))
 	for _, k := range slices.Sorted(maps.Keys(tags)) {
 		v, field := tags[k], fmt.Sprintf("Tags[%q]", k)
 		if k == TagName {
 			c.Add(field, "is set by the %s (%s); leave it out", kind, name)
 			continue
 		}
-		if strings.HasPrefix(strings.ToLower(k), "aws:") {
-			c.Add(field, "the aws: prefix is reserved by AWS")
+		if !c.Rule(field, rules.TagKey(k)) || !c.Rule(field, rules.TagValue(v)) {
 			continue
 		}
 		for _, t := range scope {

@@ -12,12 +12,13 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/llm-sandbox/llm-sandbox/components/internal/argcheck"
+	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
 )
 
 // Tag keys every group of nodes carries on its instances, volumes and the group itself.
 const (
 	TagName       = argcheck.TagName
-	TagDepartment = "Department"
+	TagDepartment = catalog.TagDepartment
 )
 
 // Identity names and scopes one group of nodes. The Scope tags propagate to the instances, and
