@@ -200,6 +200,15 @@ func (p *parser) clientRanges(acc Access, cidrPath string, entryPaths []string) 
 	}
 }
 
+// notInCatalog says that name is no catalog entry of its kind: with the entry it most likely
+// means when one is close enough to be a typo, and with every entry otherwise.
+func notInCatalog(what, name string, known []string) string {
+	if s := suggest(name, known); s != "" {
+		return fmt.Sprintf("unknown %s %q (did you mean %q?)", what, name, s)
+	}
+	return fmt.Sprintf("unknown %s %q (known: %s)", what, name, strings.Join(known, ", "))
+}
+
 func hasProblemUnder(ps Problems, path string) bool {
 	for _, pr := range ps {
 		if pr.Path == path || strings.HasPrefix(pr.Path, path+"[") || strings.HasPrefix(pr.Path, path+".") {
@@ -273,7 +282,7 @@ func (p *parser) pool(n *yaml.Node, path, name string) Pool {
 		}
 	}
 	if inst, instOK = catalog.LookupInstance(pool.InstanceType); !instOK {
-		p.add(at("instanceType"), "unknown instance type %q (known: %s)", pool.InstanceType, strings.Join(catalog.InstanceTypes(), ", "))
+		p.add(at("instanceType"), "%s", notInCatalog("instance type", pool.InstanceType, catalog.InstanceTypes()))
 	}
 
 	minOK, maxOK := true, true
@@ -305,7 +314,7 @@ func (p *parser) pool(n *yaml.Node, path, name string) Pool {
 		}
 		seen[m] = true
 		if _, ok := catalog.LookupModel(m); !ok {
-			p.add(mp, "unknown model %q (known: %s)", m, strings.Join(catalog.ModelTags(), ", "))
+			p.add(mp, "%s", notInCatalog("model", m, catalog.ModelTags()))
 		}
 	}
 
@@ -438,7 +447,7 @@ func (p *parser) gateway(n *yaml.Node) Gateway {
 		}
 	}
 	if inst, ok := catalog.LookupInstance(g.InstanceType); !ok {
-		p.add(at("instanceType"), "unknown instance type %q (known: %s)", g.InstanceType, strings.Join(catalog.InstanceTypes(), ", "))
+		p.add(at("instanceType"), "%s", notInCatalog("instance type", g.InstanceType, catalog.InstanceTypes()))
 	} else if inst.HasGPU() {
 		p.add(at("instanceType"), "must be a CPU instance type, LiteLLM needs no GPU (got %s with %d x %s)", g.InstanceType, inst.GPUs, inst.GPUModel)
 	}
