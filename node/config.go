@@ -204,7 +204,7 @@ func (o *OllamaConfig) validate() []error {
 // generation (nothing is sent before it is done).
 type LiteLLMConfig struct {
 	// Version is the LiteLLM release, e.g. "1.108.7": exactly X.Y.Z (or X.Y.Z.postN), at least
-	// 1.84.0 and never 1.82.7 or 1.82.8 (FACTS.md, LiteLLM: supply chain). The agent installs
+	// LiteLLMFloor and never 1.82.7 or 1.82.8 (liteLLMCompromised). The agent installs
 	// the hash-locked requirements it embeds (versions.LiteLLMRequirements) and refuses, at the
 	// install step, a config whose version is not the one they pin.
 	Version string `json:"version"`
@@ -260,8 +260,11 @@ var (
 	secretARN     = regexp.MustCompile(`^arn:aws[a-z-]*:secretsmanager:([a-z0-9-]+):\d{12}:secret:[A-Za-z0-9/_+=.@-]+$`)
 )
 
-// LiteLLMFloor is the lowest LiteLLM version the agent accepts: 1.84.0 fixes a Host-header
-// authentication bypass; 1.83.7 fixed several CVEs before it (FACTS.md, LiteLLM).
+// LiteLLMFloor is the lowest LiteLLM version the agent accepts: 1.84.0 fixes an authentication
+// bypass through the Host header (GHSA-4xpc-pv4p-pm3w, CVE-2026-49468, "affected < 1.84.0",
+// https://github.com/BerriAI/litellm/security/advisories/GHSA-4xpc-pv4p-pm3w); it comes after
+// 1.83.14, which fixed GHSA-qrc4-49gv-mv9m (CVE-2026-47101), and the releases that fixed older
+// advisories.
 const LiteLLMFloor = "1.84.0"
 
 // liteLLMCompromised are releases published with a credential stealer (BerriAI/litellm#24518).

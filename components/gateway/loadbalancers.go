@@ -32,8 +32,8 @@ const (
 const TLSPolicy = "ELBSecurityPolicy-TLS13-1-2-Res-PQ-2025-09"
 
 // HealthCheckPath is LiteLLM's liveness endpoint, spelled so. It needs no key and calls no
-// model; /health would call every model with the master key on every check (FACTS.md,
-// LiteLLM).
+// model; /health would call every model with the master key on every check (LiteLLM docs,
+// "Health Checks", https://docs.litellm.ai/docs/proxy/health).
 const HealthCheckPath = "/health/liveliness"
 
 // The WAF's rate-based rule.

@@ -12,7 +12,9 @@ import "github.com/llm-sandbox/llm-sandbox/components/internal/nodegroup"
 // what must fit in the idle timeout is the wait for the first byte: for a streaming request,
 // the time in Ollama's queue plus the prompt evaluation; for a non-streaming request, the whole
 // generation, since nothing is sent until it is done. The ALB default of 60 s cuts both
-// (FACTS.md, LiteLLM: litellm#34819, #7518).
+// (Elastic Load Balancing, "Connection idle timeout",
+// https://docs.aws.amazon.com/elasticloadbalancing/latest/application/edit-load-balancer-attributes.html#connection-idle-timeout;
+// seen cutting LiteLLM streams in BerriAI/litellm#34819 and #7518).
 const (
 	// FrontIdleTimeoutSeconds is the front ALB's idle timeout: the longest a client waits for
 	// a first byte. 900 s holds a non-streaming answer of a full 8192-token context (the

@@ -23,8 +23,11 @@ type Quota struct {
 	counts func(gpu, spot bool) bool
 }
 
-// Quotas are the EC2 quotas preflight checks, in service code "ec2" [Service Quotas; FACTS.md
-// "AWS: AMIs, instances, quotas"]. All are in vCPUs and per region.
+// Quotas are the EC2 quotas preflight checks, in service code "ec2", by the codes and names
+// Service Quotas lists for it (aws service-quotas list-service-quotas --service-code ec2; the
+// vCPU-based instance quotas are described in "Amazon EC2 instance type quotas",
+// https://docs.aws.amazon.com/ec2/latest/instancetypes/ec2-instance-quotas.html). All are in
+// vCPUs and per region.
 var Quotas = []Quota{
 	{
 		Code: "L-DB2E81BA", Name: "Running On-Demand G and VT instances",
