@@ -16,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/llm-sandbox/llm-sandbox/config"
+	"github.com/llm-sandbox/llm-sandbox/internal/rules"
 )
 
 // The ranges an ephemeral copy takes its VPC from unless --cidr names one: 10.X.0.0/16 for X in
@@ -65,45 +66,23 @@ func (c *cidrList) String() string {
 func (c *cidrList) Set(v string) error {
 	var p netip.Prefix
 	if strings.Contains(v, "/") {
-		pfx, err := parseIPv4CIDR(v)
-		switch {
-		case errors.Is(err, errNotIPv4CIDR):
-			return fmt.Errorf("want an IPv4 CIDR such as 203.0.113.7/32 or an IPv4 address")
-		case errors.Is(err, errHostBits):
-			return fmt.Errorf("has host bits set (did you mean %s?)", pfx.Masked())
+		pfx, problem := rules.IPv4CIDR(v)
+		if problem != "" {
+			return errors.New(problem)
 		}
 		p = pfx
 	} else {
 		addr, err := netip.ParseAddr(v)
 		if err != nil || !addr.Is4() {
-			return fmt.Errorf("want an IPv4 CIDR such as 203.0.113.7/32 or an IPv4 address")
+			return fmt.Errorf("must be an IPv4 CIDR such as 203.0.113.7/32 or an IPv4 address (got %q)", v)
 		}
 		p = netip.PrefixFrom(addr, 32)
 	}
-	if p.Bits() == 0 {
-		return fmt.Errorf("admits the whole internet; an ephemeral copy admits named ranges only")
+	if _, problem := rules.WideAllowList(append(slices.Clone(*c), p)); problem != "" {
+		return fmt.Errorf("%s; an ephemeral copy admits named ranges only", problem)
 	}
 	*c = append(*c, p)
 	return nil
-}
-
-// What parseIPv4CIDR refuses.
-var (
-	errNotIPv4CIDR = errors.New("not an IPv4 CIDR")
-	errHostBits    = errors.New("host bits set")
-)
-
-// parseIPv4CIDR parses an IPv4 CIDR with no host bits set. With errHostBits it also returns
-// the prefix as parsed, whose Masked form is what was probably meant.
-func parseIPv4CIDR(s string) (netip.Prefix, error) {
-	p, err := netip.ParsePrefix(s)
-	switch {
-	case err != nil || !p.Addr().Is4():
-		return netip.Prefix{}, errNotIPv4CIDR
-	case p.Masked() != p:
-		return p, errHostBits
-	}
-	return p, nil
 }
 
 func runEphemeral(e env, projectFlag string, args []string) int {
@@ -208,12 +187,9 @@ func parseEphemeral(e env, args []string) (ephemeralOptions, error) {
 		return o, usagef("--name %s", msg)
 	}
 	if *cidrFlag != "" {
-		p, err := parseIPv4CIDR(*cidrFlag)
-		switch {
-		case errors.Is(err, errNotIPv4CIDR):
-			return o, usagef("--cidr must be an IPv4 CIDR such as 10.200.0.0/16 (got %q)", *cidrFlag)
-		case errors.Is(err, errHostBits):
-			return o, usagef("--cidr has host bits set (got %s, did you mean %s?)", p, p.Masked())
+		p, problem := rules.IPv4CIDR(*cidrFlag)
+		if problem != "" {
+			return o, usagef("--cidr %s", problem)
 		}
 		o.cidr = p
 	}
