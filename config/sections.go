@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -478,9 +479,9 @@ func (p *parser) tags(n *yaml.Node) map[string]string {
 		k, v := e[0].Value, e[1]
 		tp := joinPath(path, k)
 		switch {
-		case contains(defaults, k):
+		case slices.Contains(defaults, k):
 			p.add(tp, "is set by llm-sandbox on every resource and cannot be overridden (reserved: %s)", strings.Join(catalog.ProjectTagKeys(), ", "))
-		case contains(catalog.ProjectTagKeys(), k):
+		case slices.Contains(catalog.ProjectTagKeys(), k):
 			p.add(tp, "is set by llm-sandbox on what it names and cannot be overridden (reserved: %s)", strings.Join(catalog.ProjectTagKeys(), ", "))
 		default:
 			if msg := rules.TagKey(k); msg != "" {

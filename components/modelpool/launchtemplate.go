@@ -9,15 +9,6 @@ import (
 	"github.com/llm-sandbox/llm-sandbox/versions"
 )
 
-// Public SSM parameters the AMI is resolved from at deploy time; the catalog says what each
-// image is. Kept for callers outside the components that name the pool's parameters.
-const (
-	// GPUAMIParameter is the Deep Learning Base OSS Nvidia Driver GPU AMI on Ubuntu 24.04.
-	GPUAMIParameter = catalog.GPUAMIParameter
-	// CPUAMIParameter is Canonical's Ubuntu 24.04 LTS server AMI with a gp3 root.
-	CPUAMIParameter = catalog.CPUAMIParameter
-)
-
 const (
 	// OllamaPort is Ollama's listening port on the nodes and the target group's port.
 	OllamaPort = 11434

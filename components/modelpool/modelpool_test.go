@@ -13,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/llm-sandbox/llm-sandbox/components/internal/nodegroup"
+	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
 	"github.com/llm-sandbox/llm-sandbox/internal/mockaws"
 	"github.com/llm-sandbox/llm-sandbox/internal/mockaws/mocktest"
 	"github.com/llm-sandbox/llm-sandbox/node"
@@ -139,8 +140,8 @@ func TestLaunchTemplate(t *testing.T) {
 	m, p, _ := mustRun(t, validArgs())
 	lt := inputs(t, m, tLT)
 
-	if lt["imageId"] != mockaws.CannedAMI(GPUAMIParameter) || p.AMIID != lt["imageId"] {
-		t.Errorf("imageId = %v (component says %s), want the concrete AMI %s resolved from the GPU parameter", lt["imageId"], p.AMIID, mockaws.CannedAMI(GPUAMIParameter))
+	if lt["imageId"] != mockaws.CannedAMI(catalog.GPUAMIParameter) || p.AMIID != lt["imageId"] {
+		t.Errorf("imageId = %v (component says %s), want the concrete AMI %s resolved from the GPU parameter", lt["imageId"], p.AMIID, mockaws.CannedAMI(catalog.GPUAMIParameter))
 	}
 	if lt["instanceType"] != "g5.xlarge" {
 		t.Errorf("instanceType = %v, want g5.xlarge", lt["instanceType"])
@@ -216,8 +217,8 @@ func TestAMIFollowsGPUFlag(t *testing.T) {
 		gpu   bool
 		param string
 	}{
-		{"GPU pool uses the DLAMI", true, GPUAMIParameter},
-		{"CPU pool uses Ubuntu", false, CPUAMIParameter},
+		{"GPU pool uses the DLAMI", true, catalog.GPUAMIParameter},
+		{"CPU pool uses Ubuntu", false, catalog.CPUAMIParameter},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, p, _ := mustRun(t, with(func(a *ModelPoolArgs) {
