@@ -11,6 +11,10 @@ import (
 )
 
 func runCheck(e env, projectFlag string, args []string) int {
+	return exit(e, "check", check(e, projectFlag, args))
+}
+
+func check(e env, projectFlag string, args []string) error {
 	fs := flagSet(e, "check", "check [STACK...] [--format text|json] [--list]",
 		"Renders each STACK offline (as plan does) and runs the security, privacy and reliability\n"+
 			"rules of package policy over it. With no STACK, every stack is checked. --list prints\n"+
@@ -21,31 +25,23 @@ func runCheck(e env, projectFlag string, args []string) int {
 			"stack file (or waiver), 2 usage error.")
 	format := formatFlag(fs)
 	list := fs.Bool("list", false, "list the rules and exit")
-	stacks, err := parseFlags(fs, args)
+	named, err := parseArgs(fs, args, format)
 	if err != nil {
-		return flagExit(fs, e, err)
-	}
-	if code := checkFormat(e, "check", *format); code != exitOK {
-		return code
+		return err
 	}
 	if *list {
-		return listRules(e, *format)
+		listRules(e, *format)
+		return nil
 	}
-	project, all, code := projectStacks(e, projectFlag, "check")
-	if code != exitOK {
-		return code
-	}
-	if len(stacks) == 0 {
-		stacks = all
-	}
-	if code := checkKnown(e, "check", stacks, all); code != exitOK {
-		return code
+	sa, err := findStacks(e, projectFlag, named, true)
+	if err != nil {
+		return err
 	}
 	var results []checkResult
-	for _, s := range stacks {
-		r, code := checkStack(e, project, s)
-		if code != exitOK {
-			return code
+	for _, s := range sa.named {
+		r, err := checkStack(e, sa.project, s)
+		if err != nil {
+			return err
 		}
 		results = append(results, r)
 	}
@@ -53,25 +49,21 @@ func runCheck(e env, projectFlag string, args []string) int {
 }
 
 // checkStack loads a stack file and its waivers, renders its plan and runs the rules over it.
-func checkStack(e env, project, stack string) (checkResult, int) {
+func checkStack(e env, project, stack string) (checkResult, error) {
 	spec, err := config.LoadChecked(project, stack)
 	var waivers []config.Waiver
 	if err == nil {
 		waivers, err = config.LoadWaivers(project, stack, policy.RuleIDs())
 	}
 	if err != nil {
-		for _, p := range asProblems(stack, err) {
-			fmt.Fprintln(e.stderr, p)
-		}
-		return checkResult{}, exitInvalid
+		return checkResult{}, asProblems(stack, err)
 	}
 	fmt.Fprintf(e.stderr, "checking %s...\n", stack)
 	plan, err := program.PlanStack(spec, project)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "sandboxctl check: %v\n", err)
-		return checkResult{}, exitInvalid
+		return checkResult{}, err
 	}
-	return newCheckResult(stack, plan.Check(), waivers), exitOK
+	return newCheckResult(stack, plan.Check(), waivers), nil
 }
 
 // checkResult is one stack's outcome.
@@ -99,8 +91,8 @@ func newCheckResult(stack string, findings []policy.Finding, waivers []config.Wa
 	return checkResult{Stack: stack, Waivers: waivers, Findings: findings, Failed: policy.Failed(findings)}
 }
 
-// writeCheck prints the results and returns the exit code: exitInvalid when any stack failed.
-func writeCheck(e env, format string, results []checkResult) int {
+// writeCheck prints the results; it returns errReported when any stack failed.
+func writeCheck(e env, format string, results []checkResult) error {
 	failed := false
 	for _, r := range results {
 		failed = failed || r.Failed
@@ -140,13 +132,13 @@ func writeCheck(e env, format string, results []checkResult) int {
 		}
 	}
 	if failed {
-		return exitInvalid
+		return errReported
 	}
-	return exitOK
+	return nil
 }
 
 // listRules prints every rule: id, severity, rationale and controls.
-func listRules(e env, format string) int {
+func listRules(e env, format string) {
 	rules := policy.Rules()
 	if format == "json" {
 		for i := range rules {
@@ -156,7 +148,7 @@ func listRules(e env, format string) int {
 		}
 		out, _ := json.MarshalIndent(rules, "", "  ")
 		fmt.Fprintln(e.stdout, string(out))
-		return exitOK
+		return
 	}
 	for _, r := range rules {
 		fmt.Fprintf(e.stdout, "%-34s %-7s %s\n", r.ID, r.Severity, r.Rationale)
@@ -164,5 +156,4 @@ func listRules(e env, format string) int {
 			fmt.Fprintf(e.stdout, "%-34s %-7s controls: %s\n", "", "", strings.Join(r.Controls, ", "))
 		}
 	}
-	return exitOK
 }

@@ -68,7 +68,7 @@ func brokenPlan(t *testing.T, rotationOff bool) []policy.Finding {
 func writeCheckOutput(t *testing.T, format string, r checkResult) (int, string) {
 	t.Helper()
 	var out bytes.Buffer
-	code := writeCheck(env{stdout: &out, stderr: &out}, format, []checkResult{r})
+	code := exit(env{stdout: &out, stderr: &out}, "check", writeCheck(env{stdout: &out, stderr: &out}, format, []checkResult{r}))
 	return code, out.String()
 }
 

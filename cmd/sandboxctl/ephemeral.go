@@ -8,7 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -126,13 +126,12 @@ func ephemeral(e env, projectFlag string, args []string, now func() time.Time) i
 	fs.Var(&allow, "allow-cidr", "an IPv4 `CIDR` (or address, /32) admitted to the public copy; repeatable, required with --hosted-zone-id")
 	force := fs.Bool("force", false, "replace an existing ephemeral copy stacks/Pulumi.<NAME>.yaml")
 	format := formatFlag(fs)
-	positional, err := parseFlags(fs, args)
+	positional, err := parseArgs(fs, args, format)
 	if err != nil {
-		return flagExit(fs, e, err)
+		return exit(e, "ephemeral", err)
 	}
 	usageErr := func(msg string, args ...any) int {
-		fmt.Fprintf(e.stderr, "sandboxctl ephemeral: "+msg+"\n", args...)
-		return exitUsage
+		return exit(e, "ephemeral", usagef(msg, args...))
 	}
 
 	*domain = strings.TrimSuffix(*domain, ".")
@@ -144,8 +143,6 @@ func ephemeral(e env, projectFlag string, args []string, now func() time.Time) i
 		return usageErr("--name is required (the new stack, e.g. eph-<run id>)")
 	case *name == positional[0]:
 		return usageErr("--name must differ from TEMPLATE (got %q for both)", *name)
-	case *format != "text" && *format != "json":
-		return usageErr("--format must be text or json (got %q)", *format)
 	case *ttl < 0:
 		return usageErr("--ttl must be 0 or more (got %s)", *ttl)
 	case *zone != "" && *domain == "":
@@ -172,13 +169,11 @@ func ephemeral(e env, projectFlag string, args []string, now func() time.Time) i
 	}
 
 	template := positional[0]
-	project, all, code := projectStacks(e, projectFlag, "ephemeral")
-	if code != exitOK {
-		return code
+	sa, err := findStacks(e, projectFlag, []string{template}, false)
+	if err != nil {
+		return exit(e, "ephemeral", err)
 	}
-	if code := checkKnown(e, "ephemeral", []string{template}, all); code != exitOK {
-		return code
-	}
+	project, all := sa.project, sa.all
 	if *zone == "" {
 		// Such a template's certificate is one the program requests for its hostname in its zone;
 		// the copy may use neither, so it would have no certificate at all.
@@ -189,7 +184,7 @@ func ephemeral(e env, projectFlag string, args []string, now func() time.Time) i
 	}
 	file := config.StackFile(*name)
 	path := filepath.Join(project, filepath.FromSlash(file))
-	if contains(all, *name) {
+	if slices.Contains(all, *name) {
 		if !*force {
 			return usageErr("%s already exists; pass --force to replace it (only an ephemeral copy is replaced)", file)
 		}
@@ -210,9 +205,8 @@ func ephemeral(e env, projectFlag string, args []string, now func() time.Time) i
 			warn("%s does not load, so its network.cidr was not avoided", f)
 		}
 		if cidr = freeEphemeralRange(taken); !cidr.IsValid() {
-			fmt.Fprintf(e.stderr, "sandboxctl ephemeral: every 10.X.0.0/16 for X %d..%d overlaps a stack file; pass --cidr\n",
-				ephemeralFirstOctet, ephemeralLastOctet)
-			return exitInvalid
+			return exit(e, "ephemeral", fmt.Errorf("every 10.X.0.0/16 for X %d..%d overlaps a stack file; pass --cidr",
+				ephemeralFirstOctet, ephemeralLastOctet))
 		}
 	}
 
@@ -220,26 +214,23 @@ func ephemeral(e env, projectFlag string, args []string, now func() time.Time) i
 	templateFile := config.StackFile(template)
 	data, err := os.ReadFile(filepath.Join(project, filepath.FromSlash(templateFile)))
 	if err != nil {
-		fmt.Fprintf(e.stderr, "sandboxctl ephemeral: %v\n", err)
-		return exitInvalid
+		return exit(e, "ephemeral", err)
 	}
 	copyData, err := ephemeralCopy(data, ephemeralEdit{
 		stack: *name, template: templateFile, cidr: cidr, expiresAt: expiresAt,
 		zone: *zone, domain: *domain, allow: allow,
 	})
 	if err != nil {
-		fmt.Fprintf(e.stderr, "sandboxctl ephemeral: %s: %v\n", templateFile, err)
-		return exitInvalid
+		return exit(e, "ephemeral", fmt.Errorf("%s: %w", templateFile, err))
 	}
 	if err := writeFileAtomic(path, copyData); err != nil {
-		fmt.Fprintf(e.stderr, "sandboxctl ephemeral: write %s: %v\n", file, err)
-		return exitInvalid
+		return exit(e, "ephemeral", fmt.Errorf("write %s: %w", file, err))
 	}
 
 	// The copy is validated as validate would, against every other stack file.
-	if !contains(all, *name) {
+	if !slices.Contains(all, *name) {
 		all = append(all, *name)
-		sort.Strings(all)
+		slices.Sort(all)
 	}
 	results, specs, valid := validateStacks(project, all, []string{*name})
 	if !valid {
@@ -249,9 +240,8 @@ func ephemeral(e env, projectFlag string, args []string, now func() time.Time) i
 		for _, p := range results[0].Problems {
 			fmt.Fprintf(e.stderr, "%s: %s: %s\n", p.File, p.Path, p.Message)
 		}
-		fmt.Fprintf(e.stderr, "sandboxctl ephemeral: the copy of %s is invalid (everything but department, network.cidr, access, gateway.deletionProtection and tags comes from the template); %s removed\n",
-			templateFile, file)
-		return exitInvalid
+		return exit(e, "ephemeral", fmt.Errorf("the copy of %s is invalid (everything but department, network.cidr, access, gateway.deletionProtection and tags comes from the template); %s removed",
+			templateFile, file))
 	}
 	spec := specs[*name]
 	r := ephemeralResult{
@@ -282,10 +272,10 @@ func ephemeral(e env, projectFlag string, args []string, now func() time.Time) i
 	if *format == "json" {
 		out, _ := json.MarshalIndent(r, "", "  ")
 		fmt.Fprintln(e.stdout, string(out))
-		return exitOK
+		return exit(e, "ephemeral", nil)
 	}
 	writeEphemeralText(e, r)
-	return exitOK
+	return exit(e, "ephemeral", nil)
 }
 
 func writeEphemeralText(e env, r ephemeralResult) {
@@ -517,7 +507,7 @@ func setKey(m *yaml.Node, key string, v *yaml.Node) {
 // clearComments removes the comments of the given keys of mapping m and of their values.
 func clearComments(m *yaml.Node, keys ...string) {
 	for i := 0; i+1 < len(m.Content); i += 2 {
-		if contains(keys, m.Content[i].Value) {
+		if slices.Contains(keys, m.Content[i].Value) {
 			for _, n := range m.Content[i : i+2] {
 				n.HeadComment, n.LineComment, n.FootComment = "", "", ""
 			}
