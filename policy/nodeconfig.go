@@ -191,17 +191,14 @@ func set(v any) bool {
 	return true
 }
 
-// Security floors (the project's pins in package versions sit above them): Ollama 0.35.0
-// fixes a path traversal in /api/pull (CVE-2026-103663); LiteLLM 1.84.0 fixes a Host-header
-// authentication bypass, and 1.82.7 and 1.82.8 carried a credential stealer
-// (github.com/BerriAI/litellm/issues/24518).
-var (
-	ollamaFloor        = [3]int{0, 35, 0}
-	liteLLMFloor       = [3]int{1, 84, 0}
-	liteLLMCompromised = []string{"1.82.7", "1.82.8"}
-)
+// ollamaFloor is the lowest Ollama release a pool may run: 0.35.0 fixes a path traversal in
+// /api/pull (CVE-2026-103663), and older releases carry further CVEs below 0.17.1. The
+// project's pin (package versions) sits above it. LiteLLM's version is not in the plan: the
+// agent installs the one its embedded hash-locked requirements pin, whose floor the versions
+// tests hold.
+var ollamaFloor = [3]int{0, 35, 0}
 
-var exactVersion = regexp.MustCompile(`^(\d+)\.(\d+)\.(\d+)(\.post\d+)?$`)
+var exactVersion = regexp.MustCompile(`^(\d+)\.(\d+)\.(\d+)$`)
 
 // belowFloor says what is wrong with a version against a floor, or "".
 func belowFloor(v string, floor [3]int) string {
@@ -224,26 +221,16 @@ func belowFloor(v string, floor [3]int) string {
 func checkVersions(p *Plan) []Finding {
 	var out []Finding
 	for _, nc := range p.nodeConfigs() {
-		if nc.err != nil {
+		ollama := obj(nc.config["ollama"])
+		if nc.err != nil || str(nc.config["role"]) != "ollama" {
 			continue
 		}
-		switch role := str(nc.config["role"]); role {
-		case "ollama":
-			if msg := belowFloor(str(obj(nc.config["ollama"])["version"]), ollamaFloor); msg != "" {
-				out = append(out, finding(nc.lt, "ollama.version %s", msg))
-			}
-		case "litellm":
-			v := str(obj(nc.config["litellm"])["version"])
-			if msg := belowFloor(v, liteLLMFloor); msg != "" {
-				out = append(out, finding(nc.lt, "litellm.version %s", msg))
-			}
-			for _, bad := range liteLLMCompromised {
-				if v == bad || strings.HasPrefix(v, bad+".") {
-					out = append(out, finding(nc.lt, "litellm.version %s carried a credential stealer", v))
-				}
-			}
-		default:
-			out = append(out, finding(nc.lt, "node config role %q; want ollama or litellm", role))
+		v := str(ollama["version"])
+		if msg := belowFloor(v, ollamaFloor); msg != "" {
+			out = append(out, finding(nc.lt, "ollama.version %s", msg))
+		}
+		if url := str(obj(ollama["release"])["url"]); !strings.Contains(url, "/v"+v+"/") {
+			out = append(out, finding(nc.lt, "ollama.release.url %q is not the release of version %s", url, v))
 		}
 	}
 	return out

@@ -93,7 +93,7 @@ func Rules() []Rule {
 			[]string{"CKV_AWS_46", "AVD-AWS-0029", "AVD-AWS-0129"}, checkUserDataSecrets},
 		{"no-prompt-logging", Error, "no rendered node config or user data turns on a setting that writes request bodies or prompts to logs",
 			nil, checkPromptLogging},
-		{"pinned-versions", Error, "node configs pin exact Ollama and LiteLLM releases at or above the security floors (Ollama 0.35.0, LiteLLM 1.84.0, never 1.82.7 or 1.82.8)",
+		{"pinned-versions", Error, "pool node configs pin an exact Ollama release at or above 0.35.0 (CVE-2026-103663 and older CVEs), downloaded from that release",
 			nil, checkVersions},
 		{"downloads-verified", Error, "every download a node config names is HTTPS and checked against a SHA-256, and the user data checks the agent's",
 			nil, checkDownloads},
