@@ -12,7 +12,7 @@ func Rules() []Rule {
 	return []Rule{
 		// Network exposure.
 		{"no-open-ingress", Error, "no security group admits 0.0.0.0/0 or ::/0, except 443 and 80 on an internet-facing load balancer of a stack with access.allowAnywhere: true",
-			[]string{"CKV_AWS_260", "CKV_AWS_277", "AVD-AWS-0107", "EC2.18", "EC2.19"}, checkOpenIngress},
+			[]string{"CKV_AWS_277", "AVD-AWS-0107", "EC2.18", "EC2.19"}, checkOpenIngress},
 		{"ollama-only-from-internal-alb", Error, "nothing reaches Ollama's port 11434 but the security group of the internal load balancer that forwards to the pools (Ollama has no authentication)",
 			nil, checkOllamaPort},
 		{"egress-web-only", Error, "security groups send to 0.0.0.0/0 or ::/0 only on 443 (and 80 for signed apt archives): a node cannot reach arbitrary ports on the internet",
