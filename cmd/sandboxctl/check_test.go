@@ -136,5 +136,9 @@ func TestCheckRefusesBadWaivers(t *testing.T) {
 		if code != exitInvalid || out != "" || !strings.Contains(errOut, want) {
 			t.Errorf("%s: exit %d, stdout %q, stderr:\n%s", waiver, code, out, errOut)
 		}
+		// validate refuses it first, as it refuses anything the other commands would.
+		if code, out, _ := sandboxctl(t, dir, "validate", "bad"); code != exitInvalid || !strings.Contains(out, want) {
+			t.Errorf("validate with %s: exit %d:\n%s", waiver, code, out)
+		}
 	}
 }
