@@ -89,8 +89,8 @@ type Estimate struct {
 	AlwaysOn float64 `json:"alwaysOn"`
 	// Ratio is Min / AlwaysOn: what the schedule and spot leave of the always-on month.
 	Ratio float64 `json:"ratio"`
-	// Fixed is the part of Min that no schedule, size or spot changes (gateway, network,
-	// load balancers, keys, logs), and FloorRatio is Fixed / AlwaysOn: the lowest Ratio any
+	// Fixed is the part of Min that no schedule or spot changes (unscheduled on-demand groups
+	// such as the gateway, network, load balancers, keys, logs), and FloorRatio is Fixed / AlwaysOn: the lowest Ratio any
 	// schedule of the pools could reach.
 	Fixed      float64 `json:"fixed"`
 	FloorRatio float64 `json:"floorRatio"`
@@ -167,7 +167,7 @@ func New(plan *program.Plan, prices *Table, a Assumptions) (*Estimate, error) {
 		est.Min += l.Min
 		est.Max += l.Max
 		est.AlwaysOn += l.AlwaysOn
-		if l.Min == l.AlwaysOn && l.Max == l.AlwaysOn {
+		if l.Min == l.AlwaysOn {
 			est.Fixed += l.Min
 		}
 	}
@@ -203,7 +203,7 @@ func (e *estimator) groups() []Schedule {
 			e.errs = append(e.errs, fmt.Sprintf("autoscaling group %s: no launch template in the plan", g.Name))
 			continue
 		}
-		typ := str(lt.Inputs["instanceType"])
+		typ := instanceType(g, *lt)
 		volumeGB := 0.0
 		for _, b := range list(lt.Inputs["blockDeviceMappings"]) {
 			if v, ok := num(obj(obj(b)["ebs"])["volumeSize"]); ok {
@@ -268,6 +268,21 @@ func (e *estimator) launchTemplate(g program.PlannedResource) *program.PlannedRe
 		}
 	}
 	return nil
+}
+
+// instanceType is the launch template's instance type or, for a mixed instances policy whose
+// template names none, the policy's first override: the pool's own type, which the estimate
+// prices (the allocation strategy may pick a cheaper one of the overrides).
+func instanceType(g, lt program.PlannedResource) string {
+	if t := str(lt.Inputs["instanceType"]); t != "" {
+		return t
+	}
+	for _, o := range list(obj(obj(g.Inputs["mixedInstancesPolicy"])["launchTemplate"])["overrides"]) {
+		if t := str(obj(o)["instanceType"]); t != "" {
+			return t
+		}
+	}
+	return ""
 }
 
 // spotFraction is the share of a group's instances that run on spot: the mixed instances
@@ -410,3 +425,28 @@ func num(v any) (float64, bool) { f, ok := v.(float64); return f, ok }
 func list(v any) []any { l, _ := v.([]any); return l }
 
 func obj(v any) map[string]any { m, _ := v.(map[string]any); return m }
+
+// InstanceTypes returns the instance types the plan's launch templates name, sorted: the ones
+// Live must price.
+func InstanceTypes(plan *program.Plan) []string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(t string) {
+		if t != "" && !seen[t] {
+			seen[t] = true
+			out = append(out, t)
+		}
+	}
+	for _, r := range plan.Resources {
+		switch r.Type {
+		case typeLaunchTmpl:
+			add(str(r.Inputs["instanceType"]))
+		case typeASG:
+			for _, o := range list(obj(obj(r.Inputs["mixedInstancesPolicy"])["launchTemplate"])["overrides"]) {
+				add(str(obj(o)["instanceType"]))
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}

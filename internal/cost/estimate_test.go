@@ -117,13 +117,20 @@ func TestCostSpotDiscountApplies(t *testing.T) {
 	}}
 	rs := pool("p", 1, 2, false, spot)
 	delete(rs[0].Inputs, "launchTemplate")
+	// The project's spot template names no type: the overrides do, the pool's own first.
+	delete(rs[1].Inputs, "instanceType")
+	obj(spot["mixedInstancesPolicy"])["launchTemplate"].(map[string]any)["overrides"] = []any{
+		map[string]any{"instanceType": "g5.xlarge"}, map[string]any{"instanceType": "t3.large"}}
 	a := fourWeeks()
 	a.SpotDiscount = 0.75
 	e := estimate(t, rs, a)
 	near(t, "spot min", e.Lines[0].Min, 672*0.25)
 	near(t, "spot max", e.Lines[0].Max, 2*672*0.25)
 	near(t, "always on is on-demand", e.Lines[0].AlwaysOn, 672)
-	if !strings.Contains(e.Lines[0].Item, "100% spot at 75% off") {
+	if got := InstanceTypes(&program.Plan{Resources: rs}); strings.Join(got, " ") != "g5.xlarge t3.large" {
+		t.Errorf("InstanceTypes = %v", got)
+	}
+	if !strings.Contains(e.Lines[0].Item, "g5.xlarge 100% spot at 75% off") {
 		t.Errorf("item %q does not state the discount", e.Lines[0].Item)
 	}
 }
@@ -324,4 +331,13 @@ func TestCostWeeklyHoursWrapAroundTheWeek(t *testing.T) {
 	minH, maxH := weeklyHours(acts)
 	near(t, "min", minH, 60)
 	near(t, "max", maxH, 120)
+}
+
+// An unscheduled on-demand group is part of the floor no schedule can lower; a scheduled one is
+// not.
+func TestCostFixedCountsUnscheduledGroups(t *testing.T) {
+	rs := append(pool("gw", 2, 4, false, nil), pool("p", 1, 2, true, nil)...)
+	e := estimate(t, rs, fourWeeks())
+	near(t, "fixed", e.Fixed, 2*672*1.0+2*10)
+	near(t, "floor", e.FloorRatio, e.Fixed/e.AlwaysOn)
 }

@@ -29,7 +29,7 @@ func (e *Estimate) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, "| **Total** | | **%s** | **%s** | **%s** |\n\n", usd(e.Min), usd(e.Max), usd(e.AlwaysOn))
 	fmt.Fprintf(&b, "- At minimum size with its schedules and spot, the stack costs %s a month: %.0f%% of always on (%s), saving %s.\n",
 		usd(e.Min), e.Ratio*100, usd(e.AlwaysOn), usd(e.AlwaysOn-e.Min))
-	fmt.Fprintf(&b, "- %s of that is fixed (gateway, network, load balancers, keys, logs): no pool schedule can go below %.0f%% of always on.\n",
+	fmt.Fprintf(&b, "- %s of that is fixed (unscheduled on-demand groups such as the gateway, network, load balancers, keys, logs): no pool schedule can go below %.0f%% of always on.\n",
 		usd(e.Fixed), e.FloorRatio*100)
 	fmt.Fprintf(&b, "- At maximum size all month: %s.\n", usd(e.Max))
 	b.WriteString("- Min and Max keep each group's schedule and spot; Always on is minimum size, no schedule, on-demand.\n\n")
