@@ -55,7 +55,8 @@ type Line struct {
 	Min float64 `json:"min"`
 	// Max is the month at every group's maximum size, with its schedule and spot.
 	Max float64 `json:"max"`
-	// AlwaysOn is the month at minimum size with no schedule and no spot.
+	// AlwaysOn is the month with no schedule and no spot, each group at the minimum size it
+	// serves with (its own, or the larger one its office-hours action sets).
 	AlwaysOn float64 `json:"alwaysOn"`
 	// Prices are the keys of the prices used.
 	Prices []string `json:"prices"`
@@ -72,6 +73,9 @@ type Schedule struct {
 	// MinHoursPerWeek and MaxHoursPerWeek are instance-hours a week at minimum and maximum size.
 	MinHoursPerWeek float64 `json:"minHoursPerWeek"`
 	MaxHoursPerWeek float64 `json:"maxHoursPerWeek"`
+	// ServingMinSize is the largest minimum size an action sets: the size the group serves
+	// with, which the always-on profile keeps all month.
+	ServingMinSize float64 `json:"servingMinSize"`
 }
 
 // Estimate is a stack's monthly cost.
@@ -137,15 +141,7 @@ func (e *estimator) price(key string) float64 {
 
 func (e *estimator) add(l Line) { e.lines = append(e.lines, l) }
 
-func (e *estimator) byType(typ string) []program.PlannedResource {
-	var out []program.PlannedResource
-	for _, r := range e.plan.Resources {
-		if r.Type == typ {
-			out = append(out, r)
-		}
-	}
-	return out
-}
+func (e *estimator) byType(typ string) []program.PlannedResource { return e.plan.ByType(typ) }
 
 // New estimates plan's month with prices and a. Every price the plan needs must be in the
 // table; the error lists the missing ones.
@@ -211,12 +207,16 @@ func (e *estimator) groups() []Schedule {
 			}
 		}
 		minWeek, maxWeek := minSize*hoursPerWeek, maxSize*hoursPerWeek
+		// Always on keeps the group at the minimum size it serves with: the larger of its own
+		// and the one its office-hours action sets.
+		servingSize := minSize
 		if s, ok := e.schedule(g); ok {
 			minWeek, maxWeek = s.MinHoursPerWeek, s.MaxHoursPerWeek
+			servingSize = max(servingSize, s.ServingMinSize)
 			schedules = append(schedules, s)
 		}
 		perWeek := e.a.HoursPerMonth / hoursPerWeek
-		minHours, maxHours, alwaysHours := minWeek*perWeek, maxWeek*perWeek, minSize*e.a.HoursPerMonth
+		minHours, maxHours, alwaysHours := minWeek*perWeek, maxWeek*perWeek, servingSize*e.a.HoursPerMonth
 
 		onDemand := e.price(InstanceKey(typ))
 		spot := spotFraction(g)
@@ -237,7 +237,7 @@ func (e *estimator) groups() []Schedule {
 			Resource: lt.Name,
 			Item:     fmt.Sprintf("%g GB gp3 per running instance", volumeGB),
 			Min:      volumeGB * gp3 * minHours / e.a.HoursPerMonth, Max: volumeGB * gp3 * maxHours / e.a.HoursPerMonth,
-			AlwaysOn: volumeGB * gp3 * minSize,
+			AlwaysOn: volumeGB * gp3 * servingSize,
 			Prices:   []string{KeyEBSGP3},
 		})
 		if warm, ok := num(obj(g.Inputs["warmPool"])["minSize"]); ok && warm > 0 {
@@ -319,6 +319,7 @@ func (e *estimator) schedule(g program.PlannedResource) (Schedule, bool) {
 		for _, m := range starts {
 			actions = append(actions, action{minute: m, min: minSize, max: maxSize})
 		}
+		s.ServingMinSize = max(s.ServingMinSize, minSize)
 		s.Timezone = str(r.Inputs["timeZone"])
 		s.Recurrences = append(s.Recurrences, fmt.Sprintf("%q sets min %g, max %g", rec, minSize, maxSize))
 	}

@@ -341,3 +341,14 @@ func TestCostFixedCountsUnscheduledGroups(t *testing.T) {
 	near(t, "fixed", e.Fixed, 2*672*1.0+2*10)
 	near(t, "floor", e.FloorRatio, e.Fixed/e.AlwaysOn)
 }
+
+// A pool of minimum size 0 whose office hours raise it to 1 is compared with 1 instance always
+// on, not with nothing.
+func TestCostAlwaysOnUsesTheServingSize(t *testing.T) {
+	rs := pool("p", 1, 2, true, nil)
+	rs[0].Inputs["minSize"] = 0.0
+	e := estimate(t, rs, fourWeeks())
+	near(t, "always on", e.Lines[0].AlwaysOn, 672)
+	near(t, "volume always on", e.Lines[1].AlwaysOn, 10)
+	near(t, "min", e.Lines[0].Min, 240)
+}

@@ -32,7 +32,7 @@ func (e *Estimate) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, "- %s of that is fixed (unscheduled on-demand groups such as the gateway, network, load balancers, keys, logs): no pool schedule can go below %.0f%% of always on.\n",
 		usd(e.Fixed), e.FloorRatio*100)
 	fmt.Fprintf(&b, "- At maximum size all month: %s.\n", usd(e.Max))
-	b.WriteString("- Min and Max keep each group's schedule and spot; Always on is minimum size, no schedule, on-demand.\n\n")
+	b.WriteString("- Min and Max keep each group's schedule and spot; Always on keeps each group at the size it serves with, no schedule, on-demand.\n\n")
 	if len(e.Schedules) > 0 {
 		b.WriteString("Schedules:\n\n")
 		for _, s := range e.Schedules {
