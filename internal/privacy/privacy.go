@@ -9,7 +9,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -176,15 +177,7 @@ func NodeConfig(userData string) (*node.Config, error) {
 	return nil, fmt.Errorf("user data writes no %s", node.ConfigPath)
 }
 
-func (g *generator) byType(typ string) []program.PlannedResource {
-	var out []program.PlannedResource
-	for _, r := range g.plan.Resources {
-		if r.Type == typ {
-			out = append(out, r)
-		}
-	}
-	return out
-}
+func (g *generator) byType(typ string) []program.PlannedResource { return g.plan.ByType(typ) }
 
 // find returns the resource of typ whose ARN or ID is ref.
 func (g *generator) find(typ, ref string) (program.PlannedResource, bool) {
@@ -278,7 +271,7 @@ func (g *generator) settings() []Setting {
 	add := func(component, name, value, want, source string) {
 		out = append(out, Setting{Component: component, Name: name, Value: value, Want: want, Source: source, OK: value == want})
 	}
-	for _, lt := range sortedKeys(g.nodes) {
+	for _, lt := range slices.Sorted(maps.Keys(g.nodes)) {
 		cfg := g.nodes[lt]
 		switch {
 		case cfg.LiteLLM != nil:
@@ -372,8 +365,8 @@ func (g *generator) apiKeys() Data {
 			Readers:    append(g.readers("secretsmanager:GetSecretValue", s.ARN), g.keyReaders(str(s.Inputs["kmsKeyId"]))...),
 		})
 	}
-	for lt, cfg := range g.nodes {
-		if cfg.LiteLLM != nil {
+	for _, lt := range slices.Sorted(maps.Keys(g.nodes)) {
+		if g.nodes[lt].LiteLLM != nil {
 			d.Stores = append(d.Stores, Store{Where: "gateway nodes of " + lt + ": " + node.LiteLLMEnvFile + " (root-only)", Retention: "while the node runs",
 				Encryption: g.volumeEncryption(lt), Readers: []string{"root on the node; operators through SSM sessions"}})
 		}
@@ -411,7 +404,7 @@ func (g *generator) metadata() Data {
 
 func (g *generator) models() Data {
 	d := Data{Kind: "Models (weights)", Rules: []string{"ebs-encrypted", "imdsv2-only"}}
-	for _, lt := range sortedKeys(g.nodes) {
+	for _, lt := range slices.Sorted(maps.Keys(g.nodes)) {
 		cfg := g.nodes[lt]
 		if cfg.Ollama == nil {
 			continue
@@ -463,7 +456,7 @@ func (g *generator) logs() Data {
 	for _, lg := range groups {
 		names = append(names, lg.Name)
 	}
-	for _, lt := range sortedKeys(g.nodes) {
+	for _, lt := range slices.Sorted(maps.Keys(g.nodes)) {
 		d.Stores = append(d.Stores, Store{Where: "systemd journal on the nodes of " + lt, Retention: "while the node runs (its root volume is deleted on termination)",
 			Encryption: g.volumeEncryption(lt), Readers: []string{"root on the node; operators through SSM sessions"}})
 	}
@@ -602,15 +595,6 @@ func matchAny(v any, f func(string) bool) bool {
 		}
 	}
 	return false
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 func valueOr(v any, def string) string {
