@@ -36,6 +36,7 @@ Commands:
   plan STACK            render what STACK would create, offline under mocks
   check [STACK...]      run the security, privacy and reliability rules over the
                         offline plan of each stack (all by default); --list shows them
+  cost STACK            STACK's monthly cost from its offline plan and a dated price table
   preflight STACK       check, read-only against AWS, that the account and region can
                         take STACK: quotas, instance offerings, AMIs, certificate, AZs
   verify STACK          check a deployed endpoint: models listed, a chat and a streamed
@@ -77,6 +78,7 @@ var commands = map[string]command{
 	"validate":  {"check stack files", runValidate},
 	"plan":      {"render a stack offline", runPlan},
 	"check":     {"run the policy rules over stacks' offline plans", runCheck},
+	"cost":      {"estimate a stack's monthly cost from its offline plan", runCost},
 	"preflight": {"check an AWS account and region can take a stack", runPreflight},
 	"verify":    {"check a deployed endpoint answers as its clients need", runVerify},
 	"loadtest":  {"load a deployed endpoint with concurrent streaming users", runLoadtest},

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func TestCostChemistry(t *testing.T) {
+	root := projectRoot(t)
+	// The example stacks run in ca-central-1, which the table does not cover: cost says so.
+	code, out, errOut := sandboxctl(t, root, "cost", "chemistry")
+	if code != exitInvalid || out != "" || !strings.Contains(errOut, "no verified prices for ca-central-1") || !strings.Contains(errOut, "--prices live") {
+		t.Fatalf("exit %d, stdout %q, stderr:\n%s", code, out, errOut)
+	}
+	code, out, errOut = sandboxctl(t, root, "cost", "chemistry", "--price-region", "us-east-1", "--format", "json")
+	if code != exitOK {
+		t.Fatalf("exit %d:\n%s", code, errOut)
+	}
+	var est struct {
+		Region, PriceRegion string
+		Min, Max, AlwaysOn  float64
+		Ratio               float64
+		Schedules           []struct{ Group, Timezone string }
+		Prices              []struct{ Key, Date, Source string }
+	}
+	if err := json.Unmarshal([]byte(out), &est); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out)
+	}
+	if est.Region != "ca-central-1" || est.PriceRegion != "us-east-1" {
+		t.Errorf("region %q price region %q", est.Region, est.PriceRegion)
+	}
+	// The GPU pool runs 60 of 168 hours a week, so the month at minimum size is well under
+	// always on, and maximum size is above minimum.
+	if !(est.Min < est.AlwaysOn && est.Max > est.Min && est.Ratio > 0 && est.Ratio < 0.6) {
+		t.Errorf("min %.2f max %.2f always on %.2f ratio %.2f", est.Min, est.Max, est.AlwaysOn, est.Ratio)
+	}
+	if len(est.Schedules) != 1 || est.Schedules[0].Timezone != "America/Vancouver" {
+		t.Errorf("schedules %+v", est.Schedules)
+	}
+	for _, p := range est.Prices {
+		if p.Date == "" || p.Source == "" {
+			t.Errorf("price %s without date or source", p.Key)
+		}
+	}
+}
+
+func TestCostSpotDiscountAndText(t *testing.T) {
+	root := projectRoot(t)
+	code, out, errOut := sandboxctl(t, root, "cost", "linguistics", "--price-region", "us-east-1", "--spot-discount", "0.5")
+	if code != exitOK {
+		t.Fatalf("exit %d:\n%s", code, errOut)
+	}
+	for _, want := range []string{"**Prices of us-east-1 applied to a stack in ca-central-1**", "g6.xlarge 100% spot at 50% off", "warm pool", "| **Total** |"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestCostUsageErrors(t *testing.T) {
+	root := projectRoot(t)
+	for _, args := range [][]string{
+		{"cost"},
+		{"cost", "chemistry", "--prices", "guess"},
+		{"cost", "chemistry", "--spot-discount", "1.5"},
+		{"cost", "chemistry", "--prices", "live", "--price-region", "us-east-1"},
+		{"cost", "chemistry", "--format", "yaml"},
+	} {
+		if code, _, _ := sandboxctl(t, root, args...); code != exitUsage {
+			t.Errorf("%v: exit %d, want %d", args, code, exitUsage)
+		}
+	}
+}
+
+func TestCostHelpIsDocumented(t *testing.T) {
+	helpIsDocumented(t, "docs/cost.md", "cost")
+}
