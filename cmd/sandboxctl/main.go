@@ -39,6 +39,7 @@ Commands:
   cost STACK            STACK's monthly cost from its offline plan and a dated price table
   preflight STACK       check, read-only against AWS, that the account and region can
                         take STACK: quotas, instance offerings, AMIs, certificate, AZs
+  privacy STACK         STACK's privacy-impact report from its offline plan (Markdown, JSON)
   verify STACK          check a deployed endpoint: models listed, a chat and a streamed
                         completion per model, a wrong key refused (or --url and --key)
   loadtest STACK        drive --users concurrent streaming users and judge tokens/s per
@@ -80,6 +81,7 @@ var commands = map[string]command{
 	"check":     {"run the policy rules over stacks' offline plans", runCheck},
 	"cost":      {"estimate a stack's monthly cost from its offline plan", runCost},
 	"preflight": {"check an AWS account and region can take a stack", runPreflight},
+	"privacy":   {"generate a stack's privacy-impact report from its offline plan", runPrivacy},
 	"verify":    {"check a deployed endpoint answers as its clients need", runVerify},
 	"loadtest":  {"load a deployed endpoint with concurrent streaming users", runLoadtest},
 	"preview":   {"show what up would change in stacks", runPreview},
