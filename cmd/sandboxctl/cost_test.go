@@ -2,6 +2,9 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -75,4 +78,56 @@ func TestCostUsageErrors(t *testing.T) {
 
 func TestCostHelpIsDocumented(t *testing.T) {
 	helpIsDocumented(t, "docs/cost.md", "cost")
+}
+
+// docs/cost.md shows each example stack's figures as cost prints them, and the chemistry
+// what-if with its pool on spot, worked from the same estimate: the pool's instance line at the
+// default discount.
+func TestCostDocsShowTheExampleFigures(t *testing.T) {
+	root := projectRoot(t)
+	doc, err := os.ReadFile(filepath.Join(root, "docs", "cost.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type line struct {
+		Resource string
+		Min, Max float64
+	}
+	type estimate struct {
+		Min, Max, AlwaysOn, Ratio, FloorRatio float64
+		Lines                                 []line
+		Assumptions                           struct{ SpotDiscount float64 }
+	}
+	row := func(name string, min, max, always, ratio, floor float64) string {
+		return fmt.Sprintf("| %s | $%.2f | $%.2f | $%.2f | %.0f%% | %.0f%% |", name, min, max, always, ratio*100, floor*100)
+	}
+	for _, s := range []string{"chemistry", "dev", "linguistics", "physics"} {
+		code, out, errOut := sandboxctl(t, root, "cost", s, "--price-region", "us-east-1", "--format", "json")
+		if code != exitOK {
+			t.Fatalf("%s: exit %d:\n%s", s, code, errOut)
+		}
+		var e estimate
+		if err := json.Unmarshal([]byte(out), &e); err != nil {
+			t.Fatal(err)
+		}
+		if want := row(s, e.Min, e.Max, e.AlwaysOn, e.Ratio, e.FloorRatio); !strings.Contains(string(doc), want) {
+			t.Errorf("docs/cost.md lacks the row %q", want)
+		}
+		if s != "chemistry" {
+			continue
+		}
+		for _, l := range e.Lines {
+			if l.Resource == "chemistry-gpu-asg" {
+				min := e.Min - l.Min*e.Assumptions.SpotDiscount
+				max := e.Max - l.Max*e.Assumptions.SpotDiscount
+				want := row("chemistry with `spot: true` on its pool", min, max, e.AlwaysOn, min/e.AlwaysOn, e.FloorRatio)
+				if !strings.Contains(string(doc), want) {
+					t.Errorf("docs/cost.md lacks the row %q", want)
+				}
+				if min/e.AlwaysOn > 0.35 {
+					t.Errorf("chemistry with schedule and spot is %.1f%% of always on; docs/cost.md says at most 35%%", min/e.AlwaysOn*100)
+				}
+			}
+		}
+	}
 }
