@@ -73,8 +73,11 @@ func (t *Table) Sorted() []Price {
 }
 
 // The service prices of the built-in table, read on readDate. AWS's pricing pages render their
-// regional tables in the browser; the figures below are the ones each page states in its own
-// text and examples for US East (N. Virginia), as named per row.
+// regional tables in the browser, so a stored copy of a page holds only the figures it states in
+// its own text and examples; the rows below are those US East (N. Virginia) figures, read from
+// stored copies of the pages named per row and of public transcriptions that quote them (the
+// WAF figures also appear in the cost example of AWS's "Security Automations for AWS WAF"
+// solution guide). `--prices live` replaces them with the Price List API's.
 const readDate = "2026-12-04"
 
 // builtin holds the regions whose every price could be verified. Only us-east-1 qualifies: the
