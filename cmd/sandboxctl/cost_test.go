@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/llm-sandbox/llm-sandbox/internal/cost/pricingtest"
 )
 
 func TestCostChemistry(t *testing.T) {
@@ -129,5 +131,36 @@ func TestCostDocsShowTheExampleFigures(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// --prices live reads the stack region's prices through the Price List API: here a loopback
+// stand-in, reached through the SDK's own endpoint setting, with static test credentials.
+func TestCostLivePrices(t *testing.T) {
+	root := projectRoot(t)
+	srv := pricingtest.NewServer(t, filepath.Join(root, "internal", "cost", "testdata", "products.json"))
+	dir := t.TempDir()
+	t.Setenv("AWS_ENDPOINT_URL_PRICING", srv.URL)
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDTEST")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	t.Setenv("AWS_SESSION_TOKEN", "")
+	t.Setenv("AWS_PROFILE", "")
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "config"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "credentials"))
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	code, out, errOut := sandboxctl(t, root, "cost", "chemistry", "--prices", "live")
+	if code != exitOK {
+		t.Fatalf("exit %d:\n%s", code, errOut)
+	}
+	if srv.Requests() == 0 {
+		t.Fatal("the Price List API was not asked")
+	}
+	for _, want := range []string{"Prices (ca-central-1, USD)", "| ec2/g5.xlarge | 1.118 | hour | 2026-11-01 | AWS Price List API, AmazonEC2 SKU "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "applied to a stack in") {
+		t.Error("live prices are the stack region's own, yet the output says another region's were applied")
 	}
 }
