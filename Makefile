@@ -62,6 +62,13 @@ plan: ## offline plan of an example department (STACK=chemistry by default)
 validate: ## validate every stack file in stacks/
 	$(GO) run ./cmd/sandboxctl validate
 
+# The operator command as a binary: run it as bin/sandboxctl. `go run` would report every
+# non-zero exit as 1 and print "signal: broken pipe" under `| head`. -buildvcs=auto stamps the
+# git revision that `sandboxctl version` prints, whatever GOFLAGS says.
+.PHONY: sandboxctl
+sandboxctl: ## build bin/sandboxctl, the operator command
+	$(GO) build -buildvcs=auto -o $(BIN)/sandboxctl ./cmd/sandboxctl
+
 test: e2e-deps tools lint unit fuzz validate ## install the test tools, then run every check and test
 
 tools: apt ## install the pinned test tools into bin/ and .cache/venv

@@ -213,18 +213,15 @@ func validModelName(name string) bool {
 
 // LiteLLMConfig configures the litellm role: the LiteLLM gateway (proxy) on a gateway node,
 // in front of the model pools' internal load balancer. It holds no secret: the master key is
-// named by its Secrets Manager ARN and fetched at boot.
+// named by its Secrets Manager ARN and fetched at boot. It names no LiteLLM version: the agent
+// installs the one its embedded lock pins (versions.LiteLLM), which `sandbox-node version`
+// reports.
 //
 // The timeouts are one chain, outside in: client → front ALB (idle timeout) → LiteLLM
 // (keep-alive, request timeout) → internal ALB → Ollama. An ALB's idle timeout bounds silence:
 // for a streaming request the wait for the first token, for a non-streaming one the whole
 // generation (nothing is sent before it is done).
 type LiteLLMConfig struct {
-	// Version is the LiteLLM release, e.g. "1.108.7": exactly X.Y.Z (or X.Y.Z.postN), at least
-	// 1.84.0 and never 1.82.7 or 1.82.8 (FACTS.md, LiteLLM: supply chain). The agent installs
-	// the hash-locked requirements it embeds (versions.LiteLLMRequirements) and refuses, at the
-	// install step, a config whose version is not the one they pin.
-	Version string `json:"version"`
 	// Wheelhouse, optional, is a .tar.zst of the wheels the lock names (their files at the
 	// archive's top level): for air-gapped departments and for tests. The agent checks its
 	// SHA-256, extracts it and installs with --no-index: PyPI is never contacted. When absent,
@@ -273,44 +270,8 @@ type LiteLLMModel struct {
 }
 
 var (
-	pythonVersion = regexp.MustCompile(`^(\d+)\.(\d+)\.(\d+)(\.post\d+)?$`)
-	secretARN     = regexp.MustCompile(`^arn:aws[a-z-]*:secretsmanager:([a-z0-9-]+):\d{12}:secret:[A-Za-z0-9/_+=.@-]+$`)
+	secretARN = regexp.MustCompile(`^arn:aws[a-z-]*:secretsmanager:([a-z0-9-]+):\d{12}:secret:[A-Za-z0-9/_+=.@-]+$`)
 )
-
-// LiteLLMFloor is the lowest LiteLLM version the agent accepts: 1.84.0 fixes a Host-header
-// authentication bypass; 1.83.7 fixed several CVEs before it (FACTS.md, LiteLLM).
-const LiteLLMFloor = "1.84.0"
-
-// liteLLMCompromised are releases published with a credential stealer (BerriAI/litellm#24518).
-var liteLLMCompromised = []string{"1.82.7", "1.82.8"}
-
-// checkLiteLLMVersion says what is wrong with a LiteLLM version, or "".
-func checkLiteLLMVersion(v string) string {
-	m := pythonVersion.FindStringSubmatch(v)
-	if m == nil {
-		return fmt.Sprintf("must be an exact release such as 1.108.7 (got %q)", v)
-	}
-	for _, bad := range liteLLMCompromised {
-		if v == bad || strings.HasPrefix(v, bad+".") {
-			return fmt.Sprintf("must never be %s: that release carried a credential stealer (BerriAI/litellm#24518)", v)
-		}
-	}
-	got := [3]int{}
-	for i := range got {
-		got[i], _ = strconv.Atoi(m[i+1])
-	}
-	f := pythonVersion.FindStringSubmatch(LiteLLMFloor)
-	for i := range got {
-		want, _ := strconv.Atoi(f[i+1])
-		if got[i] != want {
-			if got[i] < want {
-				return fmt.Sprintf("must be at least %s, which fixes a Host-header authentication bypass (got %s)", LiteLLMFloor, v)
-			}
-			break
-		}
-	}
-	return ""
-}
 
 // arnRegion returns the region of a Secrets Manager ARN, or "".
 func arnRegion(arn string) string {
@@ -325,9 +286,6 @@ func (l *LiteLLMConfig) validate() []error {
 	var errs []error
 	add := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("litellm.%s: %s", key, fmt.Sprintf(format, args...)))
-	}
-	if problem := checkLiteLLMVersion(l.Version); problem != "" {
-		add("version", "%s", problem)
 	}
 	if l.Wheelhouse != nil {
 		if err := l.Wheelhouse.Validate(); err != nil {

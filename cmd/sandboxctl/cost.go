@@ -16,6 +16,10 @@ import (
 const priceListRegion = "us-east-1"
 
 func runCost(e env, projectFlag string, args []string) int {
+	return exit(e, "cost", estimateCost(e, projectFlag, args))
+}
+
+func estimateCost(e env, projectFlag string, args []string) error {
 	fs := flagSet(e, "cost", "cost STACK [--format text|json] [--prices table|live] [--price-region REGION] [--spot-discount F]",
 		"Estimates what STACK costs a month from its offline plan: instance-hours per autoscaling\n"+
 			"group from its minimum and maximum sizes and office-hours schedule (730 h a month), spot\n"+
@@ -34,30 +38,22 @@ func runCost(e env, projectFlag string, args []string) int {
 	priceRegion := fs.String("price-region", "", "apply this `region`'s table prices (default: the stack's region)")
 	defaults := cost.DefaultAssumptions()
 	spot := fs.Float64("spot-discount", defaults.SpotDiscount, "`fraction` spot saves below on-demand")
-	stacks, err := parseFlags(fs, args)
+	project, spec, err := parseOneStack(e, fs, args, format, projectFlag)
 	if err != nil {
-		return flagExit(fs, e, err)
+		return err
 	}
 	if *source != "table" && *source != "live" {
-		fmt.Fprintf(e.stderr, "sandboxctl cost: --prices must be table or live (got %q)\n", *source)
-		return exitUsage
+		return usagef("--prices must be table or live (got %q)", *source)
 	}
 	if *spot < 0 || *spot >= 1 {
-		fmt.Fprintf(e.stderr, "sandboxctl cost: --spot-discount must be at least 0 and below 1 (got %g)\n", *spot)
-		return exitUsage
+		return usagef("--spot-discount must be at least 0 and below 1 (got %g)", *spot)
 	}
 	if *source == "live" && *priceRegion != "" {
-		fmt.Fprintln(e.stderr, "sandboxctl cost: --price-region applies to --prices table only")
-		return exitUsage
-	}
-	project, spec, code := loadOneStack(e, projectFlag, "cost", stacks, *format)
-	if code != exitOK {
-		return code
+		return usagef("--price-region applies to --prices table only")
 	}
 	plan, err := program.PlanStack(spec, project)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "sandboxctl cost: %v\n", err)
-		return exitInvalid
+		return err
 	}
 	var prices *cost.Table
 	if *source == "live" {
@@ -73,26 +69,18 @@ func runCost(e env, projectFlag string, args []string) int {
 		}
 	}
 	if err != nil {
-		fmt.Fprintf(e.stderr, "sandboxctl cost: %v\n", err)
-		return exitInvalid
+		return err
 	}
 	a := defaults
 	a.SpotDiscount = *spot
 	est, err := cost.New(plan, prices, a)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "sandboxctl cost: %v\n", err)
-		return exitInvalid
+		return err
 	}
 	if *format == "json" {
-		err = est.WriteJSON(e.stdout)
-	} else {
-		err = est.WriteText(e.stdout)
+		return est.WriteJSON(e.stdout)
 	}
-	if err != nil {
-		fmt.Fprintf(e.stderr, "sandboxctl cost: %v\n", err)
-		return exitInvalid
-	}
-	return exitOK
+	return est.WriteText(e.stdout)
 }
 
 // livePrices reads the plan region's prices from the AWS Price List API.

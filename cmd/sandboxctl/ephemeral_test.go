@@ -403,12 +403,11 @@ func TestEphemeralRemovesAnInvalidCopy(t *testing.T) {
 		args []string
 		want string
 	}{
-		// a's file sorts before eph-1's: the overlap is reported on the copy.
+		// Whichever file sorts first, the overlap is reported on the copy, naming the other.
 		{"overlaps an earlier file", []string{"dev", "--name", "eph-1", "--cidr", "10.150.0.0/16"},
 			"stacks/Pulumi.eph-1.yaml: network.cidr: overlaps 10.150.0.0/20 of stacks/Pulumi.a.yaml (got 10.150.0.0/16)"},
-		// z's sorts after it: config reports the overlap on z's file, naming the copy.
 		{"overlaps a later file", []string{"dev", "--name", "eph-1", "--cidr", "10.160.0.0/16"},
-			"stacks/Pulumi.z.yaml: network.cidr: overlaps 10.160.0.0/16 of stacks/Pulumi.eph-1.yaml (got 10.160.0.0/20)"},
+			"stacks/Pulumi.eph-1.yaml: network.cidr: overlaps 10.160.0.0/20 of stacks/Pulumi.z.yaml (got 10.160.0.0/16)"},
 		{"not a private range", []string{"dev", "--name", "eph-1", "--cidr", "11.0.0.0/16"},
 			"stacks/Pulumi.eph-1.yaml: network.cidr: must be in a private range"},
 		{"bad hostname", append([]string{"chemistry", "--name", "eph-1", "--domain", "ci_example"}, zoneFlags...),

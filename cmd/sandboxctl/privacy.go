@@ -1,13 +1,15 @@
 package main
 
 import (
-	"fmt"
-
 	"github.com/llm-sandbox/llm-sandbox/internal/privacy"
 	"github.com/llm-sandbox/llm-sandbox/program"
 )
 
 func runPrivacy(e env, projectFlag string, args []string) int {
+	return exit(e, "privacy", privacyReport(e, projectFlag, args))
+}
+
+func privacyReport(e env, projectFlag string, args []string) error {
 	fs := flagSet(e, "privacy", "privacy STACK [--format text|json]",
 		"Generates STACK's privacy-impact report from its offline plan and the node configs in its\n"+
 			"launch templates: which data (prompts and completions, API keys, request metadata,\n"+
@@ -18,23 +20,17 @@ func runPrivacy(e env, projectFlag string, args []string) int {
 			"Exit 0 no prompt can be stored and no policy finding, 1 a setting lets prompts into a\n"+
 			"log or store, a finding, or an invalid stack file, 2 usage error.")
 	format := formatFlag(fs)
-	stacks, err := parseFlags(fs, args)
+	project, spec, err := parseOneStack(e, fs, args, format, projectFlag)
 	if err != nil {
-		return flagExit(fs, e, err)
-	}
-	project, spec, code := loadOneStack(e, projectFlag, "privacy", stacks, *format)
-	if code != exitOK {
-		return code
+		return err
 	}
 	plan, err := program.PlanStack(spec, project)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "sandboxctl privacy: %v\n", err)
-		return exitInvalid
+		return err
 	}
 	report, err := privacy.New(plan)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "sandboxctl privacy: %v\n", err)
-		return exitInvalid
+		return err
 	}
 	if *format == "json" {
 		err = report.WriteJSON(e.stdout)
@@ -42,11 +38,10 @@ func runPrivacy(e env, projectFlag string, args []string) int {
 		err = report.WriteMarkdown(e.stdout)
 	}
 	if err != nil {
-		fmt.Fprintf(e.stderr, "sandboxctl privacy: %v\n", err)
-		return exitInvalid
+		return err
 	}
 	if len(report.FailedSettings()) > 0 || len(report.Findings) > 0 {
-		return exitInvalid
+		return errReported
 	}
-	return exitOK
+	return nil
 }

@@ -118,9 +118,6 @@ type GatewayArgs struct {
 	// groups). It must have no inline rules: the gateway adds its rules as separate rule
 	// resources. Required.
 	InternalALBSecurityGroupID pulumi.StringInput
-	// LiteLLMVersion is the pinned LiteLLM release (versions.LiteLLM.Version): an exact
-	// release, at least MinLiteLLMVersion, never 1.82.7 or 1.82.8. Required.
-	LiteLLMVersion string
 	// MasterKeySecretArn is the ARN of the Secrets Manager secret holding the LiteLLM master
 	// key (keys.KeyStore MasterKeySecretArn): the node role may read that secret only, and the
 	// node fetches it at boot. The value never passes through Pulumi. Required.

@@ -42,7 +42,6 @@ const (
 	cpuSG      = "sg-0poolcpu000000001"
 	gpuTG      = "arn:aws:elasticloadbalancing:ca-central-1:123456789012:targetgroup/ollama-gpu/0123456789abcdef"
 	cpuTG      = "arn:aws:elasticloadbalancing:ca-central-1:123456789012:targetgroup/ollama-cpu/fedcba9876543210"
-	litellmVer = "1.84.1"
 
 	tComponent  = TypeToken
 	tRole       = "aws:iam/role:Role"
@@ -105,7 +104,6 @@ func validArgs() *GatewayArgs {
 			"cpu": {ListenerPort: 25678, TargetGroupArn: pulumi.String(cpuTG), SecurityGroupID: pulumi.String(cpuSG), Models: []string{"qwen2.5:1.5b"}},
 		},
 		InternalALBSecurityGroupID: pulumi.String(internalSG),
-		LiteLLMVersion:             litellmVer,
 		MasterKeySecretArn:         pulumi.String(secretArn),
 		AgentURL:                   pulumi.String(agentURL),
 		AgentSHA256:                agentSHA,
@@ -484,7 +482,7 @@ func TestUserDataCarriesNodeConfig(t *testing.T) {
 				Role: node.RoleLiteLLM, Department: "chem", Pool: "gateway", Region: region,
 				Lifecycle: node.Lifecycle{Hook: "llm-sandbox-launch", HeartbeatSeconds: 600},
 				LiteLLM: &node.LiteLLMConfig{
-					Version: litellmVer, Port: 4000, Workers: tc.workers, MasterKeySecretArn: secretArn,
+					Port: 4000, Workers: tc.workers, MasterKeySecretArn: secretArn,
 					// Pools in name order, each pool's models in its order, each at the pool's
 					// listener on the internal ALB.
 					Models: []node.LiteLLMModel{
@@ -960,10 +958,6 @@ func TestInvalidArgs(t *testing.T) {
 		{"model in two pools", with(pool("cpu", func(r *PoolRoute) { r.Models = []string{"llama3.1:8b"} })), `Pools["gpu"].Models[0]`},
 		{"model with a carriage return", with(pool("gpu", func(r *PoolRoute) { r.Models = []string{"phi3:mini\r"} })), `Pools["gpu"].Models[0]`},
 		{"model with a path", with(pool("gpu", func(r *PoolRoute) { r.Models = []string{"../llama"} })), `Pools["gpu"].Models[0]`},
-		{"no LiteLLM version", with(func(a *GatewayArgs) { a.LiteLLMVersion = "" }), "LiteLLMVersion"},
-		{"LiteLLM range", with(func(a *GatewayArgs) { a.LiteLLMVersion = ">=1.84" }), "LiteLLMVersion"},
-		{"compromised LiteLLM", with(func(a *GatewayArgs) { a.LiteLLMVersion = "1.82.8" }), "LiteLLMVersion"},
-		{"LiteLLM below the floor", with(func(a *GatewayArgs) { a.LiteLLMVersion = "1.83.9" }), "LiteLLMVersion"},
 		{"bad agent hash", with(func(a *GatewayArgs) { a.AgentSHA256 = strings.ToUpper(agentSHA) }), "AgentSHA256"},
 		{"nil VPC", with(func(a *GatewayArgs) { a.VpcID = nil }), "VpcID"},
 		{"public without public subnets", with(func(a *GatewayArgs) { a.PublicSubnetIDs = nil }), "PublicSubnetIDs"},
@@ -991,6 +985,6 @@ func TestInvalidArgs(t *testing.T) {
 
 func TestInvalidArgsAllReported(t *testing.T) {
 	_, _, _, err := run(t, &GatewayArgs{Department: "chem", Region: region, Access: Access{Mode: ModePublic}, InstanceType: "t3.large", MinSize: 1, MaxSize: 1})
-	mocktest.ReportsAll(t, err, "Access.CertificateARN", "Access.AllowedCIDRs", "Pools", "LiteLLMVersion", "AgentSHA256",
+	mocktest.ReportsAll(t, err, "Access.CertificateARN", "Access.AllowedCIDRs", "Pools", "AgentSHA256",
 		"VpcID", "PublicSubnetIDs", "PrivateSubnetIDs", "InternalALBSecurityGroupID", "MasterKeySecretArn", "AgentURL", "ArtifactsBucketArn", "KMSKeyArn")
 }

@@ -61,7 +61,6 @@ func nodeConfig(args *GatewayArgs, s *settings, internalDNS, masterKeySecretArn 
 		Region:     args.Region,
 		Lifecycle:  node.Lifecycle{Hook: launch.LaunchHookName, HeartbeatSeconds: HeartbeatSeconds},
 		LiteLLM: &node.LiteLLMConfig{
-			Version:               args.LiteLLMVersion,
 			Port:                  LiteLLMPort,
 			Workers:               s.workers,
 			MasterKeySecretArn:    masterKeySecretArn,

@@ -12,12 +12,6 @@ import (
 	"github.com/llm-sandbox/llm-sandbox/node"
 )
 
-// MinLiteLLMVersion is the oldest LiteLLM release the gateway runs, the node agent's floor:
-// 1.84.0 fixes a Host-header authentication bypass, 1.83.7 several earlier CVEs, and 1.82.7 and
-// 1.82.8 carried a credential stealer (FACTS.md, LiteLLM: BerriAI/litellm#24518). The node
-// package owns the check; the gateway reports its verdict under LiteLLMVersion.
-const MinLiteLLMVersion = node.LiteLLMFloor
-
 var acmARN = regexp.MustCompile(`^arn:aws(-[a-z]+)*:acm:([a-z0-9-]+):([0-9]{12}):certificate/[A-Za-z0-9-]+$`)
 
 // Stand-ins for what the node config names but construction only learns later (the internal
@@ -74,14 +68,7 @@ func validate(name string, args *GatewayArgs) (*settings, error) {
 	validateAccess(c, args, s)
 	validatePools(c, args, s)
 
-	// The version rules (exact release, floor, never the compromised ones) are the node
-	// agent's; ask the node config and report what it says about the version here.
 	problems := nodeConfigProblems(nodeConfig(args, s, placeholderDNS, fmt.Sprintf(placeholderSecret, args.Region)))
-	for _, problem := range problems {
-		if rest, ok := strings.CutPrefix(problem, "litellm.version: "); ok {
-			c.Add("LiteLLMVersion", "%s", rest)
-		}
-	}
 	c.SHA256("AgentSHA256", args.AgentSHA256)
 	required := map[string]bool{
 		"VpcID":                      args.VpcID == nil,

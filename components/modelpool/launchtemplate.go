@@ -5,6 +5,7 @@ import (
 
 	"github.com/llm-sandbox/llm-sandbox/components/internal/launch"
 	"github.com/llm-sandbox/llm-sandbox/node"
+	"github.com/llm-sandbox/llm-sandbox/versions"
 )
 
 // Public SSM parameters the AMI is resolved from at deploy time (FACTS.md, "AWS: AMIs,
@@ -58,8 +59,8 @@ func nodeConfig(args *ModelPoolArgs) *node.Config {
 		Region:     args.Region,
 		Lifecycle:  node.Lifecycle{Hook: LaunchHookName, HeartbeatSeconds: HeartbeatSeconds(args.GPU)},
 		Ollama: &node.OllamaConfig{
-			Version:       args.OllamaVersion,
-			Release:       args.OllamaRelease,
+			Version:       args.OllamaRelease.Version,
+			Release:       releaseArtifact(args.OllamaRelease),
 			GPU:           args.GPU,
 			Port:          OllamaPort,
 			Parallel:      args.Parallel,
@@ -68,6 +69,11 @@ func nodeConfig(args *ModelPoolArgs) *node.Config {
 			Models:        models,
 		},
 	}
+}
+
+// releaseArtifact is the file of an Ollama release, as the node config names it.
+func releaseArtifact(r versions.Release) node.Artifact {
+	return node.Artifact{URL: r.URL, SHA256: r.SHA256, SumsURL: r.SumsURL}
 }
 
 // resolveAMI resolves the GPU or CPU image's public SSM parameter to a concrete AMI id.

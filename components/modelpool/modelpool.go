@@ -16,6 +16,7 @@ import (
 
 	"github.com/llm-sandbox/llm-sandbox/components/internal/launch"
 	"github.com/llm-sandbox/llm-sandbox/node"
+	"github.com/llm-sandbox/llm-sandbox/versions"
 )
 
 // TypeToken is the component's Pulumi type token.
@@ -78,10 +79,11 @@ type ModelPoolArgs struct {
 	// ContextLength is OLLAMA_CONTEXT_LENGTH in tokens. Required; >= 1. It also sizes the
 	// target group's deregistration delay.
 	ContextLength int
-	// OllamaVersion is the pinned Ollama release, e.g. "0.35.1". Required.
-	OllamaVersion string
-	// OllamaRelease is that release's ollama-linux-amd64.tar.zst and its SHA-256. Required.
-	OllamaRelease node.Artifact
+	// OllamaRelease is the Ollama release the nodes install (versions.Ollama): its version,
+	// e.g. "0.35.1", which the installed binary must report, and the https:// or s3:// URL of
+	// its ollama-linux-amd64.tar.zst with the SHA-256 (or the checksum file) it is checked
+	// against. Required.
+	OllamaRelease versions.Release
 	// AgentURL is the https URL of the node agent binary in the artifacts bucket
 	// (artifacts.Bucket.AgentURL). Required.
 	AgentURL pulumi.StringInput

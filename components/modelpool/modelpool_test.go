@@ -16,6 +16,7 @@ import (
 	"github.com/llm-sandbox/llm-sandbox/internal/mockaws"
 	"github.com/llm-sandbox/llm-sandbox/internal/mockaws/mocktest"
 	"github.com/llm-sandbox/llm-sandbox/node"
+	"github.com/llm-sandbox/llm-sandbox/versions"
 )
 
 // Shared assertions over the mock's recordings.
@@ -79,8 +80,7 @@ func validArgs() *ModelPoolArgs {
 		Models:                []string{"llama3.1:8b", "phi3:mini"},
 		Parallel:              4,
 		ContextLength:         8192,
-		OllamaVersion:         "0.35.1",
-		OllamaRelease:         node.Artifact{URL: ollamaURL, SHA256: ollamaSHA},
+		OllamaRelease:         versions.Release{Version: "0.35.1", URL: ollamaURL, SHA256: ollamaSHA},
 		AgentURL:              pulumi.String(agentURL),
 		AgentSHA256:           agentSHA,
 		ArtifactsBucketArn:    pulumi.String(bucketArn),
@@ -307,7 +307,8 @@ func TestUserDataCarriesNodeConfig(t *testing.T) {
 				models = append(models, node.Model{Name: tag})
 			}
 			want.Ollama = &node.OllamaConfig{
-				Version: a.OllamaVersion, Release: a.OllamaRelease, GPU: a.GPU, Port: 11434,
+				Version: a.OllamaRelease.Version, GPU: a.GPU, Port: 11434,
+				Release:  node.Artifact{URL: a.OllamaRelease.URL, SHA256: a.OllamaRelease.SHA256, SumsURL: a.OllamaRelease.SumsURL},
 				Parallel: a.Parallel, ContextLength: a.ContextLength,
 				MaxQueue: MaxQueue(a.Parallel, len(a.Models)), Models: models,
 			}
@@ -806,7 +807,7 @@ func TestInvalidArgs(t *testing.T) {
 		{"model twice", with(func(a *ModelPoolArgs) { a.Models = []string{"phi3:mini", "phi3:mini"} }), "Models[1]"},
 		{"zero parallel", with(func(a *ModelPoolArgs) { a.Parallel = 0 }), "Parallel"},
 		{"zero context", with(func(a *ModelPoolArgs) { a.ContextLength = 0 }), "ContextLength"},
-		{"no Ollama version", with(func(a *ModelPoolArgs) { a.OllamaVersion = " " }), "OllamaVersion"},
+		{"no Ollama version", with(func(a *ModelPoolArgs) { a.OllamaRelease.Version = " " }), "OllamaRelease.Version"},
 		{"plain-HTTP release", with(func(a *ModelPoolArgs) { a.OllamaRelease.URL = "http://example.com/ollama.tar.zst" }), "OllamaRelease.URL"},
 		{"release without hash or sums file", with(func(a *ModelPoolArgs) { a.OllamaRelease.SHA256 = "" }), "OllamaRelease"},
 		{"release with a plain-HTTP sums file", with(func(a *ModelPoolArgs) {
@@ -836,5 +837,5 @@ func TestInvalidArgs(t *testing.T) {
 
 func TestInvalidArgsAllReported(t *testing.T) {
 	_, _, _, err := run(t, &ModelPoolArgs{Department: "chem", Pool: "gpu", Region: region, InstanceType: "g5.xlarge", MaxSize: 1})
-	mocktest.ReportsAll(t, err, "Models", "Parallel", "ContextLength", "OllamaVersion", "OllamaRelease.URL", "AgentSHA256", "AgentURL", "KMSKeyArn", "VpcID", "SubnetIDs")
+	mocktest.ReportsAll(t, err, "Models", "Parallel", "ContextLength", "OllamaRelease.Version", "OllamaRelease.URL", "AgentSHA256", "AgentURL", "KMSKeyArn", "VpcID", "SubnetIDs")
 }

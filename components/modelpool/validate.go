@@ -61,13 +61,13 @@ func validate(name string, args *ModelPoolArgs) (*node.Config, error) {
 		add("ContextLength", "must be at least 1 (got %d)", args.ContextLength)
 	}
 
-	if strings.TrimSpace(args.OllamaVersion) == "" {
-		add("OllamaVersion", "required (got %q)", args.OllamaVersion)
+	if strings.TrimSpace(args.OllamaRelease.Version) == "" {
+		add("OllamaRelease.Version", "required (got %q)", args.OllamaRelease.Version)
 	}
 	if u, err := url.Parse(args.OllamaRelease.URL); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "s3") {
 		add("OllamaRelease.URL", "must be an https:// or s3://bucket/key URL (got %q)", args.OllamaRelease.URL)
 	}
-	if err := args.OllamaRelease.Validate(); err != nil {
+	if err := releaseArtifact(args.OllamaRelease).Validate(); err != nil {
 		add("OllamaRelease", "%v", err)
 	}
 	c.SHA256("AgentSHA256", args.AgentSHA256)

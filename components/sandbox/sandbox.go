@@ -17,7 +17,6 @@ import (
 	"github.com/llm-sandbox/llm-sandbox/components/modelpool"
 	"github.com/llm-sandbox/llm-sandbox/components/network"
 	"github.com/llm-sandbox/llm-sandbox/config"
-	"github.com/llm-sandbox/llm-sandbox/node"
 	"github.com/llm-sandbox/llm-sandbox/versions"
 )
 
@@ -198,7 +197,6 @@ func NewSandbox(ctx *pulumi.Context, name string, args *SandboxArgs, opts ...pul
 		MaxSize:                    spec.Gateway.MaxSize,
 		Pools:                      routes,
 		InternalALBSecurityGroupID: internalSG.ID().ToStringOutput(),
-		LiteLLMVersion:             versions.LiteLLM.Version,
 		MasterKeySecretArn:         keyStore.MasterKeySecretArn,
 		AgentURL:                   bucket.AgentURL,
 		AgentSHA256:                bucket.AgentSHA256,
@@ -251,8 +249,7 @@ func poolArgs(spec *config.Spec, pool config.Pool, net *network.Network, keyStor
 		Models:             pool.Models,
 		Parallel:           pool.Parallel,
 		ContextLength:      pool.ContextLength,
-		OllamaVersion:      versions.Ollama.Version,
-		OllamaRelease:      OllamaRelease(),
+		OllamaRelease:      versions.Ollama,
 		AgentURL:           bucket.AgentURL,
 		AgentSHA256:        bucket.AgentSHA256,
 		ArtifactsBucketArn: bucket.BucketArn,
@@ -268,11 +265,6 @@ func poolArgs(spec *config.Spec, pool config.Pool, net *network.Network, keyStor
 		args.Schedule = &modelpool.Schedule{Timezone: s.Timezone, Days: s.Days, Start: s.Start, Stop: s.Stop}
 	}
 	return args
-}
-
-// OllamaRelease is the pinned Ollama release as the node agent downloads it.
-func OllamaRelease() node.Artifact {
-	return node.Artifact{URL: versions.Ollama.URL, SHA256: versions.Ollama.SHA256, SumsURL: versions.Ollama.SumsURL}
 }
 
 func prefixStrings[T fmt.Stringer](ps []T) []string {

@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 
 	"github.com/llm-sandbox/llm-sandbox/node"
-	"github.com/llm-sandbox/llm-sandbox/versions"
 )
 
 // GatewayOptions are the gateway settings a caller gives; zero values take the defaults.
@@ -47,7 +46,6 @@ func (d *Deployment) LiteLLMConfig(m *Member, o GatewayOptions) node.Config {
 		Region:     Region,
 		Lifecycle:  node.Lifecycle{Hook: m.Hook},
 		LiteLLM: &node.LiteLLMConfig{
-			Version:               versions.LiteLLM.Version,
 			Wheelhouse:            &house,
 			Port:                  m.Port,
 			Workers:               o.Workers,
