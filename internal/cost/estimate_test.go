@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/llm-sandbox/llm-sandbox/config"
+	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
 	"github.com/llm-sandbox/llm-sandbox/program"
 )
 
@@ -295,7 +295,7 @@ func TestCostBuiltinTableRowsAreDatedAndSourced(t *testing.T) {
 		}
 		// Every price an estimate can ask for is there: every catalog instance type and every
 		// service key.
-		for _, typ := range config.InstanceTypes() {
+		for _, typ := range catalog.InstanceTypes() {
 			if _, err := tab.Lookup(InstanceKey(typ)); err != nil {
 				t.Error(err)
 			}

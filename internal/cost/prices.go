@@ -5,7 +5,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/llm-sandbox/llm-sandbox/config"
+	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
 )
 
 // Price is one unit price of the table, with where and when it was read.
@@ -104,7 +104,7 @@ var builtin = map[string][]Price{
 	},
 }
 
-// builtinInstanceRegion is the region of the catalog's instance prices (config.Instance's
+// builtinInstanceRegion is the region of the catalog's instance prices (catalog.Instance's
 // PricePerHour is the on-demand Linux price in us-east-1).
 const builtinInstanceRegion = "us-east-1"
 
@@ -131,8 +131,8 @@ func Builtin(region string) (*Table, error) {
 		t.Prices[p.Key] = p
 	}
 	if region == builtinInstanceRegion {
-		for _, typ := range config.InstanceTypes() {
-			i, _ := config.LookupInstance(typ)
+		for _, typ := range catalog.InstanceTypes() {
+			i, _ := catalog.LookupInstance(typ)
 			t.Prices[InstanceKey(typ)] = Price{Key: InstanceKey(typ), Unit: "hour", USD: i.PricePerHour, Date: i.PriceDate, Source: i.PriceSource}
 		}
 	}

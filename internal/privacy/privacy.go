@@ -329,7 +329,7 @@ func (g *generator) settings() []Setting {
 }
 
 func (g *generator) prompts(hops []Hop, settings []Setting) Data {
-	d := Data{Kind: "Prompts and completions", Rules: []string{"tls13-listeners", "ollama-only-from-internal-alb", "no-public-ip"}}
+	d := Data{Kind: "Prompts and completions", Rules: []string{"tls13-listeners", "https-only", "ollama-only-from-internal-alb", "no-public-ip", "no-prompt-logging"}}
 	for _, h := range hops {
 		enc := "encrypted (TLS)"
 		if !h.Encrypted {
@@ -376,7 +376,7 @@ func (g *generator) apiKeys() Data {
 
 func (g *generator) metadata() Data {
 	d := Data{Kind: "Request metadata (addresses, ports, byte counts, times)", Passes: []string{"every hop above"},
-		NeverIn: []string{"request bodies: flow logs record connections, not content"}, Rules: []string{"lb-hardening"}}
+		NeverIn: []string{"request bodies: flow logs record connections, not content"}, Rules: []string{"vpc-flow-logs", "log-retention", "log-groups-encrypted"}}
 	for _, fl := range g.byType(typeFlowLog) {
 		lg, _ := g.find(typeLogGroup, str(fl.Inputs["logDestination"]))
 		days, _ := num(lg.Inputs["retentionInDays"])
