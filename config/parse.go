@@ -16,6 +16,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/llm-sandbox/llm-sandbox/internal/rules"
 )
 
 // Values are a stack's config values exactly as the Pulumi engine hands them to a program:
@@ -211,7 +213,7 @@ func Stacks(projectDir string) ([]string, error) {
 }
 
 // The project's top-level keys, in the order messages and docs use.
-var topLevelKeys = []string{"department", "network", "access", "pools", "gateway", "tags"}
+var topLevelKeys = []string{"department", "network", "access", "pools", "gateway", "tags", WaiversKey}
 
 // TopLevelKeys returns the project's top-level config keys, without the namespace.
 func TopLevelKeys() []string { return append([]string(nil), topLevelKeys...) }
@@ -254,7 +256,7 @@ func Parse(stack, source string, values Values) (*Spec, error) {
 			}
 			continue
 		}
-		if !contains(topLevelKeys, name) {
+		if !slices.Contains(topLevelKeys, name) {
 			p.unknown(joinPath("", name), name, topLevelKeys)
 			continue
 		}
@@ -313,7 +315,7 @@ func (p *parser) fields(n *yaml.Node, path string, known []string) map[string]*y
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		key, value := n.Content[i].Value, n.Content[i+1]
-		if known != nil && !contains(known, key) {
+		if known != nil && !slices.Contains(known, key) {
 			p.unknown(joinPath(path, key), key, known)
 			continue
 		}
@@ -418,28 +420,15 @@ func describe(n *yaml.Node) string {
 	return "an unexpected value"
 }
 
-func contains(list []string, s string) bool {
-	for _, e := range list {
-		if e == s {
-			return true
-		}
-	}
-	return false
-}
-
-// parsePrefix parses an IPv4 CIDR and reports host bits that are set, with the fix.
+// prefix parses an IPv4 CIDR (rules.IPv4CIDR), adding its problem at path.
 func (p *parser) prefix(n *yaml.Node, path string) (netip.Prefix, bool) {
 	s, ok := p.str(n, path)
 	if !ok {
 		return netip.Prefix{}, false
 	}
-	pfx, err := netip.ParsePrefix(s)
-	if err != nil || !pfx.Addr().Is4() {
-		p.add(path, "must be an IPv4 CIDR such as 10.20.0.0/16 (got %q)", s)
-		return netip.Prefix{}, false
-	}
-	if pfx.Masked() != pfx {
-		p.add(path, "has host bits set (got %s, did you mean %s?)", s, pfx.Masked())
+	pfx, problem := rules.IPv4CIDR(s)
+	if problem != "" {
+		p.add(path, "%s", problem)
 		return netip.Prefix{}, false
 	}
 	return pfx, true

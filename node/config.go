@@ -14,8 +14,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"unicode"
 
+	"github.com/llm-sandbox/llm-sandbox/internal/rules"
 	"github.com/llm-sandbox/llm-sandbox/versions"
 )
 
@@ -106,11 +106,6 @@ type Model struct {
 	Source *Artifact `json:"source,omitempty"`
 }
 
-var (
-	sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
-	label     = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
-)
-
 // Validate checks the config as a node runs it and returns every problem at once, each naming
 // its JSON key.
 func (c *Config) Validate() error { return c.validate(false) }
@@ -130,11 +125,13 @@ func (c *Config) validate(testRoot bool) error {
 	if c.Role != RoleOllama && c.Role != RoleLiteLLM {
 		add("role", "must be %q or %q (got %q)", RoleOllama, RoleLiteLLM, c.Role)
 	}
-	if !label.MatchString(c.Department) {
-		add("department", "must be a lowercase DNS label (got %q)", c.Department)
+	// The same rules as the stack file's: a node config names a department and pool that
+	// config and the components have already accepted.
+	if msg := rules.Department(c.Department); msg != "" {
+		add("department", "%s", msg)
 	}
-	if !label.MatchString(c.Pool) {
-		add("pool", "must be a lowercase DNS label (got %q)", c.Pool)
+	if msg := rules.PoolName(c.Pool); msg != "" {
+		add("pool", "%s", msg)
 	}
 	if c.Region == "" {
 		add("region", "is required")
@@ -201,7 +198,7 @@ func (o *OllamaConfig) validate(testRoot bool) []error {
 		add("models", "must list at least one model")
 	}
 	for i, m := range o.Models {
-		if !validModelName(m.Name) {
+		if !rules.IsOllamaTag(m.Name) {
 			add(fmt.Sprintf("models[%d].name", i), "must be an Ollama tag such as llama3.1:8b (got %q)", m.Name)
 		}
 		if m.Source != nil {
@@ -211,21 +208,6 @@ func (o *OllamaConfig) validate(testRoot bool) []error {
 		}
 	}
 	return errs
-}
-
-// validModelName accepts an Ollama tag as clients send it: not empty, no whitespace or control
-// characters, no slash (no registry host or namespace: a colon then always separates name
-// from tag) and no backslash.
-func validModelName(name string) bool {
-	if name == "" || strings.ContainsAny(name, "/\\") {
-		return false
-	}
-	for _, r := range name {
-		if unicode.IsSpace(r) || unicode.IsControl(r) {
-			return false
-		}
-	}
-	return true
 }
 
 // LiteLLMConfig configures the litellm role: the LiteLLM gateway (proxy) on a gateway node,
@@ -338,7 +320,7 @@ func (l *LiteLLMConfig) validateRendered() []error {
 	}
 	seen := map[string]int{}
 	for i, m := range l.Models {
-		if !validModelName(m.Name) {
+		if !rules.IsOllamaTag(m.Name) {
 			add(fmt.Sprintf("models[%d].name", i), "must be an Ollama tag such as llama3.1:8b (got %q)", m.Name)
 		} else if j, dup := seen[m.Name]; dup {
 			add(fmt.Sprintf("models[%d].name", i), "repeats models[%d]: %q (one entry per model; its pool's load balancer spreads the load)", j, m.Name)
@@ -392,7 +374,7 @@ func (a Artifact) Validate() error {
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http" && u.Scheme != "s3") {
 		return fmt.Errorf("url must be https://, http:// or s3://bucket/key (got %q)", a.URL)
 	}
-	if !sha256Hex.MatchString(a.SHA256) {
+	if !rules.IsSHA256Hex(a.SHA256) {
 		return fmt.Errorf("sha256 must be 64 lowercase hex digits (got %q)", a.SHA256)
 	}
 	return nil

@@ -17,6 +17,8 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
+
+	"github.com/llm-sandbox/llm-sandbox/internal/rules"
 )
 
 // ObjectGetter reads one object from S3. It is the seam for s3:// artifacts; the agent's
@@ -154,7 +156,7 @@ func (a *Agent) fetch(ctx context.Context, step, what string, art Artifact) (str
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("create %s: %w", dir, err)
 	}
-	if !sha256Hex.MatchString(art.SHA256) {
+	if !rules.IsSHA256Hex(art.SHA256) {
 		// Config validation refuses this first; the check here keeps fetch from ever
 		// accepting a file it cannot verify.
 		return "", permanent(fmt.Errorf("%s: no pinned sha256 for %s (got %q)", what, art.URL, art.SHA256))

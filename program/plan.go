@@ -45,6 +45,17 @@ func (p *Plan) Check() []policy.Finding {
 	return findings
 }
 
+// ByType returns the plan's resources of one Pulumi type token, in plan order.
+func (p *Plan) ByType(typ string) []PlannedResource {
+	var out []PlannedResource
+	for _, r := range p.Resources {
+		if r.Type == typ {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 // PlannedResource is one resource of a Plan.
 type PlannedResource struct {
 	// Type is the Pulumi type token, e.g. "aws:ec2/vpc:Vpc".

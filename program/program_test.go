@@ -11,6 +11,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/common/workspace"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
+	"github.com/llm-sandbox/llm-sandbox/components/sandbox"
 	"github.com/llm-sandbox/llm-sandbox/config"
 	"github.com/llm-sandbox/llm-sandbox/internal/mockaws"
 	"github.com/llm-sandbox/llm-sandbox/versions"
@@ -39,7 +40,7 @@ func TestPlanEveryStack(t *testing.T) {
 				names[r.Name] = true
 			}
 			for _, r := range plan.Resources {
-				if r.Parent == "" && r.Type != "llmsandbox:index:Sandbox" {
+				if r.Parent == "" && r.Type != sandbox.TypeToken {
 					t.Errorf("%s %s is not inside the sandbox component", r.Type, r.Name)
 				}
 				if r.Parent != "" && !names[r.Parent] {
@@ -50,7 +51,7 @@ func TestPlanEveryStack(t *testing.T) {
 			managed := map[bool]int{true: 1}[spec.Access.ManagedCertificate()]
 			wantNAT := map[config.NATStrategy]int{config.NATSingle: 1, config.NATPerAZ: azs, config.NATNone: 0}[spec.Network.NAT]
 			for typ, want := range map[string]int{
-				"llmsandbox:index:Sandbox":         1,
+				sandbox.TypeToken:                  1,
 				"llmsandbox:network:Network":       1,
 				"llmsandbox:keys:KeyStore":         1,
 				"aws:ec2/vpc:Vpc":                  1,
@@ -202,7 +203,7 @@ func TestMainReadsEngineConfig(t *testing.T) {
 	if err := m.Run(Project, "history", values, Main); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := m.ByName("llmsandbox:index:Sandbox", "history"); !ok {
+	if _, ok := m.ByName(sandbox.TypeToken, "history"); !ok {
 		t.Error("no sandbox named after the department")
 	}
 	if n := len(m.ByType("aws:ec2/natGateway:NatGateway")); n != 2 {
@@ -217,7 +218,7 @@ func TestMainRejectsInvalidConfig(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "stacks/Pulumi.history.yaml: department: must be a lowercase DNS label") {
 		t.Errorf("got %v", err)
 	}
-	if len(m.ByType("llmsandbox:index:Sandbox")) != 0 {
+	if len(m.ByType(sandbox.TypeToken)) != 0 {
 		t.Error("an invalid stack registered resources")
 	}
 }

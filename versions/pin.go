@@ -9,6 +9,8 @@ import (
 	"go/token"
 	"strconv"
 	"strings"
+
+	"github.com/llm-sandbox/llm-sandbox/internal/rules"
 )
 
 // SumFor returns the SHA-256 that sums, a checksum file in sha256sum format ("<hex>  <name>",
@@ -21,7 +23,7 @@ func SumFor(sums []byte, name string) (string, error) {
 		if len(fields) != 2 || strings.TrimPrefix(strings.TrimPrefix(fields[1], "*"), "./") != name {
 			continue
 		}
-		if !sha256Hex.MatchString(fields[0]) {
+		if !rules.IsSHA256Hex(fields[0]) {
 			return "", fmt.Errorf("the line for %s holds %q, not 64 lowercase hex digits", name, fields[0])
 		}
 		found = append(found, fields[0])

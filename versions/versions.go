@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+
+	"github.com/llm-sandbox/llm-sandbox/internal/rules"
 )
 
 // Release is a pinned upstream release artifact.
@@ -55,8 +57,7 @@ const (
 )
 
 var (
-	sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
-	semver    = regexp.MustCompile(`^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$`)
+	semver = regexp.MustCompile(`^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$`)
 )
 
 // AtLeast reports whether version v (X.Y.Z, no "v") is floor or later.
@@ -110,7 +111,7 @@ func CheckOllama(r Release) string {
 	if p := CheckOllamaVersion(r.Version); p != "" {
 		return fmt.Sprintf("versions.Ollama.Version %s; pin another release with `sandboxctl pin ollama VERSION` on a machine with internet access", p)
 	}
-	if !sha256Hex.MatchString(r.SHA256) {
+	if !rules.IsSHA256Hex(r.SHA256) {
 		return fmt.Sprintf("versions.Ollama.SHA256 is not a pinned SHA-256 (got %q): nodes install only an Ollama release whose hash is recorded in versions/versions.go; "+
 			"run `sandboxctl pin ollama %s` on a machine with internet access, review the change to versions/versions.go and commit it", r.SHA256, r.Version)
 	}

@@ -373,11 +373,12 @@ func TestEphemeralUsageErrors(t *testing.T) {
 		{[]string{"dev", "--name", "eph-1", "--domain", "ci.example.edu"}, "--domain needs --hosted-zone-id"},
 		{append([]string{"dev", "--name", "eph-1", "--domain", "ci.example.edu"}, zone...), "--hosted-zone-id needs at least one --allow-cidr"},
 		{[]string{"dev", "--name", "eph-1", "--allow-cidr", "203.0.113.7"}, "--allow-cidr needs --hosted-zone-id and --domain"},
-		{[]string{"dev", "--name", "eph-1", "--allow-cidr", "203.0.113.300"}, `invalid value "203.0.113.300" for flag -allow-cidr: want an IPv4 CIDR`},
-		{[]string{"dev", "--name", "eph-1", "--allow-cidr", "2001:db8::1"}, `invalid value "2001:db8::1" for flag -allow-cidr: want an IPv4 CIDR`},
-		{[]string{"dev", "--name", "eph-1", "--allow-cidr", "203.0.113.7/24"}, `for flag -allow-cidr: has host bits set (did you mean 203.0.113.0/24?)`},
+		{[]string{"dev", "--name", "eph-1", "--allow-cidr", "203.0.113.300"}, `invalid value "203.0.113.300" for flag -allow-cidr: must be an IPv4 CIDR`},
+		{[]string{"dev", "--name", "eph-1", "--allow-cidr", "2001:db8::1"}, `invalid value "2001:db8::1" for flag -allow-cidr: must be an IPv4 CIDR`},
+		{[]string{"dev", "--name", "eph-1", "--allow-cidr", "203.0.113.7/24"}, `for flag -allow-cidr: has host bits set (got 203.0.113.7/24, did you mean 203.0.113.0/24?)`},
 		{[]string{"dev", "--name", "eph-1", "--allow-cidr", "0.0.0.0/0"}, `for flag -allow-cidr: admits the whole internet`},
-		{[]string{"dev", "--name", "eph-1", "--cidr", "10.200.0.0"}, `--cidr must be an IPv4 CIDR such as 10.200.0.0/16 (got "10.200.0.0")`},
+		{[]string{"dev", "--name", "eph-1", "--allow-cidr", "0.0.0.0/1", "--allow-cidr", "128.0.0.0/1"}, `for flag -allow-cidr: `},
+		{[]string{"dev", "--name", "eph-1", "--cidr", "10.200.0.0"}, `--cidr must be an IPv4 CIDR such as 10.20.0.0/16 (got "10.200.0.0")`},
 		{[]string{"dev", "--name", "eph-1", "--cidr", "10.200.1.0/16"}, `--cidr has host bits set (got 10.200.1.0/16, did you mean 10.200.0.0/16?)`},
 	}
 	for _, c := range cases {

@@ -30,12 +30,15 @@ Commands:
   plan STACK            render what STACK would create, offline under mocks
   check [STACK...]      run the security, privacy and reliability rules over the
                         offline plan of each stack (all by default); --list shows them
+  cost STACK            STACK's monthly cost from its offline plan and a dated price table
   preflight STACK       check, read-only against AWS, that the account and region can
                         take STACK: quotas, instance offerings, AMIs, certificate, AZs
+  privacy STACK         STACK's privacy-impact report from its offline plan (Markdown, JSON)
   verify STACK          check a deployed endpoint: models listed, a chat and a streamed
-                        completion per model, a wrong key refused (or --url and --key)
+                        completion per model, a wrong key refused (or --url, with the
+                        key in SANDBOX_API_KEY or --key)
   loadtest STACK        drive --users concurrent streaming users and judge tokens/s per
-                        user against a target (or --url and --key)
+                        user against a target (or --url, as for verify)
   preview STACK...      show what up would change in each STACK (--all: every stack),
                         with the Pulumi engine, --parallel N stacks at a time (2)
   up STACK...           create or update each STACK's resources (--all: every stack)
@@ -76,7 +79,9 @@ var commands = map[string]command{
 	"validate":  {"check stack files", runValidate},
 	"plan":      {"render a stack offline", runPlan},
 	"check":     {"run the policy rules over stacks' offline plans", runCheck},
+	"cost":      {"estimate a stack's monthly cost from its offline plan", runCost},
 	"preflight": {"check an AWS account and region can take a stack", runPreflight},
+	"privacy":   {"generate a stack's privacy-impact report from its offline plan", runPrivacy},
 	"verify":    {"check a deployed endpoint answers as its clients need", runVerify},
 	"loadtest":  {"load a deployed endpoint with concurrent streaming users", runLoadtest},
 	"preview":   {"show what up would change in stacks", runPreview},

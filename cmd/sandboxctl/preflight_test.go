@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/llm-sandbox/llm-sandbox/components/modelpool"
+	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
 	"github.com/llm-sandbox/llm-sandbox/internal/preflight/preflighttest"
 )
 
@@ -147,7 +147,7 @@ func TestPreflightPassesAndPrintsJSON(t *testing.T) {
 func TestPreflightFailures(t *testing.T) {
 	// us-east-2 publishes Ubuntu but not the Deep Learning AMI.
 	published := preflighttest.AMIParameters("ca-central-1")
-	published["us-east-2"] = map[string]string{modelpool.CPUAMIParameter: preflighttest.CPUAMI}
+	published["us-east-2"] = map[string]string{catalog.CPUAMIParameter: preflighttest.CPUAMI}
 	m := preflighttest.Start(t, published)
 	arn := seedAccount(t, m, "ca-central-1")
 	m.SetEnv(t)
@@ -248,7 +248,7 @@ func TestPreflightFailures(t *testing.T) {
 	t.Run("AMI parameter missing", func(t *testing.T) {
 		east := seedAccount(t, m, "us-east-2")
 		expectFail(t, preflightProject(t, "us-east-2", east, "g5.xlarge"), map[string][]string{"ami gpu": {
-			modelpool.GPUAMIParameter + " does not exist in us-east-2",
+			catalog.GPUAMIParameter + " does not exist in us-east-2",
 			"deploy in a region that publishes it",
 		}})
 	})
