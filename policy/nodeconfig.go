@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
-	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/llm-sandbox/llm-sandbox/internal/rules"
+	"github.com/llm-sandbox/llm-sandbox/versions"
 )
 
 // nodeConfigPath is where the user data writes the node agent's config.
@@ -191,33 +193,6 @@ func set(v any) bool {
 	return true
 }
 
-// ollamaFloor is the lowest Ollama release a pool may run: 0.35.0 fixes a path traversal in
-// /api/pull (CVE-2026-103663), and older releases carry further CVEs below 0.17.1. The
-// project's pin (package versions) sits above it. LiteLLM's version is not in the plan: the
-// agent installs the one its embedded hash-locked requirements pin, whose floor the versions
-// tests hold.
-var ollamaFloor = [3]int{0, 35, 0}
-
-var exactVersion = regexp.MustCompile(`^(\d+)\.(\d+)\.(\d+)$`)
-
-// belowFloor says what is wrong with a version against a floor, or "".
-func belowFloor(v string, floor [3]int) string {
-	m := exactVersion.FindStringSubmatch(v)
-	if m == nil {
-		return fmt.Sprintf("%q is not an exact release X.Y.Z", v)
-	}
-	for i := range floor {
-		n, _ := strconv.Atoi(m[i+1])
-		if n != floor[i] {
-			if n < floor[i] {
-				return fmt.Sprintf("%s is below the floor %d.%d.%d", v, floor[0], floor[1], floor[2])
-			}
-			break
-		}
-	}
-	return ""
-}
-
 func checkVersions(p *Plan) []Finding {
 	var out []Finding
 	for _, nc := range p.nodeConfigs() {
@@ -225,8 +200,11 @@ func checkVersions(p *Plan) []Finding {
 		if nc.err != nil || str(nc.config["role"]) != "ollama" {
 			continue
 		}
+		// The floor is package versions' rule, the one the agent enforces too. LiteLLM's version
+		// is not in the plan: the agent installs the one its embedded hash-locked requirements
+		// pin, whose floor the versions tests hold.
 		v := str(ollama["version"])
-		if msg := belowFloor(v, ollamaFloor); msg != "" {
+		if msg := versions.CheckOllamaVersion(v); msg != "" {
 			out = append(out, finding(nc.lt, "ollama.version %s", msg))
 		}
 		if url := str(obj(ollama["release"])["url"]); !strings.Contains(url, "/v"+v+"/") {
@@ -236,10 +214,8 @@ func checkVersions(p *Plan) []Finding {
 	return out
 }
 
-var (
-	sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
-	anySHA256 = regexp.MustCompile(`[0-9a-f]{64}`)
-)
+// anySHA256 finds the hashes a user-data script mentions.
+var anySHA256 = regexp.MustCompile(`[0-9a-f]{64}`)
 
 // downloads returns the paths of every object in a node config that names a URL, in order,
 // and the objects by path.
@@ -268,12 +244,14 @@ func checkDownloads(p *Plan) []Finding {
 		paths, dl := downloads(nc.config)
 		for _, path := range paths {
 			d := dl[path]
-			url, sums := str(d["url"]), str(d["sumsUrl"])
+			url := str(d["url"])
 			if !strings.HasPrefix(url, "https://") && !strings.HasPrefix(url, "s3://") {
 				out = append(out, finding(nc.lt, "%s.url %q; want https:// or s3://", path, url))
 			}
-			if !sha256Hex.MatchString(str(d["sha256"])) && !strings.HasPrefix(sums, "https://") {
-				out = append(out, finding(nc.lt, "%s has neither a sha256 nor an https:// sumsUrl to check it against", path))
+			// A checksum file fetched from the same release proves nothing: the hash must be
+			// pinned in the node config, as the agent requires.
+			if !rules.IsSHA256Hex(str(d["sha256"])) {
+				out = append(out, finding(nc.lt, "%s has no pinned sha256 to check the download against", path))
 			}
 		}
 		pinned := false
