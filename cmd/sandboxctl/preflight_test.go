@@ -81,7 +81,7 @@ func TestPreflightPassesAndPrintsJSON(t *testing.T) {
 		t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, exitOK, out, errOut)
 	}
 	got := lines(t, out)
-	wantChecks := []string{"region", "quota L-DB2E81BA", "quota L-3819A6DF", "quota L-1216C47A", "quota L-34B43A08",
+	wantChecks := []string{"ollama release", "region", "quota L-DB2E81BA", "quota L-3819A6DF", "quota L-1216C47A", "quota L-34B43A08",
 		"offering g5.xlarge", "offering t3.large", "ami gpu", "ami cpu", "certificate", "certificate hostname"}
 	for _, name := range wantChecks {
 		if !strings.HasPrefix(got[name], "ok    "+name+": ") {
@@ -91,7 +91,7 @@ func TestPreflightPassesAndPrintsJSON(t *testing.T) {
 	if len(got) != len(wantChecks) {
 		t.Errorf("%d check lines, want %d:\n%s", len(got), len(wantChecks), out)
 	}
-	if !strings.HasSuffix(out, "chem in ca-central-1: 11 check(s), 11 ok, 0 warning(s), 0 failure(s): ready to deploy\n") {
+	if !strings.HasSuffix(out, "chem in ca-central-1: 12 check(s), 12 ok, 0 warning(s), 0 failure(s): ready to deploy\n") {
 		t.Errorf("summary:\n%s", out)
 	}
 	for _, progress := range []string{"checking quotas...", "checking instance type offerings...", "checking AMI parameters...", "checking the certificate..."} {
@@ -240,7 +240,7 @@ func TestPreflightFailures(t *testing.T) {
 			!strings.Contains(line, " -> import the renewed certificate over it") {
 			t.Errorf("certificate line: %q", line)
 		}
-		if !strings.HasSuffix(out, "11 check(s), 10 ok, 1 warning(s), 0 failure(s): ready to deploy\n") {
+		if !strings.HasSuffix(out, "12 check(s), 11 ok, 1 warning(s), 0 failure(s): ready to deploy\n") {
 			t.Errorf("summary:\n%s", out)
 		}
 	})
@@ -303,7 +303,7 @@ func TestPreflightHostedZone(t *testing.T) {
 	if !strings.Contains(errOut, "checking the hosted zone...") {
 		t.Errorf("stderr lacks the progress line:\n%s", errOut)
 	}
-	if !strings.HasSuffix(out, "chem in ca-central-1: 11 check(s), 11 ok, 0 warning(s), 0 failure(s): ready to deploy\n") {
+	if !strings.HasSuffix(out, "chem in ca-central-1: 12 check(s), 12 ok, 0 warning(s), 0 failure(s): ready to deploy\n") {
 		t.Errorf("summary:\n%s", out)
 	}
 

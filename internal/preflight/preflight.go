@@ -25,6 +25,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/llm-sandbox/llm-sandbox/config"
+	"github.com/llm-sandbox/llm-sandbox/versions"
 )
 
 // Status is a check's outcome.
@@ -142,6 +143,9 @@ type Options struct {
 	Now func() time.Time
 	// CallTimeout bounds each AWS call, retries included. Optional. Defaults to 30 s.
 	CallTimeout time.Duration
+	// OllamaRelease is the release the pools' nodes would install. Optional. Defaults to the
+	// project's pin, versions.Ollama.
+	OllamaRelease *versions.Release
 }
 
 // ErrCredentialsRejected is returned (wrapped) when AWS refuses the credentials themselves
@@ -162,6 +166,13 @@ func Run(ctx context.Context, spec *config.Spec, c Clients, opts Options) (Repor
 		r.opts.CallTimeout = 30 * time.Second
 	}
 	report := Report{Stack: spec.Stack, Region: r.region, Checks: []Result{}}
+
+	// Not an account check, but a deploy with it is refused, so a preflight must not pass.
+	release := versions.Ollama
+	if opts.OllamaRelease != nil {
+		release = *opts.OllamaRelease
+	}
+	report.Checks = append(report.Checks, checkOllamaRelease(release))
 
 	r.progress("checking the region's availability zones...")
 	region, zones, err := r.checkRegion()
@@ -232,4 +243,13 @@ func callFailed(name, action string, err error) Result {
 		res.Advice = "run preflight again; if it persists, check the AWS service health for the region"
 	}
 	return res
+}
+
+// checkOllamaRelease fails when nodes would refuse the release: unpinned or below the floor.
+func checkOllamaRelease(r versions.Release) Result {
+	if p := versions.CheckOllama(r); p != "" {
+		return Result{Name: "ollama release", Status: Fail, Detail: p,
+			Advice: fmt.Sprintf("run `sandboxctl pin ollama %s` on a machine with internet access and commit the change to versions/versions.go", r.Version)}
+	}
+	return Result{Name: "ollama release", Status: OK, Detail: fmt.Sprintf("Ollama %s, SHA-256 %s pinned in versions/versions.go", r.Version, r.SHA256)}
 }
