@@ -14,7 +14,8 @@ import (
 )
 
 // Step names. Role ollama runs gpu, install, user, configure, start, models, preload, resident,
-// lifecycle; role litellm runs install, user, secret, configure, start, lifecycle.
+// lifecycle; role litellm runs install, user, secret, configure, start, lifecycle. On the local
+// platform there is no lifecycle step.
 const (
 	StepGPU       = "gpu"
 	StepInstall   = "install"
@@ -71,9 +72,10 @@ type Options struct {
 	// first use.
 	Objects ObjectGetter
 	// Secrets reads the LiteLLM master key. Default: a Secrets Manager client with the
-	// instance role, built on first use.
+	// instance role, built on first use; FileSecrets on the local platform.
 	Secrets SecretGetter
-	// Lifecycle completes the launch lifecycle action. Default: NewAWSCompleter.
+	// Lifecycle completes the launch lifecycle action. Default: NewAWSCompleter; ignored on
+	// the local platform, which has none.
 	Lifecycle LifecycleCompleter
 	// Log receives the step log. Default: stderr only.
 	Log *Logger
@@ -193,7 +195,13 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Agent, error) {
 		// step's context bounds it.
 		a.local = &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext}}
 	}
-	if a.lifecycle == nil {
+	if cfg.Local() {
+		// No Auto Scaling group: nothing to complete or abandon, and no AWS configuration.
+		a.lifecycle = nil
+		if a.secrets == nil {
+			a.secrets = FileSecrets{}
+		}
+	} else if a.lifecycle == nil {
 		lc, err := NewAWSCompleter(ctx, cfg.Region, cfg.Lifecycle)
 		if err != nil {
 			return nil, fmt.Errorf("node agent: %w", err)
@@ -296,6 +304,10 @@ func (a *Agent) Steps() []Step {
 			{Name: StepLifecycle, run: a.stepLifecycle},
 		}
 	}
+	if a.lifecycle == nil {
+		// The local platform: the node is ready once its server is; no group waits on it.
+		steps = steps[:len(steps)-1]
+	}
 	for i := range steps {
 		steps[i].Timeout = a.timeouts[steps[i].Name]
 	}
@@ -340,7 +352,9 @@ func (a *Agent) Bootstrap(ctx context.Context) error {
 		}
 		if err != nil {
 			a.log.Printf("step %s: failed: %v", s.Name, err)
-			_ = Abandon(ctx, a.lifecycle, a.log, a.policy, a.timeouts[StepLifecycle], "step "+s.Name+" failed")
+			if a.lifecycle != nil {
+				_ = Abandon(ctx, a.lifecycle, a.log, a.policy, a.timeouts[StepLifecycle], "step "+s.Name+" failed")
+			}
 			return &StepError{Step: s.Name, Err: err}
 		}
 	}
