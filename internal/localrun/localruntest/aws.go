@@ -1,4 +1,4 @@
-package harness
+package localruntest
 
 import (
 	"bytes"
@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -22,10 +21,15 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+
+	"github.com/llm-sandbox/llm-sandbox/internal/localrun"
 )
 
-// Region is the AWS region of the emulated account.
-const Region = "us-east-1"
+// T is what the helpers take: *testing.T, or a *localrun.Runner in commands.
+type T = localrun.T
+
+// Region is the AWS region of the emulated account: the one local node configs name.
+const Region = localrun.Region
 
 // motoImageID is one of the AMIs moto's EC2 backend starts with.
 const motoImageID = "ami-12c6146b"
@@ -50,17 +54,17 @@ type LifecycleRecord struct {
 
 // StartMoto starts the emulator on a free loopback port and waits (at most 90 s) until it
 // answers; a cleanup stops it.
-func StartMoto(t T, h Helpers, dir string) *Moto {
+func StartMoto(t T, motoPython, repo, dir string) *Moto {
 	t.Helper()
-	port := FreePort(t)
+	port := localrun.FreePort(t)
 	m := &Moto{
 		URL:    "http://127.0.0.1:" + strconv.Itoa(port),
 		record: filepath.Join(dir, "lifecycle-actions.jsonl"),
 		Log:    filepath.Join(dir, "moto.log"),
 	}
-	cmd := exec.Command(h.MotoPython, filepath.Join(h.Repo, "tools", "moto_server.py"), "--host", "127.0.0.1", "--port", strconv.Itoa(port))
+	cmd := exec.Command(motoPython, filepath.Join(repo, "tools", "moto_server.py"), "--host", "127.0.0.1", "--port", strconv.Itoa(port))
 	cmd.Env = append(os.Environ(), "LLM_SANDBOX_LIFECYCLE_RECORD="+m.record)
-	exited := StartGroup(t, "moto", cmd, m.Log)
+	exited := localrun.StartGroup(t, "moto", cmd, m.Log)
 
 	m.asg = autoscaling.New(autoscaling.Options{
 		Region:       Region,
@@ -68,7 +72,7 @@ func StartMoto(t T, h Helpers, dir string) *Moto {
 		Credentials:  credentials.NewStaticCredentialsProvider("testing", "testing", ""),
 	})
 	// Ready when it answers an Auto Scaling call (importing moto takes a few seconds).
-	WaitReady(t, "moto", exited, m.Log, 90*time.Second, 300*time.Millisecond, func() error {
+	localrun.WaitReady(t, "moto", exited, m.Log, 90*time.Second, 300*time.Millisecond, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_, err := m.asg.DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{})
@@ -190,21 +194,6 @@ func (m *Moto) CreateSecret(t T, name, value string) string {
 		t.Fatalf("moto: create secret %s: unexpected answer %s (%v)", name, out, err)
 	}
 	return created.ARN
-}
-
-// RandomAlphanumeric returns n random characters from [A-Za-z0-9].
-func RandomAlphanumeric(t T, n int) string {
-	t.Helper()
-	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-	var b strings.Builder
-	for range n {
-		i, err := rand.Int(rand.Reader, big.NewInt(int64(len(alphabet))))
-		if err != nil {
-			t.Fatalf("random: %v", err)
-		}
-		b.WriteByte(alphabet[i.Int64()])
-	}
-	return b.String()
 }
 
 // IMDS answers the IMDSv2 calls the agent makes: a session token, then the instance id, the
