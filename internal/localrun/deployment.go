@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/llm-sandbox/llm-sandbox/internal/agentbuild"
@@ -43,9 +44,23 @@ type Deployment struct {
 	// Ctx, when set, stops the bootstrap of the deployment's nodes when it is done.
 	Ctx context.Context
 
-	// The artifacts the mirror serves, with their SHA-256. Model is empty unless H.TinyModel
-	// is set, Wheelhouse unless H.LiteLLMWheels is.
-	Release, Model, Wheelhouse node.Artifact
+	// The artifacts the mirror serves, with their SHA-256. Wheelhouse is empty unless
+	// H.LiteLLMWheels is set.
+	Release, Wheelhouse node.Artifact
+	// Tiny holds, by model name, the tiny model served under that name (each of its own
+	// seed: Ollama runs models of identical bytes as one); empty unless H.TinyModel is set.
+	Tiny map[string]node.Artifact
+}
+
+// AddTinyModel writes a tiny model of the next seed for name (once) and serves it.
+func (d *Deployment) AddTinyModel(t T, name string) {
+	t.Helper()
+	if _, ok := d.Tiny[name]; ok {
+		return
+	}
+	seed := len(d.Tiny) + 1
+	model, sum := TinyModel(t, d.H, d.Work, seed)
+	d.Tiny[name] = node.Artifact{URL: d.Mirror.Add("/models/tiny-"+strconv.Itoa(seed)+".gguf", model), SHA256: sum}
 }
 
 // NewDeployment builds the agent, packages the Ollama release, writes the tiny model (when h
@@ -71,8 +86,8 @@ func NewDeployment(t T, h Helpers, work string) *Deployment {
 	d.Release = node.Artifact{URL: d.Mirror.Add("/ollama/v"+h.OllamaVersion+"/ollama-linux-amd64.tar.zst", release), SHA256: releaseSum}
 
 	if h.TinyModel != "" {
-		model, modelSum := TinyModel(t, h, d.Work)
-		d.Model = node.Artifact{URL: d.Mirror.Add("/models/tiny-llama.gguf", model), SHA256: modelSum}
+		d.Tiny = map[string]node.Artifact{}
+		d.AddTinyModel(t, ModelName)
 	}
 	if h.LiteLLMWheels != "" {
 		house, houseSum := PackageWheelhouse(t, h.LiteLLMWheels)
@@ -91,8 +106,8 @@ type OllamaOptions struct {
 }
 
 // OllamaConfig is the node config of a CPU pool node on the local platform listening on port,
-// installing release. Each model is the tiny model under its name when the deployment has
-// one, else pulled from the Ollama registry.
+// installing release. Each model with a tiny model (AddTinyModel) is created from it; any other
+// is pulled from the Ollama registry.
 func (d *Deployment) OllamaConfig(port int, release node.Artifact, o OllamaOptions) node.Config {
 	if o.Pool == "" {
 		o.Pool = "cpu"
@@ -112,8 +127,7 @@ func (d *Deployment) OllamaConfig(port int, release node.Artifact, o OllamaOptio
 	var models []node.Model
 	for _, name := range o.Models {
 		m := node.Model{Name: name}
-		if d.Model.URL != "" {
-			tiny := d.Model
+		if tiny, ok := d.Tiny[name]; ok {
 			m.Source = &tiny
 		}
 		models = append(models, m)

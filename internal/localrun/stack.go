@@ -53,7 +53,8 @@ func (d *Deployment) NodeDir(t T, name string) string {
 	return dir
 }
 
-// StartStack bootstraps l's pool nodes, one after the other, then writes a fresh master key
+// StartStack bootstraps l's pool nodes, one after the other (with a deployment that has the
+// tiny-model writer, each model is a tiny model of its own), then writes a fresh master key
 // into an owner-only file and bootstraps the gateway routing each model to its pool.
 // Installing LiteLLM takes a minute or two; callers that need the path in several tests share
 // one Stack. progress, when not nil, gives the writer each node's step log goes to as it
@@ -63,10 +64,15 @@ func StartStack(t T, d *Deployment, l Layout, progress func(nodeName string) io.
 	s := &Stack{Deployment: d, Pools: map[string]*Node{}}
 	var routes []node.LiteLLMModel
 	limit := BootstrapLimit
-	if d.Model.URL == "" {
+	if d.Tiny == nil {
 		limit = PullLimit
 	}
 	for _, p := range l.Pools {
+		if d.Tiny != nil {
+			for _, m := range p.Models {
+				d.AddTinyModel(t, m)
+			}
+		}
 		cfg := d.OllamaConfig(0, d.Release, p)
 		name := "pool-" + cfg.Pool
 		n := NewNode(t, d.NodeDir(t, name), d.Agent)
