@@ -85,6 +85,7 @@ var commands = map[string]command{
 	"destroy":   {"delete stacks' resources", runDestroy},
 	"refresh":   {"read stacks' resources back into their state", runRefresh},
 	"ephemeral": {"write an ephemeral copy of a stack file for CI", runEphemeral},
+	"local":     {"run a stack's serving path on this machine", runLocal},
 }
 
 func main() {
