@@ -1,15 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -17,6 +14,7 @@ import (
 	"github.com/llm-sandbox/llm-sandbox/components/modelpool"
 	"github.com/llm-sandbox/llm-sandbox/config"
 	"github.com/llm-sandbox/llm-sandbox/internal/localrun"
+	"github.com/llm-sandbox/llm-sandbox/internal/orchestrate"
 )
 
 // localDefaultPort is where `sandboxctl local` serves the API by default: LiteLLM's port on a
@@ -129,7 +127,7 @@ func runLocal(e env, projectFlag string, args []string) int {
 		d := localrun.NewDeployment(r, h, *state)
 		d.Ctx = ctx
 		s = localrun.StartStack(r, d, localLayout(spec, *port), func(name string) io.Writer {
-			return &prefixWriter{w: e.stderr, prefix: "[" + name + "] "}
+			return orchestrate.NewPrefixWriter(e.stderr, "["+name+"] ")
 		})
 	})
 	if err != nil || s == nil {
@@ -179,29 +177,4 @@ func writeLocalReady(w io.Writer, url, key, model string, tiny bool) {
 		fmt.Fprintln(w, "The models are tiny random-weight stand-ins: their answers are noise.")
 	}
 	fmt.Fprintln(w, "Ctrl-C (or SIGTERM) stops every process this run started.")
-}
-
-// prefixWriter writes each complete line with a prefix (a node's name before its step log).
-type prefixWriter struct {
-	w      io.Writer
-	prefix string
-
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (p *prefixWriter) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.buf.Write(b)
-	for {
-		line, err := p.buf.ReadString('\n')
-		if err != nil {
-			p.buf.WriteString(line) // an incomplete line waits for its end
-			return len(b), nil
-		}
-		if _, err := io.WriteString(p.w, p.prefix+strings.TrimRight(line, "\n")+"\n"); err != nil {
-			return len(b), err
-		}
-	}
 }
