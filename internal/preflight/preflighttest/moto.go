@@ -42,10 +42,11 @@ import (
 
 	"github.com/llm-sandbox/llm-sandbox/components/modelpool"
 	"github.com/llm-sandbox/llm-sandbox/internal/localrun"
+	"github.com/llm-sandbox/llm-sandbox/internal/localrun/localruntest"
 )
 
 // EnvMotoPython names the python of the venv that holds moto[server].
-const EnvMotoPython = "LLM_SANDBOX_MOTO_PYTHON"
+const EnvMotoPython = localruntest.EnvMotoPython
 
 // Fake AMI ids the emulator publishes under the AMI parameters.
 const (
@@ -78,13 +79,7 @@ type Moto struct {
 // answers; a cleanup stops it. It skips the test when EnvMotoPython is unset.
 func Start(t testing.TB, published PublicParameters) *Moto {
 	t.Helper()
-	python := os.Getenv(EnvMotoPython)
-	if python == "" {
-		t.Skipf("the AWS emulator is not configured: run `make e2e-deps` and set %s (`make test` does both)", EnvMotoPython)
-	}
-	if fi, err := os.Stat(python); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
-		t.Fatalf("%s=%s is not an executable file (run `make e2e-deps`): %v", EnvMotoPython, python, err)
-	}
+	python := localruntest.RequireMoto(t)
 	repo, err := localrun.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
