@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -92,6 +94,13 @@ func runLocal(e env, projectFlag string, args []string) int {
 		fmt.Fprintf(e.stderr, "sandboxctl local: %v\n", err)
 		return exitUsage
 	}
+	// A taken port would fail the gateway only after LiteLLM's install: say so now.
+	l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(*port))
+	if err != nil {
+		fmt.Fprintf(e.stderr, "sandboxctl local: port %d on 127.0.0.1 is taken (pass --port): %v\n", *port, err)
+		return exitUsage
+	}
+	l.Close()
 	if *state == "" {
 		cache, err := os.UserCacheDir()
 		if err != nil {

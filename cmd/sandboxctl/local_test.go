@@ -6,6 +6,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -43,6 +44,12 @@ func TestLocalRefusesAStackThatDoesNotValidate(t *testing.T) {
 
 func TestLocalUsageErrors(t *testing.T) {
 	t.Setenv(localrun.EnvTinyModelBin, "")
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	takenPort := strconv.Itoa(taken.Addr().(*net.TCPAddr).Port)
 	for name, args := range map[string][]string{
 		"no stack":          {"local"},
 		"two stacks":        {"local", "chemistry", "physics"},
@@ -50,12 +57,16 @@ func TestLocalUsageErrors(t *testing.T) {
 		"port out of range": {"local", "chemistry", "--port", "70000"},
 		"tiny, no writer":   {"local", "chemistry", "--tiny", "--ollama", "/bin/true"},
 		"no ollama":         {"local", "chemistry", "--ollama", "", "--state", t.TempDir()},
+		"port taken":        {"local", "chemistry", "--ollama", os.Args[0], "--port", takenPort, "--state", t.TempDir()},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if name == "no ollama" {
 				t.Setenv(localrun.EnvOllamaBin, "")
 			}
 			code, out, errOut := sandboxctl(t, projectRoot(t), args...)
+			if name == "port taken" && !strings.Contains(errOut, "port "+takenPort+" on 127.0.0.1 is taken") {
+				t.Errorf("stderr %q does not name the taken port", errOut)
+			}
 			if code != exitUsage || out != "" || !strings.HasPrefix(errOut, "sandboxctl local: ") {
 				t.Errorf("exit %d, stdout %q, stderr %q; want %d and a message", code, out, errOut, exitUsage)
 			}
