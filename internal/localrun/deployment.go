@@ -109,21 +109,13 @@ type OllamaOptions struct {
 // installing release. Each model with a tiny model (AddTinyModel) is created from it; any other
 // is pulled from the Ollama registry.
 func (d *Deployment) OllamaConfig(port int, release node.Artifact, o OllamaOptions) node.Config {
-	if o.Pool == "" {
-		o.Pool = "cpu"
-	}
+	setDefault(&o.Pool, "cpu")
 	if len(o.Models) == 0 {
 		o.Models = []string{ModelName}
 	}
-	if o.Parallel == 0 {
-		o.Parallel = 2
-	}
-	if o.ContextLength == 0 {
-		o.ContextLength = 2048
-	}
-	if o.MaxQueue == 0 {
-		o.MaxQueue = 16
-	}
+	setDefault(&o.Parallel, 2)
+	setDefault(&o.ContextLength, 2048)
+	setDefault(&o.MaxQueue, 16)
 	var models []node.Model
 	for _, name := range o.Models {
 		m := node.Model{Name: name}
@@ -177,18 +169,10 @@ type GatewayOptions struct {
 // mirror's wheelhouse (or from PyPI when the deployment has none), routing to the pools. It is
 // for the local platform when o names a key file, for AWS when it names a secret.
 func (d *Deployment) LiteLLMConfig(port int, o GatewayOptions) node.Config {
-	if o.Workers == 0 {
-		o.Workers = 1
-	}
-	if o.RequestTimeoutSeconds == 0 {
-		o.RequestTimeoutSeconds = 120
-	}
-	if o.KeepAliveSeconds == 0 {
-		o.KeepAliveSeconds = 75
-	}
-	if o.NumRetries == 0 {
-		o.NumRetries = 1
-	}
+	setDefault(&o.Workers, 1)
+	setDefault(&o.RequestTimeoutSeconds, 120)
+	setDefault(&o.KeepAliveSeconds, 75)
+	setDefault(&o.NumRetries, 1)
 	if len(o.Routes) == 0 {
 		o.Routes = []node.LiteLLMModel{{Name: ModelName, APIBase: o.OllamaURL}}
 	}
@@ -236,4 +220,12 @@ func (n *Node) VenvPython(t T) string {
 		t.Fatalf("LiteLLM's venv python %s: %v", python, err)
 	}
 	return python
+}
+
+// setDefault sets *v to def when it is the zero value: an option left unset.
+func setDefault[V comparable](v *V, def V) {
+	var zero V
+	if *v == zero {
+		*v = def
+	}
 }
