@@ -61,14 +61,13 @@ plan: ## offline plan of an example department (STACK=chemistry by default)
 
 # `make local`: the stack's serving path on this machine with tiny random-weight models, offline
 # (docs/local.md): the real Ollama and the tiny-model writer built from the Go module proxy and
-# the pinned LiteLLM's wheels, as `make e2e-deps` builds them. sandboxctl is built, then exec'd,
-# so that Ctrl-C and SIGTERM reach it and it stops every process it started.
+# the pinned LiteLLM's wheels, as `make e2e-deps` builds them. bin/sandboxctl is exec'd, so that
+# Ctrl-C and SIGTERM reach it and it stops every process it started.
 LOCAL_FLAGS ?=
 LOCAL_ENV   := LLM_SANDBOX_OLLAMA_BIN=$(BIN)/ollama LLM_SANDBOX_TINYMODEL_BIN=$(BIN)/tinymodel \
                LLM_SANDBOX_LITELLM_WHEELS=$(LITELLM_WHEELS)
 .PHONY: local
-local: $(BIN)/ollama $(BIN)/tinymodel $(LITELLM_WHEELS)/.downloaded ## run STACK on 127.0.0.1 with tiny models, offline; Ctrl-C stops it (LOCAL_FLAGS=...)
-	$(GO) build -o $(BIN)/sandboxctl ./cmd/sandboxctl
+local: sandboxctl $(BIN)/ollama $(BIN)/tinymodel $(LITELLM_WHEELS)/.downloaded ## run STACK on 127.0.0.1 with tiny models, offline; Ctrl-C stops it (LOCAL_FLAGS=...)
 	exec env $(LOCAL_ENV) $(BIN)/sandboxctl local $(STACK) --tiny $(LOCAL_FLAGS)
 
 # The official OpenAI Python SDK, for the test of the README's local sequence (start, a streamed
@@ -85,6 +84,13 @@ $(OPENAI_VENV)/.installed: tools/requirements-openai.txt $(LITELLM_WHEELS)/.down
 
 validate: ## validate every stack file in stacks/
 	$(GO) run ./cmd/sandboxctl validate
+
+# The operator command as a binary: run it as bin/sandboxctl. `go run` would report every
+# non-zero exit as 1 and print "signal: broken pipe" under `| head`. -buildvcs=auto stamps the
+# git revision that `sandboxctl version` prints, whatever GOFLAGS says.
+.PHONY: sandboxctl
+sandboxctl: ## build bin/sandboxctl, the operator command
+	$(GO) build -buildvcs=auto -o $(BIN)/sandboxctl ./cmd/sandboxctl
 
 test: e2e-deps tools lint unit fuzz validate ## install the test tools, then run every check and test
 

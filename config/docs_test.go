@@ -5,6 +5,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
 )
 
 // docs/config.md documents every key of the stack-file contract and every catalog entry.
@@ -27,10 +29,10 @@ func TestConfigDocsNameEveryKey(t *testing.T) {
 			paths = append(paths, "`"+prefix+"."+k+"`")
 		}
 	}
-	for _, tag := range ModelTags() {
+	for _, tag := range catalog.ModelTags() {
 		paths = append(paths, "| `"+tag+"` |")
 	}
-	for _, typ := range InstanceTypes() {
+	for _, typ := range catalog.InstanceTypes() {
 		paths = append(paths, "| `"+typ+"` |")
 	}
 	for _, p := range paths {

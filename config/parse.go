@@ -1,17 +1,23 @@
 package config
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/llm-sandbox/llm-sandbox/internal/rules"
 )
 
 // Values are a stack's config values exactly as the Pulumi engine hands them to a program:
@@ -26,45 +32,129 @@ func StackFile(stack string) string {
 }
 
 // ReadStackFile reads a stack file's `config:` section into Values. It fails only when the file
-// cannot be read or is not YAML; what the values mean is Parse's business.
+// cannot be read or is not a stack file (not YAML, more than one YAML document, a top-level key
+// that Pulumi's stack files do not have); what the values mean is Parse's business. Problems
+// name path as the file.
 func ReadStackFile(path string) (Values, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	return StackFileValues(data)
+	return stackFileValues(path, data)
 }
 
-// StackFileValues is ReadStackFile on bytes already read.
-func StackFileValues(data []byte) (Values, error) {
-	var doc struct {
-		Config map[string]yaml.Node `yaml:"config"`
+// StackFileValues is ReadStackFile on bytes already read; problems name no file.
+func StackFileValues(data []byte) (Values, error) { return stackFileValues("", data) }
+
+// stackFileKeys are the top-level keys of a Pulumi stack file (ProjectStack in
+// github.com/pulumi/pulumi/sdk/v3/go/common/workspace/project.go); llm-sandbox reads only config.
+var stackFileKeys = []string{"config", "encryptionsalt", "secretsprovider", "encryptedkey", "environment"}
+
+func stackFileValues(source string, data []byte) (Values, error) {
+	fail := func(path, format string, args ...any) error {
+		return Problems{{Source: source, Path: path, Message: fmt.Sprintf(format, args...)}}
 	}
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, fmt.Errorf("not a valid stack file: %w", err)
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var root yaml.Node
+	if err := dec.Decode(&root); err != nil && err != io.EOF {
+		return nil, fail("(file)", "not valid YAML: %s", syntaxError(data, err))
 	}
-	values := make(Values, len(doc.Config))
-	for key, node := range doc.Config {
+	var second yaml.Node
+	if err := dec.Decode(&second); err == nil && !emptyDocument(&second) {
+		return nil, fail("(file)", "line %d: a second YAML document starts here; a stack file is one document (Pulumi reads only the first, so the rest would be ignored)", second.Line)
+	}
+	values := Values{}
+	if len(root.Content) == 0 || isNull(root.Content[0]) {
+		return values, nil
+	}
+	top := root.Content[0]
+	if top.Kind != yaml.MappingNode {
+		return nil, fail("(file)", "line %d: must be a mapping with a config: key (got %s)", top.Line, describe(top))
+	}
+	var config *yaml.Node
+	var ps Problems
+	for i := 0; i+1 < len(top.Content); i += 2 {
+		key := top.Content[i].Value
+		switch {
+		case key == "config":
+			config = top.Content[i+1]
+		case !slices.Contains(stackFileKeys, key):
+			ps = append(ps, Problem{Source: source, Path: key, Message: unknownMessage(key, stackFileKeys)})
+		}
+	}
+	if len(ps) > 0 {
+		return nil, ps
+	}
+	if config == nil || isNull(config) {
+		return values, nil
+	}
+	if config.Kind != yaml.MappingNode {
+		return nil, fail("config", "must be a mapping of keys to values (got %s)", describe(config))
+	}
+	seen := map[string]int{}
+	for i := 0; i+1 < len(config.Content); i += 2 {
+		key, node := config.Content[i].Value, config.Content[i+1]
 		if !strings.Contains(key, ":") {
 			// Pulumi reads an unqualified key as the project's own.
 			key = Namespace + ":" + key
 		}
+		if first, ok := seen[key]; ok {
+			// yaml.v3 finds a repeated key only when decoding into a map; "tags" and
+			// "llm-sandbox:tags" are one key too.
+			return nil, fail("(file)", "not valid YAML: line %d: mapping key %q already defined at line %d", config.Content[i].Line, key, first)
+		}
+		seen[key] = config.Content[i].Line
 		if node.Kind == yaml.ScalarNode {
 			values[key] = node.Value
 			continue
 		}
 		var v any
 		if err := node.Decode(&v); err != nil {
-			return nil, fmt.Errorf("config key %s: %w", key, err)
+			return nil, fail(key, "%v", err)
 		}
 		text, err := json.Marshal(jsonable(v))
 		if err != nil {
-			return nil, fmt.Errorf("config key %s: %w", key, err)
+			return nil, fail(key, "%v", err)
 		}
 		values[key] = string(text)
 	}
 	return values, nil
 }
+
+// emptyDocument reports whether a YAML document holds nothing (a lone "---" at the end).
+func emptyDocument(doc *yaml.Node) bool {
+	return len(doc.Content) == 0 || (len(doc.Content) == 1 && isNull(doc.Content[0]) && doc.Content[0].Value == "")
+}
+
+// syntaxLine matches yaml.v3's "yaml: line N: problem".
+var syntaxLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// syntaxError is a YAML syntax error with the line where the document stops being YAML.
+// yaml.v3 reports the line where the enclosing block starts (libyaml's context mark), so a bad
+// indent on line 14 inside a mapping opened on line 1 reads "line 1". The line that breaks the
+// document is the first one after the longest prefix of lines that still parses: a prefix cut
+// inside a multi-line flow value fails too, but the longest prefix that parses is past it.
+func syntaxError(data []byte, err error) string {
+	m := syntaxLine.FindStringSubmatch(err.Error())
+	if m == nil {
+		return strings.TrimPrefix(err.Error(), "yaml: ")
+	}
+	lines := strings.SplitAfter(string(data), "\n")
+	if len(lines) > maxSyntaxSearchLines {
+		return "line " + m[1] + ": " + m[2]
+	}
+	for n := len(lines) - 1; n >= 0; n-- {
+		var probe yaml.Node
+		if yaml.Unmarshal([]byte(strings.Join(lines[:n], "")), &probe) == nil {
+			return fmt.Sprintf("line %d: %s", n+1, m[2])
+		}
+	}
+	return "line 1: " + m[2]
+}
+
+// maxSyntaxSearchLines bounds syntaxError's search (one parse per line): past it, yaml.v3's own
+// line is reported.
+const maxSyntaxSearchLines = 5000
 
 // jsonable turns what yaml.v3 decodes into values encoding/json accepts (maps with non-string
 // keys become string-keyed, as Pulumi does).
@@ -93,12 +183,16 @@ func jsonable(v any) any {
 // Load reads and parses stacks/Pulumi.<stack>.yaml under projectDir.
 func Load(projectDir, stack string) (*Spec, error) {
 	source := StackFile(stack)
-	values, err := ReadStackFile(filepath.Join(projectDir, source))
+	data, err := os.ReadFile(filepath.Join(projectDir, source))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, Problems{{Source: source, Path: "(file)", Message: fmt.Sprintf("no stack file for stack %q", stack)}}
 		}
 		return nil, Problems{{Source: source, Path: "(file)", Message: err.Error()}}
+	}
+	values, err := stackFileValues(source, data)
+	if err != nil {
+		return nil, err
 	}
 	return Parse(stack, source, values)
 }
@@ -124,6 +218,20 @@ var topLevelKeys = []string{"department", "network", "access", "pools", "gateway
 // TopLevelKeys returns the project's top-level config keys, without the namespace.
 func TopLevelKeys() []string { return append([]string(nil), topLevelKeys...) }
 
+// RegionKey is the one config key outside the project's namespace that a stack file holds: the
+// AWS provider's region.
+const RegionKey = "aws:region"
+
+// ConfigKeys returns every config key a stack file may hold, namespaced: RegionKey and the
+// project's top-level keys.
+func ConfigKeys() []string {
+	keys := []string{RegionKey}
+	for _, k := range topLevelKeys {
+		keys = append(keys, Namespace+":"+k)
+	}
+	return keys
+}
+
 // Parse builds a Spec from a stack's config values: it parses every key, applies the defaults and
 // validates the result. It returns Problems listing everything wrong, never only the first.
 // source names the stack file in messages.
@@ -137,12 +245,18 @@ func Parse(stack, source string, values Values) (*Spec, error) {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	known := ConfigKeys()
 	for _, key := range keys {
 		ns, name, _ := strings.Cut(key, ":")
 		if ns != Namespace {
-			continue // provider and other projects' keys are theirs to check
+			// A stack deploys with exactly these keys: anything else, in any namespace, is a
+			// typo (`llmsandbox:tags`, `aws:regoin`) or a setting nothing reads.
+			if key != RegionKey {
+				p.unknown(key, key, known)
+			}
+			continue
 		}
-		if !contains(topLevelKeys, name) {
+		if !slices.Contains(topLevelKeys, name) {
 			p.unknown(joinPath("", name), name, topLevelKeys)
 			continue
 		}
@@ -159,7 +273,7 @@ func Parse(stack, source string, values Values) (*Spec, error) {
 		nodes[name] = doc.Content[0]
 	}
 
-	spec.Region = values["aws:region"]
+	spec.Region = values[RegionKey]
 	p.region(spec.Region)
 	spec.Department = p.department(nodes["department"])
 	spec.Network = p.network(nodes["network"])
@@ -185,13 +299,7 @@ func (p *parser) add(path, format string, args ...any) {
 }
 
 func (p *parser) unknown(path, key string, known []string) {
-	msg := fmt.Sprintf("unknown key %q", key)
-	if s := suggest(key, known); s != "" {
-		msg += fmt.Sprintf(" (did you mean %q?)", s)
-	} else {
-		msg += fmt.Sprintf(" (known keys: %s)", strings.Join(known, ", "))
-	}
-	p.add(path, "%s", msg)
+	p.add(path, "%s", unknownMessage(key, known))
 }
 
 // fields checks that n is a mapping with only known keys and returns its values by key. A nil
@@ -207,7 +315,7 @@ func (p *parser) fields(n *yaml.Node, path string, known []string) map[string]*y
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		key, value := n.Content[i].Value, n.Content[i+1]
-		if known != nil && !contains(known, key) {
+		if known != nil && !slices.Contains(known, key) {
 			p.unknown(joinPath(path, key), key, known)
 			continue
 		}
@@ -312,28 +420,15 @@ func describe(n *yaml.Node) string {
 	return "an unexpected value"
 }
 
-func contains(list []string, s string) bool {
-	for _, e := range list {
-		if e == s {
-			return true
-		}
-	}
-	return false
-}
-
-// parsePrefix parses an IPv4 CIDR and reports host bits that are set, with the fix.
+// prefix parses an IPv4 CIDR (rules.IPv4CIDR), adding its problem at path.
 func (p *parser) prefix(n *yaml.Node, path string) (netip.Prefix, bool) {
 	s, ok := p.str(n, path)
 	if !ok {
 		return netip.Prefix{}, false
 	}
-	pfx, err := netip.ParsePrefix(s)
-	if err != nil || !pfx.Addr().Is4() {
-		p.add(path, "must be an IPv4 CIDR such as 10.20.0.0/16 (got %q)", s)
-		return netip.Prefix{}, false
-	}
-	if pfx.Masked() != pfx {
-		p.add(path, "has host bits set (got %s, did you mean %s?)", s, pfx.Masked())
+	pfx, problem := rules.IPv4CIDR(s)
+	if problem != "" {
+		p.add(path, "%s", problem)
 		return netip.Prefix{}, false
 	}
 	return pfx, true

@@ -13,14 +13,7 @@ type Problem struct {
 	Path string
 	// Message says what is wrong, with the value found.
 	Message string
-	// Other is, for a problem between two files (CheckSet), the other file of the pair; the
-	// problem concerns it as much as Source. Empty otherwise.
-	Other string
 }
-
-// Concerns reports whether the problem is about the stack file file: it is on it, or file is
-// the other file of a clash between two.
-func (p Problem) Concerns(file string) bool { return p.Source == file || p.Other == file }
 
 // String formats the problem as "<file>: <key.path>: <message>".
 func (p Problem) String() string {
@@ -50,6 +43,15 @@ func joinPath(path, key string) string {
 		return key
 	}
 	return path + "." + key
+}
+
+// unknownMessage says that key is not one of known, with the likely meant one when the key is
+// close to one, else the list.
+func unknownMessage(key string, known []string) string {
+	if s := suggest(key, known); s != "" {
+		return fmt.Sprintf("unknown key %q (did you mean %q?)", key, s)
+	}
+	return fmt.Sprintf("unknown key %q (known keys: %s)", key, strings.Join(known, ", "))
 }
 
 // suggest returns the known name closest to an unknown one, when it is close enough to be a

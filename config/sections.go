@@ -3,31 +3,14 @@ package config
 import (
 	"fmt"
 	"net/netip"
-	"regexp"
+	"slices"
 	"strings"
-	"time"
-	_ "time/tzdata" // validate IANA zones the same way on machines without /usr/share/zoneinfo
 
 	"gopkg.in/yaml.v3"
-)
 
-var (
-	dnsLabel     = regexp.MustCompile(`^[a-z]([a-z0-9-]*[a-z0-9])?$`)
-	regionRE     = regexp.MustCompile(`^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$`)
-	acmARN       = regexp.MustCompile(`^arn:aws(-[a-z]+)*:acm:([a-z0-9-]+):([0-9]{12}):certificate/[A-Za-z0-9-]+$`)
-	hostedZoneRE = regexp.MustCompile(`^[A-Z0-9]{1,32}$`)
-	hostnameRE   = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$`)
-	hhmm         = regexp.MustCompile(`^([01][0-9]|2[0-3]):[0-5][0-9]$`)
-	dayName      = `(MON|TUE|WED|THU|FRI|SAT|SUN)`
-	daysField    = regexp.MustCompile(`^` + dayName + `(-` + dayName + `)?(,` + dayName + `(-` + dayName + `)?)*$`)
+	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
+	"github.com/llm-sandbox/llm-sandbox/internal/rules"
 )
-
-// Private IPv4 ranges (RFC 1918): a department VPC must sit in one of them.
-var privateRanges = []netip.Prefix{
-	netip.MustParsePrefix("10.0.0.0/8"),
-	netip.MustParsePrefix("172.16.0.0/12"),
-	netip.MustParsePrefix("192.168.0.0/16"),
-}
 
 // The keys of each section, in the order the docs list them.
 var (
@@ -38,24 +21,22 @@ var (
 	gatewayKeys  = []string{"instanceType", "minSize", "maxSize", "deletionProtection"}
 )
 
-// Tag keys the project sets itself on every resource; a stack's tags may not set them.
-var reservedTagKeys = []string{"Department", "ManagedBy", "Stack"}
-
 // Limits on sizes, chosen so that a typo (maxSize: 200) is caught rather than deployed.
 const (
 	maxPoolSize    = 20
 	maxParallel    = 64
 	minContext     = 512
 	maxGatewaySize = 10
-	maxPoolName    = 20
 )
 
 func (p *parser) region(region string) {
 	switch {
 	case region == "":
 		p.add("aws:region", "required key is missing (the AWS region, e.g. ca-central-1)")
-	case !regionRE.MatchString(region):
-		p.add("aws:region", "must be an AWS region name such as ca-central-1 (got %q)", region)
+	default:
+		if msg := rules.Region(region); msg != "" {
+			p.add("aws:region", "%s", msg)
+		}
 	}
 }
 
@@ -72,15 +53,9 @@ func (p *parser) department(n *yaml.Node) string {
 	return d
 }
 
-// DepartmentProblem says what is wrong with d as a department name (its rule: a lowercase DNS
-// label of 2 to 32 characters), or returns "" when d is one. A name that passes is also a safe
-// stack and file name.
-func DepartmentProblem(d string) string {
-	if len(d) < 2 || len(d) > 32 || !dnsLabel.MatchString(d) {
-		return fmt.Sprintf("must be a lowercase DNS label of 2 to 32 letters, digits and hyphens, starting with a letter (got %q)", d)
-	}
-	return ""
-}
+// DepartmentProblem says what is wrong with d as a department name (rules.Department), or
+// returns "" when d is one. A name that passes is also a safe stack and file name.
+func DepartmentProblem(d string) string { return rules.Department(d) }
 
 func (p *parser) network(n *yaml.Node) Network {
 	const path = "network"
@@ -96,11 +71,10 @@ func (p *parser) network(n *yaml.Node) Network {
 		}
 	} else if pfx, ok := p.prefix(c, joinPath(path, "cidr")); ok {
 		net.CIDR = pfx
-		if bits := pfx.Bits(); bits < 16 || bits > 22 {
-			p.add(joinPath(path, "cidr"), "must be between /16 and /22 (got %s)", pfx)
-		}
-		if !inPrivateRange(pfx) {
-			p.add(joinPath(path, "cidr"), "must be in a private range, 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16 (got %s)", pfx)
+		for _, msg := range []string{rules.VPCSize(pfx), rules.PrivateRange(pfx)} {
+			if msg != "" {
+				p.add(joinPath(path, "cidr"), "%s", msg)
+			}
 		}
 	}
 	if v, ok := p.integer(f["azCount"], joinPath(path, "azCount"), DefaultAZCount); ok {
@@ -122,15 +96,6 @@ func (p *parser) network(n *yaml.Node) Network {
 	return net
 }
 
-func inPrivateRange(pfx netip.Prefix) bool {
-	for _, r := range privateRanges {
-		if r.Bits() <= pfx.Bits() && r.Contains(pfx.Addr()) {
-			return true
-		}
-	}
-	return false
-}
-
 func (p *parser) access(n *yaml.Node, region string) Access {
 	const path = "access"
 	acc := Access{Mode: DefaultAccessMode}
@@ -149,8 +114,8 @@ func (p *parser) access(n *yaml.Node, region string) Access {
 	if v, ok := f["hostname"]; ok {
 		if h, ok := p.str(v, joinPath(path, "hostname")); ok {
 			acc.Hostname = h
-			if !IsHostname(h) {
-				p.add(joinPath(path, "hostname"), "must be a DNS name such as llm.chem.example.edu (got %q)", h)
+			if msg := rules.Hostname(h); msg != "" {
+				p.add(joinPath(path, "hostname"), "%s", msg)
 			}
 		}
 	}
@@ -159,11 +124,9 @@ func (p *parser) access(n *yaml.Node, region string) Access {
 	if v, ok := f["hostedZoneId"]; ok {
 		if z, ok := p.str(v, zonePath); ok {
 			acc.HostedZoneID = z
-			switch {
-			case strings.HasPrefix(z, "/hostedzone/"):
-				p.add(zonePath, "must be the bare zone id (got %q; drop the /hostedzone/ prefix)", z)
-			case !IsHostedZoneID(z):
-				p.add(zonePath, "must be a Route 53 hosted zone id such as Z0123456789ABCDEFGHIJ (got %q)", z)
+			switch msg := rules.HostedZoneID(z); {
+			case msg != "":
+				p.add(zonePath, "%s", msg)
 			case acc.Hostname == "" && !hasProblemUnder(p.problems, joinPath(path, "hostname")):
 				p.add(zonePath, "needs access.hostname, the name to create in the zone (got no hostname)")
 			}
@@ -174,12 +137,8 @@ func (p *parser) access(n *yaml.Node, region string) Access {
 	if v, ok := f["certificateArn"]; ok {
 		if s, ok := p.str(v, certPath); ok {
 			acc.CertificateARN = s
-			m := acmARN.FindStringSubmatch(s)
-			switch {
-			case m == nil:
-				p.add(certPath, "must be an ACM certificate ARN, arn:aws:acm:<region>:<account>:certificate/<id> (got %q)", s)
-			case region != "" && m[2] != region:
-				p.add(certPath, "must be in the stack's region %s, where the load balancer is (got a certificate in %s)", region, m[2])
+			if msg := rules.ACMCertificateARN(s, region); msg != "" {
+				p.add(certPath, "%s", msg)
 			}
 		}
 	} else if acc.Mode == AccessPublic && acc.HostedZoneID == "" {
@@ -187,36 +146,69 @@ func (p *parser) access(n *yaml.Node, region string) Access {
 	}
 
 	cidrPath := joinPath(path, "allowedCidrs")
+	var entryPaths []string // of each AllowedCIDRs entry
 	if v, ok := f["allowedCidrs"]; ok && !isNull(v) {
 		if v.Kind != yaml.SequenceNode {
 			p.add(cidrPath, "must be a list of IPv4 CIDRs (got %s)", describe(v))
 		} else {
+			seen := map[netip.Prefix]string{}
 			for i, e := range v.Content {
 				ep := fmt.Sprintf("%s[%d]", cidrPath, i)
 				pfx, ok := p.prefix(e, ep)
 				if !ok {
 					continue
 				}
-				if pfx.Bits() == 0 && !acc.AllowAnywhere {
-					p.add(ep, "admits the whole internet (got %s); set access.allowAnywhere: true if that is really meant", pfx)
+				if other, dup := seen[pfx]; dup {
+					p.add(ep, "lists %s twice (also %s)", pfx, other)
+					continue
 				}
+				seen[pfx] = ep
 				acc.AllowedCIDRs = append(acc.AllowedCIDRs, pfx)
+				entryPaths = append(entryPaths, ep)
 			}
 		}
 	}
 	if acc.Mode == AccessPublic && len(acc.AllowedCIDRs) == 0 && !hasProblemUnder(p.problems, cidrPath) {
 		p.add(cidrPath, "required and non-empty when access.mode is public (the client ranges, e.g. [142.103.0.0/16])")
 	}
+	p.clientRanges(acc, cidrPath, entryPaths)
 	return acc
 }
 
-// IsHostname reports whether h is a lowercase DNS name of at least two labels, each a DNS
-// label, the last alphabetic (llm.chem.example.edu), at most 253 characters.
-func IsHostname(h string) bool { return len(h) <= 253 && hostnameRE.MatchString(h) }
+// clientRanges checks access.allowedCidrs as the gateway and the policy rule judge them.
+// Unless access.allowAnywhere says so, the list must be an allow-list no wider than
+// rules.WideAllowList accepts, judged by the address space its ranges cover together, not by
+// their spelling. And the front security group must hold its rules: the list, plus the VPC's
+// own range when access is internal (counted as one more range even if the list holds it too,
+// since the VPC range is parsed apart).
+func (p *parser) clientRanges(acc Access, cidrPath string, entryPaths []string) {
+	if !acc.AllowAnywhere {
+		if i, msg := rules.WideAllowList(acc.AllowedCIDRs); msg != "" {
+			at := cidrPath
+			if i >= 0 {
+				at = entryPaths[i]
+			}
+			p.add(at, "%s; set access.allowAnywhere: true if that is really meant", msg)
+		}
+	}
+	ranges := len(acc.AllowedCIDRs)
+	if acc.Mode == AccessInternal {
+		ranges++
+	}
+	https := acc.CertificateARN != "" || acc.HostedZoneID != ""
+	if msg := rules.ClientRanges(ranges, https); msg != "" {
+		p.add(cidrPath, "%s", msg)
+	}
+}
 
-// IsHostedZoneID reports whether z has the form of a bare Route 53 hosted zone id: upper-case
-// letters and digits (Z0123456789ABCDEFGHIJ), without the /hostedzone/ prefix some APIs return.
-func IsHostedZoneID(z string) bool { return hostedZoneRE.MatchString(z) }
+// notInCatalog says that name is no catalog entry of its kind: with the entry it most likely
+// means when one is close enough to be a typo, and with every entry otherwise.
+func notInCatalog(what, name string, known []string) string {
+	if s := suggest(name, known); s != "" {
+		return fmt.Sprintf("unknown %s %q (did you mean %q?)", what, name, s)
+	}
+	return fmt.Sprintf("unknown %s %q (known: %s)", what, name, strings.Join(known, ", "))
+}
 
 func hasProblemUnder(ps Problems, path string) bool {
 	for _, pr := range ps {
@@ -241,10 +233,23 @@ func (p *parser) pools(n *yaml.Node) map[string]Pool {
 	for _, e := range entries {
 		name := e[0].Value
 		pp := joinPath(path, name)
-		if len(name) > maxPoolName || !dnsLabel.MatchString(name) {
-			p.add(pp, "pool name must be a lowercase DNS label of at most %d characters (got %q)", maxPoolName, name)
+		if msg := rules.PoolName(name); msg != "" {
+			p.add(pp, "%s", msg)
 		}
 		pools[name] = p.pool(e[1], pp, name)
+	}
+	// The gateway routes each model name to one pool: a model served by two pools would need a
+	// choice between them, which it does not make.
+	servedBy := map[string]string{}
+	for _, e := range entries {
+		name := e[0].Value
+		for i, m := range pools[name].Models {
+			if other, dup := servedBy[m]; dup && other != name {
+				p.add(fmt.Sprintf("%s.models[%d]", joinPath(path, name), i), "%q is also served by pool %q; serve each model from one pool", m, other)
+			} else if !dup {
+				servedBy[m] = name
+			}
+		}
 	}
 	byPort := map[int]string{}
 	for _, e := range entries {
@@ -270,15 +275,15 @@ func (p *parser) pool(n *yaml.Node, path, name string) Pool {
 	f := p.fields(n, path, poolKeys)
 	at := func(k string) string { return joinPath(path, k) }
 
-	var inst Instance
+	var inst catalog.Instance
 	instOK := false
 	if v, ok := f["instanceType"]; ok {
 		if s, ok := p.str(v, at("instanceType")); ok {
 			pool.InstanceType = s
 		}
 	}
-	if inst, instOK = LookupInstance(pool.InstanceType); !instOK {
-		p.add(at("instanceType"), "unknown instance type %q (known: %s)", pool.InstanceType, strings.Join(InstanceTypes(), ", "))
+	if inst, instOK = catalog.LookupInstance(pool.InstanceType); !instOK {
+		p.add(at("instanceType"), "%s", notInCatalog("instance type", pool.InstanceType, catalog.InstanceTypes()))
 	}
 
 	minOK, maxOK := true, true
@@ -309,8 +314,8 @@ func (p *parser) pool(n *yaml.Node, path, name string) Pool {
 			p.add(mp, "lists %q twice", m)
 		}
 		seen[m] = true
-		if _, ok := LookupModel(m); !ok {
-			p.add(mp, "unknown model %q (known: %s)", m, strings.Join(ModelTags(), ", "))
+		if _, ok := catalog.LookupModel(m); !ok {
+			p.add(mp, "%s", notInCatalog("model", m, catalog.ModelTags()))
 		}
 	}
 
@@ -323,7 +328,7 @@ func (p *parser) pool(n *yaml.Node, path, name string) Pool {
 	if ctxOK {
 		p.rangeCheck(at("contextLength"), pool.ContextLength, minContext, 131072)
 		for _, tag := range pool.Models {
-			if m, ok := LookupModel(tag); ok && pool.ContextLength > m.MaxContext {
+			if m, ok := catalog.LookupModel(tag); ok && pool.ContextLength > m.MaxContext {
 				p.add(at("contextLength"), "exceeds what %s was trained for (got %d, %s supports %d)", tag, pool.ContextLength, tag, m.MaxContext)
 			}
 		}
@@ -354,11 +359,11 @@ func (p *parser) pool(n *yaml.Node, path, name string) Pool {
 
 // fit checks that every model of the pool fits in the node's memory at once, with its KV cache
 // for parallel × contextLength tokens.
-func (p *parser) fit(path string, pool Pool, inst Instance) {
+func (p *parser) fit(path string, pool Pool, inst catalog.Instance) {
 	var need int64
 	var parts []string
 	for _, tag := range pool.Models {
-		m, ok := LookupModel(tag)
+		m, ok := catalog.LookupModel(tag)
 		if !ok {
 			return // already reported
 		}
@@ -396,23 +401,26 @@ func (p *parser) schedule(n *yaml.Node, path string) *Schedule {
 	}
 	if tz, ok := get("timezone", "America/Vancouver"); ok {
 		s.Timezone = tz
-		if _, err := time.LoadLocation(tz); err != nil || tz == "" || tz == "Local" {
-			p.add(at("timezone"), "must be an IANA time zone name such as America/Vancouver (got %q)", tz)
+		if msg := rules.TimeZone(tz); msg != "" {
+			p.add(at("timezone"), "%s", msg)
 		}
 	}
 	if days, ok := get("days", "MON-FRI"); ok {
 		s.Days = days
-		if !daysField.MatchString(days) {
-			p.add(at("days"), "must be day names MON..SUN as a range or list, e.g. MON-FRI or MON,WED,FRI (got %q)", days)
+		if msg := rules.Days(days); msg != "" {
+			p.add(at("days"), "%s", msg)
 		}
 	}
 	clock := func(k, example string) (string, bool) {
 		v, ok := get(k, example)
-		if ok && !hhmm.MatchString(v) {
-			p.add(at(k), "must be a 24-hour time HH:MM in quotes, e.g. %s (got %q)", example, v)
+		if !ok {
 			return v, false
 		}
-		return v, ok
+		if msg := rules.Clock(v); msg != "" {
+			p.add(at(k), "%s", msg)
+			return v, false
+		}
+		return v, true
 	}
 	start, startOK := clock("start", `"08:00"`)
 	stop, stopOK := clock("stop", `"20:00"`)
@@ -439,8 +447,8 @@ func (p *parser) gateway(n *yaml.Node) Gateway {
 			g.InstanceType = s
 		}
 	}
-	if inst, ok := LookupInstance(g.InstanceType); !ok {
-		p.add(at("instanceType"), "unknown instance type %q (known: %s)", g.InstanceType, strings.Join(InstanceTypes(), ", "))
+	if inst, ok := catalog.LookupInstance(g.InstanceType); !ok {
+		p.add(at("instanceType"), "%s", notInCatalog("instance type", g.InstanceType, catalog.InstanceTypes()))
 	} else if inst.HasGPU() {
 		p.add(at("instanceType"), "must be a CPU instance type, LiteLLM needs no GPU (got %s with %d x %s)", g.InstanceType, inst.GPUs, inst.GPUModel)
 	}
@@ -462,23 +470,30 @@ func (p *parser) gateway(n *yaml.Node) Gateway {
 func (p *parser) tags(n *yaml.Node) map[string]string {
 	const path = "tags"
 	tags := map[string]string{}
-	for _, e := range p.entries(n, path) {
+	entries := p.entries(n, path)
+	if msg := rules.TagCount(len(entries), catalog.ProjectTagsPerResource); msg != "" {
+		p.add(path, "%s", msg)
+	}
+	defaults := []string{catalog.TagDepartment, catalog.TagManagedBy, catalog.TagStack}
+	for _, e := range entries {
 		k, v := e[0].Value, e[1]
 		tp := joinPath(path, k)
 		switch {
-		case strings.HasPrefix(strings.ToLower(k), "aws:"):
-			p.add(tp, "tag keys starting with aws: are reserved by AWS (got %q)", k)
-		case contains(reservedTagKeys, k):
-			p.add(tp, "is set by llm-sandbox on every resource and cannot be overridden (reserved: %s)", strings.Join(reservedTagKeys, ", "))
-		case len(k) == 0 || len(k) > 128:
-			p.add(tp, "tag keys must be 1 to 128 characters (got %d)", len(k))
+		case slices.Contains(defaults, k):
+			p.add(tp, "is set by llm-sandbox on every resource and cannot be overridden (reserved: %s)", strings.Join(catalog.ProjectTagKeys(), ", "))
+		case slices.Contains(catalog.ProjectTagKeys(), k):
+			p.add(tp, "is set by llm-sandbox on what it names and cannot be overridden (reserved: %s)", strings.Join(catalog.ProjectTagKeys(), ", "))
+		default:
+			if msg := rules.TagKey(k); msg != "" {
+				p.add(tp, "%s", msg)
+			}
 		}
 		if v.Kind != yaml.ScalarNode || isNull(v) {
 			p.add(tp, "tag values must be text (got %s)", describe(v))
 			continue
 		}
-		if len(v.Value) > 256 {
-			p.add(tp, "tag values must be at most 256 characters (got %d)", len(v.Value))
+		if msg := rules.TagValue(v.Value); msg != "" {
+			p.add(tp, "%s", msg)
 		}
 		tags[k] = v.Value
 	}

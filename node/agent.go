@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -90,26 +89,39 @@ type Options struct {
 	BootBudget time.Duration
 }
 
-// Agent bootstraps one node from its config. It holds all of its state; build one per run.
+// Agent bootstraps one node from its config. It holds what every role shares (the root, the
+// runner, the HTTP clients, the lifecycle completer, the retry policy, the log) and the role
+// it picked once, in New; build one per run.
 type Agent struct {
 	cfg       *Config
+	role      Role
 	root      string
 	run       Runner
 	downloads *http.Client
 	// local talks to the server on this node: no proxy, no header timeout.
-	local *http.Client
-	// api is the local Ollama's API (role ollama).
-	api       *ollamaAPI
+	local     *http.Client
 	objects   ObjectGetter
-	secrets   SecretGetter
 	lifecycle LifecycleCompleter
 	log       *Logger
 	policy    RetryPolicy
 	timeouts  map[string]time.Duration
 	poll      time.Duration
-	svc       service
 	// bootBudget overrides the budget derived from the lifecycle heartbeat.
 	bootBudget time.Duration
+}
+
+// Role is what a node runs, as nodeadm's daemons are: the ollama role on a pool node, the
+// litellm role on a gateway node. A role installs, configures and starts its server and proves
+// it ready; the agent runs its steps, then completes the lifecycle action, which every role
+// shares.
+type Role interface {
+	// Name is the role's name in the node config: RoleOllama or RoleLiteLLM.
+	Name() string
+	// Summary describes what the role sets up, for the bootstrap's first log line.
+	Summary() string
+	// Steps are the role's steps in order, up to and including its readiness proof, without
+	// their time limits.
+	Steps() []Step
 }
 
 // Step is one stage of a bootstrap, with its time limit.
@@ -156,7 +168,6 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Agent, error) {
 		root:      root,
 		run:       opts.Runner,
 		objects:   opts.Objects,
-		secrets:   opts.Secrets,
 		lifecycle: opts.Lifecycle,
 		log:       opts.Log,
 		policy:    DefaultRetry(),
@@ -198,8 +209,8 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Agent, error) {
 	if cfg.Local() {
 		// No Auto Scaling group: nothing to complete or abandon, and no AWS configuration.
 		a.lifecycle = nil
-		if a.secrets == nil {
-			a.secrets = FileSecrets{}
+		if opts.Secrets == nil {
+			opts.Secrets = FileSecrets{}
 		}
 	} else if a.lifecycle == nil {
 		lc, err := NewAWSCompleter(ctx, cfg.Region, cfg.Lifecycle)
@@ -210,35 +221,11 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Agent, error) {
 	}
 	switch cfg.Role {
 	case RoleOllama:
-		a.newOllama(opts.NoSystemd)
+		a.role = newOllamaRole(a, cfg.Ollama, opts.NoSystemd)
 	case RoleLiteLLM:
-		a.newLiteLLM(opts.NoSystemd)
+		a.role = newLiteLLMRole(a, cfg.LiteLLM, opts)
 	}
 	return a, nil
-}
-
-// newOllama sets up the ollama role: the local API and the service.
-func (a *Agent) newOllama(noSystemd bool) {
-	a.api = &ollamaAPI{base: "http://127.0.0.1:" + strconv.Itoa(a.cfg.Ollama.Port), http: a.local}
-	if !noSystemd {
-		a.svc = systemdService{run: a.run, unit: OllamaUnit}
-		return
-	}
-	a.svc = &processService{
-		name:    "ollama",
-		bin:     a.path(OllamaBinary),
-		args:    []string{"serve"},
-		match:   "serve",
-		env:     func() ([]string, error) { return a.ollamaProcessEnv(), nil },
-		dir:     a.path(OllamaHome),
-		logFile: a.path(OllamaLogFile),
-		pidFile: a.path(OllamaPidFile),
-		log:     a.log,
-		serving: func(ctx context.Context) error {
-			_, err := a.api.version(ctx)
-			return err
-		},
-	}
 }
 
 // path maps a node path into the agent's root.
@@ -249,27 +236,6 @@ func (a *Agent) path(p string) string {
 // rootMode reports whether the agent installs into a directory other than /.
 func (a *Agent) rootMode() bool { return a.root != "/" }
 
-// ollamaProcessEnv is the environment of an Ollama started without systemd: the unit's
-// environment file, with the models directory and HOME (where Ollama writes its key) under the
-// root, and, in a root other than /, a loopback listener: that is a test or a workstation, and
-// no security group guards it.
-func (a *Agent) ollamaProcessEnv() []string {
-	var env []string
-	for _, v := range OllamaEnv(a.cfg.Ollama) {
-		value := v.Value
-		switch v.Name {
-		case "OLLAMA_MODELS":
-			value = a.path(OllamaModelsDir)
-		case "OLLAMA_HOST":
-			if a.rootMode() {
-				value = "127.0.0.1:" + strconv.Itoa(a.cfg.Ollama.Port)
-			}
-		}
-		env = append(env, v.Name+"="+value)
-	}
-	return append(env, "HOME="+a.path(OllamaHome), "PATH="+searchPath())
-}
-
 // searchPath is the PATH a detached server gets: the agent's, or the usual one.
 func searchPath() string {
 	if path := os.Getenv("PATH"); path != "" {
@@ -278,35 +244,12 @@ func searchPath() string {
 	return "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 }
 
-// Steps lists the bootstrap's steps for the config's role in order, with their time limits.
+// Steps lists the bootstrap's steps for the config's role in order, then lifecycle (except on
+// the local platform, which has none), with their time limits.
 func (a *Agent) Steps() []Step {
-	var steps []Step
-	switch a.cfg.Role {
-	case RoleLiteLLM:
-		steps = []Step{
-			{Name: StepInstall, run: a.stepLiteLLMInstall},
-			{Name: StepUser, run: a.stepLiteLLMUser},
-			{Name: StepSecret, run: a.stepSecret},
-			{Name: StepConfigure, run: a.stepLiteLLMConfigure},
-			{Name: StepStart, run: a.stepLiteLLMStart},
-			{Name: StepLifecycle, run: a.stepLifecycle},
-		}
-	default:
-		steps = []Step{
-			{Name: StepGPU, run: a.stepGPU},
-			{Name: StepInstall, run: a.stepInstall},
-			{Name: StepUser, run: a.stepUser},
-			{Name: StepConfigure, run: a.stepConfigure},
-			{Name: StepStart, run: a.stepStart},
-			{Name: StepModels, run: a.stepModels},
-			{Name: StepPreload, run: a.stepPreload},
-			{Name: StepResident, run: a.stepResident},
-			{Name: StepLifecycle, run: a.stepLifecycle},
-		}
-	}
-	if a.lifecycle == nil {
-		// The local platform: the node is ready once its server is; no group waits on it.
-		steps = steps[:len(steps)-1]
+	steps := a.role.Steps()
+	if a.lifecycle != nil {
+		steps = append(steps, Step{Name: StepLifecycle, run: a.stepLifecycle})
 	}
 	for i := range steps {
 		steps[i].Timeout = a.timeouts[steps[i].Name]
@@ -319,20 +262,8 @@ func (a *Agent) Steps() []Step {
 // configured. It returns nil when the node is ready and CONTINUE was sent, or when there was
 // no lifecycle action to complete (a reboot). Running it again on a ready node is safe.
 func (a *Agent) Bootstrap(ctx context.Context) error {
-	switch c := a.cfg; c.Role {
-	case RoleLiteLLM:
-		l := c.LiteLLM
-		a.log.Printf("bootstrap: role %s, department %s, pool %s, litellm %s, %d model(s), port %d, %d worker(s), root %s",
-			c.Role, c.Department, c.Pool, l.Version, len(l.Models), l.Port, l.Workers, a.root)
-	default:
-		o := c.Ollama
-		kind := "CPU"
-		if o.GPU {
-			kind = "GPU"
-		}
-		a.log.Printf("bootstrap: role %s, department %s, pool %s (%s), ollama %s, %d model(s), root %s",
-			c.Role, c.Department, c.Pool, kind, o.Version, len(o.Models), a.root)
-	}
+	a.log.Printf("bootstrap: role %s, department %s, pool %s, %s, root %s",
+		a.role.Name(), a.cfg.Department, a.cfg.Pool, a.role.Summary(), a.root)
 	st := &runState{}
 	bootCtx := ctx
 	budget := bootBudget(a.cfg.Lifecycle.HeartbeatSeconds)
@@ -390,6 +321,66 @@ func (a *Agent) runStep(ctx context.Context, s Step, st *runState) error {
 		a.log.Printf("step %s: ok", s.Name)
 	}
 	return nil
+}
+
+// stepLifecycle sends CONTINUE. No pending action (a reboot, a re-run) is success.
+func (a *Agent) stepLifecycle(ctx context.Context, _ *runState) (string, error) {
+	err := a.retry(ctx, StepLifecycle, "CompleteLifecycleAction CONTINUE", func(ctx context.Context) error {
+		err := a.lifecycle.Complete(ctx, ResultContinue)
+		if errors.Is(err, ErrNoLifecycleAction) {
+			return permanent(err)
+		}
+		return err
+	})
+	if errors.Is(err, ErrNoLifecycleAction) {
+		a.log.Printf("step lifecycle: %v", err)
+		return "no active lifecycle action (a reboot or a re-run, not a launch): nothing to complete", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return "CONTINUE sent: the instance goes InService", nil
+}
+
+// waitHealthy polls probe (what describes it, e.g. "GET /api/version") until it succeeds, the
+// step's context ends, or a server that svc started itself exits.
+func (a *Agent) waitHealthy(ctx context.Context, svc service, name, what string, probe func(context.Context) (string, error)) (string, error) {
+	var last error
+	for {
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		v, err := probe(rctx)
+		cancel()
+		if err == nil {
+			return v, nil
+		}
+		// A request cut short by the deadline says nothing new; keep the answer before it.
+		if ctx.Err() == nil || last == nil {
+			last = err
+		}
+		timer := time.NewTimer(a.poll)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return "", fmt.Errorf("%s never answered %s with 200 (last: %v; see %s): %w", name, what, last, svc.logHint(), ctx.Err())
+		case err := <-svc.exited():
+			timer.Stop()
+			return "", permanent(fmt.Errorf("%s exited before it answered: %v (see %s)", name, err, svc.logHint()))
+		case <-timer.C:
+		}
+	}
+}
+
+// ensureSystemUser creates a system user and its group, with home as its home directory (not
+// created) and no login shell, unless getent finds the user. It returns a note for the log.
+func (a *Agent) ensureSystemUser(ctx context.Context, user, home string) (string, error) {
+	if _, err := a.run.Run(ctx, "getent", "passwd", user); err == nil {
+		return "user " + user + " exists", nil
+	}
+	if _, err := a.run.Run(ctx, "useradd", "--system", "--user-group", "--home-dir", home,
+		"--shell", "/usr/sbin/nologin", user); err != nil {
+		return "", fmt.Errorf("create user %s: %w", user, err)
+	}
+	return "created system user " + user, nil
 }
 
 // Abandon sends ABANDON for the launch lifecycle action, retrying transient failures within

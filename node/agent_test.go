@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/llm-sandbox/llm-sandbox/node/fakeollama"
+	"github.com/llm-sandbox/llm-sandbox/node/ollamatest"
 )
 
 // stepLines returns the agent's "step <name>: start|ok|failed" lines, reduced to "name state".
@@ -29,7 +29,7 @@ func stepLines(log string) []string {
 }
 
 func TestBootstrapSuccessOnGPUPool(t *testing.T) {
-	e := newEnv(t, fakeollama.Options{GPU: true})
+	e := newEnv(t, ollamatest.Options{GPU: true})
 	if err := e.bootstrap(); err != nil {
 		t.Fatalf("Bootstrap() = %v\nlog:\n%s", err, e.log)
 	}
@@ -82,7 +82,7 @@ func TestBootstrapSuccessOnGPUPool(t *testing.T) {
 }
 
 func TestRerunOnReadyNodeDownloadsAndPullsNothing(t *testing.T) {
-	e := newEnv(t, fakeollama.Options{GPU: true})
+	e := newEnv(t, ollamatest.Options{GPU: true})
 	if err := e.bootstrap(); err != nil {
 		t.Fatalf("first Bootstrap() = %v\nlog:\n%s", err, e.log)
 	}
@@ -119,7 +119,7 @@ func TestRerunOnReadyNodeDownloadsAndPullsNothing(t *testing.T) {
 }
 
 func TestBadChecksumFailsWithoutRetryAndAbandons(t *testing.T) {
-	e := newEnv(t, fakeollama.Options{GPU: true})
+	e := newEnv(t, ollamatest.Options{GPU: true})
 	wrong := strings.Repeat("ab", 32)
 	e.cfg.Ollama.Release.SHA256 = wrong
 	err := e.bootstrap()
@@ -141,7 +141,7 @@ func TestBadChecksumFailsWithoutRetryAndAbandons(t *testing.T) {
 }
 
 func TestDownloadErrorIsRetriedThenAbandons(t *testing.T) {
-	e := newEnv(t, fakeollama.Options{GPU: true})
+	e := newEnv(t, ollamatest.Options{GPU: true})
 	e.files.status = 503
 	err := e.bootstrap()
 	wantStepFailure(t, err, StepInstall, "gave up after 3 attempts", "503")
@@ -152,7 +152,7 @@ func TestDownloadErrorIsRetriedThenAbandons(t *testing.T) {
 }
 
 func TestDownloadRecoversFromTransientErrors(t *testing.T) {
-	e := newEnv(t, fakeollama.Options{GPU: true})
+	e := newEnv(t, ollamatest.Options{GPU: true})
 	e.files.failFirst = testRetry.Attempts - 1
 	if err := e.bootstrap(); err != nil {
 		t.Fatalf("Bootstrap() = %v\nlog:\n%s", err, e.log)
@@ -164,7 +164,7 @@ func TestDownloadRecoversFromTransientErrors(t *testing.T) {
 }
 
 func TestMissingReleaseIsNotRetried(t *testing.T) {
-	e := newEnv(t, fakeollama.Options{GPU: true})
+	e := newEnv(t, ollamatest.Options{GPU: true})
 	e.cfg.Ollama.Release.URL = e.files.URL + "/no-such-release.tar.zst"
 	wantStepFailure(t, e.bootstrap(), StepInstall, "404")
 	if n := e.files.hitsFor("/no-such-release.tar.zst"); n != 1 {
@@ -174,7 +174,7 @@ func TestMissingReleaseIsNotRetried(t *testing.T) {
 }
 
 func TestReleaseWithPathTraversalIsRejected(t *testing.T) {
-	e := newEnv(t, fakeollama.Options{GPU: true})
+	e := newEnv(t, ollamatest.Options{GPU: true})
 	evil := tarZst(t, []tarEntry{
 		{name: "bin/ollama", body: "#!/bin/sh\n", mode: 0o755},
 		{name: "../../escaped", body: "owned"},
@@ -193,7 +193,7 @@ func TestReleaseWithPathTraversalIsRejected(t *testing.T) {
 }
 
 func TestNoGPUAbandonsBeforeInstalling(t *testing.T) {
-	e := newEnv(t, fakeollama.Options{GPU: true})
+	e := newEnv(t, ollamatest.Options{GPU: true})
 	e.nvidia = func([]string) ([]byte, error) {
 		return nil, errors.New("nvidia-smi: exit status 9: NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver")
 	}
@@ -208,14 +208,14 @@ func TestNoGPUAbandonsBeforeInstalling(t *testing.T) {
 }
 
 func TestNvidiaSMIListingNoGPUFails(t *testing.T) {
-	e := newEnv(t, fakeollama.Options{GPU: true})
+	e := newEnv(t, ollamatest.Options{GPU: true})
 	e.nvidia = func([]string) ([]byte, error) { return []byte("\n"), nil }
 	wantStepFailure(t, e.bootstrap(), StepGPU, "nvidia-smi lists no GPU")
 	wantResults(t, e.lc, ResultAbandon)
 }
 
 func TestCPUPoolSkipsGPUChecks(t *testing.T) {
-	e := newEnv(t, fakeollama.Options{GPU: false})
+	e := newEnv(t, ollamatest.Options{GPU: false})
 	e.cfg.Ollama.GPU = false
 	if err := e.bootstrap(); err != nil {
 		t.Fatalf("Bootstrap() = %v\nlog:\n%s", err, e.log)
@@ -230,7 +230,7 @@ func TestCPUPoolSkipsGPUChecks(t *testing.T) {
 }
 
 func TestModelPullFailureIsRetriedThenAbandons(t *testing.T) {
-	e := newEnv(t, fakeollama.Options{GPU: true, PullError: "pull model manifest: file does not exist"})
+	e := newEnv(t, ollamatest.Options{GPU: true, PullError: "pull model manifest: file does not exist"})
 	wantStepFailure(t, e.bootstrap(), StepModels, "model llama3.1:8b", "file does not exist", "gave up after 3 attempts")
 	if c := e.ollama.Counts(); c.Pulls != testRetry.Attempts {
 		t.Errorf("pulls = %d, want %d", c.Pulls, testRetry.Attempts)
@@ -239,7 +239,7 @@ func TestModelPullFailureIsRetriedThenAbandons(t *testing.T) {
 }
 
 func TestModelPullRecoversFromTransientFailures(t *testing.T) {
-	e := newEnv(t, fakeollama.Options{GPU: true, PullFailures: testRetry.Attempts - 1})
+	e := newEnv(t, ollamatest.Options{GPU: true, PullFailures: testRetry.Attempts - 1})
 	if err := e.bootstrap(); err != nil {
 		t.Fatalf("Bootstrap() = %v\nlog:\n%s", err, e.log)
 	}
@@ -250,7 +250,7 @@ func TestModelPullRecoversFromTransientFailures(t *testing.T) {
 }
 
 func TestModelCreateFailureAbandonsWithoutRetry(t *testing.T) {
-	e := newEnv(t, fakeollama.Options{GPU: true, CreateError: "invalid file magic"})
+	e := newEnv(t, ollamatest.Options{GPU: true, CreateError: "invalid file magic"})
 	wantStepFailure(t, e.bootstrap(), StepModels, "model tiny", "POST /api/create", "invalid file magic")
 	if c := e.ollama.Counts(); c.Creates != 1 {
 		t.Errorf("creates = %d, want 1 (Ollama refused the model; retrying changes nothing)", c.Creates)
@@ -259,7 +259,7 @@ func TestModelCreateFailureAbandonsWithoutRetry(t *testing.T) {
 }
 
 func TestModelGGUFBadChecksumAbandons(t *testing.T) {
-	e := newEnv(t, fakeollama.Options{GPU: true})
+	e := newEnv(t, ollamatest.Options{GPU: true})
 	e.cfg.Ollama.Models[1].Source.SHA256 = strings.Repeat("0", 64)
 	wantStepFailure(t, e.bootstrap(), StepModels, "model tiny", "checksum mismatch", sha(e.gguf))
 	if n := e.files.hitsFor("/models/tiny.gguf"); n != 1 {
@@ -273,14 +273,14 @@ func TestModelGGUFBadChecksumAbandons(t *testing.T) {
 
 func TestModelOnCPUOfGPUPoolAbandons(t *testing.T) {
 	// The boot race: Ollama started before the NVIDIA device nodes and loaded on the CPU.
-	e := newEnv(t, fakeollama.Options{GPU: false})
+	e := newEnv(t, ollamatest.Options{GPU: false})
 	err := e.bootstrap()
 	wantStepFailure(t, err, StepResident, "model llama3.1:8b is loaded on CPU, not GPU: size_vram 0")
 	wantResults(t, e.lc, ResultAbandon)
 }
 
 func TestOllamaNeverHealthyAbandons(t *testing.T) {
-	e := newEnv(t, fakeollama.Options{GPU: true, Unhealthy: true})
+	e := newEnv(t, ollamatest.Options{GPU: true, Unhealthy: true})
 	err := e.bootstrap(func(o *Options) { o.Timeouts[StepStart] = 300 * time.Millisecond })
 	wantStepFailure(t, err, StepStart, "timed out after 300ms", "never answered GET /api/version with 200", "HTTP 503")
 	wantResults(t, e.lc, ResultAbandon)
@@ -290,7 +290,7 @@ func TestOllamaNeverHealthyAbandons(t *testing.T) {
 }
 
 func TestNoActiveLifecycleActionIsSuccess(t *testing.T) {
-	e := newEnv(t, fakeollama.Options{GPU: true})
+	e := newEnv(t, ollamatest.Options{GPU: true})
 	e.lc.always = fmt.Errorf("ValidationError: %w", ErrNoLifecycleAction)
 	if err := e.bootstrap(); err != nil {
 		t.Fatalf("Bootstrap() = %v, want nil (a reboot is not a failure)", err)
@@ -300,7 +300,7 @@ func TestNoActiveLifecycleActionIsSuccess(t *testing.T) {
 }
 
 func TestLifecycleTransientErrorsAreRetried(t *testing.T) {
-	e := newEnv(t, fakeollama.Options{GPU: true})
+	e := newEnv(t, ollamatest.Options{GPU: true})
 	e.lc.errs = []error{errors.New("connection reset"), errors.New("connection reset")}
 	if err := e.bootstrap(); err != nil {
 		t.Fatalf("Bootstrap() = %v\nlog:\n%s", err, e.log)
@@ -309,14 +309,14 @@ func TestLifecycleTransientErrorsAreRetried(t *testing.T) {
 }
 
 func TestLifecycleFailureAbandons(t *testing.T) {
-	e := newEnv(t, fakeollama.Options{GPU: true})
+	e := newEnv(t, ollamatest.Options{GPU: true})
 	e.lc.errs = []error{permanent(errors.New("AccessDenied")), nil}
 	wantStepFailure(t, e.bootstrap(), StepLifecycle, "AccessDenied")
 	wantResults(t, e.lc, ResultContinue, ResultAbandon)
 }
 
 func TestAbandonFailureIsLoggedNotFatal(t *testing.T) {
-	e := newEnv(t, fakeollama.Options{GPU: true, Unhealthy: true})
+	e := newEnv(t, ollamatest.Options{GPU: true, Unhealthy: true})
 	e.lc.always = errors.New("no route to autoscaling")
 	err := e.bootstrap(func(o *Options) { o.Timeouts[StepStart] = 50 * time.Millisecond })
 	wantStepFailure(t, err, StepStart)
@@ -329,7 +329,7 @@ func TestAbandonFailureIsLoggedNotFatal(t *testing.T) {
 }
 
 func TestCancelledBootstrapStillAbandons(t *testing.T) {
-	e := newEnv(t, fakeollama.Options{GPU: true, Unhealthy: true})
+	e := newEnv(t, ollamatest.Options{GPU: true, Unhealthy: true})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	// Stop the agent (as SIGTERM does) while it waits for Ollama.
@@ -362,14 +362,14 @@ func TestSystemdStartRestartsOnlyWhenChanged(t *testing.T) {
 
 func TestUserStepCreatesSystemUser(t *testing.T) {
 	for _, exists := range []bool{false, true} {
-		e := newEnv(t, fakeollama.Options{})
+		e := newEnv(t, ollamatest.Options{})
 		e.runner.handlers["getent"] = func([]string) ([]byte, error) {
 			if exists {
 				return []byte("ollama:x:998:998::/var/lib/ollama:/usr/sbin/nologin\n"), nil
 			}
 			return nil, errors.New("getent passwd ollama: exit status 2")
 		}
-		a := e.agent(func(o *Options) { o.Root = "/" })
+		a := e.agent(func(o *Options) { o.Root = "/" }).role.(*ollamaRole)
 		if _, err := a.stepUser(context.Background(), &runState{}); err != nil {
 			t.Fatal(err)
 		}
@@ -385,12 +385,12 @@ func TestUserStepCreatesSystemUser(t *testing.T) {
 }
 
 func TestUserStepFailsWhenUseraddFails(t *testing.T) {
-	e := newEnv(t, fakeollama.Options{})
+	e := newEnv(t, ollamatest.Options{})
 	e.runner.handlers["getent"] = func([]string) ([]byte, error) { return nil, errors.New("exit status 2") }
 	e.runner.handlers["useradd"] = func([]string) ([]byte, error) {
 		return nil, errors.New("useradd: exit status 1: cannot lock /etc/passwd")
 	}
-	a := e.agent(func(o *Options) { o.Root = "/" })
+	a := e.agent(func(o *Options) { o.Root = "/" }).role.(*ollamaRole)
 	_, err := a.stepUser(context.Background(), &runState{})
 	if err == nil || !strings.Contains(err.Error(), "create user ollama") || !strings.Contains(err.Error(), "cannot lock") {
 		t.Errorf("stepUser() = %v, want the useradd failure", err)
@@ -398,8 +398,8 @@ func TestUserStepFailsWhenUseraddFails(t *testing.T) {
 }
 
 func TestUserStepInRootModeCreatesNoUser(t *testing.T) {
-	e := newEnv(t, fakeollama.Options{})
-	note, err := e.agent().stepUser(context.Background(), &runState{})
+	e := newEnv(t, ollamatest.Options{})
+	note, err := e.agent().role.(*ollamaRole).stepUser(context.Background(), &runState{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -415,7 +415,7 @@ func TestUserStepInRootModeCreatesNoUser(t *testing.T) {
 }
 
 func TestInstallReplacesOtherVersion(t *testing.T) {
-	e := newEnv(t, fakeollama.Options{GPU: true})
+	e := newEnv(t, ollamatest.Options{GPU: true})
 	bin := filepath.Join(e.root, OllamaBinary)
 	stale := filepath.Join(e.root, "/usr/local/lib/ollama/cuda_v11/libstale.so")
 	for _, f := range []string{bin, stale} {
@@ -432,7 +432,7 @@ func TestInstallReplacesOtherVersion(t *testing.T) {
 		installed = testVersion // the extraction below replaces it
 		return []byte("ollama version is " + v + "\n"), nil
 	}
-	if _, err := e.agent().stepInstall(context.Background(), &runState{}); err != nil {
+	if _, err := e.agent().role.(*ollamaRole).stepInstall(context.Background(), &runState{}); err != nil {
 		t.Fatal(err)
 	}
 	if n := e.files.hitsFor("/ollama-linux-amd64.tar.zst"); n != 1 {
@@ -447,9 +447,9 @@ func TestInstallReplacesOtherVersion(t *testing.T) {
 }
 
 func TestInstallFailsWhenInstalledVersionDiffers(t *testing.T) {
-	e := newEnv(t, fakeollama.Options{GPU: true})
+	e := newEnv(t, ollamatest.Options{GPU: true})
 	e.runner.handlers["ollama"] = func([]string) ([]byte, error) { return []byte("ollama version is 0.1.0\n"), nil }
-	_, err := e.agent().stepInstall(context.Background(), &runState{})
+	_, err := e.agent().role.(*ollamaRole).stepInstall(context.Background(), &runState{})
 	if err == nil || !strings.Contains(err.Error(), "reports version 0.1.0, the config pins "+testVersion) {
 		t.Errorf("stepInstall() = %v, want a version mismatch", err)
 	}
@@ -473,7 +473,7 @@ func TestParseOllamaVersion(t *testing.T) {
 }
 
 func TestStepsRunInDocumentedOrderWithTimeouts(t *testing.T) {
-	e := newEnv(t, fakeollama.Options{})
+	e := newEnv(t, ollamatest.Options{})
 	var names []string
 	for _, s := range e.agent(func(o *Options) { o.Timeouts = nil }).Steps() {
 		names = append(names, s.Name)
@@ -540,10 +540,10 @@ func TestRetryPolicy(t *testing.T) {
 }
 
 func TestS3ArtifactsUseTheObjectGetter(t *testing.T) {
-	e := newEnv(t, fakeollama.Options{GPU: true})
+	e := newEnv(t, ollamatest.Options{GPU: true})
 	e.cfg.Ollama.Release.URL = "s3://chemistry-artifacts/ollama/0.35.1/ollama-linux-amd64.tar.zst"
 	getter := &fakeObjects{objects: map[string][]byte{"chemistry-artifacts/ollama/0.35.1/ollama-linux-amd64.tar.zst": e.release}}
-	if _, err := e.agent(func(o *Options) { o.Objects = getter }).stepInstall(context.Background(), &runState{}); err != nil {
+	if _, err := e.agent(func(o *Options) { o.Objects = getter }).role.(*ollamaRole).stepInstall(context.Background(), &runState{}); err != nil {
 		t.Fatal(err)
 	}
 	if fmt.Sprint(getter.got) != "[chemistry-artifacts/ollama/0.35.1/ollama-linux-amd64.tar.zst]" {
@@ -566,7 +566,7 @@ func (f *fakeObjects) GetObject(_ context.Context, bucket, key string) (io.ReadC
 }
 
 func TestPullHTTPErrorsAreRetried(t *testing.T) {
-	e := newEnv(t, fakeollama.Options{})
+	e := newEnv(t, ollamatest.Options{})
 	calls := 0
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		calls++
@@ -574,7 +574,7 @@ func TestPullHTTPErrorsAreRetried(t *testing.T) {
 		fmt.Fprint(w, `{"error":"pull model manifest: registry unreachable"}`)
 	}))
 	defer srv.Close()
-	a := e.agent()
+	a := e.agent().role.(*ollamaRole)
 	a.api.base = srv.URL
 	err := a.pullModel(context.Background(), Model{Name: "llama3.1:8b"})
 	if err == nil || !strings.Contains(err.Error(), "registry unreachable") || calls != testRetry.Attempts {
@@ -602,7 +602,7 @@ func TestReleaseCheckedAgainstPublishedSums(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			e := newEnv(t, fakeollama.Options{GPU: true})
+			e := newEnv(t, ollamatest.Options{GPU: true})
 			e.files.mu.Lock()
 			e.files.files["/sha256sum.txt"] = []byte(c.sums(e))
 			e.files.mu.Unlock()
@@ -655,7 +655,7 @@ func TestBootBudget(t *testing.T) {
 
 // A boot that outlasts its budget ABANDONs itself, saying why, before the hook would time out.
 func TestBootBudgetRunsOutAndAbandons(t *testing.T) {
-	e := newEnv(t, fakeollama.Options{GPU: true, Unhealthy: true})
+	e := newEnv(t, ollamatest.Options{GPU: true, Unhealthy: true})
 	e.cfg.Lifecycle.HeartbeatSeconds = 600
 	err := e.bootstrap(func(o *Options) { o.BootBudget = 300 * time.Millisecond })
 	wantStepFailure(t, err, StepStart, "the boot budget ran out before the node was ready")
@@ -668,7 +668,7 @@ func TestBootBudgetRunsOutAndAbandons(t *testing.T) {
 // A model that loads but cannot generate (its runner crashes on the first token) never gets the
 // node CONTINUEd.
 func TestModelThatCannotGenerateAbandons(t *testing.T) {
-	e := newEnv(t, fakeollama.Options{GPU: true, GenerateError: "llama runner process has terminated: signal: aborted"})
+	e := newEnv(t, ollamatest.Options{GPU: true, GenerateError: "llama runner process has terminated: signal: aborted"})
 	wantStepFailure(t, e.bootstrap(), StepPreload, "llama runner process has terminated")
 	wantResults(t, e.lc, ResultAbandon)
 }

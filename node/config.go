@@ -15,7 +15,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"unicode"
+
+	"github.com/llm-sandbox/llm-sandbox/internal/rules"
 )
 
 // ConfigPath is where cloud-init writes the node config on a node.
@@ -122,11 +123,6 @@ type Model struct {
 	Source *Artifact `json:"source,omitempty"`
 }
 
-var (
-	sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
-	label     = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
-)
-
 // Validate checks the config and returns every problem at once, each naming its JSON key.
 func (c *Config) Validate() error {
 	var errs []error
@@ -136,11 +132,13 @@ func (c *Config) Validate() error {
 	if c.Role != RoleOllama && c.Role != RoleLiteLLM {
 		add("role", "must be %q or %q (got %q)", RoleOllama, RoleLiteLLM, c.Role)
 	}
-	if !label.MatchString(c.Department) {
-		add("department", "must be a lowercase DNS label (got %q)", c.Department)
+	// The same rules as the stack file's: a node config names a department and pool that
+	// config and the components have already accepted.
+	if msg := rules.Department(c.Department); msg != "" {
+		add("department", "%s", msg)
 	}
-	if !label.MatchString(c.Pool) {
-		add("pool", "must be a lowercase DNS label (got %q)", c.Pool)
+	if msg := rules.PoolName(c.Pool); msg != "" {
+		add("pool", "%s", msg)
 	}
 	if c.Region == "" {
 		add("region", "is required")
@@ -211,7 +209,7 @@ func (o *OllamaConfig) validate() []error {
 		add("models", "must list at least one model")
 	}
 	for i, m := range o.Models {
-		if !validModelName(m.Name) {
+		if !rules.IsOllamaTag(m.Name) {
 			add(fmt.Sprintf("models[%d].name", i), "must be an Ollama tag such as llama3.1:8b (got %q)", m.Name)
 		}
 		if m.Source != nil {
@@ -223,35 +221,17 @@ func (o *OllamaConfig) validate() []error {
 	return errs
 }
 
-// validModelName accepts an Ollama tag as clients send it: not empty, no whitespace or control
-// characters, no slash (no registry host or namespace: a colon then always separates name
-// from tag) and no backslash.
-func validModelName(name string) bool {
-	if name == "" || strings.ContainsAny(name, "/\\") {
-		return false
-	}
-	for _, r := range name {
-		if unicode.IsSpace(r) || unicode.IsControl(r) {
-			return false
-		}
-	}
-	return true
-}
-
 // LiteLLMConfig configures the litellm role: the LiteLLM gateway (proxy) on a gateway node,
 // in front of the model pools' internal load balancer. It holds no secret: the master key is
-// named by its Secrets Manager ARN and fetched at boot.
+// named by its Secrets Manager ARN and fetched at boot. It names no LiteLLM version: the agent
+// installs the one its embedded lock pins (versions.LiteLLM), which `sandbox-node version`
+// reports.
 //
 // The timeouts are one chain, outside in: client → front ALB (idle timeout) → LiteLLM
 // (keep-alive, request timeout) → internal ALB → Ollama. An ALB's idle timeout bounds silence:
 // for a streaming request the wait for the first token, for a non-streaming one the whole
 // generation (nothing is sent before it is done).
 type LiteLLMConfig struct {
-	// Version is the LiteLLM release, e.g. "1.108.7": exactly X.Y.Z (or X.Y.Z.postN), at least
-	// 1.84.0 and never 1.82.7 or 1.82.8 (FACTS.md, LiteLLM: supply chain). The agent installs
-	// the hash-locked requirements it embeds (versions.LiteLLMRequirements) and refuses, at the
-	// install step, a config whose version is not the one they pin.
-	Version string `json:"version"`
 	// Wheelhouse, optional, is a .tar.zst of the wheels the lock names (their files at the
 	// archive's top level): for air-gapped departments and for tests. The agent checks its
 	// SHA-256, extracts it and installs with --no-index: PyPI is never contacted. When absent,
@@ -305,44 +285,8 @@ type LiteLLMModel struct {
 }
 
 var (
-	pythonVersion = regexp.MustCompile(`^(\d+)\.(\d+)\.(\d+)(\.post\d+)?$`)
-	secretARN     = regexp.MustCompile(`^arn:aws[a-z-]*:secretsmanager:([a-z0-9-]+):\d{12}:secret:[A-Za-z0-9/_+=.@-]+$`)
+	secretARN = regexp.MustCompile(`^arn:aws[a-z-]*:secretsmanager:([a-z0-9-]+):\d{12}:secret:[A-Za-z0-9/_+=.@-]+$`)
 )
-
-// LiteLLMFloor is the lowest LiteLLM version the agent accepts: 1.84.0 fixes a Host-header
-// authentication bypass; 1.83.7 fixed several CVEs before it (FACTS.md, LiteLLM).
-const LiteLLMFloor = "1.84.0"
-
-// liteLLMCompromised are releases published with a credential stealer (BerriAI/litellm#24518).
-var liteLLMCompromised = []string{"1.82.7", "1.82.8"}
-
-// checkLiteLLMVersion says what is wrong with a LiteLLM version, or "".
-func checkLiteLLMVersion(v string) string {
-	m := pythonVersion.FindStringSubmatch(v)
-	if m == nil {
-		return fmt.Sprintf("must be an exact release such as 1.108.7 (got %q)", v)
-	}
-	for _, bad := range liteLLMCompromised {
-		if v == bad || strings.HasPrefix(v, bad+".") {
-			return fmt.Sprintf("must never be %s: that release carried a credential stealer (BerriAI/litellm#24518)", v)
-		}
-	}
-	got := [3]int{}
-	for i := range got {
-		got[i], _ = strconv.Atoi(m[i+1])
-	}
-	f := pythonVersion.FindStringSubmatch(LiteLLMFloor)
-	for i := range got {
-		want, _ := strconv.Atoi(f[i+1])
-		if got[i] != want {
-			if got[i] < want {
-				return fmt.Sprintf("must be at least %s, which fixes a Host-header authentication bypass (got %s)", LiteLLMFloor, v)
-			}
-			break
-		}
-	}
-	return ""
-}
 
 // arnRegion returns the region of a Secrets Manager ARN, or "".
 func arnRegion(arn string) string {
@@ -357,9 +301,6 @@ func (l *LiteLLMConfig) validate(local bool) []error {
 	var errs []error
 	add := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("litellm.%s: %s", key, fmt.Sprintf(format, args...)))
-	}
-	if problem := checkLiteLLMVersion(l.Version); problem != "" {
-		add("version", "%s", problem)
 	}
 	if l.Wheelhouse != nil {
 		if err := l.Wheelhouse.Validate(); err != nil {
@@ -402,7 +343,7 @@ func (l *LiteLLMConfig) validateRendered() []error {
 	}
 	seen := map[string]int{}
 	for i, m := range l.Models {
-		if !validModelName(m.Name) {
+		if !rules.IsOllamaTag(m.Name) {
 			add(fmt.Sprintf("models[%d].name", i), "must be an Ollama tag such as llama3.1:8b (got %q)", m.Name)
 		} else if j, dup := seen[m.Name]; dup {
 			add(fmt.Sprintf("models[%d].name", i), "repeats models[%d]: %q (one entry per model; its pool's load balancer spreads the load)", j, m.Name)
@@ -462,7 +403,7 @@ func (a Artifact) Validate() error {
 		}
 		return nil
 	}
-	if !sha256Hex.MatchString(a.SHA256) {
+	if !rules.IsSHA256Hex(a.SHA256) {
 		return fmt.Errorf("sha256 must be 64 lowercase hex digits (got %q)", a.SHA256)
 	}
 	return nil

@@ -86,7 +86,7 @@ func TestDocsMatchTheAgent(t *testing.T) {
 			t.Errorf("docs do not explain config.yaml's %s", name)
 		}
 	}
-	for _, key := range []string{"version", "wheelhouse", "port", "workers", "masterKeySecretArn", "models", "requestTimeoutSeconds", "streamTimeoutSeconds", "keepAliveSeconds", "numRetries"} {
+	for _, key := range []string{"wheelhouse", "port", "workers", "masterKeySecretArn", "models", "requestTimeoutSeconds", "streamTimeoutSeconds", "keepAliveSeconds", "numRetries"} {
 		if !strings.Contains(doc, "| `"+key+"` |") {
 			t.Errorf("docs do not document the litellm key %s", key)
 		}

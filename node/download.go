@@ -18,6 +18,8 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
+
+	"github.com/llm-sandbox/llm-sandbox/internal/rules"
 )
 
 // ObjectGetter reads one object from S3. It is the seam for s3:// artifacts; the agent's
@@ -233,7 +235,7 @@ func (a *Agent) publishedSHA256(ctx context.Context, step, what string, art Arti
 		}
 		for _, line := range strings.Split(string(data), "\n") {
 			fields := strings.Fields(line)
-			if len(fields) == 2 && strings.TrimPrefix(strings.TrimPrefix(fields[1], "*"), "./") == name && sha256Hex.MatchString(fields[0]) {
+			if len(fields) == 2 && strings.TrimPrefix(strings.TrimPrefix(fields[1], "*"), "./") == name && rules.IsSHA256Hex(fields[0]) {
 				sum = fields[0]
 				return nil
 			}

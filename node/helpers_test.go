@@ -21,8 +21,8 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
-	"github.com/llm-sandbox/llm-sandbox/node/fakelitellm"
-	"github.com/llm-sandbox/llm-sandbox/node/fakeollama"
+	"github.com/llm-sandbox/llm-sandbox/node/litellmtest"
+	"github.com/llm-sandbox/llm-sandbox/node/ollamatest"
 )
 
 // TestMain lets the test binary stand in for the ollama and litellm executables: the scripts
@@ -30,10 +30,10 @@ import (
 // FAKE_LITELLM_EXEC=1.
 func TestMain(m *testing.M) {
 	if os.Getenv("FAKE_OLLAMA_EXEC") == "1" {
-		os.Exit(fakeollama.Main(os.Args[1:], os.Stdout, os.Stderr))
+		os.Exit(ollamatest.Main(os.Args[1:], os.Stdout, os.Stderr))
 	}
-	if os.Getenv(fakelitellm.EnvExec) == "1" {
-		os.Exit(fakelitellm.Main(os.Args[1:], os.Stdout, os.Stderr))
+	if os.Getenv(litellmtest.EnvExec) == "1" {
+		os.Exit(litellmtest.Main(os.Args[1:], os.Stdout, os.Stderr))
 	}
 	os.Exit(m.Run())
 }
@@ -106,7 +106,7 @@ func releaseArchive(t *testing.T, ollamaScript string) []byte {
 	})
 }
 
-// fakeOllamaScript is a bin/ollama that execs this test binary as fakeollama.
+// fakeOllamaScript is a bin/ollama that execs this test binary as ollamatest.
 func fakeOllamaScript(t *testing.T, extraEnv ...string) string {
 	t.Helper()
 	exe, err := os.Executable()
@@ -256,7 +256,7 @@ func (b *syncBuffer) String() string {
 type env struct {
 	agentEnv
 	files   *fileServer
-	ollama  *fakeollama.Server
+	ollama  *ollamatest.Server
 	release []byte
 	gguf    []byte
 	nvidia  func(args []string) ([]byte, error)
@@ -267,7 +267,7 @@ var testRetry = RetryPolicy{Attempts: 3, Initial: time.Millisecond, Max: 5 * tim
 
 // newEnv builds a GPU pool with one registry model and one mirrored GGUF, a release server,
 // a fake Ollama API on 127.0.0.1, a fake runner and a fake lifecycle.
-func newEnv(t *testing.T, o fakeollama.Options) *env {
+func newEnv(t *testing.T, o ollamatest.Options) *env {
 	t.Helper()
 	e := &env{agentEnv: newAgentEnv(t)}
 	e.release = releaseArchive(t, "#!/bin/sh\necho 'ollama version is "+testVersion+"'\n")
@@ -279,7 +279,7 @@ func newEnv(t *testing.T, o fakeollama.Options) *env {
 	if o.Version == "" {
 		o.Version = testVersion
 	}
-	e.ollama = fakeollama.New(o)
+	e.ollama = ollamatest.New(o)
 	api := httptest.NewServer(e.ollama)
 	t.Cleanup(api.Close)
 	_, portText, _ := net.SplitHostPort(api.Listener.Addr().String())

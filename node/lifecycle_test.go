@@ -12,11 +12,11 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/llm-sandbox/llm-sandbox/node/fakeaws"
-	"github.com/llm-sandbox/llm-sandbox/node/fakeollama"
+	"github.com/llm-sandbox/llm-sandbox/node/awstest"
+	"github.com/llm-sandbox/llm-sandbox/node/ollamatest"
 )
 
-func wantCalls(t *testing.T, asg *fakeaws.AutoScaling, want ...fakeaws.Call) {
+func wantCalls(t *testing.T, asg *awstest.AutoScaling, want ...awstest.Call) {
 	t.Helper()
 	if got := asg.Calls(); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("CompleteLifecycleAction calls = %+v\nwant %+v", got, want)
@@ -24,7 +24,7 @@ func wantCalls(t *testing.T, asg *fakeaws.AutoScaling, want ...fakeaws.Call) {
 }
 
 func TestAWSCompleterSendsResultWithConfiguredGroup(t *testing.T) {
-	asg, _ := fakeaws.Serve(t, &fakeaws.IMDS{InstanceID: "i-0abc", Group: "tag-group", Region: "eu-west-1"})
+	asg, _ := awstest.Serve(t, &awstest.IMDS{InstanceID: "i-0abc", Group: "tag-group", Region: "eu-west-1"})
 	c, err := NewAWSCompleter(context.Background(), "eu-west-1", Lifecycle{AutoScalingGroup: "config-group", Hook: "launch"})
 	if err != nil {
 		t.Fatal(err)
@@ -32,11 +32,11 @@ func TestAWSCompleterSendsResultWithConfiguredGroup(t *testing.T) {
 	if err := c.Complete(context.Background(), ResultContinue); err != nil {
 		t.Fatal(err)
 	}
-	wantCalls(t, asg, fakeaws.Call{Group: "config-group", Hook: "launch", InstanceID: "i-0abc", Result: "CONTINUE"})
+	wantCalls(t, asg, awstest.Call{Group: "config-group", Hook: "launch", InstanceID: "i-0abc", Result: "CONTINUE"})
 }
 
 func TestAWSCompleterReadsGroupAndRegionFromIMDS(t *testing.T) {
-	asg, _ := fakeaws.Serve(t, &fakeaws.IMDS{InstanceID: "i-0abc", Group: "tag-group", Region: "eu-west-1"})
+	asg, _ := awstest.Serve(t, &awstest.IMDS{InstanceID: "i-0abc", Group: "tag-group", Region: "eu-west-1"})
 	c, err := NewAWSCompleter(context.Background(), "", Lifecycle{Hook: "launch"})
 	if err != nil {
 		t.Fatal(err)
@@ -44,11 +44,11 @@ func TestAWSCompleterReadsGroupAndRegionFromIMDS(t *testing.T) {
 	if err := c.Complete(context.Background(), ResultAbandon); err != nil {
 		t.Fatal(err)
 	}
-	wantCalls(t, asg, fakeaws.Call{Group: "tag-group", Hook: "launch", InstanceID: "i-0abc", Result: "ABANDON"})
+	wantCalls(t, asg, awstest.Call{Group: "tag-group", Hook: "launch", InstanceID: "i-0abc", Result: "ABANDON"})
 }
 
 func TestAWSCompleterWithoutGroupTagExplainsTheFix(t *testing.T) {
-	asg, _ := fakeaws.Serve(t, &fakeaws.IMDS{InstanceID: "i-0abc", Region: "eu-west-1"})
+	asg, _ := awstest.Serve(t, &awstest.IMDS{InstanceID: "i-0abc", Region: "eu-west-1"})
 	c, err := NewAWSCompleter(context.Background(), "eu-west-1", Lifecycle{Hook: "launch"})
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +61,7 @@ func TestAWSCompleterWithoutGroupTagExplainsTheFix(t *testing.T) {
 }
 
 func TestAWSCompleterNoActiveAction(t *testing.T) {
-	asg, _ := fakeaws.Serve(t, &fakeaws.IMDS{InstanceID: "i-0abc", Region: "eu-west-1"})
+	asg, _ := awstest.Serve(t, &awstest.IMDS{InstanceID: "i-0abc", Region: "eu-west-1"})
 	asg.SetNoActiveAction(true)
 	c, err := NewAWSCompleter(context.Background(), "eu-west-1", Lifecycle{AutoScalingGroup: "g", Hook: "launch"})
 	if err != nil {
@@ -74,7 +74,7 @@ func TestAWSCompleterNoActiveAction(t *testing.T) {
 }
 
 func TestAWSCompleterClassifiesErrors(t *testing.T) {
-	asg, _ := fakeaws.Serve(t, &fakeaws.IMDS{InstanceID: "i-0abc", Region: "eu-west-1"})
+	asg, _ := awstest.Serve(t, &awstest.IMDS{InstanceID: "i-0abc", Region: "eu-west-1"})
 	c, err := NewAWSCompleter(context.Background(), "eu-west-1", Lifecycle{AutoScalingGroup: "g", Hook: "launch"})
 	if err != nil {
 		t.Fatal(err)
@@ -96,12 +96,12 @@ func TestAWSCompleterClassifiesErrors(t *testing.T) {
 // aws-sdk-go-v2 clients against the loopback fakes: exactly one CONTINUE, for this instance,
 // hook and group.
 func TestBootstrapCompletesLifecycleThroughAWS(t *testing.T) {
-	asg, _ := fakeaws.Serve(t, &fakeaws.IMDS{InstanceID: "i-0123456789abcdef0", Group: "from-tag", Region: "eu-west-1"})
-	e := newEnv(t, fakeollama.Options{GPU: true})
+	asg, _ := awstest.Serve(t, &awstest.IMDS{InstanceID: "i-0123456789abcdef0", Group: "from-tag", Region: "eu-west-1"})
+	e := newEnv(t, ollamatest.Options{GPU: true})
 	if err := e.bootstrap(func(o *Options) { o.Lifecycle = nil }); err != nil {
 		t.Fatalf("Bootstrap() = %v\nlog:\n%s", err, e.log)
 	}
-	wantCalls(t, asg, fakeaws.Call{Group: "chemistry-default", Hook: "chemistry-default-launch", InstanceID: "i-0123456789abcdef0", Result: "CONTINUE"})
+	wantCalls(t, asg, awstest.Call{Group: "chemistry-default", Hook: "chemistry-default-launch", InstanceID: "i-0123456789abcdef0", Result: "CONTINUE"})
 
 	// A reboot: no pending action, still success, and nothing else sent.
 	asg.SetNoActiveAction(true)
@@ -114,10 +114,10 @@ func TestBootstrapCompletesLifecycleThroughAWS(t *testing.T) {
 }
 
 func TestBootstrapFailureAbandonsThroughAWS(t *testing.T) {
-	asg, _ := fakeaws.Serve(t, &fakeaws.IMDS{InstanceID: "i-0123456789abcdef0", Region: "eu-west-1"})
-	e := newEnv(t, fakeollama.Options{GPU: false})
+	asg, _ := awstest.Serve(t, &awstest.IMDS{InstanceID: "i-0123456789abcdef0", Region: "eu-west-1"})
+	e := newEnv(t, ollamatest.Options{GPU: false})
 	wantStepFailure(t, e.bootstrap(func(o *Options) { o.Lifecycle = nil }), StepResident, "size_vram 0")
-	wantCalls(t, asg, fakeaws.Call{Group: "chemistry-default", Hook: "chemistry-default-launch", InstanceID: "i-0123456789abcdef0", Result: "ABANDON"})
+	wantCalls(t, asg, awstest.Call{Group: "chemistry-default", Hook: "chemistry-default-launch", InstanceID: "i-0123456789abcdef0", Result: "ABANDON"})
 }
 
 func TestLifecycleHint(t *testing.T) {
@@ -148,7 +148,7 @@ func TestLifecycleHint(t *testing.T) {
 // TestS3ObjectsReadThroughTheSDK reads an s3:// release through the real S3 client, pointed at
 // a loopback fake of GetObject by AWS_ENDPOINT_URL_S3 (path-style, as emulators need).
 func TestS3ObjectsReadThroughTheSDK(t *testing.T) {
-	fakeaws.Serve(t, &fakeaws.IMDS{InstanceID: "i-0abc", Region: "eu-west-1"})
+	awstest.Serve(t, &awstest.IMDS{InstanceID: "i-0abc", Region: "eu-west-1"})
 	var mu sync.Mutex
 	var paths []string
 	requests := func() []string { mu.Lock(); defer mu.Unlock(); return append([]string(nil), paths...) }
@@ -166,7 +166,7 @@ func TestS3ObjectsReadThroughTheSDK(t *testing.T) {
 	t.Cleanup(s3srv.Close)
 	t.Setenv("AWS_ENDPOINT_URL_S3", s3srv.URL)
 
-	e := newEnv(t, fakeollama.Options{})
+	e := newEnv(t, ollamatest.Options{})
 	e.cfg.Ollama.Release = Artifact{URL: "s3://chemistry-artifacts/ollama/ollama-linux-amd64.tar.zst", SHA256: sha([]byte("release bytes"))}
 	a := e.agent(func(o *Options) { o.Objects = nil })
 	file, err := a.fetch(context.Background(), StepInstall, "release", e.cfg.Ollama.Release)

@@ -49,15 +49,16 @@ const (
 	// LiteLLMPidFile is LiteLLM's process id when the agent starts it without systemd.
 	LiteLLMPidFile = "/run/llm-sandbox/litellm.pid"
 	// LiteLLMHealthPath is LiteLLM's liveness endpoint, spelled so: it needs no key and calls no
-	// model. Never /health, which calls every model and needs the master key (FACTS.md).
+	// model. Never /health, which makes a real call to every model and needs the master key
+	// (https://docs.litellm.ai/docs/proxy/health, "Probe endpoints").
 	LiteLLMHealthPath = "/health/liveliness"
 	// MasterKeyVar is the environment variable config.yaml reads the master key from.
 	MasterKeyVar = "LITELLM_MASTER_KEY"
 )
 
 // LiteLLMEnv is the service's environment besides the master key: no outbound call at start or
-// at run time, no telemetry, no admin UI. Each name was read in LiteLLM 1.108.7's source (the
-// pinned version, installed into a venv and grepped):
+// at run time, no telemetry, no admin UI. A variable LiteLLM does not read is ignored without a
+// word, so each is one the pinned LiteLLM (1.108.7) reads, named with where it reads it:
 //   - LITELLM_LOCAL_MODEL_COST_MAP: litellm/litellm_core_utils/get_model_cost_map.py,
 //     get_model_cost_map: `os.getenv("LITELLM_LOCAL_MODEL_COST_MAP", "").lower() == "true"` uses
 //     the bundled map; otherwise the proxy fetches model_prices_and_context_window.json from
@@ -109,13 +110,16 @@ func liteLLMArgs(configFile, host string, l *LiteLLMConfig) []string {
 // needs, only the fields it renders: models, requestTimeoutSeconds, streamTimeoutSeconds and
 // numRetries.
 //
-// Every setting name was checked against LiteLLM 1.108.7, the pinned version (its installed
-// source, and docs.litellm.ai/docs/proxy/config_settings):
+// LiteLLM ignores a setting it does not know (router_settings only logs a warning), so a
+// misspelt privacy or timeout setting would silently not apply. Each name below is one the
+// pinned LiteLLM (1.108.7) reads, named with where it reads it (the settings are listed at
+// https://docs.litellm.ai/docs/proxy/config_settings):
 //   - model_list[].litellm_params: model, api_base, timeout, stream_timeout are fields of
 //     GenericLiteLLMParams (litellm/types/router.py); "timeout → maximum time for the complete
 //     response", "stream_timeout → maximum time to wait for the first chunk"
 //     (docs.litellm.ai/docs/proxy/timeout). The ollama_chat provider is LlmProviders.OLLAMA_CHAT
-//     (litellm/types/utils.py), recommended over ollama/ for chat (FACTS.md).
+//     (litellm/types/utils.py), which LiteLLM recommends over ollama/ "for better responses"
+//     (https://docs.litellm.ai/docs/providers/ollama).
 //   - litellm_settings: ProxyConfig.load_config (litellm/proxy/proxy_server.py) sets each key as
 //     an attribute of the litellm module: turn_off_message_logging (litellm/__init__.py: keep
 //     messages and responses out of every logging callback), request_timeout (also marks
@@ -132,8 +136,8 @@ func liteLLMArgs(configFile, host string, l *LiteLLMConfig) []string {
 //     responses in spend logs"), disable_error_logs (litellm/proxy/hooks/
 //     proxy_track_cost_callback.py: general_settings.get("disable_error_logs") is True).
 //
-// A rendered config also passed `litellm --config config.yaml --validate_config` of 1.108.7
-// and started the proxy without "not a valid argument" warnings.
+// The end-to-end tests (tests/e2e) start the pinned LiteLLM on a rendered config and send
+// requests through it.
 func RenderLiteLLMConfig(cfg *LiteLLMConfig) ([]byte, error) {
 	if cfg == nil {
 		return nil, errors.New("render litellm config.yaml: no litellm section")

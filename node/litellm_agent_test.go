@@ -19,8 +19,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/llm-sandbox/llm-sandbox/node/fakeaws"
-	"github.com/llm-sandbox/llm-sandbox/node/fakelitellm"
+	"github.com/llm-sandbox/llm-sandbox/node/awstest"
+	"github.com/llm-sandbox/llm-sandbox/node/litellmtest"
 	"github.com/llm-sandbox/llm-sandbox/versions"
 )
 
@@ -36,7 +36,7 @@ const (
 // endpoint (systemd mode) and a fake lifecycle.
 type liteEnv struct {
 	agentEnv
-	sm    *fakeaws.SecretsManager
+	sm    *awstest.SecretsManager
 	files *fileServer
 	// health is the status GET /health/liveliness answers.
 	health atomic.Int32
@@ -55,7 +55,7 @@ func newLiteEnv(t *testing.T) *liteEnv {
 	t.Helper()
 	e := &liteEnv{agentEnv: newAgentEnv(t), version: versions.LiteLLM.Version}
 	e.health.Store(http.StatusOK)
-	_, e.sm = fakeaws.Serve(t, &fakeaws.IMDS{})
+	_, e.sm = awstest.Serve(t, &awstest.IMDS{})
 	e.sm.Put(testSecretArn, testMasterKey)
 	litellm := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != LiteLLMHealthPath {
@@ -73,7 +73,7 @@ func newLiteEnv(t *testing.T) *liteEnv {
 		Role: RoleLiteLLM, Department: "chemistry", Pool: "gateway", Region: "ca-central-1",
 		Lifecycle: Lifecycle{AutoScalingGroup: "chemistry-gateway", Hook: "llm-sandbox-launch"},
 		LiteLLM: &LiteLLMConfig{
-			Version: versions.LiteLLM.Version, Port: port, Workers: 2, MasterKeySecretArn: testSecretArn,
+			Port: port, Workers: 2, MasterKeySecretArn: testSecretArn,
 			Models: []LiteLLMModel{
 				{Name: "llama3.1:8b", APIBase: "http://127.0.0.1:21234"},
 				{Name: "phi3:mini", APIBase: "http://127.0.0.1:21234"},
@@ -310,7 +310,7 @@ func TestLiteLLMReinstallsWithoutTheLockMarker(t *testing.T) {
 
 func TestLiteLLMSecretMissingAbandons(t *testing.T) {
 	e := newLiteEnv(t)
-	e.sm = &fakeaws.SecretsManager{} // holds nothing
+	e.sm = &awstest.SecretsManager{} // holds nothing
 	sm := httptest.NewServer(e.sm)
 	defer sm.Close()
 	t.Setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", sm.URL)
@@ -386,9 +386,9 @@ func (e *liteEnv) wheelhouse(sum string) []byte {
 	return archive
 }
 
-func readRecord(t *testing.T, file string) fakelitellm.Record {
+func readRecord(t *testing.T, file string) litellmtest.Record {
 	t.Helper()
-	var rec fakelitellm.Record
+	var rec litellmtest.Record
 	data, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
@@ -499,18 +499,6 @@ func TestLiteLLMInstalledVersionMustMatch(t *testing.T) {
 	wantResults(t, e.lc, ResultAbandon)
 }
 
-// A config rendered for another LiteLLM than the agent's lock pins is refused before anything
-// is installed.
-func TestLiteLLMConfigVersionMustBeTheLocksVersion(t *testing.T) {
-	e := newLiteEnv(t)
-	e.cfg.LiteLLM.Version = "1.84.1"
-	wantStepFailure(t, e.bootstrap(), StepInstall, "asks for litellm 1.84.1", "installs "+versions.LiteLLM.Version)
-	if got := e.runner.commands(); len(got) != 0 {
-		t.Errorf("commands ran: %q", got)
-	}
-	wantResults(t, e.lc, ResultAbandon)
-}
-
 func TestLiteLLMNeverHealthyAbandons(t *testing.T) {
 	e := newLiteEnv(t)
 	e.health.Store(http.StatusServiceUnavailable)
@@ -522,7 +510,7 @@ func TestLiteLLMNeverHealthyAbandons(t *testing.T) {
 func TestLiteLLMVenvInstallsPython3VenvOnANode(t *testing.T) {
 	e := newLiteEnv(t)
 	e.venvFailures = 1
-	a := e.agent(func(o *Options) { o.Root = "/" })
+	a := e.agent(func(o *Options) { o.Root = "/" }).role.(*liteLLMRole)
 	venv := filepath.Join(t.TempDir(), "venv")
 	if err := a.createVenv(context.Background(), venv); err != nil {
 		t.Fatal(err)
@@ -577,8 +565,8 @@ func TestLiteLLMUserStepCreatesSystemUser(t *testing.T) {
 			}
 			return nil, errors.New("getent passwd litellm: exit status 2")
 		}
-		a := e.agent(func(o *Options) { o.Root = "/" })
-		if _, err := a.stepLiteLLMUser(context.Background(), &runState{}); err != nil {
+		a := e.agent(func(o *Options) { o.Root = "/" }).role.(*liteLLMRole)
+		if _, err := a.stepUser(context.Background(), &runState{}); err != nil {
 			t.Fatal(err)
 		}
 		want := []string{"getent passwd litellm"}
@@ -606,7 +594,7 @@ func TestLiteLLMStepsAndTimeouts(t *testing.T) {
 }
 
 // detachedLiteLLM runs the litellm role with --no-systemd: the venv's bin/litellm runs this
-// test binary as fakelitellm, which really listens on 127.0.0.1.
+// test binary as the litellmtest fake, which really listens on 127.0.0.1.
 func detachedLiteLLM(t *testing.T, script string) (*liteEnv, string) {
 	t.Helper()
 	e := newLiteEnv(t)
@@ -616,8 +604,8 @@ func detachedLiteLLM(t *testing.T, script string) (*liteEnv, string) {
 		t.Fatal(err)
 	}
 	if script == "" {
-		script = "#!/bin/sh\nexport " + fakelitellm.EnvExec + "=1 " + fakelitellm.EnvVersion + "=" + versions.LiteLLM.Version +
-			" " + fakelitellm.EnvRecord + "='" + record + "'\nexec '" + exe + "' \"$@\"\n"
+		script = "#!/bin/sh\nexport " + litellmtest.EnvExec + "=1 " + litellmtest.EnvVersion + "=" + versions.LiteLLM.Version +
+			" " + litellmtest.EnvRecord + "='" + record + "'\nexec '" + exe + "' \"$@\"\n"
 	}
 	e.script = script
 	e.cfg.LiteLLM.Port = freePort(t)
@@ -653,7 +641,7 @@ func TestNoSystemdRunsDetachedLiteLLM(t *testing.T) {
 	if fmt.Sprint(rec.Args) != fmt.Sprint(wantArgs) {
 		t.Errorf("litellm args = %q\nwant %q (loopback in --root mode)", rec.Args, wantArgs)
 	}
-	if rec.MasterKeySHA256 != fakelitellm.KeySHA256(testMasterKey) {
+	if rec.MasterKeySHA256 != litellmtest.KeySHA256(testMasterKey) {
 		t.Errorf("litellm did not get the master key")
 	}
 	for _, v := range LiteLLMEnv() {
@@ -662,7 +650,7 @@ func TestNoSystemdRunsDetachedLiteLLM(t *testing.T) {
 		}
 	}
 	logData, _ := os.ReadFile(filepath.Join(e.root, LiteLLMLogFile))
-	if !strings.Contains(string(logData), "fakelitellm: listening on 127.0.0.1:"+strconv.Itoa(e.cfg.LiteLLM.Port)) {
+	if !strings.Contains(string(logData), "litellmtest: listening on 127.0.0.1:"+strconv.Itoa(e.cfg.LiteLLM.Port)) {
 		t.Errorf("litellm's output is not in %s: %q", LiteLLMLogFile, logData)
 	}
 	e.keyContained(string(logData))

@@ -13,14 +13,6 @@ func TestLiteLLMConfigValid(t *testing.T) {
 	if err := liteLLMGoldenConfig().Validate(); err != nil {
 		t.Fatalf("golden litellm config: %v", err)
 	}
-	// The versions the gateway may ask for: the floor and above, .postN releases.
-	for _, v := range []string{"1.84.0", "1.84.1", "1.108.7", "1.110.2", "2.0.0", "1.108.7.post1"} {
-		c := liteLLMGoldenConfig()
-		c.LiteLLM.Version = v
-		if err := c.Validate(); err != nil {
-			t.Errorf("version %s: %v", v, err)
-		}
-	}
 	// Role ollama configs are unaffected.
 	if err := goldenConfig(true).Validate(); err != nil {
 		t.Errorf("ollama config: %v", err)
@@ -32,11 +24,6 @@ func TestLiteLLMConfigValidationNamesEveryBadKey(t *testing.T) {
 		mutate func(*LiteLLMConfig)
 		want   string
 	}{
-		"no version":           {func(l *LiteLLMConfig) { l.Version = "" }, "litellm.version: must be an exact release"},
-		"version range":        {func(l *LiteLLMConfig) { l.Version = ">=1.84" }, "litellm.version: must be an exact release"},
-		"compromised 1.82.7":   {func(l *LiteLLMConfig) { l.Version = "1.82.7" }, "litellm.version: must never be 1.82.7"},
-		"compromised 1.82.8":   {func(l *LiteLLMConfig) { l.Version = "1.82.8" }, "litellm.version: must never be 1.82.8"},
-		"below the floor":      {func(l *LiteLLMConfig) { l.Version = "1.83.14" }, "litellm.version: must be at least 1.84.0"},
 		"wheelhouse no hash":   {func(l *LiteLLMConfig) { l.Wheelhouse = &Artifact{URL: "s3://b/w.tar.zst"} }, "litellm.wheelhouse: sha256 must be 64"},
 		"wheelhouse not zst":   {func(l *LiteLLMConfig) { l.Wheelhouse = &Artifact{URL: "s3://b/w.zip", SHA256: strings.Repeat("a", 64)} }, "litellm.wheelhouse.url: must name a .tar.zst"},
 		"port":                 {func(l *LiteLLMConfig) { l.Port = 0 }, "litellm.port: must be 1-65535"},
@@ -73,10 +60,10 @@ func TestLiteLLMConfigValidationNamesEveryBadKey(t *testing.T) {
 func TestLiteLLMConfigReportsEveryProblemAtOnce(t *testing.T) {
 	cfg := liteLLMGoldenConfig()
 	cfg.Region = ""
-	cfg.LiteLLM.Version, cfg.LiteLLM.Port, cfg.LiteLLM.Workers, cfg.LiteLLM.NumRetries, cfg.LiteLLM.KeepAliveSeconds = "1.82.8", -1, 0, 5, 0
+	cfg.LiteLLM.Port, cfg.LiteLLM.Workers, cfg.LiteLLM.NumRetries, cfg.LiteLLM.KeepAliveSeconds = -1, 0, 5, 0
 	err := cfg.Validate()
 	var n int
-	for _, key := range []string{"region:", "litellm.version:", "litellm.port:", "litellm.workers:", "litellm.numRetries:", "litellm.keepAliveSeconds:"} {
+	for _, key := range []string{"region:", "litellm.port:", "litellm.workers:", "litellm.numRetries:", "litellm.keepAliveSeconds:"} {
 		if err == nil || !strings.Contains(err.Error(), key) {
 			t.Errorf("Validate() does not report %s: %v", key, err)
 		}
@@ -129,7 +116,7 @@ func TestLiteLLMConfigJSON(t *testing.T) {
 	for k := range raw.LiteLLM {
 		keys = append(keys, k)
 	}
-	for _, k := range []string{"version", "wheelhouse", "port", "workers", "masterKeySecretArn", "models", "requestTimeoutSeconds", "streamTimeoutSeconds", "keepAliveSeconds", "numRetries"} {
+	for _, k := range []string{"wheelhouse", "port", "workers", "masterKeySecretArn", "models", "requestTimeoutSeconds", "streamTimeoutSeconds", "keepAliveSeconds", "numRetries"} {
 		if _, ok := raw.LiteLLM[k]; !ok {
 			t.Errorf("the litellm section has no %q key (has %v)", k, keys)
 		}
@@ -151,6 +138,15 @@ func TestLiteLLMConfigJSON(t *testing.T) {
 	}
 	if _, err := LoadConfig(file); err == nil || !strings.Contains(err.Error(), "num_retries") {
 		t.Errorf("LoadConfig accepted an unknown key: %v", err)
+	}
+	// The agent installs the LiteLLM it embeds: a config that names a version asks for
+	// something the agent cannot choose, and is refused rather than ignored.
+	versioned := strings.Replace(string(data), `"port"`, `"version":"1.108.7","port"`, 1)
+	if err := os.WriteFile(file, []byte(versioned), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadConfig(file); err == nil || !strings.Contains(err.Error(), `"version"`) {
+		t.Errorf("LoadConfig accepted a LiteLLM version: %v", err)
 	}
 	if strings.Contains(string(data), "sk-") {
 		t.Errorf("the node config holds a key")

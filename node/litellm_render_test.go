@@ -10,8 +10,6 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
-
-	"github.com/llm-sandbox/llm-sandbox/versions"
 )
 
 const goldenSecretArn = "arn:aws:secretsmanager:ca-central-1:123456789012:secret:llm-sandbox/chemistry/litellm-master-key-AbCdEf"
@@ -23,7 +21,7 @@ func liteLLMGoldenConfig() *Config {
 		Role: RoleLiteLLM, Department: "chemistry", Pool: "gateway", Region: "ca-central-1",
 		Lifecycle: Lifecycle{Hook: "llm-sandbox-launch", HeartbeatSeconds: 600},
 		LiteLLM: &LiteLLMConfig{
-			Version: versions.LiteLLM.Version, Port: 4000, Workers: 2, MasterKeySecretArn: goldenSecretArn,
+			Port: 4000, Workers: 2, MasterKeySecretArn: goldenSecretArn,
 			Models: []LiteLLMModel{
 				{Name: "llama3.1:8b", APIBase: "http://internal-chemistry-pools-123456.ca-central-1.elb.amazonaws.com:21234"},
 				{Name: "qwen2.5:1.5b", APIBase: "http://internal-chemistry-pools-123456.ca-central-1.elb.amazonaws.com:25678"},

@@ -18,49 +18,82 @@ import (
 	"github.com/llm-sandbox/llm-sandbox/versions"
 )
 
-// newLiteLLM sets up the litellm role's service: the unit through systemd, or a detached
+// liteLLMRole runs the LiteLLM gateway on a gateway node: it installs the LiteLLM this agent
+// embeds (versions.LiteLLM), writes the master key, the config and the unit, and waits for
+// /health/liveliness.
+type liteLLMRole struct {
+	*Agent
+	litellm *LiteLLMConfig
+	// secrets reads the master key; built on first use unless Options.Secrets set it.
+	secrets SecretGetter
+	svc     service
+}
+
+// newLiteLLMRole sets up the litellm role's service: the unit through systemd, or a detached
 // process that listens on 127.0.0.1 in a root other than / (a test or a workstation, where no
 // security group guards the port).
-func (a *Agent) newLiteLLM(noSystemd bool) {
-	if !noSystemd {
-		a.svc = systemdService{run: a.run, unit: LiteLLMUnit}
-		return
+func newLiteLLMRole(a *Agent, l *LiteLLMConfig, opts Options) *liteLLMRole {
+	r := &liteLLMRole{Agent: a, litellm: l, secrets: opts.Secrets}
+	if !opts.NoSystemd {
+		r.svc = systemdService{run: r.run, unit: LiteLLMUnit}
+		return r
 	}
 	host := "0.0.0.0"
-	if a.rootMode() {
+	if r.rootMode() {
 		host = "127.0.0.1"
 	}
-	config := a.path(LiteLLMConfigFile)
-	a.svc = &processService{
+	config := r.path(LiteLLMConfigFile)
+	r.svc = &processService{
 		name:    "litellm",
-		bin:     a.path(LiteLLMBinary),
-		args:    liteLLMArgs(config, host, a.cfg.LiteLLM),
+		bin:     r.path(LiteLLMBinary),
+		args:    liteLLMArgs(config, host, l),
 		match:   config,
-		env:     a.liteLLMProcessEnv,
-		dir:     a.root,
-		logFile: a.path(LiteLLMLogFile),
-		pidFile: a.path(LiteLLMPidFile),
-		log:     a.log,
+		env:     r.processEnv,
+		dir:     r.root,
+		logFile: r.path(LiteLLMLogFile),
+		pidFile: r.path(LiteLLMPidFile),
+		log:     r.log,
 		serving: func(ctx context.Context) error {
-			_, err := a.liteLLMLive(ctx)
+			_, err := r.live(ctx)
 			return err
 		},
 	}
+	return r
 }
 
-// liteLLMBase is the local LiteLLM's URL.
-func (a *Agent) liteLLMBase() string {
-	return "http://127.0.0.1:" + strconv.Itoa(a.cfg.LiteLLM.Port)
+// Name is RoleLiteLLM.
+func (r *liteLLMRole) Name() string { return RoleLiteLLM }
+
+// Summary names the LiteLLM this agent installs, the models, the port and the workers.
+func (r *liteLLMRole) Summary() string {
+	return fmt.Sprintf("litellm %s, %d model(s), port %d, %d worker(s)",
+		versions.LiteLLM.Version, len(r.litellm.Models), r.litellm.Port, r.litellm.Workers)
 }
 
-// liteLLMLive asks GET /health/liveliness: 200 means the proxy is up (it needs no key and
+// Steps are install, user, secret, configure, start.
+func (r *liteLLMRole) Steps() []Step {
+	return []Step{
+		{Name: StepInstall, run: r.stepInstall},
+		{Name: StepUser, run: r.stepUser},
+		{Name: StepSecret, run: r.stepSecret},
+		{Name: StepConfigure, run: r.stepConfigure},
+		{Name: StepStart, run: r.stepStart},
+	}
+}
+
+// base is the local LiteLLM's URL.
+func (r *liteLLMRole) base() string {
+	return "http://127.0.0.1:" + strconv.Itoa(r.litellm.Port)
+}
+
+// live asks GET /health/liveliness: 200 means the proxy is up (it needs no key and
 // calls no model).
-func (a *Agent) liteLLMLive(ctx context.Context) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.liteLLMBase()+LiteLLMHealthPath, nil)
+func (r *liteLLMRole) live(ctx context.Context) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.base()+LiteLLMHealthPath, nil)
 	if err != nil {
 		return "", permanent(err)
 	}
-	resp, err := a.local.Do(req)
+	resp, err := r.local.Do(req)
 	if err != nil {
 		return "", fmt.Errorf("GET %s: %w", LiteLLMHealthPath, err)
 	}
@@ -72,11 +105,11 @@ func (a *Agent) liteLLMLive(ctx context.Context) (string, error) {
 	return strings.TrimSpace(string(body)), nil
 }
 
-// liteLLMProcessEnv is the environment of a LiteLLM started without systemd: what the unit
+// processEnv is the environment of a LiteLLM started without systemd: what the unit
 // gives it (the environment file with the master key, the service variables) and, as under
 // systemd with User=litellm, HOME=/nonexistent and the agent's PATH.
-func (a *Agent) liteLLMProcessEnv() ([]string, error) {
-	fromFile, err := readEnvFile(a.path(LiteLLMEnvFile))
+func (r *liteLLMRole) processEnv() ([]string, error) {
+	fromFile, err := readEnvFile(r.path(LiteLLMEnvFile))
 	if err != nil {
 		return nil, err
 	}
@@ -117,15 +150,15 @@ func readEnvFile(file string) ([]string, error) {
 // liteLLMVersionLine is how `litellm --version` reports: "LiteLLM: Current Version = 1.108.7".
 var liteLLMVersionLine = regexp.MustCompile(`Current Version = v?([0-9][^\s]*)`)
 
-// liteLLMVersion runs the venv's `litellm --version` with the service's environment (so it
+// installedVersion runs the venv's `litellm --version` with the service's environment (so it
 // fetches no cost map from GitHub) and returns the version it reports.
-func (a *Agent) liteLLMVersion(ctx context.Context) (string, error) {
+func (r *liteLLMRole) installedVersion(ctx context.Context) (string, error) {
 	args := make([]string, 0, len(LiteLLMEnv())+2)
 	for _, v := range LiteLLMEnv() {
 		args = append(args, v.Name+"="+v.Value)
 	}
-	args = append(args, a.path(LiteLLMBinary), "--version")
-	out, err := a.run.Run(ctx, "env", args...)
+	args = append(args, r.path(LiteLLMBinary), "--version")
+	out, err := r.run.Run(ctx, "env", args...)
 	if err != nil {
 		return "", err
 	}
@@ -136,7 +169,16 @@ func (a *Agent) liteLLMVersion(ctx context.Context) (string, error) {
 	return string(m[1]), nil
 }
 
-// stepLiteLLMInstall installs the pinned LiteLLM into a venv from the hash-locked requirements
+// LiteLLMLockSHA256 is the SHA-256 of the hash-locked requirements this agent installs LiteLLM
+// from (versions.LiteLLMRequirements): what a completed install records in
+// LiteLLMInstalledLock, and what `sandbox-node version` reports, so that a node's install can
+// be matched to an agent.
+func LiteLLMLockSHA256() string {
+	sum := sha256.Sum256([]byte(versions.LiteLLMRequirements))
+	return hex.EncodeToString(sum[:])
+}
+
+// stepInstall installs the pinned LiteLLM into a venv from the hash-locked requirements
 // the agent embeds (versions.LiteLLMRequirements), unless a previous run installed that very
 // lock and litellm reports the pinned version.
 //
@@ -146,41 +188,37 @@ func (a *Agent) liteLLMVersion(ctx context.Context) (string, error) {
 // :all: (every pinned package publishes a wheel for those Pythons, so nothing is built and no
 // package's setup code runs at boot). With a wheelhouse, --no-index --find-links: PyPI is
 // never contacted.
-func (a *Agent) stepLiteLLMInstall(ctx context.Context, st *runState) (string, error) {
-	l := a.cfg.LiteLLM
+func (r *liteLLMRole) stepInstall(ctx context.Context, st *runState) (string, error) {
+	l := r.litellm
 	want := versions.LiteLLM.Version
-	if strings.TrimPrefix(l.Version, "v") != want {
-		return "", permanent(fmt.Errorf("the config asks for litellm %s, but this agent installs %s, the version its hash-locked requirements pin (versions.LiteLLM): render the node config and build the agent from the same commit", l.Version, want))
-	}
 	lock := []byte(versions.LiteLLMRequirements)
-	sum := sha256.Sum256(lock)
-	lockSum := hex.EncodeToString(sum[:])
-	if installed, err := os.ReadFile(a.path(LiteLLMInstalledLock)); err == nil && strings.TrimSpace(string(installed)) == lockSum {
-		got, err := a.liteLLMVersion(ctx)
+	lockSum := LiteLLMLockSHA256()
+	if installed, err := os.ReadFile(r.path(LiteLLMInstalledLock)); err == nil && strings.TrimSpace(string(installed)) == lockSum {
+		got, err := r.installedVersion(ctx)
 		if err == nil && got == want {
 			return "skipped: litellm " + want + " already installed from this lock", nil
 		}
-		a.log.Printf("step install: installed litellm reports %q (%v), want %s: installing", got, err, want)
+		r.log.Printf("step install: installed litellm reports %q (%v), want %s: installing", got, err, want)
 	}
 
-	venv := a.path(LiteLLMVenv)
+	venv := r.path(LiteLLMVenv)
 	// From scratch: a venv left by an interrupted install or another lock is not trusted.
 	if err := os.RemoveAll(venv); err != nil {
 		return "", fmt.Errorf("remove the previous venv: %w", err)
 	}
-	if err := a.createVenv(ctx, venv); err != nil {
+	if err := r.createVenv(ctx, venv); err != nil {
 		return "", err
 	}
-	reqFile := a.path(LiteLLMRequirementsFile)
+	reqFile := r.path(LiteLLMRequirementsFile)
 	if _, err := writeIfChanged(reqFile, lock, 0o644); err != nil {
 		return "", err
 	}
-	python := a.path(LiteLLMPython)
+	python := r.path(LiteLLMPython)
 	args := []string{"-m", "pip", "install", "--require-hashes", "--no-deps", "--only-binary", ":all:",
 		"--no-cache-dir", "--no-input", "--disable-pip-version-check", "--progress-bar", "off"}
 	source := "PyPI"
 	if l.Wheelhouse != nil {
-		dir, cleanup, err := a.unpackWheelhouse(ctx, *l.Wheelhouse)
+		dir, cleanup, err := r.unpackWheelhouse(ctx, *l.Wheelhouse)
 		if err != nil {
 			return "", err
 		}
@@ -189,9 +227,9 @@ func (a *Agent) stepLiteLLMInstall(ctx context.Context, st *runState) (string, e
 		source = "the wheelhouse " + l.Wheelhouse.URL
 	}
 	args = append(args, "-r", reqFile)
-	a.log.Printf("step install: pip install of litellm %s from %s (hash-locked, %d bytes of requirements)", want, source, len(lock))
-	err := a.retry(ctx, StepInstall, "pip install", func(ctx context.Context) error {
-		out, err := a.run.Run(ctx, python, args...)
+	r.log.Printf("step install: pip install of litellm %s from %s (hash-locked, %d bytes of requirements)", want, source, len(lock))
+	err := r.retry(ctx, StepInstall, "pip install", func(ctx context.Context) error {
+		out, err := r.run.Run(ctx, python, args...)
 		switch {
 		case err == nil:
 			return nil
@@ -208,17 +246,17 @@ func (a *Agent) stepLiteLLMInstall(ctx context.Context, st *runState) (string, e
 	if err != nil {
 		return "", fmt.Errorf("pip install: %w", err)
 	}
-	if _, err := a.run.Run(ctx, python, "-m", "pip", "check"); err != nil {
+	if _, err := r.run.Run(ctx, python, "-m", "pip", "check"); err != nil {
 		return "", permanent(fmt.Errorf("pip check after the install: the lock is incomplete for this Python: %w", err))
 	}
-	got, err := a.liteLLMVersion(ctx)
+	got, err := r.installedVersion(ctx)
 	if err != nil {
 		return "", permanent(fmt.Errorf("run the installed litellm: %w", err))
 	}
 	if got != want {
 		return "", permanent(fmt.Errorf("the installed litellm reports version %s, the lock pins %s", got, want))
 	}
-	if err := writeFileAtomic(a.path(LiteLLMInstalledLock), []byte(lockSum+"\n"), 0o644); err != nil {
+	if err := writeFileAtomic(r.path(LiteLLMInstalledLock), []byte(lockSum+"\n"), 0o644); err != nil {
 		return "", err
 	}
 	// A running LiteLLM still runs the files it loaded: start must restart it.
@@ -231,24 +269,24 @@ func (a *Agent) stepLiteLLMInstall(ctx context.Context, st *runState) (string, e
 // for the package lock that cloud-init or unattended-upgrades may hold at boot, and refreshing
 // the package lists when the first try fails. The node image should carry python3-venv, and
 // must in an air-gapped department.
-func (a *Agent) createVenv(ctx context.Context, venv string) error {
-	_, err := a.run.Run(ctx, "python3", "-m", "venv", venv)
+func (r *liteLLMRole) createVenv(ctx context.Context, venv string) error {
+	_, err := r.run.Run(ctx, "python3", "-m", "venv", venv)
 	if err == nil {
 		return nil
 	}
-	if a.rootMode() {
+	if r.rootMode() {
 		return permanent(fmt.Errorf("create the venv (python3 -m venv needs python3-venv; --root mode installs no package): %w", err))
 	}
-	a.log.Printf("step install: python3 -m venv failed (%v): installing python3-venv", err)
+	r.log.Printf("step install: python3 -m venv failed (%v): installing python3-venv", err)
 	tries := 0
-	if err := a.retry(ctx, StepInstall, "apt-get install python3-venv", func(ctx context.Context) error {
+	if err := r.retry(ctx, StepInstall, "apt-get install python3-venv", func(ctx context.Context) error {
 		tries++
 		if tries > 1 {
-			if _, err := a.run.Run(ctx, "apt-get", "-o", "DPkg::Lock::Timeout=120", "update", "-q"); err != nil {
+			if _, err := r.run.Run(ctx, "apt-get", "-o", "DPkg::Lock::Timeout=120", "update", "-q"); err != nil {
 				return err
 			}
 		}
-		_, err := a.run.Run(ctx, "apt-get", "-o", "DPkg::Lock::Timeout=120", "install", "-y", "-q", "python3-venv")
+		_, err := r.run.Run(ctx, "apt-get", "-o", "DPkg::Lock::Timeout=120", "install", "-y", "-q", "python3-venv")
 		return err
 	}); err != nil {
 		return fmt.Errorf("install python3-venv: %w", err)
@@ -256,7 +294,7 @@ func (a *Agent) createVenv(ctx context.Context, venv string) error {
 	if err := os.RemoveAll(venv); err != nil {
 		return fmt.Errorf("remove the failed venv: %w", err)
 	}
-	if _, err := a.run.Run(ctx, "python3", "-m", "venv", venv); err != nil {
+	if _, err := r.run.Run(ctx, "python3", "-m", "venv", venv); err != nil {
 		return permanent(fmt.Errorf("create the venv: %w", err))
 	}
 	return nil
@@ -264,13 +302,13 @@ func (a *Agent) createVenv(ctx context.Context, venv string) error {
 
 // unpackWheelhouse downloads the wheelhouse (checking its SHA-256) and extracts it into a fresh
 // directory under CacheDir, which cleanup removes.
-func (a *Agent) unpackWheelhouse(ctx context.Context, art Artifact) (string, func(), error) {
-	file, err := a.fetch(ctx, StepInstall, "litellm wheelhouse", art)
+func (r *liteLLMRole) unpackWheelhouse(ctx context.Context, art Artifact) (string, func(), error) {
+	file, err := r.fetch(ctx, StepInstall, "litellm wheelhouse", art)
 	if err != nil {
 		return "", nil, err
 	}
 	defer os.Remove(file)
-	dir, err := os.MkdirTemp(a.path(CacheDir), "wheelhouse-")
+	dir, err := os.MkdirTemp(r.path(CacheDir), "wheelhouse-")
 	if err != nil {
 		return "", nil, fmt.Errorf("create the wheelhouse directory: %w", err)
 	}
@@ -290,17 +328,17 @@ func (a *Agent) unpackWheelhouse(ctx context.Context, art Artifact) (string, fun
 		cleanup()
 		return "", nil, permanent(fmt.Errorf("the wheelhouse %s holds no .whl file at its top level", art.URL))
 	}
-	a.log.Printf("step install: wheelhouse: %d wheels in %s", len(wheels), dir)
+	r.log.Printf("step install: wheelhouse: %d wheels in %s", len(wheels), dir)
 	return dir, cleanup, nil
 }
 
-// stepLiteLLMUser creates the litellm system user: no home (LiteLLM writes nothing), no login.
+// stepUser creates the litellm system user: no home (LiteLLM writes nothing), no login.
 // In a root other than / it creates nothing: tests cannot create users.
-func (a *Agent) stepLiteLLMUser(ctx context.Context, _ *runState) (string, error) {
-	if a.rootMode() {
+func (r *liteLLMRole) stepUser(ctx context.Context, _ *runState) (string, error) {
+	if r.rootMode() {
 		return "skipped: no system user in --root mode", nil
 	}
-	return a.ensureSystemUser(ctx, LiteLLMUser, "/nonexistent")
+	return r.ensureSystemUser(ctx, LiteLLMUser, "/nonexistent")
 }
 
 // masterKeyChars are the characters a master key may hold after "sk-": enough for any
@@ -320,15 +358,15 @@ func checkMasterKey(key string) string {
 }
 
 // secretGetter returns the SecretGetter, building the default one on first use.
-func (a *Agent) secretGetter(ctx context.Context) (SecretGetter, error) {
-	if a.secrets != nil {
-		return a.secrets, nil
+func (r *liteLLMRole) secretGetter(ctx context.Context) (SecretGetter, error) {
+	if r.secrets != nil {
+		return r.secrets, nil
 	}
-	s, err := NewAWSSecrets(ctx, a.cfg.Region)
+	s, err := NewAWSSecrets(ctx, r.cfg.Region)
 	if err != nil {
 		return nil, err
 	}
-	a.secrets = s
+	r.secrets = s
 	return s, nil
 }
 
@@ -337,17 +375,17 @@ func (a *Agent) secretGetter(ctx context.Context) (SecretGetter, error) {
 // into LiteLLMEnvFile: mode 0600, owned by root (the agent runs as root), written through a
 // temporary file created 0600, so the key is never readable by another user, even briefly.
 // systemd reads the file as root before it drops to the litellm user. The key is never logged.
-func (a *Agent) stepSecret(ctx context.Context, st *runState) (string, error) {
-	arn := a.cfg.LiteLLM.MasterKeySecretArn
-	if a.cfg.Local() {
-		arn = a.cfg.LiteLLM.MasterKeyFile
+func (r *liteLLMRole) stepSecret(ctx context.Context, st *runState) (string, error) {
+	arn := r.litellm.MasterKeySecretArn
+	if r.cfg.Local() {
+		arn = r.litellm.MasterKeyFile
 	}
-	getter, err := a.secretGetter(ctx)
+	getter, err := r.secretGetter(ctx)
 	if err != nil {
 		return "", err
 	}
 	var key string
-	if err := a.retry(ctx, StepSecret, "GetSecretValue", func(ctx context.Context) error {
+	if err := r.retry(ctx, StepSecret, "GetSecretValue", func(ctx context.Context) error {
 		v, err := getter.GetSecretString(ctx, arn)
 		key = v
 		return err
@@ -361,7 +399,7 @@ func (a *Agent) stepSecret(ctx context.Context, st *runState) (string, error) {
 	b.WriteString("# LiteLLM's master key, from " + arn + ".\n")
 	b.WriteString("# Written by sandbox-node on every boot; root only. Rotate the secret, not this file.\n")
 	b.WriteString(MasterKeyVar + "=" + key + "\n")
-	file := a.path(LiteLLMEnvFile)
+	file := r.path(LiteLLMEnvFile)
 	changed, err := writeIfChanged(file, b.Bytes(), 0o600)
 	if err != nil {
 		return "", err
@@ -373,21 +411,21 @@ func (a *Agent) stepSecret(ctx context.Context, st *runState) (string, error) {
 	return fmt.Sprintf("wrote %s (mode 0600) with %s from %s", file, MasterKeyVar, arn), nil
 }
 
-// stepLiteLLMConfigure writes config.yaml, the custom-auth module and the unit, noting whether
+// stepConfigure writes config.yaml, the custom-auth module and the unit, noting whether
 // any changed.
-func (a *Agent) stepLiteLLMConfigure(_ context.Context, st *runState) (string, error) {
-	config, err := RenderLiteLLMConfig(a.cfg.LiteLLM)
+func (r *liteLLMRole) stepConfigure(_ context.Context, st *runState) (string, error) {
+	config, err := RenderLiteLLMConfig(r.litellm)
 	if err != nil {
 		return "", err
 	}
-	unit, err := RenderLiteLLMUnit(a.cfg, DefaultLiteLLMUnitPaths())
+	unit, err := RenderLiteLLMUnit(r.cfg, DefaultLiteLLMUnitPaths())
 	if err != nil {
 		return "", err
 	}
 	written, err := writeAll([]fileContent{
-		{a.path(LiteLLMConfigFile), config, 0o644},
-		{a.path(LiteLLMAuthFile), []byte(LiteLLMAuthModule), 0o644},
-		{a.path(LiteLLMUnitFile), unit, 0o644},
+		{r.path(LiteLLMConfigFile), config, 0o644},
+		{r.path(LiteLLMAuthFile), []byte(LiteLLMAuthModule), 0o644},
+		{r.path(LiteLLMUnitFile), unit, 0o644},
 	})
 	if err != nil {
 		return "", err
@@ -399,13 +437,13 @@ func (a *Agent) stepLiteLLMConfigure(_ context.Context, st *runState) (string, e
 	return "wrote " + strings.Join(written, ", "), nil
 }
 
-// stepLiteLLMStart starts LiteLLM and waits until GET /health/liveliness answers 200.
-func (a *Agent) stepLiteLLMStart(ctx context.Context, st *runState) (string, error) {
-	if err := a.svc.start(ctx, st.changed); err != nil {
+// stepStart starts LiteLLM and waits until GET /health/liveliness answers 200.
+func (r *liteLLMRole) stepStart(ctx context.Context, st *runState) (string, error) {
+	if err := r.svc.start(ctx, st.changed); err != nil {
 		return "", err
 	}
-	if _, err := a.waitHealthy(ctx, "litellm", "GET "+LiteLLMHealthPath, a.liteLLMLive); err != nil {
+	if _, err := r.waitHealthy(ctx, r.svc, "litellm", "GET "+LiteLLMHealthPath, r.live); err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("litellm answers GET %s on %s", LiteLLMHealthPath, a.liteLLMBase()), nil
+	return fmt.Sprintf("litellm answers GET %s on %s", LiteLLMHealthPath, r.base()), nil
 }

@@ -41,8 +41,9 @@ type EnvVar struct {
 	Why   string
 }
 
-// OllamaEnv is Ollama's environment for a pool. Every name was checked against Ollama's own
-// list of settings, github.com/ollama/ollama envconfig/config.go (AsMap: Uint("OLLAMA_NUM_PARALLEL"),
+// OllamaEnv is Ollama's environment for a pool. Ollama ignores a variable it does not know, so a
+// misspelt name would silently not apply: each is one that Ollama's own list of settings,
+// github.com/ollama/ollama envconfig/config.go, declares (AsMap: Uint("OLLAMA_NUM_PARALLEL"),
 // Uint("OLLAMA_CONTEXT_LENGTH", 0) "default: 4k/32k/256k based on VRAM", Uint("OLLAMA_MAX_QUEUE",
 // 512), Uint("OLLAMA_MAX_LOADED_MODELS"), String("OLLAMA_KV_CACHE_TYPE"), Bool("OLLAMA_NO_CLOUD"),
 // Bool("OLLAMA_NOHISTORY"), LogLevel() reading OLLAMA_DEBUG where 0 means INFO), and docs/faq.md.

@@ -24,8 +24,9 @@ type SecretGetter interface {
 
 // AWSSecrets reads secrets with aws-sdk-go-v2's Secrets Manager client (GetSecretValue of the
 // AWSCURRENT version). The SDK honours AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_SECRETS_MANAGER,
-// which is how tests point it at a loopback fake or an emulator. (LiteLLM's own Secrets Manager
-// integration is an Enterprise feature: the agent fetches the value instead, FACTS.md.)
+// which is how tests point it at a loopback fake or an emulator. The agent fetches the master key
+// itself because LiteLLM reads AWS Secrets Manager only with an Enterprise licence
+// (https://docs.litellm.ai/docs/secret_managers/aws_secret_manager).
 type AWSSecrets struct {
 	Client *secretsmanager.Client
 }

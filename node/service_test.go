@@ -23,7 +23,7 @@ func freePort(t *testing.T) int {
 }
 
 // detachedEnv installs, with the real ExecRunner, a release whose bin/ollama runs this test
-// binary as fakeollama, on a CPU pool, with --no-systemd. record is where the fake writes the
+// binary as the ollamatest fake, on a CPU pool, with --no-systemd. record is where the fake writes the
 // environment it was started with.
 type detachedEnv struct {
 	agentEnv
@@ -81,7 +81,7 @@ func TestNoSystemdRunsDetachedOllama(t *testing.T) {
 		}
 	}
 	logData, _ := os.ReadFile(filepath.Join(d.root, OllamaLogFile))
-	if !strings.Contains(string(logData), "fakeollama: listening on 127.0.0.1:"+strconv.Itoa(d.cfg.Ollama.Port)) {
+	if !strings.Contains(string(logData), "ollamatest: listening on 127.0.0.1:"+strconv.Itoa(d.cfg.Ollama.Port)) {
 		t.Errorf("ollama's output is not in %s: %q", OllamaLogFile, logData)
 	}
 	var got map[string]string

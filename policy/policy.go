@@ -5,11 +5,13 @@ package policy
 
 import (
 	"fmt"
+	"net/netip"
 	"regexp"
 	"sort"
 	"strings"
 
 	"github.com/llm-sandbox/llm-sandbox/config"
+	"github.com/llm-sandbox/llm-sandbox/internal/rules"
 )
 
 // Resource is one planned resource as the rules see it.
@@ -57,7 +59,7 @@ type Rule struct {
 // Rules returns every rule, in a fixed order.
 func Rules() []Rule {
 	return []Rule{
-		{"no-open-ingress", "no security group admits 0.0.0.0/0 or ::/0, except 443 and 80 on an internet-facing load balancer of a stack with access.allowAnywhere: true", checkOpenIngress},
+		{"no-open-ingress", "no security group admits ::/0, 0.0.0.0/0 or IPv4 ranges that together cover more than a /8, except 443 and 80 on an internet-facing load balancer of a stack with access.allowAnywhere: true", checkOpenIngress},
 		{"ollama-only-from-internal-alb", "nothing reaches Ollama's port 11434 but the security group of the internal load balancer that forwards to the pools", checkOllamaPort},
 		{"imdsv2-only", "every launch template requires IMDSv2 tokens with a hop limit of 1", checkIMDS},
 		{"no-public-ip", "no launch template gives instances a public IP", checkPublicIP},
@@ -241,15 +243,64 @@ func checkOpenIngress(p *Plan) []Finding {
 	var out []Finding
 	facing := p.internetFacingGroups()
 	allowAnywhere := p.Spec != nil && p.Spec.Access.AllowAnywhere
-	for _, in := range p.ingresses() {
-		if in.cidr != "0.0.0.0/0" && in.cidr != "::/0" {
-			continue
-		}
+	// The department's own VPC range is not a client range: the gateway admits it on an
+	// internal load balancer, and the stack file's allow-list is judged without it.
+	var vpc netip.Prefix
+	if p.Spec != nil {
+		vpc = p.Spec.Network.CIDR
+	}
+	exempt := func(in ingress) bool {
 		webOnly := (in.lo == 443 && in.hi == 443) || (in.lo == 80 && in.hi == 80)
-		if allowAnywhere && webOnly && facing[in.target] {
+		return allowAnywhere && webOnly && facing[in.target]
+	}
+	// An allow-list is judged by the address space it covers together, per group and ports,
+	// the way the stack file's access.allowedCidrs is (rules.WideAllowList): 0.0.0.0/1 and
+	// 128.0.0.0/1 are as open as 0.0.0.0/0.
+	type port struct {
+		target string
+		lo, hi int
+	}
+	lists := map[port][]ingress{}
+	var order []port
+	for _, in := range p.ingresses() {
+		if in.cidr == "" {
 			continue
 		}
-		out = append(out, finding(in.from, "admits %s to ports %d-%d of %s", in.cidr, in.lo, in.hi, in.target))
+		if in.cidr == "::/0" {
+			if !exempt(in) {
+				out = append(out, finding(in.from, "admits %s to ports %d-%d of %s", in.cidr, in.lo, in.hi, in.target))
+			}
+			continue
+		}
+		pfx, err := netip.ParsePrefix(in.cidr)
+		if err != nil || !pfx.Addr().Is4() || pfx.Masked() == vpc {
+			continue
+		}
+		k := port{in.target, in.lo, in.hi}
+		if _, seen := lists[k]; !seen {
+			order = append(order, k)
+		}
+		lists[k] = append(lists[k], in)
+	}
+	for _, k := range order {
+		list := lists[k]
+		prefixes := make([]netip.Prefix, len(list))
+		for i, in := range list {
+			prefixes[i] = netip.MustParsePrefix(in.cidr).Masked()
+		}
+		i, problem := rules.WideAllowList(prefixes)
+		if problem == "" {
+			continue
+		}
+		wide := list // the list as a whole
+		if i >= 0 {
+			wide = list[i : i+1]
+		}
+		for _, in := range wide {
+			if !exempt(in) {
+				out = append(out, finding(in.from, "admits %s to ports %d-%d of %s: %s", in.cidr, in.lo, in.hi, in.target, problem))
+			}
+		}
 	}
 	return out
 }

@@ -1,6 +1,9 @@
 package policy
 
 import (
+	"fmt"
+	"maps"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -124,5 +127,55 @@ func TestRulesHaveIDsAndSummaries(t *testing.T) {
 			t.Errorf("rule %+v", r)
 		}
 		seen[r.ID] = true
+	}
+}
+
+// An allow-list is judged by the addresses it covers together, not by its spelling: ranges
+// that each look narrow but together admit more than a /8 are as open as 0.0.0.0/0, and only
+// allowAnywhere excuses them, on the web ports of the internet-facing load balancer.
+func TestOpenIngressJudgesTheAddressSpaceCovered(t *testing.T) {
+	withRanges := func(allowAnywhere bool, sg string, cidrs ...string) *Plan {
+		p := goodPlan()
+		p.Spec.Access.AllowAnywhere = allowAnywhere
+		p.Spec.Network.CIDR = netip.MustParsePrefix("10.20.0.0/16")
+		p.Resources[4].Inputs["securityGroupId"] = sg
+		p.Resources[4].Inputs["cidrIpv4"] = cidrs[0]
+		for i, c := range cidrs[1:] {
+			r := p.Resources[4]
+			r.Name, r.ID = fmt.Sprintf("front-443-%d", i), fmt.Sprintf("r1-%d", i)
+			r.Inputs = maps.Clone(r.Inputs)
+			r.Inputs["cidrIpv4"] = c
+			p.Resources = append(p.Resources, r)
+		}
+		return p
+	}
+	eights := func(n int) []string {
+		var out []string
+		for i := range n {
+			out = append(out, fmt.Sprintf("%d.0.0.0/8", 11+i))
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name     string
+		plan     *Plan
+		findings int
+	}{
+		{"halves of the internet", withRanges(false, "front-sg-id", "0.0.0.0/1", "128.0.0.0/1"), 1},
+		{"two /8s together", withRanges(false, "front-sg-id", eights(2)...), 2},
+		{"one /8", withRanges(false, "front-sg-id", eights(1)...), 0},
+		{"a /8 and the VPC's own range", withRanges(false, "front-sg-id", "11.0.0.0/8", "10.20.0.0/16"), 0},
+		{"halves with allowAnywhere on the front", withRanges(true, "front-sg-id", "0.0.0.0/1", "128.0.0.0/1"), 0},
+		{"halves with allowAnywhere on the internal balancer", withRanges(true, "internal-sg-id", "0.0.0.0/1", "128.0.0.0/1"), 1},
+	} {
+		fs := Check(tc.plan)
+		if len(fs) != tc.findings {
+			t.Errorf("%s: %d findings %v, want %d", tc.name, len(fs), fs, tc.findings)
+		}
+		for _, f := range fs {
+			if f.Rule != "no-open-ingress" {
+				t.Errorf("%s: finding of rule %s", tc.name, f.Rule)
+			}
+		}
 	}
 }

@@ -18,7 +18,8 @@ import (
 const Project = "llm-sandbox"
 
 // Main loads the stack's Spec from the Pulumi config and runs the program body. Invalid config
-// fails the update with the same messages `sandboxctl validate` prints.
+// fails the update with the same messages `sandboxctl validate` prints, the checks across
+// departments included: the other stack files are read from the project's stacks/.
 func Main(ctx *pulumi.Context) error {
 	spec, err := config.Parse(ctx.Stack(), config.StackFile(ctx.Stack()), configValues(ctx))
 	if err != nil {
@@ -33,6 +34,9 @@ func Main(ctx *pulumi.Context) error {
 		if projectDir, err = FindProject(cwd, ""); err != nil {
 			return err
 		}
+	}
+	if ps := config.CheckSiblings(spec, projectDir); len(ps) > 0 {
+		return ps
 	}
 	return Run(ctx, spec, projectDir)
 }
@@ -78,11 +82,7 @@ func configValues(ctx *pulumi.Context) config.Values {
 		}
 	}
 	values := config.Values{}
-	keys := []string{"aws:region"}
-	for _, k := range config.TopLevelKeys() {
-		keys = append(keys, config.Namespace+":"+k)
-	}
-	for _, k := range keys {
+	for _, k := range config.ConfigKeys() {
 		if v, ok := ctx.GetConfig(k); ok {
 			values[k] = v
 		}

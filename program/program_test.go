@@ -11,6 +11,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/common/workspace"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
+	"github.com/llm-sandbox/llm-sandbox/components/sandbox"
 	"github.com/llm-sandbox/llm-sandbox/config"
 	"github.com/llm-sandbox/llm-sandbox/internal/mockaws"
 )
@@ -38,7 +39,7 @@ func TestPlanEveryStack(t *testing.T) {
 				names[r.Name] = true
 			}
 			for _, r := range plan.Resources {
-				if r.Parent == "" && r.Type != "llmsandbox:index:Sandbox" {
+				if r.Parent == "" && r.Type != sandbox.TypeToken {
 					t.Errorf("%s %s is not inside the sandbox component", r.Type, r.Name)
 				}
 				if r.Parent != "" && !names[r.Parent] {
@@ -49,7 +50,7 @@ func TestPlanEveryStack(t *testing.T) {
 			managed := map[bool]int{true: 1}[spec.Access.ManagedCertificate()]
 			wantNAT := map[config.NATStrategy]int{config.NATSingle: 1, config.NATPerAZ: azs, config.NATNone: 0}[spec.Network.NAT]
 			for typ, want := range map[string]int{
-				"llmsandbox:index:Sandbox":         1,
+				sandbox.TypeToken:                  1,
 				"llmsandbox:network:Network":       1,
 				"llmsandbox:keys:KeyStore":         1,
 				"aws:ec2/vpc:Vpc":                  1,
@@ -201,7 +202,7 @@ func TestMainReadsEngineConfig(t *testing.T) {
 	if err := m.Run(Project, "history", values, Main); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := m.ByName("llmsandbox:index:Sandbox", "history"); !ok {
+	if _, ok := m.ByName(sandbox.TypeToken, "history"); !ok {
 		t.Error("no sandbox named after the department")
 	}
 	if n := len(m.ByType("aws:ec2/natGateway:NatGateway")); n != 2 {
@@ -216,8 +217,28 @@ func TestMainRejectsInvalidConfig(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "stacks/Pulumi.history.yaml: department: must be a lowercase DNS label") {
 		t.Errorf("got %v", err)
 	}
-	if len(m.ByType("llmsandbox:index:Sandbox")) != 0 {
+	if len(m.ByType(sandbox.TypeToken)) != 0 {
 		t.Error("an invalid stack registered resources")
+	}
+}
+
+// `pulumi up` by hand runs the checks across departments too: a stack whose range overlaps
+// another stack file's fails before anything is registered, naming both files.
+func TestMainChecksTheOtherStackFiles(t *testing.T) {
+	values := config.Values{
+		"aws:region":             "ca-central-1",
+		"llm-sandbox:department": "history",
+		"llm-sandbox:network":    `{"cidr":"10.20.128.0/20"}`,
+		"llm-sandbox:pools":      `{"gpu":{"models":["llama3.1:8b"]}}`,
+	}
+	m := mockaws.New("ca-central-1")
+	err := m.Run(Project, "history", values, Main)
+	want := "stacks/Pulumi.history.yaml: network.cidr: overlaps 10.20.0.0/16 of stacks/Pulumi.chemistry.yaml (got 10.20.128.0/20)"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("got %v, want %q", err, want)
+	}
+	if len(m.ByType("llmsandbox:index:Sandbox")) != 0 {
+		t.Error("a stack that clashes with another registered resources")
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"text/template"
 
+	"github.com/llm-sandbox/llm-sandbox/internal/rules"
 	"github.com/llm-sandbox/llm-sandbox/node"
 )
 
@@ -27,8 +28,6 @@ var templates = template.Must(template.New("").Funcs(template.FuncMap{"indent": 
 // and hex digests never need more.
 var shellSafe = regexp.MustCompile(`^[A-Za-z0-9._~:/?#\[\]@!$&()*+,;=%-]*$`)
 
-var sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
-
 // Render returns the #cloud-config user data for a node with the given config, whose agent is
 // fetched from agent (the URL of the binary in the artifacts bucket and its SHA-256).
 func Render(cfg *node.Config, agent node.Artifact) (string, error) {
@@ -42,7 +41,7 @@ func Render(cfg *node.Config, agent node.Artifact) (string, error) {
 	if !strings.HasPrefix(agent.URL, "https://") || !shellSafe.MatchString(agent.URL) || strings.Contains(agent.URL, "'") {
 		return "", fmt.Errorf("render user data: agent URL must be a plain https URL (got %q)", agent.URL)
 	}
-	if !sha256Hex.MatchString(agent.SHA256) {
+	if !rules.IsSHA256Hex(agent.SHA256) {
 		return "", fmt.Errorf("render user data: agent SHA-256 must be 64 lowercase hex digits (got %q)", agent.SHA256)
 	}
 	parts := struct {

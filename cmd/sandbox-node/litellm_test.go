@@ -13,8 +13,8 @@ import (
 	"testing"
 
 	"github.com/llm-sandbox/llm-sandbox/node"
-	"github.com/llm-sandbox/llm-sandbox/node/fakeaws"
-	"github.com/llm-sandbox/llm-sandbox/node/fakelitellm"
+	"github.com/llm-sandbox/llm-sandbox/node/awstest"
+	"github.com/llm-sandbox/llm-sandbox/node/litellmtest"
 	"github.com/llm-sandbox/llm-sandbox/versions"
 )
 
@@ -24,7 +24,7 @@ const (
 )
 
 // venvRunner stands in for python3 and pip, which would install ~170 MB of real wheels: `python3
-// -m venv` lays out a venv whose bin/litellm runs this test binary as fakelitellm, and `pip
+// -m venv` lays out a venv whose bin/litellm runs this test binary as the litellmtest fake, and `pip
 // install` must be pointed at the extracted wheelhouse (--no-index --find-links) and mark the
 // venv installed. Everything else, `env ... litellm --version` included, really runs.
 type venvRunner struct {
@@ -43,7 +43,7 @@ func (r *venvRunner) Run(ctx context.Context, name string, args ...string) ([]by
 		if err := os.MkdirAll(bin, 0o755); err != nil {
 			return nil, err
 		}
-		script := "#!/bin/sh\nexport " + fakelitellm.EnvExec + "=1 " + fakelitellm.EnvVersion + "=" + versions.LiteLLM.Version + "\n" +
+		script := "#!/bin/sh\nexport " + litellmtest.EnvExec + "=1 " + litellmtest.EnvVersion + "=" + versions.LiteLLM.Version + "\n" +
 			"[ -e '" + filepath.Join(args[2], "installed") + "' ] || { echo 'No module named litellm' >&2; exit 1; }\n" +
 			"exec '" + r.exe + "' \"$@\"\n"
 		return nil, os.WriteFile(filepath.Join(bin, "litellm"), []byte(script), 0o755)
@@ -94,7 +94,7 @@ func newLiteFakes(t *testing.T) *liteFakes {
 		tarFile{"./uvicorn-0.54.0-py3-none-any.whl", "wheel", 0o644},
 	)
 	f := &liteFakes{
-		nodeFakes: newNodeFakes(t, &fakeaws.IMDS{InstanceID: "i-0fedcba9876543210", Group: "chemistry-gateway", Region: "ca-central-1"}, wheelhouse, node.LiteLLMPidFile),
+		nodeFakes: newNodeFakes(t, &awstest.IMDS{InstanceID: "i-0fedcba9876543210", Group: "chemistry-gateway", Region: "ca-central-1"}, wheelhouse, node.LiteLLMPidFile),
 		runner:    &venvRunner{exe: exe},
 	}
 	f.sm.Put(secretArn, masterKey)
@@ -102,7 +102,6 @@ func newLiteFakes(t *testing.T) *liteFakes {
 		"role": "litellm", "department": "chemistry", "pool": "gateway", "region": "ca-central-1",
 		"lifecycle": map[string]any{"hook": "llm-sandbox-launch", "heartbeatSeconds": 600},
 		"litellm": map[string]any{
-			"version":            versions.LiteLLM.Version,
 			"wheelhouse":         map[string]any{"url": f.artifactURL + "/litellm-wheelhouse.tar.zst", "sha256": sha(wheelhouse)},
 			"port":               f.port,
 			"workers":            2,
@@ -124,7 +123,7 @@ func TestLiteLLMBootstrapReadyThenRerun(t *testing.T) {
 	if r.code != exitReady {
 		t.Fatalf("exit %d, want 0\nstderr:\n%s", r.code, r.stderr)
 	}
-	wantCalls(t, f.asg, fakeaws.Call{Group: "chemistry-gateway", Hook: "llm-sandbox-launch", InstanceID: "i-0fedcba9876543210", Result: "CONTINUE"})
+	wantCalls(t, f.asg, awstest.Call{Group: "chemistry-gateway", Hook: "llm-sandbox-launch", InstanceID: "i-0fedcba9876543210", Result: "CONTINUE"})
 	for _, step := range []string{"install", "user", "secret", "configure", "start", "lifecycle"} {
 		if !strings.Contains(r.stderr, "\nstep "+step+": start\n") || !strings.Contains(r.stderr, "\nstep "+step+": ok") {
 			t.Errorf("stderr lacks step %s start/ok", step)
@@ -184,7 +183,7 @@ func TestLiteLLMMissingSecretExits1AndAbandons(t *testing.T) {
 	if !strings.Contains(r.stderr, "step secret: failed: ") || !strings.Contains(r.stderr, "ResourceNotFoundException") {
 		t.Errorf("stderr lacks the failed step:\n%s", r.stderr)
 	}
-	wantCalls(t, f.asg, fakeaws.Call{Group: "chemistry-gateway", Hook: "llm-sandbox-launch", InstanceID: "i-0fedcba9876543210", Result: "ABANDON"})
+	wantCalls(t, f.asg, awstest.Call{Group: "chemistry-gateway", Hook: "llm-sandbox-launch", InstanceID: "i-0fedcba9876543210", Result: "ABANDON"})
 	if _, err := os.Stat(filepath.Join(f.root, node.LiteLLMPidFile)); err == nil {
 		t.Errorf("LiteLLM was started without its key")
 	}
@@ -193,13 +192,13 @@ func TestLiteLLMMissingSecretExits1AndAbandons(t *testing.T) {
 func TestLiteLLMInvalidConfigExits2AndAbandons(t *testing.T) {
 	f := newLiteFakes(t)
 	f.cfg["litellm"].(map[string]any)["numRetries"] = 3
-	f.cfg["litellm"].(map[string]any)["version"] = "1.82.8"
+	f.cfg["litellm"].(map[string]any)["workers"] = 0
 	f.writeConfig(t)
 	r := f.bootstrap(t, f.runner)
 	if r.code != exitUsage {
 		t.Fatalf("exit %d, want 2\nstderr:\n%s", r.code, r.stderr)
 	}
-	for _, want := range []string{"litellm.numRetries: must be 0 or 1", "litellm.version: must never be 1.82.8"} {
+	for _, want := range []string{"litellm.numRetries: must be 0 or 1", "litellm.workers: must be 1-64"} {
 		if !strings.Contains(r.stderr, want) {
 			t.Errorf("stderr does not say %q:\n%s", want, r.stderr)
 		}
@@ -207,5 +206,5 @@ func TestLiteLLMInvalidConfigExits2AndAbandons(t *testing.T) {
 	if f.artifactHits() != 0 || len(f.runner.matching("")) != 0 {
 		t.Errorf("an invalid config still installed something")
 	}
-	wantCalls(t, f.asg, fakeaws.Call{Group: "chemistry-gateway", Hook: "llm-sandbox-launch", InstanceID: "i-0fedcba9876543210", Result: "ABANDON"})
+	wantCalls(t, f.asg, awstest.Call{Group: "chemistry-gateway", Hook: "llm-sandbox-launch", InstanceID: "i-0fedcba9876543210", Result: "ABANDON"})
 }

@@ -22,6 +22,7 @@ import (
 	"syscall"
 
 	"github.com/llm-sandbox/llm-sandbox/node"
+	"github.com/llm-sandbox/llm-sandbox/versions"
 )
 
 // Exit codes cloud-init, systemd and tests rely on.
@@ -48,7 +49,10 @@ Commands:
   bootstrap   install, configure and verify this node's role (ollama or litellm), then
               complete the Auto Scaling launch lifecycle action (CONTINUE, or
               ABANDON on any failure); safe to run again on a ready node
-  version     print the agent's version
+  version     print the agent's version and the releases it pins: the LiteLLM a
+              gateway node installs (from the hash-locked requirements built into
+              the agent) and the Ollama release the program pins (a pool node
+              installs the release its node config names)
 
 Exit codes: 0 ready (CONTINUE sent, or no lifecycle action pending), 1 bootstrap
 failed (ABANDON sent or attempted), 2 usage error or unreadable/invalid config.
@@ -104,7 +108,7 @@ func run(ctx context.Context, e env, args []string) int {
 		fmt.Fprint(e.stdout, usage)
 		return exitReady
 	case "version", "--version":
-		fmt.Fprintf(e.stdout, "sandbox-node %s (%s %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		printVersion(e.stdout)
 		return exitReady
 	case "bootstrap":
 		return runBootstrap(ctx, e, args[1:])
@@ -162,6 +166,15 @@ func runBootstrap(ctx context.Context, e env, args []string) int {
 		return exitFailed
 	}
 	return exitReady
+}
+
+// printVersion prints the agent's build and the releases it pins. The node config names no
+// LiteLLM version, so this is where an operator learns which LiteLLM a gateway node gets.
+func printVersion(w io.Writer) {
+	fmt.Fprintf(w, "sandbox-node %s (%s %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	fmt.Fprintf(w, "litellm %s (installed from the embedded lock %s, sha256 %s)\n",
+		versions.LiteLLM.Version, versions.LiteLLM.Lock, node.LiteLLMLockSHA256())
+	fmt.Fprintf(w, "ollama %s (pinned release; a pool node installs the release its node config names)\n", versions.Ollama.Version)
 }
 
 // abandonInvalidConfig ABANDONs the launch when the config cannot be used but still names its

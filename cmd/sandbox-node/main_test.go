@@ -21,9 +21,10 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/llm-sandbox/llm-sandbox/node"
-	"github.com/llm-sandbox/llm-sandbox/node/fakeaws"
-	"github.com/llm-sandbox/llm-sandbox/node/fakelitellm"
-	"github.com/llm-sandbox/llm-sandbox/node/fakeollama"
+	"github.com/llm-sandbox/llm-sandbox/node/awstest"
+	"github.com/llm-sandbox/llm-sandbox/node/litellmtest"
+	"github.com/llm-sandbox/llm-sandbox/node/ollamatest"
+	"github.com/llm-sandbox/llm-sandbox/versions"
 )
 
 // TestMain lets this test binary stand in for the ollama and litellm executables: the release
@@ -31,10 +32,10 @@ import (
 // litellm tests' venv a bin/litellm script that execs it with FAKE_LITELLM_EXEC=1.
 func TestMain(m *testing.M) {
 	if os.Getenv("FAKE_OLLAMA_EXEC") == "1" {
-		os.Exit(fakeollama.Main(os.Args[1:], os.Stdout, os.Stderr))
+		os.Exit(ollamatest.Main(os.Args[1:], os.Stdout, os.Stderr))
 	}
-	if os.Getenv(fakelitellm.EnvExec) == "1" {
-		os.Exit(fakelitellm.Main(os.Args[1:], os.Stdout, os.Stderr))
+	if os.Getenv(litellmtest.EnvExec) == "1" {
+		os.Exit(litellmtest.Main(os.Args[1:], os.Stdout, os.Stderr))
 	}
 	os.Exit(m.Run())
 }
@@ -87,6 +88,17 @@ func TestHelpAndVersion(t *testing.T) {
 	if r.code != exitReady || !strings.HasPrefix(r.stdout, "sandbox-node dev (go") {
 		t.Errorf("version: exit %d, %q", r.code, r.stdout)
 	}
+	// The node config names no LiteLLM version: the version command is where the pins show,
+	// with the hash a gateway node records for the lock it installed.
+	lockSum := sha256.Sum256([]byte(versions.LiteLLMRequirements))
+	for _, want := range []string{
+		"\nlitellm " + versions.LiteLLM.Version + " (installed from the embedded lock litellm-requirements.txt, sha256 " + hex.EncodeToString(lockSum[:]) + ")\n",
+		"\nollama " + versions.Ollama.Version + " (",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("version does not report %q:\n%s", want, r.stdout)
+		}
+	}
 }
 
 func TestUsageErrorsExit2(t *testing.T) {
@@ -105,8 +117,8 @@ func TestUsageErrorsExit2(t *testing.T) {
 type nodeFakes struct {
 	root, console, config string
 	port                  int
-	asg                   *fakeaws.AutoScaling
-	sm                    *fakeaws.SecretsManager
+	asg                   *awstest.AutoScaling
+	sm                    *awstest.SecretsManager
 	artifactURL           string
 	artifactHits          func() int
 	cfg                   map[string]any
@@ -114,7 +126,7 @@ type nodeFakes struct {
 
 // newNodeFakes starts the fakes for the instance meta describes, serving artifact, and stops
 // the server the agent leaves running (its pid file under the root) when the test ends.
-func newNodeFakes(t *testing.T, meta *fakeaws.IMDS, artifact []byte, pidFile string) *nodeFakes {
+func newNodeFakes(t *testing.T, meta *awstest.IMDS, artifact []byte, pidFile string) *nodeFakes {
 	t.Helper()
 	f := &nodeFakes{root: t.TempDir()}
 	dir := t.TempDir()
@@ -125,7 +137,7 @@ func newNodeFakes(t *testing.T, meta *fakeaws.IMDS, artifact []byte, pidFile str
 	f.config = filepath.Join(dir, "node.json")
 	files, hits := countingServer(t, artifact)
 	f.artifactURL, f.artifactHits = files.URL, hits
-	f.asg, f.sm = fakeaws.Serve(t, meta)
+	f.asg, f.sm = awstest.Serve(t, meta)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -195,7 +207,7 @@ func tarZst(t *testing.T, files ...tarFile) []byte {
 }
 
 // release builds a tar.zst with the real release's layout whose bin/ollama runs this test
-// binary as fakeollama.
+// binary as ollamatest.
 func release(t *testing.T) []byte {
 	t.Helper()
 	exe, err := os.Executable()
@@ -210,7 +222,7 @@ func release(t *testing.T) []byte {
 func newFakes(t *testing.T) *nodeFakes {
 	t.Helper()
 	archive := release(t)
-	f := newNodeFakes(t, &fakeaws.IMDS{InstanceID: "i-0123456789abcdef0", Group: "chemistry-default", Region: "eu-west-1"}, archive, node.OllamaPidFile)
+	f := newNodeFakes(t, &awstest.IMDS{InstanceID: "i-0123456789abcdef0", Group: "chemistry-default", Region: "eu-west-1"}, archive, node.OllamaPidFile)
 	f.cfg = map[string]any{
 		"role": "ollama", "department": "chemistry", "pool": "cpu", "region": "eu-west-1",
 		"lifecycle": map[string]any{"hook": "chemistry-cpu-launch"},
@@ -226,21 +238,21 @@ func newFakes(t *testing.T) *nodeFakes {
 }
 
 // ollamaCounts asks the running fake Ollama how often it was called.
-func (f *nodeFakes) ollamaCounts(t *testing.T) fakeollama.Counts {
+func (f *nodeFakes) ollamaCounts(t *testing.T) ollamatest.Counts {
 	t.Helper()
 	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/fake/counts", f.port))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var c fakeollama.Counts
+	var c ollamatest.Counts
 	if err := json.NewDecoder(resp.Body).Decode(&c); err != nil {
 		t.Fatal(err)
 	}
 	return c
 }
 
-func wantCalls(t *testing.T, asg *fakeaws.AutoScaling, want ...fakeaws.Call) {
+func wantCalls(t *testing.T, asg *awstest.AutoScaling, want ...awstest.Call) {
 	t.Helper()
 	if got := asg.Calls(); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("CompleteLifecycleAction calls = %+v\nwant %+v", got, want)
@@ -255,7 +267,7 @@ func TestBootstrapReadyThenRerun(t *testing.T) {
 	}
 	// Exactly one CONTINUE, for this instance, with the hook from the config and the group
 	// from the instance's tag.
-	wantCalls(t, f.asg, fakeaws.Call{Group: "chemistry-default", Hook: "chemistry-cpu-launch", InstanceID: "i-0123456789abcdef0", Result: "CONTINUE"})
+	wantCalls(t, f.asg, awstest.Call{Group: "chemistry-default", Hook: "chemistry-cpu-launch", InstanceID: "i-0123456789abcdef0", Result: "CONTINUE"})
 	for _, step := range []string{"gpu", "install", "user", "configure", "start", "models", "preload", "resident", "lifecycle"} {
 		if !strings.Contains(r.stderr, "\nstep "+step+": start\n") || !strings.Contains(r.stderr, "\nstep "+step+": ok") {
 			t.Errorf("stderr lacks step %s start/ok", step)
@@ -304,7 +316,7 @@ func TestBadChecksumExits1AndAbandons(t *testing.T) {
 	if n := f.artifactHits(); n != 1 {
 		t.Errorf("release requested %d times, want 1 (no retry on a bad checksum)", n)
 	}
-	wantCalls(t, f.asg, fakeaws.Call{Group: "chemistry-default", Hook: "chemistry-cpu-launch", InstanceID: "i-0123456789abcdef0", Result: "ABANDON"})
+	wantCalls(t, f.asg, awstest.Call{Group: "chemistry-default", Hook: "chemistry-cpu-launch", InstanceID: "i-0123456789abcdef0", Result: "ABANDON"})
 }
 
 func TestInvalidConfigExits2AndAbandons(t *testing.T) {
@@ -321,7 +333,7 @@ func TestInvalidConfigExits2AndAbandons(t *testing.T) {
 	if f.artifactHits() != 0 {
 		t.Errorf("an invalid config still downloaded the release")
 	}
-	wantCalls(t, f.asg, fakeaws.Call{Group: "chemistry-default", Hook: "chemistry-cpu-launch", InstanceID: "i-0123456789abcdef0", Result: "ABANDON"})
+	wantCalls(t, f.asg, awstest.Call{Group: "chemistry-default", Hook: "chemistry-cpu-launch", InstanceID: "i-0123456789abcdef0", Result: "ABANDON"})
 }
 
 func TestUnreadableConfigExits2(t *testing.T) {

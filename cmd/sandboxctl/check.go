@@ -10,34 +10,29 @@ import (
 )
 
 func runCheck(e env, projectFlag string, args []string) int {
+	return exit(e, "check", check(e, projectFlag, args))
+}
+
+func check(e env, projectFlag string, args []string) error {
 	fs := flagSet(e, "check", "check [STACK...] [--format text|json] [--list]",
 		"Renders each STACK offline (as plan does) and runs the security, privacy and reliability\n"+
 			"rules of package policy over it. With no STACK, every stack is checked. --list prints\n"+
 			"the rules. Exit 0 no findings, 1 findings or an invalid stack file, 2 usage error.")
 	format := formatFlag(fs)
 	list := fs.Bool("list", false, "list the rules and exit")
-	stacks, err := parseFlags(fs, args)
+	named, err := parseArgs(fs, args, format)
 	if err != nil {
-		return flagExit(fs, e, err)
-	}
-	if code := checkFormat(e, "check", *format); code != exitOK {
-		return code
+		return err
 	}
 	if *list {
 		for _, r := range policy.Rules() {
 			fmt.Fprintf(e.stdout, "%-32s %s\n", r.ID, r.Summary)
 		}
-		return exitOK
+		return nil
 	}
-	project, all, code := projectStacks(e, projectFlag, "check")
-	if code != exitOK {
-		return code
-	}
-	if len(stacks) == 0 {
-		stacks = all
-	}
-	if code := checkKnown(e, "check", stacks, all); code != exitOK {
-		return code
+	sa, err := findStacks(e, projectFlag, named, true)
+	if err != nil {
+		return err
 	}
 	type result struct {
 		Stack    string           `json:"stack"`
@@ -45,19 +40,15 @@ func runCheck(e env, projectFlag string, args []string) int {
 	}
 	var results []result
 	failed := false
-	for _, s := range stacks {
-		spec, err := config.Load(project, s)
+	for _, s := range sa.named {
+		spec, err := config.LoadChecked(sa.project, s)
 		if err != nil {
-			for _, p := range asProblems(s, err) {
-				fmt.Fprintln(e.stderr, p)
-			}
-			return exitInvalid
+			return asProblems(s, err)
 		}
 		fmt.Fprintf(e.stderr, "checking %s...\n", s)
-		plan, err := program.PlanStack(spec, project)
+		plan, err := program.PlanStack(spec, sa.project)
 		if err != nil {
-			fmt.Fprintf(e.stderr, "sandboxctl check: %v\n", err)
-			return exitInvalid
+			return err
 		}
 		findings := plan.Check()
 		if findings == nil {
@@ -80,7 +71,7 @@ func runCheck(e env, projectFlag string, args []string) int {
 		}
 	}
 	if failed {
-		return exitInvalid
+		return errReported
 	}
-	return exitOK
+	return nil
 }

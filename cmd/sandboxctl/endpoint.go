@@ -7,13 +7,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
+	"os"
 	"os/exec"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/llm-sandbox/llm-sandbox/program"
@@ -25,7 +26,14 @@ const endpointLookupTimeout = 2 * time.Minute
 // secretAccessHelp says how to let the command read the master key, for the exit-2 message.
 const secretAccessHelp = `Reading the key needs AWS credentials allowed secretsmanager:GetSecretValue on the secret
 (and kms:Decrypt on its key), given the usual way: AWS_PROFILE, AWS_ACCESS_KEY_ID and
-AWS_SECRET_ACCESS_KEY, SSO or an instance role. Or pass --url and --key instead of STACK.`
+AWS_SECRET_ACCESS_KEY, SSO or an instance role. Or pass --url (the key in ` + apiKeyEnv + ` or --key)
+instead of STACK.`
+
+// apiKeyEnv is the environment variable the API key is read from when --url is given without
+// --key: a key on the command line shows in ps and in the shell's history, one in the
+// environment does not. OPENAI_API_KEY is deliberately not read: it usually holds a key for
+// another service, which verify would send to this endpoint.
+const apiKeyEnv = "SANDBOX_API_KEY"
 
 // endpointFlags are --url and --key, which name an endpoint when no STACK does.
 type endpointFlags struct {
@@ -35,7 +43,8 @@ type endpointFlags struct {
 func addEndpointFlags(fs *flag.FlagSet) endpointFlags {
 	return endpointFlags{
 		url: fs.String("url", "", "the endpoint's base `URL` (the stack output endpointUrl; a trailing /v1 is accepted); required unless STACK is given"),
-		key: fs.String("key", "", "the API `key` (the gateway's master key); required unless STACK is given"),
+		key: fs.String("key", "", "the API `key` (the gateway's master key) for --url; without it the key is read from "+
+			"the environment variable "+apiKeyEnv+", which keeps it out of ps and the shell's history"),
 	}
 }
 
@@ -46,30 +55,34 @@ type endpoint struct {
 
 // resolveEndpoint returns the endpoint named either by --url and --key or by the one STACK in
 // positional, whose outputs endpointUrl and masterKeySecretArn it reads with the Pulumi CLI
-// and Secrets Manager. It prints why not and returns exitUsage when it cannot.
-func resolveEndpoint(e env, projectFlag, cmd string, positional []string, f endpointFlags) (endpoint, int) {
-	usageErr := func(format string, args ...any) (endpoint, int) {
-		fmt.Fprintf(e.stderr, "sandboxctl %s: "+format+"\n", append([]any{cmd}, args...)...)
-		return endpoint{}, exitUsage
+// and Secrets Manager. When it cannot, it says why with a usage error.
+func resolveEndpoint(e env, projectFlag string, positional []string, f endpointFlags) (endpoint, error) {
+	usageErr := func(format string, args ...any) (endpoint, error) {
+		return endpoint{}, usagef(format, args...)
 	}
 	switch {
 	case len(positional) > 1:
 		return usageErr("want at most one STACK (got %d: %s)", len(positional), strings.Join(positional, " "))
 	case len(positional) == 1 && (*f.url != "" || *f.key != ""):
-		return usageErr("give STACK or --url and --key, not both")
-	case len(positional) == 0 && (*f.url == "" || *f.key == ""):
-		return usageErr("want STACK, or both --url and --key")
+		return usageErr("give STACK or --url (with --key or %s), not both", apiKeyEnv)
 	case len(positional) == 0:
+		key, keySource := *f.key, "--key"
+		if key == "" {
+			key, keySource = os.Getenv(apiKeyEnv), apiKeyEnv
+		}
+		if *f.url == "" || key == "" {
+			return usageErr("want STACK, or --url with the key in %s (or --key)", apiKeyEnv)
+		}
 		if !strings.HasPrefix(*f.url, "http://") && !strings.HasPrefix(*f.url, "https://") {
 			return usageErr("--url must start with http:// or https:// (got %q)", *f.url)
 		}
-		return endpoint{url: *f.url, key: *f.key, source: "--url and --key"}, exitOK
+		return endpoint{url: *f.url, key: key, source: "--url and " + keySource}, nil
 	}
 
 	stack := positional[0]
 	pulumi, err := exec.LookPath("pulumi")
 	if err != nil {
-		return usageErr("the pulumi CLI is not installed (no pulumi on PATH): install it to read stack %s's outputs, or pass --url and --key instead of STACK", stack)
+		return usageErr("the pulumi CLI is not installed (no pulumi on PATH): install it to read stack %s's outputs, or pass --url (the key in %s or --key) instead of STACK", stack, apiKeyEnv)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), endpointLookupTimeout)
 	defer cancel()
@@ -94,11 +107,7 @@ func resolveEndpoint(e env, projectFlag, cmd string, positional []string, f endp
 	url, _ := outputs["endpointUrl"].(string)
 	arn, _ := outputs["masterKeySecretArn"].(string)
 	if url == "" || arn == "" {
-		names := make([]string, 0, len(outputs))
-		for k := range outputs {
-			names = append(names, k)
-		}
-		sort.Strings(names)
+		names := slices.Sorted(maps.Keys(outputs))
 		return usageErr("stack %s has no endpointUrl or masterKeySecretArn output (outputs: %s): has it been deployed with `pulumi up`?",
 			stack, strings.Join(names, ", "))
 	}
@@ -106,7 +115,7 @@ func resolveEndpoint(e env, projectFlag, cmd string, positional []string, f endp
 	if err != nil {
 		return usageErr("stack %s: read the master key: %v\n%s", stack, err, secretAccessHelp)
 	}
-	return endpoint{url: url, key: key, source: fmt.Sprintf("stack %s (endpointUrl, master key from %s)", stack, arn)}, exitOK
+	return endpoint{url: url, key: key, source: fmt.Sprintf("stack %s (endpointUrl, master key from %s)", stack, arn)}, nil
 }
 
 // masterKey reads the secret's string value with the standard AWS credential chain, in the
@@ -117,7 +126,7 @@ func masterKey(ctx context.Context, arn string) (string, error) {
 	if len(parts) < 7 || parts[0] != "arn" || parts[2] != "secretsmanager" || parts[3] == "" {
 		return "", fmt.Errorf("masterKeySecretArn %q is not a Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>)", arn)
 	}
-	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(parts[3]))
+	cfg, err := loadAWSConfig(ctx, parts[3])
 	if err != nil {
 		return "", fmt.Errorf("load the AWS configuration: %w", err)
 	}

@@ -5,16 +5,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/llm-sandbox/llm-sandbox/config"
+	"github.com/llm-sandbox/llm-sandbox/internal/rules"
 )
 
 // The ranges an ephemeral copy takes its VPC from unless --cidr names one: 10.X.0.0/16 for X in
@@ -64,23 +66,20 @@ func (c *cidrList) String() string {
 func (c *cidrList) Set(v string) error {
 	var p netip.Prefix
 	if strings.Contains(v, "/") {
-		pfx, err := netip.ParsePrefix(v)
-		if err != nil || !pfx.Addr().Is4() {
-			return fmt.Errorf("want an IPv4 CIDR such as 203.0.113.7/32 or an IPv4 address")
-		}
-		if pfx.Masked() != pfx {
-			return fmt.Errorf("has host bits set (did you mean %s?)", pfx.Masked())
+		pfx, problem := rules.IPv4CIDR(v)
+		if problem != "" {
+			return errors.New(problem)
 		}
 		p = pfx
 	} else {
 		addr, err := netip.ParseAddr(v)
 		if err != nil || !addr.Is4() {
-			return fmt.Errorf("want an IPv4 CIDR such as 203.0.113.7/32 or an IPv4 address")
+			return fmt.Errorf("must be an IPv4 CIDR such as 203.0.113.7/32 or an IPv4 address (got %q)", v)
 		}
 		p = netip.PrefixFrom(addr, 32)
 	}
-	if p.Bits() == 0 {
-		return fmt.Errorf("admits the whole internet; an ephemeral copy admits named ranges only")
+	if _, problem := rules.WideAllowList(append(slices.Clone(*c), p)); problem != "" {
+		return fmt.Errorf("%s; an ephemeral copy admits named ranges only", problem)
 	}
 	*c = append(*c, p)
 	return nil
@@ -92,6 +91,39 @@ func runEphemeral(e env, projectFlag string, args []string) int {
 
 // ephemeral is the command with its clock passed in, so tests can fix ExpiresAt.
 func ephemeral(e env, projectFlag string, args []string, now func() time.Time) int {
+	return exit(e, "ephemeral", writeEphemeral(e, projectFlag, args, now))
+}
+
+// writeEphemeral parses the arguments, plans the copy, writes and validates it, and reports it.
+func writeEphemeral(e env, projectFlag string, args []string, now func() time.Time) error {
+	opts, err := parseEphemeral(e, args)
+	if err != nil {
+		return err
+	}
+	p, err := planEphemeral(e, projectFlag, opts, now)
+	if err != nil {
+		return err
+	}
+	spec, err := p.write()
+	if err != nil {
+		return err
+	}
+	return reportEphemeral(e, p, spec)
+}
+
+// ephemeralOptions are ephemeral's arguments, checked.
+type ephemeralOptions struct {
+	template, name string
+	ttl            time.Duration
+	cidr           netip.Prefix // the zero Prefix unless --cidr named one
+	zone, domain   string
+	allow          cidrList
+	force          bool
+	format         string
+}
+
+// parseEphemeral parses and checks the arguments; every mistake is a usage error.
+func parseEphemeral(e env, args []string) (ephemeralOptions, error) {
 	fs := flagSet(e, "ephemeral", "ephemeral TEMPLATE --name NAME [--ttl D] [--cidr CIDR]\n"+
 		"         [--hosted-zone-id ZONE --domain DOMAIN --allow-cidr CIDR...] [--force] [--format text|json]",
 		"Writes stacks/Pulumi.<NAME>.yaml, an ephemeral copy of stacks/Pulumi.<TEMPLATE>.yaml for a\n"+
@@ -117,145 +149,153 @@ func ephemeral(e env, projectFlag string, args []string, now func() time.Time) i
 			`{"stack", "template", "file", "cidr", "access", "hostname", "hostedZoneId", "certificate",`+"\n"+
 			` "endpoint", "allowedCidrs", "expiresAt", "warnings"}. Never commit the file.`+"\n"+
 			"Exit 0 written, 1 the copy is invalid (nothing left behind), 2 usage error.")
-	name := fs.String("name", "", "the new stack and department `NAME` (required), e.g. eph-<run id>")
-	ttl := fs.Duration("ttl", 0, "how long to keep the stack: ExpiresAt is now + `D`, a Go duration such as 4h; 0 (the default) means now")
+	var o ephemeralOptions
+	fs.StringVar(&o.name, "name", "", "the new stack and department `NAME` (required), e.g. eph-<run id>")
+	fs.DurationVar(&o.ttl, "ttl", 0, "how long to keep the stack: ExpiresAt is now + `D`, a Go duration such as 4h; 0 (the default) means now")
 	cidrFlag := fs.String("cidr", "", "the VPC `CIDR` (default: the first free 10.X.0.0/16, X 200..254)")
-	zone := fs.String("hosted-zone-id", "", "public Route 53 hosted `ZONE` id for the copy's hostname and certificate; needs --domain and --allow-cidr")
-	domain := fs.String("domain", "", "the zone's `DOMAIN`: the copy's hostname is NAME.DOMAIN; needs --hosted-zone-id")
-	var allow cidrList
-	fs.Var(&allow, "allow-cidr", "an IPv4 `CIDR` (or address, /32) admitted to the public copy; repeatable, required with --hosted-zone-id")
-	force := fs.Bool("force", false, "replace an existing ephemeral copy stacks/Pulumi.<NAME>.yaml")
+	fs.StringVar(&o.zone, "hosted-zone-id", "", "public Route 53 hosted `ZONE` id for the copy's hostname and certificate; needs --domain and --allow-cidr")
+	fs.StringVar(&o.domain, "domain", "", "the zone's `DOMAIN`: the copy's hostname is NAME.DOMAIN; needs --hosted-zone-id")
+	fs.Var(&o.allow, "allow-cidr", "an IPv4 `CIDR` (or address, /32) admitted to the public copy; repeatable, required with --hosted-zone-id")
+	fs.BoolVar(&o.force, "force", false, "replace an existing ephemeral copy stacks/Pulumi.<NAME>.yaml")
 	format := formatFlag(fs)
-	positional, err := parseFlags(fs, args)
+	positional, err := parseArgs(fs, args, format)
 	if err != nil {
-		return flagExit(fs, e, err)
+		return o, err
 	}
-	usageErr := func(msg string, args ...any) int {
-		fmt.Fprintf(e.stderr, "sandboxctl ephemeral: "+msg+"\n", args...)
-		return exitUsage
-	}
-
-	*domain = strings.TrimSuffix(*domain, ".")
-	var cidr netip.Prefix
+	o.format = *format
+	o.domain = strings.TrimSuffix(o.domain, ".")
 	switch {
 	case len(positional) != 1:
-		return usageErr("want exactly one TEMPLATE (got %d)", len(positional))
-	case *name == "":
-		return usageErr("--name is required (the new stack, e.g. eph-<run id>)")
-	case *name == positional[0]:
-		return usageErr("--name must differ from TEMPLATE (got %q for both)", *name)
-	case *format != "text" && *format != "json":
-		return usageErr("--format must be text or json (got %q)", *format)
-	case *ttl < 0:
-		return usageErr("--ttl must be 0 or more (got %s)", *ttl)
-	case *zone != "" && *domain == "":
-		return usageErr("--hosted-zone-id needs --domain, the zone's domain (the hostname is %s.DOMAIN)", *name)
-	case *zone == "" && *domain != "":
-		return usageErr("--domain needs --hosted-zone-id, the Route 53 zone that holds %s", *domain)
-	case *zone != "" && len(allow) == 0:
-		return usageErr("--hosted-zone-id needs at least one --allow-cidr (the ranges the public copy admits, e.g. the runner's address/32)")
-	case *zone == "" && len(allow) > 0:
-		return usageErr("--allow-cidr needs --hosted-zone-id and --domain (without them the template's access is kept)")
+		return o, usagef("want exactly one TEMPLATE (got %d)", len(positional))
+	case o.name == "":
+		return o, usagef("--name is required (the new stack, e.g. eph-<run id>)")
+	case o.name == positional[0]:
+		return o, usagef("--name must differ from TEMPLATE (got %q for both)", o.name)
+	case o.ttl < 0:
+		return o, usagef("--ttl must be 0 or more (got %s)", o.ttl)
+	case o.zone != "" && o.domain == "":
+		return o, usagef("--hosted-zone-id needs --domain, the zone's domain (the hostname is %s.DOMAIN)", o.name)
+	case o.zone == "" && o.domain != "":
+		return o, usagef("--domain needs --hosted-zone-id, the Route 53 zone that holds %s", o.domain)
+	case o.zone != "" && len(o.allow) == 0:
+		return o, usagef("--hosted-zone-id needs at least one --allow-cidr (the ranges the public copy admits, e.g. the runner's address/32)")
+	case o.zone == "" && len(o.allow) > 0:
+		return o, usagef("--allow-cidr needs --hosted-zone-id and --domain (without them the template's access is kept)")
 	}
-	if msg := config.DepartmentProblem(*name); msg != "" {
-		return usageErr("--name %s", msg)
+	o.template = positional[0]
+	if msg := config.DepartmentProblem(o.name); msg != "" {
+		return o, usagef("--name %s", msg)
 	}
 	if *cidrFlag != "" {
-		p, err := netip.ParsePrefix(*cidrFlag)
-		switch {
-		case err != nil || !p.Addr().Is4():
-			return usageErr("--cidr must be an IPv4 CIDR such as 10.200.0.0/16 (got %q)", *cidrFlag)
-		case p.Masked() != p:
-			return usageErr("--cidr has host bits set (got %s, did you mean %s?)", p, p.Masked())
+		p, problem := rules.IPv4CIDR(*cidrFlag)
+		if problem != "" {
+			return o, usagef("--cidr %s", problem)
 		}
-		cidr = p
+		o.cidr = p
 	}
+	return o, nil
+}
 
-	template := positional[0]
-	project, all, code := projectStacks(e, projectFlag, "ephemeral")
-	if code != exitOK {
-		return code
+// ephemeralPlan is the copy to write: where, from what, and the warnings so far.
+type ephemeralPlan struct {
+	opts     ephemeralOptions
+	stacks   stackArgs // the project and its stacks before the copy
+	file     string    // the copy's stack file, as config names it
+	path     string    // and on disk
+	edit     ephemeralEdit
+	warnings []string
+	stderr   io.Writer
+}
+
+// warn records a warning for the report and prints it now.
+func (p *ephemeralPlan) warn(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	p.warnings = append(p.warnings, msg)
+	fmt.Fprintf(p.stderr, "warning: %s\n", msg)
+}
+
+// planEphemeral checks the template and any existing copy against the project, and chooses the
+// copy's range and expiry.
+func planEphemeral(e env, projectFlag string, o ephemeralOptions, now func() time.Time) (*ephemeralPlan, error) {
+	sa, err := findStacks(e, projectFlag, []string{o.template}, false)
+	if err != nil {
+		return nil, err
 	}
-	if code := checkKnown(e, "ephemeral", []string{template}, all); code != exitOK {
-		return code
-	}
-	if *zone == "" {
+	if o.zone == "" {
 		// Such a template's certificate is one the program requests for its hostname in its zone;
 		// the copy may use neither, so it would have no certificate at all.
-		if t, err := config.Load(project, template); err == nil && t.Access.Mode == config.AccessPublic && t.Access.ManagedCertificate() {
-			return usageErr("%s is public with a certificate from its hosted zone, which a copy must not use: pass --hosted-zone-id, --domain and --allow-cidr for one of its own",
-				config.StackFile(template))
+		if t, err := config.Load(sa.project, o.template); err == nil && t.Access.Mode == config.AccessPublic && t.Access.ManagedCertificate() {
+			return nil, usagef("%s is public with a certificate from its hosted zone, which a copy must not use: pass --hosted-zone-id, --domain and --allow-cidr for one of its own",
+				config.StackFile(o.template))
 		}
 	}
-	file := config.StackFile(*name)
-	path := filepath.Join(project, filepath.FromSlash(file))
-	if contains(all, *name) {
-		if !*force {
-			return usageErr("%s already exists; pass --force to replace it (only an ephemeral copy is replaced)", file)
+	p := &ephemeralPlan{opts: o, stacks: sa, file: config.StackFile(o.name), stderr: e.stderr}
+	p.path = filepath.Join(sa.project, filepath.FromSlash(p.file))
+	if slices.Contains(sa.all, o.name) {
+		if !o.force {
+			return nil, usagef("%s already exists; pass --force to replace it (only an ephemeral copy is replaced)", p.file)
 		}
-		if !isEphemeralCopy(path) {
-			return usageErr("%s is not an ephemeral copy (no tag %s: \"true\"); --force replaces only those", file, ephemeralTag)
+		if !isEphemeralCopy(p.path) {
+			return nil, usagef("%s is not an ephemeral copy (no tag %s: \"true\"); --force replaces only those", p.file, ephemeralTag)
 		}
 	}
-
-	var warnings []string
-	warn := func(format string, args ...any) {
-		msg := fmt.Sprintf(format, args...)
-		warnings = append(warnings, msg)
-		fmt.Fprintf(e.stderr, "warning: %s\n", msg)
-	}
+	cidr := o.cidr
 	if !cidr.IsValid() {
-		taken, unreadable := takenRanges(project, all, *name)
+		taken, unreadable := takenRanges(sa.project, sa.all, o.name)
 		for _, f := range unreadable {
-			warn("%s does not load, so its network.cidr was not avoided", f)
+			p.warn("%s does not load, so its network.cidr was not avoided", f)
 		}
 		if cidr = freeEphemeralRange(taken); !cidr.IsValid() {
-			fmt.Fprintf(e.stderr, "sandboxctl ephemeral: every 10.X.0.0/16 for X %d..%d overlaps a stack file; pass --cidr\n",
+			return nil, fmt.Errorf("every 10.X.0.0/16 for X %d..%d overlaps a stack file; pass --cidr",
 				ephemeralFirstOctet, ephemeralLastOctet)
-			return exitInvalid
 		}
 	}
+	p.edit = ephemeralEdit{
+		stack: o.name, template: config.StackFile(o.template), cidr: cidr,
+		expiresAt: now().Add(o.ttl).UTC().Truncate(time.Second).Format(time.RFC3339),
+		zone:      o.zone, domain: o.domain, allow: o.allow,
+	}
+	return p, nil
+}
 
-	expiresAt := now().Add(*ttl).UTC().Truncate(time.Second).Format(time.RFC3339)
-	templateFile := config.StackFile(template)
-	data, err := os.ReadFile(filepath.Join(project, filepath.FromSlash(templateFile)))
+// write writes the copy and validates it as validate would, against every other stack file,
+// removing it again when it is invalid. It returns the copy's Spec.
+func (p *ephemeralPlan) write() (*config.Spec, error) {
+	data, err := os.ReadFile(filepath.Join(p.stacks.project, filepath.FromSlash(p.edit.template)))
 	if err != nil {
-		fmt.Fprintf(e.stderr, "sandboxctl ephemeral: %v\n", err)
-		return exitInvalid
+		return nil, err
 	}
-	copyData, err := ephemeralCopy(data, ephemeralEdit{
-		stack: *name, template: templateFile, cidr: cidr, expiresAt: expiresAt,
-		zone: *zone, domain: *domain, allow: allow,
-	})
+	copyData, err := ephemeralCopy(data, p.edit)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "sandboxctl ephemeral: %s: %v\n", templateFile, err)
-		return exitInvalid
+		return nil, fmt.Errorf("%s: %w", p.edit.template, err)
 	}
-	if err := writeFileAtomic(path, copyData); err != nil {
-		fmt.Fprintf(e.stderr, "sandboxctl ephemeral: write %s: %v\n", file, err)
-		return exitInvalid
+	if err := writeFileAtomic(p.path, copyData); err != nil {
+		return nil, fmt.Errorf("write %s: %w", p.file, err)
 	}
+	all := p.stacks.all
+	if !slices.Contains(all, p.opts.name) {
+		all = append(slices.Clone(all), p.opts.name)
+		slices.Sort(all)
+	}
+	results, specs, valid := validateStacks(p.stacks.project, all, []string{p.opts.name})
+	if valid {
+		return specs[p.opts.name], nil
+	}
+	if err := os.Remove(p.path); err != nil {
+		fmt.Fprintf(p.stderr, "sandboxctl ephemeral: remove the invalid %s: %v\n", p.file, err)
+	}
+	for _, pr := range results[0].Problems {
+		fmt.Fprintf(p.stderr, "%s: %s: %s\n", pr.File, pr.Path, pr.Message)
+	}
+	return nil, fmt.Errorf("the copy of %s is invalid (everything but department, network.cidr, access, gateway.deletionProtection and tags comes from the template); %s removed",
+		p.edit.template, p.file)
+}
 
-	// The copy is validated as validate would, against every other stack file.
-	if !contains(all, *name) {
-		all = append(all, *name)
-		sort.Strings(all)
-	}
-	results, specs, valid := validateStacks(project, all, []string{*name})
-	if !valid {
-		if err := os.Remove(path); err != nil {
-			fmt.Fprintf(e.stderr, "sandboxctl ephemeral: remove the invalid %s: %v\n", file, err)
-		}
-		for _, p := range results[0].Problems {
-			fmt.Fprintf(e.stderr, "%s: %s: %s\n", p.File, p.Path, p.Message)
-		}
-		fmt.Fprintf(e.stderr, "sandboxctl ephemeral: the copy of %s is invalid (everything but department, network.cidr, access, gateway.deletionProtection and tags comes from the template); %s removed\n",
-			templateFile, file)
-		return exitInvalid
-	}
-	spec := specs[*name]
+// reportEphemeral warns about a copy CI cannot reach and prints what was written.
+func reportEphemeral(e env, p *ephemeralPlan, spec *config.Spec) error {
+	o := p.opts
 	r := ephemeralResult{
-		Stack: *name, Template: template, File: file, CIDR: spec.Network.CIDR.String(),
+		Stack: o.name, Template: o.template, File: p.file, CIDR: spec.Network.CIDR.String(),
 		Access: string(spec.Access.Mode), Hostname: spec.Access.Hostname, HostedZoneID: spec.Access.HostedZoneID,
 		Certificate: spec.Access.CertificateARN, AllowedCIDRs: []string{}, ExpiresAt: spec.Tags[expiresAtTag],
 	}
@@ -265,27 +305,27 @@ func ephemeral(e env, projectFlag string, args []string, now func() time.Time) i
 	if spec.Access.Hostname != "" {
 		r.Endpoint = "https://" + spec.Access.Hostname
 	}
-	for _, p := range spec.Access.AllowedCIDRs {
-		r.AllowedCIDRs = append(r.AllowedCIDRs, p.String())
+	for _, a := range spec.Access.AllowedCIDRs {
+		r.AllowedCIDRs = append(r.AllowedCIDRs, a.String())
 	}
-	if *zone == "" {
+	if o.zone == "" {
 		if spec.Access.Mode == config.AccessPublic {
-			warn("%s keeps %s's certificate, which does not cover the load balancer's DNS name that is now its endpoint, so TLS clients refuse it; it admits only %s's allowedCidrs. For verify and loadtest from a CI runner pass --hosted-zone-id, --domain and --allow-cidr",
-				*name, template, template)
+			p.warn("%s keeps %s's certificate, which does not cover the load balancer's DNS name that is now its endpoint, so TLS clients refuse it; it admits only %s's allowedCidrs. For verify and loadtest from a CI runner pass --hosted-zone-id, --domain and --allow-cidr",
+				o.name, o.template, o.template)
 		} else {
-			warn("%s is internal: its endpoint is reachable only from inside its own new VPC, so verify and loadtest from a CI runner cannot reach it. For a public copy of its own pass --hosted-zone-id, --domain and --allow-cidr",
-				*name)
+			p.warn("%s is internal: its endpoint is reachable only from inside its own new VPC, so verify and loadtest from a CI runner cannot reach it. For a public copy of its own pass --hosted-zone-id, --domain and --allow-cidr",
+				o.name)
 		}
 	}
-	r.Warnings = append([]string{}, warnings...)
+	r.Warnings = append([]string{}, p.warnings...)
 
-	if *format == "json" {
+	if o.format == "json" {
 		out, _ := json.MarshalIndent(r, "", "  ")
 		fmt.Fprintln(e.stdout, string(out))
-		return exitOK
+		return nil
 	}
 	writeEphemeralText(e, r)
-	return exitOK
+	return nil
 }
 
 func writeEphemeralText(e env, r ephemeralResult) {
@@ -517,7 +557,7 @@ func setKey(m *yaml.Node, key string, v *yaml.Node) {
 // clearComments removes the comments of the given keys of mapping m and of their values.
 func clearComments(m *yaml.Node, keys ...string) {
 	for i := 0; i+1 < len(m.Content); i += 2 {
-		if contains(keys, m.Content[i].Value) {
+		if slices.Contains(keys, m.Content[i].Value) {
 			for _, n := range m.Content[i : i+2] {
 				n.HeadComment, n.LineComment, n.FootComment = "", "", ""
 			}

@@ -373,11 +373,12 @@ func TestEphemeralUsageErrors(t *testing.T) {
 		{[]string{"dev", "--name", "eph-1", "--domain", "ci.example.edu"}, "--domain needs --hosted-zone-id"},
 		{append([]string{"dev", "--name", "eph-1", "--domain", "ci.example.edu"}, zone...), "--hosted-zone-id needs at least one --allow-cidr"},
 		{[]string{"dev", "--name", "eph-1", "--allow-cidr", "203.0.113.7"}, "--allow-cidr needs --hosted-zone-id and --domain"},
-		{[]string{"dev", "--name", "eph-1", "--allow-cidr", "203.0.113.300"}, `invalid value "203.0.113.300" for flag -allow-cidr: want an IPv4 CIDR`},
-		{[]string{"dev", "--name", "eph-1", "--allow-cidr", "2001:db8::1"}, `invalid value "2001:db8::1" for flag -allow-cidr: want an IPv4 CIDR`},
-		{[]string{"dev", "--name", "eph-1", "--allow-cidr", "203.0.113.7/24"}, `for flag -allow-cidr: has host bits set (did you mean 203.0.113.0/24?)`},
+		{[]string{"dev", "--name", "eph-1", "--allow-cidr", "203.0.113.300"}, `invalid value "203.0.113.300" for flag -allow-cidr: must be an IPv4 CIDR`},
+		{[]string{"dev", "--name", "eph-1", "--allow-cidr", "2001:db8::1"}, `invalid value "2001:db8::1" for flag -allow-cidr: must be an IPv4 CIDR`},
+		{[]string{"dev", "--name", "eph-1", "--allow-cidr", "203.0.113.7/24"}, `for flag -allow-cidr: has host bits set (got 203.0.113.7/24, did you mean 203.0.113.0/24?)`},
 		{[]string{"dev", "--name", "eph-1", "--allow-cidr", "0.0.0.0/0"}, `for flag -allow-cidr: admits the whole internet`},
-		{[]string{"dev", "--name", "eph-1", "--cidr", "10.200.0.0"}, `--cidr must be an IPv4 CIDR such as 10.200.0.0/16 (got "10.200.0.0")`},
+		{[]string{"dev", "--name", "eph-1", "--allow-cidr", "0.0.0.0/1", "--allow-cidr", "128.0.0.0/1"}, `for flag -allow-cidr: `},
+		{[]string{"dev", "--name", "eph-1", "--cidr", "10.200.0.0"}, `--cidr must be an IPv4 CIDR such as 10.20.0.0/16 (got "10.200.0.0")`},
 		{[]string{"dev", "--name", "eph-1", "--cidr", "10.200.1.0/16"}, `--cidr has host bits set (got 10.200.1.0/16, did you mean 10.200.0.0/16?)`},
 	}
 	for _, c := range cases {
@@ -403,12 +404,11 @@ func TestEphemeralRemovesAnInvalidCopy(t *testing.T) {
 		args []string
 		want string
 	}{
-		// a's file sorts before eph-1's: the overlap is reported on the copy.
+		// Whichever file sorts first, the overlap is reported on the copy, naming the other.
 		{"overlaps an earlier file", []string{"dev", "--name", "eph-1", "--cidr", "10.150.0.0/16"},
 			"stacks/Pulumi.eph-1.yaml: network.cidr: overlaps 10.150.0.0/20 of stacks/Pulumi.a.yaml (got 10.150.0.0/16)"},
-		// z's sorts after it: config reports the overlap on z's file, naming the copy.
 		{"overlaps a later file", []string{"dev", "--name", "eph-1", "--cidr", "10.160.0.0/16"},
-			"stacks/Pulumi.z.yaml: network.cidr: overlaps 10.160.0.0/16 of stacks/Pulumi.eph-1.yaml (got 10.160.0.0/20)"},
+			"stacks/Pulumi.eph-1.yaml: network.cidr: overlaps 10.160.0.0/20 of stacks/Pulumi.z.yaml (got 10.160.0.0/16)"},
 		{"not a private range", []string{"dev", "--name", "eph-1", "--cidr", "11.0.0.0/16"},
 			"stacks/Pulumi.eph-1.yaml: network.cidr: must be in a private range"},
 		{"bad hostname", append([]string{"chemistry", "--name", "eph-1", "--domain", "ci_example"}, zoneFlags...),

@@ -4,10 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"os/signal"
-	"sort"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -43,8 +44,12 @@ type loadReport struct {
 const tokensPerSecondBasis = "per user: tokens after each answer's first, over the time from its first to its last text chunk (the streaming speed a reader sees; TTFT is reported apart)"
 
 func runLoadtest(e env, projectFlag string, args []string) int {
+	return exit(e, "loadtest", loadtest(e, projectFlag, args))
+}
+
+func loadtest(e env, projectFlag string, args []string) error {
 	fs := flagSet(e, "loadtest",
-		"loadtest STACK | --url URL --key KEY --users N [--duration D | --requests N] [--model M]\n"+
+		"loadtest STACK | --url URL [--key KEY] --users N [--duration D | --requests N] [--model M]\n"+
 			"           [--max-tokens N] [--target-tokens-per-user 10] [--format text|json]",
 		"Drives N concurrent streaming users, each sending chat completions back to back, and\n"+
 			"reports: time to first token (p50, p95); tokens/s per user, the median user (p50) and\n"+
@@ -60,52 +65,45 @@ func runLoadtest(e env, projectFlag string, args []string) int {
 			"how the slowest users fare beside it.\n"+
 			"With --duration, requests still in flight at the end are cancelled and counted as\n"+
 			"unfinished, not as errors. Progress goes to stderr every --progress.\n"+
-			"STACK, --url and --key as for verify; the key is never printed.\n"+
+			"STACK, --url, --key and "+apiKeyEnv+" as for verify; the key is never printed.\n"+
 			"Exit 0 verdict met, 1 not met (too slow, too many errors), 2 usage error or no endpoint.")
 	format := formatFlag(fs)
 	users := fs.Int("users", 0, "`N` concurrent streaming users (required)")
-	duration := fs.Duration("duration", 0, "run for this long (default 1m unless --requests is given)")
-	requests := fs.Int("requests", 0, "send this many requests in all, then stop (instead of --duration)")
+	duration := fs.Duration("duration", 0, "run for `D`, a duration such as 2m (default 1m unless --requests is given)")
+	requests := fs.Int("requests", 0, "send `N` requests in all, then stop (instead of --duration)")
 	model := fs.String("model", "", "the `model` to load (default: the first GET /v1/models lists)")
-	maxTokens := fs.Int("max-tokens", 256, "max_tokens of every request")
-	target := fs.Float64("target-tokens-per-user", 10, "the verdict's target: tokens/s of the median user")
+	maxTokens := fs.Int("max-tokens", 256, "max_tokens of every request (`N`)")
+	target := fs.Float64("target-tokens-per-user", 10, "the verdict's target: `N` tokens/s of the median user")
 	timeout := fs.Duration("timeout", 2*time.Minute, "bound on each request (`duration`)")
 	prompt := fs.String("prompt", defaultLoadPrompt, "the user message of every request")
 	progress := fs.Duration("progress", 5*time.Second, "report progress on stderr this often (0: never)")
 	ef := addEndpointFlags(fs)
-	positional, err := parseFlags(fs, args)
+	positional, err := parseArgs(fs, args, format)
 	if err != nil {
-		return flagExit(fs, e, err)
-	}
-	usageErr := func(format string, args ...any) int {
-		fmt.Fprintf(e.stderr, "sandboxctl loadtest: "+format+"\n", args...)
-		return exitUsage
-	}
-	if code := checkFormat(e, "loadtest", *format); code != exitOK {
-		return code
+		return err
 	}
 	switch {
 	case *users < 1:
-		return usageErr("--users must be at least 1 (got %d)", *users)
+		return usagef("--users must be at least 1 (got %d)", *users)
 	case *duration != 0 && *requests != 0:
-		return usageErr("give --duration or --requests, not both")
+		return usagef("give --duration or --requests, not both")
 	case *duration < 0 || *requests < 0:
-		return usageErr("--duration and --requests must be positive")
+		return usagef("--duration and --requests must be positive")
 	case *maxTokens < 1:
-		return usageErr("--max-tokens must be at least 1 (got %d)", *maxTokens)
+		return usagef("--max-tokens must be at least 1 (got %d)", *maxTokens)
 	case *target < 0:
-		return usageErr("--target-tokens-per-user must not be negative (got %g)", *target)
+		return usagef("--target-tokens-per-user must not be negative (got %g)", *target)
 	case *timeout <= 0:
-		return usageErr("--timeout must be positive (got %s)", *timeout)
+		return usagef("--timeout must be positive (got %s)", *timeout)
 	case *progress < 0:
-		return usageErr("--progress must not be negative (got %s)", *progress)
+		return usagef("--progress must not be negative (got %s)", *progress)
 	}
 	if *duration == 0 && *requests == 0 {
 		*duration = time.Minute
 	}
-	ep, code := resolveEndpoint(e, projectFlag, "loadtest", positional, ef)
-	if code != exitOK {
-		return code
+	ep, err := resolveEndpoint(e, projectFlag, positional, ef)
+	if err != nil {
+		return err
 	}
 
 	// An interrupt ends the run early, as the end of --duration does: the report still prints.
@@ -116,8 +114,7 @@ func runLoadtest(e env, projectFlag string, args []string) int {
 	if *model == "" {
 		m, err := firstModel(ctx, c, *timeout)
 		if err != nil {
-			fmt.Fprintf(e.stderr, "sandboxctl loadtest: %v\n", err)
-			return exitInvalid
+			return err
 		}
 		*model = m
 	}
@@ -154,9 +151,9 @@ func runLoadtest(e env, projectFlag string, args []string) int {
 		writeLoadText(e, rep)
 	}
 	if !rep.Verdict.Met {
-		return exitInvalid
+		return errReported
 	}
-	return exitOK
+	return nil
 }
 
 // firstModel is the first model GET /v1/models lists.
@@ -195,11 +192,7 @@ func writeLoadText(e env, r loadReport) {
 	if len(s.Errors) == 0 {
 		b.WriteString("errors:      none\n")
 	} else {
-		kinds := make([]string, 0, len(s.Errors))
-		for k := range s.Errors {
-			kinds = append(kinds, k)
-		}
-		sort.Strings(kinds)
+		kinds := slices.Sorted(maps.Keys(s.Errors))
 		fmt.Fprintf(&b, "errors:      %d (%.1f%% of the requests that ended)\n", s.Requests.Failed, 100*s.ErrorRate)
 		for _, k := range kinds {
 			fmt.Fprintf(&b, "  %-12s %d, e.g. %s\n", k, s.Errors[k], s.ErrorExamples[k])

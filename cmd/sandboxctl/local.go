@@ -34,6 +34,10 @@ var localDifferences = []string{
 }
 
 func runLocal(e env, projectFlag string, args []string) int {
+	return exit(e, "local", local(e, projectFlag, args))
+}
+
+func local(e env, projectFlag string, args []string) error {
 	fs := flagSet(e, "local", "local STACK [--tiny] [--port N] [--ollama PATH] [--tinymodel PATH] [--litellm-wheels DIR] [--state DIR]",
 		"Runs STACK's serving path on this machine: one pool node per pool and one gateway node, each\n"+
 			"a real sandbox-node bootstrapping what it would on AWS (Ollama, the pinned LiteLLM with the\n"+
@@ -51,9 +55,9 @@ func runLocal(e env, projectFlag string, args []string) int {
 	tinyModel := fs.String("tinymodel", "", "the tiny-model `writer` for --tiny (default $"+localrun.EnvTinyModelBin+")")
 	wheels := fs.String("litellm-wheels", "", "a `directory` of the LiteLLM lock's wheels (default $"+localrun.EnvLiteLLMWheels+"; neither: PyPI)")
 	state := fs.String("state", "", "the state `directory` (default <user cache>/llm-sandbox/local/STACK)")
-	stacks, err := parseFlags(fs, args)
+	stacks, err := parseArgs(fs, args, nil)
 	if err != nil {
-		return flagExit(fs, e, err)
+		return err
 	}
 	for flagValue, name := range map[*string]string{ollama: localrun.EnvOllamaBin, tinyModel: localrun.EnvTinyModelBin, wheels: localrun.EnvLiteLLMWheels} {
 		if *flagValue == "" {
@@ -61,51 +65,42 @@ func runLocal(e env, projectFlag string, args []string) int {
 		}
 	}
 	if len(stacks) != 1 {
-		fmt.Fprintf(e.stderr, "sandboxctl local: want one STACK (got %d)\n", len(stacks))
-		return exitUsage
+		return usagef("want one STACK (got %d)", len(stacks))
 	}
 	if *port < 1 || *port > 65535 {
-		fmt.Fprintf(e.stderr, "sandboxctl local: --port must be 1-65535 (got %d)\n", *port)
-		return exitUsage
+		return usagef("--port must be 1-65535 (got %d)", *port)
 	}
 	if !*tiny {
 		*tinyModel = "" // models come from the registry
 	} else if *tinyModel == "" {
-		fmt.Fprintf(e.stderr, "sandboxctl local: --tiny needs the tiny-model writer: build it with `make bin/tinymodel` and pass --tinymodel or set %s\n", localrun.EnvTinyModelBin)
-		return exitUsage
+		return usagef("--tiny needs the tiny-model writer: build it with `make bin/tinymodel` and pass --tinymodel or set %s", localrun.EnvTinyModelBin)
 	}
 	stack := stacks[0]
-	project, all, code := projectStacks(e, projectFlag, "local")
-	if code != exitOK {
-		return code
+	sa, err := findStacks(e, projectFlag, stacks, false)
+	if err != nil {
+		return err
 	}
-	if code := checkKnown(e, "local", stacks, all); code != exitOK {
-		return code
-	}
-	results, specs, valid := validateStacks(project, all, stacks)
+	results, specs, valid := validateStacks(sa.project, sa.all, stacks)
 	if !valid {
 		fmt.Fprintf(e.stderr, "sandboxctl local: %s does not validate; fix it first:\n", config.StackFile(stack))
 		writeValidateText(e.stderr, results)
-		return exitInvalid
+		return errReported
 	}
 	spec := specs[stack]
-	h, err := localrun.NewHelpers(project, *ollama, *tinyModel, *wheels)
+	h, err := localrun.NewHelpers(sa.project, *ollama, *tinyModel, *wheels)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "sandboxctl local: %v\n", err)
-		return exitUsage
+		return &usageError{msg: err.Error()}
 	}
 	// A taken port would fail the gateway only after LiteLLM's install: say so now.
 	l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(*port))
 	if err != nil {
-		fmt.Fprintf(e.stderr, "sandboxctl local: port %d on 127.0.0.1 is taken (pass --port): %v\n", *port, err)
-		return exitUsage
+		return usagef("port %d on 127.0.0.1 is taken (pass --port): %v", *port, err)
 	}
 	l.Close()
 	if *state == "" {
 		cache, err := os.UserCacheDir()
 		if err != nil {
-			fmt.Fprintf(e.stderr, "sandboxctl local: no cache directory for the state (pass --state): %v\n", err)
-			return exitUsage
+			return usagef("no cache directory for the state (pass --state): %v", err)
 		}
 		*state = filepath.Join(cache, "llm-sandbox", "local", stack)
 	}
@@ -140,13 +135,12 @@ func runLocal(e env, projectFlag string, args []string) int {
 		})
 	})
 	if err != nil || s == nil {
-		fmt.Fprintf(e.stderr, "sandboxctl local: %s did not start\n", stack)
-		return exitInvalid
+		return fmt.Errorf("%s did not start", stack)
 	}
 	fmt.Fprintf(e.stderr, "sandboxctl local: ready in %s\n", time.Since(start).Round(time.Second))
 	writeLocalReady(e.stdout, s.URL(), s.MasterKey, spec.Pools[spec.PoolNames()[0]].Models[0], *tiny)
 	<-ctx.Done()
-	return exitOK
+	return nil
 }
 
 // localLayout maps the stack onto a local run: each pool's models, parallelism, context and

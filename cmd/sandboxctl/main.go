@@ -9,20 +9,14 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
-	"sort"
+	"slices"
+	"strconv"
 	"strings"
-)
-
-// Exit codes CI can rely on.
-const (
-	exitOK      = 0
-	exitInvalid = 1
-	exitUsage   = 2
 )
 
 const usage = `sandboxctl: validate, plan, check, deploy and verify llm-sandbox department stacks.
@@ -39,9 +33,10 @@ Commands:
   preflight STACK       check, read-only against AWS, that the account and region can
                         take STACK: quotas, instance offerings, AMIs, certificate, AZs
   verify STACK          check a deployed endpoint: models listed, a chat and a streamed
-                        completion per model, a wrong key refused (or --url and --key)
+                        completion per model, a wrong key refused (or --url, with the
+                        key in SANDBOX_API_KEY or --key)
   loadtest STACK        drive --users concurrent streaming users and judge tokens/s per
-                        user against a target (or --url and --key)
+                        user against a target (or --url, as for verify)
   preview STACK...      show what up would change in each STACK (--all: every stack),
                         with the Pulumi engine, --parallel N stacks at a time (2)
   up STACK...           create or update each STACK's resources (--all: every stack)
@@ -52,11 +47,14 @@ Commands:
                         write stacks/Pulumi.<NAME>.yaml, an ephemeral copy of TEMPLATE
                         for CI (own CIDR, TTL tags; public in a Route 53 zone with
                         --hosted-zone-id, --domain and --allow-cidr)
+  version               the sandboxctl build, its Go release and the pinned Ollama and
+                        LiteLLM releases (also --version)
 
 Global flags:
   --project DIR         the project directory (default: the nearest parent of the
                         working directory that holds Pulumi.yaml)
   -h, --help            show help; "sandboxctl <command> --help" for a command
+  --version             the same as "sandboxctl version" (as the first argument)
 
 Exit codes: 0 success, 1 invalid stacks or a failed check or operation, 2 usage error.
 `
@@ -85,28 +83,31 @@ var commands = map[string]command{
 	"destroy":   {"delete stacks' resources", runDestroy},
 	"refresh":   {"read stacks' resources back into their state", runRefresh},
 	"ephemeral": {"write an ephemeral copy of a stack file for CI", runEphemeral},
+	"version":   {"print the sandboxctl build and the pinned Ollama and LiteLLM releases", runVersion},
 	"local":     {"run a stack's serving path on this machine", runLocal},
 }
 
 func main() {
 	cwd, err := os.Getwd()
+	e := env{stdout: os.Stdout, stderr: os.Stderr, cwd: cwd}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "sandboxctl:", err)
-		os.Exit(exitUsage)
+		os.Exit(exit(e, "", usagef("%v", err)))
 	}
-	os.Exit(run(env{stdout: os.Stdout, stderr: os.Stderr, cwd: cwd}, os.Args[1:]))
+	os.Exit(run(e, os.Args[1:]))
 }
 
 // run is the whole command without the process around it, so tests can drive it.
 func run(e env, args []string) int {
+	if len(args) > 0 && (args[0] == "--version" || args[0] == "-version") {
+		return runVersion(e, "", args[1:])
+	}
 	global := flag.NewFlagSet("sandboxctl", flag.ContinueOnError)
 	global.SetOutput(io.Discard)
 	project := global.String("project", "", "project directory")
 	help := global.Bool("help", false, "show help")
 	global.BoolVar(help, "h", false, "show help")
 	if err := global.Parse(args); err != nil {
-		fmt.Fprintf(e.stderr, "sandboxctl: %v\n\n%s", err, usage)
-		return exitUsage
+		return exit(e, "", usagef("%v\n\n%s", err, strings.TrimSuffix(usage, "\n")))
 	}
 	rest := global.Args()
 	if *help || len(rest) == 0 || rest[0] == "help" {
@@ -115,82 +116,89 @@ func run(e env, args []string) int {
 		}
 		fmt.Fprint(e.stdout, usage)
 		if len(rest) == 0 && !*help {
-			return exitUsage
+			return exit(e, "", usagef("want a command (commands above)"))
 		}
 		return exitOK
 	}
 	cmd, ok := commands[rest[0]]
 	if !ok {
-		names := make([]string, 0, len(commands))
-		for n := range commands {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		fmt.Fprintf(e.stderr, "sandboxctl: unknown command %q (commands: %s)\n", rest[0], strings.Join(names, ", "))
-		return exitUsage
+		return exit(e, "", usagef("unknown command %q (commands: %s)", rest[0], strings.Join(slices.Sorted(maps.Keys(commands)), ", ")))
 	}
 	return cmd.run(e, *project, rest[1:])
 }
 
-// parseFlags parses a command's flags wherever they stand among its arguments and returns the
-// positional arguments. It prints the command's help for -h/--help (errHelp).
-func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+// parseArgs parses a command's flags wherever they stand among its arguments, checks --format
+// when the command has one (format is nil otherwise), and returns the positional arguments.
+// -h/--help ends it with a flagError wrapping flag.ErrHelp, which exit prints as the help.
+func parseArgs(fs *flag.FlagSet, args []string, format *string) ([]string, error) {
 	var positional []string
 	for {
 		if err := fs.Parse(args); err != nil {
-			return nil, err
+			return nil, &flagError{fs: fs, err: err}
 		}
 		args = fs.Args()
 		if len(args) == 0 {
-			return positional, nil
+			break
 		}
 		positional = append(positional, args[0])
 		args = args[1:]
 	}
+	if format != nil && *format != "text" && *format != "json" {
+		return nil, usagef("--format must be text or json (got %q)", *format)
+	}
+	return positional, nil
 }
 
 // flagSet makes a command's flag set whose help and errors go to stderr in the same shape.
 func flagSet(e env, name, synopsis, description string) *flag.FlagSet {
 	fs := flag.NewFlagSet("sandboxctl "+name, flag.ContinueOnError)
-	// The flag package prints its errors and the usage itself while parsing; flagExit prints
-	// them once, where they belong (help on stdout, errors on stderr).
+	// The flag package prints its errors and the usage itself while parsing; exit prints them
+	// once, where they belong (help on stdout, errors on stderr).
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: sandboxctl [--project DIR] %s\n\n%s\n", synopsis, description)
-		var hasFlags bool
-		fs.VisitAll(func(*flag.Flag) { hasFlags = true })
-		if hasFlags {
-			fmt.Fprintln(fs.Output(), "\nFlags:")
-			fs.PrintDefaults()
-		}
+		printFlags(fs.Output(), fs)
 	}
 	return fs
+}
+
+// printFlags lists fs's flags under "Flags:" the way the usage lines spell them, --name: the
+// flag package's PrintDefaults spells them -name. The layout is PrintDefaults' otherwise.
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	first := true
+	fs.VisitAll(func(f *flag.Flag) {
+		if first {
+			fmt.Fprintln(w, "\nFlags:")
+			first = false
+		}
+		arg, help := flag.UnquoteUsage(f)
+		head := "  --" + f.Name
+		if arg != "" {
+			head += " " + arg
+		}
+		fmt.Fprintf(w, "%s\n    \t%s", head, strings.ReplaceAll(help, "\n", "\n    \t"))
+		if d := defaultText(f); d != "" {
+			fmt.Fprintf(w, " (default %s)", d)
+		}
+		fmt.Fprintln(w)
+	})
+}
+
+// defaultText is a flag's default as help shows it: nothing for a zero value, a string quoted.
+func defaultText(f *flag.Flag) string {
+	switch f.DefValue {
+	case "", "0", "false", "0s":
+		return ""
+	}
+	if g, ok := f.Value.(flag.Getter); ok {
+		if _, isString := g.Get().(string); isString {
+			return strconv.Quote(f.DefValue)
+		}
+	}
+	return f.DefValue
 }
 
 // formatFlag adds --format, the output format of a command that has a JSON one.
 func formatFlag(fs *flag.FlagSet) *string {
 	return fs.String("format", "text", "output `format`: text or json")
-}
-
-// checkFormat prints why and returns exitUsage unless format is text or json.
-func checkFormat(e env, cmd, format string) int {
-	if format == "text" || format == "json" {
-		return exitOK
-	}
-	fmt.Fprintf(e.stderr, "sandboxctl %s: --format must be text or json (got %q)\n", cmd, format)
-	return exitUsage
-}
-
-// flagExit maps a flag-parsing error to an exit code: help is success, anything else usage.
-func flagExit(fs *flag.FlagSet, e env, err error) int {
-	if errors.Is(err, flag.ErrHelp) {
-		// Help was asked for: print it to stdout, where a reader expects it.
-		fs.SetOutput(e.stdout)
-		fs.Usage()
-		return exitOK
-	}
-	fs.SetOutput(e.stderr)
-	fmt.Fprintf(e.stderr, "%s: %v\n", fs.Name(), err)
-	fs.Usage()
-	return exitUsage
 }

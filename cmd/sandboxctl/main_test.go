@@ -3,13 +3,16 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
-	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/llm-sandbox/llm-sandbox/config"
 	"github.com/llm-sandbox/llm-sandbox/internal/orchestrate/orchestratetest"
 )
 
@@ -146,25 +149,29 @@ func TestValidateAcrossDepartments(t *testing.T) {
 		!strings.Contains(b.Problems[1].Message, "overlaps 10.20.0.0/16 of stacks/Pulumi.a.yaml") {
 		t.Errorf("stack b: %+v", b)
 	}
-	// A clash concerns both files: a shows the same two problems, on b's file.
-	if a := result.Stacks[0]; a.Stack != "a" || a.Valid || !reflect.DeepEqual(a.Problems, b.Problems) {
-		t.Errorf("stack a should show b's clash with it: %+v", a)
+	// A clash concerns both files: a shows the same two problems, on its own file and naming b.
+	if a := result.Stacks[0]; a.Stack != "a" || a.Valid || len(a.Problems) != 2 ||
+		a.Problems[0].File != "stacks/Pulumi.a.yaml" || a.Problems[1].File != "stacks/Pulumi.a.yaml" ||
+		!strings.Contains(a.Problems[1].Message, "overlaps 10.20.128.0/20 of stacks/Pulumi.b.yaml") {
+		t.Errorf("stack a should show its clash with b on its own file: %+v", a)
 	}
 	if !result.Stacks[2].Valid {
 		t.Errorf("stack c should be valid: %+v", result.Stacks[2])
 	}
 	// Naming only the valid stack still checks it against the others, and it passes; naming
-	// the earlier file of the clash shows the clash.
+	// the earlier file of the clash reports that file, not the other.
 	if code, out, _ := sandboxctl(t, dir, "validate", "c"); code != exitOK {
 		t.Errorf("validate c: exit %d\n%s", code, out)
 	}
-	if code, out, _ := sandboxctl(t, dir, "validate", "a"); code != exitInvalid || !strings.Contains(out, "overlaps 10.20.0.0/16 of stacks/Pulumi.a.yaml") {
-		t.Errorf("validate a: exit %d, want %d with the overlap\n%s", code, exitInvalid, out)
+	if code, out, _ := sandboxctl(t, dir, "validate", "a"); code != exitInvalid ||
+		!strings.Contains(out, "stacks/Pulumi.a.yaml: network.cidr: overlaps 10.20.128.0/20 of stacks/Pulumi.b.yaml") ||
+		strings.Contains(out, "stacks/Pulumi.b.yaml:") {
+		t.Errorf("validate a: exit %d, want %d with the overlap on a's file only\n%s", code, exitInvalid, out)
 	}
-	// The text report prints each clash once, though it concerns two files.
+	// The text report prints the clash once on each file.
 	_, out, _ = sandboxctl(t, dir, "validate")
-	if n := strings.Count(out, "overlaps 10.20.0.0/16"); n != 1 || !strings.Contains(out, "2 of 3 stack file(s) invalid, 2 problem(s)") {
-		t.Errorf("validate (text): the overlap printed %d times, want once, and 2 of 3 invalid with 2 problems:\n%s", n, out)
+	if n := strings.Count(out, "network.cidr: overlaps"); n != 2 || !strings.Contains(out, "2 of 3 stack file(s) invalid, 4 problem(s)") {
+		t.Errorf("validate (text): the overlap printed %d times, want once per file, and 2 of 3 invalid with 4 problems:\n%s", n, out)
 	}
 }
 
@@ -299,5 +306,81 @@ func TestHelpAndFlagErrorsArePrintedOnce(t *testing.T) {
 	code, out, errOut = sandboxctl(t, projectRoot(t), "validate", "--colour")
 	if code != exitUsage || out != "" || strings.Count(errOut, "Usage:") != 1 || strings.Count(errOut, "-colour") != 1 {
 		t.Errorf("validate --colour: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
+
+// Every command's help spells its flags --name, as its usage line does, and its usage line names
+// no flag that its list of flags lacks.
+func TestHelpSpellsFlagsWithTwoDashes(t *testing.T) {
+	singleDash := regexp.MustCompile(`(?m)(^|[\s\[(|,])-[a-zA-Z][a-zA-Z0-9-]+`)
+	longFlag := regexp.MustCompile(`--([a-z][a-z0-9-]*)`)
+	for name := range commands {
+		code, help, _ := sandboxctl(t, projectRoot(t), name, "--help")
+		if code != exitOK {
+			t.Errorf("%s --help: exit %d", name, code)
+			continue
+		}
+		if m := singleDash.FindString(help); m != "" {
+			t.Errorf("%s --help spells a flag with one dash, %q:\n%s", name, strings.TrimSpace(m), help)
+		}
+		usageLine, _, _ := strings.Cut(help, "\n\n")
+		_, listed, _ := strings.Cut(help, "\nFlags:\n")
+		defined := map[string]bool{"project": true, "help": true}
+		for _, m := range regexp.MustCompile(`(?m)^  --([a-z][a-z0-9-]*)`).FindAllStringSubmatch(listed, -1) {
+			defined[m[1]] = true
+		}
+		for _, m := range longFlag.FindAllStringSubmatch(usageLine, -1) {
+			if !defined[m[1]] {
+				t.Errorf("%s: the usage line names --%s, which the help does not list", name, m[1])
+			}
+		}
+	}
+	_, top, _ := sandboxctl(t, projectRoot(t), "--help")
+	if m := regexp.MustCompile(`(?m)(^|\s)-[a-zA-Z][a-zA-Z0-9-]+`).FindString(top); m != "" {
+		t.Errorf("sandboxctl --help spells a flag with one dash, %q", strings.TrimSpace(m))
+	}
+}
+
+// exit is the one place an error becomes an exit code, and says where it is printed.
+func TestExitCodes(t *testing.T) {
+	fs := flagSet(env{}, "demo", "demo [--n N]", "A demo command.")
+	fs.Int("n", 0, "a `N`")
+	cases := []struct {
+		name           string
+		err            error
+		code           int
+		stdout, stderr string
+	}{
+		{"success", nil, exitOK, "", ""},
+		{"help", &flagError{fs: fs, err: flag.ErrHelp}, exitOK, "Usage: sandboxctl [--project DIR] demo [--n N]\n\nA demo command.\n\nFlags:\n  --n N\n    \ta N\n", ""},
+		{"flag error", &flagError{fs: fs, err: errors.New("flag provided but not defined: -m")}, exitUsage, "",
+			"sandboxctl demo: flag provided but not defined: -m\nUsage: sandboxctl [--project DIR] demo [--n N]\n\nA demo command.\n\nFlags:\n  --n N\n    \ta N\n"},
+		{"usage error", usagef("want exactly one STACK (got %d)", 2), exitUsage, "", "sandboxctl demo: want exactly one STACK (got 2)\n"},
+		{"wrapped usage error", fmt.Errorf("context: %w", usagef("no region")), exitUsage, "", "sandboxctl demo: context: no region\n"},
+		{"stack file problems", config.Problems{{Source: "stacks/Pulumi.x.yaml", Path: "network.cidr", Message: "bad"}}, exitInvalid, "",
+			"stacks/Pulumi.x.yaml: network.cidr: bad\n"},
+		{"reported failure", errReported, exitInvalid, "", ""},
+		{"failed operation", errors.New("GetSecretValue: denied"), exitInvalid, "", "sandboxctl demo: GetSecretValue: denied\n"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			code := exit(env{stdout: &out, stderr: &errOut}, "demo", c.err)
+			if code != c.code || out.String() != c.stdout || errOut.String() != c.stderr {
+				t.Errorf("exit %d (want %d)\nstdout %q\n  want %q\nstderr %q\n  want %q", code, c.code, out.String(), c.stdout, errOut.String(), c.stderr)
+			}
+		})
+	}
+
+	// And through the command, one of each: 0 valid, 1 invalid, 2 usage.
+	dir := tempProject(t, map[string]string{"good": stackFile("good", "10.20.0.0/16"),
+		"bad": strings.Replace(stackFile("bad", "10.30.0.0/16"), "llama3.1:8b", "nope:1b", 1)})
+	for _, c := range []struct {
+		args []string
+		code int
+	}{{[]string{"validate", "good"}, exitOK}, {[]string{"validate", "bad"}, exitInvalid}, {[]string{"validate", "nosuch"}, exitUsage}} {
+		if code, out, errOut := sandboxctl(t, dir, c.args...); code != c.code {
+			t.Errorf("%v: exit %d, want %d\n%s%s", c.args, code, c.code, out, errOut)
+		}
 	}
 }

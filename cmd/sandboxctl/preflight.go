@@ -7,7 +7,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/smithy-go/logging"
 
 	"github.com/llm-sandbox/llm-sandbox/internal/preflight"
 )
@@ -21,7 +23,22 @@ const credentialsHelp = `Provide read-only AWS credentials the usual way: AWS_PR
 (and AWS_SESSION_TOKEN for temporary ones), or an instance or container role.
 docs/preflight.md lists the permissions.`
 
+// loadAWSConfig loads the standard AWS configuration (credential chain, shared files,
+// AWS_ENDPOINT_URL) for region, with the SDK's own log lines dropped. The SDK writes them
+// straight to the process's stderr, ahead of the command's own message: with no credentials,
+// when something at the instance metadata address answers the IMDSv2 token request with 403,
+// 404 or 405, the IMDS client logs "falling back to IMDSv1" at Warn level (aws-sdk-go-v2
+// feature/ec2/imds, token_provider.go, updateToken) before the chain fails. Every failure the
+// commands act on is also the error the call returns, which they print with what to do.
+func loadAWSConfig(ctx context.Context, region string) (aws.Config, error) {
+	return awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(region), awsconfig.WithLogger(logging.Nop{}))
+}
+
 func runPreflight(e env, projectFlag string, args []string) int {
+	return exit(e, "preflight", checkAccount(e, projectFlag, args))
+}
+
+func checkAccount(e env, projectFlag string, args []string) error {
 	fs := flagSet(e, "preflight", "preflight STACK [--format text|json] [--region R]",
 		"Checks, read-only, that the AWS account and region can take STACK before a deploy:\n"+
 			"  region       the region has at least network.azCount available availability zones\n"+
@@ -45,36 +62,29 @@ func runPreflight(e env, projectFlag string, args []string) int {
 			"2 usage error, no AWS credentials or region, or AWS rejected the credentials.")
 	format := formatFlag(fs)
 	regionFlag := fs.String("region", "", "AWS `region` to check instead of the stack's aws:region")
-	stacks, err := parseFlags(fs, args)
+	_, spec, err := parseOneStack(e, fs, args, format, projectFlag)
 	if err != nil {
-		return flagExit(fs, e, err)
-	}
-	_, spec, code := loadOneStack(e, projectFlag, "preflight", stacks, *format)
-	if code != exitOK {
-		return code
+		return err
 	}
 	region := spec.Region
 	if *regionFlag != "" {
 		region = *regionFlag
 	}
 	if region == "" {
-		fmt.Fprintf(e.stderr, "sandboxctl preflight: no AWS region: set aws:region in %s or pass --region\n", spec.Source)
-		return exitUsage
+		return usagef("no AWS region: set aws:region in %s or pass --region", spec.Source)
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), preflightTimeout)
 	defer cancel()
-	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(region))
+	cfg, err := loadAWSConfig(ctx, region)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "sandboxctl preflight: load the AWS configuration: %v\n%s\n", err, credentialsHelp)
-		return exitUsage
+		return usagef("load the AWS configuration: %v\n%s", err, credentialsHelp)
 	}
 	credCtx, credCancel := context.WithTimeout(ctx, 30*time.Second)
 	_, err = cfg.Credentials.Retrieve(credCtx)
 	credCancel()
 	if err != nil {
-		fmt.Fprintf(e.stderr, "sandboxctl preflight: no AWS credentials: %v\n%s\n", err, credentialsHelp)
-		return exitUsage
+		return usagef("no AWS credentials: %v\n%s", err, credentialsHelp)
 	}
 	if region != spec.Region {
 		fmt.Fprintf(e.stderr, "checking %s in %s, not the stack's aws:region %s\n", spec.Stack, region, spec.Region)
@@ -85,8 +95,7 @@ func runPreflight(e env, projectFlag string, args []string) int {
 		Progress: func(msg string) { fmt.Fprintln(e.stderr, msg) },
 	})
 	if err != nil {
-		fmt.Fprintf(e.stderr, "sandboxctl preflight: %v\n%s\n", err, credentialsHelp)
-		return exitUsage
+		return usagef("%v\n%s", err, credentialsHelp)
 	}
 
 	if *format == "json" {
@@ -96,9 +105,9 @@ func runPreflight(e env, projectFlag string, args []string) int {
 		writePreflightText(e, report)
 	}
 	if report.Failed() {
-		return exitInvalid
+		return errReported
 	}
-	return exitOK
+	return nil
 }
 
 // statusWord is a status as the text output's first column shows it.

@@ -3,14 +3,20 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"os"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/llm-sandbox/llm-sandbox/components/modelpool"
+	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
 	"github.com/llm-sandbox/llm-sandbox/internal/preflight/preflighttest"
 )
 
@@ -102,7 +108,7 @@ func TestPreflightPassesAndPrintsJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &doc); err != nil {
 		t.Fatalf("not JSON: %v\n%s", err, out)
 	}
-	if keys := sortedKeys(doc); !slices.Equal(keys, []string{"checks", "region", "stack"}) {
+	if keys := slices.Sorted(maps.Keys(doc)); !slices.Equal(keys, []string{"checks", "region", "stack"}) {
 		t.Errorf("top-level keys %v, want checks, region, stack", keys)
 	}
 	var stack, region string
@@ -114,7 +120,7 @@ func TestPreflightPassesAndPrintsJSON(t *testing.T) {
 		t.Errorf("stack %q region %q, %d checks:\n%s", stack, region, len(checks), out)
 	}
 	for i, c := range checks {
-		if keys := sortedKeys(c); !slices.Equal(keys, []string{"advice", "detail", "name", "status"}) {
+		if keys := slices.Sorted(maps.Keys(c)); !slices.Equal(keys, []string{"advice", "detail", "name", "status"}) {
 			t.Errorf("check %d has keys %v", i, keys)
 		}
 		if c["name"] != wantChecks[i] || c["status"] != "ok" || c["detail"] == "" || c["advice"] != "" {
@@ -137,20 +143,11 @@ func TestPreflightPassesAndPrintsJSON(t *testing.T) {
 	}
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
-
 // Each failure exits 1 with a FAIL line that says what to do; the rest of the report stays ok.
 func TestPreflightFailures(t *testing.T) {
 	// us-east-2 publishes Ubuntu but not the Deep Learning AMI.
 	published := preflighttest.AMIParameters("ca-central-1")
-	published["us-east-2"] = map[string]string{modelpool.CPUAMIParameter: preflighttest.CPUAMI}
+	published["us-east-2"] = map[string]string{catalog.CPUAMIParameter: preflighttest.CPUAMI}
 	m := preflighttest.Start(t, published)
 	arn := seedAccount(t, m, "ca-central-1")
 	m.SetEnv(t)
@@ -168,7 +165,7 @@ func TestPreflightFailures(t *testing.T) {
 			phrases, failing := want[name]
 			if !failing {
 				if !strings.HasPrefix(line, "ok    ") {
-					t.Errorf("only %v should fail, got %q", sortedKeys(want), line)
+					t.Errorf("only %v should fail, got %q", slices.Sorted(maps.Keys(want)), line)
 				}
 				continue
 			}
@@ -251,7 +248,7 @@ func TestPreflightFailures(t *testing.T) {
 	t.Run("AMI parameter missing", func(t *testing.T) {
 		east := seedAccount(t, m, "us-east-2")
 		expectFail(t, preflightProject(t, "us-east-2", east, "g5.xlarge"), map[string][]string{"ami gpu": {
-			modelpool.GPUAMIParameter + " does not exist in us-east-2",
+			catalog.GPUAMIParameter + " does not exist in us-east-2",
 			"deploy in a region that publishes it",
 		}})
 	})
@@ -387,4 +384,60 @@ func TestPreflightWithoutCredentials(t *testing.T) {
 // docs/preflight.md shows the command's help as the command prints it.
 func TestPreflightHelpIsDocumented(t *testing.T) {
 	helpIsDocumented(t, "docs/preflight.md", "preflight")
+}
+
+// Where something at the instance metadata address refuses the IMDSv2 token (404 here, as
+// proxies on some networks answer), the SDK falls back to IMDSv1 and logs a warning straight to
+// the process's stderr. Without credentials, preflight prints its own message and nothing else.
+func TestPreflightWithoutCredentialsPrintsNoSDKWarning(t *testing.T) {
+	preflighttest.Isolate(t)
+	var tokenAsked atomic.Bool
+	imds := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut && r.URL.Path == "/latest/api/token" {
+			tokenAsked.Store(true)
+		}
+		http.NotFound(w, r)
+	}))
+	defer imds.Close()
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "")
+	os.Unsetenv("AWS_EC2_METADATA_DISABLED")
+	t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.URL)
+
+	var code int
+	var out, errOut string
+	process := processStderr(t, func() { code, out, errOut = sandboxctl(t, projectRoot(t), "preflight", "dev") })
+	if !tokenAsked.Load() {
+		t.Fatal("the IMDSv2 token was never asked for: the test does not reach the path that warns")
+	}
+	if code != exitUsage || out != "" || !strings.HasPrefix(errOut, "sandboxctl preflight: no AWS credentials:") || !strings.Contains(errOut, "AWS_PROFILE") {
+		t.Errorf("exit %d (want %d), stdout %q, stderr:\n%s", code, exitUsage, out, errOut)
+	}
+	if process != "" {
+		t.Errorf("the process's stderr got more than the command printed:\n%s", process)
+	}
+}
+
+// processStderr runs f with the process's stderr captured, and returns what was written to it.
+func processStderr(t *testing.T, f func()) string {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved := os.Stderr
+	os.Stderr = w
+	read := make(chan string)
+	go func() {
+		b, _ := io.ReadAll(r)
+		read <- string(b)
+	}()
+	defer func() {
+		os.Stderr = saved
+		w.Close()
+		r.Close()
+	}()
+	f()
+	os.Stderr = saved
+	w.Close()
+	return <-read
 }

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -73,6 +75,10 @@ Exit 0 every stack succeeded, 1 a stack failed, was cancelled, was refused or is
 // runStacks is preview, up, destroy and refresh: validate, check deletion protection, run the
 // engine over the stacks, print the summary.
 func runStacks(e env, projectFlag string, args []string, op orchestrate.Operation, programOf programFor) int {
+	return exit(e, string(op), stackOperation(e, projectFlag, args, op, programOf))
+}
+
+func stackOperation(e env, projectFlag string, args []string, op orchestrate.Operation, programOf programFor) error {
 	name := string(op)
 	synopsis := name + " [STACK... | --all] [--parallel N] [--format text|json]"
 	if op == orchestrate.Destroy {
@@ -86,35 +92,23 @@ func runStacks(e env, projectFlag string, args []string, op orchestrate.Operatio
 	if op == orchestrate.Destroy {
 		force = fs.Bool("force", false, "destroy stacks whose gateway.deletionProtection is true")
 	}
-	stacks, err := parseFlags(fs, args)
+	named, err := parseArgs(fs, args, format)
 	if err != nil {
-		return flagExit(fs, e, err)
+		return err
 	}
 	switch {
-	case *all && len(stacks) > 0:
-		fmt.Fprintf(e.stderr, "sandboxctl %s: name stacks or pass --all, not both\n", name)
-		return exitUsage
-	case !*all && len(stacks) == 0:
-		fmt.Fprintf(e.stderr, "sandboxctl %s: name at least one STACK, or pass --all for every stack file\n", name)
-		return exitUsage
+	case *all && len(named) > 0:
+		return usagef("name stacks or pass --all, not both")
+	case !*all && len(named) == 0:
+		return usagef("name at least one STACK, or pass --all for every stack file")
 	case *parallel < 1:
-		fmt.Fprintf(e.stderr, "sandboxctl %s: --parallel must be at least 1 (got %d)\n", name, *parallel)
-		return exitUsage
+		return usagef("--parallel must be at least 1 (got %d)", *parallel)
 	}
-	if code := checkFormat(e, name, *format); code != exitOK {
-		return code
+	sa, err := findStacks(e, projectFlag, named, *all)
+	if err != nil {
+		return err
 	}
-	project, known, code := projectStacks(e, projectFlag, name)
-	if code != exitOK {
-		return code
-	}
-	if *all {
-		stacks = known
-	}
-	stacks = dedupe(stacks)
-	if code := checkKnown(e, name, stacks, known); code != exitOK {
-		return code
-	}
+	project, known, stacks := sa.project, sa.all, dedupe(sa.named)
 
 	// Validation first, exactly as `sandboxctl validate` (the cross-department checks
 	// included): an invalid stack never reaches the engine.
@@ -122,11 +116,11 @@ func runStacks(e env, projectFlag string, args []string, op orchestrate.Operatio
 	if !valid {
 		fmt.Fprintf(e.stderr, "sandboxctl %s: invalid stack file(s); nothing was run:\n", name)
 		writeValidateText(e.stderr, results)
-		return exitInvalid
+		return errReported
 	}
 	if op == orchestrate.Destroy {
-		if code := checkDeletionProtection(e, stacks, specs, *force); code != exitOK {
-			return code
+		if err := checkDeletionProtection(e, stacks, specs, *force); err != nil {
+			return err
 		}
 	}
 
@@ -148,8 +142,7 @@ func runStacks(e env, projectFlag string, args []string, op orchestrate.Operatio
 		ProjectDir: project, Parallel: *parallel, Progress: progress, Terminate: terminate,
 	})
 	if err != nil {
-		fmt.Fprintf(e.stderr, "sandboxctl %s: %v\n", name, err)
-		return exitUsage
+		return &usageError{msg: err.Error()}
 	}
 	if *format == "json" {
 		err = report.WriteJSON(summary)
@@ -161,15 +154,15 @@ func runStacks(e env, projectFlag string, args []string, op orchestrate.Operatio
 		fmt.Fprintf(e.stderr, "sandboxctl %s: %v\n", name, err)
 	}
 	if !report.OK() {
-		return exitInvalid
+		return errReported
 	}
-	return exitOK
+	return nil
 }
 
 // checkDeletionProtection refuses to destroy a stack whose load balancers are protected, naming
 // the key to change; with force it only warns. It refuses before anything runs: a destroy of
 // several stacks either goes ahead for all of them or for none.
-func checkDeletionProtection(e env, stacks []string, specs map[string]*config.Spec, force bool) int {
+func checkDeletionProtection(e env, stacks []string, specs map[string]*config.Spec, force bool) error {
 	var protected []string
 	for _, s := range stacks {
 		if specs[s].Gateway.DeletionProtection {
@@ -177,21 +170,20 @@ func checkDeletionProtection(e env, stacks []string, specs map[string]*config.Sp
 		}
 	}
 	if len(protected) == 0 {
-		return exitOK
+		return nil
 	}
 	if force {
 		fmt.Fprintf(e.stderr, "sandboxctl destroy: --force: destroying %s despite %s:gateway.deletionProtection "+
 			"true; AWS refuses to delete a load balancer whose protection is still on\n",
 			strings.Join(protected, ", "), config.Namespace)
-		return exitOK
+		return nil
 	}
 	for _, s := range protected {
 		fmt.Fprintf(e.stderr, "sandboxctl destroy: %s: %s:gateway.deletionProtection is true in %s (true unless set); "+
 			"set it to false and run `sandboxctl up %s` to lift the protection, then destroy, or pass --force\n",
 			s, config.Namespace, config.StackFile(s), s)
 	}
-	fmt.Fprintln(e.stderr, "sandboxctl destroy: nothing was destroyed")
-	return exitInvalid
+	return errors.New("nothing was destroyed")
 }
 
 // interrupts turns the first SIGINT or SIGTERM into cancelling ctx (the engines finish what is in
@@ -232,7 +224,7 @@ func interrupts(e env, name string) (context.Context, <-chan struct{}, func()) {
 func dedupe(stacks []string) []string {
 	var out []string
 	for _, s := range stacks {
-		if !contains(out, s) {
+		if !slices.Contains(out, s) {
 			out = append(out, s)
 		}
 	}

@@ -118,7 +118,7 @@ func TestStackOpsValidateFirst(t *testing.T) {
 		{[]string{"--all"}, "stacks/Pulumi.bad.yaml: department:"},
 		{[]string{"bad"}, "stacks/Pulumi.bad.yaml: department:"},
 		// twin is valid on its own, but deploys department chem again, as a does.
-		{[]string{"twin"}, `stacks/Pulumi.twin.yaml: department: department "chem" is already deployed`},
+		{[]string{"twin"}, `stacks/Pulumi.twin.yaml: department: department "chem" is also deployed by stacks/Pulumi.a.yaml`},
 	} {
 		code, out, errOut := stackOp(t, dir, orchestrate.Up, programOf, c.args...)
 		if code != exitInvalid || !strings.Contains(errOut, c.want) || !strings.Contains(errOut, "nothing was run") {

@@ -3,8 +3,10 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/llm-sandbox/llm-sandbox/config"
@@ -26,30 +28,21 @@ type problemRecord struct {
 }
 
 func runValidate(e env, projectFlag string, args []string) int {
+	return exit(e, "validate", validate(e, projectFlag, args))
+}
+
+func validate(e env, projectFlag string, args []string) error {
 	fs := flagSet(e, "validate", "validate [STACK...] [--format text|json]",
 		"Checks stack files: every key, default and rule of the department Spec, then the rules\n"+
 			"across departments (a department deployed twice, overlapping VPC ranges). With no STACK,\n"+
 			"every stacks/Pulumi.<stack>.yaml is checked. Exit 0 valid, 1 invalid, 2 usage error.")
 	format := formatFlag(fs)
-	stacks, err := parseFlags(fs, args)
+	sa, err := parseStacks(e, fs, args, format, projectFlag, true)
 	if err != nil {
-		return flagExit(fs, e, err)
-	}
-	if code := checkFormat(e, "validate", *format); code != exitOK {
-		return code
-	}
-	project, all, code := projectStacks(e, projectFlag, "validate")
-	if code != exitOK {
-		return code
-	}
-	if len(stacks) == 0 {
-		stacks = all
-	}
-	if code := checkKnown(e, "validate", stacks, all); code != exitOK {
-		return code
+		return err
 	}
 
-	results, _, valid := validateStacks(project, all, stacks)
+	results, _, valid := validateStacks(sa.project, sa.all, sa.named)
 	if *format == "json" {
 		out, _ := json.MarshalIndent(struct {
 			Valid  bool          `json:"valid"`
@@ -60,9 +53,9 @@ func runValidate(e env, projectFlag string, args []string) int {
 		writeValidateText(e.stdout, results)
 	}
 	if !valid {
-		return exitInvalid
+		return errReported
 	}
-	return exitOK
+	return nil
 }
 
 // validateStacks validates the named stacks as validate does: every stack file in all is
@@ -89,9 +82,9 @@ func validateStacks(project string, all, stacks []string) ([]stackResult, map[st
 	for _, s := range stacks {
 		file := config.StackFile(s)
 		ps := problems[file]
-		// A clash between two files is shown with either of them, named or not.
+		// A clash between two files is on both of them (CheckSet), named or not.
 		for _, p := range set {
-			if p.Concerns(file) {
+			if p.Source == file {
 				ps = append(ps, p)
 			}
 		}
@@ -108,7 +101,6 @@ func validateStacks(project string, all, stacks []string) ([]stackResult, map[st
 func writeValidateText(w io.Writer, results []stackResult) {
 	var b strings.Builder
 	invalid, count := 0, 0
-	printed := map[problemRecord]bool{}
 	for _, r := range results {
 		if r.Valid {
 			fmt.Fprintf(&b, "ok    %s\n", r.File)
@@ -116,11 +108,6 @@ func writeValidateText(w io.Writer, results []stackResult) {
 		}
 		invalid++
 		for _, p := range r.Problems {
-			// A clash between two files belongs to both; print it once.
-			if printed[p] {
-				continue
-			}
-			printed[p] = true
 			count++
 			fmt.Fprintf(&b, "%s: %s: %s\n", p.File, p.Path, p.Message)
 		}
@@ -142,70 +129,66 @@ func asProblems(s string, err error) config.Problems {
 	return config.Problems{{Source: config.StackFile(s), Path: "(file)", Message: err.Error()}}
 }
 
-// projectStacks finds the project and its stacks, printing why not on failure.
-func projectStacks(e env, projectFlag, cmd string) (string, []string, int) {
+// stackArgs is what a command over stacks works on once its preamble has run.
+type stackArgs struct {
+	project string   // the project directory
+	all     []string // every stack with a file in stacks/
+	named   []string // the STACK arguments (every stack when the command defaults to all of them)
+}
+
+// parseStacks is the preamble of a command over stacks: it parses fs over args and checks
+// --format (parseArgs), then finds the project and its stacks (findStacks). With no STACK
+// named, defaultAll means every stack.
+func parseStacks(e env, fs *flag.FlagSet, args []string, format *string, projectFlag string, defaultAll bool) (stackArgs, error) {
+	named, err := parseArgs(fs, args, format)
+	if err != nil {
+		return stackArgs{}, err
+	}
+	return findStacks(e, projectFlag, named, defaultAll)
+}
+
+// findStacks finds the project and its stack files, and checks that each stack in named has
+// one. With none named, defaultAll means every stack.
+func findStacks(e env, projectFlag string, named []string, defaultAll bool) (stackArgs, error) {
 	project, err := program.FindProject(e.cwd, projectFlag)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "sandboxctl %s: %v\n", cmd, err)
-		return "", nil, exitUsage
+		return stackArgs{}, &usageError{msg: err.Error()}
 	}
 	all, err := config.Stacks(project)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "sandboxctl %s: %v\n", cmd, err)
-		return "", nil, exitUsage
+		return stackArgs{}, &usageError{msg: err.Error()}
 	}
 	if len(all) == 0 {
-		fmt.Fprintf(e.stderr, "sandboxctl %s: no stack files in %s/stacks (want Pulumi.<stack>.yaml)\n", cmd, project)
-		return "", nil, exitUsage
+		return stackArgs{}, usagef("no stack files in %s/stacks (want Pulumi.<stack>.yaml)", project)
 	}
-	return project, all, exitOK
-}
-
-// checkKnown reports stacks that have no stack file.
-func checkKnown(e env, cmd string, stacks, all []string) int {
-	for _, s := range stacks {
-		if !contains(all, s) {
-			fmt.Fprintf(e.stderr, "sandboxctl %s: unknown stack %q: no %s (stacks: %s)\n",
-				cmd, s, config.StackFile(s), strings.Join(all, ", "))
-			return exitUsage
+	if len(named) == 0 && defaultAll {
+		named = all
+	}
+	for _, s := range named {
+		if !slices.Contains(all, s) {
+			return stackArgs{}, usagef("unknown stack %q: no %s (stacks: %s)", s, config.StackFile(s), strings.Join(all, ", "))
 		}
 	}
-	return exitOK
+	return stackArgs{project: project, all: all, named: named}, nil
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-// loadOneStack is the preamble of a command that takes exactly one STACK and a --format: it
-// checks the arguments, finds the project and loads the stack's Spec, printing why not and
-// returning the exit code when it cannot.
-func loadOneStack(e env, projectFlag, cmd string, stacks []string, format string) (string, *config.Spec, int) {
-	if len(stacks) != 1 {
-		fmt.Fprintf(e.stderr, "sandboxctl %s: want exactly one STACK (got %d)\n", cmd, len(stacks))
-		return "", nil, exitUsage
-	}
-	if code := checkFormat(e, cmd, format); code != exitOK {
-		return "", nil, code
-	}
-	project, all, code := projectStacks(e, projectFlag, cmd)
-	if code != exitOK {
-		return "", nil, code
-	}
-	if code := checkKnown(e, cmd, stacks, all); code != exitOK {
-		return "", nil, code
-	}
-	spec, err := config.Load(project, stacks[0])
+// parseOneStack is the preamble of a command that takes exactly one STACK: parseStacks, then
+// the stack's Spec loaded (its problems, as validate prints them, when it does not load).
+func parseOneStack(e env, fs *flag.FlagSet, args []string, format *string, projectFlag string) (string, *config.Spec, error) {
+	named, err := parseArgs(fs, args, format)
 	if err != nil {
-		for _, p := range asProblems(stacks[0], err) {
-			fmt.Fprintln(e.stderr, p)
-		}
-		return "", nil, exitInvalid
+		return "", nil, err
 	}
-	return project, spec, exitOK
+	if len(named) != 1 {
+		return "", nil, usagef("want exactly one STACK (got %d)", len(named))
+	}
+	sa, err := findStacks(e, projectFlag, named, false)
+	if err != nil {
+		return "", nil, err
+	}
+	spec, err := config.LoadChecked(sa.project, named[0])
+	if err != nil {
+		return "", nil, asProblems(named[0], err)
+	}
+	return sa.project, spec, nil
 }

@@ -27,7 +27,11 @@ func (m *modelList) Set(v string) error {
 }
 
 func runVerify(e env, projectFlag string, args []string) int {
-	fs := flagSet(e, "verify", "verify STACK | --url URL --key KEY [--model M]... [--wait D] [--format text|json] [--timeout D]",
+	return exit(e, "verify", verifyEndpoint(e, projectFlag, args))
+}
+
+func verifyEndpoint(e env, projectFlag string, args []string) error {
+	fs := flagSet(e, "verify", "verify STACK | --url URL [--key KEY] [--model M]... [--wait D] [--format text|json] [--timeout D]",
 		"Checks a deployed endpoint as its clients use it:\n"+
 			"  listing  GET /v1/models answers with the key and lists at least one model (and\n"+
 			"           every --model)\n"+
@@ -37,7 +41,9 @@ func runVerify(e env, projectFlag string, args []string) int {
 			"           data: [DONE]; reports the time to first token and the total time\n"+
 			"With STACK, the endpoint is the stack output endpointUrl and the key is read from the\n"+
 			"Secrets Manager secret its output masterKeySecretArn names (`pulumi stack output` and\n"+
-			"the standard AWS credentials; AWS_ENDPOINT_URL is honoured). The key is never printed.\n"+
+			"the standard AWS credentials; AWS_ENDPOINT_URL is honoured). With --url, the key is\n"+
+			"--key or, without it, the environment variable "+apiKeyEnv+" (which, unlike --key, does\n"+
+			"not show in ps or the shell's history). The key is never printed.\n"+
 			"Without --model every listed model is checked. With --wait, first waits up to D\n"+
 			"for a deployment still coming up: it retries the listing and a chat per model every\n"+
 			"10s while they get no answer or HTTP 500, 502, 503 or 504, printing each try to\n"+
@@ -51,24 +57,19 @@ func runVerify(e env, projectFlag string, args []string) int {
 	var models modelList
 	fs.Var(&models, "model", "a `model` that must be listed and answer (repeatable, or comma-separated); default every listed model")
 	ef := addEndpointFlags(fs)
-	positional, err := parseFlags(fs, args)
+	positional, err := parseArgs(fs, args, format)
 	if err != nil {
-		return flagExit(fs, e, err)
-	}
-	if code := checkFormat(e, "verify", *format); code != exitOK {
-		return code
+		return err
 	}
 	if *timeout <= 0 {
-		fmt.Fprintf(e.stderr, "sandboxctl verify: --timeout must be positive (got %s)\n", *timeout)
-		return exitUsage
+		return usagef("--timeout must be positive (got %s)", *timeout)
 	}
 	if *wait < 0 {
-		fmt.Fprintf(e.stderr, "sandboxctl verify: --wait must be 0 or more (got %s)\n", *wait)
-		return exitUsage
+		return usagef("--wait must be 0 or more (got %s)", *wait)
 	}
-	ep, code := resolveEndpoint(e, projectFlag, "verify", positional, ef)
-	if code != exitOK {
-		return code
+	ep, err := resolveEndpoint(e, projectFlag, positional, ef)
+	if err != nil {
+		return err
 	}
 	fmt.Fprintf(e.stderr, "verifying %s (from %s)\n", loadgen.BaseURL(ep.url), ep.source)
 
@@ -85,9 +86,9 @@ func runVerify(e env, projectFlag string, args []string) int {
 		writeVerifyText(e, report)
 	}
 	if !report.OK {
-		return exitInvalid
+		return errReported
 	}
-	return exitOK
+	return nil
 }
 
 // waitReady waits for the endpoint to come up, telling stderr how it goes.

@@ -2,9 +2,13 @@ package main
 
 import (
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -36,15 +40,16 @@ func standInPulumi(t *testing.T, outputs map[string]any, stderr string, exit int
 }
 
 func TestEndpointUsageErrors(t *testing.T) {
+	t.Setenv(apiKeyEnv, "") // the cases without --key have no key
 	root := projectRoot(t)
 	cases := []struct {
 		name string
 		args []string
 		want string
 	}{
-		{"verify: no endpoint", []string{"verify"}, "want STACK, or both --url and --key"},
-		{"verify: url without key", []string{"verify", "--url", "http://127.0.0.1:1"}, "want STACK, or both --url and --key"},
-		{"verify: stack and url", []string{"verify", "chemistry", "--url", "http://127.0.0.1:1"}, "give STACK or --url and --key, not both"},
+		{"verify: no endpoint", []string{"verify"}, "want STACK, or --url with the key in SANDBOX_API_KEY (or --key)"},
+		{"verify: url without key", []string{"verify", "--url", "http://127.0.0.1:1"}, "want STACK, or --url with the key in SANDBOX_API_KEY (or --key)"},
+		{"verify: stack and url", []string{"verify", "chemistry", "--url", "http://127.0.0.1:1"}, "give STACK or --url (with --key or SANDBOX_API_KEY), not both"},
 		{"verify: two stacks", []string{"verify", "chemistry", "physics"}, "want at most one STACK (got 2: chemistry physics)"},
 		{"verify: not http", []string{"verify", "--url", "ftp://x", "--key", "k"}, "--url must start with http:// or https://"},
 		{"verify: format", []string{"verify", "--url", "http://x", "--key", "k", "--format", "yaml"}, "--format must be text or json"},
@@ -53,7 +58,7 @@ func TestEndpointUsageErrors(t *testing.T) {
 		{"verify: unknown flag", []string{"verify", "--users", "3"}, "flag provided but not defined: -users"},
 		{"loadtest: no users", []string{"loadtest", "--url", "http://x", "--key", "k"}, "--users must be at least 1 (got 0)"},
 		{"loadtest: duration and requests", []string{"loadtest", "--url", "http://x", "--key", "k", "--users", "2", "--duration", "5s", "--requests", "9"}, "give --duration or --requests, not both"},
-		{"loadtest: no endpoint", []string{"loadtest", "--users", "2"}, "want STACK, or both --url and --key"},
+		{"loadtest: no endpoint", []string{"loadtest", "--users", "2"}, "want STACK, or --url with the key in SANDBOX_API_KEY (or --key)"},
 		{"loadtest: max tokens", []string{"loadtest", "--url", "http://x", "--key", "k", "--users", "2", "--max-tokens", "0"}, "--max-tokens must be at least 1"},
 		{"loadtest: format", []string{"loadtest", "--url", "http://x", "--key", "k", "--users", "2", "--format", "csv"}, "--format must be text or json"},
 	}
@@ -75,8 +80,8 @@ func TestEndpointUsageErrors(t *testing.T) {
 
 func TestEndpointCommandsHelp(t *testing.T) {
 	for cmd, want := range map[string][]string{
-		"verify":   {"Usage: sandboxctl [--project DIR] verify STACK | --url URL --key KEY", "masterKeySecretArn", "Exit 0 every check passed, 1 a check failed, 2 usage"},
-		"loadtest": {"Usage: sandboxctl [--project DIR] loadtest STACK | --url URL --key KEY --users N", "the median user (p50)", "-target-tokens-per-user", "Exit 0 verdict met, 1 not met"},
+		"verify":   {"Usage: sandboxctl [--project DIR] verify STACK | --url URL [--key KEY]", "masterKeySecretArn", "Exit 0 every check passed, 1 a check failed, 2 usage"},
+		"loadtest": {"Usage: sandboxctl [--project DIR] loadtest STACK | --url URL [--key KEY] --users N", "the median user (p50)", "--target-tokens-per-user N", "Exit 0 verdict met, 1 not met"},
 	} {
 		code, out, _ := sandboxctl(t, projectRoot(t), cmd, "--help")
 		if code != exitOK {
@@ -100,7 +105,7 @@ func TestStackWithoutThePulumiCLI(t *testing.T) {
 	t.Setenv("PATH", t.TempDir()) // no pulumi anywhere on it
 	for _, cmd := range [][]string{{"verify", "chemistry"}, {"loadtest", "chemistry", "--users", "1"}} {
 		code, out, errOut := sandboxctl(t, projectRoot(t), cmd...)
-		want := "sandboxctl " + cmd[0] + ": the pulumi CLI is not installed (no pulumi on PATH): install it to read stack chemistry's outputs, or pass --url and --key instead of STACK\n"
+		want := "sandboxctl " + cmd[0] + ": the pulumi CLI is not installed (no pulumi on PATH): install it to read stack chemistry's outputs, or pass --url (the key in SANDBOX_API_KEY or --key) instead of STACK\n"
 		if code != exitUsage || errOut != want || out != "" {
 			t.Errorf("%v: exit %d, stderr %q; want exit 2 and %q", cmd, code, errOut, want)
 		}
@@ -140,4 +145,63 @@ func TestStackOutputsMissingOrFailing(t *testing.T) {
 // docs/verify-loadtest.md shows verify's and loadtest's help as the commands print it.
 func TestVerifyAndLoadtestHelpAreDocumented(t *testing.T) {
 	helpIsDocumented(t, "docs/verify-loadtest.md", "verify", "loadtest")
+}
+
+// keyRecorder is an endpoint that records the API key of each request and lists one model; it
+// answers nothing else, so the checks after the listing fail.
+func keyRecorder(t *testing.T) (*httptest.Server, func() []string) {
+	t.Helper()
+	var mu sync.Mutex
+	var keys []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		keys = append(keys, strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "))
+		mu.Unlock()
+		if r.Method == http.MethodGet && r.URL.Path == "/v1/models" {
+			_, _ = w.Write([]byte(`{"object":"list","data":[{"id":"m","object":"model"}]}`))
+			return
+		}
+		http.NotFound(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(keys)
+	}
+}
+
+// With --url and no --key, the key comes from SANDBOX_API_KEY; --key wins over it; neither is
+// ever printed.
+func TestAPIKeyFromTheEnvironment(t *testing.T) {
+	const envKey, flagKey = "sk-from-the-environment-0123", "sk-from-the-flag-4567"
+	for _, cmd := range [][]string{{"verify", "--model", "m"}, {"loadtest", "--model", "m", "--users", "1", "--requests", "1"}} {
+		t.Run(cmd[0], func(t *testing.T) {
+			t.Setenv(apiKeyEnv, envKey)
+			srv, seen := keyRecorder(t)
+			code, out, errOut := sandboxctl(t, projectRoot(t), append(cmd, "--url", srv.URL)...)
+			if code != exitInvalid || !strings.Contains(errOut, "(from --url and "+apiKeyEnv+")") {
+				t.Errorf("key from %s: exit %d (want %d, the stand-in answers no completion), stderr:\n%s", apiKeyEnv, code, exitInvalid, errOut)
+			}
+			if keys := seen(); len(keys) == 0 || !slices.Contains(keys, envKey) {
+				t.Errorf("requests carried the keys %q, want %q from %s", keys, envKey, apiKeyEnv)
+			}
+			noKey(t, envKey, out, errOut)
+
+			srv, seen = keyRecorder(t)
+			_, out, errOut = sandboxctl(t, projectRoot(t), append(cmd, "--url", srv.URL, "--key", flagKey)...)
+			if keys := seen(); len(keys) == 0 || !slices.Contains(keys, flagKey) || slices.Contains(keys, envKey) ||
+				!strings.Contains(errOut, "(from --url and --key)") {
+				t.Errorf("with --key: requests carried %q, want %q and never %q; stderr:\n%s", keys, flagKey, envKey, errOut)
+			}
+			noKey(t, flagKey, out, errOut)
+
+			// Without either, it says where the key may come from.
+			t.Setenv(apiKeyEnv, "")
+			code, _, errOut = sandboxctl(t, projectRoot(t), append(cmd, "--url", srv.URL)...)
+			if code != exitUsage || !strings.Contains(errOut, "want STACK, or --url with the key in "+apiKeyEnv+" (or --key)") {
+				t.Errorf("no key: exit %d (want %d), stderr:\n%s", code, exitUsage, errOut)
+			}
+		})
+	}
 }

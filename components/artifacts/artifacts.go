@@ -13,7 +13,7 @@ import (
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/s3"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
-	"github.com/llm-sandbox/llm-sandbox/components/internal/launch"
+	"github.com/llm-sandbox/llm-sandbox/components/internal/argcheck"
 )
 
 // TypeToken is the component's Pulumi type token.
@@ -226,7 +226,7 @@ func NewBucket(ctx *pulumi.Context, name string, args *BucketArgs, opts ...pulum
 
 // validate returns every problem with args at once, each naming its field.
 func validate(name string, args *BucketArgs) error {
-	c := launch.NewChecker("artifacts bucket", name)
+	c := argcheck.NewChecker("artifacts bucket", name)
 	if args == nil {
 		c.Add("BucketArgs", "required (got nil)")
 		return c.Err()

@@ -7,7 +7,7 @@ import (
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/route53"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
-	"github.com/llm-sandbox/llm-sandbox/components/internal/launch"
+	"github.com/llm-sandbox/llm-sandbox/components/internal/nodegroup"
 )
 
 // ValidationRecordTTLSeconds is the TTL of the certificate's DNS validation record. ACM reads
@@ -57,7 +57,7 @@ func (b *builder) certificate() error {
 	cert, err := acm.NewCertificate(b.ctx, n, &acm.CertificateArgs{
 		DomainName:       pulumi.String(a.Hostname),
 		ValidationMethod: pulumi.String("DNS"),
-		Tags:             launch.NameTag(n),
+		Tags:             nodegroup.NameTag(n),
 	}, b.child())
 	if err != nil {
 		return fmt.Errorf("certificate for %s: %w", a.Hostname, err)

@@ -18,7 +18,7 @@ import (
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/wafv2"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
-	"github.com/llm-sandbox/llm-sandbox/components/internal/launch"
+	"github.com/llm-sandbox/llm-sandbox/components/internal/nodegroup"
 )
 
 // TypeToken is the component's Pulumi type token.
@@ -103,7 +103,7 @@ type GatewayArgs struct {
 	// false here; the Spec's default is true, and the caller passes it.
 	DeletionProtection bool
 	// InstanceType is the gateway nodes' instance type: a CPU type of the instance catalog
-	// (config.LookupInstance), e.g. "t3.large"; its vCPUs set LiteLLM's worker count. Required.
+	// (catalog.LookupInstance), e.g. "t3.large"; its vCPUs set LiteLLM's worker count. Required.
 	InstanceType string
 	// MinSize is the fewest gateway nodes, at least 1; the Spec's default of 2 spreads them
 	// across AZs. Required.
@@ -118,9 +118,6 @@ type GatewayArgs struct {
 	// groups). It must have no inline rules: the gateway adds its rules as separate rule
 	// resources. Required.
 	InternalALBSecurityGroupID pulumi.StringInput
-	// LiteLLMVersion is the pinned LiteLLM release (versions.LiteLLM.Version): an exact
-	// release, at least MinLiteLLMVersion, never 1.82.7 or 1.82.8. Required.
-	LiteLLMVersion string
 	// MasterKeySecretArn is the ARN of the Secrets Manager secret holding the LiteLLM master
 	// key (keys.KeyStore MasterKeySecretArn): the node role may read that secret only, and the
 	// node fetches it at boot. The value never passes through Pulumi. Required.
@@ -227,7 +224,7 @@ func NewGateway(ctx *pulumi.Context, name string, args *GatewayArgs, opts ...pul
 	}
 
 	comp := &Gateway{
-		LaunchHookName: launch.LaunchHookName,
+		LaunchHookName: nodegroup.LaunchHookName,
 		IngressRules:   map[string]*vpc.SecurityGroupIngressRule{},
 		EgressRules:    map[string]*vpc.SecurityGroupEgressRule{},
 		PoolListeners:  map[string]*lb.Listener{},
@@ -271,7 +268,7 @@ type builder struct {
 	args     *GatewayArgs
 	s        *settings
 	comp     *Gateway
-	nodeRole *launch.NodeRole
+	nodeRole *nodegroup.NodeRole
 }
 
 // build registers every child in dependency order.

@@ -13,9 +13,11 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"gopkg.in/yaml.v3"
 
-	"github.com/llm-sandbox/llm-sandbox/components/internal/launch"
+	"github.com/llm-sandbox/llm-sandbox/components/internal/nodegroup"
+	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
 	"github.com/llm-sandbox/llm-sandbox/internal/mockaws"
 	"github.com/llm-sandbox/llm-sandbox/internal/mockaws/mocktest"
+	"github.com/llm-sandbox/llm-sandbox/internal/rules"
 	"github.com/llm-sandbox/llm-sandbox/node"
 )
 
@@ -42,7 +44,6 @@ const (
 	cpuSG      = "sg-0poolcpu000000001"
 	gpuTG      = "arn:aws:elasticloadbalancing:ca-central-1:123456789012:targetgroup/ollama-gpu/0123456789abcdef"
 	cpuTG      = "arn:aws:elasticloadbalancing:ca-central-1:123456789012:targetgroup/ollama-cpu/fedcba9876543210"
-	litellmVer = "1.84.1"
 
 	tComponent  = TypeToken
 	tRole       = "aws:iam/role:Role"
@@ -105,7 +106,6 @@ func validArgs() *GatewayArgs {
 			"cpu": {ListenerPort: 25678, TargetGroupArn: pulumi.String(cpuTG), SecurityGroupID: pulumi.String(cpuSG), Models: []string{"qwen2.5:1.5b"}},
 		},
 		InternalALBSecurityGroupID: pulumi.String(internalSG),
-		LiteLLMVersion:             litellmVer,
 		MasterKeySecretArn:         pulumi.String(secretArn),
 		AgentURL:                   pulumi.String(agentURL),
 		AgentSHA256:                agentSHA,
@@ -386,12 +386,12 @@ func TestTargetGroup(t *testing.T) {
 	}
 }
 
-// TestLaunchTemplate checks the hardening the gateway gets from the shared launch package.
+// TestLaunchTemplate checks the hardening the gateway gets from the shared nodegroup package.
 func TestLaunchTemplate(t *testing.T) {
 	m, g, _ := mustRun(t, validArgs())
 	lt := only(t, m, tLT)
-	want := mockaws.CannedAMI(launch.CPUAMIParameter)
-	if lt["imageId"] != want || g.AMIID != want || g.AMIParameter != launch.CPUAMIParameter {
+	want := mockaws.CannedAMI(catalog.CPUAMIParameter)
+	if lt["imageId"] != want || g.AMIID != want || g.AMIParameter != catalog.CPUAMIParameter {
 		t.Errorf("imageId = %v (component %s from %s), want %s from the Ubuntu 24.04 parameter", lt["imageId"], g.AMIID, g.AMIParameter, want)
 	}
 	if lt["instanceType"] != "t3.large" || lt["updateDefaultVersion"] != true {
@@ -484,7 +484,7 @@ func TestUserDataCarriesNodeConfig(t *testing.T) {
 				Role: node.RoleLiteLLM, Department: "chem", Pool: "gateway", Region: region,
 				Lifecycle: node.Lifecycle{Hook: "llm-sandbox-launch", HeartbeatSeconds: 600},
 				LiteLLM: &node.LiteLLMConfig{
-					Version: litellmVer, Port: 4000, Workers: tc.workers, MasterKeySecretArn: secretArn,
+					Port: 4000, Workers: tc.workers, MasterKeySecretArn: secretArn,
 					// Pools in name order, each pool's models in its order, each at the pool's
 					// listener on the internal ALB.
 					Models: []node.LiteLLMModel{
@@ -767,9 +767,9 @@ func TestTimeoutChain(t *testing.T) {
 		{"front idle timeout holds a non-streaming 8192-token answer at 10 tokens/s", FrontIdleTimeoutSeconds >= 8192/10},
 		{"LiteLLM keep-alive > front idle timeout", KeepAliveSeconds > FrontIdleTimeoutSeconds},
 		{"LiteLLM request timeout >= front idle timeout", RequestTimeoutSeconds >= FrontIdleTimeoutSeconds},
-		{"LiteLLM request timeout >= the longest pool generation", RequestTimeoutSeconds >= launch.DeregistrationDelaySeconds(1<<20)},
+		{"LiteLLM request timeout >= the longest pool generation", RequestTimeoutSeconds >= nodegroup.DeregistrationDelaySeconds(1<<20)},
 		{"internal idle timeout >= front idle timeout", InternalIdleTimeoutSeconds >= FrontIdleTimeoutSeconds},
-		{"gateway deregistration >= every pool's", DeregistrationDelaySeconds >= launch.DeregistrationDelaySeconds(1<<20)},
+		{"gateway deregistration >= every pool's", DeregistrationDelaySeconds >= nodegroup.DeregistrationDelaySeconds(1<<20)},
 		{"ALB idle timeouts within AWS's 1..4000 s", FrontIdleTimeoutSeconds <= 4000 && InternalIdleTimeoutSeconds <= 4000},
 		{"deregistration within AWS's 0..3600 s", DeregistrationDelaySeconds <= 3600},
 	} {
@@ -942,6 +942,14 @@ func TestInvalidArgs(t *testing.T) {
 		{"host bits set", with(func(a *GatewayArgs) { a.Access.AllowedCIDRs = []string{"142.103.1.0/16"} }), "Access.AllowedCIDRs[0]"},
 		{"CIDR twice", with(func(a *GatewayArgs) { a.Access.AllowedCIDRs = []string{"142.103.0.0/16", "142.103.0.0/16"} }), "Access.AllowedCIDRs[1]"},
 		{"anywhere without AllowAnywhere", with(func(a *GatewayArgs) { a.Access.AllowedCIDRs = []string{"0.0.0.0/0"} }), "Access.AllowedCIDRs[0]"},
+		{"halves of the internet without AllowAnywhere", with(func(a *GatewayArgs) { a.Access.AllowedCIDRs = []string{"0.0.0.0/1", "128.0.0.0/1"} }), "Access.AllowedCIDRs[0]"},
+		{"two /8s without AllowAnywhere", with(func(a *GatewayArgs) { a.Access.AllowedCIDRs = []string{"11.0.0.0/8", "12.0.0.0/8"} }), "Access.AllowedCIDRs"},
+		{"more ranges than the front group holds", with(func(a *GatewayArgs) { a.Access.AllowedCIDRs = clientRanges(31) }), "Access.AllowedCIDRs"},
+		{"internal: ranges and the VPC's beyond the quota", with(func(a *GatewayArgs) {
+			a.Access = Access{Mode: ModeInternal, AllowedCIDRs: clientRanges(60)}
+		}), "Access.AllowedCIDRs"},
+		{"tag value with a control character", with(func(a *GatewayArgs) { a.Tags = map[string]string{"Owner": "ling\tit"} }), `Tags["Owner"]`},
+		{"too many tags", with(func(a *GatewayArgs) { a.Tags = manyTags(49) }), "Tags"},
 		{"internal with a bad VPC CIDR", with(func(a *GatewayArgs) { a.Access.Mode, a.VpcCIDR = ModeInternal, "10.20.0.0" }), "VpcCIDR"},
 		{"not a catalog type", with(func(a *GatewayArgs) { a.InstanceType = "x9.huge" }), "InstanceType"},
 		{"GPU type", with(func(a *GatewayArgs) { a.InstanceType = "g5.xlarge" }), "InstanceType"},
@@ -960,10 +968,6 @@ func TestInvalidArgs(t *testing.T) {
 		{"model in two pools", with(pool("cpu", func(r *PoolRoute) { r.Models = []string{"llama3.1:8b"} })), `Pools["gpu"].Models[0]`},
 		{"model with a carriage return", with(pool("gpu", func(r *PoolRoute) { r.Models = []string{"phi3:mini\r"} })), `Pools["gpu"].Models[0]`},
 		{"model with a path", with(pool("gpu", func(r *PoolRoute) { r.Models = []string{"../llama"} })), `Pools["gpu"].Models[0]`},
-		{"no LiteLLM version", with(func(a *GatewayArgs) { a.LiteLLMVersion = "" }), "LiteLLMVersion"},
-		{"LiteLLM range", with(func(a *GatewayArgs) { a.LiteLLMVersion = ">=1.84" }), "LiteLLMVersion"},
-		{"compromised LiteLLM", with(func(a *GatewayArgs) { a.LiteLLMVersion = "1.82.8" }), "LiteLLMVersion"},
-		{"LiteLLM below the floor", with(func(a *GatewayArgs) { a.LiteLLMVersion = "1.83.9" }), "LiteLLMVersion"},
 		{"bad agent hash", with(func(a *GatewayArgs) { a.AgentSHA256 = strings.ToUpper(agentSHA) }), "AgentSHA256"},
 		{"nil VPC", with(func(a *GatewayArgs) { a.VpcID = nil }), "VpcID"},
 		{"public without public subnets", with(func(a *GatewayArgs) { a.PublicSubnetIDs = nil }), "PublicSubnetIDs"},
@@ -991,6 +995,60 @@ func TestInvalidArgs(t *testing.T) {
 
 func TestInvalidArgsAllReported(t *testing.T) {
 	_, _, _, err := run(t, &GatewayArgs{Department: "chem", Region: region, Access: Access{Mode: ModePublic}, InstanceType: "t3.large", MinSize: 1, MaxSize: 1})
-	mocktest.ReportsAll(t, err, "Access.CertificateARN", "Access.AllowedCIDRs", "Pools", "LiteLLMVersion", "AgentSHA256",
+	mocktest.ReportsAll(t, err, "Access.CertificateARN", "Access.AllowedCIDRs", "Pools", "AgentSHA256",
 		"VpcID", "PublicSubnetIDs", "PrivateSubnetIDs", "InternalALBSecurityGroupID", "MasterKeySecretArn", "AgentURL", "ArtifactsBucketArn", "KMSKeyArn")
+}
+
+// clientRanges returns n distinct /24s.
+func clientRanges(n int) []string {
+	var out []string
+	for i := range n {
+		out = append(out, fmt.Sprintf("142.103.%d.0/24", i))
+	}
+	return out
+}
+
+func manyTags(n int) map[string]string {
+	tags := map[string]string{}
+	for i := range n {
+		tags[fmt.Sprintf("Tag%02d", i)] = "v"
+	}
+	return tags
+}
+
+// The client-range budget the stack file and the gateway enforce is what the front group
+// really takes: at the budget, the front group holds exactly the quota of inbound rules.
+func TestClientRangeBudgetFillsTheFrontGroupQuota(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		https bool
+		edit  func(*GatewayArgs, int)
+		extra int // client ranges the gateway adds itself
+	}{
+		{"public over HTTPS", true, func(a *GatewayArgs, n int) { a.Access.AllowedCIDRs = clientRanges(n) }, 0},
+		{"internal over HTTP, with the VPC's range", false, func(a *GatewayArgs, n int) {
+			a.Access = Access{Mode: ModeInternal, AllowedCIDRs: clientRanges(n)}
+		}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			budget := rules.SecurityGroupRuleQuota / rules.ClientRangeRules(tc.https)
+			m, _, _, err := run(t, with(func(a *GatewayArgs) { tc.edit(a, budget-tc.extra) }))
+			if err != nil {
+				t.Fatal(err)
+			}
+			front, ok := m.ByName("aws:ec2/securityGroup:SecurityGroup", "chem-gw-alb-sg")
+			if !ok {
+				t.Fatal("no front security group")
+			}
+			inbound := 0
+			for _, r := range m.ByType("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule") {
+				if mockaws.Plain(r.Inputs)["securityGroupId"] == front.ID {
+					inbound++
+				}
+			}
+			if inbound != rules.SecurityGroupRuleQuota {
+				t.Errorf("%d client ranges give the front group %d inbound rules, want the quota %d", budget, inbound, rules.SecurityGroupRuleQuota)
+			}
+		})
+	}
 }

@@ -8,7 +8,7 @@ import (
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/wafv2"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
-	"github.com/llm-sandbox/llm-sandbox/components/internal/launch"
+	"github.com/llm-sandbox/llm-sandbox/components/internal/nodegroup"
 )
 
 // Ports.
@@ -32,8 +32,8 @@ const (
 const TLSPolicy = "ELBSecurityPolicy-TLS13-1-2-Res-PQ-2025-09"
 
 // HealthCheckPath is LiteLLM's liveness endpoint, spelled so. It needs no key and calls no
-// model; /health would call every model with the master key on every check (FACTS.md,
-// LiteLLM).
+// model; /health would call every model with the master key on every check (LiteLLM docs,
+// "Health Checks", https://docs.litellm.ai/docs/proxy/health).
 const HealthCheckPath = "/health/liveliness"
 
 // The WAF's rate-based rule.
@@ -76,7 +76,7 @@ func (b *builder) loadBalancerArgs(internal bool, subnets pulumi.StringArrayInpu
 
 // targetGroup is LiteLLM's target group behind the front ALB.
 func (b *builder) targetGroup() error {
-	tg, err := launch.NewTargetGroup(b.ctx, b.name, launch.TargetGroupArgs{
+	tg, err := nodegroup.NewTargetGroup(b.ctx, b.name, nodegroup.TargetGroupArgs{
 		NamePrefix:                 "litllm",
 		VpcID:                      b.args.VpcID,
 		Port:                       LiteLLMPort,
@@ -101,7 +101,7 @@ func (b *builder) frontLoadBalancer() error {
 	// A load balancer name has at most 32 characters; a generated one from a 6-character
 	// prefix always fits.
 	args.NamePrefix = pulumi.String("llmgw")
-	args.Tags = launch.NameTag(b.name + "-alb")
+	args.Tags = nodegroup.NameTag(b.name + "-alb")
 	alb, err := lb.NewLoadBalancer(b.ctx, b.name+"-alb", args, b.child())
 	if err != nil {
 		return fmt.Errorf("front load balancer: %w", err)
@@ -123,7 +123,7 @@ func (b *builder) frontListeners() error {
 			Port:            pulumi.Int(HTTPPort),
 			Protocol:        pulumi.String("HTTP"),
 			DefaultActions:  forward,
-			Tags:            launch.NameTag(b.name + "-http"),
+			Tags:            nodegroup.NameTag(b.name + "-http"),
 		}, b.child())
 		if err != nil {
 			return fmt.Errorf("HTTP listener: %w", err)
@@ -139,7 +139,7 @@ func (b *builder) frontListeners() error {
 		SslPolicy:       pulumi.String(TLSPolicy),
 		CertificateArn:  b.certificateARN(),
 		DefaultActions:  forward,
-		Tags:            launch.NameTag(b.name + "-https"),
+		Tags:            nodegroup.NameTag(b.name + "-https"),
 	}, b.child())
 	if err != nil {
 		return fmt.Errorf("HTTPS listener: %w", err)
@@ -160,7 +160,7 @@ func (b *builder) frontListeners() error {
 				StatusCode: pulumi.String("HTTP_301"),
 			},
 		}},
-		Tags: launch.NameTag(b.name + "-http"),
+		Tags: nodegroup.NameTag(b.name + "-http"),
 	}, b.child())
 	if err != nil {
 		return fmt.Errorf("HTTP redirect listener: %w", err)
@@ -205,7 +205,7 @@ func (b *builder) waf() error {
 			MetricName:               pulumi.String(n),
 			SampledRequestsEnabled:   pulumi.Bool(false),
 		},
-		Tags: launch.NameTag(n),
+		Tags: nodegroup.NameTag(n),
 	}, b.child())
 	if err != nil {
 		return fmt.Errorf("web ACL: %w", err)
@@ -228,7 +228,7 @@ func (b *builder) waf() error {
 func (b *builder) internalLoadBalancer() error {
 	args := b.loadBalancerArgs(true, b.args.PrivateSubnetIDs, b.args.InternalALBSecurityGroupID, InternalIdleTimeoutSeconds)
 	args.NamePrefix = pulumi.String("llmin")
-	args.Tags = launch.NameTag(b.name + "-internal")
+	args.Tags = nodegroup.NameTag(b.name + "-internal")
 	alb, err := lb.NewLoadBalancer(b.ctx, b.name+"-internal", args, b.child())
 	if err != nil {
 		return fmt.Errorf("internal load balancer: %w", err)
@@ -248,7 +248,7 @@ func (b *builder) internalLoadBalancer() error {
 				Type:           pulumi.String("forward"),
 				TargetGroupArn: r.TargetGroupArn,
 			}},
-			Tags: launch.NameTag(n),
+			Tags: nodegroup.NameTag(n),
 		}, b.child())
 		if err != nil {
 			return fmt.Errorf("internal listener for pool %s: %w", pool, err)

@@ -5,7 +5,9 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
-	"github.com/llm-sandbox/llm-sandbox/components/internal/launch"
+	"github.com/llm-sandbox/llm-sandbox/components/internal/argcheck"
+	"github.com/llm-sandbox/llm-sandbox/components/internal/nodegroup"
+	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
 	"github.com/llm-sandbox/llm-sandbox/node"
 )
 
@@ -13,7 +15,7 @@ const (
 	// TagTier marks the gateway's group and nodes. With Department it scopes the node role's
 	// lifecycle permission to the gateway's group: the pools' groups carry a Pool tag
 	// instead, so neither tier can complete the other's lifecycle actions.
-	TagTier = "llm-sandbox:tier"
+	TagTier = catalog.TagTier
 	// Tier is TagTier's value, and the node config's pool name (it names the node in logs).
 	Tier = "gateway"
 	// HeartbeatSeconds is the launch lifecycle hook's heartbeat: a gateway node's worst
@@ -28,12 +30,12 @@ const (
 
 // identity names the gateway's nodes, volumes and group "<department>-gateway" and scopes the
 // role's lifecycle permission to groups tagged with the department and the gateway tier.
-func identity(department string) launch.Identity {
-	return launch.Identity{
+func identity(department string) nodegroup.Identity {
+	return nodegroup.Identity{
 		Kind: "gateway",
 		Name: department + "-" + Tier,
-		Scope: []launch.Tag{
-			{Key: launch.TagDepartment, Value: department, Field: "Department"},
+		Scope: []argcheck.Tag{
+			{Key: nodegroup.TagDepartment, Value: department, Field: "Department"},
 			{Key: TagTier, Value: Tier},
 		},
 	}
@@ -59,9 +61,8 @@ func nodeConfig(args *GatewayArgs, s *settings, internalDNS, masterKeySecretArn 
 		Department: args.Department,
 		Pool:       Tier,
 		Region:     args.Region,
-		Lifecycle:  node.Lifecycle{Hook: launch.LaunchHookName, HeartbeatSeconds: HeartbeatSeconds},
+		Lifecycle:  node.Lifecycle{Hook: nodegroup.LaunchHookName, HeartbeatSeconds: HeartbeatSeconds},
 		LiteLLM: &node.LiteLLMConfig{
-			Version:               args.LiteLLMVersion,
 			Port:                  LiteLLMPort,
 			Workers:               s.workers,
 			MasterKeySecretArn:    masterKeySecretArn,
@@ -75,18 +76,18 @@ func nodeConfig(args *GatewayArgs, s *settings, internalDNS, masterKeySecretArn 
 
 // resolveAMI resolves Ubuntu 24.04's public SSM parameter to a concrete AMI id.
 func (b *builder) resolveAMI() error {
-	ami, err := launch.ResolveAMI(b.ctx, launch.CPUAMIParameter, b.comp)
+	ami, err := nodegroup.ResolveAMI(b.ctx, catalog.CPUAMIParameter, b.comp)
 	if err != nil {
 		return err
 	}
-	b.comp.AMIID, b.comp.AMIParameter = ami, launch.CPUAMIParameter
+	b.comp.AMIID, b.comp.AMIParameter = ami, catalog.CPUAMIParameter
 	return nil
 }
 
 // role creates the node role: Session Manager, its own lifecycle action, the artifacts, and
 // the master-key secret (and the key's decrypt through S3 and Secrets Manager only).
 func (b *builder) role() error {
-	r, err := launch.NewNodeRole(b.ctx, b.name, launch.NodeRoleArgs{
+	r, err := nodegroup.NewNodeRole(b.ctx, b.name, nodegroup.NodeRoleArgs{
 		Description:        "llm-sandbox LiteLLM gateway nodes of " + b.args.Department,
 		Region:             b.args.Region,
 		Scope:              identity(b.args.Department).Scope,
@@ -108,10 +109,10 @@ func (b *builder) launchTemplate() error {
 	userData := pulumi.All(b.args.AgentURL.ToStringOutput(), b.comp.InternalLoadBalancer.DnsName, b.args.MasterKeySecretArn.ToStringOutput()).ApplyT(
 		func(v []any) (string, error) {
 			cfg := nodeConfig(args, s, v[1].(string), v[2].(string))
-			return launch.RenderUserData(cfg, node.Artifact{URL: v[0].(string), SHA256: sha})
+			return nodegroup.RenderUserData(cfg, node.Artifact{URL: v[0].(string), SHA256: sha})
 		}).(pulumi.StringOutput)
 
-	lt, err := launch.NewTemplate(b.ctx, b.name, launch.TemplateArgs{
+	lt, err := nodegroup.NewTemplate(b.ctx, b.name, nodegroup.TemplateArgs{
 		Description:        "llm-sandbox LiteLLM gateway nodes of " + b.args.Department,
 		AMIID:              b.comp.AMIID,
 		InstanceType:       pulumi.String(b.args.InstanceType),
@@ -132,7 +133,7 @@ func (b *builder) launchTemplate() error {
 // group is the gateway's autoscaling group across the private subnets, registered with
 // LiteLLM's target group once each node's lifecycle action completes.
 func (b *builder) group() error {
-	args := launch.NewGroupArgs(launch.GroupSettings{
+	args := nodegroup.NewGroupArgs(nodegroup.GroupSettings{
 		SubnetIDs:        b.args.PrivateSubnetIDs,
 		MinSize:          b.args.MinSize,
 		MaxSize:          b.args.MaxSize,
@@ -140,8 +141,8 @@ func (b *builder) group() error {
 		HeartbeatSeconds: HeartbeatSeconds,
 		Tags:             identity(b.args.Department).GroupTags(b.args.Tags),
 	})
-	args.LaunchTemplate = launch.PinnedTemplate(b.comp.LaunchTemplate)
-	group, err := launch.NewGroup(b.ctx, b.name, args, b.nodeRole, nil, b.child())
+	args.LaunchTemplate = nodegroup.PinnedTemplate(b.comp.LaunchTemplate)
+	group, err := nodegroup.NewGroup(b.ctx, b.name, args, b.nodeRole, nil, b.child())
 	if err != nil {
 		return err
 	}
@@ -151,7 +152,7 @@ func (b *builder) group() error {
 
 // scaling tracks average CPU: LiteLLM's workers are CPU-bound (JSON, tokenisation, streaming).
 func (b *builder) scaling() error {
-	policy, err := launch.NewCPUTracking(b.ctx, b.name, b.comp.Group.Name, b.child())
+	policy, err := nodegroup.NewCPUTracking(b.ctx, b.name, b.comp.Group.Name, b.child())
 	if err != nil {
 		return err
 	}

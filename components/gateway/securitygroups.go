@@ -9,7 +9,7 @@ import (
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/vpc"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
-	"github.com/llm-sandbox/llm-sandbox/components/internal/launch"
+	"github.com/llm-sandbox/llm-sandbox/components/internal/nodegroup"
 )
 
 // securityGroups creates the front ALB's and the gateway nodes' security groups, both without
@@ -33,7 +33,7 @@ func (b *builder) securityGroups() error {
 			// Other groups reference this one; revoking the rules first lets a destroy or
 			// replacement finish instead of waiting on DependencyViolation.
 			RevokeRulesOnDelete: pulumi.Bool(true),
-			Tags:                launch.NameTag(n),
+			Tags:                nodegroup.NameTag(n),
 		}, b.child())
 		if err != nil {
 			return fmt.Errorf("security group %s: %w", n, err)
@@ -138,7 +138,7 @@ func (b *builder) securityGroupRules() error {
 				CidrIpv4:                  cidr,
 				ReferencedSecurityGroupId: peer,
 				Description:               pulumi.String(r.description),
-				Tags:                      launch.NameTag(r.name),
+				Tags:                      nodegroup.NameTag(r.name),
 			}, b.child())
 			if err != nil {
 				return fmt.Errorf("security group rule %s: %w", r.name, err)
@@ -154,7 +154,7 @@ func (b *builder) securityGroupRules() error {
 			CidrIpv4:                  cidr,
 			ReferencedSecurityGroupId: peer,
 			Description:               pulumi.String(r.description),
-			Tags:                      launch.NameTag(r.name),
+			Tags:                      nodegroup.NameTag(r.name),
 		}, b.child())
 		if err != nil {
 			return fmt.Errorf("security group rule %s: %w", r.name, err)

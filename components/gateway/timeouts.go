@@ -1,6 +1,6 @@
 package gateway
 
-import "github.com/llm-sandbox/llm-sandbox/components/internal/launch"
+import "github.com/llm-sandbox/llm-sandbox/components/internal/nodegroup"
 
 // The timeout chain, outside in: client → front ALB (idle timeout) → LiteLLM (keep-alive,
 // request timeout) → internal ALB (idle timeout) → Ollama (the pool target group's
@@ -12,7 +12,9 @@ import "github.com/llm-sandbox/llm-sandbox/components/internal/launch"
 // what must fit in the idle timeout is the wait for the first byte: for a streaming request,
 // the time in Ollama's queue plus the prompt evaluation; for a non-streaming request, the whole
 // generation, since nothing is sent until it is done. The ALB default of 60 s cuts both
-// (FACTS.md, LiteLLM: litellm#34819, #7518).
+// (Elastic Load Balancing, "Connection idle timeout",
+// https://docs.aws.amazon.com/elasticloadbalancing/latest/application/edit-load-balancer-attributes.html#connection-idle-timeout;
+// seen cutting LiteLLM streams in BerriAI/litellm#34819 and #7518).
 const (
 	// FrontIdleTimeoutSeconds is the front ALB's idle timeout: the longest a client waits for
 	// a first byte. 900 s holds a non-streaming answer of a full 8192-token context (the
@@ -28,7 +30,7 @@ const (
 	// least the front idle timeout (LiteLLM never gives up on a request the client may still
 	// wait for) and as long as the longest generation any pool can run (a stream that keeps
 	// flowing must not be cut by LiteLLM either): the largest deregistration delay, 3600 s.
-	RequestTimeoutSeconds = launch.MaxDeregistrationDelaySeconds
+	RequestTimeoutSeconds = nodegroup.MaxDeregistrationDelaySeconds
 	// InternalIdleTimeoutSeconds is the internal ALB's idle timeout: at least the front's, so
 	// the hop to Ollama never cuts a silence the client is still allowed; only 60 s more, so
 	// that once the front ALB has given up on a client the internal ALB closes the upstream
@@ -39,9 +41,9 @@ const (
 	InternalIdleTimeoutSeconds = FrontIdleTimeoutSeconds + 60
 	// DeregistrationDelaySeconds is the LiteLLM target group's deregistration delay: a leaving
 	// gateway node finishes the streams it carries. It carries every pool's, so it is the
-	// largest any pool target group can have (launch.DeregistrationDelaySeconds of any context
+	// largest any pool target group can have (nodegroup.DeregistrationDelaySeconds of any context
 	// length); a node with nothing in flight leaves at once.
-	DeregistrationDelaySeconds = launch.MaxDeregistrationDelaySeconds
+	DeregistrationDelaySeconds = nodegroup.MaxDeregistrationDelaySeconds
 	// NumRetries is LiteLLM's retries of a failed upstream call: one, so a node that answers
 	// 503 with a full queue, or one that is going away, costs a retry through the internal
 	// ALB (to the node with the fewest requests in flight) rather than the client's request.

@@ -2,23 +2,17 @@ package gateway
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
-	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
-	"github.com/llm-sandbox/llm-sandbox/components/internal/launch"
-	"github.com/llm-sandbox/llm-sandbox/config"
+	"github.com/llm-sandbox/llm-sandbox/components/internal/argcheck"
+	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
+	"github.com/llm-sandbox/llm-sandbox/internal/rules"
 	"github.com/llm-sandbox/llm-sandbox/node"
 )
-
-// MinLiteLLMVersion is the oldest LiteLLM release the gateway runs, the node agent's floor:
-// 1.84.0 fixes a Host-header authentication bypass, 1.83.7 several earlier CVEs, and 1.82.7 and
-// 1.82.8 carried a credential stealer (FACTS.md, LiteLLM: BerriAI/litellm#24518). The node
-// package owns the check; the gateway reports its verdict under LiteLLMVersion.
-const MinLiteLLMVersion = node.LiteLLMFloor
-
-var acmARN = regexp.MustCompile(`^arn:aws(-[a-z]+)*:acm:([a-z0-9-]+):([0-9]{12}):certificate/[A-Za-z0-9-]+$`)
 
 // Stand-ins for what the node config names but construction only learns later (the internal
 // load balancer's DNS name, the secret's ARN), of the same shape, so the config can be checked
@@ -49,7 +43,7 @@ type settings struct {
 // validate returns every problem with args at once, each naming its field, and otherwise the
 // settings construction uses.
 func validate(name string, args *GatewayArgs) (*settings, error) {
-	c := launch.NewChecker("gateway", name)
+	c := argcheck.NewChecker("gateway", name)
 	if args == nil {
 		c.Add("GatewayArgs", "required (got nil)")
 		return nil, c.Err()
@@ -59,7 +53,7 @@ func validate(name string, args *GatewayArgs) (*settings, error) {
 	c.Department(args.Department)
 	c.Region(args.Region)
 	if c.InstanceType("InstanceType", args.InstanceType, "t3.large") {
-		inst, ok := config.LookupInstance(args.InstanceType)
+		inst, ok := catalog.LookupInstance(args.InstanceType)
 		switch {
 		case !ok:
 			c.Add("InstanceType", "must be a CPU type of the instance catalog, one of %s (got %q)", strings.Join(cpuTypes(), ", "), args.InstanceType)
@@ -74,14 +68,7 @@ func validate(name string, args *GatewayArgs) (*settings, error) {
 	validateAccess(c, args, s)
 	validatePools(c, args, s)
 
-	// The version rules (exact release, floor, never the compromised ones) are the node
-	// agent's; ask the node config and report what it says about the version here.
 	problems := nodeConfigProblems(nodeConfig(args, s, placeholderDNS, fmt.Sprintf(placeholderSecret, args.Region)))
-	for _, problem := range problems {
-		if rest, ok := strings.CutPrefix(problem, "litellm.version: "); ok {
-			c.Add("LiteLLMVersion", "%s", rest)
-		}
-	}
 	c.SHA256("AgentSHA256", args.AgentSHA256)
 	required := map[string]bool{
 		"VpcID":                      args.VpcID == nil,
@@ -96,7 +83,8 @@ func validate(name string, args *GatewayArgs) (*settings, error) {
 		required["PublicSubnetIDs"] = args.PublicSubnetIDs == nil
 	}
 	c.Required(required)
-	c.Tags(args.Tags, identity(args.Department))
+	id := identity(args.Department)
+	c.Tags(args.Tags, id.Kind, id.Name, id.Scope)
 
 	if err := c.Err(); err != nil {
 		return nil, err
@@ -130,7 +118,7 @@ func nodeConfigProblems(cfg *node.Config) []string {
 }
 
 // validateAccess checks Access and VpcCIDR and works out the client ranges.
-func validateAccess(c *launch.Checker, args *GatewayArgs, s *settings) {
+func validateAccess(c *argcheck.Checker, args *GatewayArgs, s *settings) {
 	a := args.Access
 	switch a.Mode {
 	case ModePublic:
@@ -140,13 +128,11 @@ func validateAccess(c *launch.Checker, args *GatewayArgs, s *settings) {
 		c.Add("Access.Mode", "must be %q or %q (got %q)", ModeInternal, ModePublic, a.Mode)
 	}
 
-	if a.Hostname != "" && !config.IsHostname(a.Hostname) {
-		c.Add("Access.Hostname", "must be a lowercase DNS name such as llm.chem.example.edu (got %q)", a.Hostname)
+	if a.Hostname != "" {
+		c.Rule("Access.Hostname", rules.Hostname(a.Hostname))
 	}
 	if a.HostedZoneID != "" {
-		if !config.IsHostedZoneID(a.HostedZoneID) {
-			c.Add("Access.HostedZoneID", "must be a bare Route 53 hosted zone id such as Z0123456789ABCDEFGHIJ (got %q)", a.HostedZoneID)
-		}
+		c.Rule("Access.HostedZoneID", rules.HostedZoneID(a.HostedZoneID))
 		if a.Hostname == "" {
 			c.Add("Access.Hostname", "required with Access.HostedZoneID: the name to create in the zone (got none)")
 		}
@@ -159,23 +145,17 @@ func validateAccess(c *launch.Checker, args *GatewayArgs, s *settings) {
 		case s.public:
 			c.Add("Access.CertificateARN", "required when Access.Mode is public and Access.HostedZoneID is empty: the ACM certificate of the HTTPS listener (got none)")
 		}
-	} else if m := acmARN.FindStringSubmatch(a.CertificateARN); m == nil {
-		c.Add("Access.CertificateARN", "must be an ACM certificate ARN, arn:aws:acm:<region>:<account>:certificate/<id> (got %q)", a.CertificateARN)
-	} else if m[2] != args.Region {
-		c.Add("Access.CertificateARN", "must be in Region %s, where the load balancer is (got a certificate in %s)", args.Region, m[2])
-	} else {
+	} else if c.Rule("Access.CertificateARN", rules.ACMCertificateARN(a.CertificateARN, args.Region)) {
 		s.https = true
 	}
 
 	seen := map[netip.Prefix]string{}
+	var fields []string // of each s.clientCIDRs entry from AllowedCIDRs
 	for i, raw := range a.AllowedCIDRs {
 		field := fmt.Sprintf("Access.AllowedCIDRs[%d]", i)
 		p, ok := parseCIDR(c, field, raw)
 		if !ok {
 			continue
-		}
-		if p.Bits() == 0 && !a.AllowAnywhere {
-			c.Add(field, "admits the whole internet (got %s); set Access.AllowAnywhere to true if that is really meant", p)
 		}
 		if prev, dup := seen[p]; dup {
 			c.Add(field, "lists %s twice (also %s)", p, prev)
@@ -183,6 +163,18 @@ func validateAccess(c *launch.Checker, args *GatewayArgs, s *settings) {
 		}
 		seen[p] = field
 		s.clientCIDRs = append(s.clientCIDRs, p)
+		fields = append(fields, field)
+	}
+	// The list is judged by the address space it covers, not by its spelling: 0.0.0.0/1 and
+	// 128.0.0.0/1 open as much as 0.0.0.0/0.
+	if !a.AllowAnywhere {
+		if i, problem := rules.WideAllowList(s.clientCIDRs); problem != "" {
+			field := "Access.AllowedCIDRs"
+			if i >= 0 {
+				field = fields[i]
+			}
+			c.Add(field, "%s; set Access.AllowAnywhere to true if that is really meant", problem)
+		}
 	}
 	if s.public && len(a.AllowedCIDRs) == 0 {
 		c.Add("Access.AllowedCIDRs", "required and non-empty when Access.Mode is public: the client ranges, e.g. [142.103.0.0/16] (got none)")
@@ -194,36 +186,28 @@ func validateAccess(c *launch.Checker, args *GatewayArgs, s *settings) {
 			}
 		}
 	}
+	// Each client range takes one inbound rule per client-facing listener on the front group.
+	c.Rule("Access.AllowedCIDRs", rules.ClientRanges(len(s.clientCIDRs), s.https))
 	sort.Slice(s.clientCIDRs, func(i, j int) bool { return s.clientCIDRs[i].String() < s.clientCIDRs[j].String() })
 }
 
-// parseCIDR reads an IPv4 CIDR with its host bits zero.
-func parseCIDR(c *launch.Checker, field, raw string) (netip.Prefix, bool) {
-	p, err := netip.ParsePrefix(raw)
-	switch {
-	case err != nil || !p.Addr().Is4():
-		c.Add(field, "must be an IPv4 CIDR such as 10.20.0.0/16 (got %q)", raw)
-		return netip.Prefix{}, false
-	case p.Masked() != p:
-		c.Add(field, "must have its host bits zero, e.g. %s (got %s)", p.Masked(), raw)
-		return netip.Prefix{}, false
-	}
-	return p, true
+// parseCIDR reads an IPv4 CIDR with its host bits zero (rules.IPv4CIDR).
+func parseCIDR(c *argcheck.Checker, field, raw string) (netip.Prefix, bool) {
+	p, problem := rules.IPv4CIDR(raw)
+	return p, c.Rule(field, problem)
 }
 
 // validatePools checks every pool route; listener ports must be unique across pools.
-func validatePools(c *launch.Checker, args *GatewayArgs, s *settings) {
+func validatePools(c *argcheck.Checker, args *GatewayArgs, s *settings) {
 	if len(args.Pools) == 0 {
 		c.Add("Pools", "must route at least one pool (got none)")
 	}
-	s.poolNames = launch.SortedKeys(args.Pools)
+	s.poolNames = slices.Sorted(maps.Keys(args.Pools))
 	ports := map[int]string{}
 	servedBy := map[string]string{}
 	for _, pool := range s.poolNames {
 		r, f := args.Pools[pool], fmt.Sprintf("Pools[%q]", pool)
-		if n := len(pool); n < 1 || n > 20 || !launch.DNSLabel.MatchString(pool) {
-			c.Add(f, "the pool name must be a lowercase DNS label of 1..20 characters (got %q)", pool)
-		}
+		c.Rule(f, rules.PoolName(pool))
 		if r.ListenerPort < 1 || r.ListenerPort > 65535 {
 			c.Add(f+".ListenerPort", "must be 1..65535 (got %d)", r.ListenerPort)
 		} else if other, dup := ports[r.ListenerPort]; dup {
@@ -253,8 +237,8 @@ func validatePools(c *launch.Checker, args *GatewayArgs, s *settings) {
 // cpuTypes are the instance catalog's CPU types.
 func cpuTypes() []string {
 	var out []string
-	for _, t := range config.InstanceTypes() {
-		if inst, _ := config.LookupInstance(t); !inst.HasGPU() {
+	for _, t := range catalog.InstanceTypes() {
+		if inst, _ := catalog.LookupInstance(t); !inst.HasGPU() {
 			out = append(out, t)
 		}
 	}

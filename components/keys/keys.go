@@ -12,7 +12,7 @@ import (
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/secretsmanager"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
-	"github.com/llm-sandbox/llm-sandbox/components/internal/launch"
+	"github.com/llm-sandbox/llm-sandbox/components/internal/argcheck"
 )
 
 // TypeToken is the component's Pulumi type token.
@@ -186,7 +186,7 @@ func MasterKeySecretName(department string) string {
 
 // validate returns every problem with args at once, each naming its field.
 func validate(name string, args *KeyStoreArgs) error {
-	c := launch.NewChecker("keystore", name)
+	c := argcheck.NewChecker("keystore", name)
 	if args == nil {
 		c.Add("args", "required (got nil)")
 		return c.Err()

@@ -12,7 +12,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
-	"github.com/llm-sandbox/llm-sandbox/components/internal/launch"
+	"github.com/llm-sandbox/llm-sandbox/components/internal/argcheck"
 	"github.com/llm-sandbox/llm-sandbox/internal/mockaws"
 	"github.com/llm-sandbox/llm-sandbox/internal/mockaws/mocktest"
 )
@@ -438,7 +438,7 @@ func TestNewKeyStoreRejectsInvalidArgs(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			m, _, err := run(t, tc.args)
 			mocktest.Refused(t, m, err, `keystore "chem"`, tc.field)
-			var fe *launch.FieldError
+			var fe *argcheck.FieldError
 			if !errors.As(err, &fe) || fe.Field != tc.field {
 				t.Errorf("error %q does not name field %s", err, tc.field)
 			}

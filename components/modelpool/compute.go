@@ -9,7 +9,7 @@ import (
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ec2"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
-	"github.com/llm-sandbox/llm-sandbox/components/internal/launch"
+	"github.com/llm-sandbox/llm-sandbox/components/internal/nodegroup"
 )
 
 // Lifecycle hook heartbeats, in seconds: how long a launching node has to prove itself ready
@@ -24,13 +24,6 @@ const (
 	// smaller too, since they must fit in system memory.
 	HeartbeatCPUSeconds = 900
 )
-
-// DeregistrationDelaySeconds is the target group's deregistration delay for a pool with the
-// given context length: the longest generation the pool can be asked for, ContextLength tokens
-// at 10 tokens/s, clamped to 300..3600 s (launch.DeregistrationDelaySeconds).
-func DeregistrationDelaySeconds(contextLength int) int {
-	return launch.DeregistrationDelaySeconds(contextLength)
-}
 
 // HeartbeatSeconds is the launch lifecycle hook's heartbeat for a GPU or a CPU pool.
 func HeartbeatSeconds(gpu bool) int {
@@ -78,7 +71,7 @@ func (b *builder) securityGroup() error {
 		// Other groups (the ALB's) reference this one; revoking the rules first lets a destroy
 		// or replacement finish instead of waiting on DependencyViolation.
 		RevokeRulesOnDelete: pulumi.Bool(true),
-		Tags:                launch.NameTag(n),
+		Tags:                nodegroup.NameTag(n),
 	}, b.child())
 	if err != nil {
 		return fmt.Errorf("security group: %w", err)
@@ -90,14 +83,14 @@ func (b *builder) securityGroup() error {
 // targetGroup is the internal target group the gateway's internal ALB forwards this pool's
 // requests to.
 func (b *builder) targetGroup() error {
-	tg, err := launch.NewTargetGroup(b.ctx, b.name, launch.TargetGroupArgs{
+	tg, err := nodegroup.NewTargetGroup(b.ctx, b.name, nodegroup.TargetGroupArgs{
 		NamePrefix: "ollama",
 		VpcID:      b.args.VpcID,
 		Port:       OllamaPort,
 		// /api/version answers while generations run; it proves the server is up. Model
 		// readiness is proven once, before the lifecycle action completes.
 		HealthCheckPath:            "/api/version",
-		DeregistrationDelaySeconds: DeregistrationDelaySeconds(b.args.ContextLength),
+		DeregistrationDelaySeconds: nodegroup.DeregistrationDelaySeconds(b.args.ContextLength),
 	}, b.child())
 	if err != nil {
 		return err
@@ -108,8 +101,8 @@ func (b *builder) targetGroup() error {
 
 func (b *builder) group() error {
 	lt := b.comp.LaunchTemplate
-	version := launch.PinnedVersion(lt)
-	args := launch.NewGroupArgs(launch.GroupSettings{
+	version := nodegroup.PinnedVersion(lt)
+	args := nodegroup.NewGroupArgs(nodegroup.GroupSettings{
 		SubnetIDs:        b.args.SubnetIDs,
 		MinSize:          b.args.MinSize,
 		MaxSize:          b.args.MaxSize,
@@ -143,7 +136,7 @@ func (b *builder) group() error {
 		// two-minute interruption notice.
 		args.CapacityRebalance = pulumi.Bool(true)
 	} else {
-		args.LaunchTemplate = launch.PinnedTemplate(lt)
+		args.LaunchTemplate = nodegroup.PinnedTemplate(lt)
 	}
 
 	if b.args.WarmPool > 0 {
@@ -169,7 +162,7 @@ func (b *builder) group() error {
 	if b.args.Schedule != nil {
 		ignore = append(ignore, "minSize", "maxSize")
 	}
-	group, err := launch.NewGroup(b.ctx, b.name, args, b.nodeRole, ignore, b.child())
+	group, err := nodegroup.NewGroup(b.ctx, b.name, args, b.nodeRole, ignore, b.child())
 	if err != nil {
 		return err
 	}
@@ -184,7 +177,7 @@ func (b *builder) scaling() error {
 	// signal and is not built yet.
 	// Target tracking cannot scale out from zero (there is no data), which is why office hours
 	// use scheduled actions.
-	policy, err := launch.NewCPUTracking(b.ctx, b.name, b.comp.Group.Name, b.child())
+	policy, err := nodegroup.NewCPUTracking(b.ctx, b.name, b.comp.Group.Name, b.child())
 	if err != nil {
 		return err
 	}

@@ -3,24 +3,15 @@ package modelpool
 import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
-	"github.com/llm-sandbox/llm-sandbox/components/internal/launch"
+	"github.com/llm-sandbox/llm-sandbox/components/internal/nodegroup"
+	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
 	"github.com/llm-sandbox/llm-sandbox/node"
-)
-
-// Public SSM parameters the AMI is resolved from at deploy time (FACTS.md, "AWS: AMIs,
-// instances, quotas"); see the launch package for what each image is.
-const (
-	// GPUAMIParameter is the Deep Learning Base OSS Nvidia Driver GPU AMI on Ubuntu 24.04.
-	GPUAMIParameter = launch.GPUAMIParameter
-	// CPUAMIParameter is Canonical's Ubuntu 24.04 LTS server AMI with a gp3 root.
-	CPUAMIParameter = launch.CPUAMIParameter
+	"github.com/llm-sandbox/llm-sandbox/versions"
 )
 
 const (
 	// OllamaPort is Ollama's listening port on the nodes and the target group's port.
 	OllamaPort = 11434
-	// LaunchHookName is the launch lifecycle hook's name (the same for every group).
-	LaunchHookName = launch.LaunchHookName
 	// RootVolumeGiB is the root volume's size: the DLAMI's root snapshot is 75 GiB, and the
 	// Ollama release (~2 GB unpacked) and the models (2-5 GB each) come on top.
 	RootVolumeGiB = 100
@@ -56,10 +47,10 @@ func nodeConfig(args *ModelPoolArgs) *node.Config {
 		Department: args.Department,
 		Pool:       args.Pool,
 		Region:     args.Region,
-		Lifecycle:  node.Lifecycle{Hook: LaunchHookName, HeartbeatSeconds: HeartbeatSeconds(args.GPU)},
+		Lifecycle:  node.Lifecycle{Hook: nodegroup.LaunchHookName, HeartbeatSeconds: HeartbeatSeconds(args.GPU)},
 		Ollama: &node.OllamaConfig{
-			Version:       args.OllamaVersion,
-			Release:       args.OllamaRelease,
+			Version:       args.OllamaRelease.Version,
+			Release:       releaseArtifact(args.OllamaRelease),
 			GPU:           args.GPU,
 			Port:          OllamaPort,
 			Parallel:      args.Parallel,
@@ -70,13 +61,15 @@ func nodeConfig(args *ModelPoolArgs) *node.Config {
 	}
 }
 
+// releaseArtifact is the file of an Ollama release, as the node config names it.
+func releaseArtifact(r versions.Release) node.Artifact {
+	return node.Artifact{URL: r.URL, SHA256: r.SHA256, SumsURL: r.SumsURL}
+}
+
 // resolveAMI resolves the GPU or CPU image's public SSM parameter to a concrete AMI id.
 func (b *builder) resolveAMI() error {
-	param := CPUAMIParameter
-	if b.args.GPU {
-		param = GPUAMIParameter
-	}
-	ami, err := launch.ResolveAMI(b.ctx, param, b.comp)
+	param := catalog.AMIParameter(b.args.GPU)
+	ami, err := nodegroup.ResolveAMI(b.ctx, param, b.comp)
 	if err != nil {
 		return err
 	}
@@ -86,7 +79,7 @@ func (b *builder) resolveAMI() error {
 
 // role creates the node role, its policies and the instance profile.
 func (b *builder) role() error {
-	r, err := launch.NewNodeRole(b.ctx, b.name, launch.NodeRoleArgs{
+	r, err := nodegroup.NewNodeRole(b.ctx, b.name, nodegroup.NodeRoleArgs{
 		Description:        "llm-sandbox Ollama nodes of " + b.args.Department + "/" + b.args.Pool,
 		Region:             b.args.Region,
 		Scope:              identity(b.args).Scope,
@@ -105,7 +98,7 @@ func (b *builder) launchTemplate() error {
 	cfg, sha := b.comp.NodeConfig, b.args.AgentSHA256
 	// Only a string is rendered in the ApplyT; no resource is created there.
 	userData := b.args.AgentURL.ToStringOutput().ApplyT(func(agentURL string) (string, error) {
-		return launch.RenderUserData(cfg, node.Artifact{URL: agentURL, SHA256: sha})
+		return nodegroup.RenderUserData(cfg, node.Artifact{URL: agentURL, SHA256: sha})
 	}).(pulumi.StringOutput)
 
 	var instanceType pulumi.StringPtrInput
@@ -113,7 +106,7 @@ func (b *builder) launchTemplate() error {
 		// With spot, the mixed instances policy's overrides name the types.
 		instanceType = pulumi.String(b.args.InstanceType)
 	}
-	lt, err := launch.NewTemplate(b.ctx, b.name, launch.TemplateArgs{
+	lt, err := nodegroup.NewTemplate(b.ctx, b.name, nodegroup.TemplateArgs{
 		Description:        "llm-sandbox Ollama nodes of " + b.args.Department + "/" + b.args.Pool,
 		AMIID:              b.comp.AMIID,
 		InstanceType:       instanceType,

@@ -1,4 +1,4 @@
-// Package modelpool provides the llmsandbox:compute:ModelPool component: one autoscaling group
+// Package modelpool provides the llmsandbox:modelpool:ModelPool component: one autoscaling group
 // of Ollama nodes serving the same models, with its launch template (concrete AMI, IMDSv2,
 // encrypted root volume, user data that fetches the node agent), instance role, security
 // group, internal target group, launch lifecycle hook, instance refresh, scaling and optional
@@ -7,6 +7,7 @@ package modelpool
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/autoscaling"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ec2"
@@ -14,12 +15,19 @@ import (
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/lb"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
-	"github.com/llm-sandbox/llm-sandbox/components/internal/launch"
+	"github.com/llm-sandbox/llm-sandbox/components/internal/argcheck"
+	"github.com/llm-sandbox/llm-sandbox/components/internal/nodegroup"
 	"github.com/llm-sandbox/llm-sandbox/node"
+	"github.com/llm-sandbox/llm-sandbox/versions"
 )
 
-// TypeToken is the component's Pulumi type token.
-const TypeToken = "llmsandbox:compute:ModelPool"
+// TypeToken is the component's Pulumi type token, llmsandbox:<package>:<Type>.
+const TypeToken = "llmsandbox:modelpool:ModelPool"
+
+// FormerTypeToken is the type token the component was registered with before it was named
+// after its package. It stays an alias, so stacks deployed under it keep their resources (the
+// engine derives the children's aliases from it) instead of replacing every one.
+const FormerTypeToken = "llmsandbox:compute:ModelPool"
 
 // Schedule is a pool's office hours: the pool scales up at Start and to zero at Stop, on Days,
 // in Timezone.
@@ -78,10 +86,11 @@ type ModelPoolArgs struct {
 	// ContextLength is OLLAMA_CONTEXT_LENGTH in tokens. Required; >= 1. It also sizes the
 	// target group's deregistration delay.
 	ContextLength int
-	// OllamaVersion is the pinned Ollama release, e.g. "0.35.1". Required.
-	OllamaVersion string
-	// OllamaRelease is that release's ollama-linux-amd64.tar.zst and its SHA-256. Required.
-	OllamaRelease node.Artifact
+	// OllamaRelease is the Ollama release the nodes install (versions.Ollama): its version,
+	// e.g. "0.35.1", which the installed binary must report, and the https:// or s3:// URL of
+	// its ollama-linux-amd64.tar.zst with the SHA-256 (or the checksum file) it is checked
+	// against. Required.
+	OllamaRelease versions.Release
 	// AgentURL is the https URL of the node agent binary in the artifacts bucket
 	// (artifacts.Bucket.AgentURL). Required.
 	AgentURL pulumi.StringInput
@@ -165,10 +174,11 @@ func NewModelPool(ctx *pulumi.Context, name string, args *ModelPoolArgs, opts ..
 	}
 
 	comp := &ModelPool{
-		LaunchHookName:   launch.LaunchHookName,
+		LaunchHookName:   nodegroup.LaunchHookName,
 		NodeConfig:       cfg,
 		ScheduledActions: map[string]*autoscaling.Schedule{},
 	}
+	opts = append(slices.Clip(opts), pulumi.Aliases([]pulumi.Alias{{Type: pulumi.String(FormerTypeToken)}}))
 	if err := ctx.RegisterComponentResource(TypeToken, name, comp, opts...); err != nil {
 		return nil, fmt.Errorf("model pool %q: register component: %w", name, err)
 	}
@@ -201,7 +211,7 @@ type builder struct {
 	args *ModelPoolArgs
 	comp *ModelPool
 	// nodeRole is the role and what hangs off it; the group waits for its policies.
-	nodeRole *launch.NodeRole
+	nodeRole *nodegroup.NodeRole
 }
 
 // build registers every child in dependency order.
@@ -229,12 +239,12 @@ func (b *builder) child() pulumi.ResourceOption {
 
 // identity names the pool's instances, volumes and group "<department>-<pool>" and scopes the
 // role's lifecycle permission to groups tagged with both the department and the pool.
-func identity(args *ModelPoolArgs) launch.Identity {
-	return launch.Identity{
+func identity(args *ModelPoolArgs) nodegroup.Identity {
+	return nodegroup.Identity{
 		Kind: "model pool",
 		Name: args.Department + "-" + args.Pool,
-		Scope: []launch.Tag{
-			{Key: launch.TagDepartment, Value: args.Department, Field: "Department"},
+		Scope: []argcheck.Tag{
+			{Key: nodegroup.TagDepartment, Value: args.Department, Field: "Department"},
 			{Key: tagPool, Value: args.Pool, Field: "Pool"},
 		},
 	}

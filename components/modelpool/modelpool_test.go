@@ -12,10 +12,12 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"gopkg.in/yaml.v3"
 
-	"github.com/llm-sandbox/llm-sandbox/components/internal/launch"
+	"github.com/llm-sandbox/llm-sandbox/components/internal/nodegroup"
+	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
 	"github.com/llm-sandbox/llm-sandbox/internal/mockaws"
 	"github.com/llm-sandbox/llm-sandbox/internal/mockaws/mocktest"
 	"github.com/llm-sandbox/llm-sandbox/node"
+	"github.com/llm-sandbox/llm-sandbox/versions"
 )
 
 // Shared assertions over the mock's recordings.
@@ -79,8 +81,7 @@ func validArgs() *ModelPoolArgs {
 		Models:                []string{"llama3.1:8b", "phi3:mini"},
 		Parallel:              4,
 		ContextLength:         8192,
-		OllamaVersion:         "0.35.1",
-		OllamaRelease:         node.Artifact{URL: ollamaURL, SHA256: ollamaSHA},
+		OllamaRelease:         versions.Release{Version: "0.35.1", URL: ollamaURL, SHA256: ollamaSHA},
 		AgentURL:              pulumi.String(agentURL),
 		AgentSHA256:           agentSHA,
 		ArtifactsBucketArn:    pulumi.String(bucketArn),
@@ -139,8 +140,8 @@ func TestLaunchTemplate(t *testing.T) {
 	m, p, _ := mustRun(t, validArgs())
 	lt := inputs(t, m, tLT)
 
-	if lt["imageId"] != mockaws.CannedAMI(GPUAMIParameter) || p.AMIID != lt["imageId"] {
-		t.Errorf("imageId = %v (component says %s), want the concrete AMI %s resolved from the GPU parameter", lt["imageId"], p.AMIID, mockaws.CannedAMI(GPUAMIParameter))
+	if lt["imageId"] != mockaws.CannedAMI(catalog.GPUAMIParameter) || p.AMIID != lt["imageId"] {
+		t.Errorf("imageId = %v (component says %s), want the concrete AMI %s resolved from the GPU parameter", lt["imageId"], p.AMIID, mockaws.CannedAMI(catalog.GPUAMIParameter))
 	}
 	if lt["instanceType"] != "g5.xlarge" {
 		t.Errorf("instanceType = %v, want g5.xlarge", lt["instanceType"])
@@ -216,8 +217,8 @@ func TestAMIFollowsGPUFlag(t *testing.T) {
 		gpu   bool
 		param string
 	}{
-		{"GPU pool uses the DLAMI", true, GPUAMIParameter},
-		{"CPU pool uses Ubuntu", false, CPUAMIParameter},
+		{"GPU pool uses the DLAMI", true, catalog.GPUAMIParameter},
+		{"CPU pool uses Ubuntu", false, catalog.CPUAMIParameter},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, p, _ := mustRun(t, with(func(a *ModelPoolArgs) {
@@ -300,14 +301,15 @@ func TestUserDataCarriesNodeConfig(t *testing.T) {
 			a := tc.args
 			want := node.Config{
 				Role: node.RoleOllama, Department: a.Department, Pool: a.Pool, Region: a.Region,
-				Lifecycle: node.Lifecycle{Hook: LaunchHookName, HeartbeatSeconds: HeartbeatSeconds(a.GPU)},
+				Lifecycle: node.Lifecycle{Hook: nodegroup.LaunchHookName, HeartbeatSeconds: HeartbeatSeconds(a.GPU)},
 			}
 			var models []node.Model
 			for _, tag := range a.Models {
 				models = append(models, node.Model{Name: tag})
 			}
 			want.Ollama = &node.OllamaConfig{
-				Version: a.OllamaVersion, Release: a.OllamaRelease, GPU: a.GPU, Port: 11434,
+				Version: a.OllamaRelease.Version, GPU: a.GPU, Port: 11434,
+				Release:  node.Artifact{URL: a.OllamaRelease.URL, SHA256: a.OllamaRelease.SHA256, SumsURL: a.OllamaRelease.SumsURL},
 				Parallel: a.Parallel, ContextLength: a.ContextLength,
 				MaxQueue: MaxQueue(a.Parallel, len(a.Models)), Models: models,
 			}
@@ -335,17 +337,6 @@ func TestMaxQueue(t *testing.T) {
 	} {
 		if got := MaxQueue(tc.parallel, tc.models); got != tc.want {
 			t.Errorf("MaxQueue(%d, %d) = %d, want %d", tc.parallel, tc.models, got, tc.want)
-		}
-	}
-}
-
-func TestDeregistrationDelay(t *testing.T) {
-	for _, tc := range []struct{ context, want int }{
-		{1, 300}, {2048, 300}, {3000, 300}, {3001, 301}, {4096, 410}, {8192, 820}, {16384, 1639},
-		{32768, 3277}, {36000, 3600}, {131072, 3600},
-	} {
-		if got := DeregistrationDelaySeconds(tc.context); got != tc.want {
-			t.Errorf("DeregistrationDelaySeconds(%d) = %d, want %d", tc.context, got, tc.want)
 		}
 	}
 }
@@ -389,16 +380,16 @@ func TestRole(t *testing.T) {
 		t.Errorf("actions = %v, want exactly %v", actions, wantActions)
 	}
 
-	lc := bySid[launch.SidCompleteLifecycleAction]
+	lc := bySid[nodegroup.SidCompleteLifecycleAction]
 	wantLC := map[string]map[string]any{"StringEquals": {"aws:ResourceTag/Department": "chem", "aws:ResourceTag/Pool": "gpu"}}
 	if !slices.Equal(strs(lc.Resource), []string{"*"}) || !reflect.DeepEqual(lc.Condition, wantLC) {
 		t.Errorf("lifecycle statement = %+v, want Resource * with condition %v", lc, wantLC)
 	}
-	s3 := bySid[launch.SidReadArtifacts]
+	s3 := bySid[nodegroup.SidReadArtifacts]
 	if !slices.Equal(strs(s3.Resource), []string{bucketArn + "/*"}) || s3.Condition != nil {
 		t.Errorf("artifacts statement = %+v, want s3:GetObject on %s/*", s3, bucketArn)
 	}
-	kms := bySid[launch.SidDecryptArtifacts]
+	kms := bySid[nodegroup.SidDecryptArtifacts]
 	wantKMS := map[string]map[string]any{"StringEquals": {"kms:ViaService": "s3.ca-central-1.amazonaws.com"}}
 	if !slices.Equal(strs(kms.Resource), []string{keyArn}) || !reflect.DeepEqual(kms.Condition, wantKMS) {
 		t.Errorf("KMS statement = %+v, want kms:Decrypt on %s via S3 only", kms, keyArn)
@@ -517,7 +508,7 @@ func TestGroup(t *testing.T) {
 
 			hooks := list(t, asg["initialLifecycleHooks"], "initialLifecycleHooks")
 			wantHook := map[string]any{
-				"name": LaunchHookName, "lifecycleTransition": "autoscaling:EC2_INSTANCE_LAUNCHING",
+				"name": nodegroup.LaunchHookName, "lifecycleTransition": "autoscaling:EC2_INSTANCE_LAUNCHING",
 				"defaultResult": "ABANDON", "heartbeatTimeout": tc.heartbeat,
 			}
 			if len(hooks) != 1 || !reflect.DeepEqual(hooks[0], wantHook) {
@@ -722,7 +713,7 @@ func TestOutputs(t *testing.T) {
 	if got != want {
 		t.Errorf("outputs:\n got  %+v\n want %+v", got, want)
 	}
-	if p.LaunchHookName != LaunchHookName || p.Group == nil || p.TargetGroup == nil || p.ScalingPolicy == nil {
+	if p.LaunchHookName != nodegroup.LaunchHookName || p.Group == nil || p.TargetGroup == nil || p.ScalingPolicy == nil {
 		t.Errorf("component fields not set: %+v", p)
 	}
 }
@@ -806,7 +797,7 @@ func TestInvalidArgs(t *testing.T) {
 		{"model twice", with(func(a *ModelPoolArgs) { a.Models = []string{"phi3:mini", "phi3:mini"} }), "Models[1]"},
 		{"zero parallel", with(func(a *ModelPoolArgs) { a.Parallel = 0 }), "Parallel"},
 		{"zero context", with(func(a *ModelPoolArgs) { a.ContextLength = 0 }), "ContextLength"},
-		{"no Ollama version", with(func(a *ModelPoolArgs) { a.OllamaVersion = " " }), "OllamaVersion"},
+		{"no Ollama version", with(func(a *ModelPoolArgs) { a.OllamaRelease.Version = " " }), "OllamaRelease.Version"},
 		{"plain-HTTP release", with(func(a *ModelPoolArgs) { a.OllamaRelease.URL = "http://example.com/ollama.tar.zst" }), "OllamaRelease.URL"},
 		{"release without hash or sums file", with(func(a *ModelPoolArgs) { a.OllamaRelease.SHA256 = "" }), "OllamaRelease"},
 		{"release with a plain-HTTP sums file", with(func(a *ModelPoolArgs) {
@@ -836,5 +827,5 @@ func TestInvalidArgs(t *testing.T) {
 
 func TestInvalidArgsAllReported(t *testing.T) {
 	_, _, _, err := run(t, &ModelPoolArgs{Department: "chem", Pool: "gpu", Region: region, InstanceType: "g5.xlarge", MaxSize: 1})
-	mocktest.ReportsAll(t, err, "Models", "Parallel", "ContextLength", "OllamaVersion", "OllamaRelease.URL", "AgentSHA256", "AgentURL", "KMSKeyArn", "VpcID", "SubnetIDs")
+	mocktest.ReportsAll(t, err, "Models", "Parallel", "ContextLength", "OllamaRelease.Version", "OllamaRelease.URL", "AgentSHA256", "AgentURL", "KMSKeyArn", "VpcID", "SubnetIDs")
 }

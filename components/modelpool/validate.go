@@ -3,29 +3,22 @@ package modelpool
 import (
 	"fmt"
 	"net/url"
-	"regexp"
 	"strings"
-	"time"
-	_ "time/tzdata" // check IANA zones the same way on machines without /usr/share/zoneinfo
 
-	"github.com/llm-sandbox/llm-sandbox/components/internal/launch"
+	"github.com/llm-sandbox/llm-sandbox/components/internal/argcheck"
+	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
+	"github.com/llm-sandbox/llm-sandbox/internal/rules"
 	"github.com/llm-sandbox/llm-sandbox/node"
-)
-
-var (
-	hhmm      = regexp.MustCompile(`^([01][0-9]|2[0-3]):[0-5][0-9]$`)
-	dayName   = `(MON|TUE|WED|THU|FRI|SAT|SUN)`
-	daysField = regexp.MustCompile(`^` + dayName + `(-` + dayName + `)?(,` + dayName + `(-` + dayName + `)?)*$`)
 )
 
 // tagPool is the tag that names the pool on its instances, volumes and group; with Department
 // it scopes the node role's lifecycle permission.
-const tagPool = "Pool"
+const tagPool = catalog.TagPool
 
 // validate returns every problem with args at once, each naming its field, and otherwise the
 // node config the user data will carry.
 func validate(name string, args *ModelPoolArgs) (*node.Config, error) {
-	c := launch.NewChecker("model pool", name)
+	c := argcheck.NewChecker("model pool", name)
 	if args == nil {
 		c.Add("ModelPoolArgs", "required (got nil)")
 		return nil, c.Err()
@@ -33,9 +26,7 @@ func validate(name string, args *ModelPoolArgs) (*node.Config, error) {
 	add := c.Add
 
 	c.Department(args.Department)
-	if n := len(args.Pool); n < 1 || n > 20 || !launch.DNSLabel.MatchString(args.Pool) {
-		add("Pool", "must be a lowercase DNS label of 1..20 characters (got %q)", args.Pool)
-	}
+	c.Rule("Pool", rules.PoolName(args.Pool))
 	c.Region(args.Region)
 	c.InstanceType("InstanceType", args.InstanceType, "g5.xlarge")
 
@@ -50,7 +41,7 @@ func validate(name string, args *ModelPoolArgs) (*node.Config, error) {
 		validateSpotTypes(args, c)
 	}
 	if args.Schedule != nil {
-		validateSchedule(args.Schedule, add)
+		validateSchedule(args.Schedule, c)
 	}
 
 	c.Models("Models", args.Models)
@@ -61,13 +52,13 @@ func validate(name string, args *ModelPoolArgs) (*node.Config, error) {
 		add("ContextLength", "must be at least 1 (got %d)", args.ContextLength)
 	}
 
-	if strings.TrimSpace(args.OllamaVersion) == "" {
-		add("OllamaVersion", "required (got %q)", args.OllamaVersion)
+	if strings.TrimSpace(args.OllamaRelease.Version) == "" {
+		add("OllamaRelease.Version", "required (got %q)", args.OllamaRelease.Version)
 	}
 	if u, err := url.Parse(args.OllamaRelease.URL); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "s3") {
 		add("OllamaRelease.URL", "must be an https:// or s3://bucket/key URL (got %q)", args.OllamaRelease.URL)
 	}
-	if err := args.OllamaRelease.Validate(); err != nil {
+	if err := releaseArtifact(args.OllamaRelease).Validate(); err != nil {
 		add("OllamaRelease", "%v", err)
 	}
 	c.SHA256("AgentSHA256", args.AgentSHA256)
@@ -78,7 +69,8 @@ func validate(name string, args *ModelPoolArgs) (*node.Config, error) {
 		"VpcID":              args.VpcID == nil,
 		"SubnetIDs":          args.SubnetIDs == nil,
 	})
-	c.Tags(args.Tags, identity(args))
+	id := identity(args)
+	c.Tags(args.Tags, id.Kind, id.Name, id.Scope)
 
 	if err := c.Err(); err != nil {
 		return nil, err
@@ -93,7 +85,7 @@ func validate(name string, args *ModelPoolArgs) (*node.Config, error) {
 	return cfg, nil
 }
 
-func validateSpotTypes(args *ModelPoolArgs, c *launch.Checker) {
+func validateSpotTypes(args *ModelPoolArgs, c *argcheck.Checker) {
 	if len(args.SpotInstanceTypes) == 0 {
 		c.Add("SpotInstanceTypes", "required when Spot is true: the instance types the spot group may launch, InstanceType first (got none)")
 		return
@@ -111,21 +103,12 @@ func validateSpotTypes(args *ModelPoolArgs, c *launch.Checker) {
 	}
 }
 
-func validateSchedule(s *Schedule, add func(field, format string, a ...any)) {
-	if _, err := time.LoadLocation(s.Timezone); err != nil || s.Timezone == "" || s.Timezone == "Local" {
-		add("Schedule.Timezone", "must be an IANA time zone name such as America/Vancouver (got %q)", s.Timezone)
-	}
-	if !daysField.MatchString(s.Days) {
-		add("Schedule.Days", "must be day names MON..SUN as a range or list, e.g. MON-FRI or MON,WED,FRI (got %q)", s.Days)
-	}
-	startOK, stopOK := hhmm.MatchString(s.Start), hhmm.MatchString(s.Stop)
-	if !startOK {
-		add("Schedule.Start", "must be a 24-hour time HH:MM, e.g. 08:00 (got %q)", s.Start)
-	}
-	if !stopOK {
-		add("Schedule.Stop", "must be a 24-hour time HH:MM, e.g. 20:00 (got %q)", s.Stop)
-	}
+func validateSchedule(s *Schedule, c *argcheck.Checker) {
+	c.Rule("Schedule.Timezone", rules.TimeZone(s.Timezone))
+	c.Rule("Schedule.Days", rules.Days(s.Days))
+	startOK := c.Rule("Schedule.Start", rules.Clock(s.Start))
+	stopOK := c.Rule("Schedule.Stop", rules.Clock(s.Stop))
 	if startOK && stopOK && s.Start >= s.Stop {
-		add("Schedule.Stop", "must be after Start on the same day (got Start %s, Stop %s)", s.Start, s.Stop)
+		c.Add("Schedule.Stop", "must be after Start on the same day (got Start %s, Stop %s)", s.Start, s.Stop)
 	}
 }

@@ -8,13 +8,15 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"regexp"
 	"slices"
 	"strings"
 
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ec2"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/llm-sandbox/llm-sandbox/components/internal/argcheck"
+	"github.com/llm-sandbox/llm-sandbox/internal/rules"
 )
 
 // typeToken is the component's Pulumi type token.
@@ -120,13 +122,15 @@ type settings struct {
 // NewNetwork validates args, then registers the network's VPC, subnets, gateways, routes,
 // endpoints and flow logs as children of one component.
 func NewNetwork(ctx *pulumi.Context, name string, args *NetworkArgs, opts ...pulumi.ResourceOption) (*Network, error) {
-	s, err := resolve(args)
+	s, err := resolve(name, args)
 	if err != nil {
-		return nil, fmt.Errorf("network %q: %w", name, err)
+		return nil, err
 	}
 	privateCIDRs, publicCIDRs, err := subnetLayout(s.cidr, s.azCount)
 	if err != nil {
-		return nil, fmt.Errorf("network %q: %w", name, fieldError("CIDR", "%v", err))
+		c := argcheck.NewChecker(kind, name)
+		c.Add("CIDR", "%v", err)
+		return nil, c.Err()
 	}
 
 	comp := &Network{
@@ -140,6 +144,10 @@ func NewNetwork(ctx *pulumi.Context, name string, args *NetworkArgs, opts ...pul
 	}
 	b := &builder{ctx: ctx, name: name, comp: comp, s: s}
 	if err := b.build(privateCIDRs, publicCIDRs); err != nil {
+		var fe *argcheck.FieldError
+		if errors.As(err, &fe) {
+			return nil, err // names the network already
+		}
 		return nil, fmt.Errorf("network %q: %w", name, err)
 	}
 
@@ -160,14 +168,13 @@ func NewNetwork(ctx *pulumi.Context, name string, args *NetworkArgs, opts ...pul
 	return comp, nil
 }
 
-// regionPattern matches AWS region names such as ca-central-1 or us-gov-west-1.
-var regionPattern = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
-
 // resolve validates args and applies defaults. It reports every problem at once, each naming
 // the NetworkArgs field at fault.
-func resolve(args *NetworkArgs) (settings, error) {
+func resolve(name string, args *NetworkArgs) (settings, error) {
+	c := argcheck.NewChecker(kind, name)
 	if args == nil {
-		return settings{}, fieldError("NetworkArgs", "required (got nil)")
+		c.Add("NetworkArgs", "required (got nil)")
+		return settings{}, c.Err()
 	}
 	s := settings{
 		azCount:       args.AZCount,
@@ -176,19 +183,19 @@ func resolve(args *NetworkArgs) (settings, error) {
 		retentionDays: args.FlowLogRetentionDays,
 		kmsKeyArn:     args.FlowLogKMSKeyArn,
 	}
-	var errs []error
-
-	cidr, err := parseVPCCIDR(args.CIDR)
-	if err != nil {
-		errs = append(errs, fieldError("CIDR", "%v", err))
+	cidr, problem := rules.IPv4CIDR(args.CIDR)
+	if problem == "" {
+		problem = rules.VPCSize(cidr)
 	}
-	s.cidr = cidr
+	if c.Rule("CIDR", problem) {
+		s.cidr = cidr
+	}
 
 	if s.azCount == 0 {
 		s.azCount = defaultAZCount
 	}
 	if s.azCount < 2 || s.azCount > 3 {
-		errs = append(errs, fieldError("AZCount", "must be 2 or 3 (got %d)", s.azCount))
+		c.Add("AZCount", "must be 2 or 3 (got %d)", s.azCount)
 	}
 
 	switch s.nat {
@@ -196,55 +203,27 @@ func resolve(args *NetworkArgs) (settings, error) {
 		s.nat = defaultNATStrategy
 	case NATSingle, NATPerAZ, NATNone:
 	default:
-		errs = append(errs, fieldError("NATStrategy", "unknown strategy %q (want %q, %q or %q)", s.nat, NATSingle, NATPerAZ, NATNone))
+		c.Add("NATStrategy", "unknown strategy %q (want %q, %q or %q)", s.nat, NATSingle, NATPerAZ, NATNone)
 	}
 
-	switch {
-	case s.region == "":
-		errs = append(errs, fieldError("Region", "required (got an empty string)"))
-	case !regionPattern.MatchString(s.region):
-		errs = append(errs, fieldError("Region", "%q is not an AWS region name (want e.g. ca-central-1)", s.region))
-	}
+	c.Rule("Region", rules.Region(s.region))
 
 	if s.retentionDays == 0 {
 		s.retentionDays = defaultFlowLogRetentionDays
 	}
 	if !slices.Contains(logRetentionPeriods(), s.retentionDays) {
-		errs = append(errs, fieldError("FlowLogRetentionDays", "%d is not a period CloudWatch Logs accepts (want one of %v)", s.retentionDays, logRetentionPeriods()))
+		c.Add("FlowLogRetentionDays", "%d is not a period CloudWatch Logs accepts (want one of %v)", s.retentionDays, logRetentionPeriods())
 	}
-	return s, errors.Join(errs...)
+	return s, c.Err()
 }
 
-// fieldError is a validation error that names the NetworkArgs field at fault.
-func fieldError(field, format string, args ...any) error {
-	return fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...))
-}
+// kind names the component in argument errors.
+const kind = "network"
 
 // logRetentionPeriods are the retention periods CloudWatch Logs accepts, in days (the
 // PutRetentionPolicy API; also listed in pulumi-aws cloudwatch.LogGroup's retentionInDays).
 func logRetentionPeriods() []int {
 	return []int{1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653}
-}
-
-// parseVPCCIDR parses an IPv4 VPC CIDR and checks it is /16 to /22 with the host bits zero.
-func parseVPCCIDR(cidr string) (netip.Prefix, error) {
-	if cidr == "" {
-		return netip.Prefix{}, errors.New("required (got an empty string)")
-	}
-	p, err := netip.ParsePrefix(cidr)
-	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("%q is not a CIDR block (want e.g. 10.20.0.0/16)", cidr)
-	}
-	if !p.Addr().Is4() {
-		return netip.Prefix{}, fmt.Errorf("%q is not an IPv4 CIDR block", cidr)
-	}
-	if p.Bits() < 16 || p.Bits() > 22 {
-		return netip.Prefix{}, fmt.Errorf("%q is a /%d (want /16 to /22)", cidr, p.Bits())
-	}
-	if p.Masked() != p {
-		return netip.Prefix{}, fmt.Errorf("%q has host bits set (want %s)", cidr, p.Masked())
-	}
-	return p, nil
 }
 
 // builder registers the children of one Network.
@@ -300,13 +279,17 @@ func (b *builder) availabilityZones() ([]string, error) {
 		return nil, fmt.Errorf("look up availability zones: %w", err)
 	}
 	if len(res.Names) < b.s.azCount {
-		return nil, fieldError("AZCount", "%d availability zones wanted, the region has %d available (%s)",
+		c := argcheck.NewChecker(kind, b.name)
+		c.Add("AZCount", "%d availability zones wanted, the region has %d available (%s)",
 			b.s.azCount, len(res.Names), strings.Join(res.Names, ", "))
+		return nil, c.Err()
 	}
 	azs := slices.Clone(res.Names[:b.s.azCount])
 	for _, az := range azs {
 		if !strings.HasPrefix(az, b.s.region) {
-			return nil, fieldError("Region", "%q does not match the provider's availability zone %q", b.s.region, az)
+			c := argcheck.NewChecker(kind, b.name)
+			c.Add("Region", "%q does not match the provider's availability zone %q", b.s.region, az)
+			return nil, c.Err()
 		}
 	}
 	return azs, nil

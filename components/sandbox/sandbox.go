@@ -6,6 +6,7 @@ package sandbox
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ec2"
@@ -17,7 +18,7 @@ import (
 	"github.com/llm-sandbox/llm-sandbox/components/modelpool"
 	"github.com/llm-sandbox/llm-sandbox/components/network"
 	"github.com/llm-sandbox/llm-sandbox/config"
-	"github.com/llm-sandbox/llm-sandbox/node"
+	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
 	"github.com/llm-sandbox/llm-sandbox/versions"
 )
 
@@ -73,6 +74,14 @@ type Sandbox struct {
 	Gateway *gateway.Gateway
 }
 
+// TypeToken is the component's Pulumi type token, llmsandbox:<package>:<Type>.
+const TypeToken = "llmsandbox:sandbox:Sandbox"
+
+// FormerTypeToken is the type token the component was registered with before it was named
+// after its package. It stays an alias, so stacks deployed under it keep their resources (the
+// engine derives every child's aliases from it) instead of replacing every one.
+const FormerTypeToken = "llmsandbox:index:Sandbox"
+
 // Tags returns the tags every resource of the department carries: the project's own
 // (Department, ManagedBy, Stack) and the stack file's.
 func Tags(spec *config.Spec) map[string]string {
@@ -80,9 +89,9 @@ func Tags(spec *config.Spec) map[string]string {
 	for k, v := range spec.Tags {
 		tags[k] = v
 	}
-	tags["Department"] = spec.Department
-	tags["ManagedBy"] = "llm-sandbox"
-	tags["Stack"] = spec.Stack
+	tags[catalog.TagDepartment] = spec.Department
+	tags[catalog.TagManagedBy] = "llm-sandbox"
+	tags[catalog.TagStack] = spec.Stack
 	return tags
 }
 
@@ -94,7 +103,8 @@ func NewSandbox(ctx *pulumi.Context, name string, args *SandboxArgs, opts ...pul
 	spec := args.Spec
 
 	comp := &Sandbox{}
-	if err := ctx.RegisterComponentResource("llmsandbox:index:Sandbox", name, comp, opts...); err != nil {
+	opts = append(slices.Clip(opts), pulumi.Aliases([]pulumi.Alias{{Type: pulumi.String(FormerTypeToken)}}))
+	if err := ctx.RegisterComponentResource(TypeToken, name, comp, opts...); err != nil {
 		return nil, err
 	}
 
@@ -198,7 +208,6 @@ func NewSandbox(ctx *pulumi.Context, name string, args *SandboxArgs, opts ...pul
 		MaxSize:                    spec.Gateway.MaxSize,
 		Pools:                      routes,
 		InternalALBSecurityGroupID: internalSG.ID().ToStringOutput(),
-		LiteLLMVersion:             versions.LiteLLM.Version,
 		MasterKeySecretArn:         keyStore.MasterKeySecretArn,
 		AgentURL:                   bucket.AgentURL,
 		AgentSHA256:                bucket.AgentSHA256,
@@ -237,7 +246,7 @@ func NewSandbox(ctx *pulumi.Context, name string, args *SandboxArgs, opts ...pul
 
 // poolArgs maps one pool of the Spec onto the ModelPool component's arguments.
 func poolArgs(spec *config.Spec, pool config.Pool, net *network.Network, keyStore *keys.KeyStore, bucket *artifacts.Bucket) *modelpool.ModelPoolArgs {
-	inst, _ := config.LookupInstance(pool.InstanceType) // validated by config
+	inst, _ := catalog.LookupInstance(pool.InstanceType) // validated by config
 	args := &modelpool.ModelPoolArgs{
 		Department:         spec.Department,
 		Pool:               pool.Name,
@@ -251,8 +260,7 @@ func poolArgs(spec *config.Spec, pool config.Pool, net *network.Network, keyStor
 		Models:             pool.Models,
 		Parallel:           pool.Parallel,
 		ContextLength:      pool.ContextLength,
-		OllamaVersion:      versions.Ollama.Version,
-		OllamaRelease:      OllamaRelease(),
+		OllamaRelease:      versions.Ollama,
 		AgentURL:           bucket.AgentURL,
 		AgentSHA256:        bucket.AgentSHA256,
 		ArtifactsBucketArn: bucket.BucketArn,
@@ -268,11 +276,6 @@ func poolArgs(spec *config.Spec, pool config.Pool, net *network.Network, keyStor
 		args.Schedule = &modelpool.Schedule{Timezone: s.Timezone, Days: s.Days, Start: s.Start, Stop: s.Stop}
 	}
 	return args
-}
-
-// OllamaRelease is the pinned Ollama release as the node agent downloads it.
-func OllamaRelease() node.Artifact {
-	return node.Artifact{URL: versions.Ollama.URL, SHA256: versions.Ollama.SHA256, SumsURL: versions.Ollama.SumsURL}
 }
 
 func prefixStrings[T fmt.Stringer](ps []T) []string {

@@ -3,16 +3,21 @@ package sandbox
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
+	"github.com/llm-sandbox/llm-sandbox/components/modelpool"
 	"github.com/llm-sandbox/llm-sandbox/config"
+	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
 	"github.com/llm-sandbox/llm-sandbox/internal/mockaws"
+	"github.com/llm-sandbox/llm-sandbox/internal/rules"
 )
 
 func testSpec(nat config.NATStrategy) *config.Spec {
@@ -137,12 +142,12 @@ func TestSandboxBuildsOnePoolPerSpecPool(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pools := m.ByType("llmsandbox:compute:ModelPool")
+	pools := m.ByType(modelpool.TypeToken)
 	if len(pools) != 2 {
 		t.Fatalf("%d model pools, want 2", len(pools))
 	}
 	for _, name := range []string{"chem-gpu", "chem-batch"} {
-		p, ok := m.ByName("llmsandbox:compute:ModelPool", name)
+		p, ok := m.ByName(modelpool.TypeToken, name)
 		if !ok || m.NameOf(p.Parent) != "chem" {
 			t.Errorf("model pool %s missing or not inside the sandbox", name)
 		}
@@ -204,6 +209,58 @@ func TestBucketForceDestroyFollowsDeletionProtection(t *testing.T) {
 		}
 		if got := mockaws.Plain(buckets[0].Inputs)["forceDestroy"]; got != !protected {
 			t.Errorf("deletion protection %t: bucket forceDestroy %v, want %t", protected, got, !protected)
+		}
+	}
+}
+
+// The sandbox and the model pools were renamed to llmsandbox:<package>:<Type>; each registers
+// its former type token as an alias, so the engine matches the resources of stacks deployed
+// under the old tokens (and, from the parent's alias, every child's) instead of replacing them.
+func TestRenamedComponentsAliasTheirFormerTypes(t *testing.T) {
+	m, err := build(t, testSpec(config.NATSingle))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if FormerTypeToken == TypeToken || modelpool.FormerTypeToken == modelpool.TypeToken {
+		t.Fatal("a former type token equals the current one")
+	}
+	for _, tc := range []struct{ typ, name, former string }{
+		{TypeToken, "chem", "llmsandbox:index:Sandbox"},
+		{modelpool.TypeToken, "chem-gpu", "llmsandbox:compute:ModelPool"},
+	} {
+		r, ok := m.ByName(tc.typ, tc.name)
+		if !ok {
+			t.Fatalf("no %s %s", tc.typ, tc.name)
+		}
+		if !reflect.DeepEqual(r.AliasTypes, []string{tc.former}) {
+			t.Errorf("%s %s aliases types %v, want [%s]", tc.typ, tc.name, r.AliasTypes, tc.former)
+		}
+	}
+}
+
+// A stack's tags share AWS's per-resource limit with the project's own; the stack file allows
+// as many as leave room for catalog.ProjectTagsPerResource, which must be what the busiest
+// resource, a node, really carries.
+func TestProjectTagsPerResourceIsWhatANodeCarries(t *testing.T) {
+	spec := testSpec(config.NATSingle)
+	spec.Tags = map[string]string{}
+	for i := range rules.MaxTagsPerResource - catalog.ProjectTagsPerResource {
+		spec.Tags[fmt.Sprintf("Tag%02d", i)] = "v"
+	}
+	m, err := build(t, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"chem-gpu-lt", "chem-gateway-lt"} {
+		lt, ok := m.ByName("aws:ec2/launchTemplate:LaunchTemplate", name)
+		if !ok {
+			t.Fatalf("no launch template %s", name)
+		}
+		for _, spec := range mockaws.Plain(lt.Inputs)["tagSpecifications"].([]any) {
+			tags := spec.(map[string]any)["tags"].(map[string]any)
+			if len(tags) != rules.MaxTagsPerResource {
+				t.Errorf("%s tags its %v with %d tags, want the limit %d", name, spec.(map[string]any)["resourceType"], len(tags), rules.MaxTagsPerResource)
+			}
 		}
 	}
 }

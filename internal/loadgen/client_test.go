@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/llm-sandbox/llm-sandbox/internal/loadgen/loaddouble"
+	"github.com/llm-sandbox/llm-sandbox/internal/loadgen/loadgentest"
 )
 
 // fakeFailingServer answers /v1/chat/completions with handler: the failures the real LiteLLM
@@ -221,7 +221,7 @@ func TestStreamReusesConnections(t *testing.T) {
 // complete, and the users' streaming speed is the double's rate.
 func TestRunRequests(t *testing.T) {
 	const rate, tokens = 50.0, 6
-	srv, err := loaddouble.Start("127.0.0.1:0", loaddouble.Options{TokensPerSecond: rate, TokensPerAnswer: tokens})
+	srv, err := loadgentest.Start("127.0.0.1:0", loadgentest.Options{TokensPerSecond: rate, TokensPerAnswer: tokens})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +230,7 @@ func TestRunRequests(t *testing.T) {
 	defer c.Close()
 	var progress atomic.Int32
 	res := Run(context.Background(), c, Options{
-		Users: 5, Requests: 23, Body: ChatRequest("loaddouble", "hi", tokens, true), Timeout: 10 * time.Second,
+		Users: 5, Requests: 23, Body: ChatRequest("loadgentest", "hi", tokens, true), Timeout: 10 * time.Second,
 		Progress: func(Progress) { progress.Add(1) }, ProgressEvery: 50 * time.Millisecond,
 	})
 	s := Summarise(res)
@@ -251,7 +251,7 @@ func TestRunRequests(t *testing.T) {
 // In duration mode the run ends on time; requests in flight then are unfinished, not errors,
 // and their tokens still count.
 func TestRunDurationCutsInFlightRequests(t *testing.T) {
-	srv, err := loaddouble.Start("127.0.0.1:0", loaddouble.Options{TokensPerSecond: 20, TokensPerAnswer: 1000})
+	srv, err := loadgentest.Start("127.0.0.1:0", loadgentest.Options{TokensPerSecond: 20, TokensPerAnswer: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}

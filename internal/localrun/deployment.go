@@ -9,7 +9,6 @@ import (
 
 	"github.com/llm-sandbox/llm-sandbox/internal/agentbuild"
 	"github.com/llm-sandbox/llm-sandbox/node"
-	"github.com/llm-sandbox/llm-sandbox/versions"
 )
 
 // Names the tests' deployments use.
@@ -182,7 +181,6 @@ func (d *Deployment) LiteLLMConfig(port int, o GatewayOptions) node.Config {
 		Pool:       "gateway",
 		Region:     Region,
 		LiteLLM: &node.LiteLLMConfig{
-			Version:               versions.LiteLLM.Version,
 			Port:                  port,
 			Workers:               o.Workers,
 			MasterKeySecretArn:    o.MasterKeySecretArn,

@@ -39,6 +39,8 @@ type Resource struct {
 	Provider string
 	// RetainOnDelete is true when the resource's retainOnDelete option is set.
 	RetainOnDelete bool
+	// AliasTypes are the type tokens the resource's aliases name (its former types).
+	AliasTypes []string
 	// ID is the id the monitor gave a custom resource ("" for components), which other
 	// resources' inputs refer to.
 	ID string
@@ -119,6 +121,12 @@ func (m *Monitor) NewResource(args pulumi.MockResourceArgs) (string, resource.Pr
 		parent, ignore = args.RegisterRPC.GetParent(), args.RegisterRPC.GetIgnoreChanges()
 		retain = args.RegisterRPC.GetRetainOnDelete()
 	}
+	var aliasTypes []string
+	for _, a := range args.RegisterRPC.GetAliases() {
+		if t := a.GetSpec().GetType(); t != "" {
+			aliasTypes = append(aliasTypes, t)
+		}
+	}
 	rec := Resource{
 		Type:   args.TypeToken,
 		Name:   args.Name,
@@ -130,6 +138,7 @@ func (m *Monitor) NewResource(args pulumi.MockResourceArgs) (string, resource.Pr
 		IgnoreChanges:  ignore,
 		Provider:       args.Provider,
 		RetainOnDelete: retain,
+		AliasTypes:     aliasTypes,
 	}
 	if !args.Custom {
 		m.record(rec)

@@ -371,7 +371,7 @@ func (l *eventLog) record(ev events.EngineEvent) {
 		l.summary = opCounts(ev.SummaryEvent.ResourceChanges)
 	case ev.DiagnosticEvent != nil && ev.DiagnosticEvent.Severity == "error":
 		msg := strings.TrimSpace(ansi.ReplaceAllString(ev.DiagnosticEvent.Message, ""))
-		if msg != "" && !containsString(l.errs, msg) {
+		if msg != "" && !slices.Contains(l.errs, msg) {
 			l.errs = append(l.errs, msg)
 		}
 	}
@@ -425,15 +425,6 @@ func errorSummary(err error, log *eventLog) string {
 func oneLine(msg string) string {
 	fields := strings.Fields(strings.ReplaceAll(msg, "\n\t* ", " "))
 	return strings.Join(fields, " ")
-}
-
-func containsString(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // ChangeKinds orders change kinds for display: what the operation does first, "same" last.

@@ -7,8 +7,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
-	"github.com/llm-sandbox/llm-sandbox/components/modelpool"
 	"github.com/llm-sandbox/llm-sandbox/config"
+	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
 )
 
 // amiParameter is one public SSM parameter the stack's nodes boot from.
@@ -21,12 +21,12 @@ type amiParameter struct {
 
 // amiParameters are the parameters the deploy resolves, as the components choose them: the
 // GPU Deep Learning AMI for GPU pools, Ubuntu for CPU pools and the gateway (which always
-// exists). The constants are the components' own.
+// exists). The parameters are the catalog's, which the components resolve too.
 func amiParameters(spec *config.Spec) []amiParameter {
-	gpu := amiParameter{check: "ami gpu", what: "the Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 24.04)", parameter: modelpool.GPUAMIParameter}
-	cpu := amiParameter{check: "ami cpu", what: "Canonical's Ubuntu 24.04 AMI", parameter: modelpool.CPUAMIParameter}
+	gpu := amiParameter{check: "ami gpu", what: "the Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 24.04)", parameter: catalog.GPUAMIParameter}
+	cpu := amiParameter{check: "ami cpu", what: "Canonical's Ubuntu 24.04 AMI", parameter: catalog.CPUAMIParameter}
 	for _, name := range spec.PoolNames() {
-		inst, _ := config.LookupInstance(spec.Pools[name].InstanceType)
+		inst, _ := catalog.LookupInstance(spec.Pools[name].InstanceType)
 		if inst.HasGPU() {
 			gpu.users = append(gpu.users, "pool "+name)
 		} else {
@@ -41,7 +41,7 @@ func amiParameters(spec *config.Spec) []amiParameter {
 }
 
 // checkAMIs resolves each AMI parameter the nodes use, as the deploy will (ssm.LookupParameter
-// in components/internal/launch), and checks it names an AMI.
+// in components/internal/nodegroup), and checks it names an AMI.
 func (r *run) checkAMIs() []Result {
 	var results []Result
 	for _, p := range amiParameters(r.spec) {

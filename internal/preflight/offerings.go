@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/llm-sandbox/llm-sandbox/config"
+	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
 )
 
 // use is one way the stack uses an instance type.
@@ -34,7 +35,7 @@ func typeUses(spec *config.Spec) ([]string, map[string][]use) {
 	}
 	for _, name := range spec.PoolNames() {
 		p := spec.Pools[name]
-		inst, _ := config.LookupInstance(p.InstanceType)
+		inst, _ := catalog.LookupInstance(p.InstanceType)
 		add(p.InstanceType, use{label: "pool " + name, primary: true, gpu: inst.HasGPU()})
 		if p.Spot {
 			for _, t := range p.SpotInstanceTypes() {
@@ -65,7 +66,7 @@ func (r *run) checkOfferings(z zones) []Result {
 	// One look-up for the stack's types and the rest of the catalog, so a failure can name
 	// the catalog types that are offered in every zone.
 	query := slices.Clone(order)
-	for _, t := range config.InstanceTypes() {
+	for _, t := range catalog.InstanceTypes() {
 		if !slices.Contains(query, t) {
 			query = append(query, t)
 		}
@@ -148,14 +149,14 @@ func (r *run) offering(t string, us []use, offered map[string][]string, z zones)
 func (r *run) offeringAdvice(t string, gpu bool, offered map[string][]string, z zones) string {
 	var ways []string
 	var alternatives []string
-	byPrice := config.InstanceTypes()
+	byPrice := catalog.InstanceTypes()
 	sort.SliceStable(byPrice, func(i, j int) bool {
-		a, _ := config.LookupInstance(byPrice[i])
-		b, _ := config.LookupInstance(byPrice[j])
+		a, _ := catalog.LookupInstance(byPrice[i])
+		b, _ := catalog.LookupInstance(byPrice[j])
 		return a.PricePerHour < b.PricePerHour
 	})
 	for _, c := range byPrice {
-		inst, _ := config.LookupInstance(c)
+		inst, _ := catalog.LookupInstance(c)
 		if c == t || inst.HasGPU() != gpu {
 			continue
 		}

@@ -15,8 +15,8 @@ import (
 
 	r53types "github.com/aws/aws-sdk-go-v2/service/route53/types"
 
-	"github.com/llm-sandbox/llm-sandbox/components/modelpool"
 	"github.com/llm-sandbox/llm-sandbox/config"
+	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
 	"github.com/llm-sandbox/llm-sandbox/internal/preflight/preflighttest"
 )
 
@@ -265,15 +265,15 @@ func TestAMIParameters(t *testing.T) {
 	// ca-central-1 publishes Ubuntu but not the Deep Learning AMI; us-east-2 publishes a GPU
 	// parameter that holds no AMI id.
 	m := preflighttest.Start(t, preflighttest.PublicParameters{
-		region:      {modelpool.CPUAMIParameter: preflighttest.CPUAMI},
-		"us-east-2": {modelpool.GPUAMIParameter: "not-an-ami", modelpool.CPUAMIParameter: preflighttest.CPUAMI},
+		region:      {catalog.CPUAMIParameter: preflighttest.CPUAMI},
+		"us-east-2": {catalog.GPUAMIParameter: "not-an-ami", catalog.CPUAMIParameter: preflighttest.CPUAMI},
 	})
 
 	r := check(t, m, exampleSpec(t, "physics"), Options{})
 	want(t, r, "ami gpu", Fail,
-		[]string{modelpool.GPUAMIParameter + " does not exist in ca-central-1", "(used by pool gpu)"},
-		[]string{"deploy in a region that publishes it", "aws ssm get-parameter --name " + modelpool.GPUAMIParameter})
-	want(t, r, "ami cpu", OK, []string{modelpool.CPUAMIParameter + " resolves to " + preflighttest.CPUAMI, "(used by gateway)"}, nil)
+		[]string{catalog.GPUAMIParameter + " does not exist in ca-central-1", "(used by pool gpu)"},
+		[]string{"deploy in a region that publishes it", "aws ssm get-parameter --name " + catalog.GPUAMIParameter})
+	want(t, r, "ami cpu", OK, []string{catalog.CPUAMIParameter + " resolves to " + preflighttest.CPUAMI, "(used by gateway)"}, nil)
 	if !r.Failed() {
 		t.Errorf("a missing AMI parameter should fail the report")
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/servicequotas"
 
 	"github.com/llm-sandbox/llm-sandbox/config"
+	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
 )
 
 // Quota is one EC2 vCPU quota a department draws on.
@@ -22,8 +23,11 @@ type Quota struct {
 	counts func(gpu, spot bool) bool
 }
 
-// Quotas are the EC2 quotas preflight checks, in service code "ec2" [Service Quotas; FACTS.md
-// "AWS: AMIs, instances, quotas"]. All are in vCPUs and per region.
+// Quotas are the EC2 quotas preflight checks, in service code "ec2", by the codes and names
+// Service Quotas lists for it (aws service-quotas list-service-quotas --service-code ec2; the
+// vCPU-based instance quotas are described in "Amazon EC2 instance type quotas",
+// https://docs.aws.amazon.com/ec2/latest/instancetypes/ec2-instance-quotas.html). All are in
+// vCPUs and per region.
 var Quotas = []Quota{
 	{
 		Code: "L-DB2E81BA", Name: "Running On-Demand G and VT instances",
@@ -63,7 +67,7 @@ func groups(spec *config.Spec, q Quota) []group {
 	var gs []group
 	for _, name := range spec.PoolNames() {
 		p := spec.Pools[name]
-		inst, ok := config.LookupInstance(p.InstanceType)
+		inst, ok := catalog.LookupInstance(p.InstanceType)
 		if !ok || !q.counts(inst.HasGPU(), p.Spot) {
 			continue
 		}
@@ -71,14 +75,14 @@ func groups(spec *config.Spec, q Quota) []group {
 			worstVCPUs: inst.VCPUs, worstType: p.InstanceType}
 		if p.Spot {
 			for _, t := range p.SpotInstanceTypes() {
-				if i, ok := config.LookupInstance(t); ok && i.VCPUs > g.worstVCPUs {
+				if i, ok := catalog.LookupInstance(t); ok && i.VCPUs > g.worstVCPUs {
 					g.worstVCPUs, g.worstType = i.VCPUs, t
 				}
 			}
 		}
 		gs = append(gs, g)
 	}
-	if gw, ok := config.LookupInstance(spec.Gateway.InstanceType); ok && q.counts(false, false) {
+	if gw, ok := catalog.LookupInstance(spec.Gateway.InstanceType); ok && q.counts(false, false) {
 		gs = append(gs, group{label: "gateway", instanceType: gw.Type, vcpus: gw.VCPUs, maxSize: spec.Gateway.MaxSize,
 			worstVCPUs: gw.VCPUs, worstType: gw.Type})
 	}

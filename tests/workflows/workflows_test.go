@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,20 +17,54 @@ import (
 
 // workflow is the part of a workflow file the rules read.
 type workflow struct {
+	// On is the trigger: a name, a list of names or a mapping of names to settings.
+	On          yaml.Node `yaml:"on"`
 	Permissions yaml.Node `yaml:"permissions"`
 	Defaults    struct {
 		Run struct {
 			Shell string `yaml:"shell"`
 		} `yaml:"run"`
 	} `yaml:"defaults"`
-	Jobs map[string]struct {
-		Steps []struct {
-			Name  string `yaml:"name"`
-			Uses  string `yaml:"uses"`
-			Run   string `yaml:"run"`
-			Shell string `yaml:"shell"`
-		} `yaml:"steps"`
-	} `yaml:"jobs"`
+	Jobs map[string]job `yaml:"jobs"`
+}
+
+// job is the part of a job the rules read.
+type job struct {
+	Permissions map[string]string `yaml:"permissions"`
+	Environment yaml.Node         `yaml:"environment"`
+	Env         map[string]string `yaml:"env"`
+	Steps       []step            `yaml:"steps"`
+}
+
+// step is the part of a step the rules read.
+type step struct {
+	Name  string            `yaml:"name"`
+	Uses  string            `yaml:"uses"`
+	With  map[string]string `yaml:"with"`
+	Env   map[string]string `yaml:"env"`
+	Run   string            `yaml:"run"`
+	Shell string            `yaml:"shell"`
+}
+
+// triggers lists the events a workflow runs on.
+func (w workflow) triggers() []string {
+	switch w.On.Kind {
+	case yaml.ScalarNode:
+		return []string{w.On.Value}
+	case yaml.SequenceNode:
+		var out []string
+		for _, n := range w.On.Content {
+			out = append(out, n.Value)
+		}
+		return out
+	case yaml.MappingNode:
+		var out []string
+		for i := 0; i < len(w.On.Content); i += 2 {
+			out = append(out, w.On.Content[i].Value)
+		}
+		return out
+	}
+	return nil
 }
 
 // pinned is an action reference by full commit SHA, e.g. actions/checkout@<40 hex>.
@@ -103,6 +138,110 @@ func TestPinnedActionsNameTheirVersion(t *testing.T) {
 		for _, m := range line.FindAllStringSubmatch(string(data), -1) {
 			if !regexp.MustCompile(`^ # v\d+\.\d+\.\d+$`).MatchString(m[2]) {
 				t.Errorf("%s: uses %s without a `# vX.Y.Z` comment naming the pinned version", name, m[1])
+			}
+		}
+	}
+}
+
+// parse reads a workflow file for the rules.
+func parse(t *testing.T, data []byte) workflow {
+	t.Helper()
+	var w workflow
+	if err := yaml.Unmarshal(data, &w); err != nil {
+		t.Fatal(err)
+	}
+	if len(w.triggers()) == 0 || len(w.Jobs) == 0 {
+		t.Fatal("no trigger or no jobs read: the workflow's shape changed and the rules read nothing")
+	}
+	return w
+}
+
+// secretRef is a use of a repository or environment secret in an expression.
+var secretRef = regexp.MustCompile(`\$\{\{[^}]*\bsecrets\.`)
+
+// A pull_request run executes the pull request's own code (sandboxctl runs the program
+// in-process, and the Makefile and tests are the branch's): anyone who can push a branch
+// controls it. So it gets no secret, no OIDC token (no cloud role) and no environment.
+func TestPullRequestCodeGetsNoSecrets(t *testing.T) {
+	seen := 0
+	for name, data := range workflows(t) {
+		w := parse(t, data)
+		if !slices.Contains(w.triggers(), "pull_request") {
+			continue
+		}
+		seen++
+		if secretRef.Match(data) {
+			t.Errorf("%s runs on pull_request and references a secret", name)
+		}
+		for id, j := range w.Jobs {
+			if j.Permissions["id-token"] == "write" {
+				t.Errorf("%s: job %s runs on pull_request with id-token: write (a cloud role for the branch's code)", name, id)
+			}
+			if !j.Environment.IsZero() {
+				t.Errorf("%s: job %s runs on pull_request in an environment (its secrets would reach the branch's code)", name, id)
+			}
+		}
+	}
+	if seen == 0 {
+		t.Error("no workflow runs on pull_request: the offline checks of a pull request are gone")
+	}
+}
+
+// A pull_request_target run has the secrets, so it must never run the pull request's code: it
+// checks out only the base branch (no checkout `ref` or `repository`, no git fetch or checkout
+// of other commits), every job waits for an environment's reviewers, and secrets are given to
+// the steps that need them, never to a whole job.
+func TestPullRequestTargetRunsNoPullRequestCode(t *testing.T) {
+	seen := 0
+	fetch := regexp.MustCompile(`\bgit\s+(fetch|checkout|switch|pull|worktree)\b|\bgh\s+pr\s+checkout\b|refs/pull/`)
+	for name, data := range workflows(t) {
+		w := parse(t, data)
+		if !slices.Contains(w.triggers(), "pull_request_target") {
+			continue
+		}
+		seen++
+		for id, j := range w.Jobs {
+			if j.Environment.IsZero() {
+				t.Errorf("%s: job %s runs on pull_request_target without an environment whose reviewers approve it", name, id)
+			}
+			for k, v := range j.Env {
+				if secretRef.MatchString(v) {
+					t.Errorf("%s: job %s gives the secret %s to every step; give it to the step that needs it", name, id, k)
+				}
+			}
+			for _, s := range j.Steps {
+				if strings.HasPrefix(s.Uses, "actions/checkout@") && (s.With["ref"] != "" || s.With["repository"] != "") {
+					t.Errorf("%s: job %s checks out ref %q of %q: only the base branch may be checked out", name, id, s.With["ref"], s.With["repository"])
+				}
+				if fetch.MatchString(s.Run) {
+					t.Errorf("%s: job %s step %q fetches or checks out other commits: only the base branch's code may run", name, id, s.Name)
+				}
+			}
+		}
+	}
+	if seen == 0 {
+		t.Error("no workflow previews pull requests (pull_request_target): the reviewed preview is gone")
+	}
+}
+
+// The Pulumi CLI comes from the module pins of tools/pulumi (`make bin/pulumi`, go.sum checked),
+// never from an install script fetched and run unverified.
+func TestNoInstallScripts(t *testing.T) {
+	pipeToShell := regexp.MustCompile(`\b(curl|wget)\b[^\n|]*\|\s*(sudo\s+)?(ba|z)?sh\b`)
+	engine := regexp.MustCompile(`\bsandboxctl\s+(preview|up|destroy|refresh)\b|(^|\s)pulumi\s`)
+	for name, data := range workflows(t) {
+		w := parse(t, data)
+		for id, j := range w.Jobs {
+			usesEngine, builds := false, false
+			for _, s := range j.Steps {
+				if pipeToShell.MatchString(s.Run) {
+					t.Errorf("%s: job %s step %q pipes a download into a shell", name, id, s.Name)
+				}
+				usesEngine = usesEngine || engine.MatchString(s.Run)
+				builds = builds || strings.Contains(s.Run, "make bin/pulumi")
+			}
+			if usesEngine && !builds {
+				t.Errorf("%s: job %s runs the Pulumi engine without building the pinned CLI (make bin/pulumi)", name, id)
 			}
 		}
 	}

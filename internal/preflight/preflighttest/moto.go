@@ -40,7 +40,7 @@ import (
 	r53types "github.com/aws/aws-sdk-go-v2/service/route53/types"
 	"github.com/aws/aws-sdk-go-v2/service/servicequotas"
 
-	"github.com/llm-sandbox/llm-sandbox/components/modelpool"
+	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
 	"github.com/llm-sandbox/llm-sandbox/internal/localrun"
 	"github.com/llm-sandbox/llm-sandbox/internal/localrun/localruntest"
 )
@@ -62,7 +62,7 @@ type PublicParameters map[string]map[string]string
 func AMIParameters(regions ...string) PublicParameters {
 	p := PublicParameters{}
 	for _, r := range regions {
-		p[r] = map[string]string{modelpool.GPUAMIParameter: GPUAMI, modelpool.CPUAMIParameter: CPUAMI}
+		p[r] = map[string]string{catalog.GPUAMIParameter: GPUAMI, catalog.CPUAMIParameter: CPUAMI}
 	}
 	return p
 }

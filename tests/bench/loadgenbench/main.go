@@ -1,6 +1,6 @@
 // Command loadgenbench measures the load generator of `sandboxctl loadtest` (internal/loadgen)
 // on its own: can it drive hundreds of concurrent streams from a 2-core machine without being
-// the bottleneck? It runs the load double (internal/loadgen/loaddouble, a test double for load
+// the bottleneck? It runs the load double (internal/loadgen/loadgentest, a test double for load
 // only: fake tokens at a fixed rate per stream) in a child process on 127.0.0.1, drives it at
 // each concurrency level with loadgen.Run exactly as loadtest does, and reports, per level,
 // the offered and achieved aggregate tokens/s, the users' tokens/s (p50, p5), the time to
@@ -38,7 +38,7 @@ import (
 	"time"
 
 	"github.com/llm-sandbox/llm-sandbox/internal/loadgen"
-	"github.com/llm-sandbox/llm-sandbox/internal/loadgen/loaddouble"
+	"github.com/llm-sandbox/llm-sandbox/internal/loadgen/loadgentest"
 	"github.com/llm-sandbox/llm-sandbox/tests/bench/host"
 )
 
@@ -148,7 +148,7 @@ func run() int {
 
 // serveDouble is the child: it serves the load double until stdin closes or it is signalled.
 func serveDouble(s settings) int {
-	srv, err := loaddouble.Start("127.0.0.1:0", loaddouble.Options{TokensPerSecond: s.Rate, TokensPerAnswer: s.Tokens})
+	srv, err := loadgentest.Start("127.0.0.1:0", loadgentest.Options{TokensPerSecond: s.Rate, TokensPerAnswer: s.Tokens})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -269,7 +269,7 @@ func measure(ctx context.Context, s settings, streams int, dur, warm time.Durati
 	defer d.stop()
 	c := loadgen.NewClient(d.url, "sk-loadgenbench", streams)
 	defer c.Close()
-	body := loadgen.ChatRequest("loaddouble", "hi", s.Tokens, true)
+	body := loadgen.ChatRequest("loadgentest", "hi", s.Tokens, true)
 	progress := func(p loadgen.Progress) {
 		fmt.Fprintf(os.Stderr, "  %d streams, %3.0fs: %d open, %d completed, %d failed, %.0f text chunks/s\n",
 			streams, p.Elapsed.Seconds(), p.Open, p.Completed, p.Failed, p.ChunksPerSecond)

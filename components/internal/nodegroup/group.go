@@ -1,7 +1,9 @@
-package launch
+package nodegroup
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/autoscaling"
@@ -57,7 +59,7 @@ func (id Identity) GroupTags(extra map[string]string) autoscaling.GroupTagArray 
 	for _, t := range id.Scope {
 		tags = append(tags, &autoscaling.GroupTagArgs{Key: pulumi.String(t.Key), Value: pulumi.String(t.Value), PropagateAtLaunch: pulumi.Bool(true)})
 	}
-	for _, k := range SortedKeys(extra) {
+	for _, k := range slices.Sorted(maps.Keys(extra)) {
 		if id.owns(k) {
 			continue
 		}

@@ -1,4 +1,4 @@
-package launch
+package nodegroup
 
 import (
 	"encoding/base64"
@@ -11,19 +11,6 @@ import (
 
 	"github.com/llm-sandbox/llm-sandbox/node"
 	"github.com/llm-sandbox/llm-sandbox/userdata"
-)
-
-// Public SSM parameters the AMI is resolved from at deploy time (FACTS.md, "AWS: AMIs,
-// instances, quotas").
-const (
-	// GPUAMIParameter is the Deep Learning Base OSS Nvidia Driver GPU AMI on Ubuntu 24.04: the
-	// NVIDIA driver (>= 550, which Ollama needs), CUDA and the container toolkit preinstalled,
-	// so nothing builds driver modules at boot [AWS DLAMI developer guide, "Find the DLAMI
-	// ID"].
-	GPUAMIParameter = "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-24.04/latest/ami-id"
-	// CPUAMIParameter is Canonical's Ubuntu 24.04 LTS server AMI with a gp3 root [Canonical,
-	// "Find Ubuntu images on AWS" (SSM parameters under /aws/service/canonical)].
-	CPUAMIParameter = "/aws/service/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/ebs-gp3/ami-id"
 )
 
 const (

@@ -1,4 +1,4 @@
-package launch
+package nodegroup
 
 import (
 	"fmt"
@@ -6,7 +6,9 @@ import (
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/iam"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
+	"github.com/llm-sandbox/llm-sandbox/components/internal/argcheck"
 	"github.com/llm-sandbox/llm-sandbox/components/internal/iampolicy"
+	"github.com/llm-sandbox/llm-sandbox/internal/rules"
 )
 
 // Statement ids of a node role's inline policy.
@@ -35,7 +37,7 @@ func AssumeRolePolicy() string {
 // PolicyParams are the values a node role's inline policy depends on.
 type PolicyParams struct {
 	// Scope are the tags the group carries; the lifecycle statement matches all of them.
-	Scope []Tag
+	Scope []argcheck.Tag
 	// Region is the region of the S3 and Secrets Manager endpoints in kms:ViaService.
 	Region string
 	// BucketArn is the artifacts bucket; KeyArn the department key.
@@ -114,7 +116,7 @@ type NodeRoleArgs struct {
 	// Region is the region the nodes run in.
 	Region string
 	// Scope are the group's identifying tags (Identity.Scope).
-	Scope []Tag
+	Scope []argcheck.Tag
 	// ArtifactsBucketArn is the bucket whose objects the nodes may read.
 	ArtifactsBucketArn pulumi.StringInput
 	// KMSKeyArn is the department key the nodes may decrypt with through S3 (and Secrets
@@ -151,7 +153,7 @@ func NewNodeRole(ctx *pulumi.Context, name string, args NodeRoleArgs, opts ...pu
 
 	ssmAttachment, err := iam.NewRolePolicyAttachment(ctx, name+"-ssm", &iam.RolePolicyAttachmentArgs{
 		Role:      role.Name,
-		PolicyArn: pulumi.String(fmt.Sprintf("arn:%s:iam::aws:policy/%s", Partition(args.Region), SSMManagedPolicy)),
+		PolicyArn: pulumi.String(fmt.Sprintf("arn:%s:iam::aws:policy/%s", rules.Partition(args.Region), SSMManagedPolicy)),
 	}, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("node role SSM attachment: %w", err)

@@ -1,66 +1,114 @@
-// Package fakeaws is a test double of the AWS endpoints the node agent calls: the EC2 instance
+// Package awstest is a test double of the AWS endpoints the node agent calls: the EC2 instance
 // metadata service (IMDSv2), Auto Scaling's CompleteLifecycleAction and Secrets Manager's
 // GetSecretValue. It lets the agent's unit and command tests run the real aws-sdk-go-v2 clients
 // against loopback and cause what a real account cannot on demand, such as "no active lifecycle
-// action" or a throttled secret read. The end-to-end tests use a real AWS emulator instead.
-package fakeaws
+// action" or a throttled secret read. The end-to-end tests use a real AWS emulator instead for
+// the AWS APIs, and this package's IMDS, which no emulator provides.
+package awstest
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 )
 
-// IMDS fakes IMDSv2: PUT /latest/api/token, then GETs under /latest/meta-data/ that carry the
-// token.
+// IMDS fakes IMDSv2 for one instance: PUT /latest/api/token with a TTL of 1..21600 s returns a
+// session token, and GETs that carry it are answered from the fields. No emulator provides IMDS
+// (moto serves the AWS APIs, not the link-local metadata service), so the end-to-end tests use
+// this fake too. Like an instance whose launch template requires IMDSv2, it refuses a GET
+// without the token. Serve it with httptest.NewServer, or through Serve.
 type IMDS struct {
 	// InstanceID is meta-data/instance-id.
 	InstanceID string
 	// Group is meta-data/tags/instance/aws:autoscaling:groupName; empty answers 404, as when
 	// instance tags are not allowed in metadata.
 	Group string
-	// Region is meta-data/placement/region.
+	// Region is meta-data/placement/region, and the region of the instance identity document
+	// (which the SDK's GetRegion reads); empty answers 404 for both.
 	Region string
-}
 
-const token = "fake-imds-token"
+	mu       sync.Mutex
+	token    string
+	tokenHit bool
+	paths    []string
+}
 
 // ServeHTTP answers IMDSv2 requests.
 func (m *IMDS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path == "/latest/api/token" {
-		if r.Method != http.MethodPut || r.Header.Get("X-aws-ec2-metadata-token-ttl-seconds") == "" {
-			http.Error(w, "bad token request", http.StatusBadRequest)
+	switch {
+	case r.Method == http.MethodPut && r.URL.Path == "/latest/api/token":
+		ttl := r.Header.Get("X-aws-ec2-metadata-token-ttl-seconds")
+		if n, err := strconv.Atoi(ttl); err != nil || n < 1 || n > 21600 {
+			http.Error(w, "missing or bad X-aws-ec2-metadata-token-ttl-seconds", http.StatusBadRequest)
 			return
 		}
-		w.Header().Set("X-aws-ec2-metadata-token-ttl-seconds", r.Header.Get("X-aws-ec2-metadata-token-ttl-seconds"))
-		fmt.Fprint(w, token)
-		return
+		m.mu.Lock()
+		if m.token == "" {
+			raw := make([]byte, 16)
+			_, _ = rand.Read(raw) // never fails (crypto/rand)
+			m.token = hex.EncodeToString(raw)
+		}
+		m.tokenHit = true
+		token := m.token
+		m.mu.Unlock()
+		w.Header().Set("X-aws-ec2-metadata-token-ttl-seconds", ttl)
+		io.WriteString(w, token)
+	case r.Method == http.MethodGet:
+		m.mu.Lock()
+		token := m.token
+		m.mu.Unlock()
+		if token == "" || r.Header.Get("X-aws-ec2-metadata-token") != token {
+			http.Error(w, "IMDSv2 token required", http.StatusUnauthorized)
+			return
+		}
+		v, ok := m.values()[r.URL.Path]
+		if !ok || v == "" {
+			http.NotFound(w, r)
+			return
+		}
+		m.mu.Lock()
+		m.paths = append(m.paths, r.URL.Path)
+		m.mu.Unlock()
+		io.WriteString(w, v)
+	default:
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 	}
-	if r.Header.Get("X-aws-ec2-metadata-token") != token {
-		http.Error(w, "unauthorized", http.StatusUnauthorized)
-		return
-	}
+}
+
+// values maps the metadata paths the fake serves to their answers.
+func (m *IMDS) values() map[string]string {
 	values := map[string]string{
 		"/latest/meta-data/instance-id":                             m.InstanceID,
 		"/latest/meta-data/tags/instance/aws:autoscaling:groupName": m.Group,
 		"/latest/meta-data/placement/region":                        m.Region,
 	}
 	if m.Region != "" {
-		// The SDK's GetRegion reads the region from the instance identity document.
 		values["/latest/dynamic/instance-identity/document"] = fmt.Sprintf(
 			`{"instanceId": %q, "region": %q, "availabilityZone": %q}`, m.InstanceID, m.Region, m.Region+"a")
 	}
-	v, ok := values[r.URL.Path]
-	if !ok || v == "" {
-		http.NotFound(w, r)
-		return
-	}
-	fmt.Fprint(w, v)
+	return values
+}
+
+// UsedToken reports whether a client asked for an IMDSv2 session token.
+func (m *IMDS) UsedToken() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.tokenHit
+}
+
+// Served lists the metadata paths answered, space-separated, in order.
+func (m *IMDS) Served() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return strings.Join(m.paths, " ")
 }
 
 // Call is one CompleteLifecycleAction request.
@@ -115,7 +163,7 @@ func (a *AutoScaling) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if action := r.PostForm.Get("Action"); action != "CompleteLifecycleAction" {
-		xmlError(w, http.StatusBadRequest, "Sender", "InvalidAction", "fakeaws does not implement "+action)
+		xmlError(w, http.StatusBadRequest, "Sender", "InvalidAction", "awstest does not implement "+action)
 		return
 	}
 	if !strings.HasPrefix(r.Header.Get("Authorization"), "AWS4-HMAC-SHA256 ") {
@@ -191,7 +239,7 @@ func jsonError(w http.ResponseWriter, status int, code, msg string) {
 // ServeHTTP answers GetSecretValue.
 func (s *SecretsManager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost || r.Header.Get("X-Amz-Target") != "secretsmanager.GetSecretValue" {
-		jsonError(w, http.StatusBadRequest, "UnknownOperationException", "fakeaws implements only secretsmanager.GetSecretValue")
+		jsonError(w, http.StatusBadRequest, "UnknownOperationException", "awstest implements only secretsmanager.GetSecretValue")
 		return
 	}
 	if !strings.HasPrefix(r.Header.Get("Authorization"), "AWS4-HMAC-SHA256 ") {

@@ -1,24 +1,28 @@
-package launch
+package nodegroup
 
 import (
 	"encoding/json"
+	"maps"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/autoscaling"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/llm-sandbox/llm-sandbox/components/internal/argcheck"
 )
 
 // The components' own tests (modelpool, gateway) assert on what these helpers register under
 // mocks; these cover the pure pieces directly.
 
-var pool = Identity{Kind: "model pool", Name: "chem-gpu", Scope: []Tag{
+var pool = Identity{Kind: "model pool", Name: "chem-gpu", Scope: []argcheck.Tag{
 	{Key: TagDepartment, Value: "chem", Field: "Department"},
 	{Key: "Pool", Value: "gpu", Field: "Pool"},
 }}
 
-var gateway = Identity{Kind: "gateway", Name: "chem-gateway", Scope: []Tag{
+var gateway = Identity{Kind: "gateway", Name: "chem-gateway", Scope: []argcheck.Tag{
 	{Key: TagDepartment, Value: "chem", Field: "Department"},
 	{Key: "llm-sandbox:tier", Value: "gateway"},
 }}
@@ -104,35 +108,15 @@ func TestGroupTagsPropagateIdentityOnly(t *testing.T) {
 	}
 }
 
-func TestCheckerTags(t *testing.T) {
-	for _, tc := range []struct {
-		id    Identity
-		tags  map[string]string
-		field string
-		ok    bool
-	}{
-		{pool, map[string]string{"Department": "chem", "Pool": "gpu", "CostCentre": "x"}, "", true},
-		{pool, map[string]string{"Pool": "cpu"}, `Tags["Pool"]`, false},
-		{gateway, map[string]string{"llm-sandbox:tier": "gateway"}, "", true},
-		{gateway, map[string]string{"llm-sandbox:tier": "pool"}, `Tags["llm-sandbox:tier"]`, false},
-		{gateway, map[string]string{"Name": "x"}, `Tags["Name"]`, false},
-		{gateway, map[string]string{"AWS:x": "y"}, `Tags["AWS:x"]`, false},
+func keys(m map[string]map[string]any) []string { return slices.Sorted(maps.Keys(m)) }
+
+func TestDeregistrationDelay(t *testing.T) {
+	for _, tc := range []struct{ context, want int }{
+		{1, 300}, {2048, 300}, {3000, 300}, {3001, 301}, {4096, 410}, {8192, 820}, {16384, 1639},
+		{32768, 3277}, {36000, 3600}, {131072, 3600},
 	} {
-		c := NewChecker(tc.id.Kind, "chem")
-		c.Tags(tc.tags, tc.id)
-		err := c.Err()
-		if (err == nil) != tc.ok || (err != nil && !strings.Contains(err.Error(), tc.field+":")) {
-			t.Errorf("%s tags %v: error %v, want ok %v naming %s", tc.id.Kind, tc.tags, err, tc.ok, tc.field)
+		if got := DeregistrationDelaySeconds(tc.context); got != tc.want {
+			t.Errorf("DeregistrationDelaySeconds(%d) = %d, want %d", tc.context, got, tc.want)
 		}
 	}
 }
-
-func TestPartition(t *testing.T) {
-	for region, want := range map[string]string{"ca-central-1": "aws", "cn-north-1": "aws-cn", "us-gov-west-1": "aws-us-gov"} {
-		if got := Partition(region); got != want {
-			t.Errorf("Partition(%s) = %s, want %s", region, got, want)
-		}
-	}
-}
-
-func keys(m map[string]map[string]any) []string { return SortedKeys(m) }

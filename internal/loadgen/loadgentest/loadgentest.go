@@ -1,10 +1,10 @@
-// Package loaddouble is a test double for load only: a loopback HTTP server that answers every
+// Package loadgentest is a test double for load only: a loopback HTTP server that answers every
 // streamed chat completion with fake tokens at a fixed rate, shaped like LiteLLM's chunks
 // (one text chunk per token, a finish_reason chunk, a usage chunk, data: [DONE]). It exists to
 // measure the load generator itself: with a server whose speed is known, any shortfall in what
 // the generator reports is the generator's. It is not a model server and proves nothing about
 // one; correctness is checked against the real LiteLLM and Ollama (internal/localrun).
-package loaddouble
+package loadgentest
 
 import (
 	"context"
@@ -38,11 +38,11 @@ type Server struct {
 // Start serves o on addr (use "127.0.0.1:0" for a free loopback port).
 func Start(addr string, o Options) (*Server, error) {
 	if o.TokensPerSecond <= 0 || o.TokensPerAnswer < 1 {
-		return nil, fmt.Errorf("loaddouble: want a positive rate and at least one token (got %g tokens/s, %d tokens)", o.TokensPerSecond, o.TokensPerAnswer)
+		return nil, fmt.Errorf("loadgentest: want a positive rate and at least one token (got %g tokens/s, %d tokens)", o.TokensPerSecond, o.TokensPerAnswer)
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("loaddouble: listen on %s: %w", addr, err)
+		return nil, fmt.Errorf("loadgentest: listen on %s: %w", addr, err)
 	}
 	s := &Server{URL: "http://" + ln.Addr().String(), ln: ln}
 	s.srv = &http.Server{Handler: Handler(o), ReadHeaderTimeout: 10 * time.Second}
@@ -62,22 +62,22 @@ func (s *Server) Close() error {
 
 // The chunks every answer is made of, encoded once.
 var (
-	textChunk   = []byte(`data: {"id":"loaddouble","object":"chat.completion.chunk","created":1795846818,"model":"loaddouble","choices":[{"index":0,"delta":{"content":" token"}}]}` + "\n\n")
-	finishChunk = []byte(`data: {"id":"loaddouble","object":"chat.completion.chunk","created":1795846818,"model":"loaddouble","choices":[{"index":0,"delta":{},"finish_reason":"length"}]}` + "\n\n")
+	textChunk   = []byte(`data: {"id":"loadgentest","object":"chat.completion.chunk","created":1795846818,"model":"loadgentest","choices":[{"index":0,"delta":{"content":" token"}}]}` + "\n\n")
+	finishChunk = []byte(`data: {"id":"loadgentest","object":"chat.completion.chunk","created":1795846818,"model":"loadgentest","choices":[{"index":0,"delta":{},"finish_reason":"length"}]}` + "\n\n")
 	doneEvent   = []byte("data: [DONE]\n\n")
 )
 
 // Handler answers POST /v1/chat/completions with a stream of o.TokensPerAnswer fake tokens
-// whatever the request asks, and GET /v1/models with one model, "loaddouble". A request
+// whatever the request asks, and GET /v1/models with one model, "loadgentest". A request
 // without an Authorization header gets 401.
 func Handler(o Options) http.Handler {
 	interval := time.Duration(float64(time.Second) / o.TokensPerSecond)
-	usageChunk := []byte(`data: {"id":"loaddouble","object":"chat.completion.chunk","created":1795846818,"model":"loaddouble","choices":[],"usage":{"completion_tokens":` +
+	usageChunk := []byte(`data: {"id":"loadgentest","object":"chat.completion.chunk","created":1795846818,"model":"loadgentest","choices":[],"usage":{"completion_tokens":` +
 		strconv.Itoa(o.TokensPerAnswer) + `,"prompt_tokens":8,"total_tokens":` + strconv.Itoa(o.TokensPerAnswer+8) + "}}\n\n")
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/models", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, `{"object":"list","data":[{"id":"loaddouble","object":"model"}]}`)
+		_, _ = io.WriteString(w, `{"object":"list","data":[{"id":"loadgentest","object":"model"}]}`)
 	})
 	mux.HandleFunc("POST /v1/chat/completions", func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") == "" {

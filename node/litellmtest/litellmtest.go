@@ -1,4 +1,4 @@
-// Package fakelitellm is a stand-in for the `litellm` command of a LiteLLM venv, for the node
+// Package litellmtest is a stand-in for the `litellm` command of a LiteLLM venv, for the node
 // agent's unit and command tests, which must stay offline and fast: installing the real
 // LiteLLM takes ~170 MB of wheels (the end-to-end tests run the real one). A test binary runs
 // Main when the venv's bin/litellm script execs it.
@@ -8,7 +8,7 @@
 // --port, after checking what the agent must hand LiteLLM: a readable --config and
 // LITELLM_MASTER_KEY starting with sk-. GET /fake/auth answers 200 only to
 // "Authorization: Bearer <that key>", so a test can prove the key arrived without reading it.
-package fakelitellm
+package litellmtest
 
 import (
 	"crypto/sha256"
@@ -68,21 +68,21 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	workers := fs.Int("num_workers", 0, "")
 	keepAlive := fs.Int("keepalive_timeout", 0, "")
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "fakelitellm: unsupported arguments %q\n", args)
+		fmt.Fprintf(stderr, "litellmtest: unsupported arguments %q\n", args)
 		return 2
 	}
 	if *host == "" || *port == 0 || *workers < 1 || *keepAlive < 1 {
-		fmt.Fprintf(stderr, "fakelitellm: --host, --port, --num_workers and --keepalive_timeout are required (got %q)\n", args)
+		fmt.Fprintf(stderr, "litellmtest: --host, --port, --num_workers and --keepalive_timeout are required (got %q)\n", args)
 		return 2
 	}
 	data, err := os.ReadFile(*config)
 	if err != nil || !strings.Contains(string(data), `master_key: "os.environ/LITELLM_MASTER_KEY"`) {
-		fmt.Fprintf(stderr, "fakelitellm: --config %s is not a config that reads the master key from the environment (%v)\n", *config, err)
+		fmt.Fprintf(stderr, "litellmtest: --config %s is not a config that reads the master key from the environment (%v)\n", *config, err)
 		return 1
 	}
 	key := os.Getenv("LITELLM_MASTER_KEY")
 	if !strings.HasPrefix(key, "sk-") {
-		fmt.Fprintln(stderr, "fakelitellm: LITELLM_MASTER_KEY is not set to an sk- key")
+		fmt.Fprintln(stderr, "litellmtest: LITELLM_MASTER_KEY is not set to an sk- key")
 		return 1
 	}
 	if file := os.Getenv(EnvRecord); file != "" {
@@ -95,13 +95,13 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		}
 		out, _ := json.Marshal(rec)
 		if err := os.WriteFile(file, out, 0o644); err != nil {
-			fmt.Fprintln(stderr, "fakelitellm:", err)
+			fmt.Fprintln(stderr, "litellmtest:", err)
 			return 1
 		}
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(*port)))
 	if err != nil {
-		fmt.Fprintln(stderr, "fakelitellm:", err)
+		fmt.Fprintln(stderr, "litellmtest:", err)
 		return 1
 	}
 	unhealthy := os.Getenv(EnvUnhealthy) == "1"
@@ -127,9 +127,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		<-sig
 		_ = srv.Close()
 	}()
-	fmt.Fprintf(stderr, "fakelitellm: listening on %s (asked for %s:%d, %d workers, keep-alive %d s)\n", ln.Addr(), *host, *port, *workers, *keepAlive)
+	fmt.Fprintf(stderr, "litellmtest: listening on %s (asked for %s:%d, %d workers, keep-alive %d s)\n", ln.Addr(), *host, *port, *workers, *keepAlive)
 	if err := srv.Serve(ln); err != nil && err != http.ErrServerClosed {
-		fmt.Fprintln(stderr, "fakelitellm:", err)
+		fmt.Fprintln(stderr, "litellmtest:", err)
 		return 1
 	}
 	return 0

@@ -1,9 +1,9 @@
-// Package fakeollama is a test double of Ollama's REST API, for the failures a real Ollama
+// Package ollamatest is a test double of Ollama's REST API, for the failures a real Ollama
 // cannot be made to show on a CPU-only machine without network: a model resident on the CPU
 // of a GPU pool, a registry that fails, a create that errors, a server that never gets
 // healthy. The end-to-end tests run the real Ollama; this fake serves the agent's unit tests
 // and, run as an `ollama` executable (Main), the command's tests.
-package fakeollama
+package ollamatest
 
 import (
 	"crypto/sha256"
@@ -318,7 +318,7 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request) {
 	case !present:
 		writeJSON(w, http.StatusNotFound, errorLine{fmt.Sprintf("model %q not found, try pulling it first", req.Model)})
 	case !preload:
-		writeJSON(w, http.StatusBadRequest, errorLine{"fakeollama: only preload requests are supported"})
+		writeJSON(w, http.StatusBadRequest, errorLine{"ollamatest: only preload requests are supported"})
 	case s.opts.GenerateError != "":
 		writeJSON(w, http.StatusInternalServerError, errorLine{s.opts.GenerateError})
 	default:
@@ -346,7 +346,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	if len(args) != 1 || args[0] != "serve" {
-		fmt.Fprintf(stderr, "fakeollama: unsupported arguments %q\n", args)
+		fmt.Fprintf(stderr, "ollamatest: unsupported arguments %q\n", args)
 		return 2
 	}
 	if file := os.Getenv(EnvRecord); file != "" {
@@ -359,18 +359,18 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		}
 		data, _ := json.Marshal(env)
 		if err := os.WriteFile(file, data, 0o644); err != nil {
-			fmt.Fprintln(stderr, "fakeollama:", err)
+			fmt.Fprintln(stderr, "ollamatest:", err)
 			return 1
 		}
 	}
 	_, port, err := net.SplitHostPort(os.Getenv("OLLAMA_HOST"))
 	if err != nil {
-		fmt.Fprintln(stderr, "fakeollama: OLLAMA_HOST:", err)
+		fmt.Fprintln(stderr, "ollamatest: OLLAMA_HOST:", err)
 		return 2
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", port))
 	if err != nil {
-		fmt.Fprintln(stderr, "fakeollama:", err)
+		fmt.Fprintln(stderr, "ollamatest:", err)
 		return 1
 	}
 	srv := &http.Server{Handler: New(Options{Version: version, GPU: os.Getenv(EnvGPU) == "1"})}
@@ -380,9 +380,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		<-sig
 		_ = srv.Close()
 	}()
-	fmt.Fprintf(stderr, "fakeollama: listening on %s\n", ln.Addr())
+	fmt.Fprintf(stderr, "ollamatest: listening on %s\n", ln.Addr())
 	if err := srv.Serve(ln); err != nil && err != http.ErrServerClosed {
-		fmt.Fprintln(stderr, "fakeollama:", err)
+		fmt.Fprintln(stderr, "ollamatest:", err)
 		return 1
 	}
 	return 0

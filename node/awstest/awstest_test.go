@@ -1,0 +1,74 @@
+package awstest
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+)
+
+// do sends one request to srv and returns the status and body.
+func do(t *testing.T, srv *httptest.Server, method, path string, header map[string]string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, srv.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// The fake behaves as an instance that requires IMDSv2: no metadata without a session token,
+// a token only for a PUT with a valid TTL, and the answered paths recorded in order.
+func TestIMDSRequiresTheV2Token(t *testing.T) {
+	m := &IMDS{InstanceID: "i-0abc", Region: "eu-west-1"}
+	srv := httptest.NewServer(m)
+	defer srv.Close()
+
+	if code, _ := do(t, srv, http.MethodGet, "/latest/meta-data/instance-id", nil); code != http.StatusUnauthorized {
+		t.Errorf("GET without a token: %d, want 401", code)
+	}
+	for _, ttl := range []string{"", "0", "21601", "x"} {
+		if code, _ := do(t, srv, http.MethodPut, "/latest/api/token", map[string]string{"X-aws-ec2-metadata-token-ttl-seconds": ttl}); code != http.StatusBadRequest {
+			t.Errorf("PUT token with TTL %q: %d, want 400", ttl, code)
+		}
+	}
+	if code, _ := do(t, srv, http.MethodGet, "/latest/api/token", map[string]string{"X-aws-ec2-metadata-token-ttl-seconds": "60"}); code != http.StatusUnauthorized {
+		t.Errorf("GET for a token: %d, want 401 (only PUT issues one)", code)
+	}
+	if m.UsedToken() {
+		t.Errorf("UsedToken() before any token was issued")
+	}
+	code, token := do(t, srv, http.MethodPut, "/latest/api/token", map[string]string{"X-aws-ec2-metadata-token-ttl-seconds": "21600"})
+	if code != http.StatusOK || len(token) != 32 {
+		t.Fatalf("PUT token: %d %q, want 200 and a token", code, token)
+	}
+	if !m.UsedToken() {
+		t.Errorf("UsedToken() = false after a token was issued")
+	}
+	auth := map[string]string{"X-aws-ec2-metadata-token": token}
+	if code, _ := do(t, srv, http.MethodGet, "/latest/meta-data/instance-id", map[string]string{"X-aws-ec2-metadata-token": "other"}); code != http.StatusUnauthorized {
+		t.Errorf("GET with a wrong token: %d, want 401", code)
+	}
+	if code, body := do(t, srv, http.MethodGet, "/latest/meta-data/instance-id", auth); code != http.StatusOK || body != "i-0abc" {
+		t.Errorf("instance-id: %d %q", code, body)
+	}
+	// No Group: instance tags are not in the metadata.
+	if code, _ := do(t, srv, http.MethodGet, "/latest/meta-data/tags/instance/aws:autoscaling:groupName", auth); code != http.StatusNotFound {
+		t.Errorf("group tag without Group: %d, want 404", code)
+	}
+	if code, body := do(t, srv, http.MethodGet, "/latest/meta-data/placement/region", auth); code != http.StatusOK || body != "eu-west-1" {
+		t.Errorf("region: %d %q", code, body)
+	}
+	if got, want := m.Served(), "/latest/meta-data/instance-id /latest/meta-data/placement/region"; got != want {
+		t.Errorf("Served() = %q, want %q", got, want)
+	}
+}
