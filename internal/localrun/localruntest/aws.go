@@ -3,8 +3,6 @@ package localruntest
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -15,7 +13,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -23,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 
 	"github.com/llm-sandbox/llm-sandbox/internal/localrun"
+	"github.com/llm-sandbox/llm-sandbox/node/awstest"
 )
 
 // T is what the helpers take: *testing.T, or a *localrun.Runner in commands.
@@ -196,77 +194,19 @@ func (m *Moto) CreateSecret(t T, name, value string) string {
 	return created.ARN
 }
 
-// IMDS answers the IMDSv2 calls the agent makes: a session token, then the instance id, the
-// region and the instance's aws:autoscaling:groupName tag. It is a stand-in because no
-// emulator provides IMDS (moto serves the AWS APIs, not the link-local metadata service); it
-// insists on the IMDSv2 token, as the launch template's metadata options do.
+// IMDS is awstest's IMDSv2 fake for one instance of one group, served on loopback: no emulator
+// provides IMDS (moto serves the AWS APIs, not the link-local metadata service).
 type IMDS struct {
-	*httptest.Server
-	token string
-
-	mu       sync.Mutex
-	paths    []string
-	tokenHit bool
+	*awstest.IMDS
+	// URL is the fake's endpoint.
+	URL string
 }
 
-// NewIMDS starts the stand-in for one instance of one group.
+// NewIMDS serves the fake for one instance of one group until the test ends.
 func NewIMDS(t T, instance, group string) *IMDS {
 	t.Helper()
-	raw := make([]byte, 16)
-	if _, err := rand.Read(raw); err != nil {
-		t.Fatalf("%v", err)
-	}
-	s := &IMDS{token: hex.EncodeToString(raw)}
-	metadata := map[string]string{
-		"/latest/meta-data/instance-id":                             instance,
-		"/latest/meta-data/tags/instance/aws:autoscaling:groupName": group,
-		"/latest/meta-data/placement/region":                        Region,
-	}
-	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch {
-		case r.Method == http.MethodPut && r.URL.Path == "/latest/api/token":
-			ttl := r.Header.Get("X-Aws-Ec2-Metadata-Token-Ttl-Seconds")
-			if n, err := strconv.Atoi(ttl); err != nil || n < 1 || n > 21600 {
-				http.Error(w, "missing or bad X-aws-ec2-metadata-token-ttl-seconds", http.StatusBadRequest)
-				return
-			}
-			s.mu.Lock()
-			s.tokenHit = true
-			s.mu.Unlock()
-			w.Header().Set("X-Aws-Ec2-Metadata-Token-Ttl-Seconds", ttl)
-			io.WriteString(w, s.token)
-		case r.Method == http.MethodGet:
-			if r.Header.Get("X-Aws-Ec2-Metadata-Token") != s.token {
-				http.Error(w, "IMDSv2 token required", http.StatusUnauthorized)
-				return
-			}
-			value, ok := metadata[r.URL.Path]
-			if !ok {
-				http.NotFound(w, r)
-				return
-			}
-			s.mu.Lock()
-			s.paths = append(s.paths, r.URL.Path)
-			s.mu.Unlock()
-			io.WriteString(w, value)
-		default:
-			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-		}
-	}))
-	t.Cleanup(s.Close)
-	return s
-}
-
-// UsedToken reports whether the agent asked for an IMDSv2 session token.
-func (s *IMDS) UsedToken() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.tokenHit
-}
-
-// Served lists the metadata paths answered, space-separated, in order.
-func (s *IMDS) Served() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return strings.Join(s.paths, " ")
+	fake := &awstest.IMDS{InstanceID: instance, Group: group, Region: Region}
+	srv := httptest.NewServer(fake)
+	t.Cleanup(srv.Close)
+	return &IMDS{IMDS: fake, URL: srv.URL}
 }
