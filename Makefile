@@ -33,7 +33,10 @@ PYTHON        ?= python3
 APT_PACKAGES  := nlohmann-json3-dev libstb-dev zstd cloud-init shellcheck systemd
 SUDO          := $(if $(filter 0,$(shell id -u)),,sudo)
 MOTO_VENV     := $(CURDIR)/.cache/moto-venv
-OLLAMA_INC    := $(CURDIR)/.cache/ollama-include
+# The header directory is outside the checkout: its path is part of the cgo build's cache key,
+# so under the checkout every new clone (CI's, a second worktree) compiled Ollama's C++ again
+# (minutes) instead of relinking it from the Go build cache.
+OLLAMA_INC    := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/llm-sandbox/ollama-include
 OLLAMA_INPUTS := tools/ollama/go.mod tools/ollama/go.sum $(wildcard tools/ollama/cmd/ollama/*.go)
 # The pinned LiteLLM and every dependency as wheels for this machine's Python, downloaded from
 # PyPI once with the hashes of the lock (pip refuses a file whose hash the lock lacks) and again
@@ -56,8 +59,8 @@ E2E_ENV       += LLM_SANDBOX_PULUMI_BIN=$(BIN)/pulumi
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
 
-plan: ## offline plan of an example department (STACK=chemistry by default)
-	$(GO) run ./cmd/sandboxctl plan $(STACK)
+plan: sandboxctl ## offline plan of an example department (STACK=chemistry by default)
+	$(BIN)/sandboxctl plan $(STACK)
 
 # `make local`: the stack's serving path on this machine with tiny random-weight models, offline
 # (docs/local.md): the real Ollama and the tiny-model writer built from the Go module proxy and
@@ -82,14 +85,21 @@ $(OPENAI_VENV)/.installed: tools/requirements-openai.txt $(LITELLM_WHEELS)/.down
 	$(OPENAI_VENV)/bin/pip check
 	touch $@
 
-validate: ## validate every stack file in stacks/
-	$(GO) run ./cmd/sandboxctl validate
+validate: sandboxctl ## validate every stack file in stacks/
+	$(BIN)/sandboxctl validate
 
 # The operator command as a binary: run it as bin/sandboxctl. `go run` would report every
 # non-zero exit as 1 and print "signal: broken pipe" under `| head`. -buildvcs=auto stamps the
 # git revision that `sandboxctl version` prints, whatever GOFLAGS says.
 .PHONY: sandboxctl
+# The pulumi-aws packages whose first compile is most of a cold build: when they are not in the
+# Go build cache, say so before the silence.
+AWS_SDK_HEAVY := github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ec2 github.com/pulumi/pulumi-aws/sdk/v6/go/aws/wafv2
+FIRST_BUILD   := 12 minutes and 4.6 GiB of memory on two cores
 sandboxctl: ## build bin/sandboxctl, the operator command
+	@if $(GO) list -f '{{.Stale}}' $(AWS_SDK_HEAVY) 2>/dev/null | grep -q true; then \
+	  echo "First build: compiling the pulumi-aws SDK, which takes about $(FIRST_BUILD) (README, Set up); later builds take seconds."; \
+	fi
 	$(GO) build -buildvcs=auto -o $(BIN)/sandboxctl ./cmd/sandboxctl
 
 test: e2e-deps tools lint unit fuzz validate ## install the test tools, then run every check and test
@@ -145,7 +155,8 @@ apt: # the Debian packages above; apt-get only when one is missing
 $(OLLAMA_INC)/miniaudio/miniaudio.h: tools/ollama/go.mod tools/ollama/go.sum
 	@mkdir -p $(@D)
 	cd tools/ollama && $(GO) mod download github.com/gen2brain/malgo && \
-	  install -m 0644 "$$($(GO) list -m -f '{{.Dir}}' github.com/gen2brain/malgo)/miniaudio.h" $@
+	  install -m 0644 "$$($(GO) list -m -f '{{.Dir}}' github.com/gen2brain/malgo)/miniaudio.h" $@.$$$$.tmp && \
+	  mv $@.$$$$.tmp $@
 
 # The real Ollama (CPU only, ~2.5 min cold, ~1 GB peak). Rebuilt only when tools/ollama's pins
 # or main package change; the flock keeps concurrent makes from running two of these builds at

@@ -213,7 +213,7 @@ func Stacks(projectDir string) ([]string, error) {
 }
 
 // The project's top-level keys, in the order messages and docs use.
-var topLevelKeys = []string{"department", "network", "access", "pools", "gateway", "tags"}
+var topLevelKeys = []string{"department", "network", "access", "pools", "gateway", "tags", WaiversKey}
 
 // TopLevelKeys returns the project's top-level config keys, without the namespace.
 func TopLevelKeys() []string { return append([]string(nil), topLevelKeys...) }

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/llm-sandbox/llm-sandbox/versions"
 )
 
 // Step names. Role ollama runs gpu, install, user, configure, start, models, preload, resident,
@@ -152,7 +154,7 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Agent, error) {
 	if cfg == nil {
 		return nil, errors.New("node agent: no config")
 	}
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.ValidateFor(opts); err != nil {
 		return nil, fmt.Errorf("node agent: %w", err)
 	}
 	root := opts.Root
@@ -181,6 +183,11 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Agent, error) {
 	}
 	if a.log == nil {
 		a.log = NewLogger(os.Stderr, nil)
+	}
+	if cfg.Ollama != nil {
+		if p := versions.CheckOllamaVersion(cfg.Ollama.Version); p != "" {
+			a.log.Printf("warning: ollama.version %s; accepted only because the agent installs under %s (tests), never on a node", p, root)
+		}
 	}
 	if opts.Retry != nil {
 		a.policy = *opts.Retry
@@ -235,6 +242,9 @@ func (a *Agent) path(p string) string {
 
 // rootMode reports whether the agent installs into a directory other than /.
 func (a *Agent) rootMode() bool { return a.root != "/" }
+
+// testRoot reports whether the options install under a root other than / (tests).
+func (o Options) testRoot() bool { return o.Root != "" && filepath.Clean(o.Root) != "/" }
 
 // searchPath is the PATH a detached server gets: the agent's, or the usual one.
 func searchPath() string {

@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -57,7 +58,7 @@ func TestBootstrapSuccessOnGPUPool(t *testing.T) {
 	if fi, err := os.Stat(bin); err != nil || fi.Mode().Perm() != 0o755 {
 		t.Errorf("installed binary: %v, %v", fi, err)
 	}
-	if link, err := os.Readlink(filepath.Join(e.root, "/usr/local/lib/ollama/libggml-base.so")); err != nil || link != "libggml-base.so.0.0.0" {
+	if link, err := os.Readlink(filepath.Join(e.root, OllamaPrefix, "lib/ollama/libggml-base.so")); err != nil || link != "libggml-base.so.0.0.0" {
 		t.Errorf("library symlink = %q, %v", link, err)
 	}
 	for _, f := range []string{OllamaEnvFile, OllamaUnitFile} {
@@ -186,8 +187,8 @@ func TestReleaseWithPathTraversalIsRejected(t *testing.T) {
 	if !errors.Is(err, ErrUnsafePath) {
 		t.Errorf("error %v does not wrap ErrUnsafePath", err)
 	}
-	if _, err := os.Stat(filepath.Join(e.root, "usr", "escaped")); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("the traversal wrote outside /usr/local: %v", err)
+	if _, err := os.Stat(filepath.Join(e.root, OllamaPrefix, "..", "..", "escaped")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the traversal wrote outside %s: %v", OllamaPrefix, err)
 	}
 	wantResults(t, e.lc, ResultAbandon)
 }
@@ -417,7 +418,7 @@ func TestUserStepInRootModeCreatesNoUser(t *testing.T) {
 func TestInstallReplacesOtherVersion(t *testing.T) {
 	e := newEnv(t, ollamatest.Options{GPU: true})
 	bin := filepath.Join(e.root, OllamaBinary)
-	stale := filepath.Join(e.root, "/usr/local/lib/ollama/cuda_v11/libstale.so")
+	stale := filepath.Join(e.root, OllamaPrefix, "lib/ollama/cuda_v11/libstale.so")
 	for _, f := range []string{bin, stale} {
 		if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
 			t.Fatal(err)
@@ -582,60 +583,87 @@ func TestPullHTTPErrorsAreRetried(t *testing.T) {
 	}
 }
 
-// Without a pinned hash the release is checked against the checksum file its publisher lists it
-// in (an upstream sha256sum.txt).
-func TestReleaseCheckedAgainstPublishedSums(t *testing.T) {
-	cases := []struct {
-		name string
-		sums func(e *env) string
-		want string // "" for success
-	}{
-		{"listed", func(e *env) string {
-			return strings.Repeat("1", 64) + "  ./ollama-darwin.tgz\n" + sha(e.release) + "  ./ollama-linux-amd64.tar.zst\n"
-		}, ""},
-		{"listed with another hash", func(e *env) string {
-			return strings.Repeat("ab", 32) + "  ollama-linux-amd64.tar.zst\n"
-		}, "checksum mismatch"},
-		{"not listed", func(e *env) string {
-			return strings.Repeat("1", 64) + "  ./ollama-darwin.tgz\n"
-		}, "lists no SHA-256 for ollama-linux-amd64.tar.zst"},
+// TestUnpinnedReleaseIsRefused: a node config whose Ollama release has no pinned SHA-256 is
+// refused before anything is downloaded, even when it names the release's checksum file: a
+// hash read from the place the file comes from proves nothing.
+func TestUnpinnedReleaseIsRefused(t *testing.T) {
+	e := newEnv(t, ollamatest.Options{GPU: true})
+	e.files.mu.Lock()
+	e.files.files["/sha256sum.txt"] = []byte(sha(e.release) + "  ollama-linux-amd64.tar.zst\n")
+	e.files.mu.Unlock()
+	e.cfg.Ollama.Release.SHA256 = ""
+	e.cfg.Ollama.Release.SumsURL = e.files.URL + "/sha256sum.txt"
+	err := e.cfg.Validate()
+	for _, want := range []string{"ollama.release.sha256: is empty", "sandboxctl pin ollama " + testVersion} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate() = %v, want it to say %q", err, want)
+		}
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			e := newEnv(t, ollamatest.Options{GPU: true})
-			e.files.mu.Lock()
-			e.files.files["/sha256sum.txt"] = []byte(c.sums(e))
-			e.files.mu.Unlock()
-			e.cfg.Ollama.Release.SHA256 = ""
-			e.cfg.Ollama.Release.SumsURL = e.files.URL + "/sha256sum.txt"
-			err := e.bootstrap()
-			if c.want == "" {
-				if err != nil {
-					t.Fatalf("Bootstrap() = %v\nlog:\n%s", err, e.log)
-				}
-				if !strings.Contains(e.log.String(), "sha256 "+sha(e.release)+" as published in "+e.cfg.Ollama.Release.SumsURL) {
-					t.Errorf("log does not say where the hash came from:\n%s", e.log)
-				}
-				wantResults(t, e.lc, ResultContinue)
-				return
-			}
-			wantStepFailure(t, err, StepInstall, c.want)
-			wantResults(t, e.lc, ResultAbandon)
-		})
+	if _, err := New(context.Background(), e.cfg, e.options()); err == nil {
+		t.Errorf("New() accepted a node config without a pinned release hash")
+	}
+	// The download itself refuses too, should a config ever reach it unvalidated.
+	r := &ollamaRole{Agent: &Agent{cfg: e.cfg, log: NewLogger(e.log, nil), root: e.root}, ollama: e.cfg.Ollama}
+	if _, err := r.fetch(context.Background(), StepInstall, "ollama", e.cfg.Ollama.Release); err == nil || !strings.Contains(err.Error(), "no pinned sha256") {
+		t.Errorf("fetch() = %v, want a refusal without a pinned sha256", err)
+	}
+	for _, p := range []string{"/sha256sum.txt", "/ollama-linux-amd64.tar.zst"} {
+		if n := e.files.hitsFor(p); n != 0 {
+			t.Errorf("%s requested %d times, want never", p, n)
+		}
 	}
 }
 
-func TestArtifactNeedsAHashOrASumsFile(t *testing.T) {
+// A release below the floor is refused on a node; only an agent installing under a test root
+// (the end-to-end tests build older releases from source) accepts it, with a warning.
+func TestOllamaBelowTheFloorIsRefused(t *testing.T) {
+	e := newEnv(t, ollamatest.Options{GPU: true})
+	e.cfg.Ollama.Version = "0.34.9"
+	want := "ollama.version: must be 0.35.0 or later"
+	if err := e.cfg.Validate(); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("Validate() = %v, want the 0.35.0 floor named", err)
+	}
+	data, err := json.Marshal(e.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "node.json")
+	if err := os.WriteFile(file, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, root := range []string{"", "/"} {
+		if _, err := LoadConfig(file, Options{Root: root}); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("LoadConfig(root %q) = %v, want the floor named", root, err)
+		}
+		if _, err := New(context.Background(), e.cfg, Options{Root: root}); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("New(root %q) = %v, want the floor named", root, err)
+		}
+	}
+	if _, err := LoadConfig(file, e.options()); err != nil {
+		t.Errorf("LoadConfig under a test root = %v", err)
+	}
+	e.agent()
+	if !strings.Contains(e.log.String(), "warning: ollama.version must be 0.35.0 or later") {
+		t.Errorf("no warning for a release below the floor under a test root:\n%s", e.log)
+	}
+	e.cfg.Ollama.Version = "latest"
+	if _, err := New(context.Background(), e.cfg, e.options()); err == nil || !strings.Contains(err.Error(), "ollama.version: must be an Ollama release X.Y.Z") {
+		t.Errorf("New() = %v, want a version that is not X.Y.Z refused even under a test root", err)
+	}
+}
+
+func TestArtifactNeedsAHash(t *testing.T) {
 	for _, a := range []Artifact{
 		{URL: "https://example.org/a.tar.zst"},
-		{URL: "https://example.org/a.tar.zst", SumsURL: "ftp://example.org/sums"},
+		{URL: "https://example.org/a.tar.zst", SumsURL: "https://example.org/sha256sum.txt"},
+		{URL: "https://example.org/a.tar.zst", SHA256: strings.Repeat("A", 64)},
 	} {
 		if err := a.Validate(); err == nil {
 			t.Errorf("%+v: want an error", a)
 		}
 	}
-	if err := (Artifact{URL: "https://example.org/a.tar.zst", SumsURL: "https://example.org/sha256sum.txt"}).Validate(); err != nil {
-		t.Errorf("a sums file should stand in for the hash: %v", err)
+	if err := (Artifact{URL: "https://example.org/a.tar.zst", SHA256: strings.Repeat("a", 64)}).Validate(); err != nil {
+		t.Errorf("a pinned artifact was refused: %v", err)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/llm-sandbox/llm-sandbox/internal/rules"
+	"github.com/llm-sandbox/llm-sandbox/versions"
 )
 
 // ConfigPath is where cloud-init writes the node config on a node.
@@ -84,12 +85,12 @@ type Artifact struct {
 	// URL is https://..., s3://bucket/key (read with the instance role), or http://... (for
 	// loopback mirrors in tests; the checksum still guards it).
 	URL string `json:"url"`
-	// SHA256 is the lowercase hex SHA-256 of the file. It may be empty only when SumsURL is set.
-	SHA256 string `json:"sha256,omitempty"`
-	// SumsURL is an https:// checksum file in sha256sum format published with the artifact
-	// (an upstream release's sha256sum.txt). When SHA256 is empty the agent takes the hash of
-	// the artifact's file name from it: the artifact is then checked against what its publisher
-	// lists, over TLS, rather than against a hash pinned in the repository.
+	// SHA256 is the lowercase hex SHA-256 of the file. Required: the agent checks every
+	// download against the hash the repository pinned, never against one it fetched.
+	SHA256 string `json:"sha256"`
+	// SumsURL, optional, names the upstream checksum file the hash was copied from (an
+	// upstream release's sha256sum.txt), for whoever reads the node config. The agent never
+	// fetches it: a hash read from the place the file comes from proves nothing.
 	SumsURL string `json:"sumsUrl,omitempty"`
 }
 
@@ -123,8 +124,18 @@ type Model struct {
 	Source *Artifact `json:"source,omitempty"`
 }
 
-// Validate checks the config and returns every problem at once, each naming its JSON key.
-func (c *Config) Validate() error {
+// Validate checks the config as a node runs it and returns every problem at once, each naming
+// its JSON key.
+func (c *Config) Validate() error { return c.validate(false) }
+
+// ValidateFor checks the config as an agent run with opts checks it (LoadConfig, New): as
+// Validate, except that a root other than / accepts an Ollama release below the floor.
+func (c *Config) ValidateFor(opts Options) error { return c.validate(opts.testRoot()) }
+
+// validate is Validate. testRoot is an agent installing under a root other than / (tests):
+// there an Ollama release below versions.OllamaFloor is accepted, because the end-to-end tests
+// can only build older releases from source; a node never runs with a root.
+func (c *Config) validate(testRoot bool) error {
 	var errs []error
 	add := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
@@ -162,7 +173,7 @@ func (c *Config) Validate() error {
 		if c.Ollama == nil {
 			add("ollama", "is required for role ollama")
 		} else {
-			errs = append(errs, c.Ollama.validate()...)
+			errs = append(errs, c.Ollama.validate(testRoot)...)
 		}
 	} else if c.Ollama != nil {
 		add("ollama", "is only for role ollama (role is %q)", c.Role)
@@ -182,15 +193,20 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-func (o *OllamaConfig) validate() []error {
+func (o *OllamaConfig) validate(testRoot bool) []error {
 	var errs []error
 	add := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("ollama.%s: %s", key, fmt.Sprintf(format, args...)))
 	}
-	if o.Version == "" {
-		add("version", "is required")
+	if _, err := versions.AtLeast(o.Version, versions.OllamaFloor); err != nil {
+		add("version", "must be an Ollama release X.Y.Z (got %q)", o.Version)
+	} else if p := versions.CheckOllamaVersion(o.Version); p != "" && !testRoot {
+		add("version", "%s", p)
 	}
-	if err := o.Release.Validate(); err != nil {
+	if o.Release.SHA256 == "" {
+		add("release.sha256", "is empty: the agent installs only an Ollama release whose SHA-256 is pinned in the repository (versions/versions.go), "+
+			"never one it would read from the release itself; pin it with `sandboxctl pin ollama %s` on a machine with internet access and deploy again", o.Version)
+	} else if err := o.Release.Validate(); err != nil {
 		add("release", "%v", err)
 	}
 	if o.Port < 1 || o.Port > 65535 {
@@ -391,17 +407,11 @@ func (l *LiteLLMConfig) streamTimeout() int {
 	return l.RequestTimeoutSeconds
 }
 
-// Validate checks that the artifact has a usable URL and either a SHA-256 or a checksum file.
+// Validate checks that the artifact has a usable URL and a SHA-256.
 func (a Artifact) Validate() error {
 	u, err := url.Parse(a.URL)
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http" && u.Scheme != "s3") {
 		return fmt.Errorf("url must be https://, http:// or s3://bucket/key (got %q)", a.URL)
-	}
-	if a.SHA256 == "" && a.SumsURL != "" {
-		if s, err := url.Parse(a.SumsURL); err != nil || (s.Scheme != "https" && s.Scheme != "http") || s.Host == "" {
-			return fmt.Errorf("sumsUrl must be an https:// URL, or http:// for a loopback mirror (got %q)", a.SumsURL)
-		}
-		return nil
 	}
 	if !rules.IsSHA256Hex(a.SHA256) {
 		return fmt.Errorf("sha256 must be 64 lowercase hex digits (got %q)", a.SHA256)
@@ -409,8 +419,9 @@ func (a Artifact) Validate() error {
 	return nil
 }
 
-// LoadConfig reads and validates a node config file.
-func LoadConfig(path string) (*Config, error) {
+// LoadConfig reads and validates a node config file for an agent run with opts (whose Root
+// decides, as in New, whether an Ollama release below the floor is accepted).
+func LoadConfig(path string, opts Options) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read node config: %w", err)
@@ -421,7 +432,7 @@ func LoadConfig(path string) (*Config, error) {
 	if err := dec.Decode(&c); err != nil {
 		return nil, fmt.Errorf("node config %s: %w", path, err)
 	}
-	if err := c.Validate(); err != nil {
+	if err := c.ValidateFor(opts); err != nil {
 		return nil, fmt.Errorf("node config %s: %w", path, err)
 	}
 	return &c, nil

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path"
 	"strings"
 	"time"
 
@@ -157,12 +156,10 @@ func (a *Agent) fetch(ctx context.Context, step, what string, art Artifact) (str
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("create %s: %w", dir, err)
 	}
-	if art.SHA256 == "" {
-		sum, err := a.publishedSHA256(ctx, step, what, art)
-		if err != nil {
-			return "", err
-		}
-		art.SHA256 = sum
+	if !rules.IsSHA256Hex(art.SHA256) {
+		// Config validation refuses this first; the check here keeps fetch from ever
+		// accepting a file it cannot verify.
+		return "", permanent(fmt.Errorf("%s: no pinned sha256 for %s (got %q)", what, art.URL, art.SHA256))
 	}
 	var file string
 	err := a.retry(ctx, step, "download "+what, func(ctx context.Context) error {
@@ -209,44 +206,6 @@ func (a *Agent) fetchOnce(ctx context.Context, step, what string, art Artifact, 
 	a.log.Printf("step %s: %s: %d bytes, sha256 %s verified", step, what, n, got)
 	keep = true
 	return f.Name(), nil
-}
-
-// maxSumsBytes bounds a checksum file: a release's sha256sum.txt lists a few dozen files.
-const maxSumsBytes = 1 << 20
-
-// publishedSHA256 reads the artifact's SHA-256 from the checksum file its publisher lists it in
-// (art.SumsURL, sha256sum format: "<hex>  <name>", the name possibly prefixed by "./" or "*").
-func (a *Agent) publishedSHA256(ctx context.Context, step, what string, art Artifact) (string, error) {
-	u, err := url.Parse(art.URL)
-	if err != nil {
-		return "", permanent(fmt.Errorf("parse %q: %w", art.URL, err))
-	}
-	name := path.Base(u.Path)
-	var sum string
-	err = a.retry(ctx, step, "read the checksum of "+what, func(ctx context.Context) error {
-		body, _, err := a.openArtifact(ctx, art.SumsURL)
-		if err != nil {
-			return err
-		}
-		defer body.Close()
-		data, err := io.ReadAll(io.LimitReader(body, maxSumsBytes))
-		if err != nil {
-			return fmt.Errorf("read %s: %w", art.SumsURL, err)
-		}
-		for _, line := range strings.Split(string(data), "\n") {
-			fields := strings.Fields(line)
-			if len(fields) == 2 && strings.TrimPrefix(strings.TrimPrefix(fields[1], "*"), "./") == name && rules.IsSHA256Hex(fields[0]) {
-				sum = fields[0]
-				return nil
-			}
-		}
-		return permanent(fmt.Errorf("%s lists no SHA-256 for %s", art.SumsURL, name))
-	})
-	if err != nil {
-		return "", err
-	}
-	a.log.Printf("step %s: %s: sha256 %s as published in %s (no hash pinned in the node config)", step, what, sum, art.SumsURL)
-	return sum, nil
 }
 
 // progressWriter logs a long download's progress now and then, so a slow mirror shows on the

@@ -17,43 +17,111 @@ import (
 // point, outside the destination: an absolute path, a ".." escape, a link out.
 var ErrUnsafePath = errors.New("unsafe path in archive")
 
-// ExtractTarZst extracts a zstd-compressed tar stream (Ollama's release format: bin/ollama and
-// lib/ollama/...) into dest. It refuses absolute names, names that climb out with "..", links
+// ExtractTarZst extracts a zstd-compressed tar stream (a wheelhouse) into dest. It refuses absolute names, names that climb out with "..", links
 // whose target lies outside dest and writes through a link that leads outside dest; it accepts
 // only directories, regular files, symbolic and hard links. Files are written to a temporary
 // name and renamed into place, so a running ollama binary can be replaced (no "text file
 // busy") and a failed extraction never leaves a half-written file under its real name.
 func ExtractTarZst(r io.Reader, dest string) error {
-	dec, err := zstd.NewReader(r)
-	if err != nil {
-		return fmt.Errorf("open zstd stream: %w", err)
-	}
-	defer dec.Close()
-	return extractTar(dec, dest)
+	_, err := extractTarZst(r, dest, nil)
+	return err
 }
 
-func extractTar(r io.Reader, dest string) error {
+// ExtractOllamaRelease extracts from an Ollama release archive only what a node runs, the
+// server binary bin/ollama and its libraries under lib/ollama/, into dest (a directory the
+// agent owns), with the same refusals as ExtractTarZst; a link must also stay within those two.
+// Every other entry is skipped, not written, and returned so the agent can log it: a release
+// that adds a file elsewhere must not stop a node from booting, nor put anything beside them.
+func ExtractOllamaRelease(r io.Reader, dest string) (skipped []string, err error) {
+	return extractTarZst(r, dest, ollamaPart)
+}
+
+// ollamaPart reports whether a cleaned archive path is part of what ExtractOllamaRelease
+// installs: bin/ollama, or lib/ollama and anything below it.
+func ollamaPart(name string) bool {
+	return name == "bin/ollama" || name == "lib/ollama" || strings.HasPrefix(name, "lib/ollama/")
+}
+
+// extractTarZst extracts the entries whose cleaned names keep accepts (all when keep is nil)
+// and returns the names of the others.
+func extractTarZst(r io.Reader, dest string, keep func(string) bool) ([]string, error) {
+	dec, err := zstd.NewReader(r)
+	if err != nil {
+		return nil, fmt.Errorf("open zstd stream: %w", err)
+	}
+	defer dec.Close()
+	return extractTar(dec, dest, keep)
+}
+
+func extractTar(r io.Reader, dest string, keep func(string) bool) ([]string, error) {
 	// dest itself is trusted (the agent chooses it); links inside it are not.
 	if err := os.MkdirAll(dest, 0o755); err != nil {
-		return fmt.Errorf("create %s: %w", dest, err)
+		return nil, fmt.Errorf("create %s: %w", dest, err)
 	}
 	realDest, err := filepath.EvalSymlinks(dest)
 	if err != nil {
-		return fmt.Errorf("resolve %s: %w", dest, err)
+		return nil, fmt.Errorf("resolve %s: %w", dest, err)
 	}
+	var skipped []string
 	tr := tar.NewReader(r)
 	for {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
-			return nil
+			return skipped, nil
 		}
 		if err != nil {
-			return fmt.Errorf("read tar: %w", err)
+			return skipped, fmt.Errorf("read tar: %w", err)
+		}
+		if keep != nil && hdr.Typeflag != tar.TypeXGlobalHeader && hdr.Typeflag != tar.TypeXHeader {
+			name, err := archivePath(hdr.Name)
+			if err != nil {
+				return skipped, fmt.Errorf("tar entry %q: %w", hdr.Name, err)
+			}
+			if !keep(name) {
+				// The directories that lead to kept entries are created as needed.
+				if hdr.Typeflag != tar.TypeDir || !ancestorOfKept(name) {
+					skipped = append(skipped, name)
+				}
+				continue
+			}
+			if err := linkKept(hdr, name, keep); err != nil {
+				return skipped, fmt.Errorf("tar entry %q: %w", hdr.Name, err)
+			}
 		}
 		if err := extractEntry(tr, hdr, realDest); err != nil {
-			return fmt.Errorf("tar entry %q: %w", hdr.Name, err)
+			return skipped, fmt.Errorf("tar entry %q: %w", hdr.Name, err)
 		}
 	}
+}
+
+// ancestorOfKept reports whether a directory entry leads to what ExtractOllamaRelease keeps.
+func ancestorOfKept(name string) bool {
+	return name == "." || name == "bin" || name == "lib"
+}
+
+// linkKept refuses a link, among kept entries, whose target is not kept itself: it would make
+// something outside bin/ollama and lib/ollama/ reachable from them.
+func linkKept(hdr *tar.Header, name string, keep func(string) bool) error {
+	var target string
+	switch hdr.Typeflag {
+	case tar.TypeSymlink:
+		if path.IsAbs(hdr.Linkname) {
+			return fmt.Errorf("%w: symlink to absolute path %q", ErrUnsafePath, hdr.Linkname)
+		}
+		target = path.Join(path.Dir(name), hdr.Linkname)
+	case tar.TypeLink:
+		t, err := archivePath(hdr.Linkname)
+		if err != nil {
+			return fmt.Errorf("hard link: %w", err)
+		}
+		target = t
+	default:
+		return nil
+	}
+	if !keep(target) {
+		return fmt.Errorf("%w: link to %q leads outside bin/ollama and lib/ollama/", ErrUnsafePath, hdr.Linkname)
+	}
+	return nil
 }
 
 // archivePath cleans an entry name (or a hard link's target, which is also relative to the

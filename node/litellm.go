@@ -280,10 +280,17 @@ func RenderLiteLLMUnit(c *Config, p LiteLLMUnitPaths) ([]byte, error) {
 		Environment: LiteLLMEnv(),
 		ExecStart:   CommandLine(p.Binary, liteLLMArgs(p.ConfigFile, "0.0.0.0", c.LiteLLM)...),
 		HardeningWhy: []string{
-			"Hardening: LiteLLM without a database writes nothing, so the whole file system is",
-			"read-only to it (its /tmp is private), and its config explicitly so.",
+			"Sandbox (systemd.exec(5)): LiteLLM without a database writes nothing, so the whole file",
+			"system is read-only to it (its /tmp is private), its config explicitly so; no devices,",
+			"no capabilities, IPv4/IPv6/Unix sockets only, the @system-service system calls, no",
+			"writable and executable memory (LiteLLM served chat, streaming and 401s under the same",
+			"seccomp rule; a cffi callback would need such memory, and none is on its path).",
 		},
-		Hardening: []string{"NoNewPrivileges=yes", "PrivateTmp=yes", "ProtectSystem=strict", "ProtectHome=yes", "ReadOnlyPaths=" + p.ConfigDir},
+		Hardening: append(sandboxing(),
+			"ProtectSystem=strict",
+			"ReadOnlyPaths="+p.ConfigDir,
+			"PrivateDevices=yes",
+			"MemoryDenyWriteExecute=yes"),
 	}
 	return u.render(), nil
 }

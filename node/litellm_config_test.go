@@ -125,7 +125,7 @@ func TestLiteLLMConfigJSON(t *testing.T) {
 	if err := os.WriteFile(file, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	back, err := LoadConfig(file)
+	back, err := LoadConfig(file, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +136,7 @@ func TestLiteLLMConfigJSON(t *testing.T) {
 	if err := os.WriteFile(file, []byte(bad), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := LoadConfig(file); err == nil || !strings.Contains(err.Error(), "num_retries") {
+	if _, err := LoadConfig(file, Options{}); err == nil || !strings.Contains(err.Error(), "num_retries") {
 		t.Errorf("LoadConfig accepted an unknown key: %v", err)
 	}
 	// The agent installs the LiteLLM it embeds: a config that names a version asks for
@@ -145,7 +145,7 @@ func TestLiteLLMConfigJSON(t *testing.T) {
 	if err := os.WriteFile(file, []byte(versioned), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := LoadConfig(file); err == nil || !strings.Contains(err.Error(), `"version"`) {
+	if _, err := LoadConfig(file, Options{}); err == nil || !strings.Contains(err.Error(), `"version"`) {
 		t.Errorf("LoadConfig accepted a LiteLLM version: %v", err)
 	}
 	if strings.Contains(string(data), "sk-") {

@@ -170,8 +170,12 @@ func (r *ollamaRole) stepInstall(ctx context.Context, st *runState) (string, err
 		return "", err
 	}
 	defer f.Close()
-	if err := ExtractTarZst(f, r.path(OllamaPrefix)); err != nil {
+	skipped, err := ExtractOllamaRelease(f, r.path(OllamaPrefix))
+	if err != nil {
 		return "", fmt.Errorf("extract %s: %w", r.ollama.Release.URL, err)
+	}
+	if len(skipped) > 0 {
+		r.log.Printf("step install: skipped %d archive entries outside bin/ollama and lib/ollama/: %s", len(skipped), strings.Join(skipped, ", "))
 	}
 	if _, err := os.Stat(bin); err != nil {
 		return "", fmt.Errorf("the release has no bin/ollama: %w", err)

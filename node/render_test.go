@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -168,12 +170,38 @@ func TestRenderedUnitPassesSystemdAnalyze(t *testing.T) {
 		if err := os.WriteFile(file, unit, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		cmd := exec.Command(analyze, "verify", file)
+		analyzeUnit(t, analyze, file)
+	}
+}
+
+// maxExposure is the highest `systemd-analyze security` exposure a service unit may score:
+// 4.5 is the top of its "OK" band (0 is fully sandboxed, 10 is "UNSAFE").
+const maxExposure = 4.5
+
+var exposureLine = regexp.MustCompile(`(?m)^→ Overall exposure level for \S+: ([0-9]+\.[0-9]) `)
+
+// analyzeUnit runs the real systemd-analyze on a unit file: verify, which reports unknown keys
+// and bad values only as warnings, so any output at all fails; then security --offline=yes,
+// which scores the sandbox, and must score at most maxExposure, again without a warning.
+func analyzeUnit(t *testing.T, analyze, file string) {
+	t.Helper()
+	run := func(args ...string) (string, string, error) {
+		cmd := exec.Command(analyze, args...)
+		cmd.Dir = filepath.Dir(file)
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		err = cmd.Run()
-		if err != nil || stderr.Len() > 0 {
-			t.Errorf("gpu=%v: systemd-analyze verify: %v\nstdout:\n%s\nstderr:\n%s", gpu, err, stdout.String(), stderr.String())
-		}
+		err := cmd.Run()
+		return stdout.String(), stderr.String(), err
+	}
+	if stdout, stderr, err := run("verify", file); err != nil || stderr != "" {
+		t.Errorf("systemd-analyze verify %s: %v\nstdout:\n%s\nstderr:\n%s", filepath.Base(file), err, stdout, stderr)
+	}
+	stdout, stderr, err := run("security", "--offline=yes", "--no-pager", file)
+	m := exposureLine.FindStringSubmatch(stdout)
+	if err != nil || stderr != "" || m == nil {
+		t.Fatalf("systemd-analyze security --offline=yes %s: %v\nstdout:\n%s\nstderr:\n%s", filepath.Base(file), err, stdout, stderr)
+	}
+	if score, _ := strconv.ParseFloat(m[1], 64); score > maxExposure {
+		t.Errorf("%s: systemd-analyze security scores its exposure %s, want at most %.1f:\n%s", filepath.Base(file), m[1], maxExposure, stdout)
 	}
 }

@@ -35,47 +35,71 @@ type Plan struct {
 	Resources []Resource
 }
 
+// Severity says whether a finding fails `sandboxctl check`.
+type Severity string
+
+const (
+	// Error fails the run (exit 1) unless the stack waives the rule.
+	Error Severity = "error"
+	// Warning is printed but never fails the run: a practice the project keeps whose breach
+	// weakens defence in depth or operations rather than opening a hole on its own.
+	Warning Severity = "warning"
+)
+
 // Finding is one rule violation.
 type Finding struct {
 	// Rule is the rule's id.
 	Rule string `json:"rule"`
+	// Severity is the rule's severity.
+	Severity Severity `json:"severity"`
 	// Resource names the resource at fault ("type name").
 	Resource string `json:"resource"`
 	// Message says what is wrong and what is expected.
 	Message string `json:"message"`
+	// Waived is the reason the stack file gives for waiving the rule, "" when not waived.
+	Waived string `json:"waived,omitempty"`
 }
 
-func (f Finding) String() string { return fmt.Sprintf("%s: %s: %s", f.Rule, f.Resource, f.Message) }
+func (f Finding) String() string {
+	s := fmt.Sprintf("%s %s: %s: %s", f.Severity, f.Rule, f.Resource, f.Message)
+	if f.Waived != "" {
+		s += " (waived: " + f.Waived + ")"
+	}
+	return s
+}
+
+// Fails reports whether the finding fails a run: an error that is not waived.
+func (f Finding) Fails() bool { return f.Severity == Error && f.Waived == "" }
 
 // Rule is one check.
 type Rule struct {
-	// ID names the rule in findings.
-	ID string
-	// Summary says what the rule requires, for `sandboxctl check --list`.
-	Summary string
-	check   func(*Plan) []Finding
+	// ID names the rule in findings and waivers; it never changes once released.
+	ID string `json:"id"`
+	// Severity says whether a finding fails the run.
+	Severity Severity `json:"severity"`
+	// Rationale says in one line what the rule requires and why.
+	Rationale string `json:"rationale"`
+	// Controls are the ids of the matching Checkov (CKV_…), Trivy (AVD-AWS-…) and AWS Security
+	// Hub (Service.N) controls, where one exists.
+	Controls []string `json:"controls"`
+	check    func(*Plan) []Finding
 }
 
-// Rules returns every rule, in a fixed order.
-func Rules() []Rule {
-	return []Rule{
-		{"no-open-ingress", "no security group admits ::/0, 0.0.0.0/0 or IPv4 ranges that together cover more than a /8, except 443 and 80 on an internet-facing load balancer of a stack with access.allowAnywhere: true", checkOpenIngress},
-		{"ollama-only-from-internal-alb", "nothing reaches Ollama's port 11434 but the security group of the internal load balancer that forwards to the pools", checkOllamaPort},
-		{"imdsv2-only", "every launch template requires IMDSv2 tokens with a hop limit of 1", checkIMDS},
-		{"no-public-ip", "no launch template gives instances a public IP", checkPublicIP},
-		{"ebs-encrypted", "every launch template's volumes are encrypted with a customer-managed KMS key", checkEBS},
-		{"tls13-listeners", "every HTTPS listener sets an explicit TLS 1.3 security policy", checkTLS},
-		{"lb-hardening", "every load balancer drops invalid header fields and uses the strictest desync mitigation", checkLBHardening},
-		{"no-secret-in-plain", "no input holds an API key in plain text (secrets must be Pulumi secrets)", checkPlainSecrets},
+// RuleIDs returns the id of every rule, in Rules order.
+func RuleIDs() []string {
+	var ids []string
+	for _, r := range Rules() {
+		ids = append(ids, r.ID)
 	}
+	return ids
 }
 
-// Check runs every rule over the plan and returns the findings, sorted.
+// Check runs every rule over the plan and returns the findings, sorted by rule and resource.
 func Check(p *Plan) []Finding {
 	var out []Finding
 	for _, r := range Rules() {
 		for _, f := range r.check(p) {
-			f.Rule = r.ID
+			f.Rule, f.Severity = r.ID, r.Severity
 			out = append(out, f)
 		}
 	}
@@ -86,6 +110,25 @@ func Check(p *Plan) []Finding {
 		return out[i].Resource < out[j].Resource
 	})
 	return out
+}
+
+// Waive marks the findings of every waived rule with the waiver's reason. waivers maps a rule
+// id to its reason, as the stack file gives them.
+func Waive(findings []Finding, waivers map[string]string) []Finding {
+	for i := range findings {
+		findings[i].Waived = waivers[findings[i].Rule]
+	}
+	return findings
+}
+
+// Failed reports whether any finding fails the run.
+func Failed(findings []Finding) bool {
+	for _, f := range findings {
+		if f.Fails() {
+			return true
+		}
+	}
+	return false
 }
 
 func (p *Plan) byType(typ string) []Resource {
@@ -99,6 +142,18 @@ func (p *Plan) byType(typ string) []Resource {
 }
 
 func label(r Resource) string { return r.Type + " " + r.Name }
+
+// eachOf returns a finding for every resource of type typ that problem, returning a message,
+// finds at fault ("" when the resource passes).
+func (p *Plan) eachOf(typ string, problem func(Resource) string) []Finding {
+	var out []Finding
+	for _, r := range p.byType(typ) {
+		if msg := problem(r); msg != "" {
+			out = append(out, Finding{Resource: label(r), Message: msg})
+		}
+	}
+	return out
+}
 
 func finding(r Resource, format string, args ...any) Finding {
 	return Finding{Resource: label(r), Message: fmt.Sprintf(format, args...)}
@@ -139,6 +194,7 @@ func oneOrMany(v any) []string {
 const (
 	typeSecurityGroup = "aws:ec2/securityGroup:SecurityGroup"
 	typeIngressRule   = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+	typeEgressRule    = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
 	typeSGRule        = "aws:ec2/securityGroupRule:SecurityGroupRule"
 	typeLaunchTmpl    = "aws:ec2/launchTemplate:LaunchTemplate"
 	typeLoadBalancer  = "aws:lb/loadBalancer:LoadBalancer"
@@ -146,7 +202,7 @@ const (
 	typeTargetGroup   = "aws:lb/targetGroup:TargetGroup"
 )
 
-// ingress is one way into a security group.
+// ingress is one security-group rule: a way in, or (from egresses) a way out.
 type ingress struct {
 	from     Resource // the resource that declares the rule
 	target   string   // security group id
@@ -156,7 +212,14 @@ type ingress struct {
 }
 
 // ingresses gathers every ingress rule of the plan, inline or standalone.
-func (p *Plan) ingresses() []ingress {
+func (p *Plan) ingresses() []ingress { return p.sgRules("ingress") }
+
+// egresses gathers every egress rule of the plan, inline or standalone; cidr and sourceSG
+// are then the destination.
+func (p *Plan) egresses() []ingress { return p.sgRules("egress") }
+
+// sgRules gathers every security-group rule of one direction ("ingress" or "egress").
+func (p *Plan) sgRules(dir string) []ingress {
 	var out []ingress
 	add := func(r Resource, target string, rule map[string]any, cidrKeys []string, sgKey string) {
 		lo, hi := 0, 65535
@@ -182,16 +245,20 @@ func (p *Plan) ingresses() []ingress {
 			out = append(out, ingress{from: r, target: target, sourceSG: sg, lo: lo, hi: hi})
 		}
 	}
+	standalone := typeIngressRule
+	if dir == "egress" {
+		standalone = typeEgressRule
+	}
 	for _, sg := range p.byType(typeSecurityGroup) {
-		for _, rule := range list(sg.Inputs["ingress"]) {
+		for _, rule := range list(sg.Inputs[dir]) {
 			add(sg, sg.ID, obj(rule), []string{"cidrBlocks", "ipv6CidrBlocks"}, "securityGroups")
 		}
 	}
-	for _, r := range p.byType(typeIngressRule) {
+	for _, r := range p.byType(standalone) {
 		add(r, str(r.Inputs["securityGroupId"]), r.Inputs, []string{"cidrIpv4", "cidrIpv6"}, "referencedSecurityGroupId")
 	}
 	for _, r := range p.byType(typeSGRule) {
-		if str(r.Inputs["type"]) == "ingress" {
+		if str(r.Inputs["type"]) == dir {
 			add(r, str(r.Inputs["securityGroupId"]), r.Inputs, []string{"cidrBlocks", "ipv6CidrBlocks"}, "sourceSecurityGroupId")
 		}
 	}
@@ -325,15 +392,21 @@ func checkOllamaPort(p *Plan) []Finding {
 }
 
 func checkIMDS(p *Plan) []Finding {
-	var out []Finding
-	for _, lt := range p.byType(typeLaunchTmpl) {
-		md := obj(lt.Inputs["metadataOptions"])
-		hops, _ := num(md["httpPutResponseHopLimit"])
-		if str(md["httpTokens"]) != "required" || hops != 1 {
-			out = append(out, finding(lt, "metadata options %v; want httpTokens required and httpPutResponseHopLimit 1", md))
+	return p.eachOf(typeLaunchTmpl, func(lt Resource) string {
+		if t := str(obj(lt.Inputs["metadataOptions"])["httpTokens"]); t != "required" {
+			return fmt.Sprintf("metadataOptions.httpTokens %q; want required (IMDSv2 only)", t)
 		}
-	}
-	return out
+		return ""
+	})
+}
+
+func checkIMDSHops(p *Plan) []Finding {
+	return p.eachOf(typeLaunchTmpl, func(lt Resource) string {
+		if hops, _ := num(obj(lt.Inputs["metadataOptions"])["httpPutResponseHopLimit"]); hops != 1 {
+			return fmt.Sprintf("metadataOptions.httpPutResponseHopLimit %d; want 1, so no container or forwarded hop reaches the instance's credentials", hops)
+		}
+		return ""
+	})
 }
 
 func checkPublicIP(p *Plan) []Finding {
@@ -354,6 +427,7 @@ func checkPublicIP(p *Plan) []Finding {
 
 func checkEBS(p *Plan) []Finding {
 	var out []Finding
+	keys := p.departmentKeys()
 	for _, lt := range p.byType(typeLaunchTmpl) {
 		bdms := list(lt.Inputs["blockDeviceMappings"])
 		if len(bdms) == 0 {
@@ -361,7 +435,7 @@ func checkEBS(p *Plan) []Finding {
 		}
 		for _, b := range bdms {
 			ebs := obj(obj(b)["ebs"])
-			if str(ebs["encrypted"]) != "true" || str(ebs["kmsKeyId"]) == "" {
+			if str(ebs["encrypted"]) != "true" || !keys[str(ebs["kmsKeyId"])] {
 				out = append(out, finding(lt, "volume %s: encrypted %q with key %q; want \"true\" with the department key", str(obj(b)["deviceName"]), str(ebs["encrypted"]), str(ebs["kmsKeyId"])))
 			}
 		}
@@ -370,29 +444,30 @@ func checkEBS(p *Plan) []Finding {
 }
 
 func checkTLS(p *Plan) []Finding {
-	var out []Finding
-	for _, l := range p.byType(typeListener) {
-		if str(l.Inputs["protocol"]) != "HTTPS" {
-			continue
+	return p.eachOf(typeListener, func(l Resource) string {
+		if policy := str(l.Inputs["sslPolicy"]); str(l.Inputs["protocol"]) == "HTTPS" && !strings.HasPrefix(policy, "ELBSecurityPolicy-TLS13-") {
+			return fmt.Sprintf("sslPolicy %q; want an explicit ELBSecurityPolicy-TLS13-* policy (the API default allows TLS 1.0)", policy)
 		}
-		if policy := str(l.Inputs["sslPolicy"]); !strings.HasPrefix(policy, "ELBSecurityPolicy-TLS13-") {
-			out = append(out, finding(l, "sslPolicy %q; want an explicit ELBSecurityPolicy-TLS13-* policy (the API default allows TLS 1.0)", policy))
-		}
-	}
-	return out
+		return ""
+	})
 }
 
-func checkLBHardening(p *Plan) []Finding {
-	var out []Finding
-	for _, lb := range p.byType(typeLoadBalancer) {
+func checkDropInvalidHeaders(p *Plan) []Finding {
+	return p.eachOf(typeLoadBalancer, func(lb Resource) string {
 		if drop, _ := lb.Inputs["dropInvalidHeaderFields"].(bool); !drop {
-			out = append(out, finding(lb, "dropInvalidHeaderFields is not true"))
+			return "dropInvalidHeaderFields is not true"
 		}
+		return ""
+	})
+}
+
+func checkDesync(p *Plan) []Finding {
+	return p.eachOf(typeLoadBalancer, func(lb Resource) string {
 		if mode := str(lb.Inputs["desyncMitigationMode"]); mode != "strictest" {
-			out = append(out, finding(lb, "desyncMitigationMode %q; want strictest", mode))
+			return fmt.Sprintf("desyncMitigationMode %q; want strictest", mode)
 		}
-	}
-	return out
+		return ""
+	})
 }
 
 func checkPlainSecrets(p *Plan) []Finding {
@@ -410,11 +485,20 @@ var keyLike = regexp.MustCompile(`^sk-[A-Za-z0-9_-]{16,}$`)
 
 // findKey returns the path of the first string value that looks like a LiteLLM key, or "".
 func findKey(v any, path string) string {
-	switch t := v.(type) {
-	case string:
-		if keyLike.MatchString(t) {
-			return path
+	found := ""
+	walk(v, path, func(p string, v any) {
+		if s, ok := v.(string); ok && found == "" && keyLike.MatchString(s) {
+			found = p
 		}
+	})
+	return found
+}
+
+// walk calls visit with every value inside v (v included) and its path ("a.b[2].c"), maps in
+// key order, so that findings read the same every run.
+func walk(v any, path string, visit func(path string, v any)) {
+	visit(path, v)
+	switch t := v.(type) {
 	case map[string]any:
 		keys := make([]string, 0, len(t))
 		for k := range t {
@@ -422,16 +506,11 @@ func findKey(v any, path string) string {
 		}
 		sort.Strings(keys)
 		for _, k := range keys {
-			if p := findKey(t[k], strings.TrimPrefix(path+"."+k, ".")); p != "" {
-				return p
-			}
+			walk(t[k], strings.TrimPrefix(path+"."+k, "."), visit)
 		}
 	case []any:
 		for i, e := range t {
-			if p := findKey(e, fmt.Sprintf("%s[%d]", path, i)); p != "" {
-				return p
-			}
+			walk(e, fmt.Sprintf("%s[%d]", path, i), visit)
 		}
 	}
-	return ""
 }

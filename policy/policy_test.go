@@ -1,132 +1,348 @@
 package policy
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"net/netip"
+	"os"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/llm-sandbox/llm-sandbox/config"
 )
 
-// goodPlan is a minimal plan that passes every rule: a public front load balancer, the gateway,
-// an internal load balancer forwarding to a pool on 11434.
-func goodPlan() *Plan {
-	return &Plan{
-		Spec: &config.Spec{Access: config.Access{Mode: config.AccessPublic}},
-		Resources: []Resource{
-			{Type: typeSecurityGroup, Name: "front-sg", ID: "front-sg-id"},
-			{Type: typeSecurityGroup, Name: "gw-sg", ID: "gw-sg-id"},
-			{Type: typeSecurityGroup, Name: "internal-sg", ID: "internal-sg-id"},
-			{Type: typeSecurityGroup, Name: "pool-sg", ID: "pool-sg-id", Inputs: map[string]any{
-				"ingress": []any{map[string]any{"protocol": "tcp", "fromPort": 11434.0, "toPort": 11434.0, "securityGroups": []any{"internal-sg-id"}}},
-			}},
-			{Type: typeIngressRule, Name: "front-443", ID: "r1", Inputs: map[string]any{
-				"securityGroupId": "front-sg-id", "cidrIpv4": "142.103.0.0/16", "ipProtocol": "tcp", "fromPort": 443.0, "toPort": 443.0,
-			}},
-			{Type: typeIngressRule, Name: "gw-4000", ID: "r2", Inputs: map[string]any{
-				"securityGroupId": "gw-sg-id", "referencedSecurityGroupId": "front-sg-id", "ipProtocol": "tcp", "fromPort": 4000.0, "toPort": 4000.0,
-			}},
-			{Type: typeLoadBalancer, Name: "front", ID: "front-id", ARN: "arn:front", Inputs: map[string]any{
-				"internal": false, "securityGroups": []any{"front-sg-id"}, "dropInvalidHeaderFields": true, "desyncMitigationMode": "strictest",
-			}},
-			{Type: typeLoadBalancer, Name: "internal", ID: "internal-id", ARN: "arn:internal", Inputs: map[string]any{
-				"internal": true, "securityGroups": []any{"internal-sg-id"}, "dropInvalidHeaderFields": true, "desyncMitigationMode": "strictest",
-			}},
-			{Type: typeTargetGroup, Name: "pool-tg", ID: "pool-tg-id", ARN: "arn:pool-tg", Inputs: map[string]any{"port": 11434.0}},
-			{Type: typeListener, Name: "pool-listener", ID: "l1", Inputs: map[string]any{
-				"loadBalancerArn": "arn:internal", "protocol": "HTTP", "defaultActions": []any{map[string]any{"targetGroupArn": "arn:pool-tg"}},
-			}},
-			{Type: typeListener, Name: "https", ID: "l2", Inputs: map[string]any{
-				"loadBalancerArn": "arn:front", "protocol": "HTTPS", "sslPolicy": "ELBSecurityPolicy-TLS13-1-2-Res-PQ-2025-09",
-			}},
-			{Type: typeLaunchTmpl, Name: "lt", ID: "lt-id", Inputs: map[string]any{
-				"metadataOptions":     map[string]any{"httpTokens": "required", "httpPutResponseHopLimit": 1.0},
-				"networkInterfaces":   []any{map[string]any{"associatePublicIpAddress": "false"}},
-				"blockDeviceMappings": []any{map[string]any{"deviceName": "/dev/sda1", "ebs": map[string]any{"encrypted": "true", "kmsKeyId": "arn:aws:kms:x"}}},
-			}},
-			{Type: "aws:secretsmanager/secretVersion:SecretVersion", Name: "master", ID: "v", Inputs: map[string]any{"secretString": "[secret]"}},
-		},
+// The fixtures are offline plans of two example stacks (`sandboxctl plan <stack> --format
+// json`): chemistry (public, WAF, one on-demand pool) and linguistics (public, a spot pool with
+// a mixed-instances policy and a warm pool). Each test breaks one thing in a copy. That every
+// rule passes the current plan of every example stack is tested in package program, which
+// renders them.
+func loadPlan(t *testing.T, stack string) *Plan {
+	t.Helper()
+	data, err := os.ReadFile("testdata/plan-" + stack + ".json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Plan{}
+	if err := json.Unmarshal(data, p); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// res returns the resource of a type and name, failing the test when there is none.
+func res(t *testing.T, p *Plan, typ, name string) *Resource {
+	t.Helper()
+	for i := range p.Resources {
+		if p.Resources[i].Type == typ && p.Resources[i].Name == name {
+			return &p.Resources[i]
+		}
+	}
+	t.Fatalf("no %s %s in the plan", typ, name)
+	return nil
+}
+
+// editText replaces old by new in a string input, failing when old is not there.
+func editText(t *testing.T, r *Resource, key, old, new string) {
+	t.Helper()
+	s := str(r.Inputs[key])
+	if !strings.Contains(s, old) {
+		t.Fatalf("%s %s: %q not in %s", r.Type, r.Name, old, key)
+	}
+	r.Inputs[key] = strings.Replace(s, old, new, 1)
+}
+
+// editUserData replaces every old by new in a launch template's decoded user data.
+func editUserData(t *testing.T, r *Resource, old, new string) {
+	t.Helper()
+	raw, err := base64.StdEncoding.DecodeString(str(r.Inputs["userData"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(raw), old) {
+		t.Fatalf("%s: %q not in the user data", r.Name, old)
+	}
+	r.Inputs["userData"] = base64.StdEncoding.EncodeToString([]byte(strings.ReplaceAll(string(raw), old, new)))
+}
+
+func remove(p *Plan, typ, name string) {
+	var keep []Resource
+	for _, r := range p.Resources {
+		if r.Type != typ || r.Name != name {
+			keep = append(keep, r)
+		}
+	}
+	p.Resources = keep
+}
+
+const (
+	gwLT   = "chemistry-gateway-lt"
+	gpuLT  = "chemistry-gpu-lt"
+	gpuASG = "chemistry-gpu-asg"
+	alb    = "chemistry-gateway-alb"
+)
+
+// ruleCase breaks one thing in a fixture so that rule fires with a message containing want.
+type ruleCase struct {
+	rule   string
+	stack  string
+	mutate func(*testing.T, *Plan)
+	want   string
+}
+
+func setKey(typ, name, key string, v any) func(*testing.T, *Plan) {
+	return func(t *testing.T, p *Plan) { res(t, p, typ, name).Inputs[key] = v }
+}
+
+// setIn sets the input at a path of keys and list indices.
+func setIn(typ, name string, v any, path ...string) func(*testing.T, *Plan) {
+	return func(t *testing.T, p *Plan) {
+		var cur any = res(t, p, typ, name).Inputs
+		for _, k := range path[:len(path)-1] {
+			if l, ok := cur.([]any); ok {
+				i, err := strconv.Atoi(k)
+				if err != nil || i >= len(l) {
+					t.Fatalf("%s %s: no element %s", typ, name, k)
+				}
+				cur = l[i]
+				continue
+			}
+			cur = obj(cur)[k]
+			if cur == nil {
+				t.Fatalf("%s %s: no %s", typ, name, k)
+			}
+		}
+		m := obj(cur)
+		if m == nil {
+			t.Fatalf("%s %s: %v is not a mapping", typ, name, path)
+		}
+		m[path[len(path)-1]] = v
 	}
 }
 
-func TestGoodPlanPasses(t *testing.T) {
-	if fs := Check(goodPlan()); len(fs) != 0 {
-		t.Errorf("findings on a good plan: %v", fs)
+func text(typ, name, key, old, new string) func(*testing.T, *Plan) {
+	return func(t *testing.T, p *Plan) { editText(t, res(t, p, typ, name), key, old, new) }
+}
+
+func userData(lt, old, new string) func(*testing.T, *Plan) {
+	return func(t *testing.T, p *Plan) { editUserData(t, res(t, p, typeLaunchTmpl, lt), old, new) }
+}
+
+var ruleCases = []ruleCase{
+	{"no-open-ingress", "chemistry", setKey(typeIngressRule, "chemistry-gateway-alb-in-https-142-103-0-0-16", "cidrIpv4", "0.0.0.0/0"), "admits 0.0.0.0/0 to ports 443-443"},
+	{"ollama-only-from-internal-alb", "chemistry", func(t *testing.T, p *Plan) {
+		obj(list(res(t, p, typeSecurityGroup, "chemistry-gpu-sg").Inputs["ingress"])[0])["securityGroups"] = []any{"chemistry-gateway-sg-id"}
+	}, "admits security group chemistry-gateway-sg-id to Ollama's port 11434"},
+	{"egress-web-only", "chemistry", func(t *testing.T, p *Plan) {
+		r := res(t, p, typeEgressRule, "chemistry-gateway-nodes-out-http")
+		r.Inputs["fromPort"], r.Inputs["toPort"] = 0.0, 65535.0
+	}, "sends to 0.0.0.0/0 on ports 0-65535"},
+	{"egress-web-only", "chemistry", setIn(typeSecurityGroup, "chemistry-gpu-sg", "-1", "egress", "0", "protocol"), "sends to 0.0.0.0/0 on ports 0-65535"},
+	{"sg-descriptions", "chemistry", setKey(typeIngressRule, "chemistry-gateway-nodes-in-litellm", "description", ""), "no description"},
+	{"default-sg-closed", "chemistry", setKey(typeDefaultSG, "chemistry-network-default-sg", "ingress", []any{map[string]any{"protocol": "-1", "self": true}}), "has rules"},
+	{"default-sg-closed", "chemistry", func(t *testing.T, p *Plan) { remove(p, typeDefaultSG, "chemistry-network-default-sg") }, "no DefaultSecurityGroup"},
+	{"no-auto-public-ip-subnets", "chemistry", setKey(typeSubnet, "chemistry-network-public-ca-central-1a", "mapPublicIpOnLaunch", true), "mapPublicIpOnLaunch is true"},
+	{"instances-in-private-subnets", "chemistry", setKey(typeASG, gpuASG, "vpcZoneIdentifiers", []any{"chemistry-network-public-ca-central-1a-id", "chemistry-network-private-ca-central-1b-id"}), "launches into chemistry-network-public-ca-central-1a-id"},
+	{"vpc-flow-logs", "chemistry", func(t *testing.T, p *Plan) { remove(p, typeFlowLog, "chemistry-network-flow-logs") }, "no flow log"},
+	{"vpc-flow-logs", "chemistry", setKey(typeFlowLog, "chemistry-network-flow-logs", "trafficType", "REJECT"), `trafficType "REJECT"`},
+	{"log-groups-encrypted", "chemistry", setKey(typeLogGroup, "chemistry-network-flow-logs", "kmsKeyId", ""), `kmsKeyId ""`},
+	{"log-retention", "chemistry", setKey(typeLogGroup, "chemistry-network-flow-logs", "retentionInDays", 0.0), "retentionInDays 0"},
+	{"log-retention", "chemistry", setKey(typeLogGroup, "chemistry-network-flow-logs", "retentionInDays", 365.0), "retentionInDays 365"},
+	{"tls13-listeners", "chemistry", setKey(typeListener, "chemistry-gateway-https", "sslPolicy", "ELBSecurityPolicy-2016-08"), `sslPolicy "ELBSecurityPolicy-2016-08"`},
+	{"https-only", "chemistry", setKey(typeListener, "chemistry-gateway-http", "defaultActions", []any{map[string]any{"type": "forward", "targetGroupArn": "arn:aws:lb:ca-central-1:123456789012:chemistry-gateway-tg-id"}}), "neither serves nor redirects to HTTPS"},
+	{"lb-drop-invalid-headers", "chemistry", setKey(typeLoadBalancer, "chemistry-gateway-internal", "dropInvalidHeaderFields", false), "dropInvalidHeaderFields is not true"},
+	{"lb-desync-strictest", "chemistry", setKey(typeLoadBalancer, alb, "desyncMitigationMode", "defensive"), `desyncMitigationMode "defensive"`},
+	{"lb-multi-az", "chemistry", setKey(typeLoadBalancer, alb, "subnets", []any{"chemistry-network-public-ca-central-1a-id"}), "1 subnets"},
+	{"deletion-protection", "chemistry", setKey(typeLoadBalancer, alb, "enableDeletionProtection", false), "enableDeletionProtection is not true"},
+	{"deletion-protection", "chemistry", setKey(typeBucket, "chemistry-artifacts-bucket", "forceDestroy", true), "forceDestroy is true"},
+	{"waf-on-public-lb", "chemistry", func(t *testing.T, p *Plan) { remove(p, typeWebACLAssoc, "chemistry-gateway-waf-alb") }, "without a WAF web ACL"},
+	{"waf-fail-closed", "chemistry", setKey(typeLoadBalancer, alb, "enableWafFailOpen", true), "enableWafFailOpen is true"},
+	{"waf-rate-limit", "chemistry", setKey(typeWebACL, "chemistry-gateway-waf", "rules", []any{}), "no rule blocks with a rate-based statement"},
+	{"waf-no-sampled-requests", "chemistry", setIn(typeWebACL, "chemistry-gateway-waf", true, "visibilityConfig", "sampledRequestsEnabled"), "sampledRequestsEnabled is true"},
+	{"health-checks", "chemistry", setIn(typeTargetGroup, "chemistry-gateway-tg", "/health", "healthCheck", "path"), `path "/health"`},
+	{"health-checks", "chemistry", setIn(typeTargetGroup, "chemistry-gpu-tg", false, "healthCheck", "enabled"), "want enabled with a path"},
+	{"least-outstanding-requests", "chemistry", setKey(typeTargetGroup, "chemistry-gpu-tg", "loadBalancingAlgorithmType", "round_robin"), `"round_robin"`},
+	{"imdsv2-only", "chemistry", setIn(typeLaunchTmpl, gpuLT, "optional", "metadataOptions", "httpTokens"), `httpTokens "optional"`},
+	{"imds-hop-limit", "chemistry", setIn(typeLaunchTmpl, gwLT, 2.0, "metadataOptions", "httpPutResponseHopLimit"), "httpPutResponseHopLimit 2"},
+	{"no-public-ip", "chemistry", setIn(typeLaunchTmpl, gpuLT, "true", "networkInterfaces", "0", "associatePublicIpAddress"), `associatePublicIpAddress "true"`},
+	{"ebs-encrypted", "chemistry", setIn(typeLaunchTmpl, gpuLT, "arn:aws:kms:ca-central-1:123456789012:key/someone-elses", "blockDeviceMappings", "0", "ebs", "kmsKeyId"), "want \"true\" with the department key"},
+	{"ebs-encrypted", "chemistry", setIn(typeLaunchTmpl, gwLT, "false", "blockDeviceMappings", "0", "ebs", "encrypted"), `encrypted "false"`},
+	{"pool-volume-size", "chemistry", setIn(typeLaunchTmpl, gpuLT, 50.0, "blockDeviceMappings", "0", "ebs", "volumeSize"), "gp3 of 50 GiB"},
+	{"ami-pinned", "chemistry", setKey(typeLaunchTmpl, gpuLT, "imageId", "resolve:ssm:/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-24.04/latest/ami-id"), `imageId "resolve:ssm:`},
+	{"detailed-monitoring", "chemistry", setIn(typeLaunchTmpl, gwLT, false, "monitoring", "enabled"), "monitoring.enabled is not true"},
+	{"launch-template-version", "chemistry", setIn(typeASG, gpuASG, "$Latest", "launchTemplate", "version"), `version "$Latest"`},
+	{"launch-template-version", "linguistics", setIn(typeASG, "linguistics-batch-asg", "$Default", "mixedInstancesPolicy", "launchTemplate", "launchTemplateSpecification", "version"), `version "$Default"`},
+	{"launch-template-version", "chemistry", setIn(typeASG, gpuASG, "lt-0123456789abcdef0", "launchTemplate", "id"), "not a launch template of the plan"},
+	{"elb-health-check", "chemistry", setKey(typeASG, gpuASG, "healthCheckType", "EC2"), `healthCheckType "EC2"`},
+	{"asg-multi-az", "chemistry", setKey(typeASG, gpuASG, "vpcZoneIdentifiers", []any{"chemistry-network-private-ca-central-1a-id"}), "1 subnets"},
+	{"launch-hook-abandon", "chemistry", setIn(typeASG, gpuASG, "CONTINUE", "initialLifecycleHooks", "0", "defaultResult"), `defaultResult "CONTINUE"`},
+	{"launch-hook-abandon", "chemistry", setKey(typeASG, gpuASG, "initialLifecycleHooks", []any{}), "no autoscaling:EC2_INSTANCE_LAUNCHING lifecycle hook"},
+	{"launch-hook-abandon", "chemistry", setIn(typeASG, gpuASG, 7201.0, "initialLifecycleHooks", "0", "heartbeatTimeout"), "heartbeatTimeout 7201"},
+	{"instance-refresh-keeps-capacity", "chemistry", setIn(typeASG, gpuASG, 90.0, "instanceRefresh", "preferences", "minHealthyPercentage"), "minHealthyPercentage 90"},
+	{"node-config-rendered", "chemistry", setKey(typeLaunchTmpl, gwLT, "userData", base64.StdEncoding.EncodeToString([]byte("#!/bin/sh\necho hello\n"))), "not a #cloud-config document"},
+	{"node-config-rendered", "chemistry", userData(gwLT, "/etc/llm-sandbox/node.json", "/etc/llm-sandbox/other.json"), "writes no /etc/llm-sandbox/node.json"},
+	{"node-config-hook-matches", "chemistry", setIn(typeASG, gpuASG, "another-hook", "initialLifecycleHooks", "0", "name"), `group chemistry-gpu-asg's launch hook is "another-hook"`},
+	{"node-config-hook-matches", "chemistry", userData(gpuLT, `"heartbeatSeconds": 1800`, `"heartbeatSeconds": 600`), "(heartbeat 600 s)"},
+	{"no-secret-in-user-data", "chemistry", userData(gwLT, `"workers": 2,`, `"workers": 2, "masterKey": "sk-AbCdEfGhIjKlMnOpQrStUv",`), "user data holds"},
+	{"no-secret-in-user-data", "chemistry", userData(gpuLT, "set -eu", "set -eu\n      export AWS_ACCESS_KEY_ID=AKIAABCDEFGHIJKLMNOP"), `user data holds "AKIAABCD…"`},
+	{"no-prompt-logging", "chemistry", userData(gpuLT, `"parallel": 4,`, `"parallel": 4, "debugLogRequests": true,`), "node config sets ollama.debugLogRequests"},
+	{"no-prompt-logging", "chemistry", userData(gpuLT, "set -eu", "set -eu\n      echo OLLAMA_DEBUG=1 >> /etc/environment"), "user data sets OLLAMA_DEBUG"},
+	{"pinned-versions", "chemistry", userData(gpuLT, "0.35.1", "0.34.9"), "0.34.9 is below the floor 0.35.0"},
+	{"pinned-versions", "chemistry", userData(gpuLT, `"version": "0.35.1"`, `"version": "0.36.0"`), `is not the release of version 0.36.0`},
+	{"pinned-versions", "chemistry", userData(gpuLT, `"version": "0.35.1"`, `"version": "latest"`), `"latest" is not an exact release`},
+	{"downloads-verified", "chemistry", userData(gpuLT, `"sumsUrl": "https://`, `"sumsUrl": "http://`), "ollama.release has neither a sha256 nor an https:// sumsUrl"},
+	{"downloads-verified", "chemistry", userData(gpuLT, `"url": "https://github.com`, `"url": "http://github.com`), `ollama.release.url "http://github.com`},
+	{"downloads-verified", "chemistry", userData(gwLT, "sha256sum --check --status -", "true"), "does not check the agent"},
+	{"iam-no-wildcard-actions", "chemistry", text(typeRolePolicy, "chemistry-gpu-node", "policy", `"Action":"s3:GetObject"`, `"Action":"s3:*"`), `allows action "s3:*"`},
+	{"iam-no-public-principal", "chemistry", text(typeBucketPolicy, "chemistry-artifacts-policy", "policy", `,"Condition":{"StringEquals":{"aws:SourceVpce":"chemistry-network-s3-id"}}`, ``), `AllowReadThroughVpcEndpoint allows Principal "*"`},
+	{"iam-no-public-principal", "chemistry", text(typeKMSKey, "chemistry-keys-key", "policy", `"Principal":{"AWS":["arn:aws:iam::123456789012:root"]}`, `"Principal":{"AWS":"*"}`), `EnableIAMUserPermissions allows Principal "*"`},
+	{"iam-wildcard-resource-conditioned", "chemistry", text(typeRolePolicy, "chemistry-gpu-node", "policy", `,"Condition":{"StringEquals":{"aws:ResourceTag/Department":"chemistry","aws:ResourceTag/Pool":"gpu"}}`, ``), `CompleteLaunchLifecycleAction allows Resource "*" with no condition`},
+	{"iam-trust-services-only", "chemistry", text(typeRole, "chemistry-gpu-role", "assumeRolePolicy", `{"Service":"ec2.amazonaws.com"}`, `{"AWS":"arn:aws:iam::210987654321:root"}`), "trusts AWS principals"},
+	{"iam-managed-policies-allowed", "chemistry", setKey(typeRolePolicyAttach, "chemistry-gpu-ssm", "policyArn", "arn:aws:iam::aws:policy/AdministratorAccess"), "attaches arn:aws:iam::aws:policy/AdministratorAccess"},
+	{"kms-rotation", "chemistry", setKey(typeKMSKey, "chemistry-keys-key", "enableKeyRotation", false), "enableKeyRotation is not true"},
+	{"kms-deletion-window", "chemistry", setKey(typeKMSKey, "chemistry-keys-key", "deletionWindowInDays", 7.0), "deletionWindowInDays 7"},
+	{"kms-admin-root-only", "chemistry", text(typeKMSKey, "chemistry-keys-key", "policy", `"arn:aws:iam::123456789012:root"`, `"arn:aws:iam::123456789012:role/ops"`), "grants kms:* to arn:aws:iam::123456789012:role/ops"},
+	{"secret-department-key", "chemistry", setKey(typeSecret, "chemistry-keys-master-key", "kmsKeyId", ""), `kmsKeyId ""`},
+	{"secret-recovery-window", "chemistry", setKey(typeSecret, "chemistry-keys-master-key", "recoveryWindowInDays", 0.0), "recoveryWindowInDays 0"},
+	{"no-secret-in-plain", "chemistry", setKey("aws:secretsmanager/secretVersion:SecretVersion", "chemistry-keys-master-key-value", "secretString", "sk-AbCdEfGhIjKlMnOpQrStUv"), "input secretString holds what looks like an API key"},
+	{"s3-public-access-blocked", "chemistry", setKey(typeBucketPAB, "chemistry-artifacts-public-access-block", "blockPublicPolicy", false), "blockPublicPolicy is not true"},
+	{"s3-public-access-blocked", "chemistry", func(t *testing.T, p *Plan) { remove(p, typeBucketPAB, "chemistry-artifacts-public-access-block") }, "no public access block"},
+	{"s3-department-key", "chemistry", setIn(typeBucketSSE, "chemistry-artifacts-encryption", "AES256", "rules", "0", "applyServerSideEncryptionByDefault", "sseAlgorithm"), "default encryption AES256"},
+	{"s3-versioning", "chemistry", setIn(typeBucketVersion, "chemistry-artifacts-versioning", "Suspended", "versioningConfiguration", "status"), `versioning status "Suspended"`},
+	{"s3-tls-only", "chemistry", text(typeBucketPolicy, "chemistry-artifacts-policy", "policy", `"Effect":"Deny"`, `"Effect":"Allow"`), "no bucket policy statement denies"},
+	{"s3-acls-disabled", "chemistry", setIn(typeBucketOwnership, "chemistry-artifacts-ownership", "ObjectWriter", "rule", "objectOwnership"), `objectOwnership "ObjectWriter"`},
+	{"s3-reads-through-vpc-endpoint", "chemistry", text(typeBucketPolicy, "chemistry-artifacts-policy", "policy", `"aws:SourceVpce":"chemistry-network-s3-id"`, `"aws:SourceVpce":"vpce-0someoneelse"`), `with aws:SourceVpce "vpce-0someoneelse"`},
+}
+
+func TestFixturesPass(t *testing.T) {
+	for _, stack := range []string{"chemistry", "linguistics"} {
+		if fs := Check(loadPlan(t, stack)); len(fs) != 0 {
+			t.Errorf("%s: findings on an unmodified plan:\n%v", stack, fs)
+		}
 	}
 }
 
 // Each rule fires on the mistake it exists for.
 func TestEachRuleFires(t *testing.T) {
-	set := func(name, key string, v any) func(*Plan) {
-		return func(p *Plan) {
-			for i := range p.Resources {
-				if p.Resources[i].Name == name {
-					p.Resources[i].Inputs[key] = v
+	for _, c := range ruleCases {
+		t.Run(c.rule, func(t *testing.T) {
+			p := loadPlan(t, c.stack)
+			c.mutate(t, p)
+			fs := Check(p)
+			found := false
+			for _, f := range fs {
+				if f.Rule == c.rule && strings.Contains(f.Message, c.want) {
+					found = true
 				}
 			}
+			if !found {
+				t.Errorf("want a %s finding containing %q, got %v", c.rule, c.want, fs)
+			}
+		})
+	}
+}
+
+func TestEveryRuleHasACase(t *testing.T) {
+	cased := map[string]bool{}
+	for _, c := range ruleCases {
+		cased[c.rule] = true
+	}
+	for _, r := range Rules() {
+		if !cased[r.ID] {
+			t.Errorf("rule %s has no case with a plan that breaks it", r.ID)
 		}
 	}
-	cases := []struct {
-		rule   string
-		mutate func(*Plan)
-		want   string
-	}{
-		{"no-open-ingress", set("front-443", "cidrIpv4", "0.0.0.0/0"), "admits 0.0.0.0/0 to ports 443-443"},
-		{"no-open-ingress", func(p *Plan) {
-			p.Spec.Access.AllowAnywhere = true
-			set("gw-4000", "cidrIpv4", "0.0.0.0/0")(p)
-			delete(p.Resources[5].Inputs, "referencedSecurityGroupId")
-		}, "admits 0.0.0.0/0 to ports 4000-4000 of gw-sg-id"},
-		{"ollama-only-from-internal-alb", set("pool-sg", "ingress", []any{map[string]any{"protocol": "tcp", "fromPort": 11434.0, "toPort": 11434.0, "securityGroups": []any{"gw-sg-id"}}}), "admits security group gw-sg-id to Ollama's port 11434"},
-		{"ollama-only-from-internal-alb", set("pool-sg", "ingress", []any{map[string]any{"protocol": "-1", "cidrBlocks": []any{"10.0.0.0/8"}}}), "admits 10.0.0.0/8 to Ollama's port 11434"},
-		{"imdsv2-only", set("lt", "metadataOptions", map[string]any{"httpTokens": "optional", "httpPutResponseHopLimit": 1.0}), "want httpTokens required"},
-		{"imdsv2-only", set("lt", "metadataOptions", map[string]any{"httpTokens": "required", "httpPutResponseHopLimit": 2.0}), "httpPutResponseHopLimit 1"},
-		{"no-public-ip", set("lt", "networkInterfaces", []any{map[string]any{"associatePublicIpAddress": "true"}}), `associatePublicIpAddress "true"`},
-		{"ebs-encrypted", set("lt", "blockDeviceMappings", []any{map[string]any{"deviceName": "/dev/sda1", "ebs": map[string]any{"encrypted": "false"}}}), `volume /dev/sda1: encrypted "false"`},
-		{"tls13-listeners", set("https", "sslPolicy", "ELBSecurityPolicy-2016-08"), `sslPolicy "ELBSecurityPolicy-2016-08"`},
-		{"lb-hardening", set("front", "desyncMitigationMode", "defensive"), `desyncMitigationMode "defensive"`},
-		{"lb-hardening", set("internal", "dropInvalidHeaderFields", false), "dropInvalidHeaderFields is not true"},
-		{"no-secret-in-plain", set("master", "secretString", "sk-AbCdEfGhIjKlMnOpQrStUv"), "input secretString holds what looks like an API key"},
-	}
-	for _, c := range cases {
-		p := goodPlan()
-		c.mutate(p)
-		fs := Check(p)
-		found := false
-		for _, f := range fs {
-			if f.Rule == c.rule && strings.Contains(f.Message, c.want) {
-				found = true
+}
+
+var (
+	ruleID    = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
+	controlID = regexp.MustCompile(`^(CKV2?_AWS_\d+|AVD-AWS-\d{4}|[A-Z][A-Za-z0-9]*\.\d+)$`)
+)
+
+func TestRulesAreWellFormed(t *testing.T) {
+	seen := map[string]bool{}
+	for _, r := range Rules() {
+		if !ruleID.MatchString(r.ID) || seen[r.ID] {
+			t.Errorf("rule id %q: not kebab-case or repeated", r.ID)
+		}
+		seen[r.ID] = true
+		if r.Severity != Error && r.Severity != Warning {
+			t.Errorf("%s: severity %q", r.ID, r.Severity)
+		}
+		if r.Rationale == "" || strings.Contains(r.Rationale, "\n") || r.check == nil {
+			t.Errorf("%s: want a one-line rationale and a check", r.ID)
+		}
+		for _, c := range r.Controls {
+			if !controlID.MatchString(c) {
+				t.Errorf("%s: control id %q is not a Checkov, Trivy or Security Hub id", r.ID, c)
 			}
 		}
-		if !found {
-			t.Errorf("%s: want a finding containing %q, got %v", c.rule, c.want, fs)
-		}
+	}
+	if len(Rules()) < 40 {
+		t.Errorf("%d rules", len(Rules()))
 	}
 }
 
 // allowAnywhere opens only 443/80 on the internet-facing load balancer, nothing else.
 func TestAllowAnywhereOpensOnlyTheWebPorts(t *testing.T) {
-	p := goodPlan()
-	p.Spec.Access.AllowAnywhere = true
-	p.Resources[4].Inputs["cidrIpv4"] = "0.0.0.0/0"
+	p := loadPlan(t, "chemistry")
+	p.Spec = &config.Spec{Access: config.Access{Mode: config.AccessPublic, AllowAnywhere: true}}
+	res(t, p, typeIngressRule, "chemistry-gateway-alb-in-https-142-103-0-0-16").Inputs["cidrIpv4"] = "0.0.0.0/0"
 	if fs := Check(p); len(fs) != 0 {
 		t.Errorf("443 from anywhere with allowAnywhere: %v", fs)
 	}
-	p.Resources[4].Inputs["securityGroupId"] = "internal-sg-id" // not internet-facing
-	if fs := Check(p); len(fs) != 1 || fs[0].Rule != "no-open-ingress" {
-		t.Errorf("0.0.0.0/0 on an internal load balancer: %v", fs)
+	res(t, p, typeIngressRule, "chemistry-gateway-internal-in-pool-gpu").Inputs["cidrIpv4"] = "0.0.0.0/0"
+	fs := Check(p)
+	if len(fs) != 1 || fs[0].Rule != "no-open-ingress" {
+		t.Errorf("0.0.0.0/0 on the internal load balancer: %v", fs)
 	}
 }
 
-func TestRulesHaveIDsAndSummaries(t *testing.T) {
-	seen := map[string]bool{}
-	for _, r := range Rules() {
-		if r.ID == "" || r.Summary == "" || r.check == nil || seen[r.ID] {
-			t.Errorf("rule %+v", r)
+// A stack that turns deletion protection off is not held to it.
+func TestDeletionProtectionFollowsTheStack(t *testing.T) {
+	p := loadPlan(t, "chemistry")
+	res(t, p, typeLoadBalancer, alb).Inputs["enableDeletionProtection"] = false
+	p.Spec = &config.Spec{Gateway: config.Gateway{DeletionProtection: false}}
+	if fs := Check(p); len(fs) != 0 {
+		t.Errorf("deletionProtection: false: %v", fs)
+	}
+	p.Spec.Gateway.DeletionProtection = true
+	if fs := Check(p); len(fs) != 1 || fs[0].Rule != "deletion-protection" {
+		t.Errorf("deletionProtection: true: %v", fs)
+	}
+}
+
+// Errors fail a run unless waived; warnings never do.
+func TestSeverityAndWaivers(t *testing.T) {
+	p := loadPlan(t, "chemistry")
+	res(t, p, typeKMSKey, "chemistry-keys-key").Inputs["deletionWindowInDays"] = 7.0
+	fs := Check(p)
+	if len(fs) != 1 || fs[0].Severity != Warning || Failed(fs) {
+		t.Fatalf("a warning alone: %v, failed %v", fs, Failed(fs))
+	}
+	res(t, p, typeKMSKey, "chemistry-keys-key").Inputs["enableKeyRotation"] = false
+	fs = Check(p)
+	if !Failed(fs) {
+		t.Fatalf("an error does not fail: %v", fs)
+	}
+	fs = Waive(fs, map[string]string{"kms-rotation": "rotation handled by the key's owner (ops, until 2027-01)"})
+	if Failed(fs) {
+		t.Errorf("a waived error still fails: %v", fs)
+	}
+	for _, f := range fs {
+		if f.Rule == "kms-rotation" && !strings.Contains(f.String(), "(waived: rotation handled") {
+			t.Errorf("waived finding reads %q", f)
 		}
-		seen[r.ID] = true
+	}
+}
+
+func TestRuleIDs(t *testing.T) {
+	ids := RuleIDs()
+	if len(ids) != len(Rules()) || ids[0] != Rules()[0].ID {
+		t.Errorf("RuleIDs %v", ids)
 	}
 }
 
@@ -134,16 +350,26 @@ func TestRulesHaveIDsAndSummaries(t *testing.T) {
 // that each look narrow but together admit more than a /8 are as open as 0.0.0.0/0, and only
 // allowAnywhere excuses them, on the web ports of the internet-facing load balancer.
 func TestOpenIngressJudgesTheAddressSpaceCovered(t *testing.T) {
+	const (
+		https    = "chemistry-gateway-alb-in-https-142-103-0-0-16"
+		front    = "chemistry-gateway-alb-sg-id"
+		internal = "chemistry-internal-alb-sg-id"
+	)
 	withRanges := func(allowAnywhere bool, sg string, cidrs ...string) *Plan {
-		p := goodPlan()
-		p.Spec.Access.AllowAnywhere = allowAnywhere
-		p.Spec.Network.CIDR = netip.MustParsePrefix("10.20.0.0/16")
-		p.Resources[4].Inputs["securityGroupId"] = sg
-		p.Resources[4].Inputs["cidrIpv4"] = cidrs[0]
+		p := loadPlan(t, "chemistry")
+		p.Spec = &config.Spec{
+			Access:  config.Access{Mode: config.AccessPublic, AllowAnywhere: allowAnywhere},
+			Network: config.Network{CIDR: netip.MustParsePrefix("10.20.0.0/16")},
+		}
+		// The front group's other 443 range would add its own /16 to the list under test.
+		remove(p, typeIngressRule, "chemistry-gateway-alb-in-https-206-87-0-0-16")
+		first := res(t, p, typeIngressRule, https)
+		first.Inputs["securityGroupId"] = sg
+		first.Inputs["cidrIpv4"] = cidrs[0]
 		for i, c := range cidrs[1:] {
-			r := p.Resources[4]
+			r := *first
 			r.Name, r.ID = fmt.Sprintf("front-443-%d", i), fmt.Sprintf("r1-%d", i)
-			r.Inputs = maps.Clone(r.Inputs)
+			r.Inputs = maps.Clone(first.Inputs)
 			r.Inputs["cidrIpv4"] = c
 			p.Resources = append(p.Resources, r)
 		}
@@ -161,12 +387,12 @@ func TestOpenIngressJudgesTheAddressSpaceCovered(t *testing.T) {
 		plan     *Plan
 		findings int
 	}{
-		{"halves of the internet", withRanges(false, "front-sg-id", "0.0.0.0/1", "128.0.0.0/1"), 1},
-		{"two /8s together", withRanges(false, "front-sg-id", eights(2)...), 2},
-		{"one /8", withRanges(false, "front-sg-id", eights(1)...), 0},
-		{"a /8 and the VPC's own range", withRanges(false, "front-sg-id", "11.0.0.0/8", "10.20.0.0/16"), 0},
-		{"halves with allowAnywhere on the front", withRanges(true, "front-sg-id", "0.0.0.0/1", "128.0.0.0/1"), 0},
-		{"halves with allowAnywhere on the internal balancer", withRanges(true, "internal-sg-id", "0.0.0.0/1", "128.0.0.0/1"), 1},
+		{"halves of the internet", withRanges(false, front, "0.0.0.0/1", "128.0.0.0/1"), 1},
+		{"two /8s together", withRanges(false, front, eights(2)...), 2},
+		{"one /8", withRanges(false, front, eights(1)...), 0},
+		{"a /8 and the VPC's own range", withRanges(false, front, "11.0.0.0/8", "10.20.0.0/16"), 0},
+		{"halves with allowAnywhere on the front", withRanges(true, front, "0.0.0.0/1", "128.0.0.0/1"), 0},
+		{"halves with allowAnywhere on the internal balancer", withRanges(true, internal, "0.0.0.0/1", "128.0.0.0/1"), 1},
 	} {
 		fs := Check(tc.plan)
 		if len(fs) != tc.findings {

@@ -12,6 +12,7 @@ import (
 	"github.com/llm-sandbox/llm-sandbox/config"
 	"github.com/llm-sandbox/llm-sandbox/internal/mockaws"
 	"github.com/llm-sandbox/llm-sandbox/policy"
+	"github.com/llm-sandbox/llm-sandbox/versions"
 )
 
 // Plan is what a stack would create, rendered offline.
@@ -23,17 +24,36 @@ type Plan struct {
 	Region     string `json:"region"`
 	// Resources are every resource the program registers, parents before children.
 	Resources []PlannedResource `json:"resources"`
+	// Warnings are what `up` would refuse although the plan renders: an Ollama release nodes
+	// would not install (versions.CheckOllama).
+	Warnings []string `json:"warnings,omitempty"`
 
 	spec *config.Spec
 }
 
-// Check runs every policy rule over the plan.
+// Check runs every policy rule over the plan. A warning of the plan (what `up` would refuse)
+// is a finding too, rule "pinned-ollama", so that `sandboxctl check` fails on it.
 func (p *Plan) Check() []policy.Finding {
 	pp := &policy.Plan{Spec: p.spec}
 	for _, r := range p.Resources {
 		pp.Resources = append(pp.Resources, policy.Resource{Type: r.Type, Name: r.Name, ID: r.ID, ARN: r.ARN, Inputs: r.Inputs})
 	}
-	return policy.Check(pp)
+	findings := policy.Check(pp)
+	for _, w := range p.Warnings {
+		findings = append(findings, policy.Finding{Rule: "pinned-ollama", Resource: "versions.Ollama", Message: w})
+	}
+	return findings
+}
+
+// ByType returns the plan's resources of one Pulumi type token, in plan order.
+func (p *Plan) ByType(typ string) []PlannedResource {
+	var out []PlannedResource
+	for _, r := range p.Resources {
+		if r.Type == typ {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // PlannedResource is one resource of a Plan.
@@ -56,13 +76,22 @@ type PlannedResource struct {
 // PlanStack runs the program body for a validated Spec under mocks: canned look-ups (AZ names,
 // AMI ids, account id), no cloud calls, no credentials. projectDir is where the node agent is
 // built from, as `pulumi up` would.
+// Unlike Run, it renders a stack whose Ollama release is not pinned, and says so in Warnings.
 func PlanStack(spec *config.Spec, projectDir string) (*Plan, error) {
+	return planStack(spec, projectDir, versions.Ollama)
+}
+
+// planStack is PlanStack with the Ollama release to check passed in.
+func planStack(spec *config.Spec, projectDir string, ollama versions.Release) (*Plan, error) {
 	m := mockaws.New(spec.Region)
-	err := m.Run(Project, spec.Stack, nil, func(ctx *pulumi.Context) error { return Run(ctx, spec, projectDir) })
+	err := m.Run(Project, spec.Stack, nil, func(ctx *pulumi.Context) error { return build(ctx, spec, projectDir) })
 	if err != nil {
 		return nil, fmt.Errorf("plan stack %s: %w", spec.Stack, err)
 	}
 	plan := &Plan{Stack: spec.Stack, Department: spec.Department, Region: spec.Region, spec: spec}
+	if p := versions.CheckOllama(ollama); p != "" {
+		plan.Warnings = append(plan.Warnings, "preview and up will refuse this stack: "+p)
+	}
 	for _, r := range m.Resources() {
 		plan.Resources = append(plan.Resources, PlannedResource{
 			Type: r.Type, Name: r.Name, Parent: m.NameOf(r.Parent), ID: r.ID, ARN: r.ARN, Inputs: mockaws.Plain(r.Inputs),
@@ -107,6 +136,9 @@ func (p *Plan) WriteText(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Plan for stack %s (department %s, %s): %d resources, rendered offline\n\n",
 		p.Stack, p.Department, p.Region, len(p.Resources))
+	for _, w := range p.Warnings {
+		fmt.Fprintf(&b, "warning: %s\n\n", w)
+	}
 	depth := map[string]int{}
 	for _, r := range p.Resources {
 		d := 0

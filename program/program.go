@@ -5,6 +5,7 @@ package program
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -12,6 +13,7 @@ import (
 	"github.com/llm-sandbox/llm-sandbox/components/sandbox"
 	"github.com/llm-sandbox/llm-sandbox/config"
 	"github.com/llm-sandbox/llm-sandbox/internal/agentbuild"
+	"github.com/llm-sandbox/llm-sandbox/versions"
 )
 
 // Project is the Pulumi project name (Pulumi.yaml).
@@ -42,8 +44,23 @@ func Main(ctx *pulumi.Context) error {
 }
 
 // Run is the program body: it builds the node agent from the project's source in projectDir,
-// builds the department's sandbox from spec and exports the stack outputs.
+// builds the department's sandbox from spec and exports the stack outputs. It refuses to deploy
+// an Ollama release that nodes would refuse (versions.CheckOllama), before anything is built or
+// registered; `sandboxctl plan` renders one anyway, with a warning.
 func Run(ctx *pulumi.Context, spec *config.Spec, projectDir string) error {
+	return run(ctx, spec, projectDir, versions.Ollama)
+}
+
+// run is Run with the Ollama release to check passed in.
+func run(ctx *pulumi.Context, spec *config.Spec, projectDir string, ollama versions.Release) error {
+	if p := versions.CheckOllama(ollama); p != "" {
+		return fmt.Errorf("refusing to deploy stack %s: %s", spec.Stack, p)
+	}
+	return build(ctx, spec, projectDir)
+}
+
+// build builds the node agent and the sandbox and exports the stack outputs.
+func build(ctx *pulumi.Context, spec *config.Spec, projectDir string) error {
 	agent, err := agentbuild.Build(ctx.Context(), projectDir)
 	if err != nil {
 		return err

@@ -14,6 +14,7 @@ import (
 	"github.com/llm-sandbox/llm-sandbox/components/sandbox"
 	"github.com/llm-sandbox/llm-sandbox/config"
 	"github.com/llm-sandbox/llm-sandbox/internal/mockaws"
+	"github.com/llm-sandbox/llm-sandbox/versions"
 )
 
 // Every example stack plans, and what it plans follows from its Spec.
@@ -306,6 +307,59 @@ func TestProjectFileDeclaresTheConfigSchema(t *testing.T) {
 	}
 	if !reflect.DeepEqual(bare, withDefaults) {
 		t.Errorf("Pulumi.yaml defaults differ from the Spec's:\n%+v\n%+v", bare, withDefaults)
+	}
+}
+
+// An Ollama release without a pinned SHA-256 is refused before the agent is built or anything
+// is registered, with the way to pin it; the offline plan of the same stack still renders and
+// carries the refusal as a warning.
+func TestRunRefusesAnUnpinnedOllamaRelease(t *testing.T) {
+	spec, err := config.Load("..", "linguistics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	unpinned := versions.Ollama
+	unpinned.SHA256 = ""
+	m := mockaws.New(spec.Region)
+	err = m.Run(Project, spec.Stack, nil, func(ctx *pulumi.Context) error { return run(ctx, spec, "..", unpinned) })
+	want := "refusing to deploy stack linguistics: versions.Ollama.SHA256 is not a pinned SHA-256"
+	if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "sandboxctl pin ollama "+unpinned.Version) {
+		t.Errorf("run() = %v, want %q and how to pin it", err, want)
+	}
+	if n := len(m.Resources()); n != 0 {
+		t.Errorf("an unpinned release registered %d resources", n)
+	}
+
+	plan, err := planStack(spec, "..", unpinned)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Resources) == 0 || len(plan.Warnings) != 1 || !strings.Contains(plan.Warnings[0], "sandboxctl pin ollama") {
+		t.Fatalf("plan: %d resources, warnings %q; want the stack rendered with one warning naming sandboxctl pin ollama", len(plan.Resources), plan.Warnings)
+	}
+	var text bytes.Buffer
+	if err := plan.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(text.String(), "warning: preview and up will refuse this stack: versions.Ollama.SHA256") {
+		t.Errorf("the text plan does not print the warning:\n%s", text.String())
+	}
+	// `sandboxctl check` fails on it.
+	found := false
+	for _, f := range plan.Check() {
+		found = found || f.Rule == "pinned-ollama" && strings.Contains(f.Message, "sandboxctl pin ollama")
+	}
+	if !found {
+		t.Errorf("Check() = %v, want a pinned-ollama finding", plan.Check())
+	}
+	pinned, err := planStack(spec, "..", versions.Ollama)
+	if err != nil || len(pinned.Warnings) != 0 {
+		t.Fatalf("the pinned release gives warnings %q (%v)", pinned.Warnings, err)
+	}
+	for _, f := range pinned.Check() {
+		if f.Rule == "pinned-ollama" {
+			t.Errorf("the pinned release gives a finding: %v", f)
+		}
 	}
 }
 

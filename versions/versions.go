@@ -4,7 +4,14 @@
 // beside this file (embedded as LiteLLMRequirements).
 package versions
 
-import _ "embed" // LiteLLMRequirements
+import (
+	_ "embed" // LiteLLMRequirements
+	"fmt"
+	"regexp"
+	"strconv"
+
+	"github.com/llm-sandbox/llm-sandbox/internal/rules"
+)
 
 // Release is a pinned upstream release artifact.
 type Release struct {
@@ -12,27 +19,103 @@ type Release struct {
 	Version string
 	// URL is where the artifact is downloaded from.
 	URL string
-	// SHA256 is the artifact's lowercase hex SHA-256, copied from the upstream checksum file
-	// named in SumsURL. Empty only while it has not been recorded: nodes then verify the
-	// artifact against SumsURL, fetched over HTTPS from the same release, at boot.
+	// SHA256 is the artifact's lowercase hex SHA-256, recorded in this file and reviewed with
+	// it. Nodes check the artifact against it and against nothing else: a node never takes a
+	// hash from the place it takes the file from. An empty SHA256 is refused everywhere that
+	// deploys (see CheckOllama).
 	SHA256 string
-	// SumsURL is the upstream checksum file (sha256sum format) that SHA256 is copied from.
+	// SumsURL is the upstream checksum file (sha256sum format) that `sandboxctl pin` reads
+	// SHA256 from. It records provenance for the reviewer; nothing fetches it at boot.
 	SumsURL string
 }
 
-// Ollama is the Ollama release pool nodes run. 0.35.0 is the floor: it fixes a path traversal
-// in /api/pull (CVE-2026-103663); older releases carry further CVEs below 0.17.1.
+// Ollama is the Ollama release pool nodes run. OllamaFloor says why 0.35.0 is the lowest.
 //
-// Where the hash comes from: the release's sha256sum.txt, line "ollama-linux-amd64.tar.zst".
-// It is not recorded yet (the machine this pin was written on could not reach the release
-// page); record it with
+// Where the hash comes from: it is the SHA-256 of ollama-linux-amd64.tar.zst of v0.35.1 as two
+// independent public sources record it, a Homebrew formula for ollama 0.35.1 and a Dockerfile
+// that checks the downloaded file with `sha256sum -c`. The release's own sha256sum.txt
+// (SumsURL) could not be read where this pin was written. On a machine with internet access,
 //
-//	curl -fsSL https://github.com/ollama/ollama/releases/download/v0.35.1/sha256sum.txt | grep ollama-linux-amd64.tar.zst
+//	sandboxctl pin ollama 0.35.1
+//
+// reads that file and rewrites this entry from it: an unchanged file confirms the hash.
 var Ollama = Release{
 	Version: "0.35.1",
 	URL:     "https://github.com/ollama/ollama/releases/download/v0.35.1/ollama-linux-amd64.tar.zst",
-	SHA256:  "",
+	SHA256:  "9fcd79ac4575b2bd31b992eee18b1000c8ad126b451627c8f8cd091714cfbb10",
 	SumsURL: "https://github.com/ollama/ollama/releases/download/v0.35.1/sha256sum.txt",
+}
+
+const (
+	// OllamaFloor is the lowest Ollama release nodes may run: 0.35.0 fixes a path traversal
+	// in /api/pull (CVE-2026-103663); older releases carry further CVEs below 0.17.1.
+	OllamaFloor = "0.35.0"
+	// OllamaAsset is the file of an Ollama release that nodes install.
+	OllamaAsset = "ollama-linux-amd64.tar.zst"
+	// OllamaReleases is where Ollama publishes its releases: <OllamaReleases>/v<version>/<file>.
+	OllamaReleases = "https://github.com/ollama/ollama/releases/download"
+)
+
+var (
+	semver = regexp.MustCompile(`^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$`)
+)
+
+// AtLeast reports whether version v (X.Y.Z, no "v") is floor or later.
+func AtLeast(v, floor string) (bool, error) {
+	a, err := parseVersion(v)
+	if err != nil {
+		return false, err
+	}
+	b, err := parseVersion(floor)
+	if err != nil {
+		return false, err
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return a[i] > b[i], nil
+		}
+	}
+	return true, nil
+}
+
+func parseVersion(v string) ([3]int, error) {
+	var n [3]int
+	m := semver.FindStringSubmatch(v)
+	if m == nil {
+		return n, fmt.Errorf("version %q is not X.Y.Z", v)
+	}
+	for i := range n {
+		n[i], _ = strconv.Atoi(m[i+1])
+	}
+	return n, nil
+}
+
+// CheckOllamaVersion says what is wrong with an Ollama version, or "" when it is X.Y.Z at or
+// above OllamaFloor.
+func CheckOllamaVersion(v string) string {
+	ok, err := AtLeast(v, OllamaFloor)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("must be an Ollama release X.Y.Z such as %s (got %q)", Ollama.Version, v)
+	case !ok:
+		return fmt.Sprintf("must be %s or later, which fixes CVE-2026-103663 (got %s)", OllamaFloor, v)
+	}
+	return ""
+}
+
+// CheckOllama says why nodes would refuse to install release r as Ollama, or "" when they
+// would not: a version below the floor, or a SHA-256 that is not recorded. Every message says
+// how to pin a release. `sandboxctl check` and `preflight` fail on it, the program refuses to
+// deploy with it, and `sandboxctl plan` prints it as a warning.
+func CheckOllama(r Release) string {
+	if p := CheckOllamaVersion(r.Version); p != "" {
+		return fmt.Sprintf("versions.Ollama.Version %s; pin another release with `sandboxctl pin ollama VERSION` on a machine with internet access", p)
+	}
+	if !rules.IsSHA256Hex(r.SHA256) {
+		return fmt.Sprintf("versions.Ollama.SHA256 is not a pinned SHA-256 (got %q): nodes install only an Ollama release whose hash is recorded in versions/versions.go; "+
+			"run `sandboxctl pin ollama %s` on a machine with internet access, review the change to versions/versions.go and commit it", r.SHA256, r.Version)
+	}
+	return ""
 }
 
 // PythonPin is a pinned Python package installed from a hash-locked requirements file.

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 )
@@ -18,7 +17,7 @@ type requirement struct {
 var (
 	pinLine  = regexp.MustCompile(`^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)$`)
 	hashOpt  = regexp.MustCompile(`^--hash=sha256:([0-9a-f]{64})$`)
-	floor    = [3]int{1, 84, 0}
+	floor    = "1.84.0"
 	poisoned = []string{"1.82.7", "1.82.8"}
 )
 
@@ -64,23 +63,6 @@ func parseLock(text string) ([]requirement, error) {
 	return reqs, nil
 }
 
-func versionAtLeast(v string, min [3]int) (bool, error) {
-	parts := strings.SplitN(v, ".", 4)
-	if len(parts) < 3 {
-		return false, fmt.Errorf("version %q is not X.Y.Z", v)
-	}
-	for i := 0; i < 3; i++ {
-		n, err := strconv.Atoi(parts[i])
-		if err != nil {
-			return false, fmt.Errorf("version %q is not X.Y.Z", v)
-		}
-		if n != min[i] {
-			return n > min[i], nil
-		}
-	}
-	return true, nil
-}
-
 func TestLiteLLMLockPinsTheVersionWithHashes(t *testing.T) {
 	reqs, err := parseLock(LiteLLMRequirements)
 	if err != nil {
@@ -118,9 +100,9 @@ func TestLiteLLMLockPinsTheVersionWithHashes(t *testing.T) {
 }
 
 func TestLiteLLMIsAboveTheFloorAndNeverCompromised(t *testing.T) {
-	ok, err := versionAtLeast(LiteLLM.Version, floor)
+	ok, err := AtLeast(LiteLLM.Version, floor)
 	if err != nil || !ok {
-		t.Errorf("LiteLLM %s is below the %d.%d.%d floor (%v)", LiteLLM.Version, floor[0], floor[1], floor[2], err)
+		t.Errorf("LiteLLM %s is below the %s floor (%v)", LiteLLM.Version, floor, err)
 	}
 	in, err := os.ReadFile(LiteLLM.Input)
 	if err != nil {
@@ -178,7 +160,7 @@ func TestParseLockRejectsWhatRequireHashesWouldNotInstall(t *testing.T) {
 			}
 		}
 	}
-	ok, _ := versionAtLeast("1.83.14", floor)
+	ok, _ := AtLeast("1.83.14", floor)
 	if ok {
 		t.Errorf("1.83.14 passed the 1.84.0 floor")
 	}
@@ -232,5 +214,42 @@ func TestMakefileInstallsOnlyWhatTheLocksPin(t *testing.T) {
 	}
 	if steps < 3 {
 		t.Errorf("found %d pip steps in the Makefile, want the lint venv, moto's venv and the LiteLLM wheels", steps)
+	}
+}
+
+func TestOllamaIsPinnedAboveTheFloor(t *testing.T) {
+	if p := CheckOllama(Ollama); p != "" {
+		t.Errorf("CheckOllama(versions.Ollama) = %q, want no problem", p)
+	}
+	base := OllamaReleases + "/v" + Ollama.Version + "/"
+	if Ollama.URL != base+OllamaAsset || Ollama.SumsURL != base+"sha256sum.txt" {
+		t.Errorf("versions.Ollama names %s and %s, want both under %s", Ollama.URL, Ollama.SumsURL, base)
+	}
+}
+
+func TestCheckOllamaRefusesWhatNodesWouldRefuse(t *testing.T) {
+	pinned := Ollama
+	for _, tc := range []struct {
+		name string
+		r    Release
+		want []string
+	}{
+		{"no hash", Release{Version: "0.35.1", URL: Ollama.URL}, []string{"versions.Ollama.SHA256", "sandboxctl pin ollama 0.35.1"}},
+		{"short hash", Release{Version: "0.35.1", SHA256: "9fcd79ac"}, []string{"sandboxctl pin ollama 0.35.1"}},
+		{"upper-case hash", Release{Version: "0.35.1", SHA256: strings.ToUpper(pinned.SHA256)}, []string{"sandboxctl pin ollama"}},
+		{"below the floor", Release{Version: "0.34.9", SHA256: pinned.SHA256}, []string{"0.35.0 or later", "got 0.34.9", "sandboxctl pin ollama VERSION"}},
+		{"not a version", Release{Version: "v0.35.1", SHA256: pinned.SHA256}, []string{"X.Y.Z", "sandboxctl pin ollama VERSION"}},
+	} {
+		got := CheckOllama(tc.r)
+		for _, w := range tc.want {
+			if !strings.Contains(got, w) {
+				t.Errorf("%s: CheckOllama() = %q, want it to say %q", tc.name, got, w)
+			}
+		}
+	}
+	for v, want := range map[string]bool{"0.35.0": true, "0.35.1": true, "1.0.0": true, "0.34.99": false, "0.9.0": false} {
+		if got := CheckOllamaVersion(v) == ""; got != want {
+			t.Errorf("CheckOllamaVersion(%q) accepted = %v, want %v", v, got, want)
+		}
 	}
 }

@@ -69,8 +69,9 @@ user, secret, configure, start, lifecycle. Each step is logged as
 Flags:
   --config PATH   the node config (default ` + node.ConfigPath + `)
   --root DIR      install everything under DIR instead of / (tests); no system
-                  user is created, no package installed, and a --no-systemd
-                  server listens on 127.0.0.1
+                  user is created, no package installed, a --no-systemd
+                  server listens on 127.0.0.1, and an Ollama release below the
+                  0.35.0 floor is accepted with a warning (tests build older ones)
   --no-systemd    start the server (Ollama or LiteLLM) as a detached process (own
                   session and process group, log in
                   <root>/var/log/llm-sandbox/<ollama|litellm>.log, pid in
@@ -148,7 +149,7 @@ func runBootstrap(ctx context.Context, e env, args []string) int {
 		e.tune(&opts)
 	}
 
-	cfg, err := node.LoadConfig(*configPath)
+	cfg, err := node.LoadConfig(*configPath, opts)
 	if err != nil {
 		log.Printf("config: %v", err)
 		abandonInvalidConfig(ctx, log, *configPath, opts)

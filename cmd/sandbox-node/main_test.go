@@ -336,6 +336,27 @@ func TestInvalidConfigExits2AndAbandons(t *testing.T) {
 	wantCalls(t, f.asg, awstest.Call{Group: "chemistry-default", Hook: "chemistry-cpu-launch", InstanceID: "i-0123456789abcdef0", Result: "ABANDON"})
 }
 
+// A node config whose Ollama release has no pinned hash is refused before anything is fetched,
+// even when it names the release's checksum file, and the message says how to pin it.
+func TestUnpinnedReleaseExits2AndAbandons(t *testing.T) {
+	f := newFakes(t)
+	release := f.cfg["ollama"].(map[string]any)["release"].(map[string]any)
+	release["sha256"] = ""
+	release["sumsUrl"] = "https://github.com/ollama/ollama/releases/download/v0.35.1/sha256sum.txt"
+	f.writeConfig(t)
+	r := f.bootstrap(t, nil)
+	if r.code != exitUsage {
+		t.Fatalf("exit %d, want 2\nstderr:\n%s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "ollama.release.sha256: is empty") || !strings.Contains(r.stderr, "sandboxctl pin ollama") {
+		t.Errorf("stderr does not say the release is unpinned and how to pin it:\n%s", r.stderr)
+	}
+	if f.artifactHits() != 0 {
+		t.Errorf("an unpinned release was downloaded")
+	}
+	wantCalls(t, f.asg, awstest.Call{Group: "chemistry-default", Hook: "chemistry-cpu-launch", InstanceID: "i-0123456789abcdef0", Result: "ABANDON"})
+}
+
 func TestUnreadableConfigExits2(t *testing.T) {
 	f := newFakes(t)
 	r := runCmd(t, "bootstrap", "--config", filepath.Join(t.TempDir(), "missing.json"), "--root", f.root, "--console", "none")

@@ -30,8 +30,10 @@ Commands:
   plan STACK            render what STACK would create, offline under mocks
   check [STACK...]      run the security, privacy and reliability rules over the
                         offline plan of each stack (all by default); --list shows them
+  cost STACK            STACK's monthly cost from its offline plan and a dated price table
   preflight STACK       check, read-only against AWS, that the account and region can
                         take STACK: quotas, instance offerings, AMIs, certificate, AZs
+  privacy STACK         STACK's privacy-impact report from its offline plan (Markdown, JSON)
   verify STACK          check a deployed endpoint: models listed, a chat and a streamed
                         completion per model, a wrong key refused (or --url, with the
                         key in SANDBOX_API_KEY or --key)
@@ -47,6 +49,8 @@ Commands:
                         write stacks/Pulumi.<NAME>.yaml, an ephemeral copy of TEMPLATE
                         for CI (own CIDR, TTL tags; public in a Route 53 zone with
                         --hosted-zone-id, --domain and --allow-cidr)
+  pin ollama VERSION    record the release's SHA-256 from its sha256sum.txt in
+                        versions/versions.go, for review (needs internet access)
   version               the sandboxctl build, its Go release and the pinned Ollama and
                         LiteLLM releases (also --version)
 
@@ -75,7 +79,9 @@ var commands = map[string]command{
 	"validate":  {"check stack files", runValidate},
 	"plan":      {"render a stack offline", runPlan},
 	"check":     {"run the policy rules over stacks' offline plans", runCheck},
+	"cost":      {"estimate a stack's monthly cost from its offline plan", runCost},
 	"preflight": {"check an AWS account and region can take a stack", runPreflight},
+	"privacy":   {"generate a stack's privacy-impact report from its offline plan", runPrivacy},
 	"verify":    {"check a deployed endpoint answers as its clients need", runVerify},
 	"loadtest":  {"load a deployed endpoint with concurrent streaming users", runLoadtest},
 	"preview":   {"show what up would change in stacks", runPreview},
@@ -83,6 +89,7 @@ var commands = map[string]command{
 	"destroy":   {"delete stacks' resources", runDestroy},
 	"refresh":   {"read stacks' resources back into their state", runRefresh},
 	"ephemeral": {"write an ephemeral copy of a stack file for CI", runEphemeral},
+	"pin":       {"record an upstream release's SHA-256 in versions/versions.go", runPin},
 	"version":   {"print the sandboxctl build and the pinned Ollama and LiteLLM releases", runVersion},
 	"local":     {"run a stack's serving path on this machine", runLocal},
 }

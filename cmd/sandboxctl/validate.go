@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/llm-sandbox/llm-sandbox/config"
+	"github.com/llm-sandbox/llm-sandbox/policy"
 	"github.com/llm-sandbox/llm-sandbox/program"
 )
 
@@ -69,6 +70,12 @@ func validateStacks(project string, all, stacks []string) ([]stackResult, map[st
 	for _, s := range all {
 		spec, err := config.Load(project, s)
 		if err != nil {
+			problems[config.StackFile(s)] = asProblems(s, err)
+			continue
+		}
+		// Waivers change no resource, so the Spec does not carry them; check reads them, and
+		// validate refuses a waiver of an unknown rule or without a reason first.
+		if _, err := config.LoadWaivers(project, s, policy.RuleIDs()); err != nil {
 			problems[config.StackFile(s)] = asProblems(s, err)
 			continue
 		}

@@ -3,6 +3,7 @@ package localrun
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"maps"
@@ -90,9 +91,14 @@ func NewNode(t T, dir, agent string, env ...string) *Node {
 // WriteConfig writes the node config that cloud-init would write and returns its path.
 func (n *Node) WriteConfig(t T, cfg node.Config) string {
 	t.Helper()
-	data, err := cfg.Marshal()
-	if err != nil {
+	// Checked as the agent checks it under --root, which accepts the Ollama release the tests
+	// build (older than the floor a node enforces).
+	if err := cfg.ValidateFor(node.Options{Root: n.Root}); err != nil {
 		t.Fatalf("node config: %v", err) // a bug in the caller, not in the agent
+	}
+	data, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		t.Fatalf("node config: %v", err)
 	}
 	path := filepath.Join(n.Dir, "node.json")
 	if err := os.WriteFile(path, data, 0o644); err != nil {

@@ -65,8 +65,8 @@ func TestOllamaRole(t *testing.T) {
 		if got := n.IMDS.Served(); !strings.Contains(got, "instance-id") || !strings.Contains(got, "aws:autoscaling:groupName") {
 			t.Errorf("the agent read IMDS paths %q; want the instance id and the group tag (the config leaves the group empty)", got)
 		}
-		if fi, err := os.Stat(filepath.Join(n.Root, "usr", "local", "bin", "ollama")); err != nil || fi.Mode()&0o111 == 0 {
-			t.Errorf("the release was not installed as <root>/usr/local/bin/ollama: %v", err)
+		if fi, err := os.Stat(filepath.Join(n.Root, node.OllamaBinary)); err != nil || fi.Mode()&0o111 == 0 {
+			t.Errorf("the release was not installed as <root>%s: %v", node.OllamaBinary, err)
 		}
 
 		api := n.URL()
@@ -153,8 +153,8 @@ func TestOllamaRole(t *testing.T) {
 			conn.Close()
 			t.Errorf("something listens on the Ollama port %d after a failed bootstrap", n.Port)
 		}
-		if _, err := os.Stat(filepath.Join(n.Root, "usr", "local", "bin", "ollama")); err == nil {
-			t.Errorf("the corrupt release was installed as <root>/usr/local/bin/ollama")
+		if _, err := os.Stat(filepath.Join(n.Root, node.OllamaBinary)); err == nil {
+			t.Errorf("the corrupt release was installed as <root>%s", node.OllamaBinary)
 		}
 		console, err := os.ReadFile(n.Console)
 		if err != nil {

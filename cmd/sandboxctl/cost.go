@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/pricing"
+
+	"github.com/llm-sandbox/llm-sandbox/internal/cost"
+	"github.com/llm-sandbox/llm-sandbox/program"
+)
+
+// priceListRegion is where the AWS Price List API is served from; it answers for every region.
+const priceListRegion = "us-east-1"
+
+func runCost(e env, projectFlag string, args []string) int {
+	return exit(e, "cost", estimateCost(e, projectFlag, args))
+}
+
+func estimateCost(e env, projectFlag string, args []string) error {
+	fs := flagSet(e, "cost", "cost STACK [--format text|json] [--prices table|live] [--price-region REGION] [--spot-discount F]",
+		"Estimates what STACK costs a month from its offline plan: instance-hours per autoscaling\n"+
+			"group from its minimum and maximum sizes and office-hours schedule (730 h a month), spot\n"+
+			"at --spot-discount, stopped warm-pool instances (volumes only), volumes, NAT gateways,\n"+
+			"load balancers, WAF, KMS keys, secrets, flow logs and interface endpoints. Prints a line\n"+
+			"per resource and the month at minimum size, at maximum size and always on (the size\n"+
+			"each group serves with, no schedule, on-demand) with their ratio, then every price with\n"+
+			"its date and source.\n"+
+			"--prices table uses the repository's dated table, which covers only regions whose every\n"+
+			"price could be verified; for another region it stops unless --price-region names a\n"+
+			"covered one to apply instead. --prices live reads the stack region's prices from the\n"+
+			"AWS Price List API with the caller's AWS credentials.\n"+
+			"Exit 0 estimated, 1 invalid stack file or no prices for the region, 2 usage error.")
+	format := formatFlag(fs)
+	source := fs.String("prices", "table", "where prices come from: `table` or live")
+	priceRegion := fs.String("price-region", "", "apply this `region`'s table prices (default: the stack's region)")
+	defaults := cost.DefaultAssumptions()
+	spot := fs.Float64("spot-discount", defaults.SpotDiscount, "`fraction` spot saves below on-demand")
+	project, spec, err := parseOneStack(e, fs, args, format, projectFlag)
+	if err != nil {
+		return err
+	}
+	if *source != "table" && *source != "live" {
+		return usagef("--prices must be table or live (got %q)", *source)
+	}
+	if *spot < 0 || *spot >= 1 {
+		return usagef("--spot-discount must be at least 0 and below 1 (got %g)", *spot)
+	}
+	if *source == "live" && *priceRegion != "" {
+		return usagef("--price-region applies to --prices table only")
+	}
+	plan, err := program.PlanStack(spec, project)
+	if err != nil {
+		return err
+	}
+	var prices *cost.Table
+	if *source == "live" {
+		prices, err = livePrices(plan)
+	} else {
+		region := spec.Region
+		if *priceRegion != "" {
+			region = *priceRegion
+		}
+		prices, err = cost.Builtin(region)
+		if err != nil {
+			err = fmt.Errorf("%w; run with --prices live for %s's own prices, or --price-region with a covered region to estimate with its prices", err, spec.Region)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	a := defaults
+	a.SpotDiscount = *spot
+	est, err := cost.New(plan, prices, a)
+	if err != nil {
+		return err
+	}
+	if *format == "json" {
+		return est.WriteJSON(e.stdout)
+	}
+	return est.WriteText(e.stdout)
+}
+
+// livePrices reads the plan region's prices from the AWS Price List API.
+func livePrices(plan *program.Plan) (*cost.Table, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(priceListRegion))
+	if err != nil {
+		return nil, fmt.Errorf("AWS credentials for the Price List API: %w", err)
+	}
+	return cost.Live(ctx, pricing.NewFromConfig(cfg), plan.Region, cost.InstanceTypes(plan))
+}

@@ -1,0 +1,140 @@
+package cost
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
+)
+
+// Price is one unit price of the table, with where and when it was read.
+type Price struct {
+	// Key names the price: "ec2/<type>" for an instance type, otherwise one of the Key*
+	// constants.
+	Key string `json:"key"`
+	// Unit is what one USD figure buys: "hour", "GB", "month", "GB-month", "million requests".
+	Unit string `json:"unit"`
+	// USD is the price in US dollars per Unit.
+	USD float64 `json:"usd"`
+	// Date is the day the price was read from Source (YYYY-MM-DD), or the Price List API
+	// offer's effective date for live prices.
+	Date string `json:"date"`
+	// Source names the page or API the price comes from.
+	Source string `json:"source"`
+}
+
+// Keys of the prices other than instance types.
+const (
+	KeyALBHour       = "elb/alb-hour"
+	KeyALBLCUHour    = "elb/alb-lcu-hour"
+	KeyNATHour       = "vpc/nat-gateway-hour"
+	KeyNATGB         = "vpc/nat-gateway-gb"
+	KeyIPv4Hour      = "vpc/public-ipv4-hour"
+	KeyEndpointHour  = "vpc/interface-endpoint-az-hour"
+	KeyEBSGP3        = "ebs/gp3-gb-month"
+	KeyKMSKey        = "kms/key-month"
+	KeySecret        = "secretsmanager/secret-month"
+	KeyWAFACL        = "waf/web-acl-month"
+	KeyWAFRule       = "waf/rule-month"
+	KeyWAFRequests   = "waf/million-requests"
+	KeyLogsIngestGB  = "logs/vended-ingest-gb"
+	KeyLogsStorageGB = "logs/storage-gb-month"
+)
+
+// InstanceKey is the price key of an EC2 instance type (on-demand, Linux, shared tenancy).
+func InstanceKey(instanceType string) string { return "ec2/" + instanceType }
+
+// Table is the unit prices of one region.
+type Table struct {
+	// Region is the AWS region the prices are for.
+	Region string `json:"region"`
+	// Prices are keyed by Price.Key.
+	Prices map[string]Price `json:"prices"`
+}
+
+// Lookup returns the price of key, or an error naming the key and the region.
+func (t *Table) Lookup(key string) (Price, error) {
+	p, ok := t.Prices[key]
+	if !ok {
+		return Price{}, fmt.Errorf("no price for %s in %s", key, t.Region)
+	}
+	return p, nil
+}
+
+// Sorted returns the prices ordered by key.
+func (t *Table) Sorted() []Price {
+	out := make([]Price, 0, len(t.Prices))
+	for _, p := range t.Prices {
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
+}
+
+// The service prices of the built-in table, read on readDate. AWS's pricing pages render their
+// regional tables in the browser, so a stored copy of a page holds only the figures it states in
+// its own text and examples; the rows below are those US East (N. Virginia) figures, read from
+// stored copies of the pages named per row and of public transcriptions that quote them (the
+// WAF figures also appear in the cost example of AWS's "Security Automations for AWS WAF"
+// solution guide). `--prices live` replaces them with the Price List API's.
+const readDate = "2026-12-04"
+
+// builtin holds the regions whose every price could be verified. Only us-east-1 qualifies: the
+// instance catalog's prices (config/catalog.go, the one home of instance prices) are us-east-1
+// list prices, and the service pages state their examples for US East. Other regions, including
+// ca-central-1 where the example stacks run, are left out rather than guessed: `sandboxctl cost`
+// says so, and `--prices live` reads them from the AWS Price List API.
+var builtin = map[string][]Price{
+	"us-east-1": {
+		{KeyALBHour, "hour", 0.0225, readDate, "https://aws.amazon.com/elasticloadbalancing/pricing/ (Application Load Balancer, US East (N. Virginia) example: $0.0225 per ALB-hour)"},
+		{KeyALBLCUHour, "hour", 0.008, readDate, "https://aws.amazon.com/elasticloadbalancing/pricing/ (Application Load Balancer, US East (N. Virginia) example: $0.008 per LCU-hour)"},
+		{KeyNATHour, "hour", 0.045, readDate, "https://aws.amazon.com/vpc/pricing/ (NAT gateway: $0.045 per NAT gateway-hour, US East)"},
+		{KeyNATGB, "GB", 0.045, readDate, "https://aws.amazon.com/vpc/pricing/ (NAT gateway: $0.045 per GB processed, US East)"},
+		{KeyIPv4Hour, "hour", 0.005, readDate, "https://aws.amazon.com/vpc/pricing/ (public IPv4 address in use: $0.005 per IP-hour, all regions)"},
+		{KeyEndpointHour, "hour", 0.01, readDate, "https://aws.amazon.com/privatelink/pricing/ (interface endpoint: $0.01 per endpoint per AZ-hour, US East (N. Virginia))"},
+		{KeyEBSGP3, "GB-month", 0.08, readDate, "https://aws.amazon.com/ebs/pricing/ (gp3 storage: $0.08 per GB-month, US East (N. Virginia))"},
+		{KeyKMSKey, "month", 1.00, readDate, "https://aws.amazon.com/kms/pricing/ (customer managed key: $1 per key per month, prorated hourly)"},
+		{KeySecret, "month", 0.40, readDate, "https://aws.amazon.com/secrets-manager/pricing/ ($0.40 per secret per month)"},
+		{KeyWAFACL, "month", 5.00, readDate, "https://aws.amazon.com/waf/pricing/ (web ACL: $5.00 per month; the US East cost example of the Security Automations for AWS WAF solution guide)"},
+		{KeyWAFRule, "month", 1.00, readDate, "https://aws.amazon.com/waf/pricing/ (rule: $1.00 per rule per web ACL per month)"},
+		{KeyWAFRequests, "million requests", 0.60, readDate, "https://aws.amazon.com/waf/pricing/ ($0.60 per million requests inspected)"},
+		{KeyLogsIngestGB, "GB", 0.50, readDate, "https://aws.amazon.com/cloudwatch/pricing/ (vended logs delivered to CloudWatch Logs, first 10 TB: $0.50 per GB, US East (N. Virginia))"},
+		{KeyLogsStorageGB, "GB-month", 0.03, readDate, "https://aws.amazon.com/cloudwatch/pricing/ (log storage, archived: $0.03 per GB-month, US East (N. Virginia))"},
+	},
+}
+
+// builtinInstanceRegion is the region of the catalog's instance prices (catalog.Instance's
+// PricePerHour is the on-demand Linux price in us-east-1).
+const builtinInstanceRegion = "us-east-1"
+
+// Regions returns the regions the built-in table covers, sorted.
+func Regions() []string {
+	out := make([]string, 0, len(builtin))
+	for r := range builtin {
+		out = append(out, r)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Builtin returns the built-in table of region: the service prices above and every catalog
+// instance type's price. A region the table does not cover is an error that names the covered
+// ones.
+func Builtin(region string) (*Table, error) {
+	rows, ok := builtin[region]
+	if !ok {
+		return nil, fmt.Errorf("the price table has no verified prices for %s (it covers %s)", region, strings.Join(Regions(), ", "))
+	}
+	t := &Table{Region: region, Prices: map[string]Price{}}
+	for _, p := range rows {
+		t.Prices[p.Key] = p
+	}
+	if region == builtinInstanceRegion {
+		for _, typ := range catalog.InstanceTypes() {
+			i, _ := catalog.LookupInstance(typ)
+			t.Prices[InstanceKey(typ)] = Price{Key: InstanceKey(typ), Unit: "hour", USD: i.PricePerHour, Date: i.PriceDate, Source: i.PriceSource}
+		}
+	}
+	return t, nil
+}

@@ -1,0 +1,144 @@
+package policy
+
+import (
+	"fmt"
+	"regexp"
+)
+
+const typeASG = "aws:autoscaling/group:Group"
+
+// launchSpec returns the launch template id and version an autoscaling group launches from,
+// directly or through its mixed-instances policy.
+func launchSpec(g Resource) (id, version string) {
+	if lt := obj(g.Inputs["launchTemplate"]); lt != nil {
+		return str(lt["id"]), str(lt["version"])
+	}
+	spec := obj(obj(obj(g.Inputs["mixedInstancesPolicy"])["launchTemplate"])["launchTemplateSpecification"])
+	return str(spec["launchTemplateId"]), str(spec["version"])
+}
+
+// groupOf returns the autoscaling group that launches from the launch template, if any.
+func (p *Plan) groupOf(lt Resource) (Resource, bool) {
+	for _, g := range p.byType(typeASG) {
+		if id, _ := launchSpec(g); id == lt.ID {
+			return g, true
+		}
+	}
+	return Resource{}, false
+}
+
+// minPoolVolumeGiB is the root volume a model pool node needs: the GPU AMI's snapshot is
+// 75 GiB, and the models are stored beside it.
+const minPoolVolumeGiB = 100
+
+func checkPoolVolume(p *Plan) []Finding {
+	var out []Finding
+	for _, nc := range p.nodeConfigs() {
+		if str(nc.config["role"]) != "ollama" {
+			continue
+		}
+		for _, b := range list(nc.lt.Inputs["blockDeviceMappings"]) {
+			ebs := obj(obj(b)["ebs"])
+			size, _ := num(ebs["volumeSize"])
+			if size < minPoolVolumeGiB || str(ebs["volumeType"]) != "gp3" {
+				out = append(out, finding(nc.lt, "volume %s: %s of %d GiB; want gp3 of at least %d GiB", str(obj(b)["deviceName"]), str(ebs["volumeType"]), size, minPoolVolumeGiB))
+			}
+		}
+	}
+	return out
+}
+
+var amiID = regexp.MustCompile(`^ami-[0-9a-f]{8,17}$`)
+
+func checkAMIPinned(p *Plan) []Finding {
+	return p.eachOf(typeLaunchTmpl, func(lt Resource) string {
+		if id := str(lt.Inputs["imageId"]); !amiID.MatchString(id) {
+			return fmt.Sprintf("imageId %q; want a concrete ami-… id resolved at deploy time", id)
+		}
+		return ""
+	})
+}
+
+func checkMonitoring(p *Plan) []Finding {
+	return p.eachOf(typeLaunchTmpl, func(lt Resource) string {
+		if on, _ := obj(lt.Inputs["monitoring"])["enabled"].(bool); !on {
+			return "monitoring.enabled is not true"
+		}
+		return ""
+	})
+}
+
+var numbered = regexp.MustCompile(`^[1-9][0-9]*$`)
+
+func checkLTVersion(p *Plan) []Finding {
+	templates := map[string]bool{}
+	for _, lt := range p.byType(typeLaunchTmpl) {
+		templates[lt.ID] = true
+	}
+	return p.eachOf(typeASG, func(g Resource) string {
+		switch id, version := launchSpec(g); {
+		case !templates[id]:
+			return fmt.Sprintf("launches from %q, not a launch template of the plan", id)
+		case !numbered.MatchString(version):
+			return fmt.Sprintf("launch template version %q; want a version number", version)
+		}
+		return ""
+	})
+}
+
+func checkASGHealth(p *Plan) []Finding {
+	return p.eachOf(typeASG, func(g Resource) string {
+		if t := str(g.Inputs["healthCheckType"]); len(list(g.Inputs["targetGroupArns"])) > 0 && t != "ELB" {
+			return fmt.Sprintf("healthCheckType %q with target groups; want ELB", t)
+		}
+		return ""
+	})
+}
+
+func checkASGMultiAZ(p *Plan) []Finding {
+	return p.eachOf(typeASG, func(g Resource) string {
+		if n := len(strs(g.Inputs["vpcZoneIdentifiers"])); n < 2 {
+			return fmt.Sprintf("%d subnets; want at least 2, in different zones", n)
+		}
+		return ""
+	})
+}
+
+const launching = "autoscaling:EC2_INSTANCE_LAUNCHING"
+
+// launchHook returns a group's launch lifecycle hook.
+func launchHook(g Resource) map[string]any {
+	for _, h := range list(g.Inputs["initialLifecycleHooks"]) {
+		if str(obj(h)["lifecycleTransition"]) == launching {
+			return obj(h)
+		}
+	}
+	return nil
+}
+
+func checkLaunchHook(p *Plan) []Finding {
+	return p.eachOf(typeASG, func(g Resource) string {
+		h := launchHook(g)
+		beat, _ := num(h["heartbeatTimeout"])
+		switch {
+		case h == nil:
+			return fmt.Sprintf("no %s lifecycle hook: nodes take traffic before they prove ready", launching)
+		case str(h["defaultResult"]) != "ABANDON":
+			return fmt.Sprintf("launch hook %s defaultResult %q; want ABANDON", str(h["name"]), str(h["defaultResult"]))
+		case beat < 30 || beat > 7200:
+			return fmt.Sprintf("launch hook %s heartbeatTimeout %d; want 30 to 7200 seconds", str(h["name"]), beat)
+		}
+		return ""
+	})
+}
+
+func checkInstanceRefresh(p *Plan) []Finding {
+	return p.eachOf(typeASG, func(g Resource) string {
+		prefs := obj(obj(g.Inputs["instanceRefresh"])["preferences"])
+		minHealthy, _ := num(prefs["minHealthyPercentage"])
+		if rollback, _ := prefs["autoRollback"].(bool); minHealthy < 100 || !rollback {
+			return fmt.Sprintf("instance refresh minHealthyPercentage %d, autoRollback %v; want 100 and true", minHealthy, rollback)
+		}
+		return ""
+	})
+}
