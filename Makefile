@@ -62,6 +62,29 @@ help: ## list the targets
 plan: sandboxctl ## offline plan of an example department (STACK=chemistry by default)
 	$(BIN)/sandboxctl plan $(STACK)
 
+# `make local`: the stack's serving path on this machine with tiny random-weight models, offline
+# (docs/local.md): the real Ollama and the tiny-model writer built from the Go module proxy and
+# the pinned LiteLLM's wheels, as `make e2e-deps` builds them. bin/sandboxctl is exec'd, so that
+# Ctrl-C and SIGTERM reach it and it stops every process it started.
+LOCAL_FLAGS ?=
+LOCAL_ENV   := LLM_SANDBOX_OLLAMA_BIN=$(BIN)/ollama LLM_SANDBOX_TINYMODEL_BIN=$(BIN)/tinymodel \
+               LLM_SANDBOX_LITELLM_WHEELS=$(LITELLM_WHEELS)
+.PHONY: local
+local: sandboxctl $(BIN)/ollama $(BIN)/tinymodel $(LITELLM_WHEELS)/.downloaded ## run STACK on 127.0.0.1 with tiny models, offline; Ctrl-C stops it (LOCAL_FLAGS=...)
+	exec env $(LOCAL_ENV) $(BIN)/sandboxctl local $(STACK) --tiny $(LOCAL_FLAGS)
+
+# The official OpenAI Python SDK, for the test of the README's local sequence (start, a streamed
+# completion through the SDK, stop): its own venv from tools/requirements-openai.txt (hashes),
+# installed from the LiteLLM wheels already downloaded (the lock holds the same files).
+OPENAI_VENV := $(CURDIR)/.cache/openai-venv
+E2E_ENV     += LLM_SANDBOX_OPENAI_PYTHON=$(OPENAI_VENV)/bin/python
+e2e-deps: $(OPENAI_VENV)/.installed
+$(OPENAI_VENV)/.installed: tools/requirements-openai.txt $(LITELLM_WHEELS)/.downloaded
+	test -x $(OPENAI_VENV)/bin/python || $(PYTHON) -m venv $(OPENAI_VENV)
+	$(OPENAI_VENV)/bin/pip install $(PIP_LOCKED) --no-index --find-links $(LITELLM_WHEELS) -r tools/requirements-openai.txt
+	$(OPENAI_VENV)/bin/pip check
+	touch $@
+
 validate: sandboxctl ## validate every stack file in stacks/
 	$(BIN)/sandboxctl validate
 
@@ -97,7 +120,7 @@ lint: ## gofmt, go vet, staticcheck, yamllint, actionlint (with shellcheck over 
 	$(BIN)/actionlint
 
 unit: e2e-deps ## go test ./... (unit, component, plan, command and end-to-end tests)
-	$(E2E_ENV) $(GO) test -count=1 ./...
+	$(E2E_ENV) $(GO) test -count=1 -timeout 30m ./...
 
 fuzz: ## a short run of each fuzz test: the stack-file parsers and the SSE chunk parser (FUZZTIME=15s each)
 	$(GO) test ./config -run '^$$' -fuzz '^FuzzStackFile$$' -fuzztime $(FUZZTIME)

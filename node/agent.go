@@ -15,7 +15,8 @@ import (
 )
 
 // Step names. Role ollama runs gpu, install, user, configure, start, models, preload, resident,
-// lifecycle; role litellm runs install, user, secret, configure, start, lifecycle.
+// lifecycle; role litellm runs install, user, secret, configure, start, lifecycle. On the local
+// platform there is no lifecycle step.
 const (
 	StepGPU       = "gpu"
 	StepInstall   = "install"
@@ -72,9 +73,10 @@ type Options struct {
 	// first use.
 	Objects ObjectGetter
 	// Secrets reads the LiteLLM master key. Default: a Secrets Manager client with the
-	// instance role, built on first use.
+	// instance role, built on first use; FileSecrets on the local platform.
 	Secrets SecretGetter
-	// Lifecycle completes the launch lifecycle action. Default: NewAWSCompleter.
+	// Lifecycle completes the launch lifecycle action. Default: NewAWSCompleter; ignored on
+	// the local platform, which has none.
 	Lifecycle LifecycleCompleter
 	// Log receives the step log. Default: stderr only.
 	Log *Logger
@@ -211,7 +213,13 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Agent, error) {
 		// step's context bounds it.
 		a.local = &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext}}
 	}
-	if a.lifecycle == nil {
+	if cfg.Local() {
+		// No Auto Scaling group: nothing to complete or abandon, and no AWS configuration.
+		a.lifecycle = nil
+		if opts.Secrets == nil {
+			opts.Secrets = FileSecrets{}
+		}
+	} else if a.lifecycle == nil {
 		lc, err := NewAWSCompleter(ctx, cfg.Region, cfg.Lifecycle)
 		if err != nil {
 			return nil, fmt.Errorf("node agent: %w", err)
@@ -246,10 +254,13 @@ func searchPath() string {
 	return "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 }
 
-// Steps lists the bootstrap's steps for the config's role in order, then lifecycle, with their
-// time limits.
+// Steps lists the bootstrap's steps for the config's role in order, then lifecycle (except on
+// the local platform, which has none), with their time limits.
 func (a *Agent) Steps() []Step {
-	steps := append(a.role.Steps(), Step{Name: StepLifecycle, run: a.stepLifecycle})
+	steps := a.role.Steps()
+	if a.lifecycle != nil {
+		steps = append(steps, Step{Name: StepLifecycle, run: a.stepLifecycle})
+	}
 	for i := range steps {
 		steps[i].Timeout = a.timeouts[steps[i].Name]
 	}
@@ -282,7 +293,9 @@ func (a *Agent) Bootstrap(ctx context.Context) error {
 		}
 		if err != nil {
 			a.log.Printf("step %s: failed: %v", s.Name, err)
-			_ = Abandon(ctx, a.lifecycle, a.log, a.policy, a.timeouts[StepLifecycle], "step "+s.Name+" failed")
+			if a.lifecycle != nil {
+				_ = Abandon(ctx, a.lifecycle, a.log, a.policy, a.timeouts[StepLifecycle], "step "+s.Name+" failed")
+			}
 			return &StepError{Step: s.Name, Err: err}
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -21,6 +22,17 @@ import (
 
 // ConfigPath is where cloud-init writes the node config on a node.
 const ConfigPath = "/etc/llm-sandbox/node.json"
+
+// Platforms the agent knows.
+const (
+	// PlatformAWS is an EC2 instance of an Auto Scaling group (the default).
+	PlatformAWS = "aws"
+	// PlatformLocal is a workstation: no lifecycle action, the master key from a file.
+	PlatformLocal = "local"
+)
+
+// Local reports whether the config is for the local platform.
+func (c *Config) Local() bool { return c.Platform == PlatformLocal }
 
 // Roles the agent knows.
 const (
@@ -40,7 +52,13 @@ type Config struct {
 	Pool       string `json:"pool"`
 	// Region is the AWS region, for the Auto Scaling and S3 clients.
 	Region string `json:"region"`
-	// Lifecycle names the launch lifecycle hook the agent completes.
+	// Platform is where the node runs: PlatformAWS (the default, also when empty) or
+	// PlatformLocal, a workstation running a department with `sandboxctl local`: no Auto
+	// Scaling group (no lifecycle action to complete or abandon) and no Secrets Manager (the
+	// gateway's master key comes from an owner-only file, litellm.masterKeyFile).
+	Platform string `json:"platform,omitempty"`
+	// Lifecycle names the launch lifecycle hook the agent completes. Required on AWS, absent on
+	// the local platform.
 	Lifecycle Lifecycle `json:"lifecycle"`
 	// Ollama configures the ollama role; required when Role is "ollama", absent otherwise.
 	Ollama *OllamaConfig `json:"ollama,omitempty"`
@@ -136,8 +154,17 @@ func (c *Config) validate(testRoot bool) error {
 	if c.Region == "" {
 		add("region", "is required")
 	}
-	if c.Lifecycle.Hook == "" {
-		add("lifecycle.hook", "is required")
+	switch c.Platform {
+	case "", PlatformAWS:
+		if c.Lifecycle.Hook == "" {
+			add("lifecycle.hook", "is required")
+		}
+	case PlatformLocal:
+		if c.Lifecycle != (Lifecycle{}) {
+			add("lifecycle", "must be absent on platform %s: there is no Auto Scaling group", PlatformLocal)
+		}
+	default:
+		add("platform", "must be %q or %q, or absent (got %q)", PlatformAWS, PlatformLocal, c.Platform)
 	}
 	if h := c.Lifecycle.HeartbeatSeconds; h != 0 && (h < 30 || h > 7200) {
 		add("lifecycle.heartbeatSeconds", "must be 30..7200 as Auto Scaling allows, or absent (got %d)", h)
@@ -155,7 +182,7 @@ func (c *Config) validate(testRoot bool) error {
 		if c.LiteLLM == nil {
 			add("litellm", "is required for role litellm")
 		} else {
-			errs = append(errs, c.LiteLLM.validate()...)
+			errs = append(errs, c.LiteLLM.validate(c.Local())...)
 			if r := arnRegion(c.LiteLLM.MasterKeySecretArn); r != "" && c.Region != "" && r != c.Region {
 				add("litellm.masterKeySecretArn", "names a secret in region %s, but the node is in %s (region): the gateway reads its master key from its own region", r, c.Region)
 			}
@@ -234,7 +261,12 @@ type LiteLLMConfig struct {
 	// MasterKeySecretArn is the ARN of the Secrets Manager secret holding the master key
 	// (sk-...), in the node's region. The agent reads it at boot with the instance role into a
 	// root-only environment file; the value is never in this config or the user data.
-	MasterKeySecretArn string `json:"masterKeySecretArn"`
+	// Required on AWS, absent on the local platform.
+	MasterKeySecretArn string `json:"masterKeySecretArn,omitempty"`
+	// MasterKeyFile is, on the local platform only (and required there), the absolute path of
+	// a file readable by its owner only that holds the master key, written by `sandboxctl
+	// local`. The agent copies it into the same root-only environment file.
+	MasterKeyFile string `json:"masterKeyFile,omitempty"`
 	// Models are the models the gateway serves, one entry per model name.
 	Models []LiteLLMModel `json:"models"`
 	// RequestTimeoutSeconds bounds an upstream call (litellm_settings.request_timeout,
@@ -281,7 +313,7 @@ func arnRegion(arn string) string {
 }
 
 // validate checks every field, naming each bad one by its JSON key under "litellm.".
-func (l *LiteLLMConfig) validate() []error {
+func (l *LiteLLMConfig) validate(local bool) []error {
 	var errs []error
 	add := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("litellm.%s: %s", key, fmt.Sprintf(format, args...)))
@@ -299,8 +331,15 @@ func (l *LiteLLMConfig) validate() []error {
 	if l.Workers < 1 || l.Workers > 64 {
 		add("workers", "must be 1-64 uvicorn workers, about one per vCPU (got %d)", l.Workers)
 	}
-	if !secretARN.MatchString(l.MasterKeySecretArn) {
+	switch {
+	case !local && !secretARN.MatchString(l.MasterKeySecretArn):
 		add("masterKeySecretArn", "must be a Secrets Manager secret ARN, arn:aws:secretsmanager:<region>:<account>:secret:<name> (got %q)", l.MasterKeySecretArn)
+	case !local && l.MasterKeyFile != "":
+		add("masterKeyFile", "is only for platform %s (got %q)", PlatformLocal, l.MasterKeyFile)
+	case local && l.MasterKeySecretArn != "":
+		add("masterKeySecretArn", "must be absent on platform %s, which has no Secrets Manager (got %q)", PlatformLocal, l.MasterKeySecretArn)
+	case local && !filepath.IsAbs(l.MasterKeyFile):
+		add("masterKeyFile", "must be an absolute path on platform %s (got %q)", PlatformLocal, l.MasterKeyFile)
 	}
 	errs = append(errs, l.validateRendered()...)
 	if l.KeepAliveSeconds < 1 || l.KeepAliveSeconds > 86400 {

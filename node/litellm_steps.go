@@ -370,12 +370,16 @@ func (r *liteLLMRole) secretGetter(ctx context.Context) (SecretGetter, error) {
 	return s, nil
 }
 
-// stepSecret reads the master key from Secrets Manager and writes it, as LITELLM_MASTER_KEY,
+// stepSecret reads the master key from Secrets Manager (on the local platform, from its
+// owner-only file) and writes it, as LITELLM_MASTER_KEY,
 // into LiteLLMEnvFile: mode 0600, owned by root (the agent runs as root), written through a
 // temporary file created 0600, so the key is never readable by another user, even briefly.
 // systemd reads the file as root before it drops to the litellm user. The key is never logged.
 func (r *liteLLMRole) stepSecret(ctx context.Context, st *runState) (string, error) {
 	arn := r.litellm.MasterKeySecretArn
+	if r.cfg.Local() {
+		arn = r.litellm.MasterKeyFile
+	}
 	getter, err := r.secretGetter(ctx)
 	if err != nil {
 		return "", err

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
@@ -67,4 +69,30 @@ func (s *AWSSecrets) GetSecretString(ctx context.Context, secretID string) (stri
 		return "", permanent(fmt.Errorf("GetSecretValue %s: the secret holds binary data, not a string", secretID))
 	}
 	return *out.SecretString, nil
+}
+
+// FileSecrets reads a secret from a file, the secret's id being the file's path: the local
+// platform's stand-in for Secrets Manager, where `sandboxctl local` writes the master key. The
+// file must be a regular file that only its owner can read or write (mode 0600 or 0400), as the
+// environment file the agent writes from it is; anything else is refused as permanent, and a
+// trailing newline is dropped.
+type FileSecrets struct{}
+
+// GetSecretString returns the file's content without its trailing newline.
+func (FileSecrets) GetSecretString(_ context.Context, path string) (string, error) {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return "", permanent(fmt.Errorf("read secret file: %w", err))
+	}
+	if !fi.Mode().IsRegular() {
+		return "", permanent(fmt.Errorf("secret file %s is not a regular file (mode %s)", path, fi.Mode()))
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return "", permanent(fmt.Errorf("secret file %s is readable or writable by others (mode %#o, want 0600)", path, perm))
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", permanent(fmt.Errorf("read secret file: %w", err))
+	}
+	return strings.TrimSuffix(string(data), "\n"), nil
 }

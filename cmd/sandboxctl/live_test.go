@@ -1,6 +1,6 @@
 package main
 
-// The verify and loadtest tests against a real deployment: tests/harness's loopback gateway
+// The verify and loadtest tests against a real deployment: localruntest's loopback gateway
 // stack (the real sandbox-node agent installs a real Ollama serving the tiny model as
 // llama3.1:8b, and the pinned LiteLLM in front of it, its master key in moto's Secrets
 // Manager). Setting it up takes about a minute (installing LiteLLM), so every test here shares
@@ -15,15 +15,16 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/llm-sandbox/llm-sandbox/tests/harness"
+	"github.com/llm-sandbox/llm-sandbox/internal/localrun"
+	"github.com/llm-sandbox/llm-sandbox/internal/localrun/localruntest"
 )
 
 // shared is the one deployment of this test binary.
 var shared struct {
 	once   sync.Once
-	runner *harness.Runner
+	runner *localrun.Runner
 	log    bytes.Buffer
-	stack  *harness.GatewayStack
+	stack  *localruntest.GatewayStack
 	err    error
 }
 
@@ -41,15 +42,15 @@ func TestMain(m *testing.M) {
 
 // liveStack returns the shared deployment, starting it on first use. Without the helpers of
 // `make e2e-deps` (the LLM_SANDBOX_* variables `make test` and `make e2e` set) it skips.
-func liveStack(t *testing.T) *harness.GatewayStack {
+func liveStack(t *testing.T) *localruntest.GatewayStack {
 	t.Helper()
-	harness.RequireLiteLLM(t) // skips, naming make e2e-deps, when the helpers are not configured
+	localruntest.RequireLiteLLM(t) // skips, naming make e2e-deps, when the helpers are not configured
 	shared.once.Do(func() {
-		shared.runner = harness.NewRunner(&shared.log)
+		shared.runner = localrun.NewRunner(&shared.log)
 		shared.err = shared.runner.Run(func() {
-			h := harness.RequireLiteLLM(shared.runner)
+			h := localruntest.RequireLiteLLM(shared.runner)
 			// A queue long enough for the load tests' users; 2 parallel slots as on a small pool.
-			shared.stack = harness.StartGatewayStack(shared.runner, h, harness.OllamaOptions{MaxQueue: 64}, harness.GatewayOptions{})
+			shared.stack = localruntest.StartGatewayStack(shared.runner, h, localrun.OllamaOptions{MaxQueue: 64}, localrun.GatewayOptions{})
 		})
 	})
 	if shared.err != nil || shared.stack == nil {
@@ -123,7 +124,7 @@ func decodeStrict(t *testing.T, out string, v any) {
 func TestVerifyLive(t *testing.T) {
 	s := liveStack(t)
 	url, key := s.URL(), s.MasterKey
-	model := harness.ModelName
+	model := localrun.ModelName
 
 	t.Run("healthy deployment passes", func(t *testing.T) {
 		code, out, errOut := sandboxctl(t, projectRoot(t), "verify", "--url", url, "--key", key)
@@ -192,7 +193,7 @@ func TestVerifyLive(t *testing.T) {
 	})
 
 	t.Run("wrong key fails the listing", func(t *testing.T) {
-		wrong := "sk-" + harness.RandomAlphanumeric(t, 48)
+		wrong := "sk-" + localrun.RandomAlphanumeric(t, 48)
 		// A refused key is not something waiting changes: --wait stops at once.
 		code, _, errOut := sandboxctl(t, projectRoot(t), "verify", "--url", url, "--key", wrong, "--wait", "10m")
 		if code != exitInvalid || !strings.Contains(errOut, "stopped waiting after ") ||
@@ -245,7 +246,7 @@ func TestVerifyLive(t *testing.T) {
 
 	t.Run("STACK reads the endpoint and the key", func(t *testing.T) {
 		record := standInPulumi(t, map[string]any{
-			"department": harness.Department, "region": harness.Region,
+			"department": localrun.Department, "region": localruntest.Region,
 			"endpointUrl": url, "masterKeySecretArn": s.MasterKeySecretArn,
 		}, "", 0)
 		t.Setenv("AWS_ENDPOINT_URL", s.Moto.URL) // the key comes from moto's Secrets Manager
@@ -341,7 +342,7 @@ func TestLoadtestLive(t *testing.T) {
 		var r loadJSON
 		decodeStrict(t, out, &r)
 		st, sm, v := r.Settings, r.Summary, r.Verdict
-		if st.URL != url+"/v1" || st.Model != harness.ModelName || st.Users != 3 || st.DurationSeconds != 5 || st.MaxTokens != 8 ||
+		if st.URL != url+"/v1" || st.Model != localrun.ModelName || st.Users != 3 || st.DurationSeconds != 5 || st.MaxTokens != 8 ||
 			st.TargetTokensPerUser != 0.5 || st.VerdictPercentile != 50 || st.MaxErrorRate != 0.01 || st.TokensPerSecondBasis == "" {
 			t.Errorf("settings %+v (the model is the first one listed)", st)
 		}
@@ -396,8 +397,8 @@ func TestLoadtestLive(t *testing.T) {
 	})
 
 	t.Run("wrong key: every request refused", func(t *testing.T) {
-		wrong := "sk-" + harness.RandomAlphanumeric(t, 48)
-		code, out, errOut := sandboxctl(t, projectRoot(t), "loadtest", "--url", url, "--key", wrong, "--model", harness.ModelName,
+		wrong := "sk-" + localrun.RandomAlphanumeric(t, 48)
+		code, out, errOut := sandboxctl(t, projectRoot(t), "loadtest", "--url", url, "--key", wrong, "--model", localrun.ModelName,
 			"--users", "2", "--requests", "4", "--target-tokens-per-user", "0", "--progress", "0", "--format", "json")
 		if code != exitInvalid {
 			t.Fatalf("exit %d, want 1:\n%s%s", code, out, errOut)

@@ -91,6 +91,7 @@ var commands = map[string]command{
 	"ephemeral": {"write an ephemeral copy of a stack file for CI", runEphemeral},
 	"pin":       {"record an upstream release's SHA-256 in versions/versions.go", runPin},
 	"version":   {"print the sandboxctl build and the pinned Ollama and LiteLLM releases", runVersion},
+	"local":     {"run a stack's serving path on this machine", runLocal},
 }
 
 func main() {

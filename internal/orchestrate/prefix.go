@@ -33,6 +33,10 @@ type prefixWriter struct {
 	buf    []byte
 }
 
+// NewPrefixWriter returns a writer that writes complete lines to out, each led by prefix, as the
+// stacks' output is written here: for any command whose concurrent processes share a stream.
+func NewPrefixWriter(out io.Writer, prefix string) io.Writer { return newPrefixWriter(out, prefix) }
+
 func newPrefixWriter(out io.Writer, prefix string) *prefixWriter {
 	return &prefixWriter{out: out, prefix: []byte(prefix)}
 }

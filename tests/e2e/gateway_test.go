@@ -13,7 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/llm-sandbox/llm-sandbox/tests/harness"
+	"github.com/llm-sandbox/llm-sandbox/internal/localrun"
+	"github.com/llm-sandbox/llm-sandbox/internal/localrun/localruntest"
 )
 
 // TestGateway is the gateway path end to end: sandbox-node bootstraps a pool node (the real
@@ -23,20 +24,20 @@ import (
 // model only through LiteLLM and only with the master key, and nothing they send is written
 // down: neither the prompts nor the key appear in any log or file of either node.
 func TestGateway(t *testing.T) {
-	h := harness.RequireLiteLLM(t)
-	d := harness.NewDeployment(t, h)
+	h := localruntest.RequireLiteLLM(t)
+	d := localruntest.NewDeployment(t, h)
 
-	pool := d.StartOllama(t, "chemistry-cpu", harness.OllamaOptions{})
-	wantPool := []harness.LifecycleRecord{{Group: pool.Group, Hook: harness.OllamaHook, Instance: pool.Instance, Result: "CONTINUE"}}
+	pool := d.StartOllama(t, "chemistry-cpu", localrun.OllamaOptions{})
+	wantPool := []localruntest.LifecycleRecord{{Group: pool.Group, Hook: localruntest.OllamaHook, Instance: pool.Instance, Result: "CONTINUE"}}
 	if got := d.Moto.Records(t, pool.Group); !slices.Equal(got, wantPool) {
 		t.Errorf("lifecycle actions for %s: got %+v, want exactly %+v", pool.Group, got, wantPool)
 	}
 
-	masterKey := "sk-" + harness.RandomAlphanumeric(t, 48)
+	masterKey := "sk-" + localrun.RandomAlphanumeric(t, 48)
 	arn := d.Moto.CreateSecret(t, "llm-sandbox/chemistry/litellm-master-key", masterKey)
 
-	gw := d.NewMember(t, "chemistry-gateway", harness.GatewayHook)
-	cfg := gw.WriteConfig(t, d.LiteLLMConfig(gw, harness.GatewayOptions{
+	gw := d.NewMember(t, "chemistry-gateway", localruntest.GatewayHook)
+	cfg := gw.WriteConfig(t, d.LiteLLMConfig(gw, localrun.GatewayOptions{
 		MasterKeySecretArn:    arn,
 		OllamaURL:             pool.URL(),
 		Workers:               1,
@@ -44,10 +45,10 @@ func TestGateway(t *testing.T) {
 		RequestTimeoutSeconds: 120,
 		KeepAliveSeconds:      75,
 	}))
-	if code := gw.Bootstrap(t, cfg, harness.BootstrapLimit); code != 0 {
+	if code := gw.Bootstrap(t, cfg, localrun.BootstrapLimit); code != 0 {
 		t.Fatalf("sandbox-node bootstrap (litellm) exited %d, want 0 (ready, CONTINUE sent)", code)
 	}
-	wantGW := []harness.LifecycleRecord{{Group: gw.Group, Hook: harness.GatewayHook, Instance: gw.Instance, Result: "CONTINUE"}}
+	wantGW := []localruntest.LifecycleRecord{{Group: gw.Group, Hook: localruntest.GatewayHook, Instance: gw.Instance, Result: "CONTINUE"}}
 	if got := d.Moto.Records(t, gw.Group); !slices.Equal(got, wantGW) {
 		t.Errorf("lifecycle actions for %s: got %+v, want exactly %+v", gw.Group, got, wantGW)
 	}
@@ -62,12 +63,12 @@ func TestGateway(t *testing.T) {
 	chatURL := api + "/v1/chat/completions"
 
 	// The load balancer's health check: no key needed.
-	if code, body := harness.Call(t, http.MethodGet, api+"/health/liveliness", "", nil); code != http.StatusOK {
+	if code, body := localruntest.Call(t, http.MethodGet, api+"/health/liveliness", "", nil); code != http.StatusOK {
 		t.Errorf("GET /health/liveliness: HTTP %d: %s", code, body)
 	}
 
 	// Every prompt carries its own marker, which must never be written anywhere.
-	run := harness.RandomAlphanumeric(t, 16)
+	run := localrun.RandomAlphanumeric(t, 16)
 	var markers []string
 	prompt := func(what string) []map[string]string {
 		m := fmt.Sprintf("PRIVACY-MARKER-%s-%d-%s", run, len(markers), what)
@@ -80,13 +81,13 @@ func TestGateway(t *testing.T) {
 			ID string `json:"id"`
 		} `json:"data"`
 	}
-	harness.GetJSON(t, api+"/v1/models", masterKey, &models)
+	localruntest.GetJSON(t, api+"/v1/models", masterKey, &models)
 	var ids []string
 	for _, m := range models.Data {
 		ids = append(ids, m.ID)
 	}
-	if !slices.Contains(ids, harness.ModelName) {
-		t.Errorf("GET /v1/models lists %q, want %s", ids, harness.ModelName)
+	if !slices.Contains(ids, localrun.ModelName) {
+		t.Errorf("GET /v1/models lists %q, want %s", ids, localrun.ModelName)
 	}
 
 	var completion struct {
@@ -96,10 +97,10 @@ func TestGateway(t *testing.T) {
 		} `json:"choices"`
 	}
 	same := prompt("chat")
-	body := harness.PostJSON(t, chatURL, masterKey, map[string]any{
-		"model": harness.ModelName, "messages": same, "temperature": 0, "max_tokens": 8,
+	body := localruntest.PostJSON(t, chatURL, masterKey, map[string]any{
+		"model": localrun.ModelName, "messages": same, "temperature": 0, "max_tokens": 8,
 	})
-	harness.Decode(t, "POST /v1/chat/completions", body, &completion)
+	localruntest.Decode(t, "POST /v1/chat/completions", body, &completion)
 	if len(completion.Choices) != 1 || strings.TrimSpace(completion.Choices[0].Message.Content) == "" {
 		t.Fatalf("POST /v1/chat/completions through LiteLLM: want one non-empty choice, got %s", body)
 	}
@@ -112,15 +113,15 @@ func TestGateway(t *testing.T) {
 			Message struct{ Content string } `json:"message"`
 		} `json:"choices"`
 	}
-	harness.Decode(t, "POST /v1/chat/completions (Ollama)", harness.PostJSON(t, pool.URL()+"/v1/chat/completions", "", map[string]any{
-		"model": harness.ModelName, "messages": same, "temperature": 0, "max_tokens": 8,
+	localruntest.Decode(t, "POST /v1/chat/completions (Ollama)", localruntest.PostJSON(t, pool.URL()+"/v1/chat/completions", "", map[string]any{
+		"model": localrun.ModelName, "messages": same, "temperature": 0, "max_tokens": 8,
 	}), &direct)
 	if len(direct.Choices) != 1 || strings.TrimSpace(direct.Choices[0].Message.Content) != strings.TrimSpace(answer) {
 		t.Errorf("through LiteLLM the model answered %q, straight from Ollama %+v; want the same at temperature 0", answer, direct.Choices)
 	}
 
-	streamed := harness.StreamChat(t, chatURL, masterKey, map[string]any{
-		"model": harness.ModelName, "messages": prompt("stream"), "temperature": 0, "max_tokens": 8, "stream": true,
+	streamed := localruntest.StreamChat(t, chatURL, masterKey, map[string]any{
+		"model": localrun.ModelName, "messages": prompt("stream"), "temperature": 0, "max_tokens": 8, "stream": true,
 	})
 	if strings.TrimSpace(streamed) == "" {
 		t.Errorf("POST /v1/chat/completions (stream) through LiteLLM: empty content")
@@ -130,13 +131,13 @@ func TestGateway(t *testing.T) {
 	// Only the master key gets a completion: anything else gets 401 (FACTS.md, LiteLLM: without
 	// a database only the master key authenticates) and never reaches the pool.
 	for _, c := range []struct{ name, key string }{
-		{"wrong key refused", "sk-" + harness.RandomAlphanumeric(t, 48)},
+		{"wrong key refused", "sk-" + localrun.RandomAlphanumeric(t, 48)},
 		{"missing key refused", ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			before := poolChats(t, pool)
-			code, body := harness.Call(t, http.MethodPost, chatURL, c.key, map[string]any{
-				"model": harness.ModelName, "messages": prompt("denied"), "temperature": 0, "max_tokens": 8,
+			code, body := localruntest.Call(t, http.MethodPost, chatURL, c.key, map[string]any{
+				"model": localrun.ModelName, "messages": prompt("denied"), "temperature": 0, "max_tokens": 8,
 			})
 			if code != http.StatusUnauthorized {
 				t.Errorf("POST /v1/chat/completions: HTTP %d, want 401: %s", code, body)
@@ -144,7 +145,7 @@ func TestGateway(t *testing.T) {
 			if strings.Contains(string(body), `"choices"`) {
 				t.Errorf("POST /v1/chat/completions returned a completion: %s", body)
 			}
-			if code, body := harness.Call(t, http.MethodGet, api+"/v1/models", c.key, nil); code != http.StatusUnauthorized {
+			if code, body := localruntest.Call(t, http.MethodGet, api+"/v1/models", c.key, nil); code != http.StatusUnauthorized {
 				t.Errorf("GET /v1/models: HTTP %d, want 401: %s", code, body)
 			}
 			if after := poolChats(t, pool); after != before {
@@ -157,7 +158,7 @@ func TestGateway(t *testing.T) {
 	// markers and the key. The cleanups stop them again, harmlessly, if this is skipped.
 	gw.StopAll(t)
 	pool.StopAll(t)
-	for _, m := range []*harness.Member{gw, pool} {
+	for _, m := range []*localruntest.Member{gw, pool} {
 		if conn, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(m.Port), time.Second); err == nil {
 			conn.Close()
 			t.Errorf("port %d still answers after its server was stopped", m.Port)
@@ -193,7 +194,7 @@ func TestGateway(t *testing.T) {
 	// Every file of both nodes (roots, homes, configs, consoles), bounded at 1 GiB each: the
 	// markers nowhere, the key only in files no one but the owner reads.
 	const bound = 1 << 30
-	scan := harness.FindInFiles([]string{gw.Dir, pool.Dir}, append([]string{masterKey}, markers...), bound)
+	scan := localruntest.FindInFiles([]string{gw.Dir, pool.Dir}, append([]string{masterKey}, markers...), bound)
 	t.Logf("privacy scan: %d files, %d MiB read; %d over %d MiB skipped %v", scan.Files, scan.Bytes>>20, len(scan.Skipped), bound>>20, scan.Skipped)
 	if scan.Files == 0 {
 		t.Errorf("the privacy scan read no file")
@@ -221,7 +222,7 @@ func TestGateway(t *testing.T) {
 // poolChats counts the chat requests in Ollama's request log once the count has settled:
 // Ollama writes a request's line when its handler returns, which may be a moment after the
 // client read the last byte of the previous answer.
-func poolChats(t *testing.T, pool *harness.Member) int {
+func poolChats(t *testing.T, pool *localruntest.Member) int {
 	t.Helper()
 	chats := regexp.MustCompile(`(?m)POST\s+"/(api/chat|v1/chat/completions)"`)
 	count := func() int { return len(chats.FindAll(readFile(t, pool.LogPath("ollama")), -1)) }

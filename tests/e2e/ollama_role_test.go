@@ -2,7 +2,8 @@
 // real Ollama (built from the Go module proxy) serving a tiny model the test writes itself, and
 // a real pinned LiteLLM in front of it, and completes each node's lifecycle action against a
 // real AWS emulator (moto). Everything binds to 127.0.0.1 and every process the tests start is
-// stopped when they end. The set-up lives in tests/harness, which the gateway benchmark shares.
+// stopped when they end. The nodes are internal/localrun's, which `sandboxctl local` and the
+// gateway benchmark run too; internal/localrun/localruntest adds the AWS emulator.
 //
 // The helpers are prebuilt by `make e2e-deps`, which `make test` runs; the paths reach the tests
 // through environment variables, and without them the tests skip.
@@ -20,13 +21,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llm-sandbox/llm-sandbox/internal/localrun"
+	"github.com/llm-sandbox/llm-sandbox/internal/localrun/localruntest"
 	"github.com/llm-sandbox/llm-sandbox/node"
-	"github.com/llm-sandbox/llm-sandbox/tests/harness"
 )
 
 const (
-	modelName = harness.ModelName
-	hookName  = harness.OllamaHook
+	modelName = localrun.ModelName
+	hookName  = localruntest.OllamaHook
 )
 
 // TestOllamaRole runs `sandbox-node bootstrap` for the ollama role twice against the same
@@ -34,8 +36,8 @@ const (
 // CONTINUE) and once with a corrupted release (the node refuses it, sends ABANDON and serves
 // nothing).
 func TestOllamaRole(t *testing.T) {
-	h := harness.Require(t)
-	d := harness.NewDeployment(t, h)
+	h := localruntest.Require(t)
+	d := localruntest.NewDeployment(t, h)
 
 	release, err := os.ReadFile(filepath.Join(d.Work, "ollama-linux-amd64.tar.zst"))
 	if err != nil {
@@ -50,7 +52,7 @@ func TestOllamaRole(t *testing.T) {
 
 	t.Run("ready node serves and continues", func(t *testing.T) {
 		n := d.NewMember(t, "chemistry-cpu-ready", hookName)
-		cfg := n.WriteConfig(t, d.OllamaConfig(n, d.Release, harness.OllamaOptions{}))
+		cfg := n.WriteConfig(t, d.OllamaConfig(n, d.Release, localrun.OllamaOptions{}))
 
 		code := n.Bootstrap(t, cfg, 5*time.Minute)
 		if code != 0 {
@@ -71,7 +73,7 @@ func TestOllamaRole(t *testing.T) {
 		var version struct {
 			Version string `json:"version"`
 		}
-		harness.GetJSON(t, api+"/api/version", "", &version)
+		localruntest.GetJSON(t, api+"/api/version", "", &version)
 		if version.Version != h.OllamaVersion {
 			t.Errorf("GET /api/version = %q, want %q (the packaged release)", version.Version, h.OllamaVersion)
 		}
@@ -79,7 +81,7 @@ func TestOllamaRole(t *testing.T) {
 		// Preloaded by the agent, before any request of ours.
 		assertLoaded(t, api)
 
-		chat := harness.PostJSON(t, api+"/api/chat", "", map[string]any{
+		chat := localruntest.PostJSON(t, api+"/api/chat", "", map[string]any{
 			"model":    modelName,
 			"messages": []map[string]string{{"role": "user", "content": "Is the node ready?"}},
 			"stream":   false,
@@ -89,7 +91,7 @@ func TestOllamaRole(t *testing.T) {
 			Message struct{ Content string } `json:"message"`
 			Done    bool                     `json:"done"`
 		}
-		harness.Decode(t, "/api/chat", chat, &native)
+		localruntest.Decode(t, "/api/chat", chat, &native)
 		if strings.TrimSpace(native.Message.Content) == "" || !native.Done {
 			t.Errorf("/api/chat: empty or unfinished reply: %s", chat)
 		}
@@ -105,14 +107,14 @@ func TestOllamaRole(t *testing.T) {
 				Message struct{ Content string } `json:"message"`
 			} `json:"choices"`
 		}
-		body := harness.PostJSON(t, api+"/v1/chat/completions", "", openAI)
-		harness.Decode(t, "/v1/chat/completions", body, &completion)
+		body := localruntest.PostJSON(t, api+"/v1/chat/completions", "", openAI)
+		localruntest.Decode(t, "/v1/chat/completions", body, &completion)
 		if len(completion.Choices) != 1 || strings.TrimSpace(completion.Choices[0].Message.Content) == "" {
 			t.Fatalf("/v1/chat/completions: want one non-empty choice, got %s", body)
 		}
 
 		openAI["stream"] = true
-		streamed := harness.StreamChat(t, api+"/v1/chat/completions", "", openAI)
+		streamed := localruntest.StreamChat(t, api+"/v1/chat/completions", "", openAI)
 		if strings.TrimSpace(streamed) == "" {
 			t.Errorf("/v1/chat/completions (stream): empty content")
 		}
@@ -128,7 +130,7 @@ func TestOllamaRole(t *testing.T) {
 			t.Errorf("the console log does not report the CONTINUE (err %v):\n%s", err, console)
 		}
 
-		want := []harness.LifecycleRecord{{Group: n.Group, Hook: hookName, Instance: n.Instance, Result: "CONTINUE"}}
+		want := []localruntest.LifecycleRecord{{Group: n.Group, Hook: hookName, Instance: n.Instance, Result: "CONTINUE"}}
 		if got := d.Moto.Records(t, n.Group); !slices.Equal(got, want) {
 			t.Errorf("lifecycle actions for %s: got %+v, want exactly %+v", n.Group, got, want)
 		}
@@ -136,14 +138,14 @@ func TestOllamaRole(t *testing.T) {
 
 	t.Run("corrupt release abandons", func(t *testing.T) {
 		n := d.NewMember(t, "chemistry-cpu-corrupt", hookName)
-		cfg := n.WriteConfig(t, d.OllamaConfig(n, corruptRelease, harness.OllamaOptions{}))
+		cfg := n.WriteConfig(t, d.OllamaConfig(n, corruptRelease, localrun.OllamaOptions{}))
 
 		code := n.Bootstrap(t, cfg, 5*time.Minute)
 		if code != 1 {
 			t.Fatalf("sandbox-node bootstrap exited %d, want 1 (failed, ABANDON sent)", code)
 		}
 
-		want := []harness.LifecycleRecord{{Group: n.Group, Hook: hookName, Instance: n.Instance, Result: "ABANDON"}}
+		want := []localruntest.LifecycleRecord{{Group: n.Group, Hook: hookName, Instance: n.Instance, Result: "ABANDON"}}
 		if got := d.Moto.Records(t, n.Group); !slices.Equal(got, want) {
 			t.Errorf("lifecycle actions for %s: got %+v, want exactly %+v", n.Group, got, want)
 		}
@@ -179,7 +181,7 @@ func assertLoaded(t *testing.T, api string) {
 			ExpiresAt time.Time `json:"expires_at"`
 		} `json:"models"`
 	}
-	harness.GetJSON(t, api+"/api/ps", "", &ps)
+	localruntest.GetJSON(t, api+"/api/ps", "", &ps)
 	for _, m := range ps.Models {
 		if m.Name == modelName {
 			// keep_alive -1 shows as an expiry centuries away; 5m (the default) would not.

@@ -3,7 +3,7 @@
 // (one text chunk per token, a finish_reason chunk, a usage chunk, data: [DONE]). It exists to
 // measure the load generator itself: with a server whose speed is known, any shortfall in what
 // the generator reports is the generator's. It is not a model server and proves nothing about
-// one; correctness is checked against the real LiteLLM and Ollama (tests/harness).
+// one; correctness is checked against the real LiteLLM and Ollama (internal/localrun).
 package loadgentest
 
 import (

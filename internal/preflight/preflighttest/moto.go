@@ -41,11 +41,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/servicequotas"
 
 	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
-	"github.com/llm-sandbox/llm-sandbox/tests/harness"
+	"github.com/llm-sandbox/llm-sandbox/internal/localrun"
+	"github.com/llm-sandbox/llm-sandbox/internal/localrun/localruntest"
 )
 
 // EnvMotoPython names the python of the venv that holds moto[server].
-const EnvMotoPython = "LLM_SANDBOX_MOTO_PYTHON"
+const EnvMotoPython = localruntest.EnvMotoPython
 
 // Fake AMI ids the emulator publishes under the AMI parameters.
 const (
@@ -78,14 +79,8 @@ type Moto struct {
 // answers; a cleanup stops it. It skips the test when EnvMotoPython is unset.
 func Start(t testing.TB, published PublicParameters) *Moto {
 	t.Helper()
-	python := os.Getenv(EnvMotoPython)
-	if python == "" {
-		t.Skipf("the AWS emulator is not configured: run `make e2e-deps` and set %s (`make test` does both)", EnvMotoPython)
-	}
-	if fi, err := os.Stat(python); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
-		t.Fatalf("%s=%s is not an executable file (run `make e2e-deps`): %v", EnvMotoPython, python, err)
-	}
-	repo, err := harness.RepoRoot()
+	python := localruntest.RequireMoto(t)
+	repo, err := localrun.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,17 +90,17 @@ func Start(t testing.TB, published PublicParameters) *Moto {
 	if err := os.WriteFile(params, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	port := harness.FreePort(t)
+	port := localrun.FreePort(t)
 	m := &Moto{URL: "http://127.0.0.1:" + strconv.Itoa(port), Log: filepath.Join(dir, "moto.log")}
 	cmd := exec.Command(python, filepath.Join(repo, "tools", "moto_preflight.py"),
 		"--host", "127.0.0.1", "--port", strconv.Itoa(port), "--public-parameters", params)
 	// A requested (AMAZON_ISSUED) certificate stays PENDING_VALIDATION for this long; moto's
 	// default of 60 s would let a slow test see it issued.
 	cmd.Env = append(os.Environ(), "MOTO_ACM_VALIDATION_WAIT=3600")
-	exited := harness.StartGroup(t, "the emulator", cmd, m.Log)
+	exited := localrun.StartGroup(t, "the emulator", cmd, m.Log)
 
 	client := &http.Client{Timeout: 2 * time.Second}
-	harness.WaitReady(t, "the emulator", exited, m.Log, 60*time.Second, 200*time.Millisecond, func() error {
+	localrun.WaitReady(t, "the emulator", exited, m.Log, 60*time.Second, 200*time.Millisecond, func() error {
 		resp, err := client.Get(m.URL + "/moto-api/")
 		if err != nil {
 			return err
@@ -289,7 +284,7 @@ func (m *Moto) CreateRecord(t testing.TB, zoneID, name string, rtype r53types.RR
 // CreateUser creates an IAM user with one inline policy (a JSON policy document) and an
 // access key, and returns the key. Create users before EnforceAuth.
 //
-// It speaks IAM's query protocol directly, as tests/harness does for Secrets Manager, so no
+// It speaks IAM's query protocol directly, as localruntest does for Secrets Manager, so no
 // IAM module joins go.mod for the tests' sake: until EnforceAuth, moto checks no signature.
 func (m *Moto) CreateUser(t testing.TB, name, policy string) (keyID, secret string) {
 	t.Helper()

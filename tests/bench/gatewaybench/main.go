@@ -1,6 +1,7 @@
 // Command gatewaybench measures what the LiteLLM gateway adds to a request: it stands up the
-// local end-to-end deployment (tests/harness: a real Ollama serving the tiny model and a real
-// pinned LiteLLM in front of it, both installed by the real sandbox-node agent, on loopback)
+// department on loopback as `sandboxctl local --tiny` runs it (internal/localrun: a real Ollama
+// serving the tiny model and a real pinned LiteLLM in front of it, both installed by the real
+// sandbox-node agent)
 // and drives streaming chat completions at 1, 8 and 32 concurrent clients, straight to
 // Ollama's /v1/chat/completions and through LiteLLM's, in alternating rounds so both paths see
 // the same machine state. It reports, per level and path, time to first token and total
@@ -33,9 +34,10 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/llm-sandbox/llm-sandbox/internal/localrun"
+	"github.com/llm-sandbox/llm-sandbox/internal/localrun/localruntest"
 	"github.com/llm-sandbox/llm-sandbox/node"
 	"github.com/llm-sandbox/llm-sandbox/tests/bench/host"
-	"github.com/llm-sandbox/llm-sandbox/tests/harness"
 )
 
 // settings are the benchmark's knobs, recorded in the report.
@@ -121,13 +123,13 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "gatewaybench: -requests, -rounds, -max-tokens, -ollama-parallel and -workers must be positive, and -rounds must divide -requests")
 		return 2
 	}
-	s.Model, s.Prompt = harness.ModelName, prompt
+	s.Model, s.Prompt = localrun.ModelName, prompt
 
 	// An interrupt stops the load and then the deployment (cleanups run either way).
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	r := harness.NewRunner(os.Stderr)
+	r := localrun.NewRunner(os.Stderr)
 	var rep report
 	err := r.Run(func() { rep = bench(ctx, r, s) })
 	r.Close()
@@ -152,21 +154,21 @@ func run() int {
 }
 
 // bench stands the deployment up, warms both paths, and measures every level.
-func bench(ctx context.Context, r *harness.Runner, s settings) (rep report) {
+func bench(ctx context.Context, r *localrun.Runner, s settings) (rep report) {
 	rep = report{Started: time.Now().UTC(), Settings: s}
 	loadBefore := host.LoadAverage()
-	h := harness.RequireLiteLLM(r)
+	h := localruntest.RequireLiteLLM(r)
 
 	r.Logf("setting up: agent, Ollama node, LiteLLM node (installing LiteLLM takes a minute or two)")
-	stack := harness.StartGatewayStack(r, h,
+	stack := localrun.StartGatewayStack(r, h,
 		// A queue long enough for every client: a 503 from a full queue would measure the queue.
-		harness.OllamaOptions{Parallel: s.OllamaParallel, MaxQueue: 512},
-		harness.GatewayOptions{
+		localrun.OllamaOptions{Parallel: s.OllamaParallel, MaxQueue: 512},
+		localrun.GatewayOptions{
 			Workers: s.Workers,
 			// Long enough that nothing times out in a queue of 32: a timeout would measure it.
 			RequestTimeoutSeconds: 600,
 		})
-	ollama, gw, masterKey := stack.Pool, stack.Gateway, stack.MasterKey
+	ollama, gw, masterKey := stack.Pool(), stack.Gateway, stack.MasterKey
 
 	rep.Machine = describeMachine(r, ollama, gw)
 	rep.Machine.LoadBefore = loadBefore
@@ -254,7 +256,7 @@ func bench(ctx context.Context, r *harness.Runner, s settings) (rep report) {
 }
 
 // modelLoads counts the runner starts in the pool node's Ollama log.
-func modelLoads(r *harness.Runner, ollama *harness.Member) int {
+func modelLoads(r *localrun.Runner, ollama *localrun.Node) int {
 	data, err := os.ReadFile(ollama.LogPath("ollama"))
 	if err != nil {
 		r.Errorf("read Ollama's log: %v", err)
@@ -264,7 +266,7 @@ func modelLoads(r *harness.Runner, ollama *harness.Member) int {
 }
 
 // keepLogs copies the services' logs into dir.
-func keepLogs(r *harness.Runner, dir string, ollama, gw *harness.Member) {
+func keepLogs(r *localrun.Runner, dir string, ollama, gw *localrun.Node) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		r.Errorf("-logs: %v", err)
 		return
@@ -281,12 +283,12 @@ func keepLogs(r *harness.Runner, dir string, ollama, gw *harness.Member) {
 }
 
 // describeMachine records the CPU, the memory, and the versions of everything measured.
-func describeMachine(r *harness.Runner, ollama, gw *harness.Member) machine {
+func describeMachine(r *localrun.Runner, ollama, gw *localrun.Node) machine {
 	m := machine{Host: host.Describe()}
 	var version struct {
 		Version string `json:"version"`
 	}
-	harness.GetJSON(r, ollama.URL()+"/api/version", "", &version)
+	localruntest.GetJSON(r, ollama.URL()+"/api/version", "", &version)
 	m.Ollama = version.Version
 
 	// The gateway's interpreter is its venv's python: the first word of LiteLLM's command line.
@@ -296,7 +298,7 @@ func describeMachine(r *harness.Runner, ollama, gw *harness.Member) machine {
 	return m
 }
 
-func outputOf(r *harness.Runner, name string, args ...string) string {
+func outputOf(r *localrun.Runner, name string, args ...string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, name, args...).Output()

@@ -1,14 +1,11 @@
-package harness
+package localruntest
 
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,16 +13,21 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+
+	"github.com/llm-sandbox/llm-sandbox/internal/localrun"
+	"github.com/llm-sandbox/llm-sandbox/node/awstest"
 )
 
-// Region is the AWS region of the emulated account.
-const Region = "us-east-1"
+// T is what the helpers take: *testing.T, or a *localrun.Runner in commands.
+type T = localrun.T
+
+// Region is the AWS region of the emulated account: the one local node configs name.
+const Region = localrun.Region
 
 // motoImageID is one of the AMIs moto's EC2 backend starts with.
 const motoImageID = "ami-12c6146b"
@@ -50,17 +52,17 @@ type LifecycleRecord struct {
 
 // StartMoto starts the emulator on a free loopback port and waits (at most 90 s) until it
 // answers; a cleanup stops it.
-func StartMoto(t T, h Helpers, dir string) *Moto {
+func StartMoto(t T, motoPython, repo, dir string) *Moto {
 	t.Helper()
-	port := FreePort(t)
+	port := localrun.FreePort(t)
 	m := &Moto{
 		URL:    "http://127.0.0.1:" + strconv.Itoa(port),
 		record: filepath.Join(dir, "lifecycle-actions.jsonl"),
 		Log:    filepath.Join(dir, "moto.log"),
 	}
-	cmd := exec.Command(h.MotoPython, filepath.Join(h.Repo, "tools", "moto_server.py"), "--host", "127.0.0.1", "--port", strconv.Itoa(port))
+	cmd := exec.Command(motoPython, filepath.Join(repo, "tools", "moto_server.py"), "--host", "127.0.0.1", "--port", strconv.Itoa(port))
 	cmd.Env = append(os.Environ(), "LLM_SANDBOX_LIFECYCLE_RECORD="+m.record)
-	exited := StartGroup(t, "moto", cmd, m.Log)
+	exited := localrun.StartGroup(t, "moto", cmd, m.Log)
 
 	m.asg = autoscaling.New(autoscaling.Options{
 		Region:       Region,
@@ -68,7 +70,7 @@ func StartMoto(t T, h Helpers, dir string) *Moto {
 		Credentials:  credentials.NewStaticCredentialsProvider("testing", "testing", ""),
 	})
 	// Ready when it answers an Auto Scaling call (importing moto takes a few seconds).
-	WaitReady(t, "moto", exited, m.Log, 90*time.Second, 300*time.Millisecond, func() error {
+	localrun.WaitReady(t, "moto", exited, m.Log, 90*time.Second, 300*time.Millisecond, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_, err := m.asg.DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{})
@@ -192,92 +194,19 @@ func (m *Moto) CreateSecret(t T, name, value string) string {
 	return created.ARN
 }
 
-// RandomAlphanumeric returns n random characters from [A-Za-z0-9].
-func RandomAlphanumeric(t T, n int) string {
-	t.Helper()
-	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-	var b strings.Builder
-	for range n {
-		i, err := rand.Int(rand.Reader, big.NewInt(int64(len(alphabet))))
-		if err != nil {
-			t.Fatalf("random: %v", err)
-		}
-		b.WriteByte(alphabet[i.Int64()])
-	}
-	return b.String()
-}
-
-// IMDS answers the IMDSv2 calls the agent makes: a session token, then the instance id, the
-// region and the instance's aws:autoscaling:groupName tag. It is a stand-in because no
-// emulator provides IMDS (moto serves the AWS APIs, not the link-local metadata service); it
-// insists on the IMDSv2 token, as the launch template's metadata options do.
+// IMDS is awstest's IMDSv2 fake for one instance of one group, served on loopback: no emulator
+// provides IMDS (moto serves the AWS APIs, not the link-local metadata service).
 type IMDS struct {
-	*httptest.Server
-	token string
-
-	mu       sync.Mutex
-	paths    []string
-	tokenHit bool
+	*awstest.IMDS
+	// URL is the fake's endpoint.
+	URL string
 }
 
-// NewIMDS starts the stand-in for one instance of one group.
+// NewIMDS serves the fake for one instance of one group until the test ends.
 func NewIMDS(t T, instance, group string) *IMDS {
 	t.Helper()
-	raw := make([]byte, 16)
-	if _, err := rand.Read(raw); err != nil {
-		t.Fatalf("%v", err)
-	}
-	s := &IMDS{token: hex.EncodeToString(raw)}
-	metadata := map[string]string{
-		"/latest/meta-data/instance-id":                             instance,
-		"/latest/meta-data/tags/instance/aws:autoscaling:groupName": group,
-		"/latest/meta-data/placement/region":                        Region,
-	}
-	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch {
-		case r.Method == http.MethodPut && r.URL.Path == "/latest/api/token":
-			ttl := r.Header.Get("X-Aws-Ec2-Metadata-Token-Ttl-Seconds")
-			if n, err := strconv.Atoi(ttl); err != nil || n < 1 || n > 21600 {
-				http.Error(w, "missing or bad X-aws-ec2-metadata-token-ttl-seconds", http.StatusBadRequest)
-				return
-			}
-			s.mu.Lock()
-			s.tokenHit = true
-			s.mu.Unlock()
-			w.Header().Set("X-Aws-Ec2-Metadata-Token-Ttl-Seconds", ttl)
-			io.WriteString(w, s.token)
-		case r.Method == http.MethodGet:
-			if r.Header.Get("X-Aws-Ec2-Metadata-Token") != s.token {
-				http.Error(w, "IMDSv2 token required", http.StatusUnauthorized)
-				return
-			}
-			value, ok := metadata[r.URL.Path]
-			if !ok {
-				http.NotFound(w, r)
-				return
-			}
-			s.mu.Lock()
-			s.paths = append(s.paths, r.URL.Path)
-			s.mu.Unlock()
-			io.WriteString(w, value)
-		default:
-			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-		}
-	}))
-	t.Cleanup(s.Close)
-	return s
-}
-
-// UsedToken reports whether the agent asked for an IMDSv2 session token.
-func (s *IMDS) UsedToken() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.tokenHit
-}
-
-// Served lists the metadata paths answered, space-separated, in order.
-func (s *IMDS) Served() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return strings.Join(s.paths, " ")
+	fake := &awstest.IMDS{InstanceID: instance, Group: group, Region: Region}
+	srv := httptest.NewServer(fake)
+	t.Cleanup(srv.Close)
+	return &IMDS{IMDS: fake, URL: srv.URL}
 }

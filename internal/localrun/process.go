@@ -1,4 +1,4 @@
-package harness
+package localrun
 
 import (
 	"bytes"

@@ -1,15 +1,13 @@
-// Package harness stands up, on loopback, what the local end-to-end tests and the gateway
-// benchmark run against: the real sandbox-node agent installing a real Ollama (built from the
-// Go module proxy) that serves a tiny model written on the spot, a real pinned LiteLLM
-// installed from a hash-checked wheelhouse, a loopback mirror for the artifacts, moto's AWS
-// emulator (Auto Scaling lifecycle actions, Secrets Manager) and an IMDSv2 stand-in.
+// Package localrun runs a department's serving path on this machine, on loopback: the real
+// sandbox-node agent, one node per pool and one gateway node, each installing and starting what
+// it would on AWS (a real Ollama, the pinned LiteLLM with the rendered config.yaml), in node
+// roots under a state directory. It is what `sandboxctl local` runs, and what the end-to-end
+// tests (through localruntest, which adds the AWS emulator), the gateway benchmark and the
+// verify and loadtest tests start.
 //
 // Everything binds to 127.0.0.1, every process it starts is stopped by a cleanup, and every
-// wait is bounded. The helpers it runs are prebuilt by `make e2e-deps`; their paths arrive in
-// environment variables (Require skips without them).
-//
-// Functions take a T: *testing.T in tests, a *Runner in commands such as the benchmark.
-package harness
+// wait is bounded. Functions take a T: *testing.T in tests, a *Runner in commands.
+package localrun
 
 import (
 	"errors"
@@ -22,18 +20,18 @@ import (
 	"sync"
 )
 
-// Environment variables naming the helpers that `make e2e-deps` builds or downloads.
+// Environment variables naming the programs and files a local run uses: `make e2e-deps` (and
+// `make local`) build or download them; `sandboxctl local` takes them as flag defaults.
 const (
 	EnvOllamaBin     = "LLM_SANDBOX_OLLAMA_BIN"     // the real Ollama (tools/ollama/cmd/ollama)
 	EnvTinyModelBin  = "LLM_SANDBOX_TINYMODEL_BIN"  // the tiny GGUF writer (tools/ollama/cmd/tinymodel)
-	EnvMotoPython    = "LLM_SANDBOX_MOTO_PYTHON"    // the python of the venv holding moto[server]
 	EnvLiteLLMWheels = "LLM_SANDBOX_LITELLM_WHEELS" // the wheels of versions/litellm-requirements.txt
 )
 
 // Module is the main module's path, which identifies the repository root.
 const Module = "github.com/llm-sandbox/llm-sandbox"
 
-// T is the part of testing.TB the harness uses. *testing.T satisfies it; so does *Runner.
+// T is the part of testing.TB the package uses. *testing.T satisfies it; so does *Runner.
 type T interface {
 	Helper()
 	Logf(format string, args ...any)
@@ -45,62 +43,60 @@ type T interface {
 	TempDir() string
 }
 
-// Helpers are the prebuilt programs and files the harness runs, the repository it builds the
-// agent from, and the Ollama version that tools/ollama/go.mod pins (and `make e2e-deps` stamps
-// into the binary).
+// Helpers are the programs and files a run uses, the repository it builds the agent from, and
+// the Ollama version that tools/ollama/go.mod pins (and `make e2e-deps` stamps into the binary).
 type Helpers struct {
-	Ollama, TinyModel, MotoPython string
-	// LiteLLMWheels is the directory of wheels for versions/litellm-requirements.txt; empty
-	// unless RequireLiteLLM was called.
+	// Ollama is the Ollama binary every pool node installs (packaged as its release asset).
+	Ollama string
+	// TinyModel, when set, is the tiny-model writer: every model is then served by a tiny
+	// random-weight model under its name. When empty, models are pulled from the registry.
+	TinyModel string
+	// LiteLLMWheels is the directory of wheels for versions/litellm-requirements.txt. When
+	// empty, the gateway node installs the lock from PyPI (with its hashes).
 	LiteLLMWheels string
 	Repo          string
 	OllamaVersion string
 }
 
-// Require returns the helpers for the ollama role, or skips when they are not configured.
-func Require(t T) Helpers {
-	t.Helper()
-	h := Helpers{Ollama: os.Getenv(EnvOllamaBin), TinyModel: os.Getenv(EnvTinyModelBin), MotoPython: os.Getenv(EnvMotoPython)}
-	if h.Ollama == "" || h.TinyModel == "" || h.MotoPython == "" {
-		t.Skipf("end-to-end helpers not configured: run `make e2e-deps` and set %s, %s and %s (`make test` and `make e2e` do both)",
-			EnvOllamaBin, EnvTinyModelBin, EnvMotoPython)
+// NewHelpers checks the given paths (empty ones are left out; Ollama is required) and reads
+// the Ollama version the repository pins. repo is the repository (the project directory); when
+// empty, RepoRoot finds it.
+func NewHelpers(repo, ollama, tinyModel, wheels string) (Helpers, error) {
+	h := Helpers{Ollama: ollama, TinyModel: tinyModel, LiteLLMWheels: wheels}
+	if ollama == "" {
+		return h, fmt.Errorf("no Ollama binary: build it with `make bin/ollama` and give its path (%s)", EnvOllamaBin)
 	}
-	for name, path := range map[string]string{EnvOllamaBin: h.Ollama, EnvTinyModelBin: h.TinyModel, EnvMotoPython: h.MotoPython} {
+	for name, path := range map[string]string{EnvOllamaBin: ollama, EnvTinyModelBin: tinyModel} {
+		if path == "" {
+			continue
+		}
 		if fi, err := os.Stat(path); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
-			t.Fatalf("%s=%s is not an executable file (run `make e2e-deps`): %v", name, path, err)
+			return h, fmt.Errorf("%s=%s is not an executable file (run `make e2e-deps`): %v", name, path, err)
 		}
 	}
-	repo, err := RepoRoot()
-	if err != nil {
-		t.Fatalf("%v", err)
+	if wheels != "" {
+		found, err := filepath.Glob(filepath.Join(wheels, "*.whl"))
+		if err != nil || len(found) == 0 {
+			return h, fmt.Errorf("%s=%s holds no wheels (run `make e2e-deps`): %v", EnvLiteLLMWheels, wheels, err)
+		}
+	}
+	if repo == "" {
+		var err error
+		if repo, err = RepoRoot(); err != nil {
+			return h, err
+		}
 	}
 	h.Repo = repo
 	pins, err := os.ReadFile(filepath.Join(repo, "tools", "ollama", "go.mod"))
 	if err != nil {
-		t.Fatalf("%v", err)
+		return h, err
 	}
 	m := regexp.MustCompile(`(?m)^\s*github\.com/ollama/ollama v(\S+)`).FindSubmatch(pins)
 	if m == nil {
-		t.Fatalf("tools/ollama/go.mod does not pin github.com/ollama/ollama")
+		return h, errors.New("tools/ollama/go.mod does not pin github.com/ollama/ollama")
 	}
 	h.OllamaVersion = string(m[1])
-	return h
-}
-
-// RequireLiteLLM is Require plus the LiteLLM wheels, or skips when they are not configured.
-func RequireLiteLLM(t T) Helpers {
-	t.Helper()
-	wheels := os.Getenv(EnvLiteLLMWheels)
-	if wheels == "" {
-		t.Skipf("LiteLLM wheels not configured: run `make e2e-deps` and set %s (`make test` and `make e2e` do both)", EnvLiteLLMWheels)
-	}
-	h := Require(t)
-	found, err := filepath.Glob(filepath.Join(wheels, "*.whl"))
-	if err != nil || len(found) == 0 {
-		t.Fatalf("%s=%s holds no wheels (run `make e2e-deps`): %v", EnvLiteLLMWheels, wheels, err)
-	}
-	h.LiteLLMWheels = wheels
-	return h
+	return h, nil
 }
 
 // RepoRoot finds the repository root: the nearest directory at or above the working directory
@@ -128,6 +124,8 @@ func RepoRoot() (string, error) {
 // Close runs the cleanups, last registered first, as the testing package does.
 type Runner struct {
 	log io.Writer
+	// Dir, when set, is where TempDir makes its directories (a command's state directory).
+	Dir string
 
 	mu       sync.Mutex
 	cleanups []func()
@@ -217,7 +215,7 @@ func (r *Runner) Cleanup(f func()) {
 
 // TempDir returns a new directory that Close removes.
 func (r *Runner) TempDir() string {
-	dir, err := os.MkdirTemp("", "llm-sandbox-harness-")
+	dir, err := os.MkdirTemp(r.Dir, "llm-sandbox-local-")
 	if err != nil {
 		r.Fatalf("temporary directory: %v", err)
 	}

@@ -1,4 +1,4 @@
-package harness
+package localrun
 
 import (
 	"archive/tar"
@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -95,12 +96,12 @@ func PackageWheelhouse(t T, wheelsDir string) ([]byte, string) {
 	return house, SHA256Hex(house)
 }
 
-// TinyModel writes the tiny GGUF (fixed seed, so fixed bytes) into dir and returns it and its
-// SHA-256.
-func TinyModel(t T, h Helpers, dir string) ([]byte, string) {
+// TinyModel writes the tiny GGUF of the given seed (a fixed seed gives fixed bytes) into dir
+// and returns it and its SHA-256.
+func TinyModel(t T, h Helpers, dir string, seed int) ([]byte, string) {
 	t.Helper()
-	gguf := filepath.Join(dir, "tiny.gguf")
-	RunCommand(t, time.Minute, h.TinyModel, "-o", gguf, "-seed", "1")
+	gguf := filepath.Join(dir, "tiny-"+strconv.Itoa(seed)+".gguf")
+	RunCommand(t, time.Minute, h.TinyModel, "-o", gguf, "-seed", strconv.Itoa(seed))
 	model, err := os.ReadFile(gguf)
 	if err != nil {
 		t.Fatalf("%v", err)

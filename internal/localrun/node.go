@@ -1,10 +1,11 @@
-package harness
+package localrun
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"maps"
 	"os"
 	"os/exec"
@@ -30,6 +31,10 @@ type Node struct {
 	Env     []string
 	// Stdout and Stderr hold the last Bootstrap's output.
 	Stdout, Stderr bytes.Buffer
+	// Progress, when set, also receives the agent's step log (its stderr) as it runs.
+	Progress io.Writer
+	// Ctx, when set, stops a Bootstrap that is still running when it is done.
+	Ctx context.Context
 }
 
 // services are the servers a node root may run detached (the agent's --no-systemd mode), by
@@ -39,12 +44,16 @@ var services = map[string]struct{ pid, log string }{
 	"ollama":  {node.OllamaPidFile, node.OllamaLogFile},
 }
 
-// NewNode prepares a node that talks to the emulator for every AWS API and to the stand-in for
-// IMDS. Its cleanup stops whatever the agent left running under its root (the role's server
-// runs on after a successful bootstrap), and fails when anything survives.
-func NewNode(t T, agent string, moto *Moto, imds *IMDS) *Node {
+// NewNode prepares a node in dir (a new temporary directory when empty) whose agent runs with
+// this process's environment less AWS_*, HOME and PIP_* settings, plus env: a local node talks
+// to no AWS API, and the AWS path's tests add the emulator's endpoints. Its cleanup stops
+// whatever the agent left running under its root (the role's server runs on after a
+// successful bootstrap), and fails when anything survives.
+func NewNode(t T, dir, agent string, env ...string) *Node {
 	t.Helper()
-	dir := t.TempDir()
+	if dir == "" {
+		dir = t.TempDir()
+	}
 	n := &Node{
 		Agent:   agent,
 		Dir:     dir,
@@ -63,21 +72,13 @@ func NewNode(t T, agent string, moto *Moto, imds *IMDS) *Node {
 	if err := os.WriteFile(n.Console, nil, 0o644); err != nil {
 		t.Fatalf("%v", err)
 	}
-	// Nothing from the caller's AWS or pip set-up leaks in: fake credentials, the emulator for
-	// every AWS API, the stand-in for IMDS.
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "AWS_") && !strings.HasPrefix(kv, "HOME=") && !strings.HasPrefix(kv, "PIP_") {
 			n.Env = append(n.Env, kv)
 		}
 	}
-	n.Env = append(n.Env,
-		"HOME="+n.Home,
-		"AWS_ACCESS_KEY_ID=testing",
-		"AWS_SECRET_ACCESS_KEY=testing",
-		"AWS_ENDPOINT_URL="+moto.URL,
-		"AWS_EC2_METADATA_SERVICE_ENDPOINT="+imds.URL,
-		"AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE=IPv4",
-	)
+	n.Env = append(n.Env, "HOME="+n.Home)
+	n.Env = append(n.Env, env...)
 	t.Cleanup(func() {
 		if t.Failed() {
 			n.DumpLogs(t)
@@ -110,17 +111,27 @@ func (n *Node) WriteConfig(t T, cfg node.Config) string {
 // long, and returns its exit code.
 func (n *Node) Bootstrap(t T, config string, limit time.Duration) int {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	parent := n.Ctx
+	if parent == nil {
+		parent = context.Background()
+	}
+	ctx, cancel := context.WithTimeout(parent, limit)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, n.Agent, "bootstrap", "--config", config, "--root", n.Root, "--no-systemd", "--console", n.Console)
 	cmd.Env = n.Env
 	n.Stdout.Reset()
 	n.Stderr.Reset()
 	cmd.Stdout, cmd.Stderr = &n.Stdout, &n.Stderr
+	if n.Progress != nil {
+		cmd.Stderr = io.MultiWriter(&n.Stderr, n.Progress)
+	}
 	cmd.WaitDelay = 10 * time.Second
 	start := time.Now()
 	err := cmd.Run()
 	t.Logf("sandbox-node bootstrap took %s", time.Since(start).Round(time.Millisecond))
+	if parent.Err() != nil {
+		t.Fatalf("sandbox-node bootstrap stopped before it finished")
+	}
 	if ctx.Err() != nil {
 		t.Fatalf("sandbox-node bootstrap did not finish within %s", limit)
 	}

@@ -1,0 +1,204 @@
+package main
+
+// The tests of `sandboxctl local`: its refusals, the stack → local layout mapping, and one real
+// run of the chemistry stack with --tiny (the real agent, Ollama and LiteLLM on loopback),
+// streamed through, stopped with SIGTERM, leaving no process behind.
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/llm-sandbox/llm-sandbox/components/gateway"
+	"github.com/llm-sandbox/llm-sandbox/config"
+	"github.com/llm-sandbox/llm-sandbox/internal/localrun"
+	"github.com/llm-sandbox/llm-sandbox/internal/localrun/localruntest"
+	"github.com/llm-sandbox/llm-sandbox/internal/orchestrate/orchestratetest"
+)
+
+func TestLocalRefusesAStackThatDoesNotValidate(t *testing.T) {
+	project := tempProject(t, map[string]string{
+		"broken": "config:\n  aws:region: ca-central-1\n  llm-sandbox:department: Broken Dept\n",
+	})
+	state := filepath.Join(t.TempDir(), "state")
+	code, out, errOut := sandboxctl(t, project, "local", "broken", "--tiny", "--ollama", "/bin/true", "--tinymodel", "/bin/true", "--state", state)
+	if code != exitInvalid {
+		t.Fatalf("exit %d, want %d:\n%s%s", code, exitInvalid, out, errOut)
+	}
+	if !strings.Contains(errOut, "Pulumi.broken.yaml does not validate") || !strings.Contains(errOut, "stacks/Pulumi.broken.yaml: department: must be a lowercase DNS label") {
+		t.Errorf("stderr does not name the file and the bad key:\n%s", errOut)
+	}
+	if _, err := os.Stat(state); !os.IsNotExist(err) {
+		t.Errorf("an invalid stack made its state directory: %v", err)
+	}
+}
+
+func TestLocalUsageErrors(t *testing.T) {
+	t.Setenv(localrun.EnvTinyModelBin, "")
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	takenPort := strconv.Itoa(taken.Addr().(*net.TCPAddr).Port)
+	for name, args := range map[string][]string{
+		"no stack":          {"local"},
+		"two stacks":        {"local", "chemistry", "physics"},
+		"unknown stack":     {"local", "nosuch", "--ollama", "/bin/true"},
+		"port out of range": {"local", "chemistry", "--port", "70000"},
+		"tiny, no writer":   {"local", "chemistry", "--tiny", "--ollama", "/bin/true"},
+		"no ollama":         {"local", "chemistry", "--ollama", "", "--state", t.TempDir()},
+		"port taken":        {"local", "chemistry", "--ollama", os.Args[0], "--port", takenPort, "--state", t.TempDir()},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if name == "no ollama" {
+				t.Setenv(localrun.EnvOllamaBin, "")
+			}
+			code, out, errOut := sandboxctl(t, projectRoot(t), args...)
+			if name == "port taken" && !strings.Contains(errOut, "port "+takenPort+" on 127.0.0.1 is taken") {
+				t.Errorf("stderr %q does not name the taken port", errOut)
+			}
+			if code != exitUsage || out != "" || !strings.HasPrefix(errOut, "sandboxctl local: ") {
+				t.Errorf("exit %d, stdout %q, stderr %q; want %d and a message", code, out, errOut, exitUsage)
+			}
+		})
+	}
+}
+
+func TestLocalLayoutFollowsTheStack(t *testing.T) {
+	spec, err := config.Load(projectRoot(t), "chemistry")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := localLayout(spec, 4321)
+	if len(l.Pools) != len(spec.Pools) {
+		t.Fatalf("%d local pools for %d in the stack", len(l.Pools), len(spec.Pools))
+	}
+	for _, p := range l.Pools {
+		want := spec.Pools[p.Pool]
+		if !slices.Equal(p.Models, want.Models) || p.Parallel != want.Parallel || p.ContextLength != want.ContextLength || p.MaxQueue < 16 {
+			t.Errorf("pool %s: %+v, want the stack's models %v, parallel %d, context %d and the pools' queue", p.Pool, p, want.Models, want.Parallel, want.ContextLength)
+		}
+	}
+	g := l.Gateway
+	if g.Port != 4321 || g.RequestTimeoutSeconds != gateway.RequestTimeoutSeconds || g.KeepAliveSeconds != gateway.KeepAliveSeconds || g.NumRetries != gateway.NumRetries {
+		t.Errorf("gateway %+v: want port 4321 and the gateway component's timeouts", g)
+	}
+}
+
+func TestLocalHelpIsDocumented(t *testing.T) {
+	helpIsDocumented(t, "docs/local.md", "local")
+}
+
+// envOpenAIPython names the python of the venv holding the official OpenAI SDK
+// (tools/requirements-openai.txt), which `make e2e-deps` installs.
+const envOpenAIPython = "LLM_SANDBOX_OPENAI_PYTHON"
+
+// readmeSDKSnippet is the README's OpenAI Python SDK example of a local run: the indented
+// `python3 -c '...'` block, as a shell command.
+func readmeSDKSnippet(t *testing.T) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(projectRoot(t), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?s)\n    (python3 -c '.*?'\n)`).FindStringSubmatch(string(data))
+	if m == nil {
+		t.Fatal("README.md has no indented python3 -c '...' block (the OpenAI SDK example of `make local`)")
+	}
+	return strings.ReplaceAll(m[1], "\n    ", "\n")
+}
+
+// TestLocalTinyServesAndStops runs the README's local sequence as a user does: `sandboxctl local
+// chemistry --tiny` (what `make local` runs), then, with the printed export lines, a streamed
+// completion of each of the stack's models and the README's OpenAI Python SDK example through
+// the official SDK; then SIGTERM, and it requires exit 0 and no process left under the state
+// directory.
+func TestLocalTinyServesAndStops(t *testing.T) {
+	h := localruntest.RequireLiteLLM(t)
+	sdkPython := os.Getenv(envOpenAIPython)
+	if sdkPython == "" {
+		t.Skipf("the OpenAI SDK is not configured: run `make e2e-deps` and set %s (`make test` does both)", envOpenAIPython)
+	}
+	snippet := readmeSDKSnippet(t)
+	state := t.TempDir()
+	port := localrun.FreePort(t)
+	var out, errOut orchestratetest.SyncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(env{stdout: &out, stderr: &errOut, cwd: projectRoot(t)}, []string{"local", "chemistry", "--tiny",
+			"--port", strconv.Itoa(port), "--state", state,
+			"--ollama", h.Ollama, "--tinymodel", h.TinyModel, "--litellm-wheels", h.LiteLLMWheels})
+	}()
+	exported := regexp.MustCompile(`(?m)^  export OPENAI_BASE_URL=(\S+)\n  export OPENAI_API_KEY=(sk-\S+)$`)
+	deadline := time.Now().Add(2 * localrun.BootstrapLimit)
+	var m []string
+	for m == nil {
+		select {
+		case code := <-done:
+			t.Fatalf("exit %d before it was ready:\n%s%s", code, out.String(), errOut.String())
+		case <-time.After(time.Second):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready within %s:\n%s", 2*localrun.BootstrapLimit, errOut.String())
+		}
+		m = exported.FindStringSubmatch(out.String())
+	}
+	base, key := m[1], m[2]
+	if want := fmt.Sprintf("http://127.0.0.1:%d/v1", port); base != want {
+		t.Errorf("base URL %s, want %s", base, want)
+	}
+	stderr := errOut.String()
+	for _, want := range append([]string{"its answers are NOISE", "[pool-gpu] ", "[gateway] ", "step start: ok"}, localDifferences...) {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q", want)
+		}
+	}
+	if !strings.Contains(out.String(), `"model": "llama3.1:8b", "stream": true`) {
+		t.Errorf("the curl example does not stream the stack's first model:\n%s", out.String())
+	}
+	for _, model := range []string{"llama3.1:8b", "qwen2.5:7b"} {
+		streamed := localruntest.StreamChat(t, base+"/chat/completions", key, map[string]any{
+			"model": model, "messages": []map[string]string{{"role": "user", "content": "Hello"}},
+			"max_tokens": 8, "stream": true,
+		})
+		if strings.TrimSpace(streamed) == "" {
+			t.Errorf("%s: empty streamed completion", model)
+		}
+	}
+	// The README's SDK example, with python3 the SDK venv's and the two exported variables.
+	sdk := exec.Command("bash", "-c", snippet)
+	sdk.Env = append(os.Environ(), "PATH="+filepath.Dir(sdkPython)+":"+os.Getenv("PATH"), "OPENAI_BASE_URL="+base, "OPENAI_API_KEY="+key)
+	if sdkOut, err := sdk.CombinedOutput(); err != nil || strings.TrimSpace(string(sdkOut)) == "" {
+		t.Errorf("the README's OpenAI SDK example: %v, output %q; want streamed text", err, sdkOut)
+	} else {
+		t.Logf("through the OpenAI SDK: %q", sdkOut)
+	}
+	if fi, err := os.Stat(filepath.Join(state, "master-key")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("master key file: %v, %v; want mode 0600", fi, err)
+	}
+
+	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case code := <-done:
+		if code != exitOK {
+			t.Errorf("exit %d after SIGTERM, want 0:\n%s", code, errOut.String())
+		}
+	case <-time.After(time.Minute):
+		t.Fatalf("still running a minute after SIGTERM")
+	}
+	if left := localrun.ProcessesUnder(state); len(left) != 0 {
+		t.Errorf("processes left under the state directory: %v", left)
+	}
+}
