@@ -2,9 +2,9 @@ package node
 
 import (
 	"bytes"
-	"fmt"
 	"os"
-	"path/filepath"
+
+	"github.com/llm-sandbox/llm-sandbox/internal/atomicfile"
 )
 
 // fileContent is a file a step writes.
@@ -38,37 +38,8 @@ func writeIfChanged(file string, data []byte, perm os.FileMode) (bool, error) {
 			return false, nil
 		}
 	}
-	if err := writeFileAtomic(file, data, perm); err != nil {
+	if err := atomicfile.Write(file, data, perm); err != nil {
 		return false, err
 	}
 	return true, nil
-}
-
-// writeFileAtomic writes through a temporary file in the same directory and a rename, so a
-// reader (systemd, a rebooting node) never sees half a file.
-func writeFileAtomic(file string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(file)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("create %s: %w", dir, err)
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(file)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", file, err)
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", file, err)
-	}
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", file, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", file, err)
-	}
-	if err := os.Rename(f.Name(), file); err != nil {
-		return fmt.Errorf("write %s: %w", file, err)
-	}
-	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/llm-sandbox/llm-sandbox/internal/atomicfile"
 	"github.com/llm-sandbox/llm-sandbox/versions"
 )
 
@@ -256,7 +257,7 @@ func (r *liteLLMRole) stepInstall(ctx context.Context, st *runState) (string, er
 	if got != want {
 		return "", permanent(fmt.Errorf("the installed litellm reports version %s, the lock pins %s", got, want))
 	}
-	if err := writeFileAtomic(r.path(LiteLLMInstalledLock), []byte(lockSum+"\n"), 0o644); err != nil {
+	if err := atomicfile.Write(r.path(LiteLLMInstalledLock), []byte(lockSum+"\n"), 0o644); err != nil {
 		return "", err
 	}
 	// A running LiteLLM still runs the files it loaded: start must restart it.

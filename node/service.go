@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/llm-sandbox/llm-sandbox/internal/atomicfile"
 )
 
 // service starts a role's server (Ollama, LiteLLM): through systemd on a node, as a detached
@@ -121,7 +123,7 @@ func (p *processService) start(ctx context.Context, changed bool) error {
 		return permanent(fmt.Errorf("start %s: %w", CommandLine(p.bin, p.args...), err))
 	}
 	pid := cmd.Process.Pid
-	if err := writeFileAtomic(p.pidFile, []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
+	if err := atomicfile.Write(p.pidFile, []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
 		_ = stopProcessGroup(pid, 5*time.Second)
 		return permanent(fmt.Errorf("write %s: %w", p.pidFile, err))
 	}

@@ -16,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/llm-sandbox/llm-sandbox/config"
+	"github.com/llm-sandbox/llm-sandbox/internal/atomicfile"
 	"github.com/llm-sandbox/llm-sandbox/internal/rules"
 )
 
@@ -269,7 +270,7 @@ func (p *ephemeralPlan) write() (*config.Spec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", p.edit.template, err)
 	}
-	if err := writeFileAtomic(p.path, copyData); err != nil {
+	if err := atomicfile.Write(p.path, copyData, 0o644); err != nil {
 		return nil, fmt.Errorf("write %s: %w", p.file, err)
 	}
 	all := p.stacks.all
@@ -573,27 +574,4 @@ func deleteKey(m *yaml.Node, key string) {
 			return
 		}
 	}
-}
-
-// writeFileAtomic writes data to path through a temporary file in the same directory, renamed
-// into place, so that no reader (and no crash) ever sees part of it. The temporary name does
-// not match Pulumi.*.yaml, so it is never taken for a stack.
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // after a successful rename there is nothing left to remove
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

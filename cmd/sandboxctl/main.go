@@ -49,6 +49,9 @@ Commands:
                         write stacks/Pulumi.<NAME>.yaml, an ephemeral copy of TEMPLATE
                         for CI (own CIDR, TTL tags; public in a Route 53 zone with
                         --hosted-zone-id, --domain and --allow-cidr)
+  local STACK           run STACK's serving path on this machine (one node per pool and
+                        a gateway, real Ollama and LiteLLM) on 127.0.0.1; --tiny serves
+                        tiny random-weight models, for machines without a GPU or network
   pin ollama VERSION    record the release's SHA-256 from its sha256sum.txt in
                         versions/versions.go, for review (needs internet access)
   version               the sandboxctl build, its Go release and the pinned Ollama and
