@@ -95,7 +95,7 @@ validate: sandboxctl ## validate every stack file in stacks/
 # The pulumi-aws packages whose first compile is most of a cold build: when they are not in the
 # Go build cache, say so before the silence.
 AWS_SDK_HEAVY := github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ec2 github.com/pulumi/pulumi-aws/sdk/v6/go/aws/wafv2
-FIRST_BUILD   := 12 minutes and 4.6 GiB of memory on two cores
+FIRST_BUILD   := 12 minutes and 4.6 GiB of memory on two cores; GOFLAGS=-p=1 GOGC=25 for less memory
 sandboxctl: ## build bin/sandboxctl, the operator command
 	@if $(GO) list -f '{{.Stale}}' $(AWS_SDK_HEAVY) 2>/dev/null | grep -q true; then \
 	  echo "First build: compiling the pulumi-aws SDK, which takes about $(FIRST_BUILD) (README, Set up); later builds take seconds."; \
