@@ -128,8 +128,9 @@ func TestGateway(t *testing.T) {
 	}
 	t.Logf("through LiteLLM the tiny model answered %q, streamed %q", answer, streamed)
 
-	// Only the master key gets a completion: anything else gets 401 (FACTS.md, LiteLLM: without
-	// a database only the master key authenticates) and never reaches the pool.
+	// Only the master key gets a completion: anything else gets 401 from the custom-auth module
+	// the agent renders (without a database LiteLLM itself authenticates only the master key,
+	// BerriAI/litellm#4880) and never reaches the pool.
 	for _, c := range []struct{ name, key string }{
 		{"wrong key refused", "sk-" + localrun.RandomAlphanumeric(t, 48)},
 		{"missing key refused", ""},
