@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -294,8 +295,14 @@ func TestProjectFileDeclaresTheConfigSchema(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The engine refuses a stack that lacks a declared key without a default ("missing
+	// configuration value"), so every key but the required ones has a default.
+	required := []string{"department", "network", "pools"}
 	for key, typ := range proj.Config {
 		if typ.Default == nil {
+			if !slices.Contains(required, key) {
+				t.Errorf("Pulumi.yaml declares %s without a default: the engine would refuse every stack file without it", key)
+			}
 			continue
 		}
 		raw, _ := json.Marshal(typ.Default)
