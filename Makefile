@@ -13,7 +13,7 @@ VENV  := $(CURDIR)/.cache/venv
 #   dependencies come from that version's go.mod. Ollama and the Pulumi CLI: tools/*/go.mod and
 #   go.sum.
 # - Python packages: lock files that list the whole closure, each file with its SHA-256, installed
-#   with `pip --require-hashes --no-deps` (PIP_LOCKED below). --no-deps matters: without it pip
+#   with `pip --require-hashes --no-deps` (spelled out on each pip line below). --no-deps matters: without it pip
 #   resolves each `pkg[extra]` requirement of a locked package on its own and takes the newest
 #   release, which the lock's hashes then refuse. `pip check` after each install proves the lock
 #   is complete.
@@ -22,7 +22,7 @@ VENV  := $(CURDIR)/.cache/venv
 STATICCHECK_VERSION := v0.8.2
 ACTIONLINT_VERSION  := v1.7.12
 FUZZTIME            ?= 15s
-PIP_LOCKED          := --quiet --disable-pip-version-check --no-input --require-hashes --no-deps
+PIP_QUIET           := --quiet --disable-pip-version-check --no-input
 
 # End-to-end test dependencies (`make e2e-deps`): a real Ollama built from the Go module proxy
 # and the tiny-model writer (both from tools/ollama, whose go.mod pins Ollama and go.sum holds the
@@ -81,7 +81,7 @@ E2E_ENV     += LLM_SANDBOX_OPENAI_PYTHON=$(OPENAI_VENV)/bin/python
 e2e-deps: $(OPENAI_VENV)/.installed
 $(OPENAI_VENV)/.installed: tools/requirements-openai.txt $(LITELLM_WHEELS)/.downloaded
 	test -x $(OPENAI_VENV)/bin/python || $(PYTHON) -m venv $(OPENAI_VENV)
-	$(OPENAI_VENV)/bin/pip install $(PIP_LOCKED) --no-index --find-links $(LITELLM_WHEELS) -r tools/requirements-openai.txt
+	$(OPENAI_VENV)/bin/pip install $(PIP_QUIET) --require-hashes --no-deps --no-index --find-links $(LITELLM_WHEELS) -r tools/requirements-openai.txt
 	$(OPENAI_VENV)/bin/pip check
 	touch $@
 
@@ -108,7 +108,7 @@ tools: apt ## install the pinned test tools into bin/ and .cache/venv
 	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	GOBIN=$(BIN) $(GO) install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
 	test -x $(VENV)/bin/pip || python3 -m venv $(VENV)
-	$(VENV)/bin/pip install $(PIP_LOCKED) -r tools/requirements-lint.txt
+	$(VENV)/bin/pip install $(PIP_QUIET) --require-hashes --no-deps -r tools/requirements-lint.txt
 	$(VENV)/bin/pip check
 
 lint: ## gofmt, go vet, staticcheck, yamllint, actionlint (with shellcheck over the workflows)
@@ -175,7 +175,7 @@ $(BIN)/tinymodel: tools/ollama/go.mod tools/ollama/go.sum $(wildcard tools/ollam
 
 $(MOTO_VENV)/.installed: tools/requirements-moto.txt
 	test -x $(MOTO_VENV)/bin/python || $(PYTHON) -m venv $(MOTO_VENV)
-	$(MOTO_VENV)/bin/pip install $(PIP_LOCKED) -r tools/requirements-moto.txt
+	$(MOTO_VENV)/bin/pip install $(PIP_QUIET) --require-hashes --no-deps -r tools/requirements-moto.txt
 	$(MOTO_VENV)/bin/pip check
 	touch $@
 
@@ -184,7 +184,7 @@ $(MOTO_VENV)/.installed: tools/requirements-moto.txt
 # scratch directory and renamed, so an interrupted download never looks complete.
 $(LITELLM_WHEELS)/.downloaded: $(LITELLM_LOCK)
 	rm -rf $(LITELLM_WHEELS) $(LITELLM_WHEELS).tmp
-	$(PYTHON) -m pip download $(PIP_LOCKED) --only-binary :all: -r $(LITELLM_LOCK) -d $(LITELLM_WHEELS).tmp
+	$(PYTHON) -m pip download $(PIP_QUIET) --require-hashes --no-deps --only-binary :all: -r $(LITELLM_LOCK) -d $(LITELLM_WHEELS).tmp
 	mv $(LITELLM_WHEELS).tmp $(LITELLM_WHEELS)
 	touch $@
 
