@@ -78,6 +78,14 @@ type Lifecycle struct {
 	// within it (less a margin) and ABANDONs itself when the budget runs out, rather than let
 	// Auto Scaling time the launch out with no word of why.
 	HeartbeatSeconds int `json:"heartbeatSeconds,omitempty"`
+	// TerminateHook is the terminating lifecycle hook's name. Optional: when set, the agent's
+	// drain watcher (`sandbox-node serve`) completes it with CONTINUE once the node has
+	// drained; DrainSeconds is then required.
+	TerminateHook string `json:"terminateHook,omitempty"`
+	// DrainSeconds bounds a drain: how long a leaving node waits for its requests in flight
+	// before it lets Auto Scaling terminate it. It is the target group's deregistration delay
+	// (1..3600 s), which the terminating hook's heartbeat exceeds.
+	DrainSeconds int `json:"drainSeconds,omitempty"`
 }
 
 // Artifact is a file the agent downloads and checks before use.
@@ -103,8 +111,13 @@ type OllamaConfig struct {
 	// GPU is true on GPU pools: the agent verifies the GPU with nvidia-smi before starting
 	// Ollama and requires every model to be resident in GPU memory (size_vram > 0).
 	GPU bool `json:"gpu"`
-	// Port is Ollama's listening port (11434).
+	// Port is the pool's port (11434), the one its target group sends requests to. Without
+	// BackendPort Ollama listens there itself.
 	Port int `json:"port"`
+	// BackendPort, optional, is Ollama's own port on 127.0.0.1 (OllamaBackendPort on a
+	// node): the agent's accounting proxy (`sandbox-node serve`) then listens on Port, counts
+	// the requests in flight and refuses new ones while the node drains.
+	BackendPort int `json:"backendPort,omitempty"`
 	// Parallel is OLLAMA_NUM_PARALLEL.
 	Parallel int `json:"parallel"`
 	// ContextLength is OLLAMA_CONTEXT_LENGTH.
@@ -169,6 +182,12 @@ func (c *Config) validate(testRoot bool) error {
 	if h := c.Lifecycle.HeartbeatSeconds; h != 0 && (h < 30 || h > 7200) {
 		add("lifecycle.heartbeatSeconds", "must be 30..7200 as Auto Scaling allows, or absent (got %d)", h)
 	}
+	switch d := c.Lifecycle.DrainSeconds; {
+	case c.Lifecycle.TerminateHook != "" && (d < 1 || d > 3600):
+		add("lifecycle.drainSeconds", "must be 1..3600 (the target group's deregistration delay) with a terminateHook (got %d)", d)
+	case c.Lifecycle.TerminateHook == "" && d != 0:
+		add("lifecycle.drainSeconds", "is only for a terminateHook, which is absent (got %d)", d)
+	}
 	if c.Role == RoleOllama {
 		if c.Ollama == nil {
 			add("ollama", "is required for role ollama")
@@ -193,6 +212,15 @@ func (c *Config) validate(testRoot bool) error {
 	return errors.Join(errs...)
 }
 
+// ListenPort is the port Ollama itself listens on: BackendPort behind the accounting proxy,
+// Port without it.
+func (o *OllamaConfig) ListenPort() int {
+	if o.BackendPort != 0 {
+		return o.BackendPort
+	}
+	return o.Port
+}
+
 func (o *OllamaConfig) validate(testRoot bool) []error {
 	var errs []error
 	add := func(key, format string, args ...any) {
@@ -211,6 +239,9 @@ func (o *OllamaConfig) validate(testRoot bool) []error {
 	}
 	if o.Port < 1 || o.Port > 65535 {
 		add("port", "must be 1-65535 (got %d)", o.Port)
+	}
+	if b := o.BackendPort; b != 0 && (b < 1 || b > 65535 || b == o.Port) {
+		add("backendPort", "must be 1-65535 and differ from port %d, or absent (got %d)", o.Port, b)
 	}
 	if o.Parallel < 1 {
 		add("parallel", "must be at least 1 (got %d)", o.Parallel)

@@ -25,7 +25,7 @@ type ollamaRole struct {
 // newOllamaRole sets up the ollama role: the local API and the service.
 func newOllamaRole(a *Agent, o *OllamaConfig, noSystemd bool) *ollamaRole {
 	r := &ollamaRole{Agent: a, ollama: o}
-	r.api = &ollamaAPI{base: "http://127.0.0.1:" + strconv.Itoa(o.Port), http: a.local}
+	r.api = &ollamaAPI{base: "http://127.0.0.1:" + strconv.Itoa(o.ListenPort()), http: a.local}
 	if !noSystemd {
 		r.svc = systemdService{run: a.run, unit: OllamaUnit}
 		return r
@@ -87,7 +87,7 @@ func (r *ollamaRole) processEnv() []string {
 			value = r.path(OllamaModelsDir)
 		case "OLLAMA_HOST":
 			if r.rootMode() {
-				value = "127.0.0.1:" + strconv.Itoa(r.ollama.Port)
+				value = "127.0.0.1:" + strconv.Itoa(r.ollama.ListenPort())
 			}
 		}
 		env = append(env, v.Name+"="+value)

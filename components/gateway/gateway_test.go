@@ -482,7 +482,7 @@ func TestUserDataCarriesNodeConfig(t *testing.T) {
 			doc, cfg := cloudConfig(t, m)
 			want := node.Config{
 				Role: node.RoleLiteLLM, Department: "chem", Pool: "gateway", Region: region,
-				Lifecycle: node.Lifecycle{Hook: "llm-sandbox-launch", HeartbeatSeconds: 600},
+				Lifecycle: node.Lifecycle{Hook: "llm-sandbox-launch", HeartbeatSeconds: 600, TerminateHook: "llm-sandbox-terminate", DrainSeconds: 3600},
 				LiteLLM: &node.LiteLLMConfig{
 					Port: 4000, Workers: tc.workers, MasterKeySecretArn: secretArn,
 					// Pools in name order, each pool's models in its order, each at the pool's
@@ -581,8 +581,10 @@ func TestGroup(t *testing.T) {
 	}
 	hooks := list(t, asg["initialLifecycleHooks"], "initialLifecycleHooks")
 	wantHook := map[string]any{"name": "llm-sandbox-launch", "lifecycleTransition": "autoscaling:EC2_INSTANCE_LAUNCHING", "defaultResult": "ABANDON", "heartbeatTimeout": 600.0}
-	if len(hooks) != 1 || !reflect.DeepEqual(hooks[0], wantHook) || g.LaunchHookName != "llm-sandbox-launch" {
-		t.Errorf("lifecycle hooks = %v, want [%v]", hooks, wantHook)
+	// The terminating hook: LiteLLM's target group delay (3600 s) plus the 120 s margin.
+	wantTerminate := map[string]any{"name": "llm-sandbox-terminate", "lifecycleTransition": "autoscaling:EC2_INSTANCE_TERMINATING", "defaultResult": "CONTINUE", "heartbeatTimeout": 3720.0}
+	if len(hooks) != 2 || !reflect.DeepEqual(hooks[0], wantHook) || !reflect.DeepEqual(hooks[1], wantTerminate) || g.LaunchHookName != "llm-sandbox-launch" {
+		t.Errorf("lifecycle hooks = %v, want [%v %v]", hooks, wantHook, wantTerminate)
 	}
 	ir := obj(t, asg["instanceRefresh"], "instanceRefresh")
 	wantIR := map[string]any{"strategy": "Rolling", "preferences": map[string]any{

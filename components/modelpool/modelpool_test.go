@@ -301,14 +301,17 @@ func TestUserDataCarriesNodeConfig(t *testing.T) {
 			a := tc.args
 			want := node.Config{
 				Role: node.RoleOllama, Department: a.Department, Pool: a.Pool, Region: a.Region,
-				Lifecycle: node.Lifecycle{Hook: nodegroup.LaunchHookName, HeartbeatSeconds: HeartbeatSeconds(a.GPU)},
+				Lifecycle: node.Lifecycle{
+					Hook: nodegroup.LaunchHookName, HeartbeatSeconds: HeartbeatSeconds(a.GPU),
+					TerminateHook: nodegroup.TerminateHookName, DrainSeconds: (a.ContextLength + 9) / 10, // 10 tokens/s, rounded up
+				},
 			}
 			var models []node.Model
 			for _, tag := range a.Models {
 				models = append(models, node.Model{Name: tag})
 			}
 			want.Ollama = &node.OllamaConfig{
-				Version: a.OllamaRelease.Version, GPU: a.GPU, Port: 11434,
+				Version: a.OllamaRelease.Version, GPU: a.GPU, Port: 11434, BackendPort: 11435,
 				Release:  node.Artifact{URL: a.OllamaRelease.URL, SHA256: a.OllamaRelease.SHA256, SumsURL: a.OllamaRelease.SumsURL},
 				Parallel: a.Parallel, ContextLength: a.ContextLength,
 				MaxQueue: MaxQueue(a.Parallel, len(a.Models)), Models: models,
@@ -511,8 +514,14 @@ func TestGroup(t *testing.T) {
 				"name": nodegroup.LaunchHookName, "lifecycleTransition": "autoscaling:EC2_INSTANCE_LAUNCHING",
 				"defaultResult": "ABANDON", "heartbeatTimeout": tc.heartbeat,
 			}
-			if len(hooks) != 1 || !reflect.DeepEqual(hooks[0], wantHook) {
-				t.Errorf("lifecycle hooks = %v, want [%v]", hooks, wantHook)
+			// The terminating hook: the target group's delay for 8192 tokens (820 s) plus the
+			// 120 s margin, CONTINUE by default so a node whose agent died still goes.
+			wantTerminate := map[string]any{
+				"name": nodegroup.TerminateHookName, "lifecycleTransition": "autoscaling:EC2_INSTANCE_TERMINATING",
+				"defaultResult": "CONTINUE", "heartbeatTimeout": 940.0,
+			}
+			if len(hooks) != 2 || !reflect.DeepEqual(hooks[0], wantHook) || !reflect.DeepEqual(hooks[1], wantTerminate) {
+				t.Errorf("lifecycle hooks = %v, want [%v %v]", hooks, wantHook, wantTerminate)
 			}
 
 			ir := obj(t, asg["instanceRefresh"], "instanceRefresh")
