@@ -228,4 +228,3 @@ func TestServeNeedsATerminateHook(t *testing.T) {
 		t.Errorf("Serve without a terminating hook = %v", err)
 	}
 }
-
