@@ -39,7 +39,7 @@ func RenderServeUnit(c *Config, p ServeUnitPaths) ([]byte, error) {
 		what = fmt.Sprintf("accounting proxy on port %d and drain watcher", c.Ollama.Port)
 	}
 	u := unitFile{
-		Title:         "The node agent's serve loop",
+		Title:         "sandbox-node serve",
 		Description:   fmt.Sprintf("llm-sandbox %s (department %s, pool %s)", what, c.Department, c.Pool),
 		Documentation: "https://github.com/llm-sandbox/llm-sandbox/blob/main/docs/node-agent.md",
 		User:          "sandbox-node",
