@@ -142,3 +142,43 @@ func checkInstanceRefresh(p *Plan) []Finding {
 		return ""
 	})
 }
+
+const terminating = "autoscaling:EC2_INSTANCE_TERMINATING"
+
+// checkTerminatingHook wants a terminating hook on every group, with a heartbeat no shorter
+// than the longest deregistration delay of the group's target groups: the node agent drains
+// for up to that delay before it completes the action, and a shorter heartbeat would let Auto
+// Scaling terminate the node mid-stream.
+func checkTerminatingHook(p *Plan) []Finding {
+	delays := map[string]int{}
+	for _, tg := range p.byType(typeTargetGroup) {
+		// AWS's default deregistration delay is 300 s.
+		d, ok := num(tg.Inputs["deregistrationDelay"])
+		if !ok {
+			d = 300
+		}
+		delays[tg.ARN] = d
+	}
+	return p.eachOf(typeASG, func(g Resource) string {
+		var hook map[string]any
+		for _, h := range list(g.Inputs["initialLifecycleHooks"]) {
+			if str(obj(h)["lifecycleTransition"]) == terminating {
+				hook = obj(h)
+			}
+		}
+		if hook == nil {
+			return fmt.Sprintf("no %s lifecycle hook: a scale-in or a spot interruption cuts streams mid-answer", terminating)
+		}
+		beat, ok := num(hook["heartbeatTimeout"])
+		if !ok {
+			// AWS's default heartbeat is 3600 s.
+			beat = 3600
+		}
+		for _, arn := range strs(g.Inputs["targetGroupArns"]) {
+			if d := delays[arn]; beat < d {
+				return fmt.Sprintf("terminating hook %s heartbeatTimeout %d is shorter than target group %s's deregistration delay %d; want at least %d", str(hook["name"]), beat, arn, d, d)
+			}
+		}
+		return ""
+	})
+}

@@ -83,6 +83,8 @@ func Rules() []Rule {
 			nil, checkLaunchHook},
 		{"instance-refresh-keeps-capacity", Warning, "instance refreshes keep full capacity and roll back on failure",
 			nil, checkInstanceRefresh},
+		{"terminating-hook", Error, "every autoscaling group holds leaving nodes in a terminating lifecycle hook whose heartbeat is at least its target groups' deregistration delay, so streams in flight finish before the node goes",
+			nil, checkTerminatingHook},
 
 		// Node configs in the user data.
 		{"node-config-rendered", Error, "every launch template's user data is cloud-init that writes a node config the agent can read",
