@@ -136,17 +136,8 @@ func runBootstrap(ctx context.Context, e env, args []string) int {
 	root := fs.String("root", "", "install root")
 	noSystemd := fs.Bool("no-systemd", false, "start the server without systemd")
 	consolePath := fs.String("console", "", "console to mirror the log to")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(e.stdout, bootstrapUsage)
-			return exitReady
-		}
-		fmt.Fprintf(e.stderr, "sandbox-node bootstrap: %v\n\n%s", err, bootstrapUsage)
-		return exitUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(e.stderr, "sandbox-node bootstrap: unexpected arguments %q\n\n%s", fs.Args(), bootstrapUsage)
-		return exitUsage
+	if code, ok := parseFlags(e, fs, args, bootstrapUsage); !ok {
+		return code
 	}
 
 	console, closeConsole := openConsole(*consolePath, e.stderr)
@@ -207,17 +198,8 @@ func runServe(ctx context.Context, e env, args []string) int {
 	configPath := fs.String("config", node.ConfigPath, "node config")
 	root := fs.String("root", "", "test root")
 	every := fs.Duration("poll", node.DefaultDrainPoll, "metadata poll interval")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(e.stdout, serveUsage)
-			return exitReady
-		}
-		fmt.Fprintf(e.stderr, "sandbox-node serve: %v\n\n%s", err, serveUsage)
-		return exitUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(e.stderr, "sandbox-node serve: unexpected arguments %q\n\n%s", fs.Args(), serveUsage)
-		return exitUsage
+	if code, ok := parseFlags(e, fs, args, serveUsage); !ok {
+		return code
 	}
 	log := node.NewLogger(e.stderr, nil)
 	log.Printf("sandbox-node %s: serve from %s", version, *configPath)
@@ -235,6 +217,25 @@ func runServe(ctx context.Context, e env, args []string) int {
 		return exitFailed
 	}
 	return exitReady
+}
+
+// parseFlags parses a subcommand's flags. ok is false when the command must end with code:
+// after --help (0, the usage on stdout), or on a bad flag or a stray argument (2, the error and
+// the usage on stderr).
+func parseFlags(e env, fs *flag.FlagSet, args []string, usage string) (code int, ok bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(e.stdout, usage)
+			return exitReady, false
+		}
+		fmt.Fprintf(e.stderr, "sandbox-node %s: %v\n\n%s", fs.Name(), err, usage)
+		return exitUsage, false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(e.stderr, "sandbox-node %s: unexpected arguments %q\n\n%s", fs.Name(), fs.Args(), usage)
+		return exitUsage, false
+	}
+	return 0, true
 }
 
 // printVersion prints the agent's build and the releases it pins. The node config names no
