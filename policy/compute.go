@@ -145,10 +145,22 @@ func checkInstanceRefresh(p *Plan) []Finding {
 
 const terminating = "autoscaling:EC2_INSTANCE_TERMINATING"
 
+// terminatingHook returns a group's terminating lifecycle hook.
+func terminatingHook(g Resource) map[string]any {
+	for _, h := range list(g.Inputs["initialLifecycleHooks"]) {
+		if str(obj(h)["lifecycleTransition"]) == terminating {
+			return obj(h)
+		}
+	}
+	return nil
+}
+
 // checkTerminatingHook wants a terminating hook on every group, with a heartbeat no shorter
 // than the longest deregistration delay of the group's target groups: the node agent drains
 // for up to that delay before it completes the action, and a shorter heartbeat would let Auto
-// Scaling terminate the node mid-stream.
+// Scaling terminate the node mid-stream. The node config of the group's launch template must
+// name that hook (the drain watcher completes the hook it names) and drain for no longer than
+// the heartbeat.
 func checkTerminatingHook(p *Plan) []Finding {
 	delays := map[string]int{}
 	for _, tg := range p.byType(typeTargetGroup) {
@@ -159,13 +171,8 @@ func checkTerminatingHook(p *Plan) []Finding {
 		}
 		delays[tg.ARN] = d
 	}
-	return p.eachOf(typeASG, func(g Resource) string {
-		var hook map[string]any
-		for _, h := range list(g.Inputs["initialLifecycleHooks"]) {
-			if str(obj(h)["lifecycleTransition"]) == terminating {
-				hook = obj(h)
-			}
-		}
+	out := p.eachOf(typeASG, func(g Resource) string {
+		hook := terminatingHook(g)
 		if hook == nil {
 			return fmt.Sprintf("no %s lifecycle hook: a scale-in or a spot interruption cuts streams mid-answer", terminating)
 		}
@@ -181,4 +188,19 @@ func checkTerminatingHook(p *Plan) []Finding {
 		}
 		return ""
 	})
+	for _, nc := range p.nodeConfigs() {
+		g, ok := p.groupOf(nc.lt)
+		hook := terminatingHook(g)
+		if nc.err != nil || !ok || hook == nil {
+			continue // node-config-rendered, node-config-hook-matches and the check above say why
+		}
+		lc := obj(nc.config["lifecycle"])
+		drain, _ := num(lc["drainSeconds"])
+		beat, _ := num(hook["heartbeatTimeout"])
+		if str(lc["terminateHook"]) != str(hook["name"]) || drain < 1 || drain > beat {
+			out = append(out, finding(nc.lt, "node config drains %d s for terminating hook %q; group %s's terminating hook is %q (heartbeat %d s): want its name and 1..%d s",
+				drain, str(lc["terminateHook"]), g.Name, str(hook["name"]), beat, beat))
+		}
+	}
+	return out
 }

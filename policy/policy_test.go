@@ -183,6 +183,12 @@ var ruleCases = []ruleCase{
 	{"launch-hook-abandon", "chemistry", setIn(typeASG, gpuASG, 7201.0, "initialLifecycleHooks", "0", "heartbeatTimeout"), "heartbeatTimeout 7201"},
 	{"terminating-hook", "chemistry", setKey(typeASG, gpuASG, "initialLifecycleHooks", []any{}), "no autoscaling:EC2_INSTANCE_TERMINATING lifecycle hook"},
 	{"terminating-hook", "chemistry", setIn(typeASG, gpuASG, 819.0, "initialLifecycleHooks", "1", "heartbeatTimeout"), "heartbeatTimeout 819 is shorter than target group arn:aws:lb:ca-central-1:123456789012:chemistry-gpu-tg-id's deregistration delay 820"},
+	{"terminating-hook", "chemistry", func(t *testing.T, p *Plan) {
+		editUserData(t, res(t, p, typeLaunchTmpl, gpuLT), `"terminateHook": "llm-sandbox-terminate"`, `"terminateHook": "llm-sandbox-other"`)
+	}, `node config drains 820 s for terminating hook "llm-sandbox-other"`},
+	{"terminating-hook", "chemistry", func(t *testing.T, p *Plan) {
+		editUserData(t, res(t, p, typeLaunchTmpl, gwLT), `"drainSeconds": 3600`, `"drainSeconds": 4000`)
+	}, "node config drains 4000 s"},
 	{"terminating-hook", "linguistics", setIn(typeASG, "linguistics-batch-asg", "autoscaling:EC2_INSTANCE_LAUNCHING", "initialLifecycleHooks", "1", "lifecycleTransition"), "no autoscaling:EC2_INSTANCE_TERMINATING lifecycle hook"},
 	{"instance-refresh-keeps-capacity", "chemistry", setIn(typeASG, gpuASG, 90.0, "instanceRefresh", "preferences", "minHealthyPercentage"), "minHealthyPercentage 90"},
 	{"node-config-rendered", "chemistry", setKey(typeLaunchTmpl, gwLT, "userData", base64.StdEncoding.EncodeToString([]byte("#!/bin/sh\necho hello\n"))), "not a #cloud-config document"},
