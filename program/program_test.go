@@ -130,8 +130,11 @@ func checkPool(t *testing.T, plan *Plan, spec *config.Spec, pool config.Pool) {
 		t.Errorf("pool %s: group sizes %v..%v, want %d..%d", pool.Name, asg["minSize"], asg["maxSize"], pool.MinSize, pool.MaxSize)
 	}
 	hooks, _ := asg["initialLifecycleHooks"].([]any)
-	if len(hooks) != 1 || hooks[0].(map[string]any)["defaultResult"] != "ABANDON" {
-		t.Errorf("pool %s: launch hook %v", pool.Name, asg["initialLifecycleHooks"])
+	// The launch hook ABANDONs by default; the terminating hook, which drains the node,
+	// CONTINUEs.
+	if len(hooks) != 2 || hooks[0].(map[string]any)["defaultResult"] != "ABANDON" ||
+		hooks[1].(map[string]any)["lifecycleTransition"] != "autoscaling:EC2_INSTANCE_TERMINATING" || hooks[1].(map[string]any)["defaultResult"] != "CONTINUE" {
+		t.Errorf("pool %s: lifecycle hooks %v, want the launch hook (ABANDON) and the terminating hook (CONTINUE)", pool.Name, asg["initialLifecycleHooks"])
 	}
 	_, mixed := asg["mixedInstancesPolicy"]
 	_, warm := asg["warmPool"]
