@@ -228,3 +228,38 @@ func TestServeNeedsATerminateHook(t *testing.T) {
 		t.Errorf("Serve without a terminating hook = %v", err)
 	}
 }
+
+// A gateway node runs the watcher without a proxy: on termination it has nothing of its own to
+// wait for (the load balancer drained it) and sends CONTINUE at once.
+func TestServeGatewayWatcherContinues(t *testing.T) {
+	meta := &awstest.IMDS{InstanceID: "i-0fedcba9876543210", Group: "chemistry-gateway", Region: "ca-central-1"}
+	meta.SetTargetLifecycleState("InService")
+	asg, _ := awstest.Serve(t, meta)
+	cfg := liteLLMGoldenConfig()
+	cfg.Lifecycle.TerminateHook, cfg.Lifecycle.DrainSeconds = "llm-sandbox-terminate", 3600
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	log := &syncBuffer{}
+	go func() {
+		done <- Serve(ctx, cfg, ServeOptions{Root: t.TempDir(), Log: NewLogger(log, nil), Poll: 20 * time.Millisecond})
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	}()
+	time.Sleep(100 * time.Millisecond)
+	if calls := asg.Calls(); len(calls) != 0 {
+		t.Fatalf("lifecycle calls while in service: %v", calls)
+	}
+	meta.SetTargetLifecycleState("Terminated")
+	waitFor(t, "CONTINUE", func() bool { return len(asg.Calls()) > 0 })
+	want := awstest.Call{Group: "chemistry-gateway", Hook: "llm-sandbox-terminate", InstanceID: "i-0fedcba9876543210", Result: "CONTINUE"}
+	if calls := asg.Calls(); calls[0] != want {
+		t.Errorf("lifecycle call = %v, want %v", calls[0], want)
+	}
+	if strings.Contains(log.String(), "proxy on") {
+		t.Errorf("a gateway node started a proxy:\n%s", log.String())
+	}
+}
