@@ -107,9 +107,12 @@ func checkASGMultiAZ(p *Plan) []Finding {
 const launching = "autoscaling:EC2_INSTANCE_LAUNCHING"
 
 // launchHook returns a group's launch lifecycle hook.
-func launchHook(g Resource) map[string]any {
+func launchHook(g Resource) map[string]any { return lifecycleHook(g, launching) }
+
+// lifecycleHook returns a group's lifecycle hook on a transition, nil when it has none.
+func lifecycleHook(g Resource, transition string) map[string]any {
 	for _, h := range list(g.Inputs["initialLifecycleHooks"]) {
-		if str(obj(h)["lifecycleTransition"]) == launching {
+		if str(obj(h)["lifecycleTransition"]) == transition {
 			return obj(h)
 		}
 	}
@@ -146,14 +149,7 @@ func checkInstanceRefresh(p *Plan) []Finding {
 const terminating = "autoscaling:EC2_INSTANCE_TERMINATING"
 
 // terminatingHook returns a group's terminating lifecycle hook.
-func terminatingHook(g Resource) map[string]any {
-	for _, h := range list(g.Inputs["initialLifecycleHooks"]) {
-		if str(obj(h)["lifecycleTransition"]) == terminating {
-			return obj(h)
-		}
-	}
-	return nil
-}
+func terminatingHook(g Resource) map[string]any { return lifecycleHook(g, terminating) }
 
 // checkTerminatingHook wants a terminating hook on every group, with a heartbeat no shorter
 // than the longest deregistration delay of the group's target groups: the node agent drains
