@@ -144,6 +144,8 @@ func NewSandbox(ctx *pulumi.Context, name string, args *SandboxArgs, opts ...pul
 		S3EndpointID: net.S3EndpointID,
 		AgentPath:    args.AgentPath,
 		AgentSHA256:  args.AgentSHA256,
+		// Who fetched which agent is kept as long as the flow logs that show the connection.
+		AccessLogRetentionDays: net.FlowLogRetentionDays,
 		// The bucket is never empty (the agent object is retained on delete), so a stack that
 		// may be destroyed must let destroy empty it. It holds only what a deploy rebuilds;
 		// gateway.deletionProtection says whether the stack may be destroyed at all.
