@@ -215,6 +215,7 @@ var ruleCases = []ruleCase{
 	{"s3-tls-only", "chemistry", text(typeBucketPolicy, "chemistry-artifacts-policy", "policy", `"Effect":"Deny"`, `"Effect":"Allow"`), "no bucket policy statement denies"},
 	{"s3-acls-disabled", "chemistry", setIn(typeBucketOwnership, "chemistry-artifacts-ownership", "ObjectWriter", "rule", "objectOwnership"), `objectOwnership "ObjectWriter"`},
 	{"s3-reads-through-vpc-endpoint", "chemistry", text(typeBucketPolicy, "chemistry-artifacts-policy", "policy", `"aws:SourceVpce":"chemistry-network-s3-id"`, `"aws:SourceVpce":"vpce-0someoneelse"`), `with aws:SourceVpce "vpce-0someoneelse"`},
+	{"pinned-ollama", "chemistry", userData(gpuLT, `"sha256": "9fcd79ac4575b2bd31b992eee18b1000c8ad126b451627c8f8cd091714cfbb10"`, `"sha256": ""`), "sandboxctl pin ollama 0.35.1"},
 	{"no-egress-80", "chemistry", func(t *testing.T, p *Plan) {
 		sg := res(t, p, typeSecurityGroup, "chemistry-gpu-sg")
 		sg.Inputs["egress"] = append(list(sg.Inputs["egress"]), map[string]any{

@@ -99,6 +99,8 @@ func Rules() []Rule {
 			nil, checkVersions},
 		{"downloads-verified", Error, "every download a node config names is HTTPS and checked against a SHA-256, and the user data checks the agent's",
 			nil, checkDownloads},
+		{"pinned-ollama", Error, "every pool node config names an Ollama release whose SHA-256 is recorded in versions/versions.go (`sandboxctl pin ollama VERSION` records it); the offline plan renders an unpinned release only to show it, and nodes refuse it",
+			nil, checkPinnedOllama},
 
 		// IAM.
 		{"iam-no-wildcard-actions", Error, "no IAM policy allows \"*\" or a whole service (\"svc:*\") as an action",
