@@ -412,7 +412,7 @@ func nodeConfigOf(t *testing.T, lt PlannedResource) string {
 		t.Fatal(err)
 	}
 	for _, f := range doc.WriteFiles {
-		if f.Path == "/etc/llm-sandbox/node.json" {
+		if f.Path == node.ConfigPath {
 			return f.Content
 		}
 	}
