@@ -51,6 +51,8 @@ func nodeConfig(args *ModelPoolArgs) *node.Config {
 			Hook: nodegroup.LaunchHookName, HeartbeatSeconds: HeartbeatSeconds(args.GPU),
 			TerminateHook: nodegroup.TerminateHookName, DrainSeconds: nodegroup.DeregistrationDelaySeconds(args.ContextLength),
 		},
+		// Marshal then renders an empty release hash for the offline plan; nodes refuse it.
+		RenderUnpinned: args.RenderUnpinnedOllama,
 		Ollama: &node.OllamaConfig{
 			Version: args.OllamaRelease.Version,
 			Release: releaseArtifact(args.OllamaRelease),
