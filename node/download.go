@@ -186,7 +186,7 @@ func (a *Agent) fetchOnce(ctx context.Context, step, what string, art Artifact, 
 		return "", err
 	}
 	defer body.Close()
-	progress := &progressWriter{log: a.log, step: step, what: what, total: size, every: 30 * time.Second, last: time.Now()}
+	progress := &Progress{Printf: a.log.Printf, What: "step " + step + ": " + what, Total: size, Every: 30 * time.Second}
 	file, n, err := saveVerified(body, art, dir, progress)
 	if err != nil {
 		return "", err
@@ -264,27 +264,51 @@ func VerifyFile(path string, art Artifact) error {
 	return nil
 }
 
-// progressWriter logs a long download's progress now and then, so a slow mirror shows on the
-// console as progress rather than as a hang.
-type progressWriter struct {
-	log   *Logger
-	step  string
-	what  string
-	total int64
-	n     int64
-	every time.Duration
-	last  time.Time
+// Progress reports a transfer's progress through Printf, so a long download shows as progress
+// rather than as a hang: at each tenth of a known Total of 1 MiB or more, and whenever Every has passed since
+// the last report (a slow tenth, or an unknown total). It is an io.Writer counting the bytes
+// written to it; Set reports a position known otherwise (Ollama's pull status).
+type Progress struct {
+	Printf func(format string, args ...any)
+	// What names the transfer at the start of each line.
+	What string
+	// Total is the size in bytes; 0 or less when unknown.
+	Total int64
+	// Every is the longest time between two reports; 0 reports tenths only.
+	Every time.Duration
+
+	n      int64
+	tenths int64
+	last   time.Time
 }
 
-func (p *progressWriter) Write(b []byte) (int, error) {
-	p.n += int64(len(b))
-	if now := time.Now(); now.Sub(p.last) >= p.every {
+// Write counts b.
+func (p *Progress) Write(b []byte) (int, error) {
+	p.Set(p.n + int64(len(b)))
+	return len(b), nil
+}
+
+// Set reports that n bytes have been transferred.
+func (p *Progress) Set(n int64) {
+	now := time.Now()
+	if p.last.IsZero() {
 		p.last = now
-		if p.total > 0 {
-			p.log.Printf("step %s: %s: %d of %d MiB", p.step, p.what, p.n>>20, p.total>>20)
-		} else {
-			p.log.Printf("step %s: %s: %d MiB", p.step, p.what, p.n>>20)
+	}
+	p.n = n
+	report := p.Every > 0 && now.Sub(p.last) >= p.Every
+	// Tenths of a transfer under 1 MiB would only clutter the log.
+	if p.Total >= 1<<20 {
+		if t := min(n, p.Total) * 10 / p.Total; t > p.tenths {
+			p.tenths, report = t, true
 		}
 	}
-	return len(b), nil
+	if !report {
+		return
+	}
+	p.last = now
+	if p.Total > 0 {
+		p.Printf("%s: %d%% (%d of %d MiB)", p.What, min(n, p.Total)*100/p.Total, n>>20, p.Total>>20)
+	} else {
+		p.Printf("%s: %d MiB", p.What, n>>20)
+	}
 }
