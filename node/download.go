@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -116,6 +117,20 @@ func (a *Agent) openArtifact(ctx context.Context, rawURL string) (io.ReadCloser,
 	default:
 		return nil, 0, permanent(fmt.Errorf("unsupported URL scheme in %q", rawURL))
 	}
+}
+
+// DownloadClient is the HTTP client artifacts are downloaded with: it honours HTTP(S)_PROXY and
+// bounds the connection, the TLS handshake and the wait for the answer's headers, but not the
+// transfer, which may take long on a slow link.
+func DownloadClient() *http.Client {
+	dialer := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
+	return &http.Client{Transport: &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           dialer.DialContext,
+		TLSHandshakeTimeout:   30 * time.Second,
+		ResponseHeaderTimeout: time.Minute,
+		ForceAttemptHTTP2:     true,
+	}}
 }
 
 // openHTTP GETs rawURL with client and returns the body of a 200 answer and its length (-1

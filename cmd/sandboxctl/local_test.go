@@ -7,6 +7,8 @@ package main
 import (
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +25,7 @@ import (
 	"github.com/llm-sandbox/llm-sandbox/internal/localrun"
 	"github.com/llm-sandbox/llm-sandbox/internal/localrun/localruntest"
 	"github.com/llm-sandbox/llm-sandbox/internal/orchestrate/orchestratetest"
+	"github.com/llm-sandbox/llm-sandbox/versions"
 )
 
 func TestLocalRefusesAStackThatDoesNotValidate(t *testing.T) {
@@ -56,13 +59,15 @@ func TestLocalUsageErrors(t *testing.T) {
 		"unknown stack":     {"local", "nosuch", "--ollama", "/bin/true"},
 		"port out of range": {"local", "chemistry", "--port", "70000"},
 		"tiny, no writer":   {"local", "chemistry", "--tiny", "--ollama", "/bin/true"},
-		"no ollama":         {"local", "chemistry", "--ollama", "", "--state", t.TempDir()},
 		"port taken":        {"local", "chemistry", "--ollama", os.Args[0], "--port", takenPort, "--state", t.TempDir()},
+		"binary and mirror": {"local", "chemistry", "--ollama", "/bin/true", "--ollama-mirror", "http://127.0.0.1:1/ollama"},
+		"mirror not a URL":  {"local", "chemistry", "--ollama-mirror", "/srv/ollama"},
+		"stop and status":   {"local", "--stop", "--status"},
+		"stop two stacks":   {"local", "--stop", "chemistry", "physics"},
+		"stop and tiny":     {"local", "--stop", "chemistry", "--tiny"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			if name == "no ollama" {
-				t.Setenv(localrun.EnvOllamaBin, "")
-			}
+			t.Setenv(localrun.EnvOllamaBin, "")
 			code, out, errOut := sandboxctl(t, projectRoot(t), args...)
 			if name == "port taken" && !strings.Contains(errOut, "port "+takenPort+" on 127.0.0.1 is taken") {
 				t.Errorf("stderr %q does not name the taken port", errOut)
@@ -71,6 +76,74 @@ func TestLocalUsageErrors(t *testing.T) {
 				t.Errorf("exit %d, stdout %q, stderr %q; want %d and a message", code, out, errOut, exitUsage)
 			}
 		})
+	}
+}
+
+// TestLocalPinnedOllamaFailsClosed runs `local` without --ollama, so that it fetches the
+// pinned Ollama release, from a mirror on 127.0.0.1 (the documented override, once by flag,
+// once by environment) that serves the wrong file, then from one that does not answer. Each
+// must stop before anything starts, leave nothing in the cache and say that --ollama PATH is
+// the offline way.
+func TestLocalPinnedOllamaFailsClosed(t *testing.T) {
+	t.Setenv(localrun.EnvOllamaBin, "")
+	asset := "/mirror/ollama/v" + versions.Ollama.Version + "/" + versions.OllamaAsset
+	served := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != asset {
+			http.NotFound(w, r)
+			return
+		}
+		served++
+		_, _ = w.Write([]byte("not the pinned release"))
+	}))
+	defer srv.Close()
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+	for _, c := range []struct {
+		name, mirror string
+		byEnv        bool
+		want         []string
+	}{
+		{"mismatch", srv.URL + "/mirror/ollama", false, []string{"checksum mismatch for " + srv.URL + asset, "want sha256 " + versions.Ollama.SHA256, "Refusing it", "--ollama PATH"}},
+		{"mismatch from the environment", srv.URL + "/mirror/ollama/", true, []string{"checksum mismatch for " + srv.URL + asset, "Refusing it"}},
+		{"offline", closed.URL, false, []string{"download Ollama " + versions.Ollama.Version, "Offline, pass --ollama PATH"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cache := t.TempDir()
+			t.Setenv("XDG_CACHE_HOME", cache)
+			state := filepath.Join(t.TempDir(), "state")
+			args := []string{"local", "chemistry", "--state", state, "--port", strconv.Itoa(localrun.FreePort(t))}
+			t.Setenv(localrun.EnvOllamaMirror, "")
+			if c.byEnv {
+				t.Setenv(localrun.EnvOllamaMirror, c.mirror)
+			} else {
+				args = append(args, "--ollama-mirror", c.mirror)
+			}
+			code, out, errOut := sandboxctl(t, projectRoot(t), args...)
+			if code != exitInvalid || out != "" {
+				t.Fatalf("exit %d, stdout %q; want %d and nothing on stdout:\n%s", code, out, exitInvalid, errOut)
+			}
+			for _, want := range c.want {
+				if !strings.Contains(errOut, want) {
+					t.Errorf("stderr lacks %q:\n%s", want, errOut)
+				}
+			}
+			if strings.Contains(errOut, "stopping every process") || strings.Contains(errOut, "on this machine, state in") {
+				t.Errorf("it went on after the release failed:\n%s", errOut)
+			}
+			_ = filepath.Walk(cache, func(p string, fi os.FileInfo, err error) error {
+				if err == nil && !fi.IsDir() {
+					t.Errorf("file left in the cache: %s", p)
+				}
+				return nil
+			})
+			if _, err := os.Stat(state); !os.IsNotExist(err) {
+				t.Errorf("a failed release made the state directory: %v", err)
+			}
+		})
+	}
+	if served != 2 {
+		t.Errorf("the mirror served %d downloads, want 2", served)
 	}
 }
 

@@ -71,6 +71,7 @@ func CachedRelease(ctx context.Context, client *http.Client, r versions.Release,
 	})
 	if err != nil {
 		var mismatch *node.ChecksumError
+		_ = os.Remove(dir) // only when empty: nothing of a failed download is kept
 		return "", &ReleaseError{Offline: !errors.As(err, &mismatch), Err: fmt.Errorf("download Ollama %s: %w", r.Version, err)}
 	}
 	if err := os.Rename(tmp, file); err != nil {
