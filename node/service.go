@@ -158,7 +158,7 @@ func readPid(file string) (int, bool) {
 // for LiteLLM): enough that a pid recycled by an unrelated process is not mistaken for the
 // server and killed.
 func isOurProcess(pid int, match string) bool {
-	state, session, ok := procStat(pid)
+	state, _, session, ok := procStat(pid)
 	if !ok || state == 'Z' || session != pid {
 		return false
 	}
@@ -175,49 +175,29 @@ func isOurProcess(pid int, match string) bool {
 	return false
 }
 
-// procStat reads a process's state letter and session id from /proc/<pid>/stat (proc(5)).
-func procStat(pid int) (state byte, session int, ok bool) {
-	f, ok := procStatFields(pid)
-	if !ok {
-		return 0, 0, false
-	}
-	session, err := strconv.Atoi(f[3])
-	if err != nil {
-		return 0, 0, false
-	}
-	return f[0][0], session, true
-}
-
-// procGroup reads a process's state letter and process group id from /proc/<pid>/stat.
-func procGroup(pid int) (state byte, pgid int, ok bool) {
-	f, ok := procStatFields(pid)
-	if !ok {
-		return 0, 0, false
-	}
-	pgid, err := strconv.Atoi(f[2])
-	if err != nil {
-		return 0, 0, false
-	}
-	return f[0][0], pgid, true
-}
-
-// procStatFields returns the fields of /proc/<pid>/stat from the state on: state, ppid, pgrp,
-// session, ...
-func procStatFields(pid int) ([]string, bool) {
+// procStat reads a process's state letter, process group id and session id from
+// /proc/<pid>/stat (proc(5)).
+func procStat(pid int) (state byte, pgid, session int, ok bool) {
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return nil, false
+		return 0, 0, 0, false
 	}
 	// The command name is in parentheses and may hold spaces: fields start after the last ')'.
 	i := bytes.LastIndexByte(stat, ')')
 	if i < 0 {
-		return nil, false
+		return 0, 0, 0, false
 	}
 	f := strings.Fields(string(stat[i+1:]))
+	// state, ppid, pgrp, session, ...
 	if len(f) < 4 || len(f[0]) != 1 {
-		return nil, false
+		return 0, 0, 0, false
 	}
-	return f, true
+	pgid, err1 := strconv.Atoi(f[2])
+	session, err2 := strconv.Atoi(f[3])
+	if err1 != nil || err2 != nil {
+		return 0, 0, 0, false
+	}
+	return f[0][0], pgid, session, true
 }
 
 // processAlive reports whether pid exists and is not a zombie.
@@ -225,7 +205,7 @@ func processAlive(pid int) bool {
 	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
 		return false
 	}
-	state, _, ok := procStat(pid)
+	state, _, _, ok := procStat(pid)
 	return ok && state != 'Z'
 }
 
@@ -282,7 +262,7 @@ func groupAlive(pgid int) bool {
 		if err != nil {
 			continue
 		}
-		if state, group, ok := procGroup(pid); ok && group == pgid && state != 'Z' {
+		if state, group, _, ok := procStat(pid); ok && group == pgid && state != 'Z' {
 			return true
 		}
 	}

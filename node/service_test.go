@@ -205,7 +205,7 @@ func countGroup(pgid int) int {
 		if err != nil {
 			continue
 		}
-		if state, group, ok := procGroup(pid); ok && group == pgid && state != 'Z' {
+		if state, group, _, ok := procStat(pid); ok && group == pgid && state != 'Z' {
 			n++
 		}
 	}

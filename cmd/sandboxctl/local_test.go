@@ -275,3 +275,70 @@ func TestLocalTinyServesAndStops(t *testing.T) {
 		t.Errorf("processes left under the state directory: %v", left)
 	}
 }
+
+// TestLocalDetachServesAndStops starts the chemistry stack with --tiny --detach, which must
+// return once ready with the same export lines; --status must list its servers, the API must
+// answer, a second start must be refused while it runs, and --stop must leave no process under
+// the state directory.
+func TestLocalDetachServesAndStops(t *testing.T) {
+	h := localruntest.RequireLiteLLM(t)
+	state := t.TempDir()
+	port := localrun.FreePort(t)
+	t.Cleanup(func() {
+		if left := localrun.ProcessesUnder(state); len(left) != 0 {
+			_, _ = localrun.StopRun(state)
+		}
+	})
+	code, out, errOut := sandboxctl(t, projectRoot(t), "local", "chemistry", "--tiny", "--detach",
+		"--port", strconv.Itoa(port), "--state", state,
+		"--ollama", h.Ollama, "--tinymodel", h.TinyModel, "--litellm-wheels", h.LiteLLMWheels)
+	if code != exitOK {
+		t.Fatalf("--detach: exit %d:\n%s%s", code, out, errOut)
+	}
+	m := regexp.MustCompile(`(?m)^  export OPENAI_BASE_URL=(\S+)\n  export OPENAI_API_KEY=(sk-\S+)$`).FindStringSubmatch(out)
+	if m == nil || !strings.Contains(out, "sandboxctl local --stop chemistry") {
+		t.Fatalf("--detach printed no export lines or no way to stop:\n%s", out)
+	}
+	base, key := m[1], m[2]
+	if want := fmt.Sprintf("http://127.0.0.1:%d/v1", port); base != want {
+		t.Errorf("base URL %s, want %s", base, want)
+	}
+	if len(localrun.ProcessesUnder(state)) == 0 {
+		t.Fatal("no process runs under the state directory after --detach returned")
+	}
+
+	code, out, errOut = sandboxctl(t, projectRoot(t), "local", "--status", "chemistry", "--state", state)
+	if code != exitOK || !strings.Contains(out, "chemistry: 2 server(s) running") || !strings.Contains(out, "API "+base+" since") ||
+		!strings.Contains(out, "litellm of gateway: running as pid") || !strings.Contains(out, "ollama of pool-gpu: running as pid") {
+		t.Errorf("--status: exit %d:\n%s%s", code, out, errOut)
+	}
+
+	body := localruntest.PostJSON(t, base+"/chat/completions", key, map[string]any{
+		"model": "llama3.1:8b", "max_tokens": 4, "messages": []map[string]string{{"role": "user", "content": "Hello"}},
+	})
+	if !strings.Contains(string(body), `"choices"`) {
+		t.Errorf("completion: %s", body)
+	}
+
+	code, _, errOut = sandboxctl(t, projectRoot(t), "local", "chemistry", "--tiny", "--state", state,
+		"--port", strconv.Itoa(localrun.FreePort(t)), "--ollama", h.Ollama, "--tinymodel", h.TinyModel)
+	if code != exitUsage || !strings.Contains(errOut, "a detached run of chemistry is running") {
+		t.Errorf("a second start while detached: exit %d, stderr %q; want a usage error", code, errOut)
+	}
+
+	code, out, errOut = sandboxctl(t, projectRoot(t), "local", "--stop", "chemistry", "--state", state)
+	if code != exitOK || !strings.Contains(out, "chemistry: stopped") || !strings.Contains(out, "litellm of gateway (pid") {
+		t.Errorf("--stop: exit %d:\n%s%s", code, out, errOut)
+	}
+	if left := localrun.ProcessesUnder(state); len(left) != 0 {
+		t.Errorf("processes left under the state directory after --stop: %v", left)
+	}
+	if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second); err == nil {
+		c.Close()
+		t.Errorf("port %d still answers after --stop", port)
+	}
+	code, out, _ = sandboxctl(t, projectRoot(t), "local", "--status", "chemistry", "--state", state)
+	if code != exitOK || !strings.Contains(out, "no detached run is running") {
+		t.Errorf("--status after --stop: exit %d:\n%s", code, out)
+	}
+}
