@@ -130,14 +130,17 @@ func local(e env, projectFlag string, args []string) error {
 	if err != nil {
 		return &usageError{msg: err.Error()}
 	}
+	stopCommand := "sandboxctl local --stop " + stack
 	if *state == "" {
 		if *state, err = localStateDir(stack); err != nil {
 			return err
 		}
+	} else {
+		stopCommand += " --state " + *state
 	}
 	for _, s := range localrun.Services(*state) {
 		if s.Running {
-			return usagef("a detached run of %s is running in %s (%s of %s, pid %d): stop it with `sandboxctl local --stop %s` first", stack, *state, s.Name, s.Node, s.Pid, stack)
+			return usagef("a detached run of %s is running in %s (%s of %s, pid %d): stop it with `%s` first", stack, *state, s.Name, s.Node, s.Pid, stopCommand)
 		}
 	}
 	// A taken port would fail the gateway only after LiteLLM's install: say so now.
@@ -209,7 +212,7 @@ func local(e env, projectFlag string, args []string) error {
 		// The nodes' servers run on their own; only the mirror they installed from goes.
 		s.Mirror.Close()
 		detached = true
-		writeLocalReady(e.stdout, s.URL(), s.MasterKey, model, *tiny, stack)
+		writeLocalReady(e.stdout, s.URL(), s.MasterKey, model, *tiny, stopCommand)
 		return nil
 	}
 	writeLocalReady(e.stdout, s.URL(), s.MasterKey, model, *tiny, "")
@@ -359,9 +362,9 @@ func localLayout(spec *config.Spec, port int) localrun.Layout {
 }
 
 // writeLocalReady prints what a client needs: the base URL, the key to export and a streamed
-// curl completion of model; then how to stop the run: Ctrl-C, or for a run of stack detached
-// (stack not empty) `--stop`.
-func writeLocalReady(w io.Writer, url, key, model string, tiny bool, detachedStack string) {
+// curl completion of model; then how to stop the run: Ctrl-C, or for a detached run its
+// stopCommand.
+func writeLocalReady(w io.Writer, url, key, model string, tiny bool, stopCommand string) {
 	fmt.Fprintf(w, "The API is ready at %s/v1 (OpenAI-compatible). In another shell:\n\n", url)
 	fmt.Fprintf(w, "  export OPENAI_BASE_URL=%s/v1\n", url)
 	fmt.Fprintf(w, "  export OPENAI_API_KEY=%s\n", key)
@@ -371,8 +374,8 @@ func writeLocalReady(w io.Writer, url, key, model string, tiny bool, detachedSta
 	if tiny {
 		fmt.Fprintln(w, "The models are tiny random-weight stand-ins: their answers are noise.")
 	}
-	if detachedStack != "" {
-		fmt.Fprintf(w, "The run serves on in the background: `sandboxctl local --stop %s` stops every process it started.\n", detachedStack)
+	if stopCommand != "" {
+		fmt.Fprintf(w, "The run serves on in the background: `%s` stops every process it started.\n", stopCommand)
 		return
 	}
 	fmt.Fprintln(w, "Ctrl-C (or SIGTERM) stops every process this run started.")
