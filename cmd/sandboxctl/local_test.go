@@ -25,6 +25,7 @@ import (
 	"github.com/llm-sandbox/llm-sandbox/internal/localrun"
 	"github.com/llm-sandbox/llm-sandbox/internal/localrun/localruntest"
 	"github.com/llm-sandbox/llm-sandbox/internal/orchestrate/orchestratetest"
+	"github.com/llm-sandbox/llm-sandbox/node"
 	"github.com/llm-sandbox/llm-sandbox/versions"
 )
 
@@ -340,5 +341,43 @@ func TestLocalDetachServesAndStops(t *testing.T) {
 	code, out, _ = sandboxctl(t, projectRoot(t), "local", "--status", "chemistry", "--state", state)
 	if code != exitOK || !strings.Contains(out, "no detached run is running") {
 		t.Errorf("--status after --stop: exit %d:\n%s", code, out)
+	}
+}
+
+// TestLocalStopAndStatusFindRunsInTheCache lays out two detached runs in the default state
+// directories (a server running from under each), and requires --status to list both,
+// --stop STACK to stop only that stack's, and --stop without STACK the rest.
+func TestLocalStopAndStatusFindRunsInTheCache(t *testing.T) {
+	cache := t.TempDir()
+	t.Setenv("XDG_CACHE_HOME", cache)
+	pids := map[string]int{}
+	for _, stack := range []string{"chemistry", "physics"} {
+		state := filepath.Join(cache, "llm-sandbox", "local", stack)
+		pids[stack] = localruntest.DetachedServer(t, filepath.Join(state, "nodes", "pool-gpu", "root"), node.OllamaPidFile)
+	}
+	alive := func(stack string) bool {
+		return len(localrun.ProcessesUnder(filepath.Join(cache, "llm-sandbox", "local", stack))) > 0
+	}
+
+	code, out, errOut := sandboxctl(t, projectRoot(t), "local", "--status")
+	for stack, pid := range pids {
+		if want := fmt.Sprintf("%s: 1 server(s) running", stack); !strings.Contains(out, want) || !strings.Contains(out, "ollama of pool-gpu: running as pid "+strconv.Itoa(pid)) {
+			t.Errorf("--status lacks %q and pid %d:\n%s", want, pid, out)
+		}
+	}
+	if code != exitOK {
+		t.Errorf("--status: exit %d: %s", code, errOut)
+	}
+
+	code, out, errOut = sandboxctl(t, projectRoot(t), "local", "--stop", "physics")
+	if code != exitOK || !strings.Contains(out, fmt.Sprintf("physics: stopped ollama of pool-gpu (pid %d)", pids["physics"])) || alive("physics") || !alive("chemistry") {
+		t.Errorf("--stop physics: exit %d, physics running %v, chemistry running %v:\n%s%s", code, alive("physics"), alive("chemistry"), out, errOut)
+	}
+	code, out, errOut = sandboxctl(t, projectRoot(t), "local", "--stop")
+	if code != exitOK || !strings.Contains(out, "chemistry: stopped") || strings.Contains(out, "physics") || alive("chemistry") {
+		t.Errorf("--stop: exit %d, chemistry running %v:\n%s%s", code, alive("chemistry"), out, errOut)
+	}
+	if code, out, _ = sandboxctl(t, projectRoot(t), "local", "--status"); code != exitOK || out != "no detached run is running\n" {
+		t.Errorf("--status after --stop: exit %d: %q", code, out)
 	}
 }

@@ -60,10 +60,13 @@ type Service struct {
 }
 
 // Services lists the servers whose pid files are in the node roots under state (what
-// StartStack's nodes leave there), sorted by node and name.
+// StartStack's nodes leave there), sorted by node and name. A server is Running only when its
+// pid is alive and runs from under state: a pid file left by a run that ended with the machine
+// may name an unrelated process by now.
 func Services(state string) []Service {
 	roots, _ := filepath.Glob(filepath.Join(state, "nodes", "*", "root"))
 	slices.Sort(roots)
+	under := ProcessesUnder(state)
 	var list []Service
 	for _, root := range roots {
 		for _, name := range slices.Sorted(maps.Keys(services)) {
@@ -72,7 +75,8 @@ func Services(state string) []Service {
 				continue
 			}
 			pid, running := node.DetachedPid(pidFile)
-			list = append(list, Service{Node: filepath.Base(filepath.Dir(root)), Name: name, PidFile: pidFile, Pid: pid, Running: running})
+			_, ours := under[pid]
+			list = append(list, Service{Node: filepath.Base(filepath.Dir(root)), Name: name, PidFile: pidFile, Pid: pid, Running: running && ours})
 		}
 	}
 	return list
@@ -85,12 +89,17 @@ func StopRun(state string) ([]Service, error) {
 	var stopped []Service
 	var errs []error
 	for _, s := range Services(state) {
+		if !s.Running {
+			// A stale pid file: whatever has that pid now is not the run's to stop.
+			if err := os.Remove(s.PidFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+				errs = append(errs, err)
+			}
+			continue
+		}
 		if err := node.StopDetached(s.PidFile, 15*time.Second); err != nil {
 			errs = append(errs, fmt.Errorf("%s of %s: %w", s.Name, s.Node, err))
 		}
-		if s.Running {
-			stopped = append(stopped, s)
-		}
+		stopped = append(stopped, s)
 	}
 	left := ProcessesUnder(state)
 	for _, pid := range slices.Sorted(maps.Keys(left)) {
