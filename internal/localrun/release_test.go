@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -174,5 +175,41 @@ func TestCachedReleaseOffline(t *testing.T) {
 	var rerr *ReleaseError
 	if !errors.As(err, &rerr) || !rerr.Offline {
 		t.Fatalf("CachedRelease = %v; want an offline ReleaseError", err)
+	}
+}
+
+// TestDeploymentServesTheCachedRelease hands a downloaded release to a deployment, as
+// `sandboxctl local` does without --ollama, and requires its pool nodes' config to name that
+// archive, served unchanged from disk, with the pinned hash and version.
+func TestDeploymentServesTheCachedRelease(t *testing.T) {
+	archive := fakeRelease(t, "0.35.1")
+	srv := newFakeReleaseServer(t, "0.35.1", archive)
+	r := versions.OllamaRelease(srv.URL+"/mirror/ollama", "0.35.1", SHA256Hex(archive))
+	file, err := CachedRelease(context.Background(), srv.Client(), r, t.TempDir(), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo, err := RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := NewHelpers(repo, "", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.UseRelease(file, r)
+	d := NewDeployment(t, h, t.TempDir())
+	cfg := d.OllamaConfig(11434, d.Release, OllamaOptions{})
+	if cfg.Ollama.Version != "0.35.1" || cfg.Ollama.Release.SHA256 != r.SHA256 {
+		t.Errorf("pool config pins %s, sha256 %s; want 0.35.1 and %s", cfg.Ollama.Version, cfg.Ollama.Release.SHA256, r.SHA256)
+	}
+	resp, err := http.Get(cfg.Ollama.Release.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	got, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK || !bytes.Equal(got, archive) {
+		t.Errorf("GET %s: %d, %d bytes, %v; want the cached archive's %d bytes", cfg.Ollama.Release.URL, resp.StatusCode, len(got), err, len(archive))
 	}
 }
