@@ -206,13 +206,7 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Agent, error) {
 	a.downloads = opts.HTTPClient
 	if a.local == nil {
 		dialer := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
-		a.downloads = &http.Client{Transport: &http.Transport{
-			Proxy:                 http.ProxyFromEnvironment,
-			DialContext:           dialer.DialContext,
-			TLSHandshakeTimeout:   30 * time.Second,
-			ResponseHeaderTimeout: time.Minute,
-			ForceAttemptHTTP2:     true,
-		}}
+		a.downloads = DownloadClient()
 		// No proxy and no header timeout: a model load answers only when it is done, and the
 		// step's context bounds it.
 		a.local = &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext}}

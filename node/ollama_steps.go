@@ -279,8 +279,22 @@ func (r *ollamaRole) stepModels(ctx context.Context, _ *runState) (string, error
 	return fmt.Sprintf("%d already present, %d pulled, %d created", have, pulled, created), nil
 }
 
-func (r *ollamaRole) statusLogger(name string) func(string) {
-	return func(status string) { r.log.Printf("step models: %s: %s", name, status) }
+// statusLogger logs each new status of a pull or create of model name and, while a pull
+// downloads a layer, its progress.
+func (r *ollamaRole) statusLogger(name string) func(streamStatus) {
+	var p *Progress
+	return func(s streamStatus) {
+		what := "step models: " + name + ": " + s.Status
+		if p == nil || p.What != what {
+			r.log.Printf("%s", what)
+			p = &Progress{Printf: r.log.Printf, What: what, Every: 30 * time.Second}
+		}
+		if s.Total > 0 {
+			// A pull's layer download: its percentage as it goes, as `ollama pull` shows it.
+			p.Total = s.Total
+			p.Set(s.Completed)
+		}
+	}
 }
 
 // pullModel pulls from the registry. Any pull error is treated as transient (a registry or
