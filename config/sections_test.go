@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -67,5 +68,37 @@ func TestAccessAndTagLimitsAcceptTheirBoundary(t *testing.T) {
 		if (err == nil) != tc.ok {
 			t.Errorf("%s: error %v, want ok %v", tc.name, err, tc.ok)
 		}
+	}
+}
+
+// alerts.emails reaches the Spec in file order; without the key there is nobody to mail.
+func TestAlertsEmailsReachTheSpec(t *testing.T) {
+	parse := func(alerts string) *Spec {
+		t.Helper()
+		doc := `config:
+  aws:region: ca-central-1
+  llm-sandbox:department: chemistry
+  llm-sandbox:network:
+    cidr: 10.20.0.0/16
+  llm-sandbox:pools:
+    gpu:
+      models: [llama3.1:8b]
+` + alerts
+		values, err := StackFileValues([]byte(doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		spec, err := Parse("chemistry", "stacks/Pulumi.chemistry.yaml", values)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return spec
+	}
+	got := parse("  llm-sandbox:alerts:\n    emails: [lab@chem.example.edu, Chem-Ops@example.edu]\n").Alerts.Emails
+	if want := []string{"lab@chem.example.edu", "Chem-Ops@example.edu"}; !slices.Equal(got, want) {
+		t.Errorf("alerts.emails = %q, want %q", got, want)
+	}
+	if got := parse("").Alerts.Emails; len(got) != 0 {
+		t.Errorf("no alerts key: emails = %q, want none", got)
 	}
 }
