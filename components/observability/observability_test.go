@@ -263,7 +263,7 @@ func TestEveryGroupHasItsAlarmsOnItsOwnMetrics(t *testing.T) {
 	}
 	for _, g := range []struct {
 		label, tagKey, tagValue, lb string
-		heartbeatMinutes           int
+		heartbeatMinutes            int
 	}{
 		{"gateway", catalog.TagTier, "gateway", frontLB, 10},
 		{"pool-gpu", catalog.TagPool, "gpu", innerLB, 30},
