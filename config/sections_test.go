@@ -10,6 +10,14 @@ import (
 // parseAccess parses a stack whose access section is given, with the tags given.
 func parseAccess(t *testing.T, access, tags string) error {
 	t.Helper()
+	_, err := parseWith(t, access, tags)
+	return err
+}
+
+// parseWith parses a stack whose access section is given, followed by the top-level keys in
+// rest.
+func parseWith(t *testing.T, access, rest string) (*Spec, error) {
+	t.Helper()
 	doc := `config:
   aws:region: ca-central-1
   llm-sandbox:department: chemistry
@@ -20,13 +28,12 @@ func parseAccess(t *testing.T, access, tags string) error {
   llm-sandbox:pools:
     gpu:
       models: [llama3.1:8b]
-` + tags
+` + rest
 	values, err := StackFileValues([]byte(doc))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = Parse("chemistry", "stacks/Pulumi.chemistry.yaml", values)
-	return err
+	return Parse("chemistry", "stacks/Pulumi.chemistry.yaml", values)
 }
 
 const publicHTTPS = `    mode: public
@@ -75,20 +82,7 @@ func TestAccessAndTagLimitsAcceptTheirBoundary(t *testing.T) {
 func TestAlertsEmailsReachTheSpec(t *testing.T) {
 	parse := func(alerts string) *Spec {
 		t.Helper()
-		doc := `config:
-  aws:region: ca-central-1
-  llm-sandbox:department: chemistry
-  llm-sandbox:network:
-    cidr: 10.20.0.0/16
-  llm-sandbox:pools:
-    gpu:
-      models: [llama3.1:8b]
-` + alerts
-		values, err := StackFileValues([]byte(doc))
-		if err != nil {
-			t.Fatal(err)
-		}
-		spec, err := Parse("chemistry", "stacks/Pulumi.chemistry.yaml", values)
+		spec, err := parseWith(t, "    mode: internal", alerts)
 		if err != nil {
 			t.Fatal(err)
 		}
