@@ -19,6 +19,7 @@ var (
 	poolKeys     = []string{"instanceType", "minSize", "maxSize", "models", "parallel", "contextLength", "spot", "warmPool", "schedule"}
 	scheduleKeys = []string{"timezone", "days", "start", "stop"}
 	gatewayKeys  = []string{"instanceType", "minSize", "maxSize", "deletionProtection"}
+	alertsKeys   = []string{"emails"}
 )
 
 // Limits on sizes, chosen so that a typo (maxSize: 200) is caught rather than deployed.
@@ -498,4 +499,29 @@ func (p *parser) tags(n *yaml.Node) map[string]string {
 		tags[k] = v.Value
 	}
 	return tags
+}
+
+func (p *parser) alerts(n *yaml.Node) Alerts {
+	const path = "alerts"
+	var a Alerts
+	f := p.fields(n, path, alertsKeys)
+	at := joinPath(path, "emails")
+	seen := map[string]int{}
+	for i, e := range p.strList(f["emails"], at) {
+		ep := fmt.Sprintf("%s[%d]", at, i)
+		if msg := rules.Email(e); msg != "" {
+			p.add(ep, "%s", msg)
+			continue
+		}
+		// Mailbox domains ignore case, and in practice so do local parts: SNS would send two
+		// confirmations to one inbox.
+		k := strings.ToLower(e)
+		if j, dup := seen[k]; dup {
+			p.add(ep, "duplicates %s[%d] (got %q)", at, j, e)
+			continue
+		}
+		seen[k] = i
+		a.Emails = append(a.Emails, e)
+	}
+	return a
 }

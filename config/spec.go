@@ -59,6 +59,16 @@ type Spec struct {
 	Gateway Gateway
 	// Tags are the department's own tags, added to every resource.
 	Tags map[string]string
+	// Alerts is who hears about the department's alarms.
+	Alerts Alerts
+}
+
+// Alerts is who the department's alarms notify.
+type Alerts struct {
+	// Emails are the addresses subscribed to the alarm topic, in file order, no duplicates
+	// (compared without case). Empty (the default): the alarms still fire and the dashboard
+	// shows them, but nobody is mailed.
+	Emails []string
 }
 
 // PoolNames returns the pool names in sorted order, so that anything built per pool is built in

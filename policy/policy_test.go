@@ -245,6 +245,15 @@ var ruleCases = []ruleCase{
 	{"artifacts-access-logs", "chemistry", func(t *testing.T, p *Plan) { remove(p, typeBucketPolicy, "chemistry-artifacts-logs-policy") }, "no policy admitting the S3 logging service"},
 	{"artifacts-access-logs", "chemistry", setIn(typeBucketLifecycle, "chemistry-artifacts-logs-lifecycle", 30.0, "rules", "0", "expiration", "days"), "expire after 30 days, the flow logs after 90"},
 	{"artifacts-access-logs", "chemistry", setIn(typeBucketLifecycle, "chemistry-artifacts-logs-lifecycle", "Disabled", "rules", "0", "status"), "no enabled lifecycle rule"},
+	{"alarms-present", "chemistry", func(t *testing.T, p *Plan) { remove(p, typeAlarm, "chemistry-observability-pool-gpu-no-healthy-node") }, "no no-healthy-node alarm (tagged Pool=gpu"},
+	{"alarms-present", "linguistics", func(t *testing.T, p *Plan) { remove(p, typeAlarm, "linguistics-observability-gateway-pending-node") }, "no pending-node alarm (tagged llm-sandbox:tier=gateway"},
+	{"alarms-present", "chemistry", setIn(typeAlarm, "chemistry-observability-gateway-5xx-rate", []any{}, "alarmActions"), "want the department's alarm topic"},
+	{"alarms-present", "chemistry", setIn(typeAlarm, "chemistry-observability-pool-gpu-response-time", "gpu2", "tags", "Pool"), "no response-time alarm (tagged Pool=gpu"},
+	{"alarms-present", "chemistry", setIn(typeAlarm, "chemistry-observability-pool-gpu-response-time", false, "actionsEnabled"), "actionsEnabled false"},
+	{"sns-encrypted", "chemistry", setIn(typeTopic, "chemistry-observability-alarms", "alias/aws/sns", "kmsMasterKeyId"), `kmsMasterKeyId "alias/aws/sns"; want the department key`},
+	{"sns-encrypted", "linguistics", func(t *testing.T, p *Plan) {
+		delete(res(t, p, typeTopic, "linguistics-observability-alarms").Inputs, "kmsMasterKeyId")
+	}, `kmsMasterKeyId ""`},
 }
 
 func TestFixturesPass(t *testing.T) {

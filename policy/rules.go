@@ -143,5 +143,11 @@ func Rules() []Rule {
 			nil, checkS3VPCE},
 		{"artifacts-access-logs", Error, "every bucket but a log bucket records its requests with S3 server access logging into a separate bucket that is SSE-S3 encrypted (S3 delivers no logs to SSE-KMS), writable only by logging.s3.amazonaws.com for that bucket and account, kept as long as the flow logs and as protected from deletion as the bucket it logs",
 			[]string{"CKV_AWS_18", "AVD-AWS-0089", "S3.9"}, checkAccessLogs},
+
+		// Monitoring.
+		{"alarms-present", Error, "every model pool and the gateway have each department alarm (no healthy node, 5xx rate, response time, node pending), and each notifies the department's alarm topic",
+			nil, checkAlarms},
+		{"sns-encrypted", Error, "every SNS topic is encrypted with the department key",
+			[]string{"CKV_AWS_26", "AVD-AWS-0095", "AVD-AWS-0136", "SNS.1"}, checkTopicEncryption},
 	}
 }

@@ -80,6 +80,8 @@ func build(ctx *pulumi.Context, spec *config.Spec, projectDir string, args *sand
 	ctx.Export("endpointUrl", sb.EndpointURL)
 	ctx.Export("loadBalancerDnsName", sb.LoadBalancerDNSName)
 	ctx.Export("gatewayGroupName", sb.GatewayGroupName)
+	ctx.Export("dashboardUrl", sb.DashboardURL)
+	ctx.Export("alarmTopicArn", sb.AlarmTopicArn)
 	return nil
 }
 

@@ -538,6 +538,11 @@ func TestGroup(t *testing.T) {
 				t.Errorf("lifecycle hooks = %v, want [%v %v]", hooks, wantHook, wantTerminate)
 			}
 
+			// The dashboard and alarms read the group's metrics: they are published every minute.
+			if got := strs(asg["enabledMetrics"]); !slices.Equal(got, nodegroup.GroupMetrics()) || asg["metricsGranularity"] != "1Minute" {
+				t.Errorf("group metrics = %v at %v, want %v at 1Minute", got, asg["metricsGranularity"], nodegroup.GroupMetrics())
+			}
+
 			ir := obj(t, asg["instanceRefresh"], "instanceRefresh")
 			prefs := obj(t, ir["preferences"], "instanceRefresh.preferences")
 			if ir["strategy"] != "Rolling" || prefs["minHealthyPercentage"] != 100.0 || prefs["maxHealthyPercentage"] != 200.0 {

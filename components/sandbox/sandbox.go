@@ -17,6 +17,7 @@ import (
 	"github.com/llm-sandbox/llm-sandbox/components/keys"
 	"github.com/llm-sandbox/llm-sandbox/components/modelpool"
 	"github.com/llm-sandbox/llm-sandbox/components/network"
+	"github.com/llm-sandbox/llm-sandbox/components/observability"
 	"github.com/llm-sandbox/llm-sandbox/config"
 	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
 	"github.com/llm-sandbox/llm-sandbox/versions"
@@ -61,6 +62,10 @@ type Sandbox struct {
 	// MasterKeySecretArn is the ARN of the secret that holds the LiteLLM master key (the ARN
 	// only; the value never leaves Secrets Manager through Pulumi).
 	MasterKeySecretArn pulumi.StringOutput `pulumi:"masterKeySecretArn"`
+	// DashboardURL opens the department's CloudWatch dashboard in the AWS console.
+	DashboardURL pulumi.StringOutput `pulumi:"dashboardUrl"`
+	// AlarmTopicArn is the SNS topic the department's alarms notify.
+	AlarmTopicArn pulumi.StringOutput `pulumi:"alarmTopicArn"`
 
 	// Provider is the AWS provider every child uses: the stack's region and tags.
 	Provider *aws.Provider
@@ -79,6 +84,8 @@ type Sandbox struct {
 	InternalALBSecurityGroup *ec2.SecurityGroup
 	// Gateway is the LiteLLM tier and its load balancers.
 	Gateway *gateway.Gateway
+	// Observability is the dashboard, the alarms and their topic.
+	Observability *observability.Observability
 }
 
 // TypeToken is the component's Pulumi type token, llmsandbox:<package>:<Type>.
@@ -228,7 +235,39 @@ func NewSandbox(ctx *pulumi.Context, name string, args *SandboxArgs, opts ...pul
 		return nil, fmt.Errorf("sandbox %q: gateway: %w", name, err)
 	}
 
+	// The alarms and the dashboard read what the groups and load balancers publish, named as
+	// CloudWatch names them (group names, ARN suffixes).
+	watched := map[string]observability.Group{}
+	for poolName, pool := range pools {
+		inst, _ := catalog.LookupInstance(spec.Pools[poolName].InstanceType) // validated by config
+		watched[poolName] = observability.Group{
+			GroupName:             pool.AutoScalingGroupName,
+			LoadBalancerArnSuffix: gw.InternalLoadBalancer.ArnSuffix,
+			TargetGroupArnSuffix:  pool.TargetGroup.ArnSuffix,
+			HeartbeatSeconds:      modelpool.HeartbeatSeconds(inst.HasGPU()),
+		}
+	}
+	obs, err := observability.NewObservability(ctx, name+"-observability", &observability.ObservabilityArgs{
+		Department:  spec.Department,
+		Region:      spec.Region,
+		KMSKeyArn:   keyStore.KeyArn,
+		AlertEmails: spec.Alerts.Emails,
+		Gateway: observability.Group{
+			GroupName:             gw.AutoScalingGroupName,
+			LoadBalancerArnSuffix: gw.LoadBalancer.ArnSuffix,
+			TargetGroupArnSuffix:  gw.TargetGroup.ArnSuffix,
+			HeartbeatSeconds:      gateway.HeartbeatSeconds,
+		},
+		Pools: watched,
+	}, child...)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox %q: observability: %w", name, err)
+	}
+
 	comp.Provider, comp.Keys, comp.Network, comp.Artifacts, comp.Pools = provider, keyStore, net, bucket, pools
+	comp.Observability = obs
+	comp.DashboardURL = obs.DashboardURL
+	comp.AlarmTopicArn = obs.TopicArn
 	comp.InternalALBSecurityGroup, comp.Gateway = internalSG, gw
 	comp.EndpointURL = gw.EndpointURL
 	comp.LoadBalancerDNSName = gw.LoadBalancerDNSName
@@ -247,6 +286,8 @@ func NewSandbox(ctx *pulumi.Context, name string, args *SandboxArgs, opts ...pul
 		"endpointUrl":         comp.EndpointURL,
 		"loadBalancerDnsName": comp.LoadBalancerDNSName,
 		"gatewayGroupName":    comp.GatewayGroupName,
+		"dashboardUrl":        comp.DashboardURL,
+		"alarmTopicArn":       comp.AlarmTopicArn,
 	}); err != nil {
 		return nil, err
 	}

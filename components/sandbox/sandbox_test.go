@@ -290,3 +290,61 @@ func TestProjectTagsPerResourceIsWhatANodeCarries(t *testing.T) {
 		}
 	}
 }
+
+// The observability component watches every pool and the gateway by the names CloudWatch uses
+// (their groups' names and their load balancers' and target groups' ARN suffixes), and its
+// topic is encrypted with the department key and mails the stack's alert addresses.
+func TestSandboxWatchesEveryPoolAndTheGateway(t *testing.T) {
+	spec := testSpec(config.NATSingle)
+	spec.Pools["cpu"] = config.Pool{Name: "cpu", InstanceType: "m7i.xlarge", MinSize: 1, MaxSize: 1, Models: []string{"qwen2.5:0.5b"}, Parallel: 2, ContextLength: 4096}
+	spec.Alerts.Emails = []string{"chem-ops@example.edu"}
+	m, err := build(t, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs, ok := m.ByName("llmsandbox:observability:Observability", "chem-observability")
+	if !ok || m.NameOf(obs.Parent) != "chem" {
+		t.Fatalf("no observability component parented to the sandbox (found %v)", ok)
+	}
+	key := m.ByType("aws:kms/key:Key")[0].ARN
+	topics := m.ByType("aws:sns/topic:Topic")
+	if len(topics) != 1 || mockaws.Plain(topics[0].Inputs)["kmsMasterKeyId"] != key {
+		t.Errorf("alarm topic not encrypted with the department key %s: %+v", key, topics)
+	}
+	subs := m.ByType("aws:sns/topicSubscription:TopicSubscription")
+	if len(subs) != 1 || mockaws.Plain(subs[0].Inputs)["endpoint"] != "chem-ops@example.edu" {
+		t.Errorf("subscriptions = %+v, want the stack's one address", subs)
+	}
+	suffix := func(typ, name string) string {
+		_, ok := m.ByName(typ, name)
+		if !ok {
+			t.Fatalf("no %s %s", typ, name)
+		}
+		return "/" + name + "/"
+	}
+	for _, c := range []struct{ alarm, asg, tg, lb string }{
+		{"gateway", "chem-gateway-asg", "chem-gateway-tg", "chem-gateway-alb"},
+		{"pool-gpu", "chem-gpu-asg", "chem-gpu-tg", "chem-gateway-internal"},
+		{"pool-cpu", "chem-cpu-asg", "chem-cpu-tg", "chem-gateway-internal"},
+	} {
+		a, ok := m.ByName("aws:cloudwatch/metricAlarm:MetricAlarm", "chem-observability-"+c.alarm+"-response-time")
+		if !ok {
+			t.Errorf("no response-time alarm for %s", c.alarm)
+			continue
+		}
+		dims := fmt.Sprint(mockaws.Plain(a.Inputs)["dimensions"])
+		if !strings.Contains(dims, "targetgroup"+suffix("aws:lb/targetGroup:TargetGroup", c.tg)) || !strings.Contains(dims, "app"+suffix("aws:lb/loadBalancer:LoadBalancer", c.lb)) {
+			t.Errorf("%s response-time dimensions %s, want %s behind %s", c.alarm, dims, c.tg, c.lb)
+		}
+		p, ok := m.ByName("aws:cloudwatch/metricAlarm:MetricAlarm", "chem-observability-"+c.alarm+"-pending-node")
+		if want := c.asg + "-" + mockaws.CannedNameSuffix; !ok || fmt.Sprint(mockaws.Plain(p.Inputs)["dimensions"]) != fmt.Sprint(map[string]any{"AutoScalingGroupName": want}) {
+			t.Errorf("%s pending-node alarm %v, want it on group %s", c.alarm, p.Inputs, want)
+		}
+	}
+	// The GPU pool's heartbeat is longer than the CPU pool's, and its alarm waits for it.
+	gpu, _ := m.ByName("aws:cloudwatch/metricAlarm:MetricAlarm", "chem-observability-pool-gpu-pending-node")
+	cpu, _ := m.ByName("aws:cloudwatch/metricAlarm:MetricAlarm", "chem-observability-pool-cpu-pending-node")
+	if g, c := mockaws.Plain(gpu.Inputs)["datapointsToAlarm"], mockaws.Plain(cpu.Inputs)["datapointsToAlarm"]; g != float64(modelpool.HeartbeatGPUSeconds/60) || c != float64(modelpool.HeartbeatCPUSeconds/60) {
+		t.Errorf("pending datapoints gpu %v, cpu %v; want the pools' heartbeats in minutes", g, c)
+	}
+}

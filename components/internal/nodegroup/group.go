@@ -34,6 +34,25 @@ func TerminateHeartbeatSeconds(deregistrationDelaySeconds int) int {
 	return deregistrationDelaySeconds + DrainMarginSeconds
 }
 
+// Group metrics (namespace AWS/AutoScaling, dimension AutoScalingGroupName) that every group
+// publishes, because the department's dashboard and alarms read them. Auto Scaling publishes
+// only the group metrics a group enables (Amazon EC2 Auto Scaling User Guide, "Monitor
+// CloudWatch metrics for your Auto Scaling groups and instances").
+const (
+	MetricDesiredCapacity    = "GroupDesiredCapacity"
+	MetricInServiceInstances = "GroupInServiceInstances"
+	MetricPendingInstances   = "GroupPendingInstances"
+)
+
+// GroupMetrics returns the group metrics every group enables.
+func GroupMetrics() []string {
+	return []string{MetricDesiredCapacity, MetricInServiceInstances, MetricPendingInstances}
+}
+
+// MetricsGranularity is the only granularity Auto Scaling offers for group metrics: one
+// minute, at no charge.
+const MetricsGranularity = "1Minute"
+
 // CPUTargetPercent is the target-tracking policy's average CPU utilisation.
 const CPUTargetPercent = 60
 
@@ -169,6 +188,9 @@ func NewGroupArgs(s GroupSettings) *autoscaling.GroupArgs {
 			},
 		},
 		Tags: s.Tags,
+		// The dashboard and the alarms read these (GroupMetrics).
+		EnabledMetrics:     pulumi.ToStringArray(GroupMetrics()),
+		MetricsGranularity: pulumi.String(MetricsGranularity),
 		// `pulumi up` waits for MinSize nodes to pass the lifecycle hook, up to the heartbeat
 		// plus ten minutes, so a group that never becomes ready fails the update instead of
 		// passing it (the provider's default of ten minutes is shorter than a GPU boot).
