@@ -3,6 +3,7 @@ package program
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"os"
 	"reflect"
 	"slices"
@@ -198,6 +199,7 @@ func TestMainReadsEngineConfig(t *testing.T) {
 		"aws:region":             "ca-central-1",
 		"llm-sandbox:department": "history",
 		"llm-sandbox:network":    `{"cidr":"10.60.0.0/16","nat":"perAz"}`,
+		"llm-sandbox:access":     `{"plainHttp":true}`,
 		"llm-sandbox:pools":      `{"gpu":{"models":["llama3.1:8b"]}}`,
 	}
 	m := mockaws.New("ca-central-1")
@@ -284,16 +286,26 @@ func TestProjectFileDeclaresTheConfigSchema(t *testing.T) {
 	if len(proj.Config) != len(config.TopLevelKeys()) {
 		t.Errorf("Pulumi.yaml declares %d keys, the Spec has %d", len(proj.Config), len(config.TopLevelKeys()))
 	}
-	// The declared defaults must parse to the Spec's own defaults.
+	// The declared defaults must parse to the Spec's own defaults. An internal stack must
+	// choose its protocol (access.plainHttp or a certificate), so the bare stack chooses plain
+	// HTTP, and so does the declared access default below; the rest is the default's.
 	values := config.Values{
 		"aws:region":             "ca-central-1",
 		"llm-sandbox:department": "history",
 		"llm-sandbox:network":    `{"cidr":"10.60.0.0/16"}`,
+		"llm-sandbox:access":     `{"plainHttp":true}`,
 		"llm-sandbox:pools":      `{"gpu":{"models":["llama3.1:8b"]}}`,
 	}
 	bare, err := config.Parse("history", "x", values)
 	if err != nil {
 		t.Fatal(err)
+	}
+	accessDefault, _ := json.Marshal(proj.Config["access"].Default)
+	withAccessDefault := maps.Clone(values)
+	withAccessDefault["llm-sandbox:access"] = string(accessDefault)
+	if _, err := config.Parse("history", "x", withAccessDefault); err == nil ||
+		!strings.Contains(err.Error(), "access.plainHttp: an internal endpoint without a certificate") {
+		t.Errorf("the declared access default as it is: %v, want the plainHttp refusal", err)
 	}
 	// The engine refuses a stack that lacks a declared key without a default ("missing
 	// configuration value"), so every key but the required ones has a default.
@@ -305,7 +317,17 @@ func TestProjectFileDeclaresTheConfigSchema(t *testing.T) {
 			}
 			continue
 		}
-		raw, _ := json.Marshal(typ.Default)
+		def := typ.Default
+		if key == "access" {
+			m, ok := def.(map[string]any)
+			if !ok {
+				t.Fatalf("access default %v is not a mapping", def)
+			}
+			m = maps.Clone(m)
+			m["plainHttp"] = true
+			def = m
+		}
+		raw, _ := json.Marshal(def)
 		values[config.Namespace+":"+key] = string(raw)
 	}
 	withDefaults, err := config.Parse("history", "x", values)
