@@ -232,6 +232,27 @@ func Match(pattern, s string) bool {
 	return p == len(pattern)
 }
 
+// OtherSpellings returns spellings of path p that an attacker tries to get past a filter on
+// paths, to reach p or, through p, another route: another case, a trailing, leading or doubled
+// slash, a dot segment, a ; parameter, percent-escapes of a slash, a letter or a NUL, and dot
+// segments that climb from a client path up to p. None of them is p, so a listener that
+// forwards exact paths must refuse every one; tests run them through the rules.
+func OtherSpellings(p string) []string {
+	out := []string{
+		strings.ToUpper(p), p + "/", "/" + p, strings.Replace(p, "/", "//", 2), p + "/.", p + ";x",
+		strings.Replace(p, "/", "/%2F", 1), strings.ReplaceAll(p, "/", "%2F"), p + "%00", p + "%20",
+		"/./" + strings.TrimPrefix(p, "/"), "/v1/chat/completions/../.." + p, "/v1/models/../.." + p,
+		"/v1/models/%2e%2e/%2e%2e" + p, "/v1/models/..%2F.." + p, "/health/liveliness/../.." + p,
+	}
+	if i := strings.LastIndex(p, "/"); i > 0 {
+		out = append(out, p[:i]+"%2F"+p[i+1:]) // the inner slash escaped
+	}
+	if i := strings.IndexFunc(p, func(r rune) bool { return r >= 'a' && r <= 'z' }); i >= 0 {
+		out = append(out, fmt.Sprintf("%s%%%02X%s", p[:i], p[i], p[i+1:])) // one letter escaped
+	}
+	return slices.DeleteFunc(out, func(s string) bool { return s == p })
+}
+
 // Problems returns what is wrong with a client-facing listener, one sentence each: a default
 // action that forwards; a forwarding rule with no path condition, a wildcard, a path beyond
 // ClientPaths or other kinds of conditions; a forwarding rule not limited to the stack's
