@@ -64,6 +64,13 @@ type Config struct {
 	Ollama *OllamaConfig `json:"ollama,omitempty"`
 	// LiteLLM configures the litellm role; required when Role is "litellm", absent otherwise.
 	LiteLLM *LiteLLMConfig `json:"litellm,omitempty"`
+
+	// RenderUnpinned lets Marshal render an Ollama release whose SHA-256 is not recorded yet
+	// (an empty ollama.release.sha256), for the offline plan alone: `sandboxctl plan` shows such
+	// a stack with a warning so that `sandboxctl check` can fail it. It is never written to the
+	// file, so an agent reading the rendered config refuses the empty hash like any other;
+	// Validate, ValidateFor and LoadConfig ignore it.
+	RenderUnpinned bool `json:"-"`
 }
 
 // Lifecycle names the launch lifecycle hook the agent completes.
@@ -126,16 +133,17 @@ type Model struct {
 
 // Validate checks the config as a node runs it and returns every problem at once, each naming
 // its JSON key.
-func (c *Config) Validate() error { return c.validate(false) }
+func (c *Config) Validate() error { return c.validate(false, false) }
 
 // ValidateFor checks the config as an agent run with opts checks it (LoadConfig, New): as
 // Validate, except that a root other than / accepts an Ollama release below the floor.
-func (c *Config) ValidateFor(opts Options) error { return c.validate(opts.testRoot()) }
+func (c *Config) ValidateFor(opts Options) error { return c.validate(opts.testRoot(), false) }
 
 // validate is Validate. testRoot is an agent installing under a root other than / (tests):
 // there an Ollama release below versions.OllamaFloor is accepted, because the end-to-end tests
-// can only build older releases from source; a node never runs with a root.
-func (c *Config) validate(testRoot bool) error {
+// can only build older releases from source; a node never runs with a root. unpinned accepts
+// an Ollama release without a SHA-256 (RenderUnpinned).
+func (c *Config) validate(testRoot, unpinned bool) error {
 	var errs []error
 	add := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
@@ -173,7 +181,7 @@ func (c *Config) validate(testRoot bool) error {
 		if c.Ollama == nil {
 			add("ollama", "is required for role ollama")
 		} else {
-			errs = append(errs, c.Ollama.validate(testRoot)...)
+			errs = append(errs, c.Ollama.validate(testRoot, unpinned)...)
 		}
 	} else if c.Ollama != nil {
 		add("ollama", "is only for role ollama (role is %q)", c.Role)
@@ -193,7 +201,7 @@ func (c *Config) validate(testRoot bool) error {
 	return errors.Join(errs...)
 }
 
-func (o *OllamaConfig) validate(testRoot bool) []error {
+func (o *OllamaConfig) validate(testRoot, unpinned bool) []error {
 	var errs []error
 	add := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("ollama.%s: %s", key, fmt.Sprintf(format, args...)))
@@ -203,11 +211,18 @@ func (o *OllamaConfig) validate(testRoot bool) []error {
 	} else if p := versions.CheckOllamaVersion(o.Version); p != "" && !testRoot {
 		add("version", "%s", p)
 	}
-	if o.Release.SHA256 == "" {
+	switch {
+	case o.Release.SHA256 == "" && unpinned:
+		if err := o.Release.validateURL(); err != nil {
+			add("release", "%v", err)
+		}
+	case o.Release.SHA256 == "":
 		add("release.sha256", "is empty: the agent installs only an Ollama release whose SHA-256 is pinned in the repository (versions/versions.go), "+
 			"never one it would read from the release itself; pin it with `sandboxctl pin ollama %s` on a machine with internet access and deploy again", o.Version)
-	} else if err := o.Release.Validate(); err != nil {
-		add("release", "%v", err)
+	default:
+		if err := o.Release.Validate(); err != nil {
+			add("release", "%v", err)
+		}
 	}
 	if o.Port < 1 || o.Port > 65535 {
 		add("port", "must be 1-65535 (got %d)", o.Port)
@@ -409,12 +424,20 @@ func (l *LiteLLMConfig) streamTimeout() int {
 
 // Validate checks that the artifact has a usable URL and a SHA-256.
 func (a Artifact) Validate() error {
-	u, err := url.Parse(a.URL)
-	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http" && u.Scheme != "s3") {
-		return fmt.Errorf("url must be https://, http:// or s3://bucket/key (got %q)", a.URL)
+	if err := a.validateURL(); err != nil {
+		return err
 	}
 	if !rules.IsSHA256Hex(a.SHA256) {
 		return fmt.Errorf("sha256 must be 64 lowercase hex digits (got %q)", a.SHA256)
+	}
+	return nil
+}
+
+// validateURL checks the URL alone.
+func (a Artifact) validateURL() error {
+	u, err := url.Parse(a.URL)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http" && u.Scheme != "s3") {
+		return fmt.Errorf("url must be https://, http:// or s3://bucket/key (got %q)", a.URL)
 	}
 	return nil
 }
@@ -440,7 +463,7 @@ func LoadConfig(path string, opts Options) (*Config, error) {
 
 // Marshal renders the config as the agent reads it (indented JSON, stable key order).
 func (c *Config) Marshal() ([]byte, error) {
-	if err := c.Validate(); err != nil {
+	if err := c.validate(false, c.RenderUnpinned); err != nil {
 		return nil, err
 	}
 	return json.MarshalIndent(c, "", "  ")

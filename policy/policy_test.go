@@ -229,6 +229,27 @@ var ruleCases = []ruleCase{
 	{"s3-tls-only", "chemistry", text(typeBucketPolicy, "chemistry-artifacts-policy", "policy", `"Effect":"Deny"`, `"Effect":"Allow"`), "no bucket policy statement denies"},
 	{"s3-acls-disabled", "chemistry", setIn(typeBucketOwnership, "chemistry-artifacts-ownership", "ObjectWriter", "rule", "objectOwnership"), `objectOwnership "ObjectWriter"`},
 	{"s3-reads-through-vpc-endpoint", "chemistry", text(typeBucketPolicy, "chemistry-artifacts-policy", "policy", `"aws:SourceVpce":"chemistry-network-s3-id"`, `"aws:SourceVpce":"vpce-0someoneelse"`), `with aws:SourceVpce "vpce-0someoneelse"`},
+	{"pinned-ollama", "chemistry", userData(gpuLT, `"sha256": "9fcd79ac4575b2bd31b992eee18b1000c8ad126b451627c8f8cd091714cfbb10"`, `"sha256": ""`), "sandboxctl pin ollama 0.35.1"},
+	{"no-egress-80", "chemistry", func(t *testing.T, p *Plan) {
+		sg := res(t, p, typeSecurityGroup, "chemistry-gpu-sg")
+		sg.Inputs["egress"] = append(list(sg.Inputs["egress"]), map[string]any{
+			"cidrBlocks": []any{"0.0.0.0/0"}, "description": "HTTP", "fromPort": 80.0, "protocol": "tcp", "toPort": 80.0})
+	}, "on port 80 from chemistry-gpu-sg-id, used by [ollama]"},
+	{"no-egress-80", "chemistry", setIn(typeLaunchTmpl, gpuLT, []any{"chemistry-gateway-sg-id"}, "networkInterfaces", "0", "securityGroups"), "on port 80 from chemistry-gateway-sg-id"},
+	{"no-egress-80", "chemistry", func(t *testing.T, p *Plan) {
+		r := res(t, p, typeEgressRule, "chemistry-gateway-nodes-out-http")
+		r.Inputs["securityGroupId"] = "chemistry-gateway-alb-sg-id"
+	}, "from chemistry-gateway-alb-sg-id, used by []"},
+	{"artifacts-access-logs", "chemistry", func(t *testing.T, p *Plan) { remove(p, typeBucketLogging, "chemistry-artifacts-access-logging") }, "no server access logging"},
+	{"artifacts-access-logs", "chemistry", setKey(typeBucketLogging, "chemistry-artifacts-access-logging", "targetBucket", "llm-chemistry-20260101000000000000000001"), "want a separate bucket"},
+	{"artifacts-access-logs", "chemistry", setIn(typeBucketSSE, "chemistry-artifacts-logs-encryption", "aws:kms", "rules", "0", "applyServerSideEncryptionByDefault", "sseAlgorithm"), `log bucket default encryption "aws:kms"`},
+	{"artifacts-access-logs", "chemistry", setKey(typeBucket, "chemistry-artifacts-logs-bucket", "forceDestroy", true), "log bucket forceDestroy true"},
+	{"artifacts-access-logs", "chemistry", text(typeBucketPolicy, "chemistry-artifacts-logs-policy", "policy", `"aws:SourceArn":"arn:aws:s3:::llm-chemistry-`, `"aws:SourceArn":"arn:aws:s3:::other-`), "conditions aws:SourceArn"},
+	{"artifacts-access-logs", "chemistry", text(typeBucketPolicy, "chemistry-artifacts-logs-policy", "policy", `"Principal":{"Service":"logging.s3.amazonaws.com"}`, `"Principal":{"AWS":"arn:aws:iam::123456789012:root"}`), "a log bucket admits only the service logging.s3.amazonaws.com"},
+	{"artifacts-access-logs", "chemistry", text(typeBucketPolicy, "chemistry-artifacts-logs-policy", "policy", `"Action":"s3:PutObject"`, `"Action":"s3:Put*"`), "want only s3:PutObject"},
+	{"artifacts-access-logs", "chemistry", func(t *testing.T, p *Plan) { remove(p, typeBucketPolicy, "chemistry-artifacts-logs-policy") }, "no policy admitting the S3 logging service"},
+	{"artifacts-access-logs", "chemistry", setIn(typeBucketLifecycle, "chemistry-artifacts-logs-lifecycle", 30.0, "rules", "0", "expiration", "days"), "expire after 30 days, the flow logs after 90"},
+	{"artifacts-access-logs", "chemistry", setIn(typeBucketLifecycle, "chemistry-artifacts-logs-lifecycle", "Disabled", "rules", "0", "status"), "no enabled lifecycle rule"},
 }
 
 func TestFixturesPass(t *testing.T) {

@@ -31,6 +31,8 @@ func Rules() []Rule {
 			[]string{"CKV_AWS_158", "AVD-AWS-0017"}, checkLogGroupKey},
 		{"log-retention", Error, "every log group keeps its events for a set time of at most 90 days, the retention the privacy summary promises",
 			[]string{"CKV_AWS_66"}, checkLogRetention},
+		{"no-egress-80", Error, "only LiteLLM gateway nodes send to the internet on port 80 (Ubuntu's archive, for python3-venv, serves only plain HTTP; apt checks every package's signature); pool nodes and load balancers use HTTPS alone",
+			[]string{"CKV_AWS_382"}, checkNoEgress80},
 
 		// Load balancers and TLS.
 		{"tls13-listeners", Error, "every HTTPS listener sets an explicit TLS 1.3 security policy (the API default allows TLS 1.0)",
@@ -103,6 +105,8 @@ func Rules() []Rule {
 			nil, checkVersions},
 		{"downloads-verified", Error, "every download a node config names is HTTPS and checked against a SHA-256, and the user data checks the agent's",
 			nil, checkDownloads},
+		{"pinned-ollama", Error, "every pool node config names an Ollama release whose SHA-256 is recorded in versions/versions.go (`sandboxctl pin ollama VERSION` records it); the offline plan renders an unpinned release only to show it, and nodes refuse it",
+			nil, checkPinnedOllama},
 
 		// IAM.
 		{"iam-no-wildcard-actions", Error, "no IAM policy allows \"*\" or a whole service (\"svc:*\") as an action",
@@ -141,5 +145,7 @@ func Rules() []Rule {
 			[]string{"CKV2_AWS_65", "S3.12"}, checkS3Ownership},
 		{"s3-reads-through-vpc-endpoint", Error, "a bucket policy grants anonymous reads only through one of the plan's VPC endpoints",
 			nil, checkS3VPCE},
+		{"artifacts-access-logs", Error, "every bucket but a log bucket records its requests with S3 server access logging into a separate bucket that is SSE-S3 encrypted (S3 delivers no logs to SSE-KMS), writable only by logging.s3.amazonaws.com for that bucket and account, kept as long as the flow logs and as protected from deletion as the bucket it logs",
+			[]string{"CKV_AWS_18", "AVD-AWS-0089", "S3.9"}, checkAccessLogs},
 	}
 }

@@ -2,9 +2,11 @@ package program
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"maps"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -12,10 +14,12 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/workspace"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+	"gopkg.in/yaml.v3"
 
 	"github.com/llm-sandbox/llm-sandbox/components/sandbox"
 	"github.com/llm-sandbox/llm-sandbox/config"
 	"github.com/llm-sandbox/llm-sandbox/internal/mockaws"
+	"github.com/llm-sandbox/llm-sandbox/node"
 	"github.com/llm-sandbox/llm-sandbox/versions"
 )
 
@@ -373,10 +377,34 @@ func TestRunRefusesAnUnpinnedOllamaRelease(t *testing.T) {
 	if !strings.Contains(text.String(), "warning: preview and up will refuse this stack: versions.Ollama.SHA256") {
 		t.Errorf("the text plan does not print the warning:\n%s", text.String())
 	}
+	// The plan renders the unpinned release itself (not the project's pin), and the node agent
+	// refuses the node config it renders.
+	lts := plan.ByType("aws:ec2/launchTemplate:LaunchTemplate")
+	pools := 0
+	for _, lt := range lts {
+		cfg := nodeConfigOf(t, lt)
+		if !strings.Contains(cfg, `"role": "ollama"`) {
+			continue
+		}
+		pools++
+		if !strings.Contains(cfg, `"sha256": ""`) {
+			t.Errorf("%s: the node config does not carry the unpinned release's empty hash:\n%s", lt.Name, cfg)
+		}
+		path := filepath.Join(t.TempDir(), "node.json")
+		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := node.LoadConfig(path, node.Options{}); err == nil || !strings.Contains(err.Error(), "sandboxctl pin ollama "+unpinned.Version) {
+			t.Errorf("%s: the agent loads the unpinned node config (err %v); want a refusal naming sandboxctl pin ollama", lt.Name, err)
+		}
+	}
+	if pools == 0 {
+		t.Fatalf("no pool launch template among %d", len(lts))
+	}
 	// `sandboxctl check` fails on it.
 	found := false
 	for _, f := range plan.Check() {
-		found = found || f.Rule == "pinned-ollama" && strings.Contains(f.Message, "sandboxctl pin ollama")
+		found = found || f.Rule == "pinned-ollama" && strings.Contains(f.Message, "sandboxctl pin ollama "+unpinned.Version)
 	}
 	if !found {
 		t.Errorf("Check() = %v, want a pinned-ollama finding", plan.Check())
@@ -390,6 +418,28 @@ func TestRunRefusesAnUnpinnedOllamaRelease(t *testing.T) {
 			t.Errorf("the pinned release gives a finding: %v", f)
 		}
 	}
+}
+
+// nodeConfigOf returns the node config a launch template's user data writes.
+func nodeConfigOf(t *testing.T, lt PlannedResource) string {
+	t.Helper()
+	raw, err := base64.StdEncoding.DecodeString(lt.Inputs["userData"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		WriteFiles []struct{ Path, Content string } `yaml:"write_files"`
+	}
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range doc.WriteFiles {
+		if f.Path == node.ConfigPath {
+			return f.Content
+		}
+	}
+	t.Fatalf("%s: the user data writes no node config", lt.Name)
+	return ""
 }
 
 func TestMain(m *testing.M) {

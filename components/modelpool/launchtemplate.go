@@ -48,6 +48,8 @@ func nodeConfig(args *ModelPoolArgs) *node.Config {
 		Pool:       args.Pool,
 		Region:     args.Region,
 		Lifecycle:  node.Lifecycle{Hook: nodegroup.LaunchHookName, HeartbeatSeconds: HeartbeatSeconds(args.GPU)},
+		// Marshal then renders an empty release hash for the offline plan; nodes refuse it.
+		RenderUnpinned: args.RenderUnpinnedOllama,
 		Ollama: &node.OllamaConfig{
 			Version:       args.OllamaRelease.Version,
 			Release:       releaseArtifact(args.OllamaRelease),

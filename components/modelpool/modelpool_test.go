@@ -284,6 +284,20 @@ func cloudConfig(t *testing.T, m *mockaws.Monitor) (string, node.Config, string)
 	return doc, cfg, script
 }
 
+// An unpinned release is rendered, with its empty hash, only when RenderUnpinnedOllama asks
+// (the offline plan); the node config it renders is one the agent refuses.
+func TestRenderUnpinnedOllama(t *testing.T) {
+	args := with(func(a *ModelPoolArgs) { a.OllamaRelease.SHA256, a.RenderUnpinnedOllama = "", true })
+	m, _, _ := mustRun(t, args)
+	_, cfg, _ := cloudConfig(t, m)
+	if cfg.Ollama == nil || cfg.Ollama.Release.SHA256 != "" || cfg.Ollama.Release.URL != args.OllamaRelease.URL {
+		t.Fatalf("node config release = %+v, want the unpinned release with an empty hash", cfg.Ollama)
+	}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "sandboxctl pin ollama "+args.OllamaRelease.Version) {
+		t.Errorf("the agent's validation of the rendered config = %v, want a refusal naming sandboxctl pin ollama", err)
+	}
+}
+
 func TestUserDataCarriesNodeConfig(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -799,10 +813,11 @@ func TestInvalidArgs(t *testing.T) {
 		{"zero context", with(func(a *ModelPoolArgs) { a.ContextLength = 0 }), "ContextLength"},
 		{"no Ollama version", with(func(a *ModelPoolArgs) { a.OllamaRelease.Version = " " }), "OllamaRelease.Version"},
 		{"plain-HTTP release", with(func(a *ModelPoolArgs) { a.OllamaRelease.URL = "http://example.com/ollama.tar.zst" }), "OllamaRelease.URL"},
-		{"release without hash or sums file", with(func(a *ModelPoolArgs) { a.OllamaRelease.SHA256 = "" }), "OllamaRelease"},
+		{"release without hash or sums file", with(func(a *ModelPoolArgs) { a.OllamaRelease.SHA256 = "" }), "OllamaRelease.SHA256"},
+		{"malformed hash even when rendering unpinned", with(func(a *ModelPoolArgs) { a.OllamaRelease.SHA256, a.RenderUnpinnedOllama = "abc", true }), "OllamaRelease"},
 		{"release with a plain-HTTP sums file", with(func(a *ModelPoolArgs) {
 			a.OllamaRelease.SHA256, a.OllamaRelease.SumsURL = "", "ftp://example.com/sha256sum.txt"
-		}), "OllamaRelease"},
+		}), "OllamaRelease.SHA256"},
 		{"bad agent hash", with(func(a *ModelPoolArgs) { a.AgentSHA256 = strings.ToUpper(agentSHA) }), "AgentSHA256"},
 		{"nil agent URL", with(func(a *ModelPoolArgs) { a.AgentURL = nil }), "AgentURL"},
 		{"nil bucket", with(func(a *ModelPoolArgs) { a.ArtifactsBucketArn = nil }), "ArtifactsBucketArn"},

@@ -31,6 +31,13 @@ type SandboxArgs struct {
 	AgentPath string
 	// AgentSHA256 is its lowercase hex SHA-256. Required.
 	AgentSHA256 string
+	// OllamaRelease is the Ollama release the pools install. Optional. Defaults to
+	// versions.Ollama, the project's pin.
+	OllamaRelease *versions.Release
+	// RenderUnpinnedOllama renders an OllamaRelease without a SHA-256 instead of refusing it
+	// (modelpool.ModelPoolArgs.RenderUnpinnedOllama). Optional. Defaults to false; only the
+	// offline plan sets it.
+	RenderUnpinnedOllama bool
 }
 
 // Sandbox is one department's sandbox.
@@ -144,6 +151,8 @@ func NewSandbox(ctx *pulumi.Context, name string, args *SandboxArgs, opts ...pul
 		S3EndpointID: net.S3EndpointID,
 		AgentPath:    args.AgentPath,
 		AgentSHA256:  args.AgentSHA256,
+		// Who fetched which agent is kept as long as the flow logs that show the connection.
+		AccessLogRetentionDays: net.FlowLogRetentionDays,
 		// The bucket is never empty (the agent object is retained on delete), so a stack that
 		// may be destroyed must let destroy empty it. It holds only what a deploy rebuilds;
 		// gateway.deletionProtection says whether the stack may be destroyed at all.
@@ -171,7 +180,7 @@ func NewSandbox(ctx *pulumi.Context, name string, args *SandboxArgs, opts ...pul
 	routes := map[string]gateway.PoolRoute{}
 	for _, poolName := range spec.PoolNames() {
 		p := spec.Pools[poolName]
-		args := poolArgs(spec, p, net, keyStore, bucket)
+		args := poolArgs(args, spec, p, net, keyStore, bucket)
 		args.SourceSecurityGroupID = internalSG.ID().ToStringOutput()
 		pool, err := modelpool.NewModelPool(ctx, name+"-"+poolName, args, child...)
 		if err != nil {
@@ -245,30 +254,39 @@ func NewSandbox(ctx *pulumi.Context, name string, args *SandboxArgs, opts ...pul
 	return comp, nil
 }
 
+// ollamaRelease is the release the pools install: the one given, or the project's pin.
+func ollamaRelease(args *SandboxArgs) versions.Release {
+	if args.OllamaRelease != nil {
+		return *args.OllamaRelease
+	}
+	return versions.Ollama
+}
+
 // poolArgs maps one pool of the Spec onto the ModelPool component's arguments.
-func poolArgs(spec *config.Spec, pool config.Pool, net *network.Network, keyStore *keys.KeyStore, bucket *artifacts.Bucket) *modelpool.ModelPoolArgs {
+func poolArgs(sb *SandboxArgs, spec *config.Spec, pool config.Pool, net *network.Network, keyStore *keys.KeyStore, bucket *artifacts.Bucket) *modelpool.ModelPoolArgs {
 	inst, _ := catalog.LookupInstance(pool.InstanceType) // validated by config
 	args := &modelpool.ModelPoolArgs{
-		Department:         spec.Department,
-		Pool:               pool.Name,
-		Region:             spec.Region,
-		InstanceType:       pool.InstanceType,
-		GPU:                inst.HasGPU(),
-		MinSize:            pool.MinSize,
-		MaxSize:            pool.MaxSize,
-		Spot:               pool.Spot,
-		WarmPool:           pool.WarmPool,
-		Models:             pool.Models,
-		Parallel:           pool.Parallel,
-		ContextLength:      pool.ContextLength,
-		OllamaRelease:      versions.Ollama,
-		AgentURL:           bucket.AgentURL,
-		AgentSHA256:        bucket.AgentSHA256,
-		ArtifactsBucketArn: bucket.BucketArn,
-		KMSKeyArn:          keyStore.KeyArn,
-		VpcID:              net.VpcID.ToStringOutput(),
-		SubnetIDs:          net.PrivateSubnetIDs,
-		Tags:               Tags(spec),
+		Department:           spec.Department,
+		Pool:                 pool.Name,
+		Region:               spec.Region,
+		InstanceType:         pool.InstanceType,
+		GPU:                  inst.HasGPU(),
+		MinSize:              pool.MinSize,
+		MaxSize:              pool.MaxSize,
+		Spot:                 pool.Spot,
+		WarmPool:             pool.WarmPool,
+		Models:               pool.Models,
+		Parallel:             pool.Parallel,
+		ContextLength:        pool.ContextLength,
+		OllamaRelease:        ollamaRelease(sb),
+		RenderUnpinnedOllama: sb.RenderUnpinnedOllama,
+		AgentURL:             bucket.AgentURL,
+		AgentSHA256:          bucket.AgentSHA256,
+		ArtifactsBucketArn:   bucket.BucketArn,
+		KMSKeyArn:            keyStore.KeyArn,
+		VpcID:                net.VpcID.ToStringOutput(),
+		SubnetIDs:            net.PrivateSubnetIDs,
+		Tags:                 Tags(spec),
 	}
 	if pool.Spot {
 		args.SpotInstanceTypes = pool.SpotInstanceTypes()

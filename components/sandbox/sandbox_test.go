@@ -203,13 +203,39 @@ func TestBucketForceDestroyFollowsDeletionProtection(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// The artifacts bucket and its access-log bucket.
 		buckets := m.ByType("aws:s3/bucketV2:BucketV2")
-		if len(buckets) != 1 {
-			t.Fatalf("%d buckets, want 1", len(buckets))
+		if len(buckets) != 2 {
+			t.Fatalf("%d buckets, want 2", len(buckets))
 		}
-		if got := mockaws.Plain(buckets[0].Inputs)["forceDestroy"]; got != !protected {
-			t.Errorf("deletion protection %t: bucket forceDestroy %v, want %t", protected, got, !protected)
+		for _, b := range buckets {
+			if got := mockaws.Plain(b.Inputs)["forceDestroy"]; got != !protected {
+				t.Errorf("deletion protection %t: bucket %s forceDestroy %v, want %t", protected, b.Name, got, !protected)
+			}
 		}
+	}
+}
+
+// The artifacts bucket's access logs are kept as long as the flow logs.
+func TestAccessLogsKeptAsLongAsFlowLogs(t *testing.T) {
+	m, err := build(t, testSpec(config.NATSingle))
+	if err != nil {
+		t.Fatal(err)
+	}
+	groups := m.ByType("aws:cloudwatch/logGroup:LogGroup")
+	flow := -1.0
+	for _, g := range groups {
+		if strings.HasSuffix(g.Name, "-flow-logs") {
+			flow, _ = mockaws.Plain(g.Inputs)["retentionInDays"].(float64)
+		}
+	}
+	lcs := m.ByType("aws:s3/bucketLifecycleConfigurationV2:BucketLifecycleConfigurationV2")
+	if flow <= 0 || len(lcs) != 1 {
+		t.Fatalf("flow-log retention %v, %d lifecycle configurations; want a retention and one configuration", flow, len(lcs))
+	}
+	rule := mockaws.Plain(lcs[0].Inputs)["rules"].([]any)[0].(map[string]any)
+	if got := rule["expiration"].(map[string]any)["days"]; got != flow {
+		t.Errorf("access logs expire after %v days, flow logs after %v", got, flow)
 	}
 }
 
