@@ -111,6 +111,16 @@ type Access struct {
 	// program creates Hostname's alias record to the load balancer and, when CertificateARN is
 	// empty, an ACM certificate for Hostname validated by DNS in that zone.
 	HostedZoneID string
+	// PlainHTTP makes the front listener plain HTTP on port 80: API keys and prompts cross
+	// the VPC in clear. Only with Mode internal and neither CertificateARN nor HostedZoneID;
+	// an internal stack without a certificate must set it, so plain HTTP is always a choice
+	// made in the stack file. `sandboxctl check` warns about it on every run.
+	PlainHTTP bool
+}
+
+// HTTPS reports whether the front listener is HTTPS: a certificate is given or requested.
+func (a Access) HTTPS() bool {
+	return a.CertificateARN != "" || a.HostedZoneID != ""
 }
 
 // ManagedCertificate reports whether the program requests the listener's certificate itself

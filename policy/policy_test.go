@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -164,6 +165,19 @@ var ruleCases = []ruleCase{
 	{"waf-no-sampled-requests", "chemistry", setIn(typeWebACL, "chemistry-gateway-waf", true, "visibilityConfig", "sampledRequestsEnabled"), "sampledRequestsEnabled is true"},
 	{"health-checks", "chemistry", setIn(typeTargetGroup, "chemistry-gateway-tg", "/health", "healthCheck", "path"), `path "/health"`},
 	{"health-checks", "chemistry", setIn(typeTargetGroup, "chemistry-gpu-tg", false, "healthCheck", "enabled"), "want enabled with a path"},
+	{"no-admin-paths-forwarded", "chemistry", setKey(typeListener, "chemistry-gateway-https", "defaultActions", []any{map[string]any{"type": "forward", "targetGroupArn": "arn:aws:lb:ca-central-1:123456789012:chemistry-gateway-tg-id"}}), "the default action forwards every path no rule matches"},
+	{"no-admin-paths-forwarded", "chemistry", setIn(typeListenerRule, "chemistry-gateway-front-health", []any{"/health/liveliness", "/config/update"}, "conditions", "1", "pathPattern", "values"), `forwards "/config/update", which is not a client path`},
+	{"no-admin-paths-forwarded", "linguistics", setIn(typeListenerRule, "linguistics-gateway-front-v1", []any{"/v1/*"}, "conditions", "1", "pathPattern", "values"), `forwards path pattern "/v1/*"`},
+	{"no-admin-paths-forwarded", "chemistry", func(t *testing.T, p *Plan) {
+		p.Spec = &config.Spec{Access: config.Access{Mode: config.AccessPublic, Hostname: "llm.chem.example.edu"}}
+		r := res(t, p, typeListenerRule, "chemistry-gateway-front-v1")
+		r.Inputs["conditions"] = list(r.Inputs["conditions"])[1:] // the path condition alone
+	}, `rule chemistry-gateway-front-v1 forwards for hosts []; want exactly the stack's hostname "llm.chem.example.edu"`},
+	{"plain-http-opt-in", "chemistry", setKey(typeListener, "chemistry-gateway-https", "protocol", "HTTP"), "serves plain HTTP on port 443 without access.plainHttp: true"},
+	{"plain-http", "chemistry", func(t *testing.T, p *Plan) {
+		p.Spec = &config.Spec{Access: config.Access{Mode: config.AccessInternal, PlainHTTP: true}}
+		res(t, p, typeListener, "chemistry-gateway-https").Inputs["protocol"] = "HTTP"
+	}, "serves plain HTTP on port 443 (access.plainHttp: true)"},
 	{"least-outstanding-requests", "chemistry", setKey(typeTargetGroup, "chemistry-gpu-tg", "loadBalancingAlgorithmType", "round_robin"), `"round_robin"`},
 	{"imdsv2-only", "chemistry", setIn(typeLaunchTmpl, gpuLT, "optional", "metadataOptions", "httpTokens"), `httpTokens "optional"`},
 	{"imds-hop-limit", "chemistry", setIn(typeLaunchTmpl, gwLT, 2.0, "metadataOptions", "httpPutResponseHopLimit"), "httpPutResponseHopLimit 2"},
@@ -351,6 +365,29 @@ func TestDeletionProtectionFollowsTheStack(t *testing.T) {
 	p.Spec.Gateway.DeletionProtection = true
 	if fs := Check(p); len(fs) != 1 || fs[0].Rule != "deletion-protection" {
 		t.Errorf("deletionProtection: true: %v", fs)
+	}
+}
+
+// A plain HTTP client listener is an error without the stack's opt-in and a warning, on every
+// run, with it; the redirect-only port 80 beside HTTPS is neither.
+func TestPlainHTTPFollowsTheOptIn(t *testing.T) {
+	p := loadPlan(t, "chemistry")
+	p.Spec = &config.Spec{Access: config.Access{Mode: config.AccessInternal, PlainHTTP: true}}
+	if fs := Check(p); len(fs) != 0 {
+		t.Fatalf("HTTPS with a redirect on 80: %v", fs)
+	}
+	// The front balancer made internal, as plain HTTP is only for internal stacks.
+	res(t, p, typeLoadBalancer, alb).Inputs["internal"] = true
+	res(t, p, typeListener, "chemistry-gateway-https").Inputs["protocol"] = "HTTP"
+	fs := Check(p)
+	if len(fs) != 1 || fs[0].Rule != "plain-http" || fs[0].Severity != Warning || Failed(fs) {
+		t.Errorf("opted in: %v, want the plain-http warning alone", fs)
+	}
+	p.Spec.Access.PlainHTTP = false
+	fs = Check(p)
+	if !slices.ContainsFunc(fs, func(f Finding) bool { return f.Rule == "plain-http-opt-in" && f.Fails() }) ||
+		slices.ContainsFunc(fs, func(f Finding) bool { return f.Rule == "plain-http" }) {
+		t.Errorf("not opted in: %v, want plain-http-opt-in failing and no plain-http warning", fs)
 	}
 }
 

@@ -59,6 +59,12 @@ func Rules() []Rule {
 			[]string{"CKV_AWS_261"}, checkHealthChecks},
 		{"least-outstanding-requests", Warning, "target groups route by least outstanding requests, since LLM requests vary by orders of magnitude in length",
 			nil, checkLeastOutstanding},
+		{"no-admin-paths-forwarded", Error, "the client listener answers 403 itself by default and forwards only the inference paths (exact /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models, their unversioned forms, /health/liveliness), under the stack's hostname when it has one: LiteLLM's management routes stay unreachable",
+			nil, checkAdminPaths},
+		{"plain-http-opt-in", Error, "a client listener serves plain HTTP only when the stack file says access.plainHttp: true; otherwise keys and prompts would cross the network in clear by default",
+			[]string{"CKV_AWS_2", "AVD-AWS-0054"}, checkPlainHTTPOptIn},
+		{"plain-http", Warning, "a stack that opted in to plain HTTP is reported on every run: its keys, prompts and completions cross the VPC unencrypted",
+			nil, checkPlainHTTP},
 
 		// Instances and autoscaling groups.
 		{"imdsv2-only", Error, "every launch template requires IMDSv2 session tokens",

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -19,6 +20,7 @@ import (
 	"github.com/llm-sandbox/llm-sandbox/config"
 	"github.com/llm-sandbox/llm-sandbox/internal/mockaws"
 	"github.com/llm-sandbox/llm-sandbox/node"
+	"github.com/llm-sandbox/llm-sandbox/policy"
 	"github.com/llm-sandbox/llm-sandbox/versions"
 )
 
@@ -91,8 +93,18 @@ func TestPlanEveryStack(t *testing.T) {
 					t.Errorf("stack tag %s=%s missing from default tags %v", k, v, tags)
 				}
 			}
-			if fs := plan.Check(); len(fs) > 0 {
-				t.Errorf("policy findings:\n%v", fs)
+			// Every example passes every rule; a stack that chose plain HTTP (dev) is told so
+			// by the plain-http warning, and nothing else.
+			var fs, plain []policy.Finding
+			for _, f := range plan.Check() {
+				if f.Rule == "plain-http" && f.Severity == policy.Warning {
+					plain = append(plain, f)
+					continue
+				}
+				fs = append(fs, f)
+			}
+			if len(fs) > 0 || (len(plain) > 0) != spec.Access.PlainHTTP {
+				t.Errorf("policy findings:\n%v\nplain-http warnings %v with access.plainHttp %v", fs, plain, spec.Access.PlainHTTP)
 			}
 			var buf bytes.Buffer
 			if err := plan.WriteJSON(&buf); err != nil {
@@ -205,6 +217,7 @@ func TestMainReadsEngineConfig(t *testing.T) {
 		"aws:region":             "ca-central-1",
 		"llm-sandbox:department": "history",
 		"llm-sandbox:network":    `{"cidr":"10.60.0.0/16","nat":"perAz"}`,
+		"llm-sandbox:access":     `{"plainHttp":true}`,
 		"llm-sandbox:pools":      `{"gpu":{"models":["llama3.1:8b"]}}`,
 	}
 	m := mockaws.New("ca-central-1")
@@ -238,6 +251,7 @@ func TestMainChecksTheOtherStackFiles(t *testing.T) {
 		"aws:region":             "ca-central-1",
 		"llm-sandbox:department": "history",
 		"llm-sandbox:network":    `{"cidr":"10.20.128.0/20"}`,
+		"llm-sandbox:access":     `{"plainHttp":true}`,
 		"llm-sandbox:pools":      `{"gpu":{"models":["llama3.1:8b"]}}`,
 	}
 	m := mockaws.New("ca-central-1")
@@ -291,16 +305,26 @@ func TestProjectFileDeclaresTheConfigSchema(t *testing.T) {
 	if len(proj.Config) != len(config.TopLevelKeys()) {
 		t.Errorf("Pulumi.yaml declares %d keys, the Spec has %d", len(proj.Config), len(config.TopLevelKeys()))
 	}
-	// The declared defaults must parse to the Spec's own defaults.
+	// The declared defaults must parse to the Spec's own defaults. An internal stack must
+	// choose its protocol (access.plainHttp or a certificate), so the bare stack chooses plain
+	// HTTP, and so does the declared access default below; the rest is the default's.
 	values := config.Values{
 		"aws:region":             "ca-central-1",
 		"llm-sandbox:department": "history",
 		"llm-sandbox:network":    `{"cidr":"10.60.0.0/16"}`,
+		"llm-sandbox:access":     `{"plainHttp":true}`,
 		"llm-sandbox:pools":      `{"gpu":{"models":["llama3.1:8b"]}}`,
 	}
 	bare, err := config.Parse("history", "x", values)
 	if err != nil {
 		t.Fatal(err)
+	}
+	accessDefault, _ := json.Marshal(proj.Config["access"].Default)
+	withAccessDefault := maps.Clone(values)
+	withAccessDefault["llm-sandbox:access"] = string(accessDefault)
+	if _, err := config.Parse("history", "x", withAccessDefault); err == nil ||
+		!strings.Contains(err.Error(), "access.plainHttp: an internal endpoint without a certificate") {
+		t.Errorf("the declared access default as it is: %v, want the plainHttp refusal", err)
 	}
 	// The engine refuses a stack that lacks a declared key without a default ("missing
 	// configuration value"), so every key but the required ones has a default.
@@ -312,7 +336,17 @@ func TestProjectFileDeclaresTheConfigSchema(t *testing.T) {
 			}
 			continue
 		}
-		raw, _ := json.Marshal(typ.Default)
+		def := typ.Default
+		if key == "access" {
+			m, ok := def.(map[string]any)
+			if !ok {
+				t.Fatalf("access default %v is not a mapping", def)
+			}
+			m = maps.Clone(m)
+			m["plainHttp"] = true
+			def = m
+		}
+		raw, _ := json.Marshal(def)
 		values[config.Namespace+":"+key] = string(raw)
 	}
 	withDefaults, err := config.Parse("history", "x", values)

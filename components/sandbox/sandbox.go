@@ -217,6 +217,7 @@ func NewSandbox(ctx *pulumi.Context, name string, args *SandboxArgs, opts ...pul
 			AllowAnywhere:  spec.Access.AllowAnywhere,
 			Hostname:       spec.Access.Hostname,
 			HostedZoneID:   spec.Access.HostedZoneID,
+			PlainHTTP:      spec.Access.PlainHTTP,
 		},
 		DeletionProtection:         spec.Gateway.DeletionProtection,
 		InstanceType:               spec.Gateway.InstanceType,

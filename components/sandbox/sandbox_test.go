@@ -24,7 +24,7 @@ func testSpec(nat config.NATStrategy) *config.Spec {
 	return &config.Spec{
 		Stack: "chem-test", Source: "stacks/Pulumi.chem-test.yaml", Region: "ca-central-1", Department: "chem",
 		Network: config.Network{CIDR: netip.MustParsePrefix("10.20.0.0/16"), AZCount: 3, NAT: nat},
-		Access:  config.Access{Mode: config.AccessInternal},
+		Access:  config.Access{Mode: config.AccessInternal, PlainHTTP: true},
 		Pools: map[string]config.Pool{"gpu": {
 			Name: "gpu", InstanceType: "g5.xlarge", MinSize: 1, MaxSize: 2, Models: []string{"llama3.1:8b"},
 			Parallel: 4, ContextLength: 8192,
