@@ -82,7 +82,7 @@ func TestAccessAndTagLimitsAcceptTheirBoundary(t *testing.T) {
 func TestAlertsEmailsReachTheSpec(t *testing.T) {
 	parse := func(alerts string) *Spec {
 		t.Helper()
-		spec, err := parseWith(t, "    mode: internal", alerts)
+		spec, err := parseWith(t, "    mode: internal\n    plainHttp: true", alerts)
 		if err != nil {
 			t.Fatal(err)
 		}
