@@ -122,6 +122,9 @@ type GatewayArgs struct {
 	// key (keys.KeyStore MasterKeySecretArn): the node role may read that secret only, and the
 	// node fetches it at boot. The value never passes through Pulumi. Required.
 	MasterKeySecretArn pulumi.StringInput
+	// KeyRegistryTableArn is the key registry table (keys.KeyStore RegistryTableArn): the node
+	// role may read its records one at a time (KeyRegistryActions), nothing more. Required.
+	KeyRegistryTableArn pulumi.StringInput
 	// AgentURL is the https URL of the node agent binary (artifacts.Bucket AgentURL). Required.
 	AgentURL pulumi.StringInput
 	// AgentSHA256 is the agent binary's lowercase hex SHA-256 (artifacts.Bucket AgentSHA256).
@@ -167,6 +170,8 @@ type Gateway struct {
 	Role *iam.Role
 	// RolePolicy is the node role's inline policy.
 	RolePolicy *iam.RolePolicy
+	// KeyRegistryPolicy is the node role's read-only grant on the key registry.
+	KeyRegistryPolicy *iam.RolePolicy
 	// SSMAttachment attaches AmazonSSMManagedInstanceCore to the role.
 	SSMAttachment *iam.RolePolicyAttachment
 	// InstanceProfile carries the role to the instances.
@@ -285,6 +290,7 @@ func (b *builder) build() error {
 		b.waf,
 		b.internalLoadBalancer,
 		b.role,
+		b.keyRegistryAccess,
 		b.launchTemplate,
 		b.group,
 		b.scaling,

@@ -33,6 +33,7 @@ const (
 	region     = "ca-central-1"
 	keyArn     = "arn:aws:kms:ca-central-1:123456789012:key/0b5e6a1c-1111-2222-3333-444455556666"
 	bucketArn  = "arn:aws:s3:::llm-chem-20260101000000000000000001"
+	tableArn   = "arn:aws:dynamodb:ca-central-1:123456789012:table/llm-sandbox-chem-keys"
 	secretArn  = "arn:aws:secretsmanager:ca-central-1:123456789012:secret:llm-sandbox/chem/litellm-master-key-AbCdEf"
 	certArn    = "arn:aws:acm:ca-central-1:123456789012:certificate/5f0c1e2d-aaaa-bbbb-cccc-0123456789ab"
 	agentSHA   = "a1b2c3d4e5f60718a1b2c3d4e5f60718a1b2c3d4e5f60718a1b2c3d4e5f60718"
@@ -107,6 +108,7 @@ func validArgs() *GatewayArgs {
 		},
 		InternalALBSecurityGroupID: pulumi.String(internalSG),
 		MasterKeySecretArn:         pulumi.String(secretArn),
+		KeyRegistryTableArn:        pulumi.String(tableArn),
 		AgentURL:                   pulumi.String(agentURL),
 		AgentSHA256:                agentSHA,
 		ArtifactsBucketArn:         pulumi.String(bucketArn),
@@ -522,7 +524,7 @@ func TestRole(t *testing.T) {
 	if att := only(t, m, tAttachment); att["policyArn"] != "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore" || att["role"] != roleName {
 		t.Errorf("attachment = %v, want AmazonSSMManagedInstanceCore on %s", att, roleName)
 	}
-	rp := only(t, m, tRolePolicy)
+	rp := mocktest.Named(t, m, tRolePolicy, "chem-gw-node")
 	if rp["role"] != roleName {
 		t.Errorf("inline policy on %v, want %s", rp["role"], roleName)
 	}
@@ -877,7 +879,7 @@ func TestChildNamesAndParents(t *testing.T) {
 		tEgress + " chem-gw-internal-out-pool-cpu", tEgress + " chem-gw-internal-out-pool-gpu",
 		tTG + " chem-gw-tg", tLB + " chem-gw-alb", tListener + " chem-gw-http",
 		tLB + " chem-gw-internal", tListener + " chem-gw-pool-cpu", tListener + " chem-gw-pool-gpu",
-		tRole + " chem-gw-role", tAttachment + " chem-gw-ssm", tRolePolicy + " chem-gw-node", tProfile + " chem-gw-profile",
+		tRole + " chem-gw-role", tAttachment + " chem-gw-ssm", tRolePolicy + " chem-gw-node", tRolePolicy + " chem-gw-key-registry", tProfile + " chem-gw-profile",
 		tLT + " chem-gw-lt", tASG + " chem-gw-asg", tPolicy + " chem-gw-cpu-tracking",
 	}
 	for _, tc := range []struct {
@@ -974,6 +976,7 @@ func TestInvalidArgs(t *testing.T) {
 		{"nil private subnets", with(func(a *GatewayArgs) { a.PrivateSubnetIDs = nil }), "PrivateSubnetIDs"},
 		{"nil internal ALB group", with(func(a *GatewayArgs) { a.InternalALBSecurityGroupID = nil }), "InternalALBSecurityGroupID"},
 		{"nil master key secret", with(func(a *GatewayArgs) { a.MasterKeySecretArn = nil }), "MasterKeySecretArn"},
+		{"nil key registry", with(func(a *GatewayArgs) { a.KeyRegistryTableArn = nil }), "KeyRegistryTableArn"},
 		{"nil agent URL", with(func(a *GatewayArgs) { a.AgentURL = nil }), "AgentURL"},
 		{"nil bucket", with(func(a *GatewayArgs) { a.ArtifactsBucketArn = nil }), "ArtifactsBucketArn"},
 		{"nil key", with(func(a *GatewayArgs) { a.KMSKeyArn = nil }), "KMSKeyArn"},
@@ -1050,5 +1053,34 @@ func TestClientRangeBudgetFillsTheFrontGroupQuota(t *testing.T) {
 				t.Errorf("%d client ranges give the front group %d inbound rules, want the quota %d", budget, inbound, rules.SecurityGroupRuleQuota)
 			}
 		})
+	}
+}
+
+// The gateway nodes may read one registry record at a time, by key id, and decrypt it through
+// DynamoDB only: no write, no scan, no query, and no direct use of the department key.
+func TestKeyRegistryReadOnly(t *testing.T) {
+	m, g, _ := mustRun(t, validArgs())
+	rp := mocktest.Named(t, m, tRolePolicy, "chem-gw-key-registry")
+	if rp["role"] != roleName || g.KeyRegistryPolicy == nil {
+		t.Errorf("key registry policy on %v (struct field set: %t), want %s", rp["role"], g.KeyRegistryPolicy != nil, roleName)
+	}
+	type grant struct {
+		Actions, Resources []string
+		Condition          map[string]map[string]any
+	}
+	got := map[string]grant{}
+	for _, st := range mocktest.Policy(t, rp["policy"]) {
+		if st.Effect != "Allow" {
+			t.Errorf("statement %s: effect %s", st.Sid, st.Effect)
+		}
+		got[st.Sid] = grant{strs(st.Action), strs(st.Resource), st.Condition}
+	}
+	want := map[string]grant{
+		"ReadKeyRegistry": {[]string{"dynamodb:GetItem"}, []string{tableArn}, nil},
+		"DecryptKeyRegistryThroughDynamoDB": {[]string{"kms:Decrypt", "kms:DescribeKey"}, []string{keyArn},
+			map[string]map[string]any{"StringEquals": {"kms:ViaService": "dynamodb.ca-central-1.amazonaws.com"}}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("key registry policy:\n got  %+v\n want %+v", got, want)
 	}
 }

@@ -75,6 +75,7 @@ func validate(name string, args *GatewayArgs) (*settings, error) {
 		"PrivateSubnetIDs":           args.PrivateSubnetIDs == nil,
 		"InternalALBSecurityGroupID": args.InternalALBSecurityGroupID == nil,
 		"MasterKeySecretArn":         args.MasterKeySecretArn == nil,
+		"KeyRegistryTableArn":        args.KeyRegistryTableArn == nil,
 		"AgentURL":                   args.AgentURL == nil,
 		"ArtifactsBucketArn":         args.ArtifactsBucketArn == nil,
 		"KMSKeyArn":                  args.KMSKeyArn == nil,

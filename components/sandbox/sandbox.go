@@ -122,6 +122,9 @@ func NewSandbox(ctx *pulumi.Context, name string, args *SandboxArgs, opts ...pul
 	keyStore, err := keys.NewKeyStore(ctx, name+"-keys", &keys.KeyStoreArgs{
 		Department: spec.Department,
 		Region:     spec.Region,
+		// The registry holds who has which key: the stack's one deletion-protection setting
+		// keeps it from a mistaken destroy, like the load balancers.
+		RegistryDeletionProtection: spec.Gateway.DeletionProtection,
 	}, child...)
 	if err != nil {
 		return nil, fmt.Errorf("sandbox %q: keys: %w", name, err)
@@ -209,6 +212,7 @@ func NewSandbox(ctx *pulumi.Context, name string, args *SandboxArgs, opts ...pul
 		Pools:                      routes,
 		InternalALBSecurityGroupID: internalSG.ID().ToStringOutput(),
 		MasterKeySecretArn:         keyStore.MasterKeySecretArn,
+		KeyRegistryTableArn:        keyStore.RegistryTableArn,
 		AgentURL:                   bucket.AgentURL,
 		AgentSHA256:                bucket.AgentSHA256,
 		ArtifactsBucketArn:         bucket.BucketArn,

@@ -213,6 +213,36 @@ func TestBucketForceDestroyFollowsDeletionProtection(t *testing.T) {
 	}
 }
 
+// The key registry is protected from deletion exactly when the stack's gateway is, and the
+// gateway nodes' read grant names that table.
+func TestKeyRegistryFollowsDeletionProtection(t *testing.T) {
+	for _, protected := range []bool{true, false} {
+		spec := testSpec(config.NATSingle)
+		spec.Gateway.DeletionProtection = protected
+		m, err := build(t, spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tables := m.ByType("aws:dynamodb/table:Table")
+		if len(tables) != 1 {
+			t.Fatalf("%d tables, want 1", len(tables))
+		}
+		in := mockaws.Plain(tables[0].Inputs)
+		if in["deletionProtectionEnabled"] != protected {
+			t.Errorf("deletion protection %t: table deletionProtectionEnabled %v", protected, in["deletionProtectionEnabled"])
+		}
+		found := false
+		for _, rp := range m.ByType("aws:iam/rolePolicy:RolePolicy") {
+			if strings.Contains(fmt.Sprint(mockaws.Plain(rp.Inputs)["policy"]), tables[0].ARN) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no role policy names the registry table %s", tables[0].ARN)
+		}
+	}
+}
+
 // The sandbox and the model pools were renamed to llmsandbox:<package>:<Type>; each registers
 // its former type token as an alias, so the engine matches the resources of stacks deployed
 // under the old tokens (and, from the parent's alias, every child's) instead of replacing them.
