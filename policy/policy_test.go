@@ -215,6 +215,12 @@ var ruleCases = []ruleCase{
 	{"s3-tls-only", "chemistry", text(typeBucketPolicy, "chemistry-artifacts-policy", "policy", `"Effect":"Deny"`, `"Effect":"Allow"`), "no bucket policy statement denies"},
 	{"s3-acls-disabled", "chemistry", setIn(typeBucketOwnership, "chemistry-artifacts-ownership", "ObjectWriter", "rule", "objectOwnership"), `objectOwnership "ObjectWriter"`},
 	{"s3-reads-through-vpc-endpoint", "chemistry", text(typeBucketPolicy, "chemistry-artifacts-policy", "policy", `"aws:SourceVpce":"chemistry-network-s3-id"`, `"aws:SourceVpce":"vpce-0someoneelse"`), `with aws:SourceVpce "vpce-0someoneelse"`},
+	{"dynamodb-department-key", "chemistry", setIn(typeDynamoTable, "chemistry-keys-registry", "", "serverSideEncryption", "kmsKeyArn"), `with key ""`},
+	{"dynamodb-department-key", "linguistics", setIn(typeDynamoTable, "linguistics-keys-registry", false, "serverSideEncryption", "enabled"), "serverSideEncryption enabled false"},
+	{"dynamodb-point-in-time-recovery", "chemistry", setIn(typeDynamoTable, "chemistry-keys-registry", false, "pointInTimeRecovery", "enabled"), "pointInTimeRecovery.enabled is not true"},
+	{"dynamodb-deletion-protection", "chemistry", setKey(typeDynamoTable, "chemistry-keys-registry", "deletionProtectionEnabled", false), "deletionProtectionEnabled is not true"},
+	{"key-registry-read-only", "chemistry", text(typeRolePolicy, "chemistry-gateway-key-registry", "policy", `["dynamodb:GetItem"]`, `["dynamodb:GetItem","dynamodb:PutItem"]`), `allows "dynamodb:PutItem"`},
+	{"key-registry-read-only", "chemistry", text(typeRolePolicy, "chemistry-gateway-key-registry", "policy", `["dynamodb:GetItem"]`, `"dynamodb:Scan"`), `allows "dynamodb:Scan"`},
 }
 
 func TestFixturesPass(t *testing.T) {

@@ -135,5 +135,13 @@ func Rules() []Rule {
 			[]string{"CKV2_AWS_65", "S3.12"}, checkS3Ownership},
 		{"s3-reads-through-vpc-endpoint", Error, "a bucket policy grants anonymous reads only through one of the plan's VPC endpoints",
 			nil, checkS3VPCE},
+		{"dynamodb-department-key", Error, "every DynamoDB table (the key registry) is encrypted with the department key",
+			[]string{"CKV_AWS_119", "AVD-AWS-0025"}, checkDynamoKey},
+		{"dynamodb-point-in-time-recovery", Error, "every DynamoDB table keeps point-in-time recovery, so a mistaken revoke or delete of keys can be undone",
+			[]string{"CKV_AWS_28", "AVD-AWS-0024", "DynamoDB.2"}, checkDynamoPITR},
+		{"dynamodb-deletion-protection", Error, "every DynamoDB table has deletion protection, unless the stack says gateway.deletionProtection: false",
+			[]string{"DynamoDB.6"}, checkDynamoDeletionProtection},
+		{"key-registry-read-only", Error, "no role of the plan may write, scan or query a DynamoDB table: nodes read one key record at a time, and keys are issued with the operator's credentials",
+			nil, checkDynamoReadOnly},
 	}
 }
