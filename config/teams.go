@@ -25,9 +25,6 @@ type Team struct {
 	TokensPerMinute int
 	// ParallelPerKey is how many requests one key may have in flight at once.
 	ParallelPerKey int
-	// ParallelPerTeam is how many requests all of the team's keys together may have in
-	// flight; by default every slot the team's models have at the pools' maxSize.
-	ParallelPerTeam int
 	// MaxKeyLifetimeDays is the longest lifetime `sandboxctl keys issue` gives a key of the
 	// team.
 	MaxKeyLifetimeDays int
@@ -84,7 +81,7 @@ const (
 	maxTeamKeyLifetimeDays   = 366
 )
 
-var teamKeys = []string{"models", "requestsPerMinute", "tokensPerMinute", "parallelPerKey", "parallelPerTeam", "maxKeyLifetimeDays"}
+var teamKeys = []string{"models", "requestsPerMinute", "tokensPerMinute", "parallelPerKey", "maxKeyLifetimeDays"}
 
 // teams parses llm-sandbox:teams against the stack's pools (already parsed): a team's models
 // must be served by a pool, and its concurrency may not exceed what those pools can run.
@@ -154,8 +151,7 @@ func (p *parser) team(n *yaml.Node, path, name string, spec *Spec) Team {
 		p.rangeCheck(at("maxKeyLifetimeDays"), t.MaxKeyLifetimeDays, 1, maxTeamKeyLifetimeDays)
 	}
 
-	// What the team's models can run at once at the pools' maxSize: a team limit above it is
-	// never reached, so the stack file would promise concurrency the pools cannot give.
+	// What the team's models can run at once at the pools' maxSize.
 	capacity := 0
 	for _, m := range t.Models {
 		capacity += spec.ParallelCapacity(m)
@@ -167,21 +163,11 @@ func (p *parser) team(n *yaml.Node, path, name string, spec *Spec) Team {
 		}
 		return strings.Join(parts, ", ")
 	}
-	teamOK := true
-	t.ParallelPerTeam, teamOK = p.integer(f["parallelPerTeam"], at("parallelPerTeam"), capacity)
-	if teamOK && modelsOK {
-		if t.ParallelPerTeam < 1 || t.ParallelPerTeam > capacity {
-			p.add(at("parallelPerTeam"), "must be between 1 and %d, what the team's models can run at once at the pools' maxSize x parallel (%s) (got %d)", capacity, capacityNote(), t.ParallelPerTeam)
-			teamOK = false
-		}
-	}
+	// One key at parallelPerKey holds that many of the pools' slots: more than the team's
+	// models can run at once at the pools' maxSize is never reached.
 	if t.ParallelPerKey, ok = p.integer(f["parallelPerKey"], at("parallelPerKey"), DefaultTeamParallelPerKey); ok && modelsOK {
-		limit, what := capacity, "what the team's models can run at once at the pools' maxSize x parallel ("+capacityNote()+")"
-		if teamOK && t.ParallelPerTeam < limit {
-			limit, what = t.ParallelPerTeam, "the team's parallelPerTeam"
-		}
-		if t.ParallelPerKey < 1 || t.ParallelPerKey > limit {
-			p.add(at("parallelPerKey"), "must be between 1 and %d, %s (got %d)", limit, what, t.ParallelPerKey)
+		if t.ParallelPerKey < 1 || t.ParallelPerKey > capacity {
+			p.add(at("parallelPerKey"), "must be between 1 and %d, what the team's models can run at once at the pools' maxSize x parallel (%s) (got %d)", capacity, capacityNote(), t.ParallelPerKey)
 		}
 	}
 	return t

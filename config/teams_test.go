@@ -5,8 +5,7 @@ import (
 	"testing"
 )
 
-// A team that sets nothing gets every model of the stack, the default limits and every slot
-// its models have; a team that sets everything keeps what it set, models sorted.
+// A team that sets nothing gets every model of the stack and the default limits; a team that sets everything keeps what it set, models sorted.
 func TestTeamDefaultsAndValues(t *testing.T) {
 	values := Values{
 		"aws:region":             "ca-central-1",
@@ -15,7 +14,7 @@ func TestTeamDefaultsAndValues(t *testing.T) {
 		"llm-sandbox:pools": `{"chat":{"models":["qwen2.5:7b"],"maxSize":3,"parallel":2},` +
 			`"gpu":{"models":["llama3.1:8b"],"maxSize":1,"parallel":4}}`,
 		"llm-sandbox:teams": `{"staff":{},"students":{"models":["qwen2.5:7b","llama3.1:8b"],` +
-			`"requestsPerMinute":10,"tokensPerMinute":5000,"parallelPerKey":1,"parallelPerTeam":9,"maxKeyLifetimeDays":120}}`,
+			`"requestsPerMinute":10,"tokensPerMinute":5000,"parallelPerKey":1,"maxKeyLifetimeDays":120}}`,
 	}
 	spec, err := Parse("history", "stacks/Pulumi.history.yaml", values)
 	if err != nil {
@@ -25,12 +24,12 @@ func TestTeamDefaultsAndValues(t *testing.T) {
 		"staff": {
 			Name: "staff", Models: []string{"llama3.1:8b", "qwen2.5:7b"},
 			RequestsPerMinute: DefaultTeamRequestsPerMinute, TokensPerMinute: DefaultTeamTokensPerMinute,
-			ParallelPerKey: DefaultTeamParallelPerKey, ParallelPerTeam: 1*4 + 3*2,
+			ParallelPerKey:     DefaultTeamParallelPerKey,
 			MaxKeyLifetimeDays: DefaultTeamMaxKeyLifetimeDays,
 		},
 		"students": {
 			Name: "students", Models: []string{"llama3.1:8b", "qwen2.5:7b"},
-			RequestsPerMinute: 10, TokensPerMinute: 5000, ParallelPerKey: 1, ParallelPerTeam: 9,
+			RequestsPerMinute: 10, TokensPerMinute: 5000, ParallelPerKey: 1,
 			MaxKeyLifetimeDays: 120,
 		},
 	}
@@ -52,7 +51,7 @@ func TestTeamProblemsAllReported(t *testing.T) {
 		"llm-sandbox:department": "history",
 		"llm-sandbox:network":    `{"cidr":"10.50.0.0/16"}`,
 		"llm-sandbox:pools":      `{"gpu":{"models":["llama3.1:8b"]}}`,
-		"llm-sandbox:teams":      `{"a":{"requestsPerMinute":0,"tokensPerMinute":-1,"maxKeyLifetimeDays":0,"parallelPerTeam":99}}`,
+		"llm-sandbox:teams":      `{"a":{"requestsPerMinute":0,"tokensPerMinute":-1,"maxKeyLifetimeDays":0,"parallelPerKey":99}}`,
 	}
 	_, err := Parse("history", "stacks/Pulumi.history.yaml", values)
 	ps, _ := err.(Problems)
@@ -60,7 +59,7 @@ func TestTeamProblemsAllReported(t *testing.T) {
 	for _, p := range ps {
 		paths[p.Path] = true
 	}
-	for _, want := range []string{"teams.a.requestsPerMinute", "teams.a.tokensPerMinute", "teams.a.maxKeyLifetimeDays", "teams.a.parallelPerTeam"} {
+	for _, want := range []string{"teams.a.requestsPerMinute", "teams.a.tokensPerMinute", "teams.a.maxKeyLifetimeDays", "teams.a.parallelPerKey"} {
 		if !paths[want] {
 			t.Errorf("no problem at %s; got %v", want, err)
 		}
