@@ -14,7 +14,7 @@ import (
 // fastapi.Request, and litellm.proxy._types' roles, error types, ProxyException and
 // UserAPIKeyAuth (keyword arguments kept as given).
 var authStandIns = map[string]string{
-	"fastapi/__init__.py":       "class Request:\n    pass\n",
+	"fastapi/__init__.py":       "class Request:\n    def __init__(self, body=b''):\n        self._body = body\n\n    async def body(self):\n        return self._body\n",
 	"litellm/__init__.py":       "",
 	"litellm/proxy/__init__.py": "",
 	"litellm/proxy/_types.py": `import enum
@@ -27,6 +27,8 @@ class LitellmUserRoles(str, enum.Enum):
 
 class ProxyErrorTypes(str, enum.Enum):
     auth_error = "auth_error"
+    team_model_access_denied = "team_model_access_denied"
+    internal_server_error = "internal_server_error"
 
 
 class ProxyException(Exception):

@@ -6,8 +6,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -423,13 +425,31 @@ func (r *liteLLMRole) stepConfigure(_ context.Context, st *runState) (string, er
 	if err != nil {
 		return "", err
 	}
-	written, err := writeAll([]fileContent{
+	authSettings, err := RenderLiteLLMAuthSettings(r.cfg)
+	if err != nil {
+		return "", err
+	}
+	files := []fileContent{
 		{r.path(LiteLLMConfigFile), config, 0o644},
 		{r.path(LiteLLMAuthFile), []byte(LiteLLMAuthModule), 0o644},
 		{r.path(LiteLLMUnitFile), unit, 0o644},
-	})
+	}
+	if authSettings != nil {
+		files = append(files, fileContent{r.path(LiteLLMAuthSettingsFile), authSettings, 0o644})
+	}
+	written, err := writeAll(files)
 	if err != nil {
 		return "", err
+	}
+	if authSettings == nil {
+		// Without a registry the module accepts the master key; a settings file left from
+		// an earlier config would make it refuse it.
+		switch err := os.Remove(r.path(LiteLLMAuthSettingsFile)); {
+		case err == nil:
+			written = append(written, r.path(LiteLLMAuthSettingsFile)+" (removed)")
+		case !errors.Is(err, fs.ErrNotExist):
+			return "", err
+		}
 	}
 	if len(written) == 0 {
 		return "config and unit unchanged", nil
