@@ -109,11 +109,15 @@ func validArgs() *GatewayArgs {
 		InternalALBSecurityGroupID: pulumi.String(internalSG),
 		MasterKeySecretArn:         pulumi.String(secretArn),
 		KeyRegistryTableArn:        pulumi.String(tableArn),
-		AgentURL:                   pulumi.String(agentURL),
-		AgentSHA256:                agentSHA,
-		ArtifactsBucketArn:         pulumi.String(bucketArn),
-		KMSKeyArn:                  pulumi.String(keyArn),
-		Tags:                       map[string]string{"CostCentre": "CC-1234", "Department": "chem"},
+		Teams: map[string]Team{
+			"staff":    {Models: []string{"phi3:mini", "llama3.1:8b"}, RequestsPerMinute: 60, TokensPerMinute: 100000, ParallelPerKey: 2},
+			"students": {Models: []string{"qwen2.5:1.5b"}, RequestsPerMinute: 10, TokensPerMinute: 20000, ParallelPerKey: 1},
+		},
+		AgentURL:           pulumi.String(agentURL),
+		AgentSHA256:        agentSHA,
+		ArtifactsBucketArn: pulumi.String(bucketArn),
+		KMSKeyArn:          pulumi.String(keyArn),
+		Tags:               map[string]string{"CostCentre": "CC-1234", "Department": "chem"},
 	}
 }
 
@@ -495,6 +499,12 @@ func TestUserDataCarriesNodeConfig(t *testing.T) {
 						{Name: "phi3:mini", APIBase: "http://" + internalDNS + ":21234"},
 					},
 					RequestTimeoutSeconds: 3600, KeepAliveSeconds: 960, NumRetries: 1,
+					// Teams in name order, each with its models and per-key limits; the table
+					// is the department's.
+					KeyRegistry: &node.KeyRegistry{Table: "llm-sandbox-chem-keys", Teams: []node.LiteLLMTeam{
+						{Name: "staff", Models: []string{"phi3:mini", "llama3.1:8b"}, RequestsPerMinute: 60, TokensPerMinute: 100000, ParallelPerKey: 2},
+						{Name: "students", Models: []string{"qwen2.5:1.5b"}, RequestsPerMinute: 10, TokensPerMinute: 20000, ParallelPerKey: 1},
+					}},
 				},
 			}
 			if !reflect.DeepEqual(cfg, want) {
@@ -977,6 +987,16 @@ func TestInvalidArgs(t *testing.T) {
 		{"nil internal ALB group", with(func(a *GatewayArgs) { a.InternalALBSecurityGroupID = nil }), "InternalALBSecurityGroupID"},
 		{"nil master key secret", with(func(a *GatewayArgs) { a.MasterKeySecretArn = nil }), "MasterKeySecretArn"},
 		{"nil key registry", with(func(a *GatewayArgs) { a.KeyRegistryTableArn = nil }), "KeyRegistryTableArn"},
+		{"bad team name", with(func(a *GatewayArgs) { a.Teams["Staff_1"] = a.Teams["staff"] }), `Teams["Staff_1"]`},
+		{"team model not served", with(func(a *GatewayArgs) {
+			a.Teams["staff"] = Team{Models: []string{"mistral:7b"}, RequestsPerMinute: 1, TokensPerMinute: 1, ParallelPerKey: 1}
+		}), `Teams["staff"].Models[0]`},
+		{"team without models", with(func(a *GatewayArgs) {
+			a.Teams["staff"] = Team{RequestsPerMinute: 1, TokensPerMinute: 1, ParallelPerKey: 1}
+		}), `Teams["staff"].Models`},
+		{"team without a limit", with(func(a *GatewayArgs) {
+			a.Teams["staff"] = Team{Models: []string{"phi3:mini"}, RequestsPerMinute: 1, TokensPerMinute: 1}
+		}), `Teams["staff"].ParallelPerKey`},
 		{"nil agent URL", with(func(a *GatewayArgs) { a.AgentURL = nil }), "AgentURL"},
 		{"nil bucket", with(func(a *GatewayArgs) { a.ArtifactsBucketArn = nil }), "ArtifactsBucketArn"},
 		{"nil key", with(func(a *GatewayArgs) { a.KMSKeyArn = nil }), "KMSKeyArn"},

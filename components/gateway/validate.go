@@ -233,6 +233,23 @@ func validatePools(c *argcheck.Checker, args *GatewayArgs, s *settings) {
 			}
 		}
 	}
+	for _, name := range slices.Sorted(maps.Keys(args.Teams)) {
+		t, f := args.Teams[name], fmt.Sprintf("Teams[%q]", name)
+		c.Rule(f, rules.TeamName(name))
+		if len(t.Models) == 0 {
+			c.Add(f+".Models", "must list at least one model (got none)")
+		}
+		for i, m := range t.Models {
+			if _, ok := servedBy[m]; !ok {
+				c.Add(fmt.Sprintf("%s.Models[%d]", f, i), "%q is not a model of Pools", m)
+			}
+		}
+		for field, v := range map[string]int{"RequestsPerMinute": t.RequestsPerMinute, "TokensPerMinute": t.TokensPerMinute, "ParallelPerKey": t.ParallelPerKey} {
+			if v < 1 {
+				c.Add(f+"."+field, "must be at least 1 (got %d)", v)
+			}
+		}
+	}
 }
 
 // cpuTypes are the instance catalog's CPU types.

@@ -213,6 +213,7 @@ func NewSandbox(ctx *pulumi.Context, name string, args *SandboxArgs, opts ...pul
 		InternalALBSecurityGroupID: internalSG.ID().ToStringOutput(),
 		MasterKeySecretArn:         keyStore.MasterKeySecretArn,
 		KeyRegistryTableArn:        keyStore.RegistryTableArn,
+		Teams:                      teams(spec),
 		AgentURL:                   bucket.AgentURL,
 		AgentSHA256:                bucket.AgentSHA256,
 		ArtifactsBucketArn:         bucket.BucketArn,
@@ -286,6 +287,20 @@ func prefixStrings[T fmt.Stringer](ps []T) []string {
 	out := make([]string, len(ps))
 	for i, p := range ps {
 		out[i] = p.String()
+	}
+	return out
+}
+
+// teams are the Spec's teams as the gateway takes them.
+func teams(spec *config.Spec) map[string]gateway.Team {
+	out := map[string]gateway.Team{}
+	for name, t := range spec.Teams {
+		out[name] = gateway.Team{
+			Models:            t.Models,
+			RequestsPerMinute: t.RequestsPerMinute,
+			TokensPerMinute:   t.TokensPerMinute,
+			ParallelPerKey:    t.ParallelPerKey,
+		}
 	}
 	return out
 }

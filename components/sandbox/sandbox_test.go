@@ -13,6 +13,7 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
+	"github.com/llm-sandbox/llm-sandbox/components/gateway"
 	"github.com/llm-sandbox/llm-sandbox/components/modelpool"
 	"github.com/llm-sandbox/llm-sandbox/config"
 	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
@@ -292,5 +293,21 @@ func TestProjectTagsPerResourceIsWhatANodeCarries(t *testing.T) {
 				t.Errorf("%s tags its %v with %d tags, want the limit %d", name, spec.(map[string]any)["resourceType"], len(tags), rules.MaxTagsPerResource)
 			}
 		}
+	}
+}
+
+// The Spec's teams reach the gateway with their models and per-key limits.
+func TestTeamsReachTheGateway(t *testing.T) {
+	spec := testSpec(config.NATSingle)
+	spec.Teams = map[string]config.Team{
+		"students": {Name: "students", Models: []string{"llama3.1:8b"}, RequestsPerMinute: 10, TokensPerMinute: 20000, ParallelPerKey: 1, MaxKeyLifetimeDays: 120},
+	}
+	got := teams(spec)
+	want := map[string]gateway.Team{"students": {Models: []string{"llama3.1:8b"}, RequestsPerMinute: 10, TokensPerMinute: 20000, ParallelPerKey: 1}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("teams = %+v, want %+v", got, want)
+	}
+	if _, err := build(t, spec); err != nil {
+		t.Errorf("a sandbox with a team: %v", err)
 	}
 }
