@@ -121,7 +121,22 @@ func (r *liteLLMRole) processEnv() ([]string, error) {
 		env = append(env, v.Name+"="+v.Value)
 	}
 	env = append(env, fromFile...)
+	// The key registry is read by the custom-auth module with boto3: under systemd it finds
+	// the instance role through the instance metadata service by itself. An agent run with its
+	// AWS endpoint or credentials in its environment (an emulator) passes them on, so the
+	// module reads the same registry the agent would.
+	for _, name := range awsPassThrough {
+		if v, ok := os.LookupEnv(name); ok {
+			env = append(env, name+"="+v)
+		}
+	}
 	return append(env, "HOME=/nonexistent", "PATH="+searchPath()), nil
+}
+
+// awsPassThrough are the AWS SDK settings a LiteLLM started without systemd inherits.
+var awsPassThrough = []string{
+	"AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+	"AWS_EC2_METADATA_SERVICE_ENDPOINT", "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE",
 }
 
 // readEnvFile reads the KEY=value lines of an environment file the agent wrote (no quoting:
