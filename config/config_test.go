@@ -173,7 +173,7 @@ func TestStackFileAndEngineValuesAgree(t *testing.T) {
 			`"models":["llama3.1:8b","qwen2.5:7b"],"parallel":4,` +
 			`"schedule":{"days":"MON-FRI","start":"08:00","stop":"20:00","timezone":"America/Vancouver"}}}`,
 		"llm-sandbox:gateway": `{"instanceType":"t3.large","maxSize":4,"minSize":2}`,
-		"llm-sandbox:teams": `{"chem101":{"maxKeyLifetimeDays":120,"models":["llama3.1:8b"],"parallelPerKey":1,` +
+		"llm-sandbox:teams": `{"ci":{"maxKeyLifetimeDays":1,"requestsPerMinute":600},"chem101":{"maxKeyLifetimeDays":120,"models":["llama3.1:8b"],"parallelPerKey":1,` +
 			`"requestsPerMinute":10,"tokensPerMinute":20000},"grad":{"parallelPerKey":2,"requestsPerMinute":30,` +
 			`"tokensPerMinute":60000},"staff":{"maxKeyLifetimeDays":365}}`,
 		"llm-sandbox:tags": `{"CostCenter":"CHEM-1234"}`,
