@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -31,14 +32,7 @@ type Team struct {
 }
 
 // TeamNames returns the team names in sorted order.
-func (s *Spec) TeamNames() []string {
-	names := make([]string, 0, len(s.Teams))
-	for n := range s.Teams {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
+func (s *Spec) TeamNames() []string { return slices.Sorted(maps.Keys(s.Teams)) }
 
 // ModelNames returns every model the stack serves, sorted.
 func (s *Spec) ModelNames() []string {

@@ -92,18 +92,16 @@ type authResult struct {
 	Compared [][2]string `json:"compared"`
 }
 
-// runAuthModule runs the rendered module under python3 with masterKey in its environment
-// and returns the outcome for each key (nil for a missing one).
-func runAuthModule(t *testing.T, masterKey string, keys []*string) []authResult {
+// authDir writes the module, the stand-ins and extra files (name → text) into a temporary
+// directory, which the driver runs in.
+func authDir(t *testing.T, extra map[string]string) string {
 	t.Helper()
-	python, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 is not installed")
-	}
 	dir := t.TempDir()
 	files := map[string]string{filepath.Base(LiteLLMAuthFile): LiteLLMAuthModule}
-	for name, text := range authStandIns {
-		files[name] = text
+	for _, m := range []map[string]string{authStandIns, extra} {
+		for name, text := range m {
+			files[name] = text
+		}
 	}
 	for name, text := range files {
 		path := filepath.Join(dir, filepath.FromSlash(name))
@@ -114,6 +112,18 @@ func runAuthModule(t *testing.T, masterKey string, keys []*string) []authResult 
 			t.Fatal(err)
 		}
 	}
+	return dir
+}
+
+// runAuthModule runs the rendered module under python3 with masterKey in its environment
+// and returns the outcome for each key (nil for a missing one).
+func runAuthModule(t *testing.T, masterKey string, keys []*string) []authResult {
+	t.Helper()
+	python, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 is not installed")
+	}
+	dir := authDir(t, nil)
 	arg, _ := json.Marshal(keys)
 	cmd := exec.Command(python, "-s", "-B", filepath.Join(dir, "drive_auth.py"), string(arg))
 	cmd.Dir = dir

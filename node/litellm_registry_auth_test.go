@@ -142,24 +142,10 @@ func TestAuthModuleResolvesKeysThroughTheRegistry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	files := map[string]string{
-		filepath.Base(LiteLLMAuthFile):         LiteLLMAuthModule,
+	dir := authDir(t, map[string]string{
 		filepath.Base(LiteLLMAuthSettingsFile): string(settings),
 		"drive.py":                             driveRegistryAuth,
-	}
-	for name, text := range authStandIns {
-		files[name] = text
-	}
-	for name, text := range files {
-		path := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	const master = "sk-Zq7Xw2Lr9Vb4Nc1Md8Kf3Hj6Gt5Ps0Ya2Ue7Wi4Ro9TyQx"
 	cmd := exec.Command(python, "-s", "-B", filepath.Join(dir, "drive.py"))
 	cmd.Dir = dir

@@ -127,12 +127,18 @@ func openRegistry(e env, projectFlag string, positional []string, want int) (*ke
 	return s, positional[1:], cancel, nil
 }
 
-// keyIDArg checks a KEYID argument.
-func keyIDArg(id string) error {
-	if !keyregistry.ValidID(id) {
-		return usagef("KEYID must be a key id of %d lowercase letters and digits 2-7, as keys list shows it (got %q)", keyregistry.IDLength, id)
+// openKey is openRegistry for the commands on one key (STACK KEYID): it returns the checked
+// key id.
+func openKey(e env, projectFlag string, positional []string) (*keysSession, string, context.CancelFunc, error) {
+	s, ids, cancel, err := openRegistry(e, projectFlag, positional, 1)
+	if err != nil {
+		return nil, "", nil, err
 	}
-	return nil
+	if !keyregistry.ValidID(ids[0]) {
+		cancel()
+		return nil, "", nil, usagef("KEYID must be a key id of %d lowercase letters and digits 2-7, as keys list shows it (got %q)", keyregistry.IDLength, ids[0])
+	}
+	return s, ids[0], cancel, nil
 }
 
 // issueFormats are the output formats of issue and rotate.
@@ -191,15 +197,12 @@ func keysRotate(e env, projectFlag string, args []string) error {
 	if !slices.Contains(issueFormats, *format) {
 		return usagef("--format must be one of %s (got %q)", strings.Join(issueFormats, ", "), *format)
 	}
-	s, ids, cancel, err := openRegistry(e, projectFlag, positional, 1)
+	s, id, cancel, err := openKey(e, projectFlag, positional)
 	if err != nil {
 		return err
 	}
 	defer cancel()
-	if err := keyIDArg(ids[0]); err != nil {
-		return err
-	}
-	old, err := s.registry.Get(s.ctx, ids[0])
+	old, err := s.registry.Get(s.ctx, id)
 	if err != nil {
 		return err
 	}
@@ -235,18 +238,15 @@ func keysRevoke(e env, projectFlag string, args []string) error {
 	if err != nil {
 		return err
 	}
-	s, ids, cancel, err := openRegistry(e, projectFlag, positional, 1)
+	s, id, cancel, err := openKey(e, projectFlag, positional)
 	if err != nil {
 		return err
 	}
 	defer cancel()
-	if err := keyIDArg(ids[0]); err != nil {
+	if err := s.registry.Revoke(s.ctx, id, s.now); err != nil {
 		return err
 	}
-	if err := s.registry.Revoke(s.ctx, ids[0], s.now); err != nil {
-		return err
-	}
-	fmt.Fprintf(e.stdout, "revoked %s at %s\n", ids[0], s.now.Format(time.RFC3339))
+	fmt.Fprintf(e.stdout, "revoked %s at %s\n", id, s.now.Format(time.RFC3339))
 	return nil
 }
 
@@ -257,15 +257,12 @@ func keysShow(e env, projectFlag string, args []string) error {
 	if err != nil {
 		return err
 	}
-	s, ids, cancel, err := openRegistry(e, projectFlag, positional, 1)
+	s, id, cancel, err := openKey(e, projectFlag, positional)
 	if err != nil {
 		return err
 	}
 	defer cancel()
-	if err := keyIDArg(ids[0]); err != nil {
-		return err
-	}
-	rec, err := s.registry.Get(s.ctx, ids[0])
+	rec, err := s.registry.Get(s.ctx, id)
 	if err != nil {
 		return err
 	}
