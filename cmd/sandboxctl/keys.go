@@ -233,7 +233,7 @@ func keysRotate(e env, projectFlag string, args []string) error {
 
 func keysRevoke(e env, projectFlag string, args []string) error {
 	fs := flagSet(e, "keys revoke", "keys revoke STACK KEYID",
-		"Revokes KEYID: every gateway node refuses it within 60 s. The record stays, for the list and usage.")
+		"Revokes KEYID: every gateway node refuses it within 60 s. The record stays, for keys list --all.")
 	positional, err := parseArgs(fs, args, nil)
 	if err != nil {
 		return err
