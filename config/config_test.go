@@ -118,6 +118,7 @@ func TestDefaultsAreApplied(t *testing.T) {
 			Parallel: 4, ContextLength: 8192,
 		}},
 		Gateway: Gateway{InstanceType: "t3.large", MinSize: 2, MaxSize: 4, DeletionProtection: true},
+		Teams:   map[string]Team{},
 		Tags:    map[string]string{},
 	}
 	if !reflect.DeepEqual(spec, want) {
@@ -229,7 +230,10 @@ func TestStackFileAndEngineValuesAgree(t *testing.T) {
 			`"models":["llama3.1:8b","qwen2.5:7b"],"parallel":4,` +
 			`"schedule":{"days":"MON-FRI","start":"08:00","stop":"20:00","timezone":"America/Vancouver"}}}`,
 		"llm-sandbox:gateway": `{"instanceType":"t3.large","maxSize":4,"minSize":2}`,
-		"llm-sandbox:tags":    `{"CostCenter":"CHEM-1234"}`,
+		"llm-sandbox:teams": `{"ci":{"maxKeyLifetimeDays":1,"requestsPerMinute":600},"chem101":{"maxKeyLifetimeDays":120,"models":["llama3.1:8b"],"parallelPerKey":1,` +
+			`"requestsPerMinute":10,"tokensPerMinute":20000},"grad":{"parallelPerKey":2,"requestsPerMinute":30,` +
+			`"tokensPerMinute":60000},"staff":{"maxKeyLifetimeDays":365}}`,
+		"llm-sandbox:tags": `{"CostCenter":"CHEM-1234"}`,
 	}
 	fromEngine, err := Parse("chemistry", StackFile("chemistry"), engine)
 	if err != nil {

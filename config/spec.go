@@ -57,6 +57,10 @@ type Spec struct {
 	Pools map[string]Pool
 	// Gateway is the LiteLLM tier.
 	Gateway Gateway
+	// Teams are the department's teams, keyed by team name: who may call which models at
+	// which limits. Keys of a team are issued with `sandboxctl keys`. Empty when the stack
+	// declares none.
+	Teams map[string]Team
 	// Tags are the department's own tags, added to every resource.
 	Tags map[string]string
 	// Alerts is who hears about the department's alarms.

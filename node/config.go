@@ -315,6 +315,11 @@ type LiteLLMConfig struct {
 	MasterKeyFile string `json:"masterKeyFile,omitempty"`
 	// Models are the models the gateway serves, one entry per model name.
 	Models []LiteLLMModel `json:"models"`
+	// KeyRegistry, when set, makes the department's per-person keys the only keys LiteLLM
+	// accepts: the custom-auth module resolves each key through the registry table and gives
+	// it its team's models and limits; the master key no longer authenticates anything.
+	// Absent on the local platform, which has no registry: the master key authenticates there.
+	KeyRegistry *KeyRegistry `json:"keyRegistry,omitempty"`
 	// RequestTimeoutSeconds bounds an upstream call (litellm_settings.request_timeout,
 	// router_settings.timeout and each model's timeout): the longest generation any pool runs.
 	// 1..4000; at least the front ALB's idle timeout, so LiteLLM never gives up on a request
@@ -388,6 +393,9 @@ func (l *LiteLLMConfig) validate(local bool) []error {
 		add("masterKeyFile", "must be an absolute path on platform %s (got %q)", PlatformLocal, l.MasterKeyFile)
 	}
 	errs = append(errs, l.validateRendered()...)
+	if l.KeyRegistry != nil {
+		errs = append(errs, l.KeyRegistry.validate(l.Models)...)
+	}
 	if l.KeepAliveSeconds < 1 || l.KeepAliveSeconds > 86400 {
 		add("keepAliveSeconds", "must be 1-86400, and above the front load balancer's idle timeout (got %d)", l.KeepAliveSeconds)
 	}

@@ -190,9 +190,10 @@ func RenderLiteLLMConfig(cfg *LiteLLMConfig) ([]byte, error) {
 	line(1, "num_retries: %d", cfg.NumRetries)
 	line(1, "timeout: %d", cfg.RequestTimeoutSeconds)
 	line(0, "general_settings:")
-	comment(1, "Only the master key authenticates (there is no database for virtual keys).")
+	comment(1, "LiteLLM needs a master key to start; llm_sandbox_auth.py decides every request (there\n"+
+		"is no database for virtual keys): per-person keys of the department's key registry\n"+
+		"on a gateway node, the master key only on the local platform.")
 	line(1, "master_key: %s", yamlString("os.environ/"+MasterKeyVar))
-	comment(1, "Checks the master key and answers anything else with 401 (llm_sandbox_auth.py).")
 	line(1, "custom_auth: %s", yamlString(liteLLMCustomAuth))
 	comment(1, "Privacy: no spend or error logs, and never prompts in them.")
 	line(1, "disable_spend_logs: true")
@@ -200,41 +201,6 @@ func RenderLiteLLMConfig(cfg *LiteLLMConfig) ([]byte, error) {
 	line(1, "disable_error_logs: true")
 	return b.Bytes(), nil
 }
-
-// LiteLLMAuthModule is the custom-auth module LiteLLM loads from beside config.yaml. Without a
-// database, LiteLLM 1.108.7 answers a wrong key with 400 ("No connected db.",
-// proxy/auth/user_api_key_auth.py) and a missing key with 500 (its error handler imports
-// prisma, which the lock does not carry); clients and load balancers expect 401 for both. The
-// module accepts exactly the master key, compared in constant time, and raises a ProxyException
-// with code 401 otherwise, which LiteLLM passes through as is
-// (proxy/auth/auth_exception_handler.py, _as_proxy_exception). It holds no secret: the key is
-// read from the environment systemd loads from the root-only env file.
-const LiteLLMAuthModule = `"""llm-sandbox: authenticate LiteLLM requests with the department's master key only.
-
-Rendered by sandbox-node; change the stack, not this file.
-"""
-import hmac
-import os
-
-from fastapi import Request
-from litellm.proxy._types import LitellmUserRoles, ProxyErrorTypes, ProxyException, UserAPIKeyAuth
-
-_MASTER_KEY = os.environ.get("` + MasterKeyVar + `", "")
-
-
-async def user_api_key_auth(request: Request, api_key: str) -> UserAPIKeyAuth:
-    key = (api_key or "").strip()
-    if key.lower().startswith("bearer "):
-        key = key[len("bearer "):].strip()
-    if _MASTER_KEY and hmac.compare_digest(key.encode(), _MASTER_KEY.encode()):
-        return UserAPIKeyAuth(api_key=key, user_role=LitellmUserRoles.PROXY_ADMIN)
-    raise ProxyException(
-        message="Authentication Error: invalid or missing API key",
-        type=ProxyErrorTypes.auth_error,
-        param="api_key",
-        code=401,
-    )
-`
 
 // yamlString quotes s as a YAML double-quoted scalar: a JSON string is one, and no tag such as
 // llama3.1:8b is then read as a mapping or a number.

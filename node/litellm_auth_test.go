@@ -14,7 +14,7 @@ import (
 // fastapi.Request, and litellm.proxy._types' roles, error types, ProxyException and
 // UserAPIKeyAuth (keyword arguments kept as given).
 var authStandIns = map[string]string{
-	"fastapi/__init__.py":       "class Request:\n    pass\n",
+	"fastapi/__init__.py":       "class Request:\n    def __init__(self, body=b''):\n        self._body = body\n\n    async def body(self):\n        return self._body\n",
 	"litellm/__init__.py":       "",
 	"litellm/proxy/__init__.py": "",
 	"litellm/proxy/_types.py": `import enum
@@ -27,6 +27,8 @@ class LitellmUserRoles(str, enum.Enum):
 
 class ProxyErrorTypes(str, enum.Enum):
     auth_error = "auth_error"
+    team_model_access_denied = "team_model_access_denied"
+    internal_server_error = "internal_server_error"
 
 
 class ProxyException(Exception):
@@ -90,18 +92,16 @@ type authResult struct {
 	Compared [][2]string `json:"compared"`
 }
 
-// runAuthModule runs the rendered module under python3 with masterKey in its environment
-// and returns the outcome for each key (nil for a missing one).
-func runAuthModule(t *testing.T, masterKey string, keys []*string) []authResult {
+// authDir writes the module, the stand-ins and extra files (name → text) into a temporary
+// directory, which the driver runs in.
+func authDir(t *testing.T, extra map[string]string) string {
 	t.Helper()
-	python, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 is not installed")
-	}
 	dir := t.TempDir()
 	files := map[string]string{filepath.Base(LiteLLMAuthFile): LiteLLMAuthModule}
-	for name, text := range authStandIns {
-		files[name] = text
+	for _, m := range []map[string]string{authStandIns, extra} {
+		for name, text := range m {
+			files[name] = text
+		}
 	}
 	for name, text := range files {
 		path := filepath.Join(dir, filepath.FromSlash(name))
@@ -112,6 +112,18 @@ func runAuthModule(t *testing.T, masterKey string, keys []*string) []authResult 
 			t.Fatal(err)
 		}
 	}
+	return dir
+}
+
+// runAuthModule runs the rendered module under python3 with masterKey in its environment
+// and returns the outcome for each key (nil for a missing one).
+func runAuthModule(t *testing.T, masterKey string, keys []*string) []authResult {
+	t.Helper()
+	python, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 is not installed")
+	}
+	dir := authDir(t, nil)
 	arg, _ := json.Marshal(keys)
 	cmd := exec.Command(python, "-s", "-B", filepath.Join(dir, "drive_auth.py"), string(arg))
 	cmd.Dir = dir

@@ -6,8 +6,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -119,7 +121,22 @@ func (r *liteLLMRole) processEnv() ([]string, error) {
 		env = append(env, v.Name+"="+v.Value)
 	}
 	env = append(env, fromFile...)
+	// The key registry is read by the custom-auth module with boto3: under systemd it finds
+	// the instance role through the instance metadata service by itself. An agent run with its
+	// AWS endpoint or credentials in its environment (an emulator) passes them on, so the
+	// module reads the same registry the agent would.
+	for _, name := range awsPassThrough {
+		if v, ok := os.LookupEnv(name); ok {
+			env = append(env, name+"="+v)
+		}
+	}
 	return append(env, "HOME=/nonexistent", "PATH="+searchPath()), nil
+}
+
+// awsPassThrough are the AWS SDK settings a LiteLLM started without systemd inherits.
+var awsPassThrough = []string{
+	"AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+	"AWS_EC2_METADATA_SERVICE_ENDPOINT", "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE",
 }
 
 // readEnvFile reads the KEY=value lines of an environment file the agent wrote (no quoting:
@@ -423,13 +440,31 @@ func (r *liteLLMRole) stepConfigure(_ context.Context, st *runState) (string, er
 	if err != nil {
 		return "", err
 	}
-	written, err := writeAll([]fileContent{
+	authSettings, err := RenderLiteLLMAuthSettings(r.cfg)
+	if err != nil {
+		return "", err
+	}
+	files := []fileContent{
 		{r.path(LiteLLMConfigFile), config, 0o644},
 		{r.path(LiteLLMAuthFile), []byte(LiteLLMAuthModule), 0o644},
 		{r.path(LiteLLMUnitFile), unit, 0o644},
-	})
+	}
+	if authSettings != nil {
+		files = append(files, fileContent{r.path(LiteLLMAuthSettingsFile), authSettings, 0o644})
+	}
+	written, err := writeAll(files)
 	if err != nil {
 		return "", err
+	}
+	if authSettings == nil {
+		// Without a registry the module accepts the master key; a settings file left from
+		// an earlier config would make it refuse it.
+		switch err := os.Remove(r.path(LiteLLMAuthSettingsFile)); {
+		case err == nil:
+			written = append(written, r.path(LiteLLMAuthSettingsFile)+" (removed)")
+		case !errors.Is(err, fs.ErrNotExist):
+			return "", err
+		}
 	}
 	if len(written) == 0 {
 		return "config and unit unchanged", nil

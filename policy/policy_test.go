@@ -268,6 +268,12 @@ var ruleCases = []ruleCase{
 	{"sns-encrypted", "linguistics", func(t *testing.T, p *Plan) {
 		delete(res(t, p, typeTopic, "linguistics-observability-alarms").Inputs, "kmsMasterKeyId")
 	}, `kmsMasterKeyId ""`},
+	{"dynamodb-department-key", "chemistry", setIn(typeDynamoTable, "chemistry-keys-registry", "", "serverSideEncryption", "kmsKeyArn"), `with key ""`},
+	{"dynamodb-department-key", "linguistics", setIn(typeDynamoTable, "linguistics-keys-registry", false, "serverSideEncryption", "enabled"), "serverSideEncryption enabled false"},
+	{"dynamodb-point-in-time-recovery", "chemistry", setIn(typeDynamoTable, "chemistry-keys-registry", false, "pointInTimeRecovery", "enabled"), "pointInTimeRecovery.enabled is not true"},
+	{"dynamodb-deletion-protection", "chemistry", setKey(typeDynamoTable, "chemistry-keys-registry", "deletionProtectionEnabled", false), "deletionProtectionEnabled is not true"},
+	{"key-registry-read-only", "chemistry", text(typeRolePolicy, "chemistry-gateway-key-registry", "policy", `["dynamodb:GetItem"]`, `["dynamodb:GetItem","dynamodb:PutItem"]`), `allows "dynamodb:PutItem"`},
+	{"key-registry-read-only", "chemistry", text(typeRolePolicy, "chemistry-gateway-key-registry", "policy", `["dynamodb:GetItem"]`, `"dynamodb:Scan"`), `allows "dynamodb:Scan"`},
 }
 
 func TestFixturesPass(t *testing.T) {

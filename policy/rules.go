@@ -150,6 +150,14 @@ func Rules() []Rule {
 		{"artifacts-access-logs", Error, "every bucket but a log bucket records its requests with S3 server access logging into a separate bucket that is SSE-S3 encrypted (S3 delivers no logs to SSE-KMS), writable only by logging.s3.amazonaws.com for that bucket and account, kept as long as the flow logs and as protected from deletion as the bucket it logs",
 			[]string{"CKV_AWS_18", "AVD-AWS-0089", "S3.9"}, checkAccessLogs},
 
+		{"dynamodb-department-key", Error, "every DynamoDB table (the key registry) is encrypted with the department key",
+			[]string{"CKV_AWS_119", "AVD-AWS-0025"}, checkDynamoKey},
+		{"dynamodb-point-in-time-recovery", Error, "every DynamoDB table keeps point-in-time recovery, so a mistaken revoke or delete of keys can be undone",
+			[]string{"CKV_AWS_28", "AVD-AWS-0024", "DynamoDB.2"}, checkDynamoPITR},
+		{"dynamodb-deletion-protection", Error, "every DynamoDB table has deletion protection, unless the stack says gateway.deletionProtection: false",
+			[]string{"DynamoDB.6"}, checkDynamoDeletionProtection},
+		{"key-registry-read-only", Error, "no role of the plan may write, scan or query a DynamoDB table: nodes read one key record at a time, and keys are issued with the operator's credentials",
+			nil, checkDynamoReadOnly},
 		// Monitoring.
 		{"alarms-present", Error, "every model pool and the gateway have each department alarm (no healthy node, 5xx rate, response time, node pending), and each notifies the department's alarm topic",
 			nil, checkAlarms},

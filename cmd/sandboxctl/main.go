@@ -52,6 +52,9 @@ Commands:
   local STACK           run STACK's serving path on this machine (one node per pool and
                         a gateway, real Ollama and LiteLLM) on 127.0.0.1; --tiny serves
                         tiny random-weight models, for machines without a GPU or network
+  keys SUBCOMMAND STACK
+                        issue, list, show, revoke or rotate per-person API keys of
+                        STACK's teams in its key registry, with AWS credentials
   pin ollama VERSION    record the release's SHA-256 from its sha256sum.txt in
                         versions/versions.go, for review (needs internet access)
   version               the sandboxctl build, its Go release and the pinned Ollama and
@@ -95,6 +98,7 @@ var commands = map[string]command{
 	"pin":       {"record an upstream release's SHA-256 in versions/versions.go", runPin},
 	"version":   {"print the sandboxctl build and the pinned Ollama and LiteLLM releases", runVersion},
 	"local":     {"run a stack's serving path on this machine", runLocal},
+	"keys":      {"issue, list, show, revoke and rotate the department's per-person API keys", runKeys},
 }
 
 func main() {

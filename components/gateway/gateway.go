@@ -82,6 +82,16 @@ type PoolRoute struct {
 	Models []string
 }
 
+// Team is one team of the department: the models its keys may call and each key's limits
+// (config.Team).
+type Team struct {
+	// Models are model names the gateway serves (of Pools). Required; at least one.
+	Models []string
+	// RequestsPerMinute, TokensPerMinute and ParallelPerKey are each key's limits, each at
+	// least 1. Required.
+	RequestsPerMinute, TokensPerMinute, ParallelPerKey int
+}
+
 // GatewayArgs configures a Gateway.
 type GatewayArgs struct {
 	// Department is the department's short name: a lowercase DNS label of 2..32 characters. It
@@ -127,6 +137,13 @@ type GatewayArgs struct {
 	// key (keys.KeyStore MasterKeySecretArn): the node role may read that secret only, and the
 	// node fetches it at boot. The value never passes through Pulumi. Required.
 	MasterKeySecretArn pulumi.StringInput
+	// Teams are the department's teams keyed by team name (a lowercase DNS label of at most 32
+	// characters): LiteLLM accepts the registry's keys of these teams only, with their models
+	// and limits. Optional. Defaults to none, which accepts no key at all.
+	Teams map[string]Team
+	// KeyRegistryTableArn is the key registry table (keys.KeyStore RegistryTableArn): the node
+	// role may read its records one at a time (KeyRegistryActions), nothing more. Required.
+	KeyRegistryTableArn pulumi.StringInput
 	// AgentURL is the https URL of the node agent binary (artifacts.Bucket AgentURL). Required.
 	AgentURL pulumi.StringInput
 	// AgentSHA256 is the agent binary's lowercase hex SHA-256 (artifacts.Bucket AgentSHA256).
@@ -172,6 +189,8 @@ type Gateway struct {
 	Role *iam.Role
 	// RolePolicy is the node role's inline policy.
 	RolePolicy *iam.RolePolicy
+	// KeyRegistryPolicy is the node role's read-only grant on the key registry.
+	KeyRegistryPolicy *iam.RolePolicy
 	// SSMAttachment attaches AmazonSSMManagedInstanceCore to the role.
 	SSMAttachment *iam.RolePolicyAttachment
 	// InstanceProfile carries the role to the instances.
@@ -296,6 +315,7 @@ func (b *builder) build() error {
 		b.waf,
 		b.internalLoadBalancer,
 		b.role,
+		b.keyRegistryAccess,
 		b.launchTemplate,
 		b.group,
 		b.scaling,

@@ -34,6 +34,7 @@ const (
 	region     = "ca-central-1"
 	keyArn     = "arn:aws:kms:ca-central-1:123456789012:key/0b5e6a1c-1111-2222-3333-444455556666"
 	bucketArn  = "arn:aws:s3:::llm-chem-20260101000000000000000001"
+	tableArn   = "arn:aws:dynamodb:ca-central-1:123456789012:table/llm-sandbox-chem-keys"
 	secretArn  = "arn:aws:secretsmanager:ca-central-1:123456789012:secret:llm-sandbox/chem/litellm-master-key-AbCdEf"
 	certArn    = "arn:aws:acm:ca-central-1:123456789012:certificate/5f0c1e2d-aaaa-bbbb-cccc-0123456789ab"
 	agentSHA   = "a1b2c3d4e5f60718a1b2c3d4e5f60718a1b2c3d4e5f60718a1b2c3d4e5f60718"
@@ -109,11 +110,16 @@ func validArgs() *GatewayArgs {
 		},
 		InternalALBSecurityGroupID: pulumi.String(internalSG),
 		MasterKeySecretArn:         pulumi.String(secretArn),
-		AgentURL:                   pulumi.String(agentURL),
-		AgentSHA256:                agentSHA,
-		ArtifactsBucketArn:         pulumi.String(bucketArn),
-		KMSKeyArn:                  pulumi.String(keyArn),
-		Tags:                       map[string]string{"CostCentre": "CC-1234", "Department": "chem"},
+		KeyRegistryTableArn:        pulumi.String(tableArn),
+		Teams: map[string]Team{
+			"staff":    {Models: []string{"phi3:mini", "llama3.1:8b"}, RequestsPerMinute: 60, TokensPerMinute: 100000, ParallelPerKey: 2},
+			"students": {Models: []string{"qwen2.5:1.5b"}, RequestsPerMinute: 10, TokensPerMinute: 20000, ParallelPerKey: 1},
+		},
+		AgentURL:           pulumi.String(agentURL),
+		AgentSHA256:        agentSHA,
+		ArtifactsBucketArn: pulumi.String(bucketArn),
+		KMSKeyArn:          pulumi.String(keyArn),
+		Tags:               map[string]string{"CostCentre": "CC-1234", "Department": "chem"},
 	}
 }
 
@@ -581,6 +587,12 @@ func TestUserDataCarriesNodeConfig(t *testing.T) {
 						{Name: "phi3:mini", APIBase: "http://" + internalDNS + ":21234"},
 					},
 					RequestTimeoutSeconds: 3600, KeepAliveSeconds: 960, NumRetries: 1,
+					// Teams in name order, each with its models and per-key limits; the table
+					// is the department's.
+					KeyRegistry: &node.KeyRegistry{Table: "llm-sandbox-chem-keys", Teams: []node.LiteLLMTeam{
+						{Name: "staff", Models: []string{"phi3:mini", "llama3.1:8b"}, RequestsPerMinute: 60, TokensPerMinute: 100000, ParallelPerKey: 2},
+						{Name: "students", Models: []string{"qwen2.5:1.5b"}, RequestsPerMinute: 10, TokensPerMinute: 20000, ParallelPerKey: 1},
+					}},
 				},
 			}
 			if !reflect.DeepEqual(cfg, want) {
@@ -610,7 +622,7 @@ func TestRole(t *testing.T) {
 	if att := only(t, m, tAttachment); att["policyArn"] != "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore" || att["role"] != roleName {
 		t.Errorf("attachment = %v, want AmazonSSMManagedInstanceCore on %s", att, roleName)
 	}
-	rp := only(t, m, tRolePolicy)
+	rp := mocktest.Named(t, m, tRolePolicy, "chem-gw-node")
 	if rp["role"] != roleName {
 		t.Errorf("inline policy on %v, want %s", rp["role"], roleName)
 	}
@@ -967,7 +979,7 @@ func TestChildNamesAndParents(t *testing.T) {
 		tEgress + " chem-gw-internal-out-pool-cpu", tEgress + " chem-gw-internal-out-pool-gpu",
 		tTG + " chem-gw-tg", tLB + " chem-gw-alb", tListener + " chem-gw-http",
 		tLB + " chem-gw-internal", tListener + " chem-gw-pool-cpu", tListener + " chem-gw-pool-gpu",
-		tRole + " chem-gw-role", tAttachment + " chem-gw-ssm", tRolePolicy + " chem-gw-node", tProfile + " chem-gw-profile",
+		tRole + " chem-gw-role", tAttachment + " chem-gw-ssm", tRolePolicy + " chem-gw-node", tRolePolicy + " chem-gw-key-registry", tProfile + " chem-gw-profile",
 		tLT + " chem-gw-lt", tASG + " chem-gw-asg", tPolicy + " chem-gw-cpu-tracking",
 		tRule + " chem-gw-front-v1", tRule + " chem-gw-front-unversioned", tRule + " chem-gw-front-health",
 	}
@@ -1070,6 +1082,17 @@ func TestInvalidArgs(t *testing.T) {
 		{"nil private subnets", with(func(a *GatewayArgs) { a.PrivateSubnetIDs = nil }), "PrivateSubnetIDs"},
 		{"nil internal ALB group", with(func(a *GatewayArgs) { a.InternalALBSecurityGroupID = nil }), "InternalALBSecurityGroupID"},
 		{"nil master key secret", with(func(a *GatewayArgs) { a.MasterKeySecretArn = nil }), "MasterKeySecretArn"},
+		{"nil key registry", with(func(a *GatewayArgs) { a.KeyRegistryTableArn = nil }), "KeyRegistryTableArn"},
+		{"bad team name", with(func(a *GatewayArgs) { a.Teams["Staff_1"] = a.Teams["staff"] }), `Teams["Staff_1"]`},
+		{"team model not served", with(func(a *GatewayArgs) {
+			a.Teams["staff"] = Team{Models: []string{"mistral:7b"}, RequestsPerMinute: 1, TokensPerMinute: 1, ParallelPerKey: 1}
+		}), `Teams["staff"].Models[0]`},
+		{"team without models", with(func(a *GatewayArgs) {
+			a.Teams["staff"] = Team{RequestsPerMinute: 1, TokensPerMinute: 1, ParallelPerKey: 1}
+		}), `Teams["staff"].Models`},
+		{"team without a limit", with(func(a *GatewayArgs) {
+			a.Teams["staff"] = Team{Models: []string{"phi3:mini"}, RequestsPerMinute: 1, TokensPerMinute: 1}
+		}), `Teams["staff"].ParallelPerKey`},
 		{"nil agent URL", with(func(a *GatewayArgs) { a.AgentURL = nil }), "AgentURL"},
 		{"nil bucket", with(func(a *GatewayArgs) { a.ArtifactsBucketArn = nil }), "ArtifactsBucketArn"},
 		{"nil key", with(func(a *GatewayArgs) { a.KMSKeyArn = nil }), "KMSKeyArn"},
@@ -1146,5 +1169,34 @@ func TestClientRangeBudgetFillsTheFrontGroupQuota(t *testing.T) {
 				t.Errorf("%d client ranges give the front group %d inbound rules, want the quota %d", budget, inbound, rules.SecurityGroupRuleQuota)
 			}
 		})
+	}
+}
+
+// The gateway nodes may read one registry record at a time, by key id, and decrypt it through
+// DynamoDB only: no write, no scan, no query, and no direct use of the department key.
+func TestKeyRegistryReadOnly(t *testing.T) {
+	m, g, _ := mustRun(t, validArgs())
+	rp := mocktest.Named(t, m, tRolePolicy, "chem-gw-key-registry")
+	if rp["role"] != roleName || g.KeyRegistryPolicy == nil {
+		t.Errorf("key registry policy on %v (struct field set: %t), want %s", rp["role"], g.KeyRegistryPolicy != nil, roleName)
+	}
+	type grant struct {
+		Actions, Resources []string
+		Condition          map[string]map[string]any
+	}
+	got := map[string]grant{}
+	for _, st := range mocktest.Policy(t, rp["policy"]) {
+		if st.Effect != "Allow" {
+			t.Errorf("statement %s: effect %s", st.Sid, st.Effect)
+		}
+		got[st.Sid] = grant{strs(st.Action), strs(st.Resource), st.Condition}
+	}
+	want := map[string]grant{
+		"ReadKeyRegistry": {[]string{"dynamodb:GetItem"}, []string{tableArn}, nil},
+		"DecryptKeyRegistryThroughDynamoDB": {[]string{"kms:Decrypt", "kms:DescribeKey"}, []string{keyArn},
+			map[string]map[string]any{"StringEquals": {"kms:ViaService": "dynamodb.ca-central-1.amazonaws.com"}}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("key registry policy:\n got  %+v\n want %+v", got, want)
 	}
 }

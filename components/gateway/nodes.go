@@ -2,12 +2,15 @@ package gateway
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/llm-sandbox/llm-sandbox/components/internal/argcheck"
 	"github.com/llm-sandbox/llm-sandbox/components/internal/nodegroup"
 	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
+	"github.com/llm-sandbox/llm-sandbox/internal/keyregistry"
 	"github.com/llm-sandbox/llm-sandbox/node"
 )
 
@@ -73,8 +76,23 @@ func nodeConfig(args *GatewayArgs, s *settings, internalDNS, masterKeySecretArn 
 			RequestTimeoutSeconds: RequestTimeoutSeconds,
 			KeepAliveSeconds:      KeepAliveSeconds,
 			NumRetries:            NumRetries,
+			KeyRegistry:           keyRegistry(args),
 		},
 	}
+}
+
+// keyRegistry is the node config's key registry: the department's table and the teams in
+// name order.
+func keyRegistry(args *GatewayArgs) *node.KeyRegistry {
+	k := &node.KeyRegistry{Table: keyregistry.TableName(args.Department), Teams: []node.LiteLLMTeam{}}
+	for _, name := range slices.Sorted(maps.Keys(args.Teams)) {
+		t := args.Teams[name]
+		k.Teams = append(k.Teams, node.LiteLLMTeam{
+			Name: name, Models: slices.Clone(t.Models),
+			RequestsPerMinute: t.RequestsPerMinute, TokensPerMinute: t.TokensPerMinute, ParallelPerKey: t.ParallelPerKey,
+		})
+	}
+	return k
 }
 
 // resolveAMI resolves Ubuntu 24.04's public SSM parameter to a concrete AMI id.

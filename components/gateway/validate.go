@@ -75,6 +75,7 @@ func validate(name string, args *GatewayArgs) (*settings, error) {
 		"PrivateSubnetIDs":           args.PrivateSubnetIDs == nil,
 		"InternalALBSecurityGroupID": args.InternalALBSecurityGroupID == nil,
 		"MasterKeySecretArn":         args.MasterKeySecretArn == nil,
+		"KeyRegistryTableArn":        args.KeyRegistryTableArn == nil,
 		"AgentURL":                   args.AgentURL == nil,
 		"ArtifactsBucketArn":         args.ArtifactsBucketArn == nil,
 		"KMSKeyArn":                  args.KMSKeyArn == nil,
@@ -239,6 +240,23 @@ func validatePools(c *argcheck.Checker, args *GatewayArgs, s *settings) {
 				c.Add(fmt.Sprintf("%s.Models[%d]", f, i), "%q is also served by pool %q; serve each model from one pool", m, other)
 			} else if !dup {
 				servedBy[m] = pool
+			}
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(args.Teams)) {
+		t, f := args.Teams[name], fmt.Sprintf("Teams[%q]", name)
+		c.Rule(f, rules.TeamName(name))
+		if len(t.Models) == 0 {
+			c.Add(f+".Models", "must list at least one model (got none)")
+		}
+		for i, m := range t.Models {
+			if _, ok := servedBy[m]; !ok {
+				c.Add(fmt.Sprintf("%s.Models[%d]", f, i), "%q is not a model of Pools", m)
+			}
+		}
+		for field, v := range map[string]int{"RequestsPerMinute": t.RequestsPerMinute, "TokensPerMinute": t.TokensPerMinute, "ParallelPerKey": t.ParallelPerKey} {
+			if v < 1 {
+				c.Add(f+"."+field, "must be at least 1 (got %d)", v)
 			}
 		}
 	}

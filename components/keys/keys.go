@@ -1,5 +1,7 @@
-// Package keys provides the KeyStore component: one customer-managed KMS key per department and
-// the Secrets Manager secret, encrypted with that key, that holds the LiteLLM master key.
+// Package keys provides the KeyStore component: one customer-managed KMS key per department, the
+// Secrets Manager secret, encrypted with that key, that holds the LiteLLM master key, and the
+// key registry: the DynamoDB table, encrypted with the same key, of the hashed per-person API
+// keys (internal/keyregistry).
 package keys
 
 import (
@@ -8,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws"
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/dynamodb"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/kms"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/secretsmanager"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -48,6 +51,10 @@ type KeyStoreArgs struct {
 	// SecretRecoveryWindowDays is the waiting period before a deleted secret is destroyed.
 	// Optional. Defaults to 30; must be 7..30.
 	SecretRecoveryWindowDays int
+	// RegistryDeletionProtection keeps the key registry table from being deleted (a destroy
+	// then fails until it is turned off). Optional. Defaults to false here; the sandbox passes
+	// the stack's gateway.deletionProtection, whose default is true.
+	RegistryDeletionProtection bool
 }
 
 // KeyStore is a department's KMS key and LiteLLM master-key secret.
@@ -63,11 +70,17 @@ type KeyStore struct {
 	// MasterKeySecretArn is the ARN of the secret holding the LiteLLM master key. It is the ARN
 	// only: the key value is never an output.
 	MasterKeySecretArn pulumi.StringOutput `pulumi:"masterKeySecretArn"`
+	// RegistryTableName is the key registry table's name (keyregistry.TableName).
+	RegistryTableName pulumi.StringOutput `pulumi:"registryTableName"`
+	// RegistryTableArn is the key registry table's ARN.
+	RegistryTableArn pulumi.StringOutput `pulumi:"registryTableArn"`
 
 	// Key is the KMS key resource.
 	Key *kms.Key
 	// MasterKeySecret is the Secrets Manager secret resource holding the master key.
 	MasterKeySecret *secretsmanager.Secret
+	// Registry is the key registry table.
+	Registry *dynamodb.Table
 }
 
 // NewKeyStore creates a department's KMS key (rotation on, explicit key policy), its alias, and
@@ -156,18 +169,28 @@ func NewKeyStore(ctx *pulumi.Context, name string, args *KeyStoreArgs, opts ...p
 		return nil, err
 	}
 
+	registry, err := newRegistry(ctx, name, args, key, parent)
+	if err != nil {
+		return nil, err
+	}
+
 	comp.KeyArn = key.Arn
 	comp.KeyID = key.KeyId
 	comp.AliasName = alias.Name
 	comp.MasterKeySecretArn = secret.Arn
 	comp.Key = key
 	comp.MasterKeySecret = secret
+	comp.Registry = registry
+	comp.RegistryTableName = registry.Name
+	comp.RegistryTableArn = registry.Arn
 
 	if err := ctx.RegisterResourceOutputs(comp, pulumi.Map{
 		"keyArn":             comp.KeyArn,
 		"keyId":              comp.KeyID,
 		"aliasName":          comp.AliasName,
 		"masterKeySecretArn": comp.MasterKeySecretArn,
+		"registryTableName":  comp.RegistryTableName,
+		"registryTableArn":   comp.RegistryTableArn,
 	}); err != nil {
 		return nil, err
 	}

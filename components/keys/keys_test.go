@@ -422,6 +422,7 @@ func TestChildrenParentedToComponent(t *testing.T) {
 		aliasType + " chem-key-alias",
 		secType + " chem-master-key",
 		verType + " chem-master-key-value",
+		tableType + " chem-registry",
 	})
 }
 

@@ -136,6 +136,9 @@ func NewSandbox(ctx *pulumi.Context, name string, args *SandboxArgs, opts ...pul
 	keyStore, err := keys.NewKeyStore(ctx, name+"-keys", &keys.KeyStoreArgs{
 		Department: spec.Department,
 		Region:     spec.Region,
+		// The registry holds who has which key: the stack's one deletion-protection setting
+		// keeps it from a mistaken destroy, like the load balancers.
+		RegistryDeletionProtection: spec.Gateway.DeletionProtection,
 	}, child...)
 	if err != nil {
 		return nil, fmt.Errorf("sandbox %q: keys: %w", name, err)
@@ -226,6 +229,8 @@ func NewSandbox(ctx *pulumi.Context, name string, args *SandboxArgs, opts ...pul
 		Pools:                      routes,
 		InternalALBSecurityGroupID: internalSG.ID().ToStringOutput(),
 		MasterKeySecretArn:         keyStore.MasterKeySecretArn,
+		KeyRegistryTableArn:        keyStore.RegistryTableArn,
+		Teams:                      teams(spec),
 		AgentURL:                   bucket.AgentURL,
 		AgentSHA256:                bucket.AgentSHA256,
 		ArtifactsBucketArn:         bucket.BucketArn,
@@ -342,6 +347,20 @@ func prefixStrings[T fmt.Stringer](ps []T) []string {
 	out := make([]string, len(ps))
 	for i, p := range ps {
 		out[i] = p.String()
+	}
+	return out
+}
+
+// teams are the Spec's teams as the gateway takes them.
+func teams(spec *config.Spec) map[string]gateway.Team {
+	out := map[string]gateway.Team{}
+	for name, t := range spec.Teams {
+		out[name] = gateway.Team{
+			Models:            t.Models,
+			RequestsPerMinute: t.RequestsPerMinute,
+			TokensPerMinute:   t.TokensPerMinute,
+			ParallelPerKey:    t.ParallelPerKey,
+		}
 	}
 	return out
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
+	"github.com/llm-sandbox/llm-sandbox/components/gateway"
 	"github.com/llm-sandbox/llm-sandbox/components/modelpool"
 	"github.com/llm-sandbox/llm-sandbox/config"
 	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
@@ -213,6 +214,22 @@ func TestBucketForceDestroyFollowsDeletionProtection(t *testing.T) {
 				t.Errorf("deletion protection %t: bucket %s forceDestroy %v, want %t", protected, b.Name, got, !protected)
 			}
 		}
+		// The key registry is protected exactly when the stack is, and the gateway nodes'
+		// read grant names it.
+		tables := m.ByType("aws:dynamodb/table:Table")
+		if len(tables) != 1 {
+			t.Fatalf("%d tables, want 1", len(tables))
+		}
+		if got := mockaws.Plain(tables[0].Inputs)["deletionProtectionEnabled"]; got != protected {
+			t.Errorf("deletion protection %t: table deletionProtectionEnabled %v", protected, got)
+		}
+		granted := false
+		for _, rp := range m.ByType("aws:iam/rolePolicy:RolePolicy") {
+			granted = granted || strings.Contains(fmt.Sprint(mockaws.Plain(rp.Inputs)["policy"]), tables[0].ARN)
+		}
+		if !granted {
+			t.Errorf("no role policy names the registry table %s", tables[0].ARN)
+		}
 	}
 }
 
@@ -346,5 +363,21 @@ func TestSandboxWatchesEveryPoolAndTheGateway(t *testing.T) {
 	cpu, _ := m.ByName("aws:cloudwatch/metricAlarm:MetricAlarm", "chem-observability-pool-cpu-pending-node")
 	if g, c := mockaws.Plain(gpu.Inputs)["datapointsToAlarm"], mockaws.Plain(cpu.Inputs)["datapointsToAlarm"]; g != float64(modelpool.HeartbeatGPUSeconds/60) || c != float64(modelpool.HeartbeatCPUSeconds/60) {
 		t.Errorf("pending datapoints gpu %v, cpu %v; want the pools' heartbeats in minutes", g, c)
+	}
+}
+
+// The Spec's teams reach the gateway with their models and per-key limits.
+func TestTeamsReachTheGateway(t *testing.T) {
+	spec := testSpec(config.NATSingle)
+	spec.Teams = map[string]config.Team{
+		"students": {Name: "students", Models: []string{"llama3.1:8b"}, RequestsPerMinute: 10, TokensPerMinute: 20000, ParallelPerKey: 1, MaxKeyLifetimeDays: 120},
+	}
+	got := teams(spec)
+	want := map[string]gateway.Team{"students": {Models: []string{"llama3.1:8b"}, RequestsPerMinute: 10, TokensPerMinute: 20000, ParallelPerKey: 1}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("teams = %+v, want %+v", got, want)
+	}
+	if _, err := build(t, spec); err != nil {
+		t.Errorf("a sandbox with a team: %v", err)
 	}
 }

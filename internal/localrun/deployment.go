@@ -173,6 +173,9 @@ type GatewayOptions struct {
 	KeepAliveSeconds int
 	// NumRetries is LiteLLM's retries to the pool; default 1.
 	NumRetries int
+	// KeyRegistry, when set, makes the gateway accept the registry's per-person keys of its
+	// teams instead of the master key (the AWS path).
+	KeyRegistry *node.KeyRegistry
 }
 
 // LiteLLMConfig is the node config of a gateway node on port: the pinned LiteLLM from the
@@ -200,6 +203,7 @@ func (d *Deployment) LiteLLMConfig(port int, o GatewayOptions) node.Config {
 			RequestTimeoutSeconds: o.RequestTimeoutSeconds,
 			KeepAliveSeconds:      o.KeepAliveSeconds,
 			NumRetries:            o.NumRetries,
+			KeyRegistry:           o.KeyRegistry,
 		},
 	}
 	if o.MasterKeyFile != "" {

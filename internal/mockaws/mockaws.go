@@ -216,6 +216,12 @@ func (m *Monitor) customState(args pulumi.MockResourceArgs) (string, resource.Pr
 		if v, ok := args.Inputs["name"]; !ok || !v.IsString() {
 			state["name"] = resource.NewStringProperty(args.Name + "-" + CannedNameSuffix)
 		}
+	case "aws:dynamodb/table:Table":
+		// A table's id is its name; its ARN ends in table/<name>.
+		if v, ok := args.Inputs["name"]; ok && v.IsString() {
+			id = v.StringValue()
+		}
+		state["arn"] = resource.NewStringProperty(fmt.Sprintf("arn:aws:dynamodb:%s:%s:table/%s", m.Region, m.AccountID, id))
 	case "aws:s3/bucketV2:BucketV2":
 		// A bucket's id is its name, which S3 derives from bucketPrefix when no name is given
 		// (26 unique characters appended); its ARN has no region or account.

@@ -15,6 +15,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/llm-sandbox/llm-sandbox/internal/keyregistry"
 	"github.com/llm-sandbox/llm-sandbox/node"
 	"github.com/llm-sandbox/llm-sandbox/policy"
 	"github.com/llm-sandbox/llm-sandbox/program"
@@ -365,10 +366,21 @@ func (g *generator) prompts(hops []Hop, settings []Setting) Data {
 		}
 	}
 	for _, t := range g.byType(typeTable) {
+		if isKeyRegistry(t) {
+			continue // API keys, below
+		}
 		d.Stores = append(d.Stores, Store{Where: "DynamoDB table " + t.Name + " (check what it holds)", Retention: "until deleted",
 			Encryption: g.keyName(str(obj(t.Inputs["serverSideEncryption"])["kmsKeyArn"])), Readers: g.readers("dynamodb:", t.ARN)})
 	}
 	return d
+}
+
+// isKeyRegistry reports whether a DynamoDB table is a department's key registry: its name and
+// its partition key are the registry's.
+func isKeyRegistry(t program.PlannedResource) bool {
+	name := str(t.Inputs["name"])
+	return strings.HasPrefix(name, "llm-sandbox-") && strings.HasSuffix(name, "-keys") &&
+		str(t.Inputs["hashKey"]) == keyregistry.AttrKeyID
 }
 
 func (g *generator) apiKeys() Data {
@@ -382,6 +394,22 @@ func (g *generator) apiKeys() Data {
 			Retention:  fmt.Sprintf("until the stack is destroyed, then %g days' recovery window", window),
 			Encryption: g.keyName(str(s.Inputs["kmsKeyId"])),
 			Readers:    append(g.readers("secretsmanager:GetSecretValue", s.ARN), g.keyReaders(str(s.Inputs["kmsKeyId"]))...),
+		})
+	}
+	for _, t := range g.byType(typeTable) {
+		if !isKeyRegistry(t) {
+			continue
+		}
+		retention := "until the stack is destroyed"
+		if ttl := obj(t.Inputs["ttl"]); ttl["enabled"] == true && str(ttl["attributeName"]) == keyregistry.AttrPurge {
+			retention = fmt.Sprintf("each record until %g days past its key's expiry (DynamoDB time to live)", keyregistry.PurgeAfter.Hours()/24)
+		}
+		key := str(obj(t.Inputs["serverSideEncryption"])["kmsKeyArn"])
+		d.Stores = append(d.Stores, Store{
+			Where:      "DynamoDB table " + str(t.Inputs["name"]) + " (the key registry: the SHA-256 of each personal key, never the key; key id, team, the owner label the department chose, which is personal data when it names a person; issue, expiry and revocation times)",
+			Retention:  retention,
+			Encryption: g.keyName(key),
+			Readers:    append(append(g.readers("dynamodb:", t.ARN), "IAM principals the department allows to issue and list keys (docs/keys.md)"), g.keyReaders(key)...),
 		})
 	}
 	for _, lt := range slices.Sorted(maps.Keys(g.nodes)) {

@@ -129,6 +129,19 @@ func TestPrivacyChemistryReport(t *testing.T) {
 		strings.Contains(strings.Join(keys.Stores[0].Readers, "; "), "chemistry-gpu-role") {
 		t.Errorf("master key store %+v", keys.Stores)
 	}
+	// The key registry is an API-key store: hashes and owner labels, purged past expiry, read
+	// by the gateway nodes' own grant.
+	registry := false
+	for _, st := range keys.Stores {
+		if strings.HasPrefix(st.Where, "DynamoDB table llm-sandbox-chemistry-keys (the key registry") {
+			registry = strings.Contains(st.Where, "owner label") && st.Retention == "each record until 90 days past its key's expiry (DynamoDB time to live)" &&
+				st.Encryption == "customer-managed KMS key chemistry-keys-key" &&
+				strings.Contains(strings.Join(st.Readers, "; "), "IAM role chemistry-gateway-role (inline policy chemistry-gateway-key-registry)")
+		}
+	}
+	if !registry {
+		t.Errorf("no key registry store as wanted in %+v", keys.Stores)
+	}
 	meta := dataOf(t, r, "Request metadata")
 	if meta.Stores[0].Retention != "90 days" || meta.Stores[0].Encryption != "customer-managed KMS key chemistry-keys-key" {
 		t.Errorf("flow logs %+v", meta.Stores[0])

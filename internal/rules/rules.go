@@ -87,6 +87,19 @@ func PoolName(n string) string {
 	return ""
 }
 
+// MaxTeamName bounds a team name, which the key registry stores with each key and the usage
+// metrics carry as a dimension.
+const MaxTeamName = 32
+
+// TeamName checks a team name: a lowercase DNS label of 1 to 32 characters, starting with a
+// letter.
+func TeamName(n string) string {
+	if len(n) > MaxTeamName || !dnsLabel.MatchString(n) {
+		return fmt.Sprintf("team name must be a lowercase DNS label of at most %d characters (got %q)", MaxTeamName, n)
+	}
+	return ""
+}
+
 var acmARN = regexp.MustCompile(`^arn:aws(-[a-z]+)*:acm:([a-z0-9-]+):([0-9]{12}):certificate/[A-Za-z0-9-]+$`)
 
 // ACMCertificateARN checks an ACM certificate ARN and that it is in region, where the load

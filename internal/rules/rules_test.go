@@ -57,6 +57,12 @@ func TestPoolName(t *testing.T) {
 		[]string{"", "GPU", "1gpu", "gpu-", "gpu_pool", strings.Repeat("p", 21)})
 }
 
+func TestTeamName(t *testing.T) {
+	check(t, "TeamName", TeamName,
+		[]string{"students", "s", "ci", "phd-2026", strings.Repeat("t", 32)},
+		[]string{"", "Students", "2026", "ta-", "ta_group", "ta.group", strings.Repeat("t", 33)})
+}
+
 func TestACMCertificateARN(t *testing.T) {
 	const arn = "arn:aws:acm:ca-central-1:123456789012:certificate/8f2b6c1e-4d3a-4b7e-9c1d-2a5e6f7b8c9d"
 	if msg := ACMCertificateARN(arn, "ca-central-1"); msg != "" {
