@@ -45,8 +45,15 @@ const OverloadRetryAfterSeconds = 2
 // (router.py, get_router_model_info), which has no entry for ollama_chat/<tag>, and then checks
 // nothing.
 //
+// It also gives every chunk of a stream the first chunk's id, as OpenAI does: LiteLLM 1.108.7
+// gives each chunk of an ollama_chat stream an id of its own (seen on this gateway), and
+// openai-go's ChatCompletionAccumulator drops a chunk whose id differs from the first's
+// (AddChunk), so a Go client lost all but the first token. LiteLLM runs the hook on every
+// streamed response when a callback overrides it (proxy/utils.py, ProxyLogging:
+// async_post_call_streaming_iterator_hook in the class's own attributes).
+//
 // The module reads no text beyond counting it and logs nothing.
-var LiteLLMErrorsModule = `"""llm-sandbox: answer errors as OpenAI's API does (status, type, code, Retry-After).
+var LiteLLMErrorsModule = `"""llm-sandbox: answer as OpenAI's API does: errors (status, type, code, Retry-After), stream ids.
 
 Rendered by sandbox-node; change the stack, not this file. LiteLLM loads it from
 config.yaml's litellm_settings.callbacks. It counts a prompt's tokens and logs nothing.
@@ -144,6 +151,20 @@ class OpenAIErrors(CustomLogger):
                 headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
             )
         return None
+
+    async def async_post_call_streaming_iterator_hook(self, user_api_key_dict, response, request_data):
+        # One id for every chunk of a stream, as OpenAI sends it: clients join chunks by it.
+        stream_id = None
+        async for chunk in response:
+            chunk_id = chunk.get("id") if isinstance(chunk, dict) else getattr(chunk, "id", None)
+            if stream_id is None:
+                stream_id = chunk_id
+            elif chunk_id != stream_id:
+                if isinstance(chunk, dict):
+                    chunk["id"] = stream_id
+                else:
+                    chunk.id = stream_id
+            yield chunk
 
 
 handler = OpenAIErrors()
