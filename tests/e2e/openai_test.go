@@ -20,8 +20,10 @@ import (
 	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/shared"
 
+	"github.com/llm-sandbox/llm-sandbox/internal/loadgen"
 	"github.com/llm-sandbox/llm-sandbox/internal/localrun"
 	"github.com/llm-sandbox/llm-sandbox/internal/localrun/localruntest"
+	"github.com/llm-sandbox/llm-sandbox/internal/verify"
 	"github.com/llm-sandbox/llm-sandbox/node"
 )
 
@@ -133,6 +135,7 @@ func TestOpenAISDKs(t *testing.T) {
 	t.Run("python", func(t *testing.T) { s.pythonSurface(t, python) })
 	t.Run("go", s.goSurface)
 	t.Run("overload", func(t *testing.T) { s.overload(t, python) })
+	t.Run("verify", s.verify)
 
 	s.gateway.StopAll(t)
 	s.pool.StopAll(t)
@@ -422,6 +425,25 @@ func (s *suite) goSurface(t *testing.T) {
 	var apiErr *openai.Error
 	if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusUnauthorized {
 		t.Errorf("wrong key: %v, want an *openai.Error with status 401", err)
+	}
+}
+
+// verify runs sandboxctl verify's checks, which go through openai-go: chat and stream for the
+// chat model, an embedding for the embedding model.
+func (s *suite) verify(t *testing.T) {
+	c := loadgen.NewClient(s.base, s.key, 2)
+	defer c.Close()
+	r := verify.Run(context.Background(), c, verify.Options{Models: []string{localrun.ModelName, embedModel}, Timeout: time.Minute})
+	report, _ := json.MarshalIndent(r, "", "  ")
+	if !r.OK || len(r.Models) != 2 {
+		t.Fatalf("verify failed:\n%s", report)
+	}
+	chat, embed := r.Models[0], r.Models[1]
+	if chat.Chat == nil || chat.Stream == nil || chat.Embedding != nil || !chat.Stream.Done || chat.Stream.TokensFrom != "usage" {
+		t.Errorf("verify checked %s as %s", chat.Model, report)
+	}
+	if embed.Embedding == nil || embed.Chat != nil || embed.Stream != nil || embed.Embedding.Vectors != len(verify.EmbeddingInputs) || embed.Embedding.Dimensions == 0 {
+		t.Errorf("verify checked %s as %s", embed.Model, report)
 	}
 }
 
