@@ -70,6 +70,7 @@ func TestPoolWithAnEmbeddingModel(t *testing.T) {
 			"aws:region":             "ca-central-1",
 			"llm-sandbox:department": "history",
 			"llm-sandbox:network":    `{"cidr":"10.50.0.0/16"}`,
+			"llm-sandbox:access":     `{"mode":"internal","plainHttp":true}`,
 			"llm-sandbox:pools":      `{"cpu":` + pool + `}`,
 		})
 		return err

@@ -95,11 +95,14 @@ func containsPath(paths []string, p string) bool {
 	return false
 }
 
+// Every key left out takes its default. Access has no default protocol: an internal stack
+// names plain HTTP or a certificate (TestPlainHTTPIsAChoice), so this one says plainHttp.
 func TestDefaultsAreApplied(t *testing.T) {
 	values := Values{
 		"aws:region":             "ca-central-1",
 		"llm-sandbox:department": "history",
 		"llm-sandbox:network":    `{"cidr":"10.50.0.0/16"}`,
+		"llm-sandbox:access":     `{"plainHttp":true}`,
 		"llm-sandbox:pools":      `{"gpu":{"models":["llama3.1:8b"]}}`,
 	}
 	spec, err := Parse("history", "stacks/Pulumi.history.yaml", values)
@@ -109,7 +112,7 @@ func TestDefaultsAreApplied(t *testing.T) {
 	want := &Spec{
 		Stack: "history", Source: "stacks/Pulumi.history.yaml", Region: "ca-central-1", Department: "history",
 		Network: Network{CIDR: netip.MustParsePrefix("10.50.0.0/16"), AZCount: 2, NAT: NATSingle},
-		Access:  Access{Mode: AccessInternal},
+		Access:  Access{Mode: AccessInternal, PlainHTTP: true},
 		Pools: map[string]Pool{"gpu": {
 			Name: "gpu", InstanceType: "g5.xlarge", MinSize: 1, MaxSize: 2, Models: []string{"llama3.1:8b"},
 			Parallel: 4, ContextLength: 8192,
@@ -119,6 +122,60 @@ func TestDefaultsAreApplied(t *testing.T) {
 	}
 	if !reflect.DeepEqual(spec, want) {
 		t.Errorf("got  %+v\nwant %+v", spec, want)
+	}
+}
+
+// The front listener's protocol is always a choice in the stack file: an internal stack
+// without a certificate is refused with both ways out named, plain HTTP needs the key, and
+// the key is refused where HTTPS is already chosen or required.
+func TestPlainHTTPIsAChoice(t *testing.T) {
+	const cert = `"certificateArn":"arn:aws:acm:ca-central-1:123456789012:certificate/8f2b6c1e-4d3a-4b7e-9c1d-2a5e6f7b8c9d"`
+	for _, tc := range []struct {
+		access string // "" for no access key at all
+		plain  bool
+		want   string // a problem at access.plainHttp, "" for none
+	}{
+		{"", false, "set access.certificateArn (or access.hostname with access.hostedZoneId) for HTTPS, or set access.plainHttp: true"},
+		{`{"mode":"internal"}`, false, "would send API keys and prompts in clear"},
+		{`{"mode":"internal","plainHttp":false}`, false, "or set access.plainHttp: true"},
+		{`{"mode":"internal","plainHttp":true}`, true, ""},
+		{`{"mode":"internal",` + cert + `}`, false, ""},
+		{`{"mode":"internal","hostname":"llm.hist.example.edu","hostedZoneId":"Z0123456789ABCDEFGHIJ"}`, false, ""},
+		{`{"mode":"internal","plainHttp":true,` + cert + `}`, true, "must not be true together with access.certificateArn"},
+		{`{"mode":"internal","plainHttp":true,"hostname":"llm.hist.example.edu","hostedZoneId":"Z0123456789ABCDEFGHIJ"}`, true, "must not be true together with access.certificateArn or access.hostedZoneId"},
+		{`{"mode":"public","plainHttp":true,"allowedCidrs":["142.103.0.0/16"],` + cert + `}`, true, "must not be true when access.mode is public"},
+		{`{"mode":"public","plainHttp":false,"allowedCidrs":["142.103.0.0/16"],` + cert + `}`, false, ""},
+	} {
+		values := Values{
+			"aws:region":             "ca-central-1",
+			"llm-sandbox:department": "history",
+			"llm-sandbox:network":    `{"cidr":"10.50.0.0/16"}`,
+			"llm-sandbox:pools":      `{"gpu":{"models":["llama3.1:8b"]}}`,
+		}
+		if tc.access != "" {
+			values["llm-sandbox:access"] = tc.access
+		}
+		spec, err := Parse("history", "stacks/Pulumi.history.yaml", values)
+		if tc.want == "" {
+			if err != nil {
+				t.Errorf("%s: %v", tc.access, err)
+			} else if spec.Access.PlainHTTP != tc.plain {
+				t.Errorf("%s: PlainHTTP %t, want %t", tc.access, spec.Access.PlainHTTP, tc.plain)
+			}
+			continue
+		}
+		var ps Problems
+		if !errors.As(err, &ps) {
+			t.Errorf("%s: got %v, want a problem at access.plainHttp containing %q", tc.access, err, tc.want)
+			continue
+		}
+		found := false
+		for _, p := range ps {
+			found = found || (p.Path == "access.plainHttp" && strings.Contains(p.Message, tc.want))
+		}
+		if !found {
+			t.Errorf("%s: got %v, want a problem at access.plainHttp containing %q", tc.access, err, tc.want)
+		}
 	}
 }
 

@@ -22,7 +22,7 @@ func TestConfigDocsNameEveryKey(t *testing.T) {
 	}
 	sections := map[string][]string{
 		"network": networkKeys, "access": accessKeys, "pools.<name>": poolKeys,
-		"pools.<name>.schedule": scheduleKeys, "gateway": gatewayKeys,
+		"pools.<name>.schedule": scheduleKeys, "gateway": gatewayKeys, "alerts": alertsKeys,
 	}
 	for prefix, keys := range sections {
 		for _, k := range keys {

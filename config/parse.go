@@ -213,7 +213,7 @@ func Stacks(projectDir string) ([]string, error) {
 }
 
 // The project's top-level keys, in the order messages and docs use.
-var topLevelKeys = []string{"department", "network", "access", "pools", "gateway", "tags", WaiversKey}
+var topLevelKeys = []string{"department", "network", "access", "pools", "gateway", "tags", "alerts", WaiversKey}
 
 // TopLevelKeys returns the project's top-level config keys, without the namespace.
 func TopLevelKeys() []string { return append([]string(nil), topLevelKeys...) }
@@ -281,6 +281,7 @@ func Parse(stack, source string, values Values) (*Spec, error) {
 	spec.Pools = p.pools(nodes["pools"])
 	spec.Gateway = p.gateway(nodes["gateway"])
 	spec.Tags = p.tags(nodes["tags"])
+	spec.Alerts = p.alerts(nodes["alerts"])
 
 	if len(p.problems) > 0 {
 		return nil, p.problems

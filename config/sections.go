@@ -15,10 +15,11 @@ import (
 // The keys of each section, in the order the docs list them.
 var (
 	networkKeys  = []string{"cidr", "azCount", "nat"}
-	accessKeys   = []string{"mode", "certificateArn", "allowedCidrs", "allowAnywhere", "hostname", "hostedZoneId"}
+	accessKeys   = []string{"mode", "certificateArn", "allowedCidrs", "allowAnywhere", "hostname", "hostedZoneId", "plainHttp"}
 	poolKeys     = []string{"instanceType", "minSize", "maxSize", "models", "parallel", "contextLength", "spot", "warmPool", "schedule"}
 	scheduleKeys = []string{"timezone", "days", "start", "stop"}
 	gatewayKeys  = []string{"instanceType", "minSize", "maxSize", "deletionProtection"}
+	alertsKeys   = []string{"emails"}
 )
 
 // Limits on sizes, chosen so that a typo (maxSize: 200) is caught rather than deployed.
@@ -145,6 +146,8 @@ func (p *parser) access(n *yaml.Node, region string) Access {
 		p.add(certPath, "required when access.mode is public (the ACM certificate of the HTTPS listener), unless access.hostedZoneId is set for a certificate the program requests")
 	}
 
+	p.plainHTTP(&acc, f["plainHttp"], joinPath(path, "plainHttp"))
+
 	cidrPath := joinPath(path, "allowedCidrs")
 	var entryPaths []string // of each AllowedCIDRs entry
 	if v, ok := f["allowedCidrs"]; ok && !isNull(v) {
@@ -175,6 +178,22 @@ func (p *parser) access(n *yaml.Node, region string) Access {
 	return acc
 }
 
+// plainHTTP reads access.plainHttp and checks that the front listener's protocol is a choice:
+// HTTPS with a certificate (given or requested), or plain HTTP said in so many words, only
+// inside the VPC and never beside a certificate, which would leave one of the two unused.
+func (p *parser) plainHTTP(acc *Access, n *yaml.Node, path string) {
+	acc.PlainHTTP = p.boolean(n, path)
+	https := acc.HTTPS()
+	switch {
+	case acc.PlainHTTP && acc.Mode == AccessPublic:
+		p.add(path, "must not be true when access.mode is public: an internet-facing endpoint is HTTPS only (got true)")
+	case acc.PlainHTTP && https:
+		p.add(path, "must not be true together with access.certificateArn or access.hostedZoneId: the endpoint is HTTPS with a certificate (got true)")
+	case !acc.PlainHTTP && !https && acc.Mode == AccessInternal:
+		p.add(path, "an internal endpoint without a certificate would send API keys and prompts in clear: set access.certificateArn (or access.hostname with access.hostedZoneId) for HTTPS, or set access.plainHttp: true to choose plain HTTP inside the VPC (got no certificate and no plainHttp)")
+	}
+}
+
 // clientRanges checks access.allowedCidrs as the gateway and the policy rule judge them.
 // Unless access.allowAnywhere says so, the list must be an allow-list no wider than
 // rules.WideAllowList accepts, judged by the address space its ranges cover together, not by
@@ -195,8 +214,7 @@ func (p *parser) clientRanges(acc Access, cidrPath string, entryPaths []string) 
 	if acc.Mode == AccessInternal {
 		ranges++
 	}
-	https := acc.CertificateARN != "" || acc.HostedZoneID != ""
-	if msg := rules.ClientRanges(ranges, https); msg != "" {
+	if msg := rules.ClientRanges(ranges, acc.HTTPS()); msg != "" {
 		p.add(cidrPath, "%s", msg)
 	}
 }
@@ -500,4 +518,29 @@ func (p *parser) tags(n *yaml.Node) map[string]string {
 		tags[k] = v.Value
 	}
 	return tags
+}
+
+func (p *parser) alerts(n *yaml.Node) Alerts {
+	const path = "alerts"
+	var a Alerts
+	f := p.fields(n, path, alertsKeys)
+	at := joinPath(path, "emails")
+	seen := map[string]int{}
+	for i, e := range p.strList(f["emails"], at) {
+		ep := fmt.Sprintf("%s[%d]", at, i)
+		if msg := rules.Email(e); msg != "" {
+			p.add(ep, "%s", msg)
+			continue
+		}
+		// Mailbox domains ignore case, and in practice so do local parts: SNS would send two
+		// confirmations to one inbox.
+		k := strings.ToLower(e)
+		if j, dup := seen[k]; dup {
+			p.add(ep, "duplicates %s[%d] (got %q)", at, j, e)
+			continue
+		}
+		seen[k] = i
+		a.Emails = append(a.Emails, e)
+	}
+	return a
 }

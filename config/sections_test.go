@@ -2,12 +2,21 @@ package config
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 )
 
 // parseAccess parses a stack whose access section is given, with the tags given.
 func parseAccess(t *testing.T, access, tags string) error {
+	t.Helper()
+	_, err := parseWith(t, access, tags)
+	return err
+}
+
+// parseWith parses a stack whose access section is given, followed by the top-level keys in
+// rest.
+func parseWith(t *testing.T, access, rest string) (*Spec, error) {
 	t.Helper()
 	doc := `config:
   aws:region: ca-central-1
@@ -19,13 +28,12 @@ func parseAccess(t *testing.T, access, tags string) error {
   llm-sandbox:pools:
     gpu:
       models: [llama3.1:8b]
-` + tags
+` + rest
 	values, err := StackFileValues([]byte(doc))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = Parse("chemistry", "stacks/Pulumi.chemistry.yaml", values)
-	return err
+	return Parse("chemistry", "stacks/Pulumi.chemistry.yaml", values)
 }
 
 const publicHTTPS = `    mode: public
@@ -57,8 +65,8 @@ func TestAccessAndTagLimitsAcceptTheirBoundary(t *testing.T) {
 		{"halves with allowAnywhere", publicHTTPS + "    allowAnywhere: true\n    allowedCidrs: [0.0.0.0/1, 128.0.0.0/1]", "", true},
 		{"30 ranges over HTTPS", publicHTTPS + "    allowedCidrs: " + cidrList(30), "", true},
 		{"31 ranges over HTTPS", publicHTTPS + "    allowedCidrs: " + cidrList(31), "", false},
-		{"59 ranges internal over HTTP, with the VPC's", "    mode: internal\n    allowedCidrs: " + cidrList(59), "", true},
-		{"60 ranges internal over HTTP, with the VPC's", "    mode: internal\n    allowedCidrs: " + cidrList(60), "", false},
+		{"59 ranges internal over HTTP, with the VPC's", "    mode: internal\n    plainHttp: true\n    allowedCidrs: " + cidrList(59), "", true},
+		{"60 ranges internal over HTTP, with the VPC's", "    mode: internal\n    plainHttp: true\n    allowedCidrs: " + cidrList(60), "", false},
 		{"45 tags", publicHTTPS + "    allowedCidrs: [142.103.0.0/16]", tags45, true},
 		{"46 tags", publicHTTPS + "    allowedCidrs: [142.103.0.0/16]", tags45 + "    Tag45: v\n", false},
 		{"unicode tag value", publicHTTPS + "    allowedCidrs: [142.103.0.0/16]", "  llm-sandbox:tags:\n    Owner: Département de chimie\n", true},
@@ -67,5 +75,24 @@ func TestAccessAndTagLimitsAcceptTheirBoundary(t *testing.T) {
 		if (err == nil) != tc.ok {
 			t.Errorf("%s: error %v, want ok %v", tc.name, err, tc.ok)
 		}
+	}
+}
+
+// alerts.emails reaches the Spec in file order; without the key there is nobody to mail.
+func TestAlertsEmailsReachTheSpec(t *testing.T) {
+	parse := func(alerts string) *Spec {
+		t.Helper()
+		spec, err := parseWith(t, "    mode: internal", alerts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return spec
+	}
+	got := parse("  llm-sandbox:alerts:\n    emails: [lab@chem.example.edu, Chem-Ops@example.edu]\n").Alerts.Emails
+	if want := []string{"lab@chem.example.edu", "Chem-Ops@example.edu"}; !slices.Equal(got, want) {
+		t.Errorf("alerts.emails = %q, want %q", got, want)
+	}
+	if got := parse("").Alerts.Emails; len(got) != 0 {
+		t.Errorf("no alerts key: emails = %q, want none", got)
 	}
 }

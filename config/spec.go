@@ -59,6 +59,16 @@ type Spec struct {
 	Gateway Gateway
 	// Tags are the department's own tags, added to every resource.
 	Tags map[string]string
+	// Alerts is who hears about the department's alarms.
+	Alerts Alerts
+}
+
+// Alerts is who the department's alarms notify.
+type Alerts struct {
+	// Emails are the addresses subscribed to the alarm topic, in file order, no duplicates
+	// (compared without case). Empty (the default): the alarms still fire and the dashboard
+	// shows them, but nobody is mailed.
+	Emails []string
 }
 
 // PoolNames returns the pool names in sorted order, so that anything built per pool is built in
@@ -101,6 +111,16 @@ type Access struct {
 	// program creates Hostname's alias record to the load balancer and, when CertificateARN is
 	// empty, an ACM certificate for Hostname validated by DNS in that zone.
 	HostedZoneID string
+	// PlainHTTP makes the front listener plain HTTP on port 80: API keys and prompts cross
+	// the VPC in clear. Only with Mode internal and neither CertificateARN nor HostedZoneID;
+	// an internal stack without a certificate must set it, so plain HTTP is always a choice
+	// made in the stack file. `sandboxctl check` warns about it on every run.
+	PlainHTTP bool
+}
+
+// HTTPS reports whether the front listener is HTTPS: a certificate is given or requested.
+func (a Access) HTTPS() bool {
+	return a.CertificateARN != "" || a.HostedZoneID != ""
 }
 
 // ManagedCertificate reports whether the program requests the listener's certificate itself

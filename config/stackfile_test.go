@@ -13,6 +13,8 @@ const validStack = `config:
   llm-sandbox:department: physics
   llm-sandbox:network:
     cidr: 10.30.0.0/20
+  llm-sandbox:access:
+    plainHttp: true
   llm-sandbox:pools:
     gpu:
       models: [llama3.1:8b]
@@ -38,16 +40,16 @@ func TestMisspeltRegionIsUnknownAndMissing(t *testing.T) {
 // The file-level problems of a stack file: each names the file, and the line where it applies.
 func TestStackFileProblems(t *testing.T) {
 	lines := strings.Split(validStack, "\n")
-	badIndent := strings.Join(append(append([]string{}, lines[:8]...), "   minSize: 1", ""), "\n")
+	badIndent := strings.Join(append(append([]string{}, lines[:10]...), "   minSize: 1", ""), "\n")
 	for _, c := range []struct{ name, data, want string }{
 		{"second document", validStack + "---\nconfig:\n  llm-sandbox:department: chemistry\n",
-			"test.yaml: (file): line 9: a second YAML document starts here"},
+			"test.yaml: (file): line 11: a second YAML document starts here"},
 		// yaml.v3 says line 1 here, where the enclosing mapping starts.
-		{"bad indent", badIndent, "test.yaml: (file): not valid YAML: line 9: "},
+		{"bad indent", badIndent, "test.yaml: (file): not valid YAML: line 11: "},
 		{"unclosed list", strings.Replace(validStack, "[llama3.1:8b]", "[llama3.1:8b", 1),
-			"test.yaml: (file): not valid YAML: line 8: "},
+			"test.yaml: (file): not valid YAML: line 10: "},
 		{"duplicate key", validStack + "  llm-sandbox:department: chemistry\n",
-			"test.yaml: (file): not valid YAML: line 9: mapping key \"llm-sandbox:department\" already defined"},
+			"test.yaml: (file): not valid YAML: line 11: mapping key \"llm-sandbox:department\" already defined"},
 		{"unknown top-level key", "confg:\n  aws:region: ca-central-1\n",
 			`test.yaml: confg: unknown key "confg" (did you mean "config"?)`},
 		{"not a mapping", "- config\n", "test.yaml: (file): line 1: must be a mapping with a config: key"},
@@ -126,7 +128,7 @@ func TestCheckSiblingsSkipsInvalidFiles(t *testing.T) {
 // both lines.
 func TestRepeatedKeys(t *testing.T) {
 	for _, c := range []struct{ data, want string }{
-		{validStack + "  department: chemistry\n", `line 9: mapping key "llm-sandbox:department" already defined at line 3`},
+		{validStack + "  department: chemistry\n", `line 11: mapping key "llm-sandbox:department" already defined at line 3`},
 		{strings.Replace(validStack, "    cidr: 10.30.0.0/20\n", "    cidr: 10.30.0.0/20\n    cidr: 10.31.0.0/20\n", 1), `line 6: mapping key "cidr" already defined at line 5`},
 	} {
 		if _, err := StackFileValues([]byte(c.data)); err == nil || !strings.Contains(err.Error(), c.want) {

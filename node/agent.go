@@ -46,6 +46,7 @@ func DefaultTimeouts() map[string]time.Duration {
 		StepModels:    60 * time.Minute,
 		StepPreload:   20 * time.Minute,
 		StepResident:  time.Minute,
+		StepServe:     2 * time.Minute,
 		StepLifecycle: 5 * time.Minute,
 	}
 }
@@ -110,6 +111,8 @@ type Agent struct {
 	poll      time.Duration
 	// bootBudget overrides the budget derived from the lifecycle heartbeat.
 	bootBudget time.Duration
+	// noSystemd: servers run as detached processes, and serve is left to the caller.
+	noSystemd bool
 }
 
 // Role is what a node runs, as nodeadm's daemons are: the ollama role on a pool node, the
@@ -177,6 +180,7 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Agent, error) {
 		poll:      opts.PollInterval,
 
 		bootBudget: opts.BootBudget,
+		noSystemd:  opts.NoSystemd,
 	}
 	if a.run == nil {
 		a.run = ExecRunner{}
@@ -202,13 +206,7 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Agent, error) {
 	a.downloads = opts.HTTPClient
 	if a.local == nil {
 		dialer := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
-		a.downloads = &http.Client{Transport: &http.Transport{
-			Proxy:                 http.ProxyFromEnvironment,
-			DialContext:           dialer.DialContext,
-			TLSHandshakeTimeout:   30 * time.Second,
-			ResponseHeaderTimeout: time.Minute,
-			ForceAttemptHTTP2:     true,
-		}}
+		a.downloads = DownloadClient()
 		// No proxy and no header timeout: a model load answers only when it is done, and the
 		// step's context bounds it.
 		a.local = &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext}}
@@ -254,10 +252,16 @@ func searchPath() string {
 	return "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 }
 
-// Steps lists the bootstrap's steps for the config's role in order, then lifecycle (except on
-// the local platform, which has none), with their time limits.
+// Steps lists the bootstrap's steps for the config's role in order, then serve (when the config
+// names a terminating hook), then lifecycle (except on the local platform, which has none),
+// with their time limits.
 func (a *Agent) Steps() []Step {
 	steps := a.role.Steps()
+	if a.cfg.Lifecycle.TerminateHook != "" {
+		// The proxy and drain watcher run before the node takes traffic: the target
+		// group's health check goes through the proxy.
+		steps = append(steps, Step{Name: StepServe, run: a.stepServe})
+	}
 	if a.lifecycle != nil {
 		steps = append(steps, Step{Name: StepLifecycle, run: a.stepLifecycle})
 	}

@@ -731,3 +731,25 @@ func TestNewModelMarksCatalogEmbeddingModels(t *testing.T) {
 		t.Errorf("NewLiteLLMModel(nomic-embed-text) = %+v, want an embedding model at its 2048-token context", m)
 	}
 }
+
+// TestPullLogsDownloadProgress pulls a registry model from the fake, which streams the layer's
+// completed and total bytes as Ollama does, and requires the log to show the download's
+// progress, once per tenth reached, not only the status names.
+func TestPullLogsDownloadProgress(t *testing.T) {
+	e := newEnv(t, ollamatest.Options{GPU: true})
+	if err := e.bootstrap(); err != nil {
+		t.Fatalf("Bootstrap() = %v\nlog:\n%s", err, e.log)
+	}
+	log := e.log.String()
+	var got []string
+	for _, m := range regexp.MustCompile(`step models: llama3\.1:8b: pulling 0123456789ab: (\d+% \(\d+ of \d+ MiB\))`).FindAllStringSubmatch(log, -1) {
+		got = append(got, m[1])
+	}
+	want := []string{"25% (16 of 64 MiB)", "50% (32 of 64 MiB)", "75% (48 of 64 MiB)", "100% (64 of 64 MiB)"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("pull progress lines %q, want %q; log:\n%s", got, want, log)
+	}
+	if n := strings.Count(log, "step models: llama3.1:8b: pulling 0123456789ab\n"); n != 1 {
+		t.Errorf("the layer's status is logged %d times, want once", n)
+	}
+}

@@ -65,6 +65,13 @@ type Config struct {
 	Ollama *OllamaConfig `json:"ollama,omitempty"`
 	// LiteLLM configures the litellm role; required when Role is "litellm", absent otherwise.
 	LiteLLM *LiteLLMConfig `json:"litellm,omitempty"`
+
+	// RenderUnpinned lets Marshal render an Ollama release whose SHA-256 is not recorded yet
+	// (an empty ollama.release.sha256), for the offline plan alone: `sandboxctl plan` shows such
+	// a stack with a warning so that `sandboxctl check` can fail it. It is never written to the
+	// file, so an agent reading the rendered config refuses the empty hash like any other;
+	// Validate, ValidateFor and LoadConfig ignore it.
+	RenderUnpinned bool `json:"-"`
 }
 
 // Lifecycle names the launch lifecycle hook the agent completes.
@@ -79,6 +86,14 @@ type Lifecycle struct {
 	// within it (less a margin) and ABANDONs itself when the budget runs out, rather than let
 	// Auto Scaling time the launch out with no word of why.
 	HeartbeatSeconds int `json:"heartbeatSeconds,omitempty"`
+	// TerminateHook is the terminating lifecycle hook's name. Optional: when set, the agent's
+	// drain watcher (`sandbox-node serve`) completes it with CONTINUE once the node has
+	// drained; DrainSeconds is then required.
+	TerminateHook string `json:"terminateHook,omitempty"`
+	// DrainSeconds bounds a drain: how long a leaving node waits for its requests in flight
+	// before it lets Auto Scaling terminate it. It is the target group's deregistration delay
+	// (1..3600 s), which the terminating hook's heartbeat exceeds.
+	DrainSeconds int `json:"drainSeconds,omitempty"`
 }
 
 // Artifact is a file the agent downloads and checks before use.
@@ -104,8 +119,13 @@ type OllamaConfig struct {
 	// GPU is true on GPU pools: the agent verifies the GPU with nvidia-smi before starting
 	// Ollama and requires every model to be resident in GPU memory (size_vram > 0).
 	GPU bool `json:"gpu"`
-	// Port is Ollama's listening port (11434).
+	// Port is the pool's port (11434), the one its target group sends requests to. Without
+	// BackendPort Ollama listens there itself.
 	Port int `json:"port"`
+	// BackendPort, optional, is Ollama's own port on 127.0.0.1 (OllamaBackendPort on a
+	// node): the agent's accounting proxy (`sandbox-node serve`) then listens on Port, counts
+	// the requests in flight and refuses new ones while the node drains.
+	BackendPort int `json:"backendPort,omitempty"`
 	// Parallel is OLLAMA_NUM_PARALLEL.
 	Parallel int `json:"parallel"`
 	// ContextLength is OLLAMA_CONTEXT_LENGTH.
@@ -130,16 +150,17 @@ type Model struct {
 
 // Validate checks the config as a node runs it and returns every problem at once, each naming
 // its JSON key.
-func (c *Config) Validate() error { return c.validate(false) }
+func (c *Config) Validate() error { return c.validate(false, false) }
 
 // ValidateFor checks the config as an agent run with opts checks it (LoadConfig, New): as
 // Validate, except that a root other than / accepts an Ollama release below the floor.
-func (c *Config) ValidateFor(opts Options) error { return c.validate(opts.testRoot()) }
+func (c *Config) ValidateFor(opts Options) error { return c.validate(opts.testRoot(), false) }
 
 // validate is Validate. testRoot is an agent installing under a root other than / (tests):
 // there an Ollama release below versions.OllamaFloor is accepted, because the end-to-end tests
-// can only build older releases from source; a node never runs with a root.
-func (c *Config) validate(testRoot bool) error {
+// can only build older releases from source; a node never runs with a root. unpinned accepts
+// an Ollama release without a SHA-256 (RenderUnpinned).
+func (c *Config) validate(testRoot, unpinned bool) error {
 	var errs []error
 	add := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
@@ -173,11 +194,17 @@ func (c *Config) validate(testRoot bool) error {
 	if h := c.Lifecycle.HeartbeatSeconds; h != 0 && (h < 30 || h > 7200) {
 		add("lifecycle.heartbeatSeconds", "must be 30..7200 as Auto Scaling allows, or absent (got %d)", h)
 	}
+	switch d := c.Lifecycle.DrainSeconds; {
+	case c.Lifecycle.TerminateHook != "" && (d < 1 || d > 3600):
+		add("lifecycle.drainSeconds", "must be 1..3600 (the target group's deregistration delay) with a terminateHook (got %d)", d)
+	case c.Lifecycle.TerminateHook == "" && d != 0:
+		add("lifecycle.drainSeconds", "is only for a terminateHook, which is absent (got %d)", d)
+	}
 	if c.Role == RoleOllama {
 		if c.Ollama == nil {
 			add("ollama", "is required for role ollama")
 		} else {
-			errs = append(errs, c.Ollama.validate(testRoot)...)
+			errs = append(errs, c.Ollama.validate(testRoot, unpinned)...)
 		}
 	} else if c.Ollama != nil {
 		add("ollama", "is only for role ollama (role is %q)", c.Role)
@@ -197,7 +224,16 @@ func (c *Config) validate(testRoot bool) error {
 	return errors.Join(errs...)
 }
 
-func (o *OllamaConfig) validate(testRoot bool) []error {
+// ListenPort is the port Ollama itself listens on: BackendPort behind the accounting proxy,
+// Port without it.
+func (o *OllamaConfig) ListenPort() int {
+	if o.BackendPort != 0 {
+		return o.BackendPort
+	}
+	return o.Port
+}
+
+func (o *OllamaConfig) validate(testRoot, unpinned bool) []error {
 	var errs []error
 	add := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("ollama.%s: %s", key, fmt.Sprintf(format, args...)))
@@ -207,14 +243,24 @@ func (o *OllamaConfig) validate(testRoot bool) []error {
 	} else if p := versions.CheckOllamaVersion(o.Version); p != "" && !testRoot {
 		add("version", "%s", p)
 	}
-	if o.Release.SHA256 == "" {
+	switch {
+	case o.Release.SHA256 == "" && unpinned:
+		if err := o.Release.validateURL(); err != nil {
+			add("release", "%v", err)
+		}
+	case o.Release.SHA256 == "":
 		add("release.sha256", "is empty: the agent installs only an Ollama release whose SHA-256 is pinned in the repository (versions/versions.go), "+
 			"never one it would read from the release itself; pin it with `sandboxctl pin ollama %s` on a machine with internet access and deploy again", o.Version)
-	} else if err := o.Release.Validate(); err != nil {
-		add("release", "%v", err)
+	default:
+		if err := o.Release.Validate(); err != nil {
+			add("release", "%v", err)
+		}
 	}
 	if o.Port < 1 || o.Port > 65535 {
 		add("port", "must be 1-65535 (got %d)", o.Port)
+	}
+	if b := o.BackendPort; b != 0 && (b < 1 || b > 65535 || b == o.Port) {
+		add("backendPort", "must be 1-65535 and differ from port %d, or absent (got %d)", o.Port, b)
 	}
 	if o.Parallel < 1 {
 		add("parallel", "must be at least 1 (got %d)", o.Parallel)
@@ -438,12 +484,20 @@ func (l *LiteLLMConfig) streamTimeout() int {
 
 // Validate checks that the artifact has a usable URL and a SHA-256.
 func (a Artifact) Validate() error {
-	u, err := url.Parse(a.URL)
-	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http" && u.Scheme != "s3") {
-		return fmt.Errorf("url must be https://, http:// or s3://bucket/key (got %q)", a.URL)
+	if err := a.validateURL(); err != nil {
+		return err
 	}
 	if !rules.IsSHA256Hex(a.SHA256) {
 		return fmt.Errorf("sha256 must be 64 lowercase hex digits (got %q)", a.SHA256)
+	}
+	return nil
+}
+
+// validateURL checks the URL alone.
+func (a Artifact) validateURL() error {
+	u, err := url.Parse(a.URL)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http" && u.Scheme != "s3") {
+		return fmt.Errorf("url must be https://, http:// or s3://bucket/key (got %q)", a.URL)
 	}
 	return nil
 }
@@ -469,7 +523,7 @@ func LoadConfig(path string, opts Options) (*Config, error) {
 
 // Marshal renders the config as the agent reads it (indented JSON, stable key order).
 func (c *Config) Marshal() ([]byte, error) {
-	if err := c.Validate(); err != nil {
+	if err := c.validate(false, c.RenderUnpinned); err != nil {
 		return nil, err
 	}
 	return json.MarshalIndent(c, "", "  ")

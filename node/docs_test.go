@@ -22,8 +22,9 @@ func TestDocsMatchTheAgent(t *testing.T) {
 		section string
 		agent   *Agent
 	}{
-		{"## Steps (role ollama)", docsAgent(t, goldenConfig(true))},
-		{"## Steps (role litellm)", docsAgent(t, liteLLMGoldenConfig())},
+		// The configs a node gets: with the terminating hook, so the serve step is listed.
+		{"## Steps (role ollama)", docsAgent(t, drainingConfig(true))},
+		{"## Steps (role litellm)", docsAgent(t, drainingLiteLLMConfig())},
 	} {
 		section := docSection(t, doc, role.section)
 		rows := regexp.MustCompile("(?m)^\\| (\\d+) \\| `(\\w+)` \\|.*\\| ([^|]+) \\| [^|]+ \\|$").FindAllStringSubmatch(section, -1)
@@ -40,7 +41,7 @@ func TestDocsMatchTheAgent(t *testing.T) {
 			}
 		}
 	}
-	for _, f := range []string{OllamaBinary, OllamaHome, OllamaModelsDir, OllamaEnvFile, OllamaUnitFile, CacheDir, OllamaLogFile, OllamaPidFile, ConfigPath,
+	for _, f := range []string{ServeUnitFile, AgentBinary, TargetLifecycleStatePath, SpotInstanceActionPath, OllamaBinary, OllamaHome, OllamaModelsDir, OllamaEnvFile, OllamaUnitFile, CacheDir, OllamaLogFile, OllamaPidFile, ConfigPath,
 		LiteLLMVenv, LiteLLMRequirementsFile, LiteLLMEnvFile, LiteLLMConfigFile, LiteLLMUnitFile, LiteLLMLogFile, LiteLLMPidFile, LiteLLMHealthPath} {
 		if !strings.Contains(doc, "`"+f) {
 			t.Errorf("docs do not name %s", f)
@@ -119,6 +120,14 @@ func docsAgent(t *testing.T, cfg *Config) *Agent {
 		t.Fatal(err)
 	}
 	return a
+}
+
+// drainingLiteLLMConfig is liteLLMGoldenConfig as the Gateway component renders it: with the
+// terminating hook.
+func drainingLiteLLMConfig() *Config {
+	c := liteLLMGoldenConfig()
+	c.Lifecycle.TerminateHook, c.Lifecycle.DrainSeconds = "llm-sandbox-terminate", 3600
+	return c
 }
 
 func minutes(d time.Duration) string { return fmt.Sprintf("%d min", int(d.Minutes())) }

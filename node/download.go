@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -94,23 +95,7 @@ func (a *Agent) openArtifact(ctx context.Context, rawURL string) (io.ReadCloser,
 	}
 	switch u.Scheme {
 	case "http", "https":
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
-		if err != nil {
-			return nil, 0, permanent(err)
-		}
-		resp, err := a.downloads.Do(req)
-		if err != nil {
-			return nil, 0, fmt.Errorf("GET %s: %w", rawURL, err)
-		}
-		if resp.StatusCode != http.StatusOK {
-			resp.Body.Close()
-			err := &httpStatusError{URL: rawURL, Status: resp.Status}
-			if transientStatus(resp.StatusCode) {
-				return nil, 0, err
-			}
-			return nil, 0, permanent(err)
-		}
-		return resp.Body, resp.ContentLength, nil
+		return openHTTP(ctx, a.downloads, rawURL)
 	case "s3":
 		objects, err := a.s3(ctx)
 		if err != nil {
@@ -132,6 +117,42 @@ func (a *Agent) openArtifact(ctx context.Context, rawURL string) (io.ReadCloser,
 	default:
 		return nil, 0, permanent(fmt.Errorf("unsupported URL scheme in %q", rawURL))
 	}
+}
+
+// DownloadClient is the HTTP client artifacts are downloaded with: it honours HTTP(S)_PROXY and
+// bounds the connection, the TLS handshake and the wait for the answer's headers, but not the
+// transfer, which may take long on a slow link.
+func DownloadClient() *http.Client {
+	dialer := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
+	return &http.Client{Transport: &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           dialer.DialContext,
+		TLSHandshakeTimeout:   30 * time.Second,
+		ResponseHeaderTimeout: time.Minute,
+		ForceAttemptHTTP2:     true,
+	}}
+}
+
+// openHTTP GETs rawURL with client and returns the body of a 200 answer and its length (-1
+// when unknown). Errors that retrying cannot fix are marked permanent.
+func openHTTP(ctx context.Context, client *http.Client, rawURL string) (io.ReadCloser, int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+	if err != nil {
+		return nil, 0, permanent(err)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, 0, fmt.Errorf("GET %s: %w", rawURL, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		err := &httpStatusError{URL: rawURL, Status: resp.Status}
+		if transientStatus(resp.StatusCode) {
+			return nil, 0, err
+		}
+		return nil, 0, permanent(err)
+	}
+	return resp.Body, resp.ContentLength, nil
 }
 
 // s3 returns the ObjectGetter, building the default one on first use so that nodes which
@@ -180,9 +201,22 @@ func (a *Agent) fetchOnce(ctx context.Context, step, what string, art Artifact, 
 		return "", err
 	}
 	defer body.Close()
+	progress := &Progress{Printf: a.log.Printf, What: "step " + step + ": " + what, Total: size, Every: 30 * time.Second}
+	file, n, err := saveVerified(body, art, dir, progress)
+	if err != nil {
+		return "", err
+	}
+	a.log.Printf("step %s: %s: %d bytes, sha256 %s verified", step, what, n, art.SHA256)
+	return file, nil
+}
+
+// saveVerified copies body into a new temporary file in dir, hashing while it streams and
+// passing the bytes on to progress, and returns the file and its size once its SHA-256 is
+// art's. On any error, a checksum mismatch (permanent) included, it removes the file.
+func saveVerified(body io.Reader, art Artifact, dir string, progress io.Writer) (string, int64, error) {
 	f, err := os.CreateTemp(dir, "download-*")
 	if err != nil {
-		return "", permanent(fmt.Errorf("create temporary file in %s: %w", dir, err))
+		return "", 0, permanent(fmt.Errorf("create temporary file in %s: %w", dir, err))
 	}
 	keep := false
 	defer func() {
@@ -191,44 +225,105 @@ func (a *Agent) fetchOnce(ctx context.Context, step, what string, art Artifact, 
 		}
 	}()
 	h := sha256.New()
-	progress := &progressWriter{log: a.log, step: step, what: what, total: size, every: 30 * time.Second, last: time.Now()}
 	n, err := io.Copy(io.MultiWriter(f, h, progress), body)
 	if cerr := f.Close(); err == nil && cerr != nil {
-		return "", fmt.Errorf("write %s: %w", f.Name(), cerr)
+		return "", n, fmt.Errorf("write %s: %w", f.Name(), cerr)
 	}
 	if err != nil {
-		return "", fmt.Errorf("download %s after %d bytes: %w", art.URL, n, err)
+		return "", n, fmt.Errorf("download %s after %d bytes: %w", art.URL, n, err)
 	}
-	got := hex.EncodeToString(h.Sum(nil))
-	if got != art.SHA256 {
-		return "", permanent(&ChecksumError{URL: art.URL, Want: art.SHA256, Got: got})
+	if got := hex.EncodeToString(h.Sum(nil)); got != art.SHA256 {
+		return "", n, permanent(&ChecksumError{URL: art.URL, Want: art.SHA256, Got: got})
 	}
-	a.log.Printf("step %s: %s: %d bytes, sha256 %s verified", step, what, n, got)
 	keep = true
-	return f.Name(), nil
+	return f.Name(), n, nil
 }
 
-// progressWriter logs a long download's progress now and then, so a slow mirror shows on the
-// console as progress rather than as a hang.
-type progressWriter struct {
-	log   *Logger
-	step  string
-	what  string
-	total int64
-	n     int64
-	every time.Duration
-	last  time.Time
+// Download fetches art over HTTP(S) with client into a new file in dir (which must exist),
+// checking its SHA-256 as the agent checks every artifact, and returns the file's path. It
+// makes one attempt: the caller decides about retries. A mismatch is a *ChecksumError and
+// leaves no file. progress, when not nil, receives the bytes as they arrive; size is the
+// length the server announced (-1 when it did not), for a progress display.
+func Download(ctx context.Context, client *http.Client, art Artifact, dir string, progress func(size int64) io.Writer) (string, error) {
+	if !rules.IsSHA256Hex(art.SHA256) {
+		return "", fmt.Errorf("no pinned sha256 for %s (got %q)", art.URL, art.SHA256)
+	}
+	body, size, err := openHTTP(ctx, client, art.URL)
+	if err != nil {
+		return "", err
+	}
+	defer body.Close()
+	w := io.Discard
+	if progress != nil {
+		w = progress(size)
+	}
+	file, _, err := saveVerified(body, art, dir, w)
+	return file, err
 }
 
-func (p *progressWriter) Write(b []byte) (int, error) {
-	p.n += int64(len(b))
-	if now := time.Now(); now.Sub(p.last) >= p.every {
+// VerifyFile checks that the file at path has the SHA-256 of art (a *ChecksumError naming
+// path when it has not), for a download kept from an earlier run.
+func VerifyFile(path string, art Artifact) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != art.SHA256 {
+		return &ChecksumError{URL: path, Want: art.SHA256, Got: got}
+	}
+	return nil
+}
+
+// Progress reports a transfer's progress through Printf, so a long download shows as progress
+// rather than as a hang: at each tenth of a known Total of 1 MiB or more, and whenever Every has passed since
+// the last report (a slow tenth, or an unknown total). It is an io.Writer counting the bytes
+// written to it; Set reports a position known otherwise (Ollama's pull status).
+type Progress struct {
+	Printf func(format string, args ...any)
+	// What names the transfer at the start of each line.
+	What string
+	// Total is the size in bytes; 0 or less when unknown.
+	Total int64
+	// Every is the longest time between two reports; 0 reports tenths only.
+	Every time.Duration
+
+	n      int64
+	tenths int64
+	last   time.Time
+}
+
+// Write counts b.
+func (p *Progress) Write(b []byte) (int, error) {
+	p.Set(p.n + int64(len(b)))
+	return len(b), nil
+}
+
+// Set reports that n bytes have been transferred.
+func (p *Progress) Set(n int64) {
+	now := time.Now()
+	if p.last.IsZero() {
 		p.last = now
-		if p.total > 0 {
-			p.log.Printf("step %s: %s: %d of %d MiB", p.step, p.what, p.n>>20, p.total>>20)
-		} else {
-			p.log.Printf("step %s: %s: %d MiB", p.step, p.what, p.n>>20)
+	}
+	p.n = n
+	report := p.Every > 0 && now.Sub(p.last) >= p.Every
+	// Tenths of a transfer under 1 MiB would only clutter the log.
+	if p.Total >= 1<<20 {
+		if t := min(n, p.Total) * 10 / p.Total; t > p.tenths {
+			p.tenths, report = t, true
 		}
 	}
-	return len(b), nil
+	if !report {
+		return
+	}
+	p.last = now
+	if p.Total > 0 {
+		p.Printf("%s: %d%% (%d of %d MiB)", p.What, min(n, p.Total)*100/p.Total, n>>20, p.Total>>20)
+	} else {
+		p.Printf("%s: %d MiB", p.What, n>>20)
+	}
 }

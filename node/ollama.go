@@ -155,11 +155,19 @@ func (c *ollamaAPI) ps(ctx context.Context) (map[string]runningModel, error) {
 	return loaded, nil
 }
 
+// streamStatus is one line of a streamed pull or create: its status and, while a pull
+// downloads a layer, the layer's bytes so far and its size.
+type streamStatus struct {
+	Status    string `json:"status"`
+	Completed int64  `json:"completed"`
+	Total     int64  `json:"total"`
+}
+
 // stream POSTs a JSON request to an endpoint that answers with JSON lines ({"status": ...} or
 // {"error": ...}) and reads them until {"status": "success"}. An "error" line is returned as
 // an apiError; a stream that ends without success is an error too. onStatus sees each new
-// status (for progress logs).
-func (c *ollamaAPI) stream(ctx context.Context, path string, request any, onStatus func(string)) error {
+// status and each line that reports a download's progress (for progress logs).
+func (c *ollamaAPI) stream(ctx context.Context, path string, request any, onStatus func(streamStatus)) error {
 	data, err := json.Marshal(request)
 	if err != nil {
 		return permanent(err)
@@ -182,8 +190,8 @@ func (c *ollamaAPI) stream(ctx context.Context, path string, request any, onStat
 			continue
 		}
 		var msg struct {
-			Status string `json:"status"`
-			Error  string `json:"error"`
+			streamStatus
+			Error string `json:"error"`
 		}
 		if err := json.Unmarshal(line, &msg); err != nil {
 			return fmt.Errorf("%s: bad stream line %q: %w", op, line, err)
@@ -194,8 +202,8 @@ func (c *ollamaAPI) stream(ctx context.Context, path string, request any, onStat
 		if msg.Status == "success" {
 			return nil
 		}
-		if msg.Status != "" && msg.Status != last && onStatus != nil {
-			onStatus(msg.Status)
+		if msg.Status != "" && (msg.Status != last || msg.Total > 0) && onStatus != nil {
+			onStatus(msg.streamStatus)
 		}
 		if msg.Status != "" {
 			last = msg.Status
@@ -208,12 +216,12 @@ func (c *ollamaAPI) stream(ctx context.Context, path string, request any, onStat
 }
 
 // pull downloads a model from the registry: POST /api/pull.
-func (c *ollamaAPI) pull(ctx context.Context, name string, onStatus func(string)) error {
+func (c *ollamaAPI) pull(ctx context.Context, name string, onStatus func(streamStatus)) error {
 	return c.stream(ctx, "/api/pull", map[string]any{"model": name}, onStatus)
 }
 
 // create makes a model from an uploaded GGUF blob: POST /api/create with "files".
-func (c *ollamaAPI) create(ctx context.Context, name, digest string, onStatus func(string)) error {
+func (c *ollamaAPI) create(ctx context.Context, name, digest string, onStatus func(streamStatus)) error {
 	req := map[string]any{"model": name, "files": map[string]string{"model.gguf": digest}}
 	return c.stream(ctx, "/api/create", req, onStatus)
 }

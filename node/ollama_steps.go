@@ -25,7 +25,7 @@ type ollamaRole struct {
 // newOllamaRole sets up the ollama role: the local API and the service.
 func newOllamaRole(a *Agent, o *OllamaConfig, noSystemd bool) *ollamaRole {
 	r := &ollamaRole{Agent: a, ollama: o}
-	r.api = &ollamaAPI{base: "http://127.0.0.1:" + strconv.Itoa(o.Port), http: a.local}
+	r.api = &ollamaAPI{base: "http://127.0.0.1:" + strconv.Itoa(o.ListenPort()), http: a.local}
 	if !noSystemd {
 		r.svc = systemdService{run: a.run, unit: OllamaUnit}
 		return r
@@ -87,7 +87,7 @@ func (r *ollamaRole) processEnv() []string {
 			value = r.path(OllamaModelsDir)
 		case "OLLAMA_HOST":
 			if r.rootMode() {
-				value = "127.0.0.1:" + strconv.Itoa(r.ollama.Port)
+				value = "127.0.0.1:" + strconv.Itoa(r.ollama.ListenPort())
 			}
 		}
 		env = append(env, v.Name+"="+value)
@@ -279,8 +279,22 @@ func (r *ollamaRole) stepModels(ctx context.Context, _ *runState) (string, error
 	return fmt.Sprintf("%d already present, %d pulled, %d created", have, pulled, created), nil
 }
 
-func (r *ollamaRole) statusLogger(name string) func(string) {
-	return func(status string) { r.log.Printf("step models: %s: %s", name, status) }
+// statusLogger logs each new status of a pull or create of model name and, while a pull
+// downloads a layer, its progress.
+func (r *ollamaRole) statusLogger(name string) func(streamStatus) {
+	var p *Progress
+	return func(s streamStatus) {
+		what := "step models: " + name + ": " + s.Status
+		if p == nil || p.What != what {
+			r.log.Printf("%s", what)
+			p = &Progress{Printf: r.log.Printf, What: what, Every: 30 * time.Second}
+		}
+		if s.Total > 0 {
+			// A pull's layer download: its percentage as it goes, as `ollama pull` shows it.
+			p.Total = s.Total
+			p.Set(s.Completed)
+		}
+	}
 }
 
 // pullModel pulls from the registry. Any pull error is treated as transient (a registry or

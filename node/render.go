@@ -52,10 +52,16 @@ type EnvVar struct {
 // OLLAMA_DEBUG_LOG_REQUESTS (envconfig: "Log inference request bodies ... to a temp directory")
 // is deliberately never set: prompts must not reach the disk.
 func OllamaEnv(o *OllamaConfig) []EnvVar {
+	host := EnvVar{"OLLAMA_HOST", "0.0.0.0:" + strconv.Itoa(o.Port),
+		"Listen on every interface. Ollama has no authentication: only the pool's security group,\n" +
+			"which admits just the internal load balancer, keeps anyone else off this port."}
+	if o.BackendPort != 0 {
+		host = EnvVar{"OLLAMA_HOST", "127.0.0.1:" + strconv.Itoa(o.BackendPort),
+			"Loopback only: the agent's accounting proxy (sandbox-node serve) owns port " + strconv.Itoa(o.Port) + ",\n" +
+				"counts the requests in flight and refuses new ones while the node drains."}
+	}
 	return []EnvVar{
-		{"OLLAMA_HOST", "0.0.0.0:" + strconv.Itoa(o.Port),
-			"Listen on every interface. Ollama has no authentication: only the pool's security group,\n" +
-				"which admits just the internal load balancer, keeps anyone else off this port."},
+		host,
 		{"OLLAMA_MODELS", OllamaModelsDir, "Models live under the ollama user's home on the root volume."},
 		{"OLLAMA_NUM_PARALLEL", strconv.Itoa(o.Parallel), "Requests served at once per model; the KV cache grows with parallel x context."},
 		{"OLLAMA_CONTEXT_LENGTH", strconv.Itoa(o.ContextLength), "Set explicitly: unset, Ollama picks it from the VRAM size (an A10G lands on 4096)."},

@@ -205,3 +205,39 @@ func analyzeUnit(t *testing.T, analyze, file string) {
 		t.Errorf("%s: systemd-analyze security scores its exposure %s, want at most %.1f:\n%s", filepath.Base(file), m[1], maxExposure, stdout)
 	}
 }
+
+// RenderUnpinned lets Marshal render an empty Ollama release hash, and nothing else: the flag
+// never reaches the file, and the config read back is refused.
+func TestMarshalRenderUnpinned(t *testing.T) {
+	cfg := goldenConfig(true)
+	cfg.Ollama.Release.SHA256 = ""
+	if _, err := cfg.Marshal(); err == nil || !strings.Contains(err.Error(), "ollama.release.sha256: is empty") {
+		t.Errorf("Marshal() of an unpinned release = %v, want a refusal", err)
+	}
+	cfg.RenderUnpinned = true
+	data, err := cfg.Marshal()
+	if err != nil {
+		t.Fatalf("Marshal() with RenderUnpinned: %v", err)
+	}
+	if !strings.Contains(string(data), `"sha256": ""`) || strings.Contains(strings.ToLower(string(data)), "unpinned") {
+		t.Errorf("rendered config:\n%s\nwant the empty hash and no trace of RenderUnpinned", data)
+	}
+	path := filepath.Join(t.TempDir(), "node.json")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadConfig(path, Options{}); err == nil || !strings.Contains(err.Error(), "sandboxctl pin ollama") {
+		t.Errorf("LoadConfig() of the rendered config = %v, want a refusal naming sandboxctl pin ollama", err)
+	}
+	for name, edit := range map[string]func(*Config){
+		"malformed hash": func(c *Config) { c.Ollama.Release.SHA256 = "abc" },
+		"plain ftp url":  func(c *Config) { c.Ollama.Release.URL = "ftp://example.com/ollama.tar.zst" },
+	} {
+		c := goldenConfig(true)
+		c.Ollama.Release.SHA256, c.RenderUnpinned = "", true
+		edit(c)
+		if _, err := c.Marshal(); err == nil || !strings.Contains(err.Error(), "ollama.release") {
+			t.Errorf("%s: Marshal() = %v, want a refusal", name, err)
+		}
+	}
+}

@@ -92,7 +92,7 @@ func (p *processService) start(ctx context.Context, changed bool) error {
 			return nil
 		}
 		p.log.Printf("step start: stopping %s pid %d (configuration changed or not serving)", p.name, pid)
-		if err := stopProcessGroup(pid, 10*time.Second); err != nil {
+		if err := StopProcessGroup(pid, 10*time.Second); err != nil {
 			return permanent(err)
 		}
 	}
@@ -124,7 +124,7 @@ func (p *processService) start(ctx context.Context, changed bool) error {
 	}
 	pid := cmd.Process.Pid
 	if err := atomicfile.Write(p.pidFile, []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
-		_ = stopProcessGroup(pid, 5*time.Second)
+		_ = StopProcessGroup(pid, 5*time.Second)
 		return permanent(fmt.Errorf("write %s: %w", p.pidFile, err))
 	}
 	done := make(chan error, 1)
@@ -158,7 +158,7 @@ func readPid(file string) (int, bool) {
 // for LiteLLM): enough that a pid recycled by an unrelated process is not mistaken for the
 // server and killed.
 func isOurProcess(pid int, match string) bool {
-	state, session, ok := procStat(pid)
+	state, _, session, ok := procStat(pid)
 	if !ok || state == 'Z' || session != pid {
 		return false
 	}
@@ -175,27 +175,29 @@ func isOurProcess(pid int, match string) bool {
 	return false
 }
 
-// procStat reads a process's state letter and session id from /proc/<pid>/stat (proc(5)).
-func procStat(pid int) (state byte, session int, ok bool) {
+// procStat reads a process's state letter, process group id and session id from
+// /proc/<pid>/stat (proc(5)).
+func procStat(pid int) (state byte, pgid, session int, ok bool) {
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
 	// The command name is in parentheses and may hold spaces: fields start after the last ')'.
 	i := bytes.LastIndexByte(stat, ')')
 	if i < 0 {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
 	f := strings.Fields(string(stat[i+1:]))
 	// state, ppid, pgrp, session, ...
 	if len(f) < 4 || len(f[0]) != 1 {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
-	session, err = strconv.Atoi(f[3])
-	if err != nil {
-		return 0, 0, false
+	pgid, err1 := strconv.Atoi(f[2])
+	session, err2 := strconv.Atoi(f[3])
+	if err1 != nil || err2 != nil {
+		return 0, 0, 0, false
 	}
-	return f[0][0], session, true
+	return f[0][0], pgid, session, true
 }
 
 // processAlive reports whether pid exists and is not a zombie.
@@ -203,38 +205,80 @@ func processAlive(pid int) bool {
 	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
 		return false
 	}
-	state, _, ok := procStat(pid)
+	state, _, _, ok := procStat(pid)
 	return ok && state != 'Z'
 }
 
-// stopProcessGroup sends SIGTERM to the process group pid leads, waits up to grace for pid to
-// go, then sends SIGKILL.
-func stopProcessGroup(pid int, grace time.Duration) error {
-	if err := syscall.Kill(-pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return fmt.Errorf("stop process group %d: %w", pid, err)
-	}
-	deadline := time.Now().Add(grace)
-	for time.Now().Before(deadline) {
-		if !processAlive(pid) {
+// StopProcessGroup sends SIGTERM to the process group pgid (a server the agent started in a
+// session of its own, or any process started as a group leader), waits up to grace for every
+// process of the group to go, then sends SIGKILL and waits up to 5 s more. It returns an error
+// when the group could not be signalled or survived SIGKILL. A group already gone is no error.
+func StopProcessGroup(pgid int, grace time.Duration) error {
+	if err := syscall.Kill(-pgid, syscall.SIGTERM); err != nil {
+		if errors.Is(err, syscall.ESRCH) {
 			return nil
 		}
-		time.Sleep(50 * time.Millisecond)
+		return fmt.Errorf("stop process group %d: %w", pgid, err)
 	}
-	if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return fmt.Errorf("kill process group %d: %w", pid, err)
+	if waitGroupGone(pgid, grace) {
+		return nil
+	}
+	if err := syscall.Kill(-pgid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("kill process group %d: %w", pgid, err)
+	}
+	if !waitGroupGone(pgid, 5*time.Second) {
+		return fmt.Errorf("process group %d survived SIGKILL", pgid)
 	}
 	return nil
 }
 
+// waitGroupGone waits up to limit for the process group pgid to have no process left but
+// zombies (whose parent has yet to reap them) and reports whether it has.
+func waitGroupGone(pgid int, limit time.Duration) bool {
+	deadline := time.Now().Add(limit)
+	for {
+		if !groupAlive(pgid) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// groupAlive reports whether a process of group pgid other than a zombie exists. kill(-pgid,
+// 0) also succeeds for zombies, so each member's state is read from /proc.
+func groupAlive(pgid int) bool {
+	if err := syscall.Kill(-pgid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return false
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return true
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if state, group, _, ok := procStat(pid); ok && group == pgid && state != 'Z' {
+			return true
+		}
+	}
+	return false
+}
+
 // StopDetached stops a server (Ollama or LiteLLM) the agent started with --no-systemd, given
-// its pid file (OllamaPidFile, LiteLLMPidFile under the root), and removes the pid file. It is for the callers of --no-systemd (tests, a debugging session).
+// its pid file (OllamaPidFile, LiteLLMPidFile under the root), with its whole process group,
+// and removes the pid file. It is for the callers of --no-systemd (`sandboxctl local`, tests).
 func StopDetached(pidFile string, grace time.Duration) error {
 	pid, ok := readPid(pidFile)
 	if !ok {
 		return nil
 	}
-	if processAlive(pid) {
-		if err := stopProcessGroup(pid, grace); err != nil {
+	if processAlive(pid) || groupAlive(pid) {
+		if err := StopProcessGroup(pid, grace); err != nil {
 			return err
 		}
 	}
@@ -242,4 +286,14 @@ func StopDetached(pidFile string, grace time.Duration) error {
 		return err
 	}
 	return nil
+}
+
+// DetachedPid reads the pid file of a server the agent started with --no-systemd and reports
+// the pid and whether that process still runs.
+func DetachedPid(pidFile string) (pid int, running bool) {
+	pid, ok := readPid(pidFile)
+	if !ok {
+		return 0, false
+	}
+	return pid, processAlive(pid)
 }

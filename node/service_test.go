@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -146,3 +147,67 @@ func TestNoSystemdOllamaCrashFailsFast(t *testing.T) {
 }
 
 func syscallGetpgid(pid int) (int, error) { return syscall.Getpgid(pid) }
+
+// TestStopProcessGroupStopsEveryMember starts a group whose leader obeys SIGTERM and whose
+// other member ignores it (a worker stuck in a handler), and requires StopProcessGroup to
+// leave no process of the group, not only to see the leader go; DetachedPid and StopDetached
+// follow the pid file.
+func TestStopProcessGroupStopsEveryMember(t *testing.T) {
+	dir := t.TempDir()
+	ignoring := filepath.Join(dir, "ignoring")
+	cmd := exec.Command("sh", "-c", `(trap "" TERM; touch "$1"; exec sleep 300) & exec sleep 300`, "sh", ignoring)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pgid := cmd.Process.Pid
+	go func() { _ = cmd.Wait() }()
+	t.Cleanup(func() { _ = syscall.Kill(-pgid, syscall.SIGKILL) })
+	// Wait until the member ignores SIGTERM and both members exist.
+	deadline := time.Now().Add(5 * time.Second)
+	for _, err := os.Stat(ignoring); err != nil || countGroup(pgid) < 2; _, err = os.Stat(ignoring) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the group has %d processes, want 2 (%v)", countGroup(pgid), err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	pidFile := filepath.Join(dir, "server.pid")
+	if err := os.WriteFile(pidFile, []byte(strconv.Itoa(pgid)+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if pid, running := DetachedPid(pidFile); pid != pgid || !running {
+		t.Fatalf("DetachedPid = %d, %v; want %d, true", pid, running, pgid)
+	}
+	start := time.Now()
+	if err := StopDetached(pidFile, 300*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if n := countGroup(pgid); n != 0 {
+		t.Errorf("%d processes of group %d left after StopDetached", n, pgid)
+	}
+	if time.Since(start) < 300*time.Millisecond {
+		t.Errorf("returned after %s, before the grace period let the member that ignores SIGTERM go", time.Since(start))
+	}
+	if _, err := os.Stat(pidFile); !os.IsNotExist(err) {
+		t.Errorf("pid file still there: %v", err)
+	}
+	if _, running := DetachedPid(pidFile); running {
+		t.Error("DetachedPid reports a stopped server as running")
+	}
+}
+
+// countGroup counts the processes of group pgid that are not zombies.
+func countGroup(pgid int) int {
+	n := 0
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if state, group, _, ok := procStat(pid); ok && group == pgid && state != 'Z' {
+			n++
+		}
+	}
+	return n
+}

@@ -107,9 +107,12 @@ func checkASGMultiAZ(p *Plan) []Finding {
 const launching = "autoscaling:EC2_INSTANCE_LAUNCHING"
 
 // launchHook returns a group's launch lifecycle hook.
-func launchHook(g Resource) map[string]any {
+func launchHook(g Resource) map[string]any { return lifecycleHook(g, launching) }
+
+// lifecycleHook returns a group's lifecycle hook on a transition, nil when it has none.
+func lifecycleHook(g Resource, transition string) map[string]any {
 	for _, h := range list(g.Inputs["initialLifecycleHooks"]) {
-		if str(obj(h)["lifecycleTransition"]) == launching {
+		if str(obj(h)["lifecycleTransition"]) == transition {
 			return obj(h)
 		}
 	}
@@ -141,4 +144,59 @@ func checkInstanceRefresh(p *Plan) []Finding {
 		}
 		return ""
 	})
+}
+
+const terminating = "autoscaling:EC2_INSTANCE_TERMINATING"
+
+// terminatingHook returns a group's terminating lifecycle hook.
+func terminatingHook(g Resource) map[string]any { return lifecycleHook(g, terminating) }
+
+// checkTerminatingHook wants a terminating hook on every group, with a heartbeat no shorter
+// than the longest deregistration delay of the group's target groups: the node agent drains
+// for up to that delay before it completes the action, and a shorter heartbeat would let Auto
+// Scaling terminate the node mid-stream. The node config of the group's launch template must
+// name that hook (the drain watcher completes the hook it names) and drain for no longer than
+// the heartbeat.
+func checkTerminatingHook(p *Plan) []Finding {
+	delays := map[string]int{}
+	for _, tg := range p.byType(typeTargetGroup) {
+		// AWS's default deregistration delay is 300 s.
+		d, ok := num(tg.Inputs["deregistrationDelay"])
+		if !ok {
+			d = 300
+		}
+		delays[tg.ARN] = d
+	}
+	out := p.eachOf(typeASG, func(g Resource) string {
+		hook := terminatingHook(g)
+		if hook == nil {
+			return fmt.Sprintf("no %s lifecycle hook: a scale-in or a spot interruption cuts streams mid-answer", terminating)
+		}
+		beat, ok := num(hook["heartbeatTimeout"])
+		if !ok {
+			// AWS's default heartbeat is 3600 s.
+			beat = 3600
+		}
+		for _, arn := range strs(g.Inputs["targetGroupArns"]) {
+			if d := delays[arn]; beat < d {
+				return fmt.Sprintf("terminating hook %s heartbeatTimeout %d is shorter than target group %s's deregistration delay %d; want at least %d", str(hook["name"]), beat, arn, d, d)
+			}
+		}
+		return ""
+	})
+	for _, nc := range p.nodeConfigs() {
+		g, ok := p.groupOf(nc.lt)
+		hook := terminatingHook(g)
+		if nc.err != nil || !ok || hook == nil {
+			continue // node-config-rendered, node-config-hook-matches and the check above say why
+		}
+		lc := obj(nc.config["lifecycle"])
+		drain, _ := num(lc["drainSeconds"])
+		beat, _ := num(hook["heartbeatTimeout"])
+		if str(lc["terminateHook"]) != str(hook["name"]) || drain < 1 || drain > beat {
+			out = append(out, finding(nc.lt, "node config drains %d s for terminating hook %q; group %s's terminating hook is %q (heartbeat %d s): want its name and 1..%d s",
+				drain, str(lc["terminateHook"]), g.Name, str(hook["name"]), beat, beat))
+		}
+	}
+	return out
 }

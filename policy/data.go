@@ -117,7 +117,13 @@ func checkS3PublicAccess(p *Plan) []Finding {
 
 func checkS3Encryption(p *Plan) []Finding {
 	keys := p.departmentKeys()
-	return p.forEachBucket(typeBucketSSE, "no default encryption configuration", func(_, sse Resource) []Finding {
+	// A server access log target cannot use SSE-KMS (S3 would deliver nothing);
+	// artifacts-access-logs holds it to SSE-S3 instead.
+	targets := p.logTargets()
+	return p.forEachBucket(typeBucketSSE, "no default encryption configuration", func(b, sse Resource) []Finding {
+		if targets[b.ID] {
+			return nil
+		}
 		var out []Finding
 		for _, r := range list(sse.Inputs["rules"]) {
 			d := obj(obj(r)["applyServerSideEncryptionByDefault"])

@@ -1,6 +1,10 @@
 package policy
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/llm-sandbox/llm-sandbox/internal/frontdoor"
+)
 
 const (
 	typeWebACL      = "aws:wafv2/webAcl:WebAcl"
@@ -138,4 +142,95 @@ func checkLeastOutstanding(p *Plan) []Finding {
 		}
 		return ""
 	})
+}
+
+// clientListener is a listener of a load balancer clients reach, with its rules as the front
+// listener's routing.
+type clientListener struct {
+	Resource
+	routing frontdoor.Listener
+}
+
+// clientListeners returns the listeners of every load balancer but the pools' (those forward
+// to Ollama), each with the listener rules attached to it.
+func (p *Plan) clientListeners() []clientListener {
+	pools := p.poolLoadBalancers()
+	var out []clientListener
+	for _, l := range p.byType(typeListener) {
+		if pools[str(l.Inputs["loadBalancerArn"])] {
+			continue
+		}
+		rules := map[string]map[string]any{}
+		for _, r := range p.byType(typeListenerRule) {
+			if str(r.Inputs["listenerArn"]) == l.ARN {
+				rules[r.Name] = r.Inputs
+			}
+		}
+		out = append(out, clientListener{Resource: l, routing: frontdoor.Parse(l.Inputs, rules)})
+	}
+	return out
+}
+
+// serves reports whether a listener forwards any request (its default action or a rule),
+// rather than only redirecting or answering itself.
+func (l clientListener) serves() bool {
+	if l.routing.Default.Forward {
+		return true
+	}
+	for _, r := range l.routing.Rules {
+		if r.Action.Forward {
+			return true
+		}
+	}
+	return false
+}
+
+func checkAdminPaths(p *Plan) []Finding {
+	hostname := ""
+	if p.Spec != nil {
+		hostname = p.Spec.Access.Hostname
+	}
+	var out []Finding
+	for _, l := range p.clientListeners() {
+		for _, problem := range frontdoor.Problems(l.routing, hostname) {
+			out = append(out, finding(l.Resource, "%s", problem))
+		}
+	}
+	return out
+}
+
+// plainHTTPListeners returns the client listeners that serve plain HTTP.
+func (p *Plan) plainHTTPListeners() []clientListener {
+	var out []clientListener
+	for _, l := range p.clientListeners() {
+		if str(l.Inputs["protocol"]) == "HTTP" && l.serves() {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// plainHTTPChosen reports whether the stack file opts in to plain HTTP.
+func (p *Plan) plainHTTPChosen() bool { return p.Spec != nil && p.Spec.Access.PlainHTTP }
+
+func checkPlainHTTPOptIn(p *Plan) []Finding {
+	if p.plainHTTPChosen() {
+		return nil
+	}
+	var out []Finding
+	for _, l := range p.plainHTTPListeners() {
+		out = append(out, finding(l.Resource, "serves plain HTTP on port %v without access.plainHttp: true in the stack file; give the stack a certificate (access.certificateArn, or access.hostname with access.hostedZoneId) or opt in", l.Inputs["port"]))
+	}
+	return out
+}
+
+func checkPlainHTTP(p *Plan) []Finding {
+	if !p.plainHTTPChosen() {
+		return nil
+	}
+	var out []Finding
+	for _, l := range p.plainHTTPListeners() {
+		out = append(out, finding(l.Resource, "serves plain HTTP on port %v (access.plainHttp: true): API keys, prompts and completions cross the VPC unencrypted", l.Inputs["port"]))
+	}
+	return out
 }

@@ -41,6 +41,38 @@ func checkEgress(p *Plan) []Finding {
 	return out
 }
 
+// checkNoEgress80: port 80 to the internet only from groups that LiteLLM gateway nodes alone
+// use. They install python3-venv from Ubuntu's archive, which serves only plain HTTP (apt
+// checks every package against the archive's signing key); nothing else needs it.
+func checkNoEgress80(p *Plan) []Finding {
+	roles := map[string][]string{} // security group id -> roles of the nodes that use it
+	for _, nc := range p.nodeConfigs() {
+		for _, n := range list(nc.lt.Inputs["networkInterfaces"]) {
+			for _, sg := range strs(obj(n)["securityGroups"]) {
+				roles[sg] = append(roles[sg], str(nc.config["role"]))
+			}
+		}
+		for _, sg := range strs(nc.lt.Inputs["vpcSecurityGroupIds"]) {
+			roles[sg] = append(roles[sg], str(nc.config["role"]))
+		}
+	}
+	var out []Finding
+	for _, e := range p.egresses() {
+		if (e.cidr != "0.0.0.0/0" && e.cidr != "::/0") || e.lo > 80 || e.hi < 80 {
+			continue
+		}
+		users := roles[e.target]
+		gatewayOnly := len(users) > 0
+		for _, r := range users {
+			gatewayOnly = gatewayOnly && r == "litellm"
+		}
+		if !gatewayOnly {
+			out = append(out, finding(e.from, "sends to %s on port 80 from %s, used by %v; only LiteLLM gateway nodes may (Ubuntu's plain-HTTP archive), everything else uses HTTPS", e.cidr, e.target, users))
+		}
+	}
+	return out
+}
+
 func checkSGDescriptions(p *Plan) []Finding {
 	var out []Finding
 	for _, sg := range p.byType(typeSecurityGroup) {

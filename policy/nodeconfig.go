@@ -214,6 +214,22 @@ func checkVersions(p *Plan) []Finding {
 	return out
 }
 
+// checkPinnedOllama: the offline plan renders a stack whose Ollama release has no recorded
+// SHA-256 (with a warning); check fails it here, with the way to pin it.
+func checkPinnedOllama(p *Plan) []Finding {
+	var out []Finding
+	for _, nc := range p.nodeConfigs() {
+		if nc.err != nil || str(nc.config["role"]) != "ollama" {
+			continue
+		}
+		ollama := obj(nc.config["ollama"])
+		if sha := str(obj(ollama["release"])["sha256"]); !rules.IsSHA256Hex(sha) {
+			out = append(out, finding(nc.lt, "ollama.release.sha256 %q is not a pinned SHA-256: %s", sha, versions.PinAdvice(str(ollama["version"]))))
+		}
+	}
+	return out
+}
+
 // anySHA256 finds the hashes a user-data script mentions.
 var anySHA256 = regexp.MustCompile(`[0-9a-f]{64}`)
 

@@ -199,6 +199,7 @@ const (
 	typeLaunchTmpl    = "aws:ec2/launchTemplate:LaunchTemplate"
 	typeLoadBalancer  = "aws:lb/loadBalancer:LoadBalancer"
 	typeListener      = "aws:lb/listener:Listener"
+	typeListenerRule  = "aws:lb/listenerRule:ListenerRule"
 	typeTargetGroup   = "aws:lb/targetGroup:TargetGroup"
 )
 
@@ -265,9 +266,9 @@ func (p *Plan) sgRules(dir string) []ingress {
 	return out
 }
 
-// internalALBGroups returns the security groups of the load balancers that forward to Ollama's
-// target groups (port 11434).
-func (p *Plan) internalALBGroups() map[string]bool {
+// poolLoadBalancers returns the ARNs of the load balancers that forward to Ollama's target
+// groups (port 11434): the internal ALB in front of the pools, which no client reaches.
+func (p *Plan) poolLoadBalancers() map[string]bool {
 	ollamaTGs := map[string]bool{}
 	for _, tg := range p.byType(typeTargetGroup) {
 		if port, _ := num(tg.Inputs["port"]); port == 11434 {
@@ -282,6 +283,13 @@ func (p *Plan) internalALBGroups() map[string]bool {
 			}
 		}
 	}
+	return lbs
+}
+
+// internalALBGroups returns the security groups of the load balancers that forward to Ollama's
+// target groups (port 11434).
+func (p *Plan) internalALBGroups() map[string]bool {
+	lbs := p.poolLoadBalancers()
 	groups := map[string]bool{}
 	for _, lb := range p.byType(typeLoadBalancer) {
 		if lbs[lb.ARN] {

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -164,6 +165,19 @@ var ruleCases = []ruleCase{
 	{"waf-no-sampled-requests", "chemistry", setIn(typeWebACL, "chemistry-gateway-waf", true, "visibilityConfig", "sampledRequestsEnabled"), "sampledRequestsEnabled is true"},
 	{"health-checks", "chemistry", setIn(typeTargetGroup, "chemistry-gateway-tg", "/health", "healthCheck", "path"), `path "/health"`},
 	{"health-checks", "chemistry", setIn(typeTargetGroup, "chemistry-gpu-tg", false, "healthCheck", "enabled"), "want enabled with a path"},
+	{"no-admin-paths-forwarded", "chemistry", setKey(typeListener, "chemistry-gateway-https", "defaultActions", []any{map[string]any{"type": "forward", "targetGroupArn": "arn:aws:lb:ca-central-1:123456789012:chemistry-gateway-tg-id"}}), "the default action forwards every path no rule matches"},
+	{"no-admin-paths-forwarded", "chemistry", setIn(typeListenerRule, "chemistry-gateway-front-health", []any{"/health/liveliness", "/config/update"}, "conditions", "1", "pathPattern", "values"), `forwards "/config/update", which is not a client path`},
+	{"no-admin-paths-forwarded", "linguistics", setIn(typeListenerRule, "linguistics-gateway-front-v1", []any{"/v1/*"}, "conditions", "1", "pathPattern", "values"), `forwards path pattern "/v1/*"`},
+	{"no-admin-paths-forwarded", "chemistry", func(t *testing.T, p *Plan) {
+		p.Spec = &config.Spec{Access: config.Access{Mode: config.AccessPublic, Hostname: "llm.chem.example.edu"}}
+		r := res(t, p, typeListenerRule, "chemistry-gateway-front-v1")
+		r.Inputs["conditions"] = list(r.Inputs["conditions"])[1:] // the path condition alone
+	}, `rule chemistry-gateway-front-v1 forwards for hosts []; want exactly the stack's hostname "llm.chem.example.edu"`},
+	{"plain-http-opt-in", "chemistry", setKey(typeListener, "chemistry-gateway-https", "protocol", "HTTP"), "serves plain HTTP on port 443 without access.plainHttp: true"},
+	{"plain-http", "chemistry", func(t *testing.T, p *Plan) {
+		p.Spec = &config.Spec{Access: config.Access{Mode: config.AccessInternal, PlainHTTP: true}}
+		res(t, p, typeListener, "chemistry-gateway-https").Inputs["protocol"] = "HTTP"
+	}, "serves plain HTTP on port 443 (access.plainHttp: true)"},
 	{"least-outstanding-requests", "chemistry", setKey(typeTargetGroup, "chemistry-gpu-tg", "loadBalancingAlgorithmType", "round_robin"), `"round_robin"`},
 	{"imdsv2-only", "chemistry", setIn(typeLaunchTmpl, gpuLT, "optional", "metadataOptions", "httpTokens"), `httpTokens "optional"`},
 	{"imds-hop-limit", "chemistry", setIn(typeLaunchTmpl, gwLT, 2.0, "metadataOptions", "httpPutResponseHopLimit"), "httpPutResponseHopLimit 2"},
@@ -181,6 +195,15 @@ var ruleCases = []ruleCase{
 	{"launch-hook-abandon", "chemistry", setIn(typeASG, gpuASG, "CONTINUE", "initialLifecycleHooks", "0", "defaultResult"), `defaultResult "CONTINUE"`},
 	{"launch-hook-abandon", "chemistry", setKey(typeASG, gpuASG, "initialLifecycleHooks", []any{}), "no autoscaling:EC2_INSTANCE_LAUNCHING lifecycle hook"},
 	{"launch-hook-abandon", "chemistry", setIn(typeASG, gpuASG, 7201.0, "initialLifecycleHooks", "0", "heartbeatTimeout"), "heartbeatTimeout 7201"},
+	{"terminating-hook", "chemistry", setKey(typeASG, gpuASG, "initialLifecycleHooks", []any{}), "no autoscaling:EC2_INSTANCE_TERMINATING lifecycle hook"},
+	{"terminating-hook", "chemistry", setIn(typeASG, gpuASG, 819.0, "initialLifecycleHooks", "1", "heartbeatTimeout"), "heartbeatTimeout 819 is shorter than target group arn:aws:lb:ca-central-1:123456789012:chemistry-gpu-tg-id's deregistration delay 820"},
+	{"terminating-hook", "chemistry", func(t *testing.T, p *Plan) {
+		editUserData(t, res(t, p, typeLaunchTmpl, gpuLT), `"terminateHook": "llm-sandbox-terminate"`, `"terminateHook": "llm-sandbox-other"`)
+	}, `node config drains 820 s for terminating hook "llm-sandbox-other"`},
+	{"terminating-hook", "chemistry", func(t *testing.T, p *Plan) {
+		editUserData(t, res(t, p, typeLaunchTmpl, gwLT), `"drainSeconds": 3600`, `"drainSeconds": 4000`)
+	}, "node config drains 4000 s"},
+	{"terminating-hook", "linguistics", setIn(typeASG, "linguistics-batch-asg", "autoscaling:EC2_INSTANCE_LAUNCHING", "initialLifecycleHooks", "1", "lifecycleTransition"), "no autoscaling:EC2_INSTANCE_TERMINATING lifecycle hook"},
 	{"instance-refresh-keeps-capacity", "chemistry", setIn(typeASG, gpuASG, 90.0, "instanceRefresh", "preferences", "minHealthyPercentage"), "minHealthyPercentage 90"},
 	{"node-config-rendered", "chemistry", setKey(typeLaunchTmpl, gwLT, "userData", base64.StdEncoding.EncodeToString([]byte("#!/bin/sh\necho hello\n"))), "not a #cloud-config document"},
 	{"node-config-rendered", "chemistry", userData(gwLT, "/etc/llm-sandbox/node.json", "/etc/llm-sandbox/other.json"), "writes no /etc/llm-sandbox/node.json"},
@@ -215,6 +238,36 @@ var ruleCases = []ruleCase{
 	{"s3-tls-only", "chemistry", text(typeBucketPolicy, "chemistry-artifacts-policy", "policy", `"Effect":"Deny"`, `"Effect":"Allow"`), "no bucket policy statement denies"},
 	{"s3-acls-disabled", "chemistry", setIn(typeBucketOwnership, "chemistry-artifacts-ownership", "ObjectWriter", "rule", "objectOwnership"), `objectOwnership "ObjectWriter"`},
 	{"s3-reads-through-vpc-endpoint", "chemistry", text(typeBucketPolicy, "chemistry-artifacts-policy", "policy", `"aws:SourceVpce":"chemistry-network-s3-id"`, `"aws:SourceVpce":"vpce-0someoneelse"`), `with aws:SourceVpce "vpce-0someoneelse"`},
+	{"pinned-ollama", "chemistry", userData(gpuLT, `"sha256": "9fcd79ac4575b2bd31b992eee18b1000c8ad126b451627c8f8cd091714cfbb10"`, `"sha256": ""`), "sandboxctl pin ollama 0.35.1"},
+	{"no-egress-80", "chemistry", func(t *testing.T, p *Plan) {
+		sg := res(t, p, typeSecurityGroup, "chemistry-gpu-sg")
+		sg.Inputs["egress"] = append(list(sg.Inputs["egress"]), map[string]any{
+			"cidrBlocks": []any{"0.0.0.0/0"}, "description": "HTTP", "fromPort": 80.0, "protocol": "tcp", "toPort": 80.0})
+	}, "on port 80 from chemistry-gpu-sg-id, used by [ollama]"},
+	{"no-egress-80", "chemistry", setIn(typeLaunchTmpl, gpuLT, []any{"chemistry-gateway-sg-id"}, "networkInterfaces", "0", "securityGroups"), "on port 80 from chemistry-gateway-sg-id"},
+	{"no-egress-80", "chemistry", func(t *testing.T, p *Plan) {
+		r := res(t, p, typeEgressRule, "chemistry-gateway-nodes-out-http")
+		r.Inputs["securityGroupId"] = "chemistry-gateway-alb-sg-id"
+	}, "from chemistry-gateway-alb-sg-id, used by []"},
+	{"artifacts-access-logs", "chemistry", func(t *testing.T, p *Plan) { remove(p, typeBucketLogging, "chemistry-artifacts-access-logging") }, "no server access logging"},
+	{"artifacts-access-logs", "chemistry", setKey(typeBucketLogging, "chemistry-artifacts-access-logging", "targetBucket", "llm-chemistry-20260101000000000000000001"), "want a separate bucket"},
+	{"artifacts-access-logs", "chemistry", setIn(typeBucketSSE, "chemistry-artifacts-logs-encryption", "aws:kms", "rules", "0", "applyServerSideEncryptionByDefault", "sseAlgorithm"), `log bucket default encryption "aws:kms"`},
+	{"artifacts-access-logs", "chemistry", setKey(typeBucket, "chemistry-artifacts-logs-bucket", "forceDestroy", true), "log bucket forceDestroy true"},
+	{"artifacts-access-logs", "chemistry", text(typeBucketPolicy, "chemistry-artifacts-logs-policy", "policy", `"aws:SourceArn":"arn:aws:s3:::llm-chemistry-`, `"aws:SourceArn":"arn:aws:s3:::other-`), "conditions aws:SourceArn"},
+	{"artifacts-access-logs", "chemistry", text(typeBucketPolicy, "chemistry-artifacts-logs-policy", "policy", `"Principal":{"Service":"logging.s3.amazonaws.com"}`, `"Principal":{"AWS":"arn:aws:iam::123456789012:root"}`), "a log bucket admits only the service logging.s3.amazonaws.com"},
+	{"artifacts-access-logs", "chemistry", text(typeBucketPolicy, "chemistry-artifacts-logs-policy", "policy", `"Action":"s3:PutObject"`, `"Action":"s3:Put*"`), "want only s3:PutObject"},
+	{"artifacts-access-logs", "chemistry", func(t *testing.T, p *Plan) { remove(p, typeBucketPolicy, "chemistry-artifacts-logs-policy") }, "no policy admitting the S3 logging service"},
+	{"artifacts-access-logs", "chemistry", setIn(typeBucketLifecycle, "chemistry-artifacts-logs-lifecycle", 30.0, "rules", "0", "expiration", "days"), "expire after 30 days, the flow logs after 90"},
+	{"artifacts-access-logs", "chemistry", setIn(typeBucketLifecycle, "chemistry-artifacts-logs-lifecycle", "Disabled", "rules", "0", "status"), "no enabled lifecycle rule"},
+	{"alarms-present", "chemistry", func(t *testing.T, p *Plan) { remove(p, typeAlarm, "chemistry-observability-pool-gpu-no-healthy-node") }, "no no-healthy-node alarm (tagged Pool=gpu"},
+	{"alarms-present", "linguistics", func(t *testing.T, p *Plan) { remove(p, typeAlarm, "linguistics-observability-gateway-pending-node") }, "no pending-node alarm (tagged llm-sandbox:tier=gateway"},
+	{"alarms-present", "chemistry", setIn(typeAlarm, "chemistry-observability-gateway-5xx-rate", []any{}, "alarmActions"), "want the department's alarm topic"},
+	{"alarms-present", "chemistry", setIn(typeAlarm, "chemistry-observability-pool-gpu-response-time", "gpu2", "tags", "Pool"), "no response-time alarm (tagged Pool=gpu"},
+	{"alarms-present", "chemistry", setIn(typeAlarm, "chemistry-observability-pool-gpu-response-time", false, "actionsEnabled"), "actionsEnabled false"},
+	{"sns-encrypted", "chemistry", setIn(typeTopic, "chemistry-observability-alarms", "alias/aws/sns", "kmsMasterKeyId"), `kmsMasterKeyId "alias/aws/sns"; want the department key`},
+	{"sns-encrypted", "linguistics", func(t *testing.T, p *Plan) {
+		delete(res(t, p, typeTopic, "linguistics-observability-alarms").Inputs, "kmsMasterKeyId")
+	}, `kmsMasterKeyId ""`},
 }
 
 func TestFixturesPass(t *testing.T) {
@@ -312,6 +365,29 @@ func TestDeletionProtectionFollowsTheStack(t *testing.T) {
 	p.Spec.Gateway.DeletionProtection = true
 	if fs := Check(p); len(fs) != 1 || fs[0].Rule != "deletion-protection" {
 		t.Errorf("deletionProtection: true: %v", fs)
+	}
+}
+
+// A plain HTTP client listener is an error without the stack's opt-in and a warning, on every
+// run, with it; the redirect-only port 80 beside HTTPS is neither.
+func TestPlainHTTPFollowsTheOptIn(t *testing.T) {
+	p := loadPlan(t, "chemistry")
+	p.Spec = &config.Spec{Access: config.Access{Mode: config.AccessInternal, PlainHTTP: true}}
+	if fs := Check(p); len(fs) != 0 {
+		t.Fatalf("HTTPS with a redirect on 80: %v", fs)
+	}
+	// The front balancer made internal, as plain HTTP is only for internal stacks.
+	res(t, p, typeLoadBalancer, alb).Inputs["internal"] = true
+	res(t, p, typeListener, "chemistry-gateway-https").Inputs["protocol"] = "HTTP"
+	fs := Check(p)
+	if len(fs) != 1 || fs[0].Rule != "plain-http" || fs[0].Severity != Warning || Failed(fs) {
+		t.Errorf("opted in: %v, want the plain-http warning alone", fs)
+	}
+	p.Spec.Access.PlainHTTP = false
+	fs = Check(p)
+	if !slices.ContainsFunc(fs, func(f Finding) bool { return f.Rule == "plain-http-opt-in" && f.Fails() }) ||
+		slices.ContainsFunc(fs, func(f Finding) bool { return f.Rule == "plain-http" }) {
+		t.Errorf("not opted in: %v, want plain-http-opt-in failing and no plain-http warning", fs)
 	}
 }
 

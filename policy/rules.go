@@ -31,6 +31,8 @@ func Rules() []Rule {
 			[]string{"CKV_AWS_158", "AVD-AWS-0017"}, checkLogGroupKey},
 		{"log-retention", Error, "every log group keeps its events for a set time of at most 90 days, the retention the privacy summary promises",
 			[]string{"CKV_AWS_66"}, checkLogRetention},
+		{"no-egress-80", Error, "only LiteLLM gateway nodes send to the internet on port 80 (Ubuntu's archive, for python3-venv, serves only plain HTTP; apt checks every package's signature); pool nodes and load balancers use HTTPS alone",
+			[]string{"CKV_AWS_382"}, checkNoEgress80},
 
 		// Load balancers and TLS.
 		{"tls13-listeners", Error, "every HTTPS listener sets an explicit TLS 1.3 security policy (the API default allows TLS 1.0)",
@@ -57,6 +59,12 @@ func Rules() []Rule {
 			[]string{"CKV_AWS_261"}, checkHealthChecks},
 		{"least-outstanding-requests", Warning, "target groups route by least outstanding requests, since LLM requests vary by orders of magnitude in length",
 			nil, checkLeastOutstanding},
+		{"no-admin-paths-forwarded", Error, "the client listener answers 403 itself by default and forwards only the inference paths (exact /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models, their unversioned forms, /health/liveliness), under the stack's hostname when it has one: LiteLLM's management routes stay unreachable",
+			nil, checkAdminPaths},
+		{"plain-http-opt-in", Error, "a client listener serves plain HTTP only when the stack file says access.plainHttp: true; otherwise keys and prompts would cross the network in clear by default",
+			[]string{"CKV_AWS_2", "AVD-AWS-0054"}, checkPlainHTTPOptIn},
+		{"plain-http", Warning, "a stack that opted in to plain HTTP is reported on every run: its keys, prompts and completions cross the VPC unencrypted",
+			nil, checkPlainHTTP},
 
 		// Instances and autoscaling groups.
 		{"imdsv2-only", Error, "every launch template requires IMDSv2 session tokens",
@@ -83,6 +91,8 @@ func Rules() []Rule {
 			nil, checkLaunchHook},
 		{"instance-refresh-keeps-capacity", Warning, "instance refreshes keep full capacity and roll back on failure",
 			nil, checkInstanceRefresh},
+		{"terminating-hook", Error, "every autoscaling group holds leaving nodes in a terminating lifecycle hook whose heartbeat is at least its target groups' deregistration delay, so streams in flight finish before the node goes",
+			nil, checkTerminatingHook},
 
 		// Node configs in the user data.
 		{"node-config-rendered", Error, "every launch template's user data is cloud-init that writes a node config the agent can read",
@@ -97,6 +107,8 @@ func Rules() []Rule {
 			nil, checkVersions},
 		{"downloads-verified", Error, "every download a node config names is HTTPS and checked against a SHA-256, and the user data checks the agent's",
 			nil, checkDownloads},
+		{"pinned-ollama", Error, "every pool node config names an Ollama release whose SHA-256 is recorded in versions/versions.go (`sandboxctl pin ollama VERSION` records it); the offline plan renders an unpinned release only to show it, and nodes refuse it",
+			nil, checkPinnedOllama},
 
 		// IAM.
 		{"iam-no-wildcard-actions", Error, "no IAM policy allows \"*\" or a whole service (\"svc:*\") as an action",
@@ -135,5 +147,13 @@ func Rules() []Rule {
 			[]string{"CKV2_AWS_65", "S3.12"}, checkS3Ownership},
 		{"s3-reads-through-vpc-endpoint", Error, "a bucket policy grants anonymous reads only through one of the plan's VPC endpoints",
 			nil, checkS3VPCE},
+		{"artifacts-access-logs", Error, "every bucket but a log bucket records its requests with S3 server access logging into a separate bucket that is SSE-S3 encrypted (S3 delivers no logs to SSE-KMS), writable only by logging.s3.amazonaws.com for that bucket and account, kept as long as the flow logs and as protected from deletion as the bucket it logs",
+			[]string{"CKV_AWS_18", "AVD-AWS-0089", "S3.9"}, checkAccessLogs},
+
+		// Monitoring.
+		{"alarms-present", Error, "every model pool and the gateway have each department alarm (no healthy node, 5xx rate, response time, node pending), and each notifies the department's alarm topic",
+			nil, checkAlarms},
+		{"sns-encrypted", Error, "every SNS topic is encrypted with the department key",
+			[]string{"CKV_AWS_26", "AVD-AWS-0095", "AVD-AWS-0136", "SNS.1"}, checkTopicEncryption},
 	}
 }

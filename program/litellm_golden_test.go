@@ -1,15 +1,12 @@
 package program
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"gopkg.in/yaml.v3"
 
 	"github.com/llm-sandbox/llm-sandbox/config"
 	"github.com/llm-sandbox/llm-sandbox/node"
@@ -90,25 +87,11 @@ func gatewayNodeConfig(t *testing.T, plan *Plan, launchTemplate string) *node.Co
 		if r.Type != "aws:ec2/launchTemplate:LaunchTemplate" || r.Name != launchTemplate {
 			continue
 		}
-		raw, err := base64.StdEncoding.DecodeString(r.Inputs["userData"].(string))
-		if err != nil {
+		var cfg node.Config
+		if err := json.Unmarshal([]byte(nodeConfigOf(t, r)), &cfg); err != nil {
 			t.Fatal(err)
 		}
-		var doc struct {
-			WriteFiles []struct{ Path, Content string } `yaml:"write_files"`
-		}
-		if err := yaml.Unmarshal(raw, &doc); err != nil {
-			t.Fatal(err)
-		}
-		for _, f := range doc.WriteFiles {
-			if f.Path == node.ConfigPath {
-				var cfg node.Config
-				if err := json.Unmarshal([]byte(f.Content), &cfg); err != nil {
-					t.Fatal(err)
-				}
-				return &cfg
-			}
-		}
+		return &cfg
 	}
 	t.Fatalf("no launch template %s with a node config", launchTemplate)
 	return nil

@@ -9,6 +9,7 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
+	"github.com/llm-sandbox/llm-sandbox/components/sandbox"
 	"github.com/llm-sandbox/llm-sandbox/config"
 	"github.com/llm-sandbox/llm-sandbox/internal/mockaws"
 	"github.com/llm-sandbox/llm-sandbox/policy"
@@ -31,18 +32,14 @@ type Plan struct {
 	spec *config.Spec
 }
 
-// Check runs every policy rule over the plan. A warning of the plan (what `up` would refuse)
-// is a finding too, rule "pinned-ollama", so that `sandboxctl check` fails on it.
+// Check runs every policy rule over the plan. An unpinned Ollama release, which the plan
+// renders with a warning, fails the pinned-ollama rule.
 func (p *Plan) Check() []policy.Finding {
 	pp := &policy.Plan{Spec: p.spec}
 	for _, r := range p.Resources {
 		pp.Resources = append(pp.Resources, policy.Resource{Type: r.Type, Name: r.Name, ID: r.ID, ARN: r.ARN, Inputs: r.Inputs})
 	}
-	findings := policy.Check(pp)
-	for _, w := range p.Warnings {
-		findings = append(findings, policy.Finding{Rule: "pinned-ollama", Resource: "versions.Ollama", Message: w})
-	}
-	return findings
+	return policy.Check(pp)
 }
 
 // ByType returns the plan's resources of one Pulumi type token, in plan order.
@@ -84,7 +81,10 @@ func PlanStack(spec *config.Spec, projectDir string) (*Plan, error) {
 // planStack is PlanStack with the Ollama release to check passed in.
 func planStack(spec *config.Spec, projectDir string, ollama versions.Release) (*Plan, error) {
 	m := mockaws.New(spec.Region)
-	err := m.Run(Project, spec.Stack, nil, func(ctx *pulumi.Context) error { return build(ctx, spec, projectDir) })
+	// The release is rendered as it is, pinned or not: the plan shows what `up` would refuse,
+	// and the pinned-ollama rule of `check` fails it.
+	args := &sandbox.SandboxArgs{OllamaRelease: &ollama, RenderUnpinnedOllama: true}
+	err := m.Run(Project, spec.Stack, nil, func(ctx *pulumi.Context) error { return build(ctx, spec, projectDir, args) })
 	if err != nil {
 		return nil, fmt.Errorf("plan stack %s: %w", spec.Stack, err)
 	}

@@ -56,18 +56,18 @@ func run(ctx *pulumi.Context, spec *config.Spec, projectDir string, ollama versi
 	if p := versions.CheckOllama(ollama); p != "" {
 		return fmt.Errorf("refusing to deploy stack %s: %s", spec.Stack, p)
 	}
-	return build(ctx, spec, projectDir)
+	return build(ctx, spec, projectDir, &sandbox.SandboxArgs{OllamaRelease: &ollama})
 }
 
-// build builds the node agent and the sandbox and exports the stack outputs.
-func build(ctx *pulumi.Context, spec *config.Spec, projectDir string) error {
+// build builds the node agent and the sandbox and exports the stack outputs. args carries
+// the Ollama release and whether an unpinned one may be rendered; build fills in the rest.
+func build(ctx *pulumi.Context, spec *config.Spec, projectDir string, args *sandbox.SandboxArgs) error {
 	agent, err := agentbuild.Build(ctx.Context(), projectDir)
 	if err != nil {
 		return err
 	}
-	sb, err := sandbox.NewSandbox(ctx, spec.Department, &sandbox.SandboxArgs{
-		Spec: spec, AgentPath: agent.Path, AgentSHA256: agent.SHA256,
-	})
+	args.Spec, args.AgentPath, args.AgentSHA256 = spec, agent.Path, agent.SHA256
+	sb, err := sandbox.NewSandbox(ctx, spec.Department, args)
 	if err != nil {
 		return err
 	}
@@ -80,6 +80,8 @@ func build(ctx *pulumi.Context, spec *config.Spec, projectDir string) error {
 	ctx.Export("endpointUrl", sb.EndpointURL)
 	ctx.Export("loadBalancerDnsName", sb.LoadBalancerDNSName)
 	ctx.Export("gatewayGroupName", sb.GatewayGroupName)
+	ctx.Export("dashboardUrl", sb.DashboardURL)
+	ctx.Export("alarmTopicArn", sb.AlarmTopicArn)
 	return nil
 }
 

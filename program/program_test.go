@@ -2,8 +2,11 @@ package program
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
+	"maps"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -11,10 +14,13 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/workspace"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+	"gopkg.in/yaml.v3"
 
 	"github.com/llm-sandbox/llm-sandbox/components/sandbox"
 	"github.com/llm-sandbox/llm-sandbox/config"
 	"github.com/llm-sandbox/llm-sandbox/internal/mockaws"
+	"github.com/llm-sandbox/llm-sandbox/node"
+	"github.com/llm-sandbox/llm-sandbox/policy"
 	"github.com/llm-sandbox/llm-sandbox/versions"
 )
 
@@ -87,8 +93,18 @@ func TestPlanEveryStack(t *testing.T) {
 					t.Errorf("stack tag %s=%s missing from default tags %v", k, v, tags)
 				}
 			}
-			if fs := plan.Check(); len(fs) > 0 {
-				t.Errorf("policy findings:\n%v", fs)
+			// Every example passes every rule; a stack that chose plain HTTP (dev) is told so
+			// by the plain-http warning, and nothing else.
+			var fs, plain []policy.Finding
+			for _, f := range plan.Check() {
+				if f.Rule == "plain-http" && f.Severity == policy.Warning {
+					plain = append(plain, f)
+					continue
+				}
+				fs = append(fs, f)
+			}
+			if len(fs) > 0 || (len(plain) > 0) != spec.Access.PlainHTTP {
+				t.Errorf("policy findings:\n%v\nplain-http warnings %v with access.plainHttp %v", fs, plain, spec.Access.PlainHTTP)
 			}
 			var buf bytes.Buffer
 			if err := plan.WriteJSON(&buf); err != nil {
@@ -130,8 +146,11 @@ func checkPool(t *testing.T, plan *Plan, spec *config.Spec, pool config.Pool) {
 		t.Errorf("pool %s: group sizes %v..%v, want %d..%d", pool.Name, asg["minSize"], asg["maxSize"], pool.MinSize, pool.MaxSize)
 	}
 	hooks, _ := asg["initialLifecycleHooks"].([]any)
-	if len(hooks) != 1 || hooks[0].(map[string]any)["defaultResult"] != "ABANDON" {
-		t.Errorf("pool %s: launch hook %v", pool.Name, asg["initialLifecycleHooks"])
+	// The launch hook ABANDONs by default; the terminating hook, which drains the node,
+	// CONTINUEs.
+	if len(hooks) != 2 || hooks[0].(map[string]any)["defaultResult"] != "ABANDON" ||
+		hooks[1].(map[string]any)["lifecycleTransition"] != "autoscaling:EC2_INSTANCE_TERMINATING" || hooks[1].(map[string]any)["defaultResult"] != "CONTINUE" {
+		t.Errorf("pool %s: lifecycle hooks %v, want the launch hook (ABANDON) and the terminating hook (CONTINUE)", pool.Name, asg["initialLifecycleHooks"])
 	}
 	_, mixed := asg["mixedInstancesPolicy"]
 	_, warm := asg["warmPool"]
@@ -198,6 +217,7 @@ func TestMainReadsEngineConfig(t *testing.T) {
 		"aws:region":             "ca-central-1",
 		"llm-sandbox:department": "history",
 		"llm-sandbox:network":    `{"cidr":"10.60.0.0/16","nat":"perAz"}`,
+		"llm-sandbox:access":     `{"plainHttp":true}`,
 		"llm-sandbox:pools":      `{"gpu":{"models":["llama3.1:8b"]}}`,
 	}
 	m := mockaws.New("ca-central-1")
@@ -231,6 +251,7 @@ func TestMainChecksTheOtherStackFiles(t *testing.T) {
 		"aws:region":             "ca-central-1",
 		"llm-sandbox:department": "history",
 		"llm-sandbox:network":    `{"cidr":"10.20.128.0/20"}`,
+		"llm-sandbox:access":     `{"plainHttp":true}`,
 		"llm-sandbox:pools":      `{"gpu":{"models":["llama3.1:8b"]}}`,
 	}
 	m := mockaws.New("ca-central-1")
@@ -284,16 +305,26 @@ func TestProjectFileDeclaresTheConfigSchema(t *testing.T) {
 	if len(proj.Config) != len(config.TopLevelKeys()) {
 		t.Errorf("Pulumi.yaml declares %d keys, the Spec has %d", len(proj.Config), len(config.TopLevelKeys()))
 	}
-	// The declared defaults must parse to the Spec's own defaults.
+	// The declared defaults must parse to the Spec's own defaults. An internal stack must
+	// choose its protocol (access.plainHttp or a certificate), so the bare stack chooses plain
+	// HTTP, and so does the declared access default below; the rest is the default's.
 	values := config.Values{
 		"aws:region":             "ca-central-1",
 		"llm-sandbox:department": "history",
 		"llm-sandbox:network":    `{"cidr":"10.60.0.0/16"}`,
+		"llm-sandbox:access":     `{"plainHttp":true}`,
 		"llm-sandbox:pools":      `{"gpu":{"models":["llama3.1:8b"]}}`,
 	}
 	bare, err := config.Parse("history", "x", values)
 	if err != nil {
 		t.Fatal(err)
+	}
+	accessDefault, _ := json.Marshal(proj.Config["access"].Default)
+	withAccessDefault := maps.Clone(values)
+	withAccessDefault["llm-sandbox:access"] = string(accessDefault)
+	if _, err := config.Parse("history", "x", withAccessDefault); err == nil ||
+		!strings.Contains(err.Error(), "access.plainHttp: an internal endpoint without a certificate") {
+		t.Errorf("the declared access default as it is: %v, want the plainHttp refusal", err)
 	}
 	// The engine refuses a stack that lacks a declared key without a default ("missing
 	// configuration value"), so every key but the required ones has a default.
@@ -305,7 +336,17 @@ func TestProjectFileDeclaresTheConfigSchema(t *testing.T) {
 			}
 			continue
 		}
-		raw, _ := json.Marshal(typ.Default)
+		def := typ.Default
+		if key == "access" {
+			m, ok := def.(map[string]any)
+			if !ok {
+				t.Fatalf("access default %v is not a mapping", def)
+			}
+			m = maps.Clone(m)
+			m["plainHttp"] = true
+			def = m
+		}
+		raw, _ := json.Marshal(def)
 		values[config.Namespace+":"+key] = string(raw)
 	}
 	withDefaults, err := config.Parse("history", "x", values)
@@ -351,10 +392,34 @@ func TestRunRefusesAnUnpinnedOllamaRelease(t *testing.T) {
 	if !strings.Contains(text.String(), "warning: preview and up will refuse this stack: versions.Ollama.SHA256") {
 		t.Errorf("the text plan does not print the warning:\n%s", text.String())
 	}
+	// The plan renders the unpinned release itself (not the project's pin), and the node agent
+	// refuses the node config it renders.
+	lts := plan.ByType("aws:ec2/launchTemplate:LaunchTemplate")
+	pools := 0
+	for _, lt := range lts {
+		cfg := nodeConfigOf(t, lt)
+		if !strings.Contains(cfg, `"role": "ollama"`) {
+			continue
+		}
+		pools++
+		if !strings.Contains(cfg, `"sha256": ""`) {
+			t.Errorf("%s: the node config does not carry the unpinned release's empty hash:\n%s", lt.Name, cfg)
+		}
+		path := filepath.Join(t.TempDir(), "node.json")
+		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := node.LoadConfig(path, node.Options{}); err == nil || !strings.Contains(err.Error(), "sandboxctl pin ollama "+unpinned.Version) {
+			t.Errorf("%s: the agent loads the unpinned node config (err %v); want a refusal naming sandboxctl pin ollama", lt.Name, err)
+		}
+	}
+	if pools == 0 {
+		t.Fatalf("no pool launch template among %d", len(lts))
+	}
 	// `sandboxctl check` fails on it.
 	found := false
 	for _, f := range plan.Check() {
-		found = found || f.Rule == "pinned-ollama" && strings.Contains(f.Message, "sandboxctl pin ollama")
+		found = found || f.Rule == "pinned-ollama" && strings.Contains(f.Message, "sandboxctl pin ollama "+unpinned.Version)
 	}
 	if !found {
 		t.Errorf("Check() = %v, want a pinned-ollama finding", plan.Check())
@@ -368,6 +433,28 @@ func TestRunRefusesAnUnpinnedOllamaRelease(t *testing.T) {
 			t.Errorf("the pinned release gives a finding: %v", f)
 		}
 	}
+}
+
+// nodeConfigOf returns the node config a launch template's user data writes.
+func nodeConfigOf(t *testing.T, lt PlannedResource) string {
+	t.Helper()
+	raw, err := base64.StdEncoding.DecodeString(lt.Inputs["userData"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		WriteFiles []struct{ Path, Content string } `yaml:"write_files"`
+	}
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range doc.WriteFiles {
+		if f.Path == node.ConfigPath {
+			return f.Content
+		}
+	}
+	t.Fatalf("%s: the user data writes no node config", lt.Name)
+	return ""
 }
 
 func TestMain(m *testing.M) {

@@ -17,7 +17,7 @@ import (
 )
 
 // AgentPath is where the agent binary is installed on a node.
-const AgentPath = "/usr/local/bin/sandbox-node"
+const AgentPath = node.AgentBinary
 
 //go:embed templates/*.tmpl
 var templateFS embed.FS

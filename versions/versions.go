@@ -112,10 +112,15 @@ func CheckOllama(r Release) string {
 		return fmt.Sprintf("versions.Ollama.Version %s; pin another release with `sandboxctl pin ollama VERSION` on a machine with internet access", p)
 	}
 	if !rules.IsSHA256Hex(r.SHA256) {
-		return fmt.Sprintf("versions.Ollama.SHA256 is not a pinned SHA-256 (got %q): nodes install only an Ollama release whose hash is recorded in versions/versions.go; "+
-			"run `sandboxctl pin ollama %s` on a machine with internet access, review the change to versions/versions.go and commit it", r.SHA256, r.Version)
+		return fmt.Sprintf("versions.Ollama.SHA256 is not a pinned SHA-256 (got %q): %s", r.SHA256, PinAdvice(r.Version))
 	}
 	return ""
+}
+
+// PinAdvice says why an Ollama release needs a recorded SHA-256 and how to record it.
+func PinAdvice(version string) string {
+	return fmt.Sprintf("nodes install only an Ollama release whose hash is recorded in versions/versions.go; "+
+		"run `sandboxctl pin ollama %s` on a machine with internet access, review the change to versions/versions.go and commit it", version)
 }
 
 // PythonPin is a pinned Python package installed from a hash-locked requirements file.

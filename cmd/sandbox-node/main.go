@@ -42,6 +42,7 @@ const usage = `sandbox-node: the llm-sandbox node agent.
 
 Usage:
   sandbox-node bootstrap [--config PATH] [--root DIR] [--no-systemd] [--console PATH]
+  sandbox-node serve [--config PATH] [--root DIR]
   sandbox-node version
   sandbox-node --help
 
@@ -49,6 +50,12 @@ Commands:
   bootstrap   install, configure and verify this node's role (ollama or litellm), then
               complete the Auto Scaling launch lifecycle action (CONTINUE, or
               ABANDON on any failure); safe to run again on a ready node
+  serve       run while the node serves (systemd unit sandbox-node-serve.service,
+              written and started by bootstrap): on a pool node the accounting
+              proxy in front of Ollama; on every node the drain watcher, which on
+              termination or a spot notice refuses new requests, waits for those
+              in flight (at most the deregistration delay) and completes the
+              terminating lifecycle action with CONTINUE
   version     print the agent's version and the releases it pins: the LiteLLM a
               gateway node installs (from the hash-locked requirements built into
               the agent) and the Ollama release the program pins (a pool node
@@ -89,6 +96,7 @@ Exit codes: 0 ready, 1 bootstrap failed, 2 usage error or invalid config.
 type env struct {
 	stdout, stderr io.Writer
 	tune           func(*node.Options)
+	tuneServe      func(*node.ServeOptions)
 }
 
 func main() {
@@ -113,6 +121,8 @@ func run(ctx context.Context, e env, args []string) int {
 		return exitReady
 	case "bootstrap":
 		return runBootstrap(ctx, e, args[1:])
+	case "serve":
+		return runServe(ctx, e, args[1:])
 	default:
 		fmt.Fprintf(e.stderr, "sandbox-node: unknown command %q\n\n%s", args[0], usage)
 		return exitUsage
@@ -126,17 +136,8 @@ func runBootstrap(ctx context.Context, e env, args []string) int {
 	root := fs.String("root", "", "install root")
 	noSystemd := fs.Bool("no-systemd", false, "start the server without systemd")
 	consolePath := fs.String("console", "", "console to mirror the log to")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(e.stdout, bootstrapUsage)
-			return exitReady
-		}
-		fmt.Fprintf(e.stderr, "sandbox-node bootstrap: %v\n\n%s", err, bootstrapUsage)
-		return exitUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(e.stderr, "sandbox-node bootstrap: unexpected arguments %q\n\n%s", fs.Args(), bootstrapUsage)
-		return exitUsage
+	if code, ok := parseFlags(e, fs, args, bootstrapUsage); !ok {
+		return code
 	}
 
 	console, closeConsole := openConsole(*consolePath, e.stderr)
@@ -167,6 +168,74 @@ func runBootstrap(ctx context.Context, e env, args []string) int {
 		return exitFailed
 	}
 	return exitReady
+}
+
+const serveUsage = `Usage: sandbox-node serve [flags]
+
+Run until stopped (SIGTERM). With ollama.backendPort in the node config, listen on
+ollama.port and proxy to Ollama on 127.0.0.1:backendPort, counting the requests in
+flight. Every 5 s read the instance metadata: autoscaling/target-lifecycle-state
+and spot/instance-action. On "Terminated" or a spot notice, drain: answer every new
+request (the health check too) 503 with Connection: close, wait for the requests in
+flight, at most lifecycle.drainSeconds (for a spot notice, at most until 10 s before
+EC2's time), then complete lifecycle.terminateHook with CONTINUE once Auto Scaling
+holds the instance on it.
+
+Flags:
+  --config PATH   the node config (default ` + node.ConfigPath + `)
+  --root DIR      tests: listen on 127.0.0.1 only
+  --poll DURATION how often to read the instance metadata (default 5s, as AWS
+                  recommends for the spot notice; tests poll faster)
+  -h, --help      show this help
+
+Exit codes: 0 stopped, 1 failed (cannot listen, no AWS configuration), 2 usage
+error or unreadable/invalid config.
+`
+
+func runServe(ctx context.Context, e env, args []string) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	configPath := fs.String("config", node.ConfigPath, "node config")
+	root := fs.String("root", "", "test root")
+	every := fs.Duration("poll", node.DefaultDrainPoll, "metadata poll interval")
+	if code, ok := parseFlags(e, fs, args, serveUsage); !ok {
+		return code
+	}
+	log := node.NewLogger(e.stderr, nil)
+	log.Printf("sandbox-node %s: serve from %s", version, *configPath)
+	cfg, err := node.LoadConfig(*configPath, node.Options{Root: *root})
+	if err != nil {
+		log.Printf("config: %v", err)
+		return exitUsage
+	}
+	opts := node.ServeOptions{Root: *root, Log: log, Poll: *every}
+	if e.tuneServe != nil {
+		e.tuneServe(&opts)
+	}
+	if err := node.Serve(ctx, cfg, opts); err != nil {
+		log.Printf("%v", err)
+		return exitFailed
+	}
+	return exitReady
+}
+
+// parseFlags parses a subcommand's flags. ok is false when the command must end with code:
+// after --help (0, the usage on stdout), or on a bad flag or a stray argument (2, the error and
+// the usage on stderr).
+func parseFlags(e env, fs *flag.FlagSet, args []string, usage string) (code int, ok bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(e.stdout, usage)
+			return exitReady, false
+		}
+		fmt.Fprintf(e.stderr, "sandbox-node %s: %v\n\n%s", fs.Name(), err, usage)
+		return exitUsage, false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(e.stderr, "sandbox-node %s: unexpected arguments %q\n\n%s", fs.Name(), fs.Args(), usage)
+		return exitUsage, false
+	}
+	return 0, true
 }
 
 // printVersion prints the agent's build and the releases it pins. The node config names no

@@ -394,3 +394,21 @@ func countingServer(t *testing.T, body []byte) (*httptest.Server, func() int) {
 	t.Cleanup(srv.Close)
 	return srv, func() int { mu.Lock(); defer mu.Unlock(); return hits }
 }
+
+func TestServeCommandLine(t *testing.T) {
+	r := runCmd(t, "serve", "--help")
+	for _, want := range []string{"--config PATH", "--root DIR", "--poll DURATION", "target-lifecycle-state", "spot/instance-action", "CONTINUE"} {
+		if r.code != exitReady || !strings.Contains(r.stdout, want) {
+			t.Errorf("serve --help: exit %d, does not mention %q", r.code, want)
+		}
+	}
+	if r := runCmd(t, "serve", "--bogus"); r.code != exitUsage || !strings.Contains(r.stderr, "sandbox-node serve: flag provided but not defined") {
+		t.Errorf("serve --bogus: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if r := runCmd(t, "serve", "extra"); r.code != exitUsage || !strings.Contains(r.stderr, `unexpected arguments ["extra"]`) {
+		t.Errorf("serve extra: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if r := runCmd(t, "serve", "--config", filepath.Join(t.TempDir(), "missing.json")); r.code != exitUsage {
+		t.Errorf("serve with a missing config: exit %d, want %d", r.code, exitUsage)
+	}
+}

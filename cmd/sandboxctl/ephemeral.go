@@ -138,8 +138,9 @@ func parseEphemeral(e env, args []string) (ephemeralOptions, error) {
 			"                      ephemeral-cleanup.yml reads\n"+
 			"  access              with --hosted-zone-id and --domain: public, hostname NAME.DOMAIN\n"+
 			"                      in that Route 53 zone with a certificate the program requests,\n"+
-			"                      allowedCidrs the --allow-cidr values. Without them: hostname and\n"+
-			"                      hostedZoneId removed (they name the template's endpoint), the rest\n"+
+			"                      allowedCidrs the --allow-cidr values, plainHttp removed. Without\n"+
+			"                      them: hostname and hostedZoneId removed (they name the template's\n"+
+			"                      endpoint), the rest\n"+
 			"                      kept, so the endpoint is the load balancer's DNS name, which no TLS\n"+
 			"                      client outside the VPC can use: verify and loadtest from a CI\n"+
 			"                      runner need the zone flags, and so does a template whose own\n"+
@@ -451,6 +452,8 @@ func ephemeralCopy(template []byte, ed ephemeralEdit) ([]byte, error) {
 		}
 		setKey(access, "mode", scalar(string(config.AccessPublic)))
 		deleteKey(access, "certificateArn")
+		// A public endpoint is HTTPS only: the template's plain-HTTP choice does not carry over.
+		deleteKey(access, "plainHttp")
 		cidrs := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Style: yaml.FlowStyle}
 		for _, p := range ed.allow {
 			cidrs.Content = append(cidrs.Content, scalar(p.String()))

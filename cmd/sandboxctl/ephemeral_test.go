@@ -292,7 +292,7 @@ func TestFreeEphemeralRange(t *testing.T) {
 // there even when the template spells its keys without the namespace.
 func TestEphemeralExpiresAtWhereCleanupReadsIt(t *testing.T) {
 	unqualified := "# unqualified keys\nconfig:\n  aws:region: ca-central-1\n  department: short\n" +
-		"  network:\n    cidr: 10.60.0.0/16\n  pools:\n    gpu:\n      models: [llama3.1:8b]\n  tags:\n    Owner: it\n"
+		"  network:\n    cidr: 10.60.0.0/16\n  access:\n    plainHttp: true\n  pools:\n    gpu:\n      models: [llama3.1:8b]\n  tags:\n    Owner: it\n"
 	dir := ephemeralProject(t, map[string]string{"short": unqualified})
 	code, out, errOut := ephemeralAt(t, dir, "short", "--name", "eph-9", "--ttl", "48h")
 	if code != exitOK {
@@ -437,9 +437,9 @@ func TestEphemeralRemovesAnInvalidCopy(t *testing.T) {
 // A public template whose certificate comes from its own zone cannot be copied without a zone:
 // the copy would have no certificate. With a zone it gets its own name and certificate.
 func TestEphemeralTemplateWithItsOwnZone(t *testing.T) {
-	zoned := stackFile("zoned", "10.70.0.0/16") + "  llm-sandbox:access:\n    mode: public\n" +
-		"    # the department's zone\n    hostname: llm.zoned.example.edu\n    hostedZoneId: Z0DEPARTMENT\n" +
-		"    allowedCidrs: [142.103.0.0/16]\n"
+	zoned := strings.Replace(stackFile("zoned", "10.70.0.0/16"), "  llm-sandbox:access:\n    plainHttp: true\n", "  llm-sandbox:access:\n    mode: public\n"+
+		"    # the department's zone\n    hostname: llm.zoned.example.edu\n    hostedZoneId: Z0DEPARTMENT\n"+
+		"    allowedCidrs: [142.103.0.0/16]\n", 1)
 	dir := ephemeralProject(t, map[string]string{"zoned": zoned})
 	if _, err := config.Load(dir, "zoned"); err != nil {
 		t.Fatalf("the test's template is invalid: %v", err)

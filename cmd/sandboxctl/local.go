@@ -1,14 +1,20 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -17,6 +23,8 @@ import (
 	"github.com/llm-sandbox/llm-sandbox/config"
 	"github.com/llm-sandbox/llm-sandbox/internal/localrun"
 	"github.com/llm-sandbox/llm-sandbox/internal/orchestrate"
+	"github.com/llm-sandbox/llm-sandbox/node"
+	"github.com/llm-sandbox/llm-sandbox/versions"
 )
 
 // localDefaultPort is where `sandboxctl local` serves the API by default: LiteLLM's port on a
@@ -38,20 +46,31 @@ func runLocal(e env, projectFlag string, args []string) int {
 }
 
 func local(e env, projectFlag string, args []string) error {
-	fs := flagSet(e, "local", "local STACK [--tiny] [--port N] [--ollama PATH] [--tinymodel PATH] [--litellm-wheels DIR] [--state DIR]",
+	fs := flagSet(e, "local", "local STACK [--tiny] [--detach] [--port N] [--ollama PATH | --ollama-mirror URL] [--tinymodel PATH] [--litellm-wheels DIR] [--state DIR]\n"+
+		"       sandboxctl [--project DIR] local --stop|--status [STACK] [--state DIR]",
 		"Runs STACK's serving path on this machine: one pool node per pool and one gateway node, each\n"+
 			"a real sandbox-node bootstrapping what it would on AWS (Ollama, the pinned LiteLLM with the\n"+
 			"stack's config.yaml), serving the OpenAI-compatible API on 127.0.0.1. Refuses a stack that\n"+
 			"does not validate. Prints the base URL, the key to export and a curl example once ready,\n"+
-			"then serves until Ctrl-C or SIGTERM, and stops every process it started.\n\n"+
-			"Models are pulled from the Ollama registry, unless --tiny serves a tiny random-weight model\n"+
-			"under each model name (no network, no GPU; its answers are noise). Ollama is the binary\n"+
-			"--ollama names (`make bin/ollama` builds it); LiteLLM installs from --litellm-wheels, the\n"+
-			"hash-locked wheels `make local` downloads, or else from PyPI with the lock's hashes.\n"+
-			"Exit 0 after a clean stop, 1 when the stack is invalid or the run failed, 2 usage error.")
+			"then serves until Ctrl-C or SIGTERM, and stops every process it started. With --detach it\n"+
+			"returns once ready and the run serves on; --stop stops it (every run when STACK is left\n"+
+			"out) and --status lists what runs.\n\n"+
+			"Models are pulled from the Ollama registry, with progress, unless --tiny serves a tiny\n"+
+			"random-weight model under each model name (no network, no GPU; its answers are noise).\n"+
+			"Ollama is the pinned release (versions/versions.go), downloaded once into the user cache\n"+
+			"and checked against its SHA-256 on every run, from Ollama's releases or --ollama-mirror;\n"+
+			"offline, --ollama names a binary instead (`make bin/ollama` builds it). LiteLLM is the\n"+
+			"hash-locked versions/litellm-requirements.txt, installed from --litellm-wheels (the\n"+
+			"lock's wheels, which `make local` downloads) or else from PyPI, with the lock's hashes.\n"+
+			"Exit 0 after a clean stop (or once a detached run is ready), 1 when the stack is invalid\n"+
+			"or the run failed, 2 usage error.")
 	tiny := fs.Bool("tiny", false, "serve a tiny random-weight model under each model name (offline; answers are noise)")
+	detach := fs.Bool("detach", false, "return once ready and leave the run serving (stop it with --stop)")
+	stopRun := fs.Bool("stop", false, "stop the detached run of STACK (of every stack when STACK is left out)")
+	status := fs.Bool("status", false, "list the detached runs (of STACK) and their servers")
 	port := fs.Int("port", localDefaultPort, "the API's `port` on 127.0.0.1")
-	ollama := fs.String("ollama", "", "the Ollama `binary` (default $"+localrun.EnvOllamaBin+")")
+	ollama := fs.String("ollama", "", "an Ollama `binary` to install instead of the pinned release (default $"+localrun.EnvOllamaBin+")")
+	mirror := fs.String("ollama-mirror", "", "a `URL` laid out as Ollama's releases (URL/vX.Y.Z/"+versions.OllamaAsset+") to download\nthe pinned release from, for a department's mirror (default $"+localrun.EnvOllamaMirror+")")
 	tinyModel := fs.String("tinymodel", "", "the tiny-model `writer` for --tiny (default $"+localrun.EnvTinyModelBin+")")
 	wheels := fs.String("litellm-wheels", "", "a `directory` of the LiteLLM lock's wheels (default $"+localrun.EnvLiteLLMWheels+"; neither: PyPI)")
 	state := fs.String("state", "", "the state `directory` (default <user cache>/llm-sandbox/local/STACK)")
@@ -59,16 +78,36 @@ func local(e env, projectFlag string, args []string) error {
 	if err != nil {
 		return err
 	}
-	for flagValue, name := range map[*string]string{ollama: localrun.EnvOllamaBin, tinyModel: localrun.EnvTinyModelBin, wheels: localrun.EnvLiteLLMWheels} {
+	for flagValue, name := range map[*string]string{ollama: localrun.EnvOllamaBin, tinyModel: localrun.EnvTinyModelBin, wheels: localrun.EnvLiteLLMWheels, mirror: localrun.EnvOllamaMirror} {
 		if *flagValue == "" {
 			*flagValue = os.Getenv(name)
 		}
+	}
+	if *stopRun && *status {
+		return usagef("--stop and --status exclude each other")
+	}
+	if *stopRun || *status {
+		if len(stacks) > 1 {
+			return usagef("want at most one STACK with --stop or --status (got %d)", len(stacks))
+		}
+		if *detach || *tiny {
+			return usagef("--detach and --tiny start a run; --stop and --status take only STACK and --state")
+		}
+		return localControl(e, stacks, *state, *stopRun)
 	}
 	if len(stacks) != 1 {
 		return usagef("want one STACK (got %d)", len(stacks))
 	}
 	if *port < 1 || *port > 65535 {
 		return usagef("--port must be 1-65535 (got %d)", *port)
+	}
+	if *ollama != "" && *mirror != "" {
+		return usagef("--ollama (a binary) and --ollama-mirror (where the pinned release is) exclude each other")
+	}
+	if *mirror != "" {
+		if u, err := url.Parse(*mirror); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return usagef("--ollama-mirror must be an http(s) URL (got %q)", *mirror)
+		}
 	}
 	if !*tiny {
 		*tinyModel = "" // models come from the registry
@@ -91,18 +130,32 @@ func local(e env, projectFlag string, args []string) error {
 	if err != nil {
 		return &usageError{msg: err.Error()}
 	}
+	stopCommand := "sandboxctl local --stop " + stack
+	if *state == "" {
+		if *state, err = localStateDir(stack); err != nil {
+			return err
+		}
+	} else {
+		stopCommand += " --state " + *state
+	}
+	for _, s := range localrun.Services(*state) {
+		if s.Running {
+			return usagef("a detached run of %s is running in %s (%s of %s, pid %d): stop it with `%s` first", stack, *state, s.Name, s.Node, s.Pid, stopCommand)
+		}
+	}
 	// A taken port would fail the gateway only after LiteLLM's install: say so now.
 	l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(*port))
 	if err != nil {
 		return usagef("port %d on 127.0.0.1 is taken (pass --port): %v", *port, err)
 	}
 	l.Close()
-	if *state == "" {
-		cache, err := os.UserCacheDir()
-		if err != nil {
-			return usagef("no cache directory for the state (pass --state): %v", err)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if h.Ollama == "" {
+		if err := localPinnedOllama(ctx, e, &h, *mirror); err != nil {
+			return err
 		}
-		*state = filepath.Join(cache, "llm-sandbox", "local", stack)
 	}
 
 	fmt.Fprintf(e.stderr, "sandboxctl local: %s on this machine, state in %s\n", stack, *state)
@@ -113,16 +166,21 @@ func local(e env, projectFlag string, args []string) error {
 	if *tiny {
 		fmt.Fprintln(e.stderr, "--tiny: every model is a tiny random-weight model under its name: its answers are NOISE.")
 	}
+	if *wheels == "" {
+		fmt.Fprintln(e.stderr, "LiteLLM: the lock versions/litellm-requirements.txt from PyPI, hash-checked (offline: --litellm-wheels DIR).")
+	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	r := localrun.NewRunner(e.stderr)
 	r.Dir = *state
+	detached := false
 	defer func() {
-		fmt.Fprintln(e.stderr, "sandboxctl local: stopping every process it started")
-		r.Close()
+		if !detached {
+			fmt.Fprintln(e.stderr, "sandboxctl local: stopping every process it started")
+			r.Close()
+		}
 	}()
 	var s *localrun.Stack
+	var gatewayLog lineWatch
 	start := time.Now()
 	err = r.Run(func() {
 		if err := os.MkdirAll(*state, 0o700); err != nil {
@@ -131,16 +189,152 @@ func local(e env, projectFlag string, args []string) error {
 		d := localrun.NewDeployment(r, h, *state)
 		d.Ctx = ctx
 		s = localrun.StartStack(r, d, localLayout(spec, *port), func(name string) io.Writer {
-			return orchestrate.NewPrefixWriter(e.stderr, "["+name+"] ")
+			w := orchestrate.NewPrefixWriter(e.stderr, "["+name+"] ")
+			if name == "gateway" {
+				gatewayLog.w = w
+				return &gatewayLog
+			}
+			return w
 		})
 	})
 	if err != nil || s == nil {
+		if *wheels == "" && gatewayLog.saw("step install: failed") {
+			fmt.Fprintln(e.stderr, "sandboxctl local: LiteLLM could not be installed from PyPI. Offline, pass --litellm-wheels DIR: the wheels of versions/litellm-requirements.txt, which `make local` downloads into .cache/litellm-wheels.")
+		}
 		return fmt.Errorf("%s did not start", stack)
 	}
+	model := spec.Pools[spec.PoolNames()[0]].Models[0]
 	fmt.Fprintf(e.stderr, "sandboxctl local: ready in %s\n", time.Since(start).Round(time.Second))
-	writeLocalReady(e.stdout, s.URL(), s.MasterKey, spec.Pools[spec.PoolNames()[0]].Models[0], *tiny)
+	if *detach {
+		if err := localrun.WriteRunRecord(*state, localrun.RunRecord{Stack: stack, URL: s.URL(), Model: model, Tiny: *tiny, Started: time.Now().UTC()}); err != nil {
+			return fmt.Errorf("%s did not start: %w", stack, err)
+		}
+		// The nodes' servers run on their own; only the mirror they installed from goes.
+		s.Mirror.Close()
+		detached = true
+		writeLocalReady(e.stdout, s.URL(), s.MasterKey, model, *tiny, stopCommand)
+		return nil
+	}
+	writeLocalReady(e.stdout, s.URL(), s.MasterKey, model, *tiny, "")
 	<-ctx.Done()
 	return nil
+}
+
+// localStateDir is the default state directory of stack's local run, in the user's cache.
+func localStateDir(stack string) (string, error) {
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		return "", usagef("no cache directory for the state (pass --state): %v", err)
+	}
+	return filepath.Join(cache, "llm-sandbox", "local", stack), nil
+}
+
+// localPinnedOllama makes h install the pinned Ollama release, downloaded (from mirror when
+// set) into the user's cache once and checked against the pin on every run. It fails closed,
+// saying what to do offline.
+func localPinnedOllama(ctx context.Context, e env, h *localrun.Helpers, mirror string) error {
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		return usagef("no cache directory for the Ollama release (pass --ollama PATH): %v", err)
+	}
+	rel := localrun.OllamaReleaseFrom(mirror)
+	file, err := localrun.CachedRelease(ctx, node.DownloadClient(), rel, filepath.Join(cache, "llm-sandbox", "downloads"), e.stderr)
+	var rerr *localrun.ReleaseError
+	switch {
+	case err == nil:
+		h.UseRelease(file, rel)
+		return nil
+	case errors.As(err, &rerr) && rerr.Offline:
+		return fmt.Errorf("%w\nThe pinned Ollama release cannot be downloaded from here. Offline, pass --ollama PATH, an Ollama binary "+
+			"(`make bin/ollama` builds one from the Go module proxy); with a mirror of the release, pass --ollama-mirror URL", err)
+	case errors.As(err, &rerr):
+		return fmt.Errorf("%w\nRefusing it: the file served is not the release pinned in versions/versions.go, and nothing was installed. "+
+			"Check the mirror (--ollama-mirror, $%s), or pass --ollama PATH, an Ollama binary", err, localrun.EnvOllamaMirror)
+	default:
+		return err
+	}
+}
+
+// localControl stops (stop) or lists the detached runs: of the stacks named (at most one), in
+// state when given, else of every stack with a state directory in the user's cache.
+func localControl(e env, stacks []string, state string, stop bool) error {
+	dirs := map[string]string{} // stack (or state directory) to its state directory
+	switch {
+	case state != "":
+		name := state
+		if len(stacks) == 1 {
+			name = stacks[0]
+		}
+		dirs[name] = state
+	case len(stacks) == 1:
+		dir, err := localStateDir(stacks[0])
+		if err != nil {
+			return err
+		}
+		dirs[stacks[0]] = dir
+	default:
+		root, err := localStateDir("")
+		if err != nil {
+			return err
+		}
+		entries, _ := os.ReadDir(root)
+		for _, d := range entries {
+			if d.IsDir() {
+				dirs[d.Name()] = filepath.Join(root, d.Name())
+			}
+		}
+	}
+	var errs []error
+	found := false
+	for _, name := range slices.Sorted(maps.Keys(dirs)) {
+		dir := dirs[name]
+		services := localrun.Services(dir)
+		if !stop {
+			rec, ok, err := localrun.ReadRunRecord(dir)
+			if err != nil {
+				errs = append(errs, err)
+			}
+			running := 0
+			for _, s := range services {
+				if s.Running {
+					running++
+				}
+			}
+			if running == 0 {
+				continue
+			}
+			found = true
+			fmt.Fprintf(e.stdout, "%s: %d server(s) running, state in %s\n", name, running, dir)
+			if ok {
+				fmt.Fprintf(e.stdout, "  API %s/v1 since %s (key in %s)\n", rec.URL, rec.Started.Format(time.RFC3339), filepath.Join(dir, "master-key"))
+			}
+			for _, s := range services {
+				what := "not running"
+				if s.Running {
+					what = "running as pid " + strconv.Itoa(s.Pid)
+				}
+				fmt.Fprintf(e.stdout, "  %s of %s: %s\n", s.Name, s.Node, what)
+			}
+			continue
+		}
+		stopped, err := localrun.StopRun(dir)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		}
+		if len(stopped) == 0 {
+			continue
+		}
+		found = true
+		fmt.Fprintf(e.stdout, "%s: stopped", name)
+		for _, s := range stopped {
+			fmt.Fprintf(e.stdout, " %s of %s (pid %d)", s.Name, s.Node, s.Pid)
+		}
+		fmt.Fprintln(e.stdout)
+	}
+	if !found && len(errs) == 0 {
+		fmt.Fprintln(e.stdout, "no detached run is running")
+	}
+	return errors.Join(errs...)
 }
 
 // localLayout maps the stack onto a local run: each pool's models, parallelism, context and
@@ -168,8 +362,9 @@ func localLayout(spec *config.Spec, port int) localrun.Layout {
 }
 
 // writeLocalReady prints what a client needs: the base URL, the key to export and a streamed
-// curl completion of model.
-func writeLocalReady(w io.Writer, url, key, model string, tiny bool) {
+// curl completion of model; then how to stop the run: Ctrl-C, or for a detached run its
+// stopCommand.
+func writeLocalReady(w io.Writer, url, key, model string, tiny bool, stopCommand string) {
 	fmt.Fprintf(w, "The API is ready at %s/v1 (OpenAI-compatible). In another shell:\n\n", url)
 	fmt.Fprintf(w, "  export OPENAI_BASE_URL=%s/v1\n", url)
 	fmt.Fprintf(w, "  export OPENAI_API_KEY=%s\n", key)
@@ -179,5 +374,32 @@ func writeLocalReady(w io.Writer, url, key, model string, tiny bool) {
 	if tiny {
 		fmt.Fprintln(w, "The models are tiny random-weight stand-ins: their answers are noise.")
 	}
+	if stopCommand != "" {
+		fmt.Fprintf(w, "The run serves on in the background: `%s` stops every process it started.\n", stopCommand)
+		return
+	}
 	fmt.Fprintln(w, "Ctrl-C (or SIGTERM) stops every process this run started.")
+}
+
+// lineWatch passes what is written to it on to w and keeps it, so that the command can tell
+// afterwards whether a node's log said something (a step that failed).
+type lineWatch struct {
+	w io.Writer
+
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *lineWatch) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	l.buf.Write(b)
+	l.mu.Unlock()
+	return l.w.Write(b)
+}
+
+// saw reports whether s was written.
+func (l *lineWatch) saw(s string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return bytes.Contains(l.buf.Bytes(), []byte(s))
 }

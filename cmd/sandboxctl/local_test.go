@@ -7,6 +7,8 @@ package main
 import (
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +25,8 @@ import (
 	"github.com/llm-sandbox/llm-sandbox/internal/localrun"
 	"github.com/llm-sandbox/llm-sandbox/internal/localrun/localruntest"
 	"github.com/llm-sandbox/llm-sandbox/internal/orchestrate/orchestratetest"
+	"github.com/llm-sandbox/llm-sandbox/node"
+	"github.com/llm-sandbox/llm-sandbox/versions"
 )
 
 func TestLocalRefusesAStackThatDoesNotValidate(t *testing.T) {
@@ -56,13 +60,15 @@ func TestLocalUsageErrors(t *testing.T) {
 		"unknown stack":     {"local", "nosuch", "--ollama", "/bin/true"},
 		"port out of range": {"local", "chemistry", "--port", "70000"},
 		"tiny, no writer":   {"local", "chemistry", "--tiny", "--ollama", "/bin/true"},
-		"no ollama":         {"local", "chemistry", "--ollama", "", "--state", t.TempDir()},
 		"port taken":        {"local", "chemistry", "--ollama", os.Args[0], "--port", takenPort, "--state", t.TempDir()},
+		"binary and mirror": {"local", "chemistry", "--ollama", "/bin/true", "--ollama-mirror", "http://127.0.0.1:1/ollama"},
+		"mirror not a URL":  {"local", "chemistry", "--ollama-mirror", "/srv/ollama"},
+		"stop and status":   {"local", "--stop", "--status"},
+		"stop two stacks":   {"local", "--stop", "chemistry", "physics"},
+		"stop and tiny":     {"local", "--stop", "chemistry", "--tiny"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			if name == "no ollama" {
-				t.Setenv(localrun.EnvOllamaBin, "")
-			}
+			t.Setenv(localrun.EnvOllamaBin, "")
 			code, out, errOut := sandboxctl(t, projectRoot(t), args...)
 			if name == "port taken" && !strings.Contains(errOut, "port "+takenPort+" on 127.0.0.1 is taken") {
 				t.Errorf("stderr %q does not name the taken port", errOut)
@@ -71,6 +77,74 @@ func TestLocalUsageErrors(t *testing.T) {
 				t.Errorf("exit %d, stdout %q, stderr %q; want %d and a message", code, out, errOut, exitUsage)
 			}
 		})
+	}
+}
+
+// TestLocalPinnedOllamaFailsClosed runs `local` without --ollama, so that it fetches the
+// pinned Ollama release, from a mirror on 127.0.0.1 (the documented override, once by flag,
+// once by environment) that serves the wrong file, then from one that does not answer. Each
+// must stop before anything starts, leave nothing in the cache and say that --ollama PATH is
+// the offline way.
+func TestLocalPinnedOllamaFailsClosed(t *testing.T) {
+	t.Setenv(localrun.EnvOllamaBin, "")
+	asset := "/mirror/ollama/v" + versions.Ollama.Version + "/" + versions.OllamaAsset
+	served := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != asset {
+			http.NotFound(w, r)
+			return
+		}
+		served++
+		_, _ = w.Write([]byte("not the pinned release"))
+	}))
+	defer srv.Close()
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+	for _, c := range []struct {
+		name, mirror string
+		byEnv        bool
+		want         []string
+	}{
+		{"mismatch", srv.URL + "/mirror/ollama", false, []string{"checksum mismatch for " + srv.URL + asset, "want sha256 " + versions.Ollama.SHA256, "Refusing it", "--ollama PATH"}},
+		{"mismatch from the environment", srv.URL + "/mirror/ollama/", true, []string{"checksum mismatch for " + srv.URL + asset, "Refusing it"}},
+		{"offline", closed.URL, false, []string{"download Ollama " + versions.Ollama.Version, "Offline, pass --ollama PATH"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cache := t.TempDir()
+			t.Setenv("XDG_CACHE_HOME", cache)
+			state := filepath.Join(t.TempDir(), "state")
+			args := []string{"local", "chemistry", "--state", state, "--port", strconv.Itoa(localrun.FreePort(t))}
+			t.Setenv(localrun.EnvOllamaMirror, "")
+			if c.byEnv {
+				t.Setenv(localrun.EnvOllamaMirror, c.mirror)
+			} else {
+				args = append(args, "--ollama-mirror", c.mirror)
+			}
+			code, out, errOut := sandboxctl(t, projectRoot(t), args...)
+			if code != exitInvalid || out != "" {
+				t.Fatalf("exit %d, stdout %q; want %d and nothing on stdout:\n%s", code, out, exitInvalid, errOut)
+			}
+			for _, want := range c.want {
+				if !strings.Contains(errOut, want) {
+					t.Errorf("stderr lacks %q:\n%s", want, errOut)
+				}
+			}
+			if strings.Contains(errOut, "stopping every process") || strings.Contains(errOut, "on this machine, state in") {
+				t.Errorf("it went on after the release failed:\n%s", errOut)
+			}
+			_ = filepath.Walk(cache, func(p string, fi os.FileInfo, err error) error {
+				if err == nil && !fi.IsDir() {
+					t.Errorf("file left in the cache: %s", p)
+				}
+				return nil
+			})
+			if _, err := os.Stat(state); !os.IsNotExist(err) {
+				t.Errorf("a failed release made the state directory: %v", err)
+			}
+		})
+	}
+	if served != 2 {
+		t.Errorf("the mirror served %d downloads, want 2", served)
 	}
 }
 
@@ -200,5 +274,110 @@ func TestLocalTinyServesAndStops(t *testing.T) {
 	}
 	if left := localrun.ProcessesUnder(state); len(left) != 0 {
 		t.Errorf("processes left under the state directory: %v", left)
+	}
+}
+
+// TestLocalDetachServesAndStops starts the chemistry stack with --tiny --detach, which must
+// return once ready with the same export lines; --status must list its servers, the API must
+// answer, a second start must be refused while it runs, and --stop must leave no process under
+// the state directory.
+func TestLocalDetachServesAndStops(t *testing.T) {
+	h := localruntest.RequireLiteLLM(t)
+	state := t.TempDir()
+	port := localrun.FreePort(t)
+	t.Cleanup(func() {
+		if left := localrun.ProcessesUnder(state); len(left) != 0 {
+			_, _ = localrun.StopRun(state)
+		}
+	})
+	code, out, errOut := sandboxctl(t, projectRoot(t), "local", "chemistry", "--tiny", "--detach",
+		"--port", strconv.Itoa(port), "--state", state,
+		"--ollama", h.Ollama, "--tinymodel", h.TinyModel, "--litellm-wheels", h.LiteLLMWheels)
+	if code != exitOK {
+		t.Fatalf("--detach: exit %d:\n%s%s", code, out, errOut)
+	}
+	m := regexp.MustCompile(`(?m)^  export OPENAI_BASE_URL=(\S+)\n  export OPENAI_API_KEY=(sk-\S+)$`).FindStringSubmatch(out)
+	if m == nil || !strings.Contains(out, "sandboxctl local --stop chemistry") {
+		t.Fatalf("--detach printed no export lines or no way to stop:\n%s", out)
+	}
+	base, key := m[1], m[2]
+	if want := fmt.Sprintf("http://127.0.0.1:%d/v1", port); base != want {
+		t.Errorf("base URL %s, want %s", base, want)
+	}
+	if len(localrun.ProcessesUnder(state)) == 0 {
+		t.Fatal("no process runs under the state directory after --detach returned")
+	}
+
+	code, out, errOut = sandboxctl(t, projectRoot(t), "local", "--status", "chemistry", "--state", state)
+	if code != exitOK || !strings.Contains(out, "chemistry: 2 server(s) running") || !strings.Contains(out, "API "+base+" since") ||
+		!strings.Contains(out, "litellm of gateway: running as pid") || !strings.Contains(out, "ollama of pool-gpu: running as pid") {
+		t.Errorf("--status: exit %d:\n%s%s", code, out, errOut)
+	}
+
+	body := localruntest.PostJSON(t, base+"/chat/completions", key, map[string]any{
+		"model": "llama3.1:8b", "max_tokens": 4, "messages": []map[string]string{{"role": "user", "content": "Hello"}},
+	})
+	if !strings.Contains(string(body), `"choices"`) {
+		t.Errorf("completion: %s", body)
+	}
+
+	code, _, errOut = sandboxctl(t, projectRoot(t), "local", "chemistry", "--tiny", "--state", state,
+		"--port", strconv.Itoa(localrun.FreePort(t)), "--ollama", h.Ollama, "--tinymodel", h.TinyModel)
+	if code != exitUsage || !strings.Contains(errOut, "a detached run of chemistry is running") {
+		t.Errorf("a second start while detached: exit %d, stderr %q; want a usage error", code, errOut)
+	}
+
+	code, out, errOut = sandboxctl(t, projectRoot(t), "local", "--stop", "chemistry", "--state", state)
+	if code != exitOK || !strings.Contains(out, "chemistry: stopped") || !strings.Contains(out, "litellm of gateway (pid") {
+		t.Errorf("--stop: exit %d:\n%s%s", code, out, errOut)
+	}
+	if left := localrun.ProcessesUnder(state); len(left) != 0 {
+		t.Errorf("processes left under the state directory after --stop: %v", left)
+	}
+	if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second); err == nil {
+		c.Close()
+		t.Errorf("port %d still answers after --stop", port)
+	}
+	code, out, _ = sandboxctl(t, projectRoot(t), "local", "--status", "chemistry", "--state", state)
+	if code != exitOK || !strings.Contains(out, "no detached run is running") {
+		t.Errorf("--status after --stop: exit %d:\n%s", code, out)
+	}
+}
+
+// TestLocalStopAndStatusFindRunsInTheCache lays out two detached runs in the default state
+// directories (a server running from under each), and requires --status to list both,
+// --stop STACK to stop only that stack's, and --stop without STACK the rest.
+func TestLocalStopAndStatusFindRunsInTheCache(t *testing.T) {
+	cache := t.TempDir()
+	t.Setenv("XDG_CACHE_HOME", cache)
+	pids := map[string]int{}
+	for _, stack := range []string{"chemistry", "physics"} {
+		state := filepath.Join(cache, "llm-sandbox", "local", stack)
+		pids[stack] = localruntest.DetachedServer(t, filepath.Join(state, "nodes", "pool-gpu", "root"), node.OllamaPidFile)
+	}
+	alive := func(stack string) bool {
+		return len(localrun.ProcessesUnder(filepath.Join(cache, "llm-sandbox", "local", stack))) > 0
+	}
+
+	code, out, errOut := sandboxctl(t, projectRoot(t), "local", "--status")
+	for stack, pid := range pids {
+		if want := fmt.Sprintf("%s: 1 server(s) running", stack); !strings.Contains(out, want) || !strings.Contains(out, "ollama of pool-gpu: running as pid "+strconv.Itoa(pid)) {
+			t.Errorf("--status lacks %q and pid %d:\n%s", want, pid, out)
+		}
+	}
+	if code != exitOK {
+		t.Errorf("--status: exit %d: %s", code, errOut)
+	}
+
+	code, out, errOut = sandboxctl(t, projectRoot(t), "local", "--stop", "physics")
+	if code != exitOK || !strings.Contains(out, fmt.Sprintf("physics: stopped ollama of pool-gpu (pid %d)", pids["physics"])) || alive("physics") || !alive("chemistry") {
+		t.Errorf("--stop physics: exit %d, physics running %v, chemistry running %v:\n%s%s", code, alive("physics"), alive("chemistry"), out, errOut)
+	}
+	code, out, errOut = sandboxctl(t, projectRoot(t), "local", "--stop")
+	if code != exitOK || !strings.Contains(out, "chemistry: stopped") || strings.Contains(out, "physics") || alive("chemistry") {
+		t.Errorf("--stop: exit %d, chemistry running %v:\n%s%s", code, alive("chemistry"), out, errOut)
+	}
+	if code, out, _ = sandboxctl(t, projectRoot(t), "local", "--status"); code != exitOK || out != "no detached run is running\n" {
+		t.Errorf("--status after --stop: exit %d: %q", code, out)
 	}
 }

@@ -110,6 +110,8 @@ const validStack = `config:
   llm-sandbox:department: %s
   llm-sandbox:network:
     cidr: %s
+  llm-sandbox:access:
+    plainHttp: true
   llm-sandbox:pools:
     gpu:
       models: [llama3.1:8b]

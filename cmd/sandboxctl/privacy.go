@@ -2,6 +2,7 @@ package main
 
 import (
 	"github.com/llm-sandbox/llm-sandbox/internal/privacy"
+	"github.com/llm-sandbox/llm-sandbox/policy"
 	"github.com/llm-sandbox/llm-sandbox/program"
 )
 
@@ -17,8 +18,9 @@ func privacyReport(e env, projectFlag string, args []string) error {
 			"long, encrypted with which key and readable by which IAM principals; which network hops\n"+
 			"are plain HTTP; and the rendered settings that keep prompts out of every log and store,\n"+
 			"with the policy rules behind each statement. text is Markdown; json is the same report.\n"+
-			"Exit 0 no prompt can be stored and no policy finding, 1 a setting lets prompts into a\n"+
-			"log or store, a finding, or an invalid stack file, 2 usage error.")
+			"Exit 0 no prompt can be stored and no policy error, 1 a setting lets prompts into a\n"+
+			"log or store, an error finding (warnings are reported only), or an invalid stack\n"+
+			"file, 2 usage error.")
 	format := formatFlag(fs)
 	project, spec, err := parseOneStack(e, fs, args, format, projectFlag)
 	if err != nil {
@@ -40,7 +42,7 @@ func privacyReport(e env, projectFlag string, args []string) error {
 	if err != nil {
 		return err
 	}
-	if len(report.FailedSettings()) > 0 || len(report.Findings) > 0 {
+	if len(report.FailedSettings()) > 0 || policy.Failed(report.Findings) {
 		return errReported
 	}
 	return nil

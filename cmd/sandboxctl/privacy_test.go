@@ -19,6 +19,10 @@ func TestPrivacyEveryExampleStack(t *testing.T) {
 				t.Errorf("%s: report lacks %q", s, want)
 			}
 		}
+		// Only dev chose plain HTTP: its report names it, as a warning that does not fail.
+		if plain := strings.Contains(out, "warning plain-http:"); plain != (s == "dev") {
+			t.Errorf("%s: plain-http warning listed %v, want %v", s, plain, s == "dev")
+		}
 	}
 }
 

@@ -42,9 +42,13 @@ type BucketArgs struct {
 	// AgentSHA256 is the lowercase hex SHA-256 of the file at AgentPath. It names the object
 	// (agent/sandbox-node-<sha256>), so unchanged code means no diff. Required.
 	AgentSHA256 string
+	// AccessLogRetentionDays is how long the server access logs (who fetched which object, and
+	// when) are kept in the log bucket, in days: the VPC flow logs' retention, so both records
+	// of a node's downloads cover the same time. Required; at least 1.
+	AccessLogRetentionDays int
 	// ForceDestroy lets `pulumi destroy` delete the bucket while it still holds objects (every
 	// version of them). Optional. Defaults to false: destroy fails while objects remain, so
-	// nothing stored is lost by accident.
+	// nothing stored is lost by accident. The access-log bucket follows the same setting.
 	ForceDestroy bool
 }
 
@@ -64,6 +68,10 @@ type Bucket struct {
 	// the object is uploaded, so a launch template that renders it never points at nothing.
 	AgentURL pulumi.StringOutput `pulumi:"agentUrl"`
 
+	// LogBucketName is the generated name of the bucket that receives the artifacts bucket's
+	// server access logs.
+	LogBucketName pulumi.StringOutput `pulumi:"logBucketName"`
+
 	// AgentSHA256 is the agent binary's SHA-256, as given.
 	AgentSHA256 string
 	// Bucket is the S3 bucket.
@@ -72,6 +80,14 @@ type Bucket struct {
 	Policy *s3.BucketPolicy
 	// AgentObject is the uploaded agent binary.
 	AgentObject *s3.BucketObjectv2
+	// LogBucket receives the server access logs (SSE-S3, versioned, public access blocked).
+	LogBucket *s3.BucketV2
+	// LogBucketPolicy admits only the S3 logging service, for this bucket, over TLS.
+	LogBucketPolicy *s3.BucketPolicy
+	// LogLifecycle expires the access logs after AccessLogRetentionDays.
+	LogLifecycle *s3.BucketLifecycleConfigurationV2
+	// AccessLogging turns on server access logging of Bucket into LogBucket.
+	AccessLogging *s3.BucketLoggingV2
 }
 
 // BucketPrefix is the prefix of a department's bucket name; S3 (through the provider) appends
@@ -87,7 +103,8 @@ func AgentKey(sha256Hex string) string {
 }
 
 // NewBucket validates args, then creates the bucket (private, versioned, SSE-KMS by default,
-// public access blocked, ACLs disabled), its policy and the agent object.
+// public access blocked, ACLs disabled), its policy, the agent object, and the bucket that
+// receives its server access logs.
 func NewBucket(ctx *pulumi.Context, name string, args *BucketArgs, opts ...pulumi.ResourceOption) (*Bucket, error) {
 	if err := validate(name, args); err != nil {
 		return nil, err
@@ -104,59 +121,19 @@ func NewBucket(ctx *pulumi.Context, name string, args *BucketArgs, opts ...pulum
 
 	// bucketPrefix, never a fixed name: bucket names are global, and a generated one lets a
 	// replacement be created before the old bucket is deleted.
-	bucket, err := s3.NewBucketV2(ctx, name+"-bucket", &s3.BucketV2Args{
-		BucketPrefix: pulumi.String(BucketPrefix(args.Department)),
-		ForceDestroy: pulumi.Bool(args.ForceDestroy),
-		Tags:         pulumi.StringMap{"Name": pulumi.String(name + "-bucket")},
-	}, parent)
+	parts, err := newPrivateBucket(ctx, name, BucketPrefix(args.Department), args.ForceDestroy,
+		&s3.BucketServerSideEncryptionConfigurationV2RuleArgs{
+			ApplyServerSideEncryptionByDefault: &s3.BucketServerSideEncryptionConfigurationV2RuleApplyServerSideEncryptionByDefaultArgs{
+				SseAlgorithm:   pulumi.String("aws:kms"),
+				KmsMasterKeyId: args.KMSKeyArn,
+			},
+			// The bucket key cuts KMS requests (and their cost) for every object read.
+			BucketKeyEnabled: pulumi.Bool(true),
+		}, parent)
 	if err != nil {
 		return nil, wrap("bucket", err)
 	}
-
-	publicAccess, err := s3.NewBucketPublicAccessBlock(ctx, name+"-public-access-block", &s3.BucketPublicAccessBlockArgs{
-		Bucket:                bucket.ID(),
-		BlockPublicAcls:       pulumi.Bool(true),
-		IgnorePublicAcls:      pulumi.Bool(true),
-		BlockPublicPolicy:     pulumi.Bool(true),
-		RestrictPublicBuckets: pulumi.Bool(true),
-	}, parent)
-	if err != nil {
-		return nil, wrap("public access block", err)
-	}
-
-	// BucketOwnerEnforced turns ACLs off: access is decided by the policy and IAM alone.
-	ownership, err := s3.NewBucketOwnershipControls(ctx, name+"-ownership", &s3.BucketOwnershipControlsArgs{
-		Bucket: bucket.ID(),
-		Rule:   &s3.BucketOwnershipControlsRuleArgs{ObjectOwnership: pulumi.String("BucketOwnerEnforced")},
-	}, parent)
-	if err != nil {
-		return nil, wrap("ownership controls", err)
-	}
-
-	versioning, err := s3.NewBucketVersioningV2(ctx, name+"-versioning", &s3.BucketVersioningV2Args{
-		Bucket:                  bucket.ID(),
-		VersioningConfiguration: &s3.BucketVersioningV2VersioningConfigurationArgs{Status: pulumi.String("Enabled")},
-	}, parent)
-	if err != nil {
-		return nil, wrap("versioning", err)
-	}
-
-	encryption, err := s3.NewBucketServerSideEncryptionConfigurationV2(ctx, name+"-encryption", &s3.BucketServerSideEncryptionConfigurationV2Args{
-		Bucket: bucket.ID(),
-		Rules: s3.BucketServerSideEncryptionConfigurationV2RuleArray{
-			&s3.BucketServerSideEncryptionConfigurationV2RuleArgs{
-				ApplyServerSideEncryptionByDefault: &s3.BucketServerSideEncryptionConfigurationV2RuleApplyServerSideEncryptionByDefaultArgs{
-					SseAlgorithm:   pulumi.String("aws:kms"),
-					KmsMasterKeyId: args.KMSKeyArn,
-				},
-				// The bucket key cuts KMS requests (and their cost) for every object read.
-				BucketKeyEnabled: pulumi.Bool(true),
-			},
-		},
-	}, parent)
-	if err != nil {
-		return nil, wrap("default encryption", err)
-	}
+	bucket, publicAccess, ownership, versioning, encryption := parts.bucket, parts.publicAccess, parts.ownership, parts.versioning, parts.encryption
 
 	// The document is rendered from the resolved ARN and endpoint id; no resource is created in
 	// the ApplyT.
@@ -173,6 +150,10 @@ func NewBucket(ctx *pulumi.Context, name string, args *BucketArgs, opts ...pulum
 	}, parent, pulumi.DependsOn([]pulumi.Resource{publicAccess, ownership}))
 	if err != nil {
 		return nil, wrap("bucket policy", err)
+	}
+
+	if err := accessLogs(ctx, name, args, bucket, []pulumi.Resource{policy, versioning, encryption}, comp, parent); err != nil {
+		return nil, wrap("access logs", err)
 	}
 
 	key := AgentKey(args.AgentSHA256)
@@ -214,10 +195,11 @@ func NewBucket(ctx *pulumi.Context, name string, args *BucketArgs, opts ...pulum
 	// public addresses, which the gateway endpoint's prefix-list route carries privately.
 	comp.AgentURL = pulumi.Sprintf("https://%s/%s", bucket.BucketRegionalDomainName, agent.Key)
 	if err := ctx.RegisterResourceOutputs(comp, pulumi.Map{
-		"bucketName": comp.BucketName,
-		"bucketArn":  comp.BucketArn,
-		"agentKey":   comp.AgentKey,
-		"agentUrl":   comp.AgentURL,
+		"bucketName":    comp.BucketName,
+		"bucketArn":     comp.BucketArn,
+		"agentKey":      comp.AgentKey,
+		"agentUrl":      comp.AgentURL,
+		"logBucketName": comp.LogBucketName,
 	}); err != nil {
 		return nil, wrap("register outputs", err)
 	}
@@ -238,6 +220,9 @@ func validate(name string, args *BucketArgs) error {
 	}
 	if args.S3EndpointID == nil {
 		add("S3EndpointID", "required (got nil): reads are admitted only through the VPC's S3 gateway endpoint")
+	}
+	if args.AccessLogRetentionDays < 1 {
+		add("AccessLogRetentionDays", "required: the days the access logs are kept, at least 1 (got %d)", args.AccessLogRetentionDays)
 	}
 	shaOK := c.SHA256("AgentSHA256", args.AgentSHA256)
 	if args.AgentPath == "" {

@@ -18,8 +18,9 @@ import (
 
 // Shared assertions over the mock's recordings.
 var (
-	only = mocktest.OnlyInputs
-	strs = mocktest.Strings
+	only  = mocktest.OnlyInputs
+	named = mocktest.Named
+	strs  = mocktest.Strings
 )
 
 const (
@@ -35,10 +36,15 @@ const (
 	tEncryption   = "aws:s3/bucketServerSideEncryptionConfigurationV2:BucketServerSideEncryptionConfigurationV2"
 	tPolicy       = "aws:s3/bucketPolicy:BucketPolicy"
 	tObject       = "aws:s3/bucketObjectv2:BucketObjectv2"
+	tLogging      = "aws:s3/bucketLoggingV2:BucketLoggingV2"
+	tLifecycle    = "aws:s3/bucketLifecycleConfigurationV2:BucketLifecycleConfigurationV2"
 
 	// The name mockaws gives the bucket of department "chem".
 	bucketName = "llm-chem-" + mockaws.CannedBucketSuffix
 	bucketArn  = "arn:aws:s3:::" + bucketName
+	// ... and its access-log bucket.
+	logBucketName = "log-chem-" + mockaws.CannedBucketSuffix
+	logBucketArn  = "arn:aws:s3:::" + logBucketName
 )
 
 // agentFile writes a stand-in agent binary with the given content and returns its path and
@@ -63,6 +69,8 @@ func validArgs(t *testing.T) *BucketArgs {
 		S3EndpointID: pulumi.String(endpointID),
 		AgentPath:    path,
 		AgentSHA256:  sum,
+
+		AccessLogRetentionDays: 90,
 	}
 }
 
@@ -117,40 +125,45 @@ func TestBucketIsPrivateAndVersioned(t *testing.T) {
 			args.ForceDestroy = tc.forceDestroy
 			m, _ := mustRun(t, args)
 
-			bucket := only(t, m, tBucket)
-			if bucket["bucketPrefix"] != "llm-chem-" {
-				t.Errorf("bucketPrefix = %v, want llm-chem-", bucket["bucketPrefix"])
-			}
-			if name, set := bucket["bucket"]; set {
-				t.Errorf("bucket = %v: the name must be generated from the prefix, never fixed", name)
-			}
-			if bucket["forceDestroy"] != tc.forceDestroy {
-				t.Errorf("forceDestroy = %v, want %v", bucket["forceDestroy"], tc.forceDestroy)
-			}
-			for _, acl := range []string{"acl", "grants", "policy", "websites", "corsRules"} {
-				if v, set := bucket[acl]; set {
-					t.Errorf("bucket sets %s = %v; access must come from the bucket policy and IAM alone", acl, v)
+			for _, b := range []struct{ base, prefix, name string }{
+				{"chem", "llm-chem-", bucketName},
+				{"chem-logs", "log-chem-", logBucketName},
+			} {
+				bucket := named(t, m, tBucket, b.base+"-bucket")
+				if bucket["bucketPrefix"] != b.prefix {
+					t.Errorf("%s: bucketPrefix = %v, want %s", b.base, bucket["bucketPrefix"], b.prefix)
 				}
-			}
-
-			pab := only(t, m, tPublicAccess)
-			for _, flag := range []string{"blockPublicAcls", "ignorePublicAcls", "blockPublicPolicy", "restrictPublicBuckets"} {
-				if pab[flag] != true {
-					t.Errorf("public access block %s = %v, want true", flag, pab[flag])
+				if name, set := bucket["bucket"]; set {
+					t.Errorf("%s: bucket = %v: the name must be generated from the prefix, never fixed", b.base, name)
 				}
-			}
-			if pab["bucket"] != bucketName {
-				t.Errorf("public access block bucket = %v, want %s", pab["bucket"], bucketName)
-			}
+				if bucket["forceDestroy"] != tc.forceDestroy {
+					t.Errorf("%s: forceDestroy = %v, want %v", b.base, bucket["forceDestroy"], tc.forceDestroy)
+				}
+				for _, acl := range []string{"acl", "grants", "policy", "websites", "corsRules", "loggings"} {
+					if v, set := bucket[acl]; set {
+						t.Errorf("%s: bucket sets %s = %v; access must come from the bucket policy and IAM alone", b.base, acl, v)
+					}
+				}
 
-			own := only(t, m, tOwnership)
-			if rule, _ := own["rule"].(map[string]any); rule["objectOwnership"] != "BucketOwnerEnforced" || own["bucket"] != bucketName {
-				t.Errorf("ownership controls = %v, want BucketOwnerEnforced on %s", own, bucketName)
-			}
+				pab := named(t, m, tPublicAccess, b.base+"-public-access-block")
+				for _, flag := range []string{"blockPublicAcls", "ignorePublicAcls", "blockPublicPolicy", "restrictPublicBuckets"} {
+					if pab[flag] != true {
+						t.Errorf("%s: public access block %s = %v, want true", b.base, flag, pab[flag])
+					}
+				}
+				if pab["bucket"] != b.name {
+					t.Errorf("public access block bucket = %v, want %s", pab["bucket"], b.name)
+				}
 
-			ver := only(t, m, tVersioning)
-			if cfg, _ := ver["versioningConfiguration"].(map[string]any); cfg["status"] != "Enabled" || ver["bucket"] != bucketName {
-				t.Errorf("versioning = %v, want Enabled on %s", ver, bucketName)
+				own := named(t, m, tOwnership, b.base+"-ownership")
+				if rule, _ := own["rule"].(map[string]any); rule["objectOwnership"] != "BucketOwnerEnforced" || own["bucket"] != b.name {
+					t.Errorf("ownership controls = %v, want BucketOwnerEnforced on %s", own, b.name)
+				}
+
+				ver := named(t, m, tVersioning, b.base+"-versioning")
+				if cfg, _ := ver["versioningConfiguration"].(map[string]any); cfg["status"] != "Enabled" || ver["bucket"] != b.name {
+					t.Errorf("versioning = %v, want Enabled on %s", ver, b.name)
+				}
 			}
 		})
 	}
@@ -158,7 +171,7 @@ func TestBucketIsPrivateAndVersioned(t *testing.T) {
 
 func TestDefaultEncryptionWithDepartmentKey(t *testing.T) {
 	m, _ := mustRun(t, validArgs(t))
-	enc := only(t, m, tEncryption)
+	enc := named(t, m, tEncryption, "chem-encryption")
 	if enc["bucket"] != bucketName {
 		t.Errorf("encryption bucket = %v, want %s", enc["bucket"], bucketName)
 	}
@@ -179,7 +192,7 @@ func TestDefaultEncryptionWithDepartmentKey(t *testing.T) {
 // policyOf returns the statements of the recorded bucket policy, checking it is the bucket's.
 func policyOf(t *testing.T, m *mockaws.Monitor) []mocktest.Statement {
 	t.Helper()
-	in := only(t, m, tPolicy)
+	in := named(t, m, tPolicy, "chem-policy")
 	if in["bucket"] != bucketName {
 		t.Errorf("policy bucket = %v, want %s", in["bucket"], bucketName)
 	}
@@ -325,6 +338,14 @@ func TestChildNamesAndParents(t *testing.T) {
 		tEncryption + " chem-encryption",
 		tPolicy + " chem-policy",
 		tObject + " chem-agent",
+		tBucket + " chem-logs-bucket",
+		tPublicAccess + " chem-logs-public-access-block",
+		tOwnership + " chem-logs-ownership",
+		tVersioning + " chem-logs-versioning",
+		tEncryption + " chem-logs-encryption",
+		tPolicy + " chem-logs-policy",
+		tLifecycle + " chem-logs-lifecycle",
+		tLogging + " chem-access-logging",
 	})
 }
 
@@ -358,6 +379,8 @@ func TestInvalidArgs(t *testing.T) {
 		{"uppercase sha", valid(func(a *BucketArgs) { a.AgentSHA256 = strings.ToUpper(a.AgentSHA256) }), "AgentSHA256"},
 		{"short sha", valid(func(a *BucketArgs) { a.AgentSHA256 = a.AgentSHA256[:63] }), "AgentSHA256"},
 		{"sha of another build", valid(func(a *BucketArgs) { a.AgentSHA256 = otherSum }), "AgentSHA256"},
+		{"no log retention", valid(func(a *BucketArgs) { a.AccessLogRetentionDays = 0 }), "AccessLogRetentionDays"},
+		{"negative log retention", valid(func(a *BucketArgs) { a.AccessLogRetentionDays = -1 }), "AccessLogRetentionDays"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -372,5 +395,5 @@ func TestInvalidArgs(t *testing.T) {
 
 func TestInvalidArgsAllReported(t *testing.T) {
 	_, _, _, err := run(t, &BucketArgs{Department: "X"})
-	mocktest.ReportsAll(t, err, "Department", "KMSKeyArn", "S3EndpointID", "AgentPath", "AgentSHA256")
+	mocktest.ReportsAll(t, err, "Department", "KMSKeyArn", "S3EndpointID", "AgentPath", "AgentSHA256", "AccessLogRetentionDays")
 }

@@ -15,15 +15,7 @@ const (
 // object.
 func bucketPolicy(bucketArn, endpointID string) (string, error) {
 	return iampolicy.JSON(
-		iampolicy.Statement{
-			// Nothing reaches the bucket over plain HTTP, whoever asks.
-			Sid:       SidDenyInsecureTransport,
-			Effect:    "Deny",
-			Principal: "*",
-			Action:    "s3:*",
-			Resource:  []string{bucketArn, bucketArn + "/*"},
-			Condition: map[string]map[string]string{"Bool": {"aws:SecureTransport": "false"}},
-		},
+		denyInsecureTransport(bucketArn),
 		iampolicy.Statement{
 			// Nodes fetch the agent with a plain, unsigned HTTPS GET before they have any
 			// AWS tooling, so the grant is to any principal, but only for requests that
@@ -40,4 +32,17 @@ func bucketPolicy(bucketArn, endpointID string) (string, error) {
 			Condition: map[string]map[string]string{"StringEquals": {"aws:SourceVpce": endpointID}},
 		},
 	)
+}
+
+// denyInsecureTransport is the statement that keeps everything off a bucket over plain HTTP,
+// whoever asks.
+func denyInsecureTransport(bucketArn string) iampolicy.Statement {
+	return iampolicy.Statement{
+		Sid:       SidDenyInsecureTransport,
+		Effect:    "Deny",
+		Principal: "*",
+		Action:    "s3:*",
+		Resource:  []string{bucketArn, bucketArn + "/*"},
+		Condition: map[string]map[string]string{"Bool": {"aws:SecureTransport": "false"}},
+	}
 }

@@ -40,8 +40,12 @@ type Access struct {
 	// CertificateARN is the ACM certificate (in Region) of the HTTPS listener. Required when
 	// Mode is public and HostedZoneID is empty. Optional otherwise: with HostedZoneID and no
 	// CertificateARN the gateway requests a certificate for Hostname itself; internal with
-	// neither, the endpoint is plain HTTP on port 80, and traffic stays in the VPC unencrypted.
+	// neither, PlainHTTP must say so.
 	CertificateARN string
+	// PlainHTTP makes the endpoint plain HTTP on port 80: keys and prompts cross the VPC
+	// unencrypted. Required (true) when Mode is internal with neither CertificateARN nor
+	// HostedZoneID; must be false otherwise. Defaults to false.
+	PlainHTTP bool
 	// AllowedCIDRs are the IPv4 client ranges admitted to the listeners, host bits zero, no
 	// duplicates. Required (non-empty) when public. Optional when internal: the VPC's own range
 	// (VpcCIDR) is always admitted then. 0.0.0.0/0 only with AllowAnywhere.
@@ -51,7 +55,8 @@ type Access struct {
 	AllowAnywhere bool
 	// Hostname is the DNS name clients use, which the certificate covers and which points at
 	// the front ALB (a record made by whoever runs the zone, or by the gateway when
-	// HostedZoneID is set). Optional: without it the endpoint is the ALB's own DNS name.
+	// HostedZoneID is set). With it, the front listener answers requests for any other host
+	// name with 404. Optional: without it the endpoint is the ALB's own DNS name.
 	// Required with HostedZoneID.
 	Hostname string
 	// HostedZoneID is the Route 53 hosted zone holding Hostname (the bare id, e.g.
@@ -148,7 +153,7 @@ type Gateway struct {
 	pulumi.ResourceState
 
 	// EndpointURL is https://<Access.Hostname, or the front ALB's DNS name>, or http:// for an
-	// internal gateway without a certificate. The OpenAI-compatible base URL is EndpointURL +
+	// internal gateway with Access.PlainHTTP. The OpenAI-compatible base URL is EndpointURL +
 	// "/v1".
 	EndpointURL pulumi.StringOutput `pulumi:"endpointUrl"`
 	// LoadBalancerDNSName is the front ALB's DNS name, which Access.Hostname must point at.
@@ -191,8 +196,13 @@ type Gateway struct {
 	// certificate.
 	HTTPSListener *lb.Listener
 	// HTTPListener is the front ALB's port 80 listener: a redirect to HTTPS, or, internal
-	// without a certificate, the plain HTTP listener.
+	// with PlainHTTP, the plain HTTP listener.
 	HTTPListener *lb.Listener
+	// ListenerRules are the client listener's rules (the HTTPS listener's, or the plain HTTP
+	// listener's), keyed by child name: the inference paths forwarded to LiteLLM, and with
+	// Access.Hostname, the 403 for other paths of that name and the 404 for other names.
+	// Every other request gets the listener's default action, a 403.
+	ListenerRules map[string]*lb.ListenerRule
 	// Certificate is the ACM certificate the gateway requested, its DNS validation record and
 	// the validation that waits for ACM to issue it; nil unless Access.HostedZoneID is set and
 	// Access.CertificateARN is not.
@@ -232,6 +242,7 @@ func NewGateway(ctx *pulumi.Context, name string, args *GatewayArgs, opts ...pul
 		IngressRules:   map[string]*vpc.SecurityGroupIngressRule{},
 		EgressRules:    map[string]*vpc.SecurityGroupEgressRule{},
 		PoolListeners:  map[string]*lb.Listener{},
+		ListenerRules:  map[string]*lb.ListenerRule{},
 	}
 	if err := ctx.RegisterComponentResource(TypeToken, name, comp, opts...); err != nil {
 		return nil, fmt.Errorf("gateway %q: register component: %w", name, err)

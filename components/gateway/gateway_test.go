@@ -15,6 +15,7 @@ import (
 
 	"github.com/llm-sandbox/llm-sandbox/components/internal/nodegroup"
 	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
+	"github.com/llm-sandbox/llm-sandbox/internal/frontdoor"
 	"github.com/llm-sandbox/llm-sandbox/internal/mockaws"
 	"github.com/llm-sandbox/llm-sandbox/internal/mockaws/mocktest"
 	"github.com/llm-sandbox/llm-sandbox/internal/rules"
@@ -55,6 +56,7 @@ const (
 	tEgress     = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
 	tLB         = "aws:lb/loadBalancer:LoadBalancer"
 	tListener   = "aws:lb/listener:Listener"
+	tRule       = "aws:lb/listenerRule:ListenerRule"
 	tTG         = "aws:lb/targetGroup:TargetGroup"
 	tWebACL     = "aws:wafv2/webAcl:WebAcl"
 	tWebACLAsc  = "aws:wafv2/webAclAssociation:WebAclAssociation"
@@ -124,7 +126,7 @@ func with(edit func(*GatewayArgs)) *GatewayArgs {
 // internal makes a the internal gateway, with or without a certificate.
 func internal(cert bool) func(*GatewayArgs) {
 	return func(a *GatewayArgs) {
-		a.Access = Access{Mode: ModeInternal, AllowedCIDRs: []string{"192.168.10.0/24"}}
+		a.Access = Access{Mode: ModeInternal, AllowedCIDRs: []string{"192.168.10.0/24"}, PlainHTTP: !cert}
 		if cert {
 			a.Access.CertificateARN = certArn
 		}
@@ -139,7 +141,7 @@ const (
 // zoned gives a the hosted zone that holds its hostname, with the certificate it has (none:
 // the gateway requests one).
 func zoned(a *GatewayArgs) {
-	a.Access.Hostname, a.Access.HostedZoneID = host, zoneID
+	a.Access.Hostname, a.Access.HostedZoneID, a.Access.PlainHTTP = host, zoneID, false
 }
 
 // outputs are a Gateway's struct outputs, resolved.
@@ -181,7 +183,7 @@ func mustRun(t *testing.T, args *GatewayArgs) (*mockaws.Monitor, *Gateway, outpu
 type listenerSummary struct {
 	Port                       float64
 	Protocol, SSLPolicy, Cert  string
-	Action, Target             string
+	Action, Target, Status     string
 	RedirectTo, RedirectStatus string
 }
 
@@ -196,6 +198,9 @@ func summarize(t *testing.T, l map[string]any) listenerSummary {
 	s.SSLPolicy, _ = l["sslPolicy"].(string)
 	s.Cert, _ = l["certificateArn"].(string)
 	s.Target, _ = a["targetGroupArn"].(string)
+	if r, ok := a["fixedResponse"].(map[string]any); ok {
+		s.Status, _ = r["statusCode"].(string)
+	}
 	if r, ok := a["redirect"].(map[string]any); ok {
 		s.RedirectTo = fmt.Sprintf("%v:%v", r["protocol"], r["port"])
 		s.RedirectStatus, _ = r["statusCode"].(string)
@@ -204,8 +209,9 @@ func summarize(t *testing.T, l map[string]any) listenerSummary {
 }
 
 func TestFrontListeners(t *testing.T) {
-	tg := mockArn("lb", "tg")
-	https := listenerSummary{Port: 443, Protocol: "HTTPS", SSLPolicy: "ELBSecurityPolicy-TLS13-1-2-Res-PQ-2025-09", Cert: certArn, Action: "forward", Target: tg}
+	// The client listener's default action is the 403: only its rules forward
+	// (TestClientListenerRules).
+	https := listenerSummary{Port: 443, Protocol: "HTTPS", SSLPolicy: "ELBSecurityPolicy-TLS13-1-2-Res-PQ-2025-09", Cert: certArn, Action: "fixed-response", Status: "403"}
 	redirect := listenerSummary{Port: 80, Protocol: "HTTP", Action: "redirect", RedirectTo: "HTTPS:443", RedirectStatus: "HTTP_301"}
 	for _, tc := range []struct {
 		name string
@@ -214,8 +220,8 @@ func TestFrontListeners(t *testing.T) {
 	}{
 		{"public: HTTPS with TLS 1.3 policy, 80 redirects", validArgs(), map[string]listenerSummary{"chem-gw-https": https, "chem-gw-http": redirect}},
 		{"internal with a certificate: as public", with(internal(true)), map[string]listenerSummary{"chem-gw-https": https, "chem-gw-http": redirect}},
-		{"internal without a certificate: plain HTTP forwards", with(internal(false)), map[string]listenerSummary{
-			"chem-gw-http": {Port: 80, Protocol: "HTTP", Action: "forward", Target: tg},
+		{"internal with PlainHTTP: plain HTTP on 80, refusing as HTTPS does", with(internal(false)), map[string]listenerSummary{
+			"chem-gw-http": {Port: 80, Protocol: "HTTP", Action: "fixed-response", Status: "403"},
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -233,6 +239,88 @@ func TestFrontListeners(t *testing.T) {
 			}
 			if (g.HTTPSListener != nil) != (len(tc.want) == 2) || g.HTTPListener == nil {
 				t.Errorf("component listeners: HTTPS %v, HTTP %v", g.HTTPSListener, g.HTTPListener)
+			}
+		})
+	}
+}
+
+// TestClientListenerRules reads the client listener and its rules back from what was
+// registered and runs requests through them as an ALB evaluates them: only the inference paths
+// reach LiteLLM's target group, under the hostname when there is one (other names get 404);
+// the management routes and every other spelling of a path get the listener's 403. Plain HTTP
+// gets the same rules as HTTPS, and no other listener gets any.
+func TestClientListenerRules(t *testing.T) {
+	tg := mockArn("lb", "tg")
+	for _, tc := range []struct {
+		name     string
+		args     *GatewayArgs
+		client   string // the client listener's child name
+		hostname string
+	}{
+		{"public without a hostname", validArgs(), "chem-gw-https", ""},
+		{"public with a hostname", with(func(a *GatewayArgs) { a.Access.Hostname = host }), "chem-gw-https", host},
+		{"internal with PlainHTTP", with(internal(false)), "chem-gw-http", ""},
+		{"internal with PlainHTTP and a hostname", with(func(a *GatewayArgs) { internal(false)(a); a.Access.Hostname = host }), "chem-gw-http", host},
+		{"internal in a hosted zone", with(func(a *GatewayArgs) { internal(false)(a); zoned(a) }), "chem-gw-https", host},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, g, _ := mustRun(t, tc.args)
+			var client map[string]any
+			var clientArn string
+			for _, r := range m.ByType(tListener) {
+				if r.Name == tc.client {
+					client, clientArn = mockaws.Plain(r.Inputs), r.ARN
+				}
+			}
+			if client == nil {
+				t.Fatalf("no listener %s", tc.client)
+			}
+			rules := map[string]map[string]any{}
+			for _, r := range m.ByType(tRule) {
+				in := mockaws.Plain(r.Inputs)
+				if in["listenerArn"] != clientArn {
+					t.Errorf("rule %s is on %v, want the client listener %s only", r.Name, in["listenerArn"], clientArn)
+				}
+				for _, a := range list(t, in["actions"], "actions") {
+					if act := obj(t, a, "action"); act["type"] == "forward" && act["targetGroupArn"] != tg {
+						t.Errorf("rule %s forwards to %v, want LiteLLM's target group %s", r.Name, act["targetGroupArn"], tg)
+					}
+				}
+				rules[r.Name] = in
+			}
+			if len(g.ListenerRules) != len(rules) {
+				t.Errorf("component ListenerRules has %d rules, %d registered", len(g.ListenerRules), len(rules))
+			}
+			l := frontdoor.Parse(client, rules)
+			if ps := frontdoor.Problems(l, tc.hostname); len(ps) != 0 {
+				t.Errorf("problems: %v", ps)
+			}
+			sent := host
+			if tc.hostname == "" {
+				sent = frontDNS
+			}
+			for _, p := range frontdoor.ClientPaths() {
+				if a := l.Decide(sent, p+"?stream=true"); !a.Forward {
+					t.Errorf("%s: %v, want forward", p, a)
+				}
+				if a := l.Decide(strings.ToUpper(sent), strings.ToUpper(p)); a.Forward {
+					t.Errorf("%s upper-cased is forwarded", p)
+				}
+				if a := l.Decide("other.example.edu", p); tc.hostname != "" && a.Status != frontdoor.WrongHostStatus {
+					t.Errorf("%s for another host: %v, want %d", p, a, frontdoor.WrongHostStatus)
+				}
+			}
+			for _, p := range []string{"/config/update", "/prompts/test", "/user/update", "/key/generate", "/v1/models/llama3.1:8b",
+				"/v1/chat/completions/../../config/update", "/v1/models/", "//v1/models", "/v1/chat%2Fcompletions", "/", "/health"} {
+				if a := l.Decide(sent, p); a.Status != frontdoor.DeniedStatus || a.Body != frontdoor.DeniedBody {
+					t.Errorf("%s: %v, want %d", p, a, frontdoor.DeniedStatus)
+				}
+			}
+			if tc.args.Access.CertificateARN != "" || tc.args.Access.HostedZoneID != "" {
+				redirect := mocktest.Named(t, m, tListener, "chem-gw-http")
+				if got := summarize(t, redirect); got.Action != "redirect" {
+					t.Errorf("port 80 beside HTTPS: %+v, want the redirect only", got)
+				}
 			}
 		})
 	}
@@ -482,7 +570,7 @@ func TestUserDataCarriesNodeConfig(t *testing.T) {
 			doc, cfg := cloudConfig(t, m)
 			want := node.Config{
 				Role: node.RoleLiteLLM, Department: "chem", Pool: "gateway", Region: region,
-				Lifecycle: node.Lifecycle{Hook: "llm-sandbox-launch", HeartbeatSeconds: 600},
+				Lifecycle: node.Lifecycle{Hook: "llm-sandbox-launch", HeartbeatSeconds: 600, TerminateHook: "llm-sandbox-terminate", DrainSeconds: 3600},
 				LiteLLM: &node.LiteLLMConfig{
 					Port: 4000, Workers: tc.workers, MasterKeySecretArn: secretArn,
 					// Pools in name order, each pool's models in its order, each at the pool's
@@ -583,8 +671,10 @@ func TestGroup(t *testing.T) {
 	}
 	hooks := list(t, asg["initialLifecycleHooks"], "initialLifecycleHooks")
 	wantHook := map[string]any{"name": "llm-sandbox-launch", "lifecycleTransition": "autoscaling:EC2_INSTANCE_LAUNCHING", "defaultResult": "ABANDON", "heartbeatTimeout": 600.0}
-	if len(hooks) != 1 || !reflect.DeepEqual(hooks[0], wantHook) || g.LaunchHookName != "llm-sandbox-launch" {
-		t.Errorf("lifecycle hooks = %v, want [%v]", hooks, wantHook)
+	// The terminating hook: LiteLLM's target group delay (3600 s) plus the 120 s margin.
+	wantTerminate := map[string]any{"name": "llm-sandbox-terminate", "lifecycleTransition": "autoscaling:EC2_INSTANCE_TERMINATING", "defaultResult": "CONTINUE", "heartbeatTimeout": 3720.0}
+	if len(hooks) != 2 || !reflect.DeepEqual(hooks[0], wantHook) || !reflect.DeepEqual(hooks[1], wantTerminate) || g.LaunchHookName != "llm-sandbox-launch" {
+		t.Errorf("lifecycle hooks = %v, want [%v %v]", hooks, wantHook, wantTerminate)
 	}
 	ir := obj(t, asg["instanceRefresh"], "instanceRefresh")
 	wantIR := map[string]any{"strategy": "Rolling", "preferences": map[string]any{
@@ -697,7 +787,7 @@ func TestSecurityGroupChain(t *testing.T) {
 			chainRule{"in", "192.168.10.0/24", "front-alb", 80}, chainRule{"in", vpcCIDR, "front-alb", 80},
 		)},
 		{"internal, VPC range listed too: one rule per range", with(func(a *GatewayArgs) {
-			a.Access = Access{Mode: ModeInternal, AllowedCIDRs: []string{vpcCIDR}}
+			a.Access = Access{Mode: ModeInternal, AllowedCIDRs: []string{vpcCIDR}, PlainHTTP: true}
 		}), chain(chainRule{"in", vpcCIDR, "front-alb", 80})},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -881,6 +971,7 @@ func TestChildNamesAndParents(t *testing.T) {
 		tLB + " chem-gw-internal", tListener + " chem-gw-pool-cpu", tListener + " chem-gw-pool-gpu",
 		tRole + " chem-gw-role", tAttachment + " chem-gw-ssm", tRolePolicy + " chem-gw-node", tProfile + " chem-gw-profile",
 		tLT + " chem-gw-lt", tASG + " chem-gw-asg", tPolicy + " chem-gw-cpu-tracking",
+		tRule + " chem-gw-front-v1", tRule + " chem-gw-front-unversioned", tRule + " chem-gw-front-health",
 	}
 	for _, tc := range []struct {
 		name  string
@@ -897,6 +988,7 @@ func TestChildNamesAndParents(t *testing.T) {
 		}},
 		{"internal with a hosted zone", with(func(a *GatewayArgs) { internal(false)(a); zoned(a) }), []string{
 			tListener + " chem-gw-https", tRecord + " chem-gw-dns",
+			tRule + " chem-gw-front-deny", tRule + " chem-gw-front-wrong-host",
 			tCert + " chem-gw-cert", tRecord + " chem-gw-cert-validation", tCertValid + " chem-gw-cert-issued",
 			tIngress + " chem-gw-alb-in-https-192-168-10-0-24", tIngress + " chem-gw-alb-in-https-10-20-0-0-16",
 			tIngress + " chem-gw-alb-in-http-192-168-10-0-24", tIngress + " chem-gw-alb-in-http-10-20-0-0-16",
@@ -938,6 +1030,10 @@ func TestInvalidArgs(t *testing.T) {
 		{"hosted zone without a hostname", with(func(a *GatewayArgs) { a.Access.HostedZoneID = zoneID }), "Access.Hostname"},
 		{"malformed hosted zone", with(func(a *GatewayArgs) { zoned(a); a.Access.HostedZoneID = "/hostedzone/" + zoneID }), "Access.HostedZoneID"},
 		{"malformed hostname", with(func(a *GatewayArgs) { zoned(a); a.Access.Hostname = "LLM.chem.example.edu" }), "Access.Hostname"},
+		{"public with PlainHTTP", with(func(a *GatewayArgs) { a.Access.PlainHTTP = true }), "Access.PlainHTTP"},
+		{"internal with a certificate and PlainHTTP", with(func(a *GatewayArgs) { internal(true)(a); a.Access.PlainHTTP = true }), "Access.PlainHTTP"},
+		{"internal with a hosted zone and PlainHTTP", with(func(a *GatewayArgs) { internal(false)(a); zoned(a); a.Access.PlainHTTP = true }), "Access.PlainHTTP"},
+		{"internal without a certificate or PlainHTTP", with(func(a *GatewayArgs) { internal(false)(a); a.Access.PlainHTTP = false }), "Access.PlainHTTP"},
 		{"public without CIDRs", with(func(a *GatewayArgs) { a.Access.AllowedCIDRs = nil }), "Access.AllowedCIDRs"},
 		{"not a CIDR", with(func(a *GatewayArgs) { a.Access.AllowedCIDRs = []string{"142.103.0.0/16", "campus"} }), "Access.AllowedCIDRs[1]"},
 		{"IPv6 CIDR", with(func(a *GatewayArgs) { a.Access.AllowedCIDRs = []string{"2001:db8::/32"} }), "Access.AllowedCIDRs[0]"},
@@ -948,7 +1044,7 @@ func TestInvalidArgs(t *testing.T) {
 		{"two /8s without AllowAnywhere", with(func(a *GatewayArgs) { a.Access.AllowedCIDRs = []string{"11.0.0.0/8", "12.0.0.0/8"} }), "Access.AllowedCIDRs"},
 		{"more ranges than the front group holds", with(func(a *GatewayArgs) { a.Access.AllowedCIDRs = clientRanges(31) }), "Access.AllowedCIDRs"},
 		{"internal: ranges and the VPC's beyond the quota", with(func(a *GatewayArgs) {
-			a.Access = Access{Mode: ModeInternal, AllowedCIDRs: clientRanges(60)}
+			a.Access = Access{Mode: ModeInternal, AllowedCIDRs: clientRanges(60), PlainHTTP: true}
 		}), "Access.AllowedCIDRs"},
 		{"tag value with a control character", with(func(a *GatewayArgs) { a.Tags = map[string]string{"Owner": "ling\tit"} }), `Tags["Owner"]`},
 		{"too many tags", with(func(a *GatewayArgs) { a.Tags = manyTags(49) }), "Tags"},
@@ -1030,7 +1126,7 @@ func TestClientRangeBudgetFillsTheFrontGroupQuota(t *testing.T) {
 	}{
 		{"public over HTTPS", true, func(a *GatewayArgs, n int) { a.Access.AllowedCIDRs = clientRanges(n) }, 0},
 		{"internal over HTTP, with the VPC's range", false, func(a *GatewayArgs, n int) {
-			a.Access = Access{Mode: ModeInternal, AllowedCIDRs: clientRanges(n)}
+			a.Access = Access{Mode: ModeInternal, AllowedCIDRs: clientRanges(n), PlainHTTP: true}
 		}, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/llm-sandbox/llm-sandbox/components/internal/nodegroup"
+	"github.com/llm-sandbox/llm-sandbox/internal/frontdoor"
 )
 
 // Ports.
@@ -111,25 +112,32 @@ func (b *builder) frontLoadBalancer() error {
 }
 
 // frontListeners are HTTPS on 443 with the certificate and port 80 redirecting to it, or,
-// internal without a certificate, plain HTTP on 80.
+// internal with Access.PlainHTTP, plain HTTP on 80. The client listener (HTTPS, or the plain
+// one) forwards only the inference paths; its default action answers everything else 403
+// (clientListenerRules).
 func (b *builder) frontListeners() error {
-	forward := lb.ListenerDefaultActionArray{&lb.ListenerDefaultActionArgs{
-		Type:           pulumi.String("forward"),
-		TargetGroupArn: b.comp.TargetGroup.Arn,
+	def := frontdoor.Design(b.args.Access.Hostname).Default
+	denied := lb.ListenerDefaultActionArray{&lb.ListenerDefaultActionArgs{
+		Type: pulumi.String("fixed-response"),
+		FixedResponse: &lb.ListenerDefaultActionFixedResponseArgs{
+			StatusCode:  pulumi.String(strconv.Itoa(def.Status)),
+			ContentType: pulumi.String(frontdoor.ContentType),
+			MessageBody: pulumi.String(def.Body),
+		},
 	}}
 	if !b.s.https {
 		l, err := lb.NewListener(b.ctx, b.name+"-http", &lb.ListenerArgs{
 			LoadBalancerArn: b.comp.LoadBalancer.Arn,
 			Port:            pulumi.Int(HTTPPort),
 			Protocol:        pulumi.String("HTTP"),
-			DefaultActions:  forward,
+			DefaultActions:  denied,
 			Tags:            nodegroup.NameTag(b.name + "-http"),
 		}, b.child())
 		if err != nil {
 			return fmt.Errorf("HTTP listener: %w", err)
 		}
 		b.comp.HTTPListener = l
-		return nil
+		return b.clientListenerRules(l)
 	}
 
 	https, err := lb.NewListener(b.ctx, b.name+"-https", &lb.ListenerArgs{
@@ -138,13 +146,16 @@ func (b *builder) frontListeners() error {
 		Protocol:        pulumi.String("HTTPS"),
 		SslPolicy:       pulumi.String(TLSPolicy),
 		CertificateArn:  b.certificateARN(),
-		DefaultActions:  forward,
+		DefaultActions:  denied,
 		Tags:            nodegroup.NameTag(b.name + "-https"),
 	}, b.child())
 	if err != nil {
 		return fmt.Errorf("HTTPS listener: %w", err)
 	}
 	b.comp.HTTPSListener = https
+	if err := b.clientListenerRules(https); err != nil {
+		return err
+	}
 
 	redirect, err := lb.NewListener(b.ctx, b.name+"-http", &lb.ListenerArgs{
 		LoadBalancerArn: b.comp.LoadBalancer.Arn,
@@ -166,6 +177,51 @@ func (b *builder) frontListeners() error {
 		return fmt.Errorf("HTTP redirect listener: %w", err)
 	}
 	b.comp.HTTPListener = redirect
+	return nil
+}
+
+// clientListenerRules gives the client listener the rules of frontdoor.Design: LiteLLM sees
+// only the inference paths a client needs (exact paths, so no other spelling of a path gets
+// through), under the stack's hostname when it has one; its management routes (/config/*,
+// /key/*, /user/*, /prompts/*, ...) are answered 403 by the load balancer, and any other host
+// name 404. Each rule is named for its role, never by position.
+func (b *builder) clientListenerRules(l *lb.Listener) error {
+	for _, r := range frontdoor.Design(b.args.Access.Hostname).Rules {
+		var conds lb.ListenerRuleConditionArray
+		if r.Hosts != nil {
+			conds = append(conds, &lb.ListenerRuleConditionArgs{
+				HostHeader: &lb.ListenerRuleConditionHostHeaderArgs{Values: pulumi.ToStringArray(r.Hosts)},
+			})
+		}
+		if r.Paths != nil {
+			conds = append(conds, &lb.ListenerRuleConditionArgs{
+				PathPattern: &lb.ListenerRuleConditionPathPatternArgs{Values: pulumi.ToStringArray(r.Paths)},
+			})
+		}
+		action := &lb.ListenerRuleActionArgs{Type: pulumi.String("forward"), TargetGroupArn: b.comp.TargetGroup.Arn}
+		if !r.Action.Forward {
+			action = &lb.ListenerRuleActionArgs{
+				Type: pulumi.String("fixed-response"),
+				FixedResponse: &lb.ListenerRuleActionFixedResponseArgs{
+					StatusCode:  pulumi.String(strconv.Itoa(r.Action.Status)),
+					ContentType: pulumi.String(frontdoor.ContentType),
+					MessageBody: pulumi.String(r.Action.Body),
+				},
+			}
+		}
+		n := b.name + "-front-" + r.Name
+		rule, err := lb.NewListenerRule(b.ctx, n, &lb.ListenerRuleArgs{
+			ListenerArn: l.Arn,
+			Priority:    pulumi.Int(r.Priority),
+			Conditions:  conds,
+			Actions:     lb.ListenerRuleActionArray{action},
+			Tags:        nodegroup.NameTag(n),
+		}, b.child())
+		if err != nil {
+			return fmt.Errorf("listener rule %s: %w", r.Name, err)
+		}
+		b.comp.ListenerRules[n] = rule
+	}
 	return nil
 }
 

@@ -58,7 +58,10 @@ func nodeConfig(args *GatewayArgs, s *settings, internalDNS, masterKeySecretArn 
 		Department: args.Department,
 		Pool:       Tier,
 		Region:     args.Region,
-		Lifecycle:  node.Lifecycle{Hook: nodegroup.LaunchHookName, HeartbeatSeconds: HeartbeatSeconds},
+		Lifecycle: node.Lifecycle{
+			Hook: nodegroup.LaunchHookName, HeartbeatSeconds: HeartbeatSeconds,
+			TerminateHook: nodegroup.TerminateHookName, DrainSeconds: DeregistrationDelaySeconds,
+		},
 		LiteLLM: &node.LiteLLMConfig{
 			Port:                  LiteLLMPort,
 			Workers:               s.workers,
@@ -136,7 +139,9 @@ func (b *builder) group() error {
 		MaxSize:          b.args.MaxSize,
 		TargetGroupArns:  pulumi.StringArray{b.comp.TargetGroup.Arn},
 		HeartbeatSeconds: HeartbeatSeconds,
-		Tags:             identity(b.args.Department).GroupTags(b.args.Tags),
+		// The terminating hook's heartbeat follows LiteLLM's target group.
+		DeregistrationDelaySeconds: DeregistrationDelaySeconds,
+		Tags:                       identity(b.args.Department).GroupTags(b.args.Tags),
 	})
 	args.LaunchTemplate = nodegroup.PinnedTemplate(b.comp.LaunchTemplate)
 	group, err := nodegroup.NewGroup(b.ctx, b.name, args, b.nodeRole, nil, b.child())

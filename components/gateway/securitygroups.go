@@ -94,9 +94,11 @@ func (b *builder) rules() []sgRule {
 			description: "LiteLLM from the front load balancer only"},
 		sgRule{name: b.name + "-nodes-out-https", group: nodes, port: HTTPSPort, cidr: "0.0.0.0/0",
 			description: "HTTPS: Secrets Manager, S3 endpoint, PyPI, AWS APIs"},
-		// Ubuntu's EC2 apt mirrors are plain HTTP; the agent installs python3-venv from them at
-		// first boot (the cloud image lacks it). apt checks every package against the
-		// archive's signing key, so the transport needs no TLS for integrity.
+		// Ubuntu's archive (the image's <region>.ec2.archive.ubuntu.com mirrors included) is
+		// served over plain HTTP only and not through the S3 gateway endpoint; the agent installs
+		// python3-venv from it at first boot (the cloud image lacks it). apt checks every package
+		// against the archive's signing key, so the transport needs no TLS for integrity. Only
+		// this group may send to port 80 (policy rule no-egress-80, docs/security.md).
 		sgRule{name: b.name + "-nodes-out-http", group: nodes, port: HTTPPort, cidr: "0.0.0.0/0",
 			description: "HTTP: Ubuntu's apt archive (signed packages)"},
 	)

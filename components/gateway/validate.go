@@ -148,6 +148,16 @@ func validateAccess(c *argcheck.Checker, args *GatewayArgs, s *settings) {
 	} else if c.Rule("Access.CertificateARN", rules.ACMCertificateARN(a.CertificateARN, args.Region)) {
 		s.https = true
 	}
+	// Plain HTTP is never a fallback: an internal gateway without a certificate says so.
+	withCert := a.CertificateARN != "" || a.HostedZoneID != ""
+	switch {
+	case a.PlainHTTP && s.public:
+		c.Add("Access.PlainHTTP", "must be false when Access.Mode is public: an internet-facing endpoint is HTTPS only (got true)")
+	case a.PlainHTTP && withCert:
+		c.Add("Access.PlainHTTP", "must be false with Access.CertificateARN or Access.HostedZoneID: the endpoint is HTTPS (got true)")
+	case !a.PlainHTTP && !withCert && a.Mode == ModeInternal:
+		c.Add("Access.PlainHTTP", "required (true) for an internal gateway without Access.CertificateARN or Access.HostedZoneID, which would serve plain HTTP; or give it a certificate (got false)")
+	}
 
 	seen := map[netip.Prefix]string{}
 	var fields []string // of each s.clientCIDRs entry from AllowedCIDRs

@@ -152,7 +152,7 @@ func TestKeyPolicyStatements(t *testing.T) {
 	m, _ := mustRun(t, &KeyStoreArgs{Department: "chem", Region: region})
 	st, order := policyOf(t, m)
 
-	want := []string{SidRoot, SidLogs, SidAutoScalingUse, SidAutoScalingGrants}
+	want := []string{SidRoot, SidLogs, SidAutoScalingUse, SidAutoScalingGrants, SidCloudWatchAlarms}
 	if !slices.Equal(order, want) {
 		t.Fatalf("statements = %v, want %v (no admin statement without AdminRoleArns)", order, want)
 	}
@@ -207,6 +207,23 @@ func TestKeyPolicyStatements(t *testing.T) {
 	if got := fmt.Sprint(grants.Condition["Bool"]["kms:GrantIsForAWSResource"]); got != "true" || len(grants.Condition) != 1 {
 		t.Errorf("autoscaling grant condition = %v, want Bool kms:GrantIsForAWSResource=true", grants.Condition)
 	}
+
+	// CloudWatch may use the key for the alarm topic only: data keys and decrypt, for alarms
+	// of this account and region.
+	alarms := st[SidCloudWatchAlarms]
+	if got := list(alarms.Principal["Service"]); !slices.Equal(got, []string{"cloudwatch.amazonaws.com"}) || alarms.Principal["AWS"] != nil {
+		t.Errorf("alarms principal = %v, want only the CloudWatch service", alarms.Principal)
+	}
+	if got := list(alarms.Action); !sameSet(got, []string{"kms:Decrypt", "kms:GenerateDataKey*"}) {
+		t.Errorf("alarms actions = %v, want kms:Decrypt and kms:GenerateDataKey*", got)
+	}
+	wantAlarmCond := map[string]map[string]any{
+		"ArnLike":      {"aws:SourceArn": "arn:aws:cloudwatch:ca-central-1:123456789012:alarm:*"},
+		"StringEquals": {"aws:SourceAccount": "123456789012"},
+	}
+	if fmt.Sprint(alarms.Condition) != fmt.Sprint(wantAlarmCond) {
+		t.Errorf("alarms condition = %v, want %v", alarms.Condition, wantAlarmCond)
+	}
 }
 
 func TestKeyPolicyAdmins(t *testing.T) {
@@ -217,7 +234,7 @@ func TestKeyPolicyAdmins(t *testing.T) {
 	m, _ := mustRun(t, &KeyStoreArgs{Department: "chem", Region: region, AdminRoleArns: admins})
 	st, order := policyOf(t, m)
 
-	want := []string{SidRoot, SidAdmins, SidLogs, SidAutoScalingUse, SidAutoScalingGrants}
+	want := []string{SidRoot, SidAdmins, SidLogs, SidAutoScalingUse, SidAutoScalingGrants, SidCloudWatchAlarms}
 	if !slices.Equal(order, want) {
 		t.Fatalf("statements = %v, want %v", order, want)
 	}

@@ -13,6 +13,7 @@ const (
 	SidLogs              = "AllowCloudWatchLogs"
 	SidAutoScalingUse    = "AllowAutoScalingServiceLinkedRoleUse"
 	SidAutoScalingGrants = "AllowAutoScalingServiceLinkedRoleGrants"
+	SidCloudWatchAlarms  = "AllowCloudWatchAlarmsToEncryptedTopic"
 )
 
 // adminActions are the key administration actions of the KMS console's "key administrators"
@@ -111,6 +112,20 @@ func keyPolicy(p policyParams) (string, error) {
 		allow(SidAutoScalingUse, slr, "kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"),
 		grants,
 	)
+
+	// (5) CloudWatch alarms publish to the department's alarm topic, which is encrypted with
+	// this key; without this statement every notification is dropped. Amazon SNS Developer
+	// Guide, "Enable compatibility between event sources from AWS services and encrypted
+	// topics" (https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html#compatibility-with-aws-services):
+	// the CloudWatch service principal needs kms:Decrypt and kms:GenerateDataKey* only. The
+	// conditions hold it to alarms of this account in this region (the confused-deputy guard).
+	alarms := allow(SidCloudWatchAlarms, principal{Service: []string{"cloudwatch.amazonaws.com"}},
+		"kms:Decrypt", "kms:GenerateDataKey*")
+	alarms.Condition = map[string]map[string]string{
+		"StringEquals": {"aws:SourceAccount": p.AccountID},
+		"ArnLike":      {"aws:SourceArn": fmt.Sprintf("arn:%s:cloudwatch:%s:%s:alarm:*", p.Partition, p.Region, p.AccountID)},
+	}
+	statements = append(statements, alarms)
 
 	return iampolicy.JSON(statements...)
 }

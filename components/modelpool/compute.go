@@ -108,7 +108,9 @@ func (b *builder) group() error {
 		MaxSize:          b.args.MaxSize,
 		TargetGroupArns:  pulumi.StringArray{b.comp.TargetGroup.Arn},
 		HeartbeatSeconds: HeartbeatSeconds(b.args.GPU),
-		Tags:             identity(b.args).GroupTags(b.args.Tags),
+		// The terminating hook's heartbeat follows the pool's target group.
+		DeregistrationDelaySeconds: nodegroup.DeregistrationDelaySeconds(b.args.ContextLength),
+		Tags:                       identity(b.args).GroupTags(b.args.Tags),
 	})
 
 	if b.args.Spot {

@@ -47,12 +47,19 @@ func nodeConfig(args *ModelPoolArgs) *node.Config {
 		Department: args.Department,
 		Pool:       args.Pool,
 		Region:     args.Region,
-		Lifecycle:  node.Lifecycle{Hook: nodegroup.LaunchHookName, HeartbeatSeconds: HeartbeatSeconds(args.GPU)},
+		Lifecycle: node.Lifecycle{
+			Hook: nodegroup.LaunchHookName, HeartbeatSeconds: HeartbeatSeconds(args.GPU),
+			TerminateHook: nodegroup.TerminateHookName, DrainSeconds: nodegroup.DeregistrationDelaySeconds(args.ContextLength),
+		},
+		// Marshal then renders an empty release hash for the offline plan; nodes refuse it.
+		RenderUnpinned: args.RenderUnpinnedOllama,
 		Ollama: &node.OllamaConfig{
-			Version:       args.OllamaRelease.Version,
-			Release:       releaseArtifact(args.OllamaRelease),
-			GPU:           args.GPU,
-			Port:          OllamaPort,
+			Version: args.OllamaRelease.Version,
+			Release: releaseArtifact(args.OllamaRelease),
+			GPU:     args.GPU,
+			Port:    OllamaPort,
+			// Ollama listens on loopback only; the agent's accounting proxy owns OllamaPort.
+			BackendPort:   node.OllamaBackendPort,
 			Parallel:      args.Parallel,
 			ContextLength: args.ContextLength,
 			MaxQueue:      MaxQueue(args.Parallel, len(args.Models)),

@@ -89,8 +89,14 @@ type ModelPoolArgs struct {
 	// OllamaRelease is the Ollama release the nodes install (versions.Ollama): its version,
 	// e.g. "0.35.1", which the installed binary must report, and the https:// or s3:// URL of
 	// its ollama-linux-amd64.tar.zst with the SHA-256 (or the checksum file) it is checked
-	// against. Required.
+	// against. Required; its SHA256 too, unless RenderUnpinnedOllama.
 	OllamaRelease versions.Release
+	// RenderUnpinnedOllama renders an OllamaRelease whose SHA256 is empty (not pinned yet)
+	// instead of refusing it. Optional. Defaults to false. Only the offline plan sets it, so
+	// that `sandboxctl plan` shows the stack and `sandboxctl check` fails it (rule
+	// pinned-ollama); the node agent refuses the node config rendered this way, and the
+	// program refuses to deploy an unpinned release before any component is built.
+	RenderUnpinnedOllama bool
 	// AgentURL is the https URL of the node agent binary in the artifacts bucket
 	// (artifacts.Bucket.AgentURL). Required.
 	AgentURL pulumi.StringInput

@@ -284,6 +284,20 @@ func cloudConfig(t *testing.T, m *mockaws.Monitor) (string, node.Config, string)
 	return doc, cfg, script
 }
 
+// An unpinned release is rendered, with its empty hash, only when RenderUnpinnedOllama asks
+// (the offline plan); the node config it renders is one the agent refuses.
+func TestRenderUnpinnedOllama(t *testing.T) {
+	args := with(func(a *ModelPoolArgs) { a.OllamaRelease.SHA256, a.RenderUnpinnedOllama = "", true })
+	m, _, _ := mustRun(t, args)
+	_, cfg, _ := cloudConfig(t, m)
+	if cfg.Ollama == nil || cfg.Ollama.Release.SHA256 != "" || cfg.Ollama.Release.URL != args.OllamaRelease.URL {
+		t.Fatalf("node config release = %+v, want the unpinned release with an empty hash", cfg.Ollama)
+	}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "sandboxctl pin ollama "+args.OllamaRelease.Version) {
+		t.Errorf("the agent's validation of the rendered config = %v, want a refusal naming sandboxctl pin ollama", err)
+	}
+}
+
 func TestUserDataCarriesNodeConfig(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -301,14 +315,17 @@ func TestUserDataCarriesNodeConfig(t *testing.T) {
 			a := tc.args
 			want := node.Config{
 				Role: node.RoleOllama, Department: a.Department, Pool: a.Pool, Region: a.Region,
-				Lifecycle: node.Lifecycle{Hook: nodegroup.LaunchHookName, HeartbeatSeconds: HeartbeatSeconds(a.GPU)},
+				Lifecycle: node.Lifecycle{
+					Hook: nodegroup.LaunchHookName, HeartbeatSeconds: HeartbeatSeconds(a.GPU),
+					TerminateHook: nodegroup.TerminateHookName, DrainSeconds: (a.ContextLength + 9) / 10, // 10 tokens/s, rounded up
+				},
 			}
 			var models []node.Model
 			for _, tag := range a.Models {
 				models = append(models, node.Model{Name: tag})
 			}
 			want.Ollama = &node.OllamaConfig{
-				Version: a.OllamaRelease.Version, GPU: a.GPU, Port: 11434,
+				Version: a.OllamaRelease.Version, GPU: a.GPU, Port: 11434, BackendPort: 11435,
 				Release:  node.Artifact{URL: a.OllamaRelease.URL, SHA256: a.OllamaRelease.SHA256, SumsURL: a.OllamaRelease.SumsURL},
 				Parallel: a.Parallel, ContextLength: a.ContextLength,
 				MaxQueue: MaxQueue(a.Parallel, len(a.Models)), Models: models,
@@ -511,8 +528,19 @@ func TestGroup(t *testing.T) {
 				"name": nodegroup.LaunchHookName, "lifecycleTransition": "autoscaling:EC2_INSTANCE_LAUNCHING",
 				"defaultResult": "ABANDON", "heartbeatTimeout": tc.heartbeat,
 			}
-			if len(hooks) != 1 || !reflect.DeepEqual(hooks[0], wantHook) {
-				t.Errorf("lifecycle hooks = %v, want [%v]", hooks, wantHook)
+			// The terminating hook: the target group's delay for 8192 tokens (820 s) plus the
+			// 120 s margin, CONTINUE by default so a node whose agent died still goes.
+			wantTerminate := map[string]any{
+				"name": nodegroup.TerminateHookName, "lifecycleTransition": "autoscaling:EC2_INSTANCE_TERMINATING",
+				"defaultResult": "CONTINUE", "heartbeatTimeout": 940.0,
+			}
+			if len(hooks) != 2 || !reflect.DeepEqual(hooks[0], wantHook) || !reflect.DeepEqual(hooks[1], wantTerminate) {
+				t.Errorf("lifecycle hooks = %v, want [%v %v]", hooks, wantHook, wantTerminate)
+			}
+
+			// The dashboard and alarms read the group's metrics: they are published every minute.
+			if got := strs(asg["enabledMetrics"]); !slices.Equal(got, nodegroup.GroupMetrics()) || asg["metricsGranularity"] != "1Minute" {
+				t.Errorf("group metrics = %v at %v, want %v at 1Minute", got, asg["metricsGranularity"], nodegroup.GroupMetrics())
 			}
 
 			ir := obj(t, asg["instanceRefresh"], "instanceRefresh")
@@ -799,10 +827,11 @@ func TestInvalidArgs(t *testing.T) {
 		{"zero context", with(func(a *ModelPoolArgs) { a.ContextLength = 0 }), "ContextLength"},
 		{"no Ollama version", with(func(a *ModelPoolArgs) { a.OllamaRelease.Version = " " }), "OllamaRelease.Version"},
 		{"plain-HTTP release", with(func(a *ModelPoolArgs) { a.OllamaRelease.URL = "http://example.com/ollama.tar.zst" }), "OllamaRelease.URL"},
-		{"release without hash or sums file", with(func(a *ModelPoolArgs) { a.OllamaRelease.SHA256 = "" }), "OllamaRelease"},
+		{"release without hash or sums file", with(func(a *ModelPoolArgs) { a.OllamaRelease.SHA256 = "" }), "OllamaRelease.SHA256"},
+		{"malformed hash even when rendering unpinned", with(func(a *ModelPoolArgs) { a.OllamaRelease.SHA256, a.RenderUnpinnedOllama = "abc", true }), "OllamaRelease"},
 		{"release with a plain-HTTP sums file", with(func(a *ModelPoolArgs) {
 			a.OllamaRelease.SHA256, a.OllamaRelease.SumsURL = "", "ftp://example.com/sha256sum.txt"
-		}), "OllamaRelease"},
+		}), "OllamaRelease.SHA256"},
 		{"bad agent hash", with(func(a *ModelPoolArgs) { a.AgentSHA256 = strings.ToUpper(agentSHA) }), "AgentSHA256"},
 		{"nil agent URL", with(func(a *ModelPoolArgs) { a.AgentURL = nil }), "AgentURL"},
 		{"nil bucket", with(func(a *ModelPoolArgs) { a.ArtifactsBucketArn = nil }), "ArtifactsBucketArn"},

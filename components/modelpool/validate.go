@@ -58,8 +58,13 @@ func validate(name string, args *ModelPoolArgs) (*node.Config, error) {
 	if u, err := url.Parse(args.OllamaRelease.URL); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "s3") {
 		add("OllamaRelease.URL", "must be an https:// or s3://bucket/key URL (got %q)", args.OllamaRelease.URL)
 	}
-	if err := releaseArtifact(args.OllamaRelease).Validate(); err != nil {
-		add("OllamaRelease", "%v", err)
+	if args.OllamaRelease.SHA256 == "" && !args.RenderUnpinnedOllama {
+		add("OllamaRelease.SHA256", "required: nodes install only an Ollama release whose SHA-256 is recorded in versions/versions.go; "+
+			"run `sandboxctl pin ollama %s` on a machine with internet access (got an empty hash)", args.OllamaRelease.Version)
+	} else if args.OllamaRelease.SHA256 != "" {
+		if err := releaseArtifact(args.OllamaRelease).Validate(); err != nil {
+			add("OllamaRelease", "%v", err)
+		}
 	}
 	c.SHA256("AgentSHA256", args.AgentSHA256)
 	c.Required(map[string]bool{
@@ -78,7 +83,7 @@ func validate(name string, args *ModelPoolArgs) (*node.Config, error) {
 	cfg := nodeConfig(args)
 	// The checks above cover every field the node config takes; this is a backstop so that a
 	// config the agent would refuse at boot is refused at deploy time instead.
-	if err := cfg.Validate(); err != nil {
+	if _, err := cfg.Marshal(); err != nil {
 		add("node config", "%s", err.Error())
 		return nil, c.Err()
 	}

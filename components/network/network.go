@@ -99,6 +99,9 @@ type Network struct {
 	// InterfaceEndpoints are the interface VPC endpoints keyed by short service name ("ssm",
 	// "logs", ...); only NATNone creates them.
 	InterfaceEndpoints map[string]*ec2.VpcEndpoint
+	// FlowLogRetentionDays is the flow logs' retention in days, default applied, for records
+	// that must be kept as long (the artifacts bucket's access logs).
+	FlowLogRetentionDays int
 }
 
 // interfaceEndpointServices are the AWS services a node reaches through interface endpoints
@@ -134,10 +137,11 @@ func NewNetwork(ctx *pulumi.Context, name string, args *NetworkArgs, opts ...pul
 	}
 
 	comp := &Network{
-		PublicSubnets:      map[string]*ec2.Subnet{},
-		PrivateSubnets:     map[string]*ec2.Subnet{},
-		NATGateways:        map[string]*ec2.NatGateway{},
-		InterfaceEndpoints: map[string]*ec2.VpcEndpoint{},
+		PublicSubnets:        map[string]*ec2.Subnet{},
+		PrivateSubnets:       map[string]*ec2.Subnet{},
+		NATGateways:          map[string]*ec2.NatGateway{},
+		InterfaceEndpoints:   map[string]*ec2.VpcEndpoint{},
+		FlowLogRetentionDays: s.retentionDays,
 	}
 	if err := ctx.RegisterComponentResource(typeToken, name, comp, opts...); err != nil {
 		return nil, fmt.Errorf("network %q: register component: %w", name, err)

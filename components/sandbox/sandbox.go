@@ -17,6 +17,7 @@ import (
 	"github.com/llm-sandbox/llm-sandbox/components/keys"
 	"github.com/llm-sandbox/llm-sandbox/components/modelpool"
 	"github.com/llm-sandbox/llm-sandbox/components/network"
+	"github.com/llm-sandbox/llm-sandbox/components/observability"
 	"github.com/llm-sandbox/llm-sandbox/config"
 	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
 	"github.com/llm-sandbox/llm-sandbox/versions"
@@ -31,6 +32,13 @@ type SandboxArgs struct {
 	AgentPath string
 	// AgentSHA256 is its lowercase hex SHA-256. Required.
 	AgentSHA256 string
+	// OllamaRelease is the Ollama release the pools install. Optional. Defaults to
+	// versions.Ollama, the project's pin.
+	OllamaRelease *versions.Release
+	// RenderUnpinnedOllama renders an OllamaRelease without a SHA-256 instead of refusing it
+	// (modelpool.ModelPoolArgs.RenderUnpinnedOllama). Optional. Defaults to false; only the
+	// offline plan sets it.
+	RenderUnpinnedOllama bool
 }
 
 // Sandbox is one department's sandbox.
@@ -54,6 +62,10 @@ type Sandbox struct {
 	// MasterKeySecretArn is the ARN of the secret that holds the LiteLLM master key (the ARN
 	// only; the value never leaves Secrets Manager through Pulumi).
 	MasterKeySecretArn pulumi.StringOutput `pulumi:"masterKeySecretArn"`
+	// DashboardURL opens the department's CloudWatch dashboard in the AWS console.
+	DashboardURL pulumi.StringOutput `pulumi:"dashboardUrl"`
+	// AlarmTopicArn is the SNS topic the department's alarms notify.
+	AlarmTopicArn pulumi.StringOutput `pulumi:"alarmTopicArn"`
 
 	// Provider is the AWS provider every child uses: the stack's region and tags.
 	Provider *aws.Provider
@@ -72,6 +84,8 @@ type Sandbox struct {
 	InternalALBSecurityGroup *ec2.SecurityGroup
 	// Gateway is the LiteLLM tier and its load balancers.
 	Gateway *gateway.Gateway
+	// Observability is the dashboard, the alarms and their topic.
+	Observability *observability.Observability
 }
 
 // TypeToken is the component's Pulumi type token, llmsandbox:<package>:<Type>.
@@ -144,6 +158,8 @@ func NewSandbox(ctx *pulumi.Context, name string, args *SandboxArgs, opts ...pul
 		S3EndpointID: net.S3EndpointID,
 		AgentPath:    args.AgentPath,
 		AgentSHA256:  args.AgentSHA256,
+		// Who fetched which agent is kept as long as the flow logs that show the connection.
+		AccessLogRetentionDays: net.FlowLogRetentionDays,
 		// The bucket is never empty (the agent object is retained on delete), so a stack that
 		// may be destroyed must let destroy empty it. It holds only what a deploy rebuilds;
 		// gateway.deletionProtection says whether the stack may be destroyed at all.
@@ -171,7 +187,7 @@ func NewSandbox(ctx *pulumi.Context, name string, args *SandboxArgs, opts ...pul
 	routes := map[string]gateway.PoolRoute{}
 	for _, poolName := range spec.PoolNames() {
 		p := spec.Pools[poolName]
-		args := poolArgs(spec, p, net, keyStore, bucket)
+		args := poolArgs(args, spec, p, net, keyStore, bucket)
 		args.SourceSecurityGroupID = internalSG.ID().ToStringOutput()
 		pool, err := modelpool.NewModelPool(ctx, name+"-"+poolName, args, child...)
 		if err != nil {
@@ -202,6 +218,7 @@ func NewSandbox(ctx *pulumi.Context, name string, args *SandboxArgs, opts ...pul
 			AllowAnywhere:  spec.Access.AllowAnywhere,
 			Hostname:       spec.Access.Hostname,
 			HostedZoneID:   spec.Access.HostedZoneID,
+			PlainHTTP:      spec.Access.PlainHTTP,
 		},
 		DeletionProtection:         spec.Gateway.DeletionProtection,
 		InstanceType:               spec.Gateway.InstanceType,
@@ -220,7 +237,39 @@ func NewSandbox(ctx *pulumi.Context, name string, args *SandboxArgs, opts ...pul
 		return nil, fmt.Errorf("sandbox %q: gateway: %w", name, err)
 	}
 
+	// The alarms and the dashboard read what the groups and load balancers publish, named as
+	// CloudWatch names them (group names, ARN suffixes).
+	watched := map[string]observability.Group{}
+	for poolName, pool := range pools {
+		inst, _ := catalog.LookupInstance(spec.Pools[poolName].InstanceType) // validated by config
+		watched[poolName] = observability.Group{
+			GroupName:             pool.AutoScalingGroupName,
+			LoadBalancerArnSuffix: gw.InternalLoadBalancer.ArnSuffix,
+			TargetGroupArnSuffix:  pool.TargetGroup.ArnSuffix,
+			HeartbeatSeconds:      modelpool.HeartbeatSeconds(inst.HasGPU()),
+		}
+	}
+	obs, err := observability.NewObservability(ctx, name+"-observability", &observability.ObservabilityArgs{
+		Department:  spec.Department,
+		Region:      spec.Region,
+		KMSKeyArn:   keyStore.KeyArn,
+		AlertEmails: spec.Alerts.Emails,
+		Gateway: observability.Group{
+			GroupName:             gw.AutoScalingGroupName,
+			LoadBalancerArnSuffix: gw.LoadBalancer.ArnSuffix,
+			TargetGroupArnSuffix:  gw.TargetGroup.ArnSuffix,
+			HeartbeatSeconds:      gateway.HeartbeatSeconds,
+		},
+		Pools: watched,
+	}, child...)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox %q: observability: %w", name, err)
+	}
+
 	comp.Provider, comp.Keys, comp.Network, comp.Artifacts, comp.Pools = provider, keyStore, net, bucket, pools
+	comp.Observability = obs
+	comp.DashboardURL = obs.DashboardURL
+	comp.AlarmTopicArn = obs.TopicArn
 	comp.InternalALBSecurityGroup, comp.Gateway = internalSG, gw
 	comp.EndpointURL = gw.EndpointURL
 	comp.LoadBalancerDNSName = gw.LoadBalancerDNSName
@@ -239,36 +288,47 @@ func NewSandbox(ctx *pulumi.Context, name string, args *SandboxArgs, opts ...pul
 		"endpointUrl":         comp.EndpointURL,
 		"loadBalancerDnsName": comp.LoadBalancerDNSName,
 		"gatewayGroupName":    comp.GatewayGroupName,
+		"dashboardUrl":        comp.DashboardURL,
+		"alarmTopicArn":       comp.AlarmTopicArn,
 	}); err != nil {
 		return nil, err
 	}
 	return comp, nil
 }
 
+// ollamaRelease is the release the pools install: the one given, or the project's pin.
+func ollamaRelease(args *SandboxArgs) versions.Release {
+	if args.OllamaRelease != nil {
+		return *args.OllamaRelease
+	}
+	return versions.Ollama
+}
+
 // poolArgs maps one pool of the Spec onto the ModelPool component's arguments.
-func poolArgs(spec *config.Spec, pool config.Pool, net *network.Network, keyStore *keys.KeyStore, bucket *artifacts.Bucket) *modelpool.ModelPoolArgs {
+func poolArgs(sb *SandboxArgs, spec *config.Spec, pool config.Pool, net *network.Network, keyStore *keys.KeyStore, bucket *artifacts.Bucket) *modelpool.ModelPoolArgs {
 	inst, _ := catalog.LookupInstance(pool.InstanceType) // validated by config
 	args := &modelpool.ModelPoolArgs{
-		Department:         spec.Department,
-		Pool:               pool.Name,
-		Region:             spec.Region,
-		InstanceType:       pool.InstanceType,
-		GPU:                inst.HasGPU(),
-		MinSize:            pool.MinSize,
-		MaxSize:            pool.MaxSize,
-		Spot:               pool.Spot,
-		WarmPool:           pool.WarmPool,
-		Models:             pool.Models,
-		Parallel:           pool.Parallel,
-		ContextLength:      pool.ContextLength,
-		OllamaRelease:      versions.Ollama,
-		AgentURL:           bucket.AgentURL,
-		AgentSHA256:        bucket.AgentSHA256,
-		ArtifactsBucketArn: bucket.BucketArn,
-		KMSKeyArn:          keyStore.KeyArn,
-		VpcID:              net.VpcID.ToStringOutput(),
-		SubnetIDs:          net.PrivateSubnetIDs,
-		Tags:               Tags(spec),
+		Department:           spec.Department,
+		Pool:                 pool.Name,
+		Region:               spec.Region,
+		InstanceType:         pool.InstanceType,
+		GPU:                  inst.HasGPU(),
+		MinSize:              pool.MinSize,
+		MaxSize:              pool.MaxSize,
+		Spot:                 pool.Spot,
+		WarmPool:             pool.WarmPool,
+		Models:               pool.Models,
+		Parallel:             pool.Parallel,
+		ContextLength:        pool.ContextLength,
+		OllamaRelease:        ollamaRelease(sb),
+		RenderUnpinnedOllama: sb.RenderUnpinnedOllama,
+		AgentURL:             bucket.AgentURL,
+		AgentSHA256:          bucket.AgentSHA256,
+		ArtifactsBucketArn:   bucket.BucketArn,
+		KMSKeyArn:            keyStore.KeyArn,
+		VpcID:                net.VpcID.ToStringOutput(),
+		SubnetIDs:            net.PrivateSubnetIDs,
+		Tags:                 Tags(spec),
 	}
 	if pool.Spot {
 		args.SpotInstanceTypes = pool.SpotInstanceTypes()

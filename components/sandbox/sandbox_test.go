@@ -24,7 +24,7 @@ func testSpec(nat config.NATStrategy) *config.Spec {
 	return &config.Spec{
 		Stack: "chem-test", Source: "stacks/Pulumi.chem-test.yaml", Region: "ca-central-1", Department: "chem",
 		Network: config.Network{CIDR: netip.MustParsePrefix("10.20.0.0/16"), AZCount: 3, NAT: nat},
-		Access:  config.Access{Mode: config.AccessInternal},
+		Access:  config.Access{Mode: config.AccessInternal, PlainHTTP: true},
 		Pools: map[string]config.Pool{"gpu": {
 			Name: "gpu", InstanceType: "g5.xlarge", MinSize: 1, MaxSize: 2, Models: []string{"llama3.1:8b"},
 			Parallel: 4, ContextLength: 8192,
@@ -203,13 +203,39 @@ func TestBucketForceDestroyFollowsDeletionProtection(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// The artifacts bucket and its access-log bucket.
 		buckets := m.ByType("aws:s3/bucketV2:BucketV2")
-		if len(buckets) != 1 {
-			t.Fatalf("%d buckets, want 1", len(buckets))
+		if len(buckets) != 2 {
+			t.Fatalf("%d buckets, want 2", len(buckets))
 		}
-		if got := mockaws.Plain(buckets[0].Inputs)["forceDestroy"]; got != !protected {
-			t.Errorf("deletion protection %t: bucket forceDestroy %v, want %t", protected, got, !protected)
+		for _, b := range buckets {
+			if got := mockaws.Plain(b.Inputs)["forceDestroy"]; got != !protected {
+				t.Errorf("deletion protection %t: bucket %s forceDestroy %v, want %t", protected, b.Name, got, !protected)
+			}
 		}
+	}
+}
+
+// The artifacts bucket's access logs are kept as long as the flow logs.
+func TestAccessLogsKeptAsLongAsFlowLogs(t *testing.T) {
+	m, err := build(t, testSpec(config.NATSingle))
+	if err != nil {
+		t.Fatal(err)
+	}
+	groups := m.ByType("aws:cloudwatch/logGroup:LogGroup")
+	flow := -1.0
+	for _, g := range groups {
+		if strings.HasSuffix(g.Name, "-flow-logs") {
+			flow, _ = mockaws.Plain(g.Inputs)["retentionInDays"].(float64)
+		}
+	}
+	lcs := m.ByType("aws:s3/bucketLifecycleConfigurationV2:BucketLifecycleConfigurationV2")
+	if flow <= 0 || len(lcs) != 1 {
+		t.Fatalf("flow-log retention %v, %d lifecycle configurations; want a retention and one configuration", flow, len(lcs))
+	}
+	rule := mockaws.Plain(lcs[0].Inputs)["rules"].([]any)[0].(map[string]any)
+	if got := rule["expiration"].(map[string]any)["days"]; got != flow {
+		t.Errorf("access logs expire after %v days, flow logs after %v", got, flow)
 	}
 }
 
@@ -262,5 +288,63 @@ func TestProjectTagsPerResourceIsWhatANodeCarries(t *testing.T) {
 				t.Errorf("%s tags its %v with %d tags, want the limit %d", name, spec.(map[string]any)["resourceType"], len(tags), rules.MaxTagsPerResource)
 			}
 		}
+	}
+}
+
+// The observability component watches every pool and the gateway by the names CloudWatch uses
+// (their groups' names and their load balancers' and target groups' ARN suffixes), and its
+// topic is encrypted with the department key and mails the stack's alert addresses.
+func TestSandboxWatchesEveryPoolAndTheGateway(t *testing.T) {
+	spec := testSpec(config.NATSingle)
+	spec.Pools["cpu"] = config.Pool{Name: "cpu", InstanceType: "m7i.xlarge", MinSize: 1, MaxSize: 1, Models: []string{"qwen2.5:0.5b"}, Parallel: 2, ContextLength: 4096}
+	spec.Alerts.Emails = []string{"chem-ops@example.edu"}
+	m, err := build(t, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs, ok := m.ByName("llmsandbox:observability:Observability", "chem-observability")
+	if !ok || m.NameOf(obs.Parent) != "chem" {
+		t.Fatalf("no observability component parented to the sandbox (found %v)", ok)
+	}
+	key := m.ByType("aws:kms/key:Key")[0].ARN
+	topics := m.ByType("aws:sns/topic:Topic")
+	if len(topics) != 1 || mockaws.Plain(topics[0].Inputs)["kmsMasterKeyId"] != key {
+		t.Errorf("alarm topic not encrypted with the department key %s: %+v", key, topics)
+	}
+	subs := m.ByType("aws:sns/topicSubscription:TopicSubscription")
+	if len(subs) != 1 || mockaws.Plain(subs[0].Inputs)["endpoint"] != "chem-ops@example.edu" {
+		t.Errorf("subscriptions = %+v, want the stack's one address", subs)
+	}
+	suffix := func(typ, name string) string {
+		_, ok := m.ByName(typ, name)
+		if !ok {
+			t.Fatalf("no %s %s", typ, name)
+		}
+		return "/" + name + "/"
+	}
+	for _, c := range []struct{ alarm, asg, tg, lb string }{
+		{"gateway", "chem-gateway-asg", "chem-gateway-tg", "chem-gateway-alb"},
+		{"pool-gpu", "chem-gpu-asg", "chem-gpu-tg", "chem-gateway-internal"},
+		{"pool-cpu", "chem-cpu-asg", "chem-cpu-tg", "chem-gateway-internal"},
+	} {
+		a, ok := m.ByName("aws:cloudwatch/metricAlarm:MetricAlarm", "chem-observability-"+c.alarm+"-response-time")
+		if !ok {
+			t.Errorf("no response-time alarm for %s", c.alarm)
+			continue
+		}
+		dims := fmt.Sprint(mockaws.Plain(a.Inputs)["dimensions"])
+		if !strings.Contains(dims, "targetgroup"+suffix("aws:lb/targetGroup:TargetGroup", c.tg)) || !strings.Contains(dims, "app"+suffix("aws:lb/loadBalancer:LoadBalancer", c.lb)) {
+			t.Errorf("%s response-time dimensions %s, want %s behind %s", c.alarm, dims, c.tg, c.lb)
+		}
+		p, ok := m.ByName("aws:cloudwatch/metricAlarm:MetricAlarm", "chem-observability-"+c.alarm+"-pending-node")
+		if want := c.asg + "-" + mockaws.CannedNameSuffix; !ok || fmt.Sprint(mockaws.Plain(p.Inputs)["dimensions"]) != fmt.Sprint(map[string]any{"AutoScalingGroupName": want}) {
+			t.Errorf("%s pending-node alarm %v, want it on group %s", c.alarm, p.Inputs, want)
+		}
+	}
+	// The GPU pool's heartbeat is longer than the CPU pool's, and its alarm waits for it.
+	gpu, _ := m.ByName("aws:cloudwatch/metricAlarm:MetricAlarm", "chem-observability-pool-gpu-pending-node")
+	cpu, _ := m.ByName("aws:cloudwatch/metricAlarm:MetricAlarm", "chem-observability-pool-cpu-pending-node")
+	if g, c := mockaws.Plain(gpu.Inputs)["datapointsToAlarm"], mockaws.Plain(cpu.Inputs)["datapointsToAlarm"]; g != float64(modelpool.HeartbeatGPUSeconds/60) || c != float64(modelpool.HeartbeatCPUSeconds/60) {
+		t.Errorf("pending datapoints gpu %v, cpu %v; want the pools' heartbeats in minutes", g, c)
 	}
 }

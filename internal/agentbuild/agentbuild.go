@@ -35,6 +35,12 @@ type Agent struct {
 func Build(ctx context.Context, projectDir string) (Agent, error) {
 	ctx, cancel := context.WithTimeout(ctx, buildTimeout)
 	defer cancel()
+	// go build runs in projectDir, so a relative output path would be taken from there, not
+	// from here: the binary would land elsewhere and the (empty) temporary file be hashed.
+	projectDir, err := filepath.Abs(projectDir)
+	if err != nil {
+		return Agent{}, fmt.Errorf("build node agent: %w", err)
+	}
 	cacheDir := filepath.Join(projectDir, ".cache", "agent")
 	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
 		return Agent{}, fmt.Errorf("build node agent: %w", err)
@@ -52,6 +58,9 @@ func Build(ctx context.Context, projectDir string) (Agent, error) {
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64", "GOFLAGS=-mod=readonly")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return Agent{}, fmt.Errorf("build node agent (go build %s in %s): %w\n%s", Package, projectDir, err, out)
+	}
+	if st, err := os.Stat(tmp.Name()); err != nil || st.Size() == 0 {
+		return Agent{}, fmt.Errorf("build node agent: go build left no binary at %s", tmp.Name())
 	}
 	sum, err := fileSHA256(tmp.Name())
 	if err != nil {

@@ -49,6 +49,28 @@ func TestBuildIsReproducibleAndLinuxAmd64(t *testing.T) {
 	}
 }
 
+// A project directory given relative to the working directory (as `..` from a test, or a
+// path on the command line) builds the same agent as the absolute one: never an empty file.
+func TestBuildFromARelativeProjectDir(t *testing.T) {
+	agent, err := Build(context.Background(), "../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !filepath.IsAbs(agent.Path) {
+		t.Errorf("agent path %s is relative", agent.Path)
+	}
+	st, err := os.Stat(agent.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Size() == 0 {
+		t.Fatalf("%s is empty", agent.Path)
+	}
+	if sum, _ := fileSHA256(agent.Path); sum != agent.SHA256 {
+		t.Errorf("reported SHA-256 %s, file has %s", agent.SHA256, sum)
+	}
+}
+
 func TestBuildFailureNamesTheCommand(t *testing.T) {
 	dir := t.TempDir()
 	if _, err := Build(context.Background(), dir); err == nil {

@@ -116,21 +116,34 @@ type Mirror struct {
 
 	mu    sync.Mutex
 	files map[string][]byte
+	// paths are files served from disk (an Ollama release is too large to hold in memory).
+	paths map[string]string
 }
 
 // NewMirror starts a mirror serving files (path to content); Add serves more.
 func NewMirror(t T, files map[string][]byte) *Mirror {
 	t.Helper()
-	m := &Mirror{files: map[string][]byte{}}
+	m := &Mirror{files: map[string][]byte{}, paths: map[string]string{}}
 	for p, data := range files {
 		m.files[p] = data
 	}
 	m.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		m.mu.Lock()
 		data, ok := m.files[r.URL.Path]
+		file, onDisk := m.paths[r.URL.Path]
 		m.mu.Unlock()
-		if !ok || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
+		if (!ok && !onDisk) || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
 			http.NotFound(w, r)
+			return
+		}
+		if onDisk {
+			f, err := os.Open(file)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			defer f.Close()
+			http.ServeContent(w, r, filepath.Base(r.URL.Path), time.Time{}, f)
 			return
 		}
 		http.ServeContent(w, r, filepath.Base(r.URL.Path), time.Time{}, bytes.NewReader(data))
@@ -145,4 +158,12 @@ func (m *Mirror) Add(path string, data []byte) string {
 	defer m.mu.Unlock()
 	m.files[path] = data
 	return m.URL + path
+}
+
+// AddFile serves the file at path on disk at urlPath and returns its URL.
+func (m *Mirror) AddFile(urlPath, path string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.paths[urlPath] = path
+	return m.URL + urlPath
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/llm-sandbox/llm-sandbox/internal/agentbuild"
 	"github.com/llm-sandbox/llm-sandbox/node"
+	"github.com/llm-sandbox/llm-sandbox/versions"
 )
 
 // Names the tests' deployments use.
@@ -62,7 +63,8 @@ func (d *Deployment) AddTinyModel(t T, name string) {
 	d.Tiny[name] = node.Artifact{URL: d.Mirror.Add("/models/tiny-"+strconv.Itoa(seed)+".gguf", model), SHA256: sum}
 }
 
-// NewDeployment builds the agent, packages the Ollama release, writes the tiny model (when h
+// NewDeployment builds the agent, packages the Ollama binary as its release (or serves the
+// release archive h has), writes the tiny model (when h
 // has the writer), packages the LiteLLM wheelhouse (when h has wheels) and serves them from a
 // loopback mirror. Its files go to work (a new temporary directory when empty).
 func NewDeployment(t T, h Helpers, work string) *Deployment {
@@ -81,8 +83,17 @@ func NewDeployment(t T, h Helpers, work string) *Deployment {
 	d.Agent = agent.Path
 	d.Mirror = NewMirror(t, nil)
 
-	release, releaseSum := PackageOllamaRelease(t, h.Ollama, d.Work)
-	d.Release = node.Artifact{URL: d.Mirror.Add("/ollama/v"+h.OllamaVersion+"/ollama-linux-amd64.tar.zst", release), SHA256: releaseSum}
+	releasePath := "/ollama/v" + h.OllamaVersion + "/" + versions.OllamaAsset
+	switch {
+	case h.Ollama != "":
+		release, releaseSum := PackageOllamaRelease(t, h.Ollama, d.Work)
+		d.Release = node.Artifact{URL: d.Mirror.Add(releasePath, release), SHA256: releaseSum}
+	case h.OllamaArchive != "":
+		// The agent checks it against the pinned hash again as it downloads it.
+		d.Release = node.Artifact{URL: d.Mirror.AddFile(releasePath, h.OllamaArchive), SHA256: h.OllamaSHA256}
+	default:
+		t.Fatalf("no Ollama: give the binary (%s) or a release archive (Helpers.UseRelease)", EnvOllamaBin)
+	}
 
 	if h.TinyModel != "" {
 		d.Tiny = map[string]node.Artifact{}

@@ -18,6 +18,8 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+
+	"github.com/llm-sandbox/llm-sandbox/versions"
 )
 
 // Environment variables naming the programs and files a local run uses: `make e2e-deps` (and
@@ -47,7 +49,11 @@ type T interface {
 // the Ollama version that tools/ollama/go.mod pins (and `make e2e-deps` stamps into the binary).
 type Helpers struct {
 	// Ollama is the Ollama binary every pool node installs (packaged as its release asset).
+	// When empty, OllamaArchive is the release the nodes install.
 	Ollama string
+	// OllamaArchive is a release archive already checked against OllamaSHA256 (CachedRelease's
+	// download of the pinned release), set by UseRelease.
+	OllamaArchive, OllamaSHA256 string
 	// TinyModel, when set, is the tiny-model writer: every model is then served by a tiny
 	// random-weight model under its name. When empty, models are pulled from the registry.
 	TinyModel string
@@ -58,14 +64,12 @@ type Helpers struct {
 	OllamaVersion string
 }
 
-// NewHelpers checks the given paths (empty ones are left out; Ollama is required) and reads
-// the Ollama version the repository pins. repo is the repository (the project directory); when
-// empty, RepoRoot finds it.
+// NewHelpers checks the given paths (empty ones are left out) and reads the Ollama version the
+// repository pins for the binary it builds. repo is the repository (the project directory);
+// when empty, RepoRoot finds it. Without an Ollama binary, call UseRelease before
+// NewDeployment.
 func NewHelpers(repo, ollama, tinyModel, wheels string) (Helpers, error) {
 	h := Helpers{Ollama: ollama, TinyModel: tinyModel, LiteLLMWheels: wheels}
-	if ollama == "" {
-		return h, fmt.Errorf("no Ollama binary: build it with `make bin/ollama` and give its path (%s)", EnvOllamaBin)
-	}
 	for name, path := range map[string]string{EnvOllamaBin: ollama, EnvTinyModelBin: tinyModel} {
 		if path == "" {
 			continue
@@ -97,6 +101,12 @@ func NewHelpers(repo, ollama, tinyModel, wheels string) (Helpers, error) {
 	}
 	h.OllamaVersion = string(m[1])
 	return h, nil
+}
+
+// UseRelease makes the pool nodes install the release archive file, which holds r and has
+// been checked against r.SHA256 (CachedRelease), instead of an Ollama binary.
+func (h *Helpers) UseRelease(file string, r versions.Release) {
+	h.Ollama, h.OllamaArchive, h.OllamaSHA256, h.OllamaVersion = "", file, r.SHA256, r.Version
 }
 
 // RepoRoot finds the repository root: the nearest directory at or above the working directory

@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -158,25 +157,11 @@ func (n *Node) PidPath(service string) string {
 	return filepath.Join(n.Root, services[service].pid)
 }
 
-// Pid reads a detached service's pid file; ok is false when there is none.
-func (n *Node) Pid(t T, service string) (pid int, ok bool) {
-	data, err := os.ReadFile(n.PidPath(service))
-	if err != nil {
-		return 0, false // never started, or the failure path cleaned up
-	}
-	pid, err = strconv.Atoi(strings.TrimSpace(string(data)))
-	if err != nil || pid <= 1 {
-		t.Errorf("%s pid file holds %q", service, data)
-		return 0, false
-	}
-	return pid, true
-}
-
 // Stop stops a detached service's whole process group (server, workers, model runners): the
 // agent starts each in a new session, so its pid is its group's id.
 func (n *Node) Stop(t T, service string) {
-	if pid, ok := n.Pid(t, service); ok {
-		StopGroup(t, service, pid, nil)
+	if err := node.StopDetached(n.PidPath(service), 15*time.Second); err != nil {
+		t.Errorf("%s: %v", service, err)
 	}
 }
 

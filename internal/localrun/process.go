@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -15,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/llm-sandbox/llm-sandbox/node"
 )
 
 // StartGroup starts cmd in a process group of its own (so a stop reaches every process it
@@ -36,7 +37,14 @@ func StartGroup(t T, name string, cmd *exec.Cmd, logPath string) <-chan struct{}
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); logFile.Close(); close(exited) }()
 	t.Cleanup(func() {
-		StopGroup(t, name, cmd.Process.Pid, exited)
+		if err := node.StopProcessGroup(cmd.Process.Pid, 15*time.Second); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+			t.Errorf("%s (pid %d) was not reaped after its group stopped", name, cmd.Process.Pid)
+		}
 		if t.Failed() {
 			if out, err := os.ReadFile(logPath); err == nil {
 				t.Logf("%s log (last 4000 bytes):\n%s", name, Tail(out, 4000))
@@ -66,48 +74,6 @@ func WaitReady(t T, name string, exited <-chan struct{}, logPath string, within,
 			t.Fatalf("%s did not answer within %s: %v", name, within, err)
 		}
 		time.Sleep(interval)
-	}
-}
-
-// StopGroup sends SIGTERM to a process group, waits up to 15 s for it to go, then SIGKILLs it.
-// exited, when not nil, closes when the leader has been reaped by this process.
-func StopGroup(t T, name string, pgid int, exited <-chan struct{}) {
-	if err := syscall.Kill(-pgid, syscall.SIGTERM); errors.Is(err, syscall.ESRCH) {
-		return
-	}
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		if exited != nil {
-			select {
-			case <-exited:
-				// The leader is gone; make sure no child of it lingers.
-				if syscall.Kill(-pgid, 0) != nil {
-					return
-				}
-			default:
-			}
-		} else if syscall.Kill(-pgid, 0) != nil {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Logf("%s (process group %d) ignored SIGTERM for 15s; killing it", name, pgid)
-	_ = syscall.Kill(-pgid, syscall.SIGKILL)
-	if exited != nil {
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			t.Errorf("%s (process group %d) survived SIGKILL", name, pgid)
-		}
-		return
-	}
-	deadline = time.Now().Add(5 * time.Second)
-	for syscall.Kill(-pgid, 0) == nil {
-		if time.Now().After(deadline) {
-			t.Errorf("%s (process group %d) survived SIGKILL", name, pgid)
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }
 

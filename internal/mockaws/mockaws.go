@@ -188,6 +188,10 @@ func (m *Monitor) customState(args pulumi.MockResourceArgs) (string, resource.Pr
 		}
 		state["dnsName"] = resource.NewStringProperty(dns)
 		state["zoneId"] = resource.NewStringProperty(CannedELBZoneID)
+		// The ARN's last part, which CloudWatch metrics name the load balancer by.
+		state["arnSuffix"] = resource.NewStringProperty(fmt.Sprintf("app/%s/%s", args.Name, cannedELBID(args.Name)))
+	case "aws:lb/targetGroup:TargetGroup":
+		state["arnSuffix"] = resource.NewStringProperty(fmt.Sprintf("targetgroup/%s/%s", args.Name, cannedELBID(args.Name)))
 	case "aws:acm/certificate:Certificate":
 		// ACM publishes one CNAME per name to validate; its labels are hashes ACM picks.
 		if v, ok := args.Inputs["domainName"]; ok && v.IsString() {
@@ -228,6 +232,12 @@ func (m *Monitor) customState(args pulumi.MockResourceArgs) (string, resource.Pr
 		state["bucketRegionalDomainName"] = resource.NewStringProperty(fmt.Sprintf("%s.s3.%s.amazonaws.com", name, m.Region))
 	}
 	return id, state
+}
+
+// cannedELBID stands in for the 16 hex digits ELB ends a load balancer's or target group's
+// ARN with: derived from the logical name, so every plan run gives the same.
+func cannedELBID(name string) string {
+	return fmt.Sprintf("%x", sha256.Sum256([]byte(name)))[:16]
 }
 
 // CannedELBZoneID is the offline plan's hosted zone id of every load balancer, where ELB gives

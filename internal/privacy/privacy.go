@@ -88,22 +88,23 @@ type Setting struct {
 }
 
 const (
-	typeLaunchTmpl = "aws:ec2/launchTemplate:LaunchTemplate"
-	typeLB         = "aws:lb/loadBalancer:LoadBalancer"
-	typeListener   = "aws:lb/listener:Listener"
-	typeTG         = "aws:lb/targetGroup:TargetGroup"
-	typeSecret     = "aws:secretsmanager/secret:Secret"
-	typeKMSKey     = "aws:kms/key:Key"
-	typeLogGroup   = "aws:cloudwatch/logGroup:LogGroup"
-	typeFlowLog    = "aws:ec2/flowLog:FlowLog"
-	typeRolePolicy = "aws:iam/rolePolicy:RolePolicy"
-	typeRole       = "aws:iam/role:Role"
-	typeBucket     = "aws:s3/bucketV2:BucketV2"
-	typeBucketSSE  = "aws:s3/bucketServerSideEncryptionConfigurationV2:BucketServerSideEncryptionConfigurationV2"
-	typeBucketVer  = "aws:s3/bucketVersioningV2:BucketVersioningV2"
-	typeWebACL     = "aws:wafv2/webAcl:WebAcl"
-	typeWAFLogging = "aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration"
-	typeTable      = "aws:dynamodb/table:Table"
+	typeLaunchTmpl   = "aws:ec2/launchTemplate:LaunchTemplate"
+	typeLB           = "aws:lb/loadBalancer:LoadBalancer"
+	typeListener     = "aws:lb/listener:Listener"
+	typeListenerRule = "aws:lb/listenerRule:ListenerRule"
+	typeTG           = "aws:lb/targetGroup:TargetGroup"
+	typeSecret       = "aws:secretsmanager/secret:Secret"
+	typeKMSKey       = "aws:kms/key:Key"
+	typeLogGroup     = "aws:cloudwatch/logGroup:LogGroup"
+	typeFlowLog      = "aws:ec2/flowLog:FlowLog"
+	typeRolePolicy   = "aws:iam/rolePolicy:RolePolicy"
+	typeRole         = "aws:iam/role:Role"
+	typeBucket       = "aws:s3/bucketV2:BucketV2"
+	typeBucketSSE    = "aws:s3/bucketServerSideEncryptionConfigurationV2:BucketServerSideEncryptionConfigurationV2"
+	typeBucketVer    = "aws:s3/bucketVersioningV2:BucketVersioningV2"
+	typeWebACL       = "aws:wafv2/webAcl:WebAcl"
+	typeWAFLogging   = "aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration"
+	typeTable        = "aws:dynamodb/table:Table"
 )
 
 // generator holds the plan and what has been derived from it.
@@ -228,16 +229,34 @@ func (g *generator) hops() []Hop {
 		if h.Encrypted {
 			h.Note = "TLS policy " + str(l.Inputs["sslPolicy"])
 		}
+		rules := g.rulesOf(l)
+		if len(rules) > 0 {
+			h.Note += "; forwards only the paths its rules name, the load balancer answers every other request itself"
+		}
 		out = append(out, h)
-		for _, a := range list(l.Inputs["defaultActions"]) {
+		seen := map[string]bool{}
+		for _, a := range append(list(l.Inputs["defaultActions"]), rules...) {
 			tg, ok := g.find(typeTG, str(obj(a)["targetGroupArn"]))
-			if !ok {
+			if !ok || seen[tg.Name] {
 				continue
 			}
+			seen[tg.Name] = true
 			tport, _ := num(tg.Inputs["port"])
 			tproto := str(tg.Inputs["protocol"])
 			out = append(out, Hop{From: "load balancer " + lb.Name, To: targetName(tg), Protocol: tproto, Port: int(tport),
 				Encrypted: tproto == "HTTPS", Resource: tg.Name, Note: "inside the VPC, between security groups that admit only this path"})
+		}
+	}
+	return out
+}
+
+// rulesOf returns the actions of the listener rules attached to a listener: where its rules
+// forward, beside its default action.
+func (g *generator) rulesOf(l program.PlannedResource) []any {
+	var out []any
+	for _, r := range g.byType(typeListenerRule) {
+		if l.ARN != "" && str(r.Inputs["listenerArn"]) == l.ARN {
+			out = append(out, list(r.Inputs["actions"])...)
 		}
 	}
 	return out

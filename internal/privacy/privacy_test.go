@@ -170,6 +170,38 @@ func TestPrivacyReportFollowsPlainHTTP(t *testing.T) {
 	}
 }
 
+// Per example stack, what docs/security.md states: clients reach the front load balancer over
+// TLS, except in a stack that chose plain HTTP (only dev), and through it only LiteLLM.
+func TestPrivacyReportClientHopPerStack(t *testing.T) {
+	for _, stack := range []string{"chemistry", "physics", "linguistics", "dev"} {
+		spec, err := config.Load("../..", stack)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := program.PlanStack(spec, "../..")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, _ := report(t, p)
+		var served, plain, litellm bool
+		for i, h := range r.Hops {
+			if h.From != "clients" || strings.Contains(h.Note, "redirects to") {
+				continue
+			}
+			served = true
+			plain = plain || !h.Encrypted
+			litellm = litellm || (i+1 < len(r.Hops) && strings.Contains(r.Hops[i+1].To, "gateway nodes"))
+		}
+		if !served || plain != spec.Access.PlainHTTP || !litellm {
+			t.Errorf("%s: client hop served %v, plain %v (stack plainHttp %v), then LiteLLM %v; hops %+v",
+				stack, served, plain, spec.Access.PlainHTTP, litellm, r.Hops)
+		}
+		if (stack == "dev") != spec.Access.PlainHTTP {
+			t.Errorf("%s: plainHttp %v; only dev may keep plain HTTP", stack, spec.Access.PlainHTTP)
+		}
+	}
+}
+
 func TestPrivacyReportFollowsFlowLogRetention(t *testing.T) {
 	p := chemistry(t)
 	resource(t, p, typeLogGroup, "chemistry-network-flow-logs").Inputs["retentionInDays"] = 365.0

@@ -6,6 +6,7 @@ package rules
 
 import (
 	"fmt"
+	"net/mail"
 	"regexp"
 	"strings"
 	"time"
@@ -195,6 +196,26 @@ func IsOllamaTag(name string) bool {
 func OllamaTag(name string) string {
 	if !IsOllamaTag(name) {
 		return fmt.Sprintf("must be an Ollama tag such as llama3.1:8b (got %q)", name)
+	}
+	return ""
+}
+
+// Email checks a bare e-mail address (chem-ops@example.edu): what net/mail parses as an address
+// with no display name or angle brackets around it, a domain of at least two DNS labels, and at
+// most 254 characters (RFC 5321, section 4.5.3.1.3, path length less the brackets). Amazon SNS
+// delivers an email subscription's confirmation to exactly this string.
+func Email(s string) string {
+	bad := fmt.Sprintf("must be an e-mail address such as chem-ops@example.edu (got %q)", s)
+	if len(s) > 254 {
+		return bad
+	}
+	a, err := mail.ParseAddress(s)
+	if err != nil || a.Name != "" || a.Address != s {
+		return bad
+	}
+	at := strings.LastIndex(s, "@")
+	if at < 1 || Hostname(strings.ToLower(s[at+1:])) != "" {
+		return bad
 	}
 	return ""
 }

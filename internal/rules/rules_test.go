@@ -159,3 +159,11 @@ func TestVPCRange(t *testing.T) {
 		}
 	}
 }
+
+func TestEmail(t *testing.T) {
+	check(t, "Email", Email,
+		[]string{"chem-ops@example.edu", "a.b+alerts@chem.example.ca", "Ops@Example.EDU"},
+		[]string{"", "chem-ops", "chem-ops@", "@example.edu", "chem ops@example.edu", "Ops <ops@example.edu>",
+			"<ops@example.edu>", "ops@localhost", "ops@example..edu", "ops@@example.edu", "ops@example.edu ",
+			strings.Repeat("a", 64) + "@" + strings.Repeat("b", 60) + "." + strings.Repeat("c", 60) + "." + strings.Repeat("d", 60) + ".example.edu"})
+}

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // IMDS fakes IMDSv2 for one instance: PUT /latest/api/token with a TTL of 1..21600 s returns a
@@ -35,10 +36,14 @@ type IMDS struct {
 	// (which the SDK's GetRegion reads); empty answers 404 for both.
 	Region string
 
-	mu       sync.Mutex
-	token    string
-	tokenHit bool
-	paths    []string
+	mu sync.Mutex
+	// lifecycleState is meta-data/autoscaling/target-lifecycle-state; empty answers 404.
+	lifecycleState string
+	// spotAction is meta-data/spot/instance-action; empty answers 404, as before a notice.
+	spotAction string
+	token      string
+	tokenHit   bool
+	paths      []string
 }
 
 // ServeHTTP answers IMDSv2 requests.
@@ -69,26 +74,47 @@ func (m *IMDS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "IMDSv2 token required", http.StatusUnauthorized)
 			return
 		}
+		m.mu.Lock()
 		v, ok := m.values()[r.URL.Path]
+		if ok && v != "" {
+			m.paths = append(m.paths, r.URL.Path)
+		}
+		m.mu.Unlock()
 		if !ok || v == "" {
 			http.NotFound(w, r)
 			return
 		}
-		m.mu.Lock()
-		m.paths = append(m.paths, r.URL.Path)
-		m.mu.Unlock()
 		io.WriteString(w, v)
 	default:
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 	}
 }
 
-// values maps the metadata paths the fake serves to their answers.
+// SetTargetLifecycleState sets meta-data/autoscaling/target-lifecycle-state, as Auto Scaling
+// does: "InService" once the instance is in service, "Terminated" when it starts terminating
+// it. Empty answers 404.
+func (m *IMDS) SetTargetLifecycleState(state string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.lifecycleState = state
+}
+
+// SetSpotInstanceAction gives the spot interruption notice meta-data/spot/instance-action:
+// action ("terminate", "stop", "hibernate") at the time at, as JSON the way EC2 serves it.
+func (m *IMDS) SetSpotInstanceAction(action string, at time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.spotAction = fmt.Sprintf(`{"action": %q, "time": %q}`, action, at.UTC().Format(time.RFC3339))
+}
+
+// values maps the metadata paths the fake serves to their answers; m.mu is held.
 func (m *IMDS) values() map[string]string {
 	values := map[string]string{
 		"/latest/meta-data/instance-id":                             m.InstanceID,
 		"/latest/meta-data/tags/instance/aws:autoscaling:groupName": m.Group,
 		"/latest/meta-data/placement/region":                        m.Region,
+		"/latest/meta-data/autoscaling/target-lifecycle-state":      m.lifecycleState,
+		"/latest/meta-data/spot/instance-action":                    m.spotAction,
 	}
 	if m.Region != "" {
 		values["/latest/dynamic/instance-identity/document"] = fmt.Sprintf(

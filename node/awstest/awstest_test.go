@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 )
 
 // do sends one request to srv and returns the status and body.
@@ -70,5 +71,28 @@ func TestIMDSRequiresTheV2Token(t *testing.T) {
 	}
 	if got, want := m.Served(), "/latest/meta-data/instance-id /latest/meta-data/placement/region"; got != want {
 		t.Errorf("Served() = %q, want %q", got, want)
+	}
+}
+
+// The drain watcher's two items answer 404 until set, as on an instance in service with no
+// spot notice, then what was set.
+func TestIMDSLifecycleStateAndSpotNotice(t *testing.T) {
+	m := &IMDS{InstanceID: "i-0abc"}
+	srv := httptest.NewServer(m)
+	defer srv.Close()
+	_, token := do(t, srv, http.MethodPut, "/latest/api/token", map[string]string{"X-aws-ec2-metadata-token-ttl-seconds": "60"})
+	h := map[string]string{"X-aws-ec2-metadata-token": token}
+	for _, p := range []string{"/latest/meta-data/autoscaling/target-lifecycle-state", "/latest/meta-data/spot/instance-action"} {
+		if code, _ := do(t, srv, http.MethodGet, p, h); code != http.StatusNotFound {
+			t.Errorf("GET %s before it is set: %d, want 404", p, code)
+		}
+	}
+	m.SetTargetLifecycleState("Terminated")
+	m.SetSpotInstanceAction("terminate", time.Date(2026, 12, 4, 18, 2, 0, 0, time.FixedZone("x", 3600)))
+	if code, body := do(t, srv, http.MethodGet, "/latest/meta-data/autoscaling/target-lifecycle-state", h); code != http.StatusOK || body != "Terminated" {
+		t.Errorf("target-lifecycle-state: %d %q, want 200 Terminated", code, body)
+	}
+	if code, body := do(t, srv, http.MethodGet, "/latest/meta-data/spot/instance-action", h); code != http.StatusOK || body != `{"action": "terminate", "time": "2026-12-04T17:02:00Z"}` {
+		t.Errorf("spot/instance-action: %d %q", code, body)
 	}
 }

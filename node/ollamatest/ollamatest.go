@@ -223,8 +223,22 @@ func (s *Server) pull(w http.ResponseWriter, r *http.Request) {
 		streamLines(w, status{"pulling manifest"}, errorLine{fail})
 		return
 	}
-	streamLines(w, status{"pulling manifest"}, status{"pulling 0123456789ab"}, status{"verifying sha256 digest"},
-		status{"writing manifest"}, status{"success"})
+	// As Ollama streams a pull: each layer's status repeated with its bytes so far and its size
+	// (a quarter more per line here), then the checks.
+	lines := []any{status{"pulling manifest"}}
+	for done := int64(0); done <= modelSize; done += modelSize / 4 {
+		lines = append(lines, layerProgress{Status: "pulling 0123456789ab", Digest: "sha256:0123456789ab", Total: modelSize, Completed: done})
+	}
+	lines = append(lines, status{"verifying sha256 digest"}, status{"writing manifest"}, status{"success"})
+	streamLines(w, lines...)
+}
+
+// layerProgress is a pull's status line while it downloads a layer.
+type layerProgress struct {
+	Status    string `json:"status"`
+	Digest    string `json:"digest"`
+	Total     int64  `json:"total"`
+	Completed int64  `json:"completed"`
 }
 
 func (s *Server) create(w http.ResponseWriter, r *http.Request) {

@@ -16,6 +16,43 @@ import (
 // name serves every group, and the node config can carry it before the group exists.
 const LaunchHookName = "llm-sandbox-launch"
 
+// TerminateHookName is the terminating lifecycle hook's name: the node agent's drain watcher
+// completes it (CONTINUE) once the node's requests in flight have finished.
+const TerminateHookName = "llm-sandbox-terminate"
+
+// DrainMarginSeconds is what a terminating hook's heartbeat adds to the deregistration delay:
+// the agent notices the termination within one IMDS poll (5 s), may have to wait out the
+// deregistration delay itself (a spot notice, or a target state that changed before Auto
+// Scaling finished deregistering), and then completes the action, with retries.
+const DrainMarginSeconds = 120
+
+// TerminateHeartbeatSeconds is the terminating hook's heartbeat for a group whose target group
+// has the given deregistration delay: the delay plus DrainMarginSeconds, so that a draining
+// node always has the whole delay for its streams and the agent still answers in time. At
+// AWS's largest delay (3600 s) it stays far below the hook's limit of 7200 s.
+func TerminateHeartbeatSeconds(deregistrationDelaySeconds int) int {
+	return deregistrationDelaySeconds + DrainMarginSeconds
+}
+
+// Group metrics (namespace AWS/AutoScaling, dimension AutoScalingGroupName) that every group
+// publishes, because the department's dashboard and alarms read them. Auto Scaling publishes
+// only the group metrics a group enables (Amazon EC2 Auto Scaling User Guide, "Monitor
+// CloudWatch metrics for your Auto Scaling groups and instances").
+const (
+	MetricDesiredCapacity    = "GroupDesiredCapacity"
+	MetricInServiceInstances = "GroupInServiceInstances"
+	MetricPendingInstances   = "GroupPendingInstances"
+)
+
+// GroupMetrics returns the group metrics every group enables.
+func GroupMetrics() []string {
+	return []string{MetricDesiredCapacity, MetricInServiceInstances, MetricPendingInstances}
+}
+
+// MetricsGranularity is the only granularity Auto Scaling offers for group metrics: one
+// minute, at no charge.
+const MetricsGranularity = "1Minute"
+
 // CPUTargetPercent is the target-tracking policy's average CPU utilisation.
 const CPUTargetPercent = 60
 
@@ -92,6 +129,9 @@ type GroupSettings struct {
 	TargetGroupArns pulumi.StringArrayInput
 	// HeartbeatSeconds is the launch hook's heartbeat: how long a node has to prove itself.
 	HeartbeatSeconds int
+	// DeregistrationDelaySeconds is the target groups' deregistration delay; the terminating
+	// hook's heartbeat is TerminateHeartbeatSeconds of it.
+	DeregistrationDelaySeconds int
 	// Tags are the group's tags (Identity.GroupTags).
 	Tags autoscaling.GroupTagArray
 }
@@ -119,6 +159,17 @@ func NewGroupArgs(s GroupSettings) *autoscaling.GroupArgs {
 				DefaultResult:    pulumi.String("ABANDON"),
 				HeartbeatTimeout: pulumi.Int(s.HeartbeatSeconds),
 			},
+			&autoscaling.GroupInitialLifecycleHookArgs{
+				Name:                pulumi.String(TerminateHookName),
+				LifecycleTransition: pulumi.String("autoscaling:EC2_INSTANCE_TERMINATING"),
+				// Auto Scaling deregisters a leaving node from its target groups and waits out
+				// the deregistration delay, then holds it here; the agent's drain watcher
+				// waits for what is still in flight and sends CONTINUE. A node whose agent
+				// died mid-drain must still go: the default result is CONTINUE, never
+				// ABANDON (which for a terminating node means the same, but says less).
+				DefaultResult:    pulumi.String("CONTINUE"),
+				HeartbeatTimeout: pulumi.Int(TerminateHeartbeatSeconds(s.DeregistrationDelaySeconds)),
+			},
 		},
 		InstanceRefresh: &autoscaling.GroupInstanceRefreshArgs{
 			// A change of the launch template (AMI, user data, agent) or of the mixed
@@ -137,6 +188,9 @@ func NewGroupArgs(s GroupSettings) *autoscaling.GroupArgs {
 			},
 		},
 		Tags: s.Tags,
+		// The dashboard and the alarms read these (GroupMetrics).
+		EnabledMetrics:     pulumi.ToStringArray(GroupMetrics()),
+		MetricsGranularity: pulumi.String(MetricsGranularity),
 		// `pulumi up` waits for MinSize nodes to pass the lifecycle hook, up to the heartbeat
 		// plus ten minutes, so a group that never becomes ready fails the update instead of
 		// passing it (the provider's default of ten minutes is shorter than a GPU boot).

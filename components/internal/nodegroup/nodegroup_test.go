@@ -120,3 +120,14 @@ func TestDeregistrationDelay(t *testing.T) {
 		}
 	}
 }
+
+// The terminating hook outlasts the deregistration delay by the drain margin for every delay
+// AWS allows, and stays within the hook's 7200 s limit.
+func TestTerminateHeartbeat(t *testing.T) {
+	for _, delay := range []int{1, 300, 820, 3600} {
+		got := TerminateHeartbeatSeconds(delay)
+		if got != delay+120 || got > 7200 {
+			t.Errorf("TerminateHeartbeatSeconds(%d) = %d, want %d (delay + 120 s, at most 7200)", delay, got, delay+120)
+		}
+	}
+}

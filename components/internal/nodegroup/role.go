@@ -55,7 +55,10 @@ func NodePolicy(p PolicyParams) (string, error) {
 	}
 	statements := []iampolicy.Statement{
 		{
-			// Complete the launch lifecycle action (CONTINUE or ABANDON) of this group only.
+			// Complete the lifecycle actions of this group only: the launch hook's (CONTINUE or
+			// ABANDON, from bootstrap) and the terminating hook's (CONTINUE, from the drain
+			// watcher). The statement names no hook, so it covers both; its Sid keeps its
+			// first name, which the policy rules and deployed roles know.
 			// The group's name is generated, and naming its ARN here would make the role
 			// depend on the group that depends on the role; instead the statement matches the
 			// tags the group carries. CompleteLifecycleAction authorizes on the

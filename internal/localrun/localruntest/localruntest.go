@@ -8,7 +8,10 @@ package localruntest
 
 import (
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
+	"syscall"
 
 	"github.com/llm-sandbox/llm-sandbox/internal/localrun"
 	"github.com/llm-sandbox/llm-sandbox/node"
@@ -159,4 +162,43 @@ func StartGatewayStack(t T, h localrun.Helpers, pool localrun.OllamaOptions, gw 
 	s.Gateway = d.NewMember(t, "chemistry-gateway", GatewayHook)
 	s.Gateway.Start(t, d.LiteLLMConfig(s.Gateway, gw), localrun.BootstrapLimit)
 	return s
+}
+
+// DetachedServer starts what a node's agent leaves running with --no-systemd, for the tests of
+// stopping a detached run: a process in a session of its own whose executable lies under root
+// (a copy of sleep at root/bin/server), with its pid in pidFile under root (node.OllamaPidFile
+// or node.LiteLLMPidFile). It returns the pid; a cleanup kills the process group.
+func DetachedServer(t T, root, pidFile string) int {
+	t.Helper()
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	bin := filepath.Join(root, "bin", "server")
+	data, err := os.ReadFile(sleep)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
+		t.Fatalf("%v", err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatalf("%v", err)
+	}
+	cmd := exec.Command(bin, "300")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", bin, err)
+	}
+	pid := cmd.Process.Pid
+	go func() { _ = cmd.Wait() }()
+	t.Cleanup(func() { _ = syscall.Kill(-pid, syscall.SIGKILL) })
+	path := filepath.Join(root, pidFile)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatalf("%v", err)
+	}
+	if err := os.WriteFile(path, []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
+		t.Fatalf("%v", err)
+	}
+	return pid
 }

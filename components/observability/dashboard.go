@@ -1,0 +1,216 @@
+package observability
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// The node agent's metric contract: what pool nodes will publish while serving (issue #12,
+// item 1). Nothing publishes it yet, so no widget or alarm reads it; it is defined here, once,
+// for the agent and for the widgets and scaling policy that will read it.
+const (
+	// AgentNamespace is the CloudWatch namespace of the agent's metrics.
+	AgentNamespace = "LLMSandbox"
+	// MetricInFlightRequests is a node's requests being answered plus those queued (a count,
+	// never any text of a request), published at most every 60 seconds.
+	MetricInFlightRequests = "InFlightRequests"
+	// DimensionDepartment is the department's name (config's department).
+	DimensionDepartment = "Department"
+	// DimensionPool is the pool's name, or "gateway" for LiteLLM nodes.
+	DimensionPool = "Pool"
+)
+
+// AWS metrics the dashboard and the alarms read (CloudWatch User Guide, "CloudWatch metrics
+// for your Application Load Balancer"; Amazon EC2 Auto Scaling User Guide, "Monitor CloudWatch
+// metrics for your Auto Scaling groups and instances").
+const (
+	namespaceELB = "AWS/ApplicationELB"
+	namespaceASG = "AWS/AutoScaling"
+	namespaceEC2 = "AWS/EC2"
+
+	dimLoadBalancer = "LoadBalancer"
+	dimTargetGroup  = "TargetGroup"
+	dimGroup        = "AutoScalingGroupName"
+
+	metricRequests     = "RequestCount"
+	metricTarget4xx    = "HTTPCode_Target_4XX_Count"
+	metricTarget5xx    = "HTTPCode_Target_5XX_Count"
+	metricELB4xx       = "HTTPCode_ELB_4XX_Count"
+	metricELB5xx       = "HTTPCode_ELB_5XX_Count"
+	metricResponseTime = "TargetResponseTime"
+	metricHealthy      = "HealthyHostCount"
+	metricUnhealthy    = "UnHealthyHostCount"
+	metricCPU          = "CPUUtilization"
+)
+
+// Dashboard is a CloudWatch dashboard body (CloudWatch API Reference, "Dashboard Body
+// Structure and Syntax",
+// https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/CloudWatch-Dashboard-Body-Structure.html).
+type Dashboard struct {
+	Widgets []Widget `json:"widgets"`
+}
+
+// Widget is one widget of a dashboard, placed on its 24-column grid.
+type Widget struct {
+	// Type is "metric" (a graph) or "text" (markdown).
+	Type       string           `json:"type"`
+	X          int              `json:"x"`
+	Y          int              `json:"y"`
+	Width      int              `json:"width"`
+	Height     int              `json:"height"`
+	Properties WidgetProperties `json:"properties"`
+}
+
+// WidgetProperties are a metric widget's graph, or a text widget's markdown.
+type WidgetProperties struct {
+	Markdown string   `json:"markdown,omitempty"`
+	Title    string   `json:"title,omitempty"`
+	Region   string   `json:"region,omitempty"`
+	View     string   `json:"view,omitempty"`
+	Period   int      `json:"period,omitempty"`
+	Metrics  []Metric `json:"metrics,omitempty"`
+}
+
+// Dimension is one dimension of a metric.
+type Dimension struct {
+	Name, Value string
+}
+
+// MetricOptions are a metric's rendering options, the last element of its array.
+type MetricOptions struct {
+	Stat  string `json:"stat,omitempty"`
+	Label string `json:"label,omitempty"`
+}
+
+// Metric is one metric of a widget. In the body it is an array: namespace, metric name, then
+// dimension name and value pairs, then the options object.
+type Metric struct {
+	Namespace  string
+	Name       string
+	Dimensions []Dimension
+	Options    MetricOptions
+}
+
+// MarshalJSON writes the metric as the body's array.
+func (m Metric) MarshalJSON() ([]byte, error) {
+	a := []any{m.Namespace, m.Name}
+	for _, d := range m.Dimensions {
+		a = append(a, d.Name, d.Value)
+	}
+	return json.Marshal(append(a, m.Options))
+}
+
+// UnmarshalJSON reads the body's array back.
+func (m *Metric) UnmarshalJSON(data []byte) error {
+	var parts []json.RawMessage
+	if err := json.Unmarshal(data, &parts); err != nil {
+		return err
+	}
+	if len(parts) < 2 {
+		return fmt.Errorf("metric %s: want namespace and name", data)
+	}
+	var strs []string
+	for i, p := range parts {
+		var s string
+		if err := json.Unmarshal(p, &s); err == nil {
+			strs = append(strs, s)
+			continue
+		}
+		if i != len(parts)-1 {
+			return fmt.Errorf("metric %s: only the last element may be the options", data)
+		}
+		if err := json.Unmarshal(p, &m.Options); err != nil {
+			return fmt.Errorf("metric %s: options: %w", data, err)
+		}
+	}
+	if len(strs) < 2 || len(strs)%2 != 0 {
+		return fmt.Errorf("metric %s: want namespace, name and dimension pairs", data)
+	}
+	m.Namespace, m.Name, m.Dimensions = strs[0], strs[1], nil
+	for i := 2; i < len(strs); i += 2 {
+		m.Dimensions = append(m.Dimensions, Dimension{strs[i], strs[i+1]})
+	}
+	return nil
+}
+
+// Targets is one group of nodes as CloudWatch names it.
+type Targets struct {
+	// Title heads the group's row: "Gateway" or "Pool <name>".
+	Title string
+	// GroupName is the autoscaling group's name.
+	GroupName string
+	// LoadBalancer and TargetGroup are the ARN suffixes ("app/...", "targetgroup/...") of the
+	// load balancer in front of the group and of the group's target group.
+	LoadBalancer, TargetGroup string
+	// FrontDoor says the load balancer serves this group only, so its own error counts (ELB
+	// 4xx and 5xx) belong on the group's row.
+	FrontDoor bool
+}
+
+// Widget grid: a row of text, then two rows of three graphs per group.
+const (
+	gridColumns   = 24
+	graphWidth    = 8
+	graphHeight   = 6
+	headerHeight  = 1
+	graphsPerRow  = gridColumns / graphWidth
+	graphPeriod   = 60
+	viewTimeSerie = "timeSeries"
+)
+
+// NewDashboard lays out the department's dashboard: per group (the gateway first, then each
+// pool) its requests, errors, response time, healthy and unhealthy targets, nodes and CPU.
+func NewDashboard(region string, groups []Targets) Dashboard {
+	var d Dashboard
+	y := 0
+	for _, g := range groups {
+		d.Widgets = append(d.Widgets, Widget{Type: "text", X: 0, Y: y, Width: gridColumns, Height: headerHeight,
+			Properties: WidgetProperties{Markdown: "## " + g.Title}})
+		y += headerHeight
+		for i, w := range graphs(g) {
+			w.Properties.Region, w.Properties.View, w.Properties.Period = region, viewTimeSerie, graphPeriod
+			d.Widgets = append(d.Widgets, Widget{Type: "metric",
+				X: (i % graphsPerRow) * graphWidth, Y: y + (i/graphsPerRow)*graphHeight, Width: graphWidth, Height: graphHeight,
+				Properties: w.Properties})
+		}
+		y += 2 * graphHeight
+	}
+	return d
+}
+
+// graphs are one group's graphs, in grid order.
+func graphs(g Targets) []Widget {
+	tg := []Dimension{{dimTargetGroup, g.TargetGroup}, {dimLoadBalancer, g.LoadBalancer}}
+	lb := []Dimension{{dimLoadBalancer, g.LoadBalancer}}
+	asg := []Dimension{{dimGroup, g.GroupName}}
+	m := func(ns, name string, dims []Dimension, stat, label string) Metric {
+		return Metric{Namespace: ns, Name: name, Dimensions: dims, Options: MetricOptions{Stat: stat, Label: label}}
+	}
+	graph := func(title string, ms ...Metric) Widget {
+		return Widget{Properties: WidgetProperties{Title: g.Title + ": " + title, Metrics: ms}}
+	}
+	errs := []Metric{
+		m(namespaceELB, metricTarget4xx, tg, "Sum", "target 4xx"),
+		m(namespaceELB, metricTarget5xx, tg, "Sum", "target 5xx"),
+	}
+	if g.FrontDoor {
+		errs = append(errs,
+			m(namespaceELB, metricELB4xx, lb, "Sum", "load balancer 4xx"),
+			m(namespaceELB, metricELB5xx, lb, "Sum", "load balancer 5xx"))
+	}
+	return []Widget{
+		graph("requests", m(namespaceELB, metricRequests, tg, "Sum", "requests")),
+		graph("errors", errs...),
+		graph("target response time (s)",
+			m(namespaceELB, metricResponseTime, tg, "p50", "p50"),
+			m(namespaceELB, metricResponseTime, tg, "p95", "p95")),
+		graph("targets",
+			m(namespaceELB, metricHealthy, tg, "Minimum", "healthy"),
+			m(namespaceELB, metricUnhealthy, tg, "Maximum", "unhealthy")),
+		graph("nodes",
+			m(namespaceASG, metricInService, asg, "Maximum", "in service"),
+			m(namespaceASG, metricPending, asg, "Maximum", "pending"),
+			m(namespaceASG, metricDesired, asg, "Maximum", "desired")),
+		graph("CPU (%)", m(namespaceEC2, metricCPU, asg, "Average", "average CPU")),
+	}
+}
