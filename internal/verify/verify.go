@@ -20,6 +20,7 @@ import (
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
+	"github.com/openai/openai-go/v3/packages/pagination"
 	"github.com/openai/openai-go/v3/packages/respjson"
 
 	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
@@ -200,22 +201,33 @@ func (a *answer) failure(c *loadgen.Client, err error) (int, string) {
 	return 0, c.Redact(err.Error())
 }
 
-// listing checks GET /v1/models: 200, at least one model, every required model listed.
-func listing(ctx context.Context, c *loadgen.Client, o Options) ListingCheck {
-	l := ListingCheck{Listed: []string{}}
-	reqCtx, cancel := context.WithTimeout(ctx, o.Timeout)
+// call sends one SDK request of the endpoint with c's key, bounded by timeout, and fills the
+// check's time, status and, when it failed, the detail; ok is whether it succeeded.
+func call[T any](ctx context.Context, c *loadgen.Client, timeout time.Duration, ch *Check, send func(context.Context, openai.Client) (T, error)) (resp T, ok bool) {
+	reqCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	client, got := sdk(c, "")
 	start := time.Now()
-	page, err := client.Models.List(reqCtx)
-	l.TotalMs = ms(time.Since(start))
+	resp, err := send(reqCtx, client)
+	ch.TotalMs = ms(time.Since(start))
 	if err != nil {
-		var detail string
-		l.Status, detail = got.failure(c, err)
-		l.Detail = "GET /v1/models: " + detail
+		ch.Status, ch.Detail = got.failure(c, err)
+		return resp, false
+	}
+	ch.Status = http.StatusOK
+	return resp, true
+}
+
+// listing checks GET /v1/models: 200, at least one model, every required model listed.
+func listing(ctx context.Context, c *loadgen.Client, o Options) ListingCheck {
+	l := ListingCheck{Listed: []string{}}
+	page, ok := call(ctx, c, o.Timeout, &l.Check, func(ctx context.Context, client openai.Client) (*pagination.Page[openai.Model], error) {
+		return client.Models.List(ctx)
+	})
+	if !ok {
+		l.Detail = "GET /v1/models: " + l.Detail
 		return l
 	}
-	l.Status = http.StatusOK
 	for _, m := range page.Data {
 		l.Listed = append(l.Listed, m.ID)
 	}
@@ -291,17 +303,12 @@ func hasReasoning(extra map[string]respjson.Field) bool {
 // chat checks a non-streamed completion: 200 and a choice with text and a finish_reason.
 func chat(ctx context.Context, c *loadgen.Client, model string, timeout time.Duration) ChatCheck {
 	var ch ChatCheck
-	reqCtx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	client, got := sdk(c, "")
-	start := time.Now()
-	resp, err := client.Chat.Completions.New(reqCtx, chatParams(model, MaxTokens))
-	ch.TotalMs = ms(time.Since(start))
-	if err != nil {
-		ch.Status, ch.Detail = got.failure(c, err)
+	resp, ok := call(ctx, c, timeout, &ch.Check, func(ctx context.Context, client openai.Client) (*openai.ChatCompletion, error) {
+		return client.Chat.Completions.New(ctx, chatParams(model, MaxTokens))
+	})
+	if !ok {
 		return ch
 	}
-	ch.Status = http.StatusOK
 	ch.Tokens = int(resp.Usage.CompletionTokens)
 	switch {
 	case len(resp.Choices) == 0:
@@ -412,19 +419,14 @@ func stream(ctx context.Context, c *loadgen.Client, model string, timeout time.D
 // non-zero size.
 func embedding(ctx context.Context, c *loadgen.Client, model string, timeout time.Duration) EmbeddingCheck {
 	var ch EmbeddingCheck
-	reqCtx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	client, got := sdk(c, "")
-	start := time.Now()
-	resp, err := client.Embeddings.New(reqCtx, openai.EmbeddingNewParams{
-		Model: model, Input: openai.EmbeddingNewParamsInputUnion{OfArrayOfStrings: EmbeddingInputs},
+	resp, ok := call(ctx, c, timeout, &ch.Check, func(ctx context.Context, client openai.Client) (*openai.CreateEmbeddingResponse, error) {
+		return client.Embeddings.New(ctx, openai.EmbeddingNewParams{
+			Model: model, Input: openai.EmbeddingNewParamsInputUnion{OfArrayOfStrings: EmbeddingInputs},
+		})
 	})
-	ch.TotalMs = ms(time.Since(start))
-	if err != nil {
-		ch.Status, ch.Detail = got.failure(c, err)
+	if !ok {
 		return ch
 	}
-	ch.Status = http.StatusOK
 	ch.Vectors = len(resp.Data)
 	if ch.Vectors > 0 {
 		ch.Dimensions = len(resp.Data[0].Embedding)
