@@ -74,7 +74,8 @@ local: sandboxctl $(BIN)/ollama $(BIN)/tinymodel $(LITELLM_WHEELS)/.downloaded #
 	exec env $(LOCAL_ENV) $(BIN)/sandboxctl local $(STACK) --tiny $(LOCAL_FLAGS)
 
 # The official OpenAI Python SDK, for the test of the README's local sequence (start, a streamed
-# completion through the SDK, stop): its own venv from tools/requirements-openai.txt (hashes),
+# completion through the SDK, stop) and the SDK suite of the API surface (tests/e2e, TestOpenAISDKs):
+# its own venv from tools/requirements-openai.txt (hashes),
 # installed from the LiteLLM wheels already downloaded (the lock holds the same files).
 OPENAI_VENV := $(CURDIR)/.cache/openai-venv
 E2E_ENV     += LLM_SANDBOX_OPENAI_PYTHON=$(OPENAI_VENV)/bin/python

@@ -61,3 +61,34 @@ func TestQuotaNeeds(t *testing.T) {
 		}
 	}
 }
+
+// An embedding model shares a pool with chat models: the pool's context, sized for the chat
+// models, does not bind it (Ollama caps it at the model's own), and the memory fit counts it.
+func TestPoolWithAnEmbeddingModel(t *testing.T) {
+	parse := func(pool string) error {
+		_, err := Parse("history", "stacks/Pulumi.history.yaml", Values{
+			"aws:region":             "ca-central-1",
+			"llm-sandbox:department": "history",
+			"llm-sandbox:network":    `{"cidr":"10.50.0.0/16"}`,
+			"llm-sandbox:access":     `{"mode":"internal","plainHttp":true}`,
+			"llm-sandbox:pools":      `{"cpu":` + pool + `}`,
+		})
+		return err
+	}
+	// nomic-embed-text was trained for 2,048 tokens; the pool runs llama3.1:8b at 8,192.
+	if err := parse(`{"instanceType":"g5.xlarge","models":["llama3.1:8b","nomic-embed-text"],"contextLength":8192}`); err != nil {
+		t.Errorf("a chat model beside an embedding model at the chat model's context: %v", err)
+	}
+	// An embedding model alone.
+	if err := parse(`{"instanceType":"m7i.large","models":["bge-m3"]}`); err != nil {
+		t.Errorf("an embedding model alone: %v", err)
+	}
+	// The chat model alone fits; with bge-m3 beside it the pool does not (the invalid stack file
+	// embedding-model-does-not-fit.yaml holds the message).
+	if err := parse(`{"instanceType":"t3.large","models":["llama3.2:3b"],"parallel":2,"contextLength":8192}`); err != nil {
+		t.Errorf("llama3.2:3b alone on t3.large: %v", err)
+	}
+	if err := parse(`{"instanceType":"t3.large","models":["llama3.2:3b","bge-m3"],"parallel":2,"contextLength":8192}`); err == nil || !strings.Contains(err.Error(), "do not fit") {
+		t.Errorf("llama3.2:3b + bge-m3 on t3.large: got %v, want a memory-fit problem", err)
+	}
+}

@@ -227,7 +227,7 @@ func TestStackFileAndEngineValuesAgree(t *testing.T) {
 		"llm-sandbox:access": `{"allowAnywhere":false,"allowedCidrs":["142.103.0.0/16","206.87.0.0/16"],` +
 			`"certificateArn":"arn:aws:acm:ca-central-1:123456789012:certificate/8f2b6c1e-4d3a-4b7e-9c1d-2a5e6f7b8c9d","hostname":"llm.chem.example.edu","mode":"public"}`,
 		"llm-sandbox:pools": `{"gpu":{"contextLength":8192,"instanceType":"g5.xlarge","maxSize":2,"minSize":1,` +
-			`"models":["llama3.1:8b","qwen2.5:7b"],"parallel":4,` +
+			`"models":["llama3.1:8b","qwen2.5:7b","nomic-embed-text"],"parallel":4,` +
 			`"schedule":{"days":"MON-FRI","start":"08:00","stop":"20:00","timezone":"America/Vancouver"}}}`,
 		"llm-sandbox:gateway": `{"instanceType":"t3.large","maxSize":4,"minSize":2}`,
 		"llm-sandbox:teams": `{"ci":{"maxKeyLifetimeDays":1,"requestsPerMinute":600},"chem101":{"maxKeyLifetimeDays":120,"models":["llama3.1:8b"],"parallelPerKey":1,` +

@@ -346,7 +346,9 @@ func (p *parser) pool(n *yaml.Node, path, name string) Pool {
 	if ctxOK {
 		p.rangeCheck(at("contextLength"), pool.ContextLength, minContext, 131072)
 		for _, tag := range pool.Models {
-			if m, ok := catalog.LookupModel(tag); ok && pool.ContextLength > m.MaxContext {
+			// An embedding model runs at its own trained context (Ollama caps it), so a pool's
+			// context sized for its chat models does not bind it.
+			if m, ok := catalog.LookupModel(tag); ok && !m.Embedding && pool.ContextLength > m.MaxContext {
 				p.add(at("contextLength"), "exceeds what %s was trained for (got %d, %s supports %d)", tag, pool.ContextLength, tag, m.MaxContext)
 			}
 		}

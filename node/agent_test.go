@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -699,6 +700,36 @@ func TestModelThatCannotGenerateAbandons(t *testing.T) {
 	e := newEnv(t, ollamatest.Options{GPU: true, GenerateError: "llama runner process has terminated: signal: aborted"})
 	wantStepFailure(t, e.bootstrap(), StepPreload, "llama runner process has terminated")
 	wantResults(t, e.lc, ResultAbandon)
+}
+
+// An embedding model cannot generate (Ollama answers 400): readiness embeds a string instead,
+// and the node joins with the embedding model and the chat model beside it loaded.
+func TestEmbeddingModelIsProvenByEmbedding(t *testing.T) {
+	e := newEnv(t, ollamatest.Options{GPU: true, Embedding: []string{"nomic-embed-text"}})
+	e.cfg.Ollama.Models = append(e.cfg.Ollama.Models, NewModel("nomic-embed-text"))
+	if err := e.bootstrap(); err != nil {
+		t.Fatalf("Bootstrap() = %v\nlog:\n%s", err, e.log)
+	}
+	if c := e.ollama.Counts(); c.Embeds != 1 || c.Generates != 2 {
+		t.Errorf("embeds %d, generates %d; want 1 embed (nomic-embed-text) and 2 generations (the chat models)", c.Embeds, c.Generates)
+	}
+	if got, want := e.ollama.Loaded(), []string{"llama3.1:8b", "nomic-embed-text:latest", "tiny:latest"}; !slices.Equal(got, want) {
+		t.Errorf("loaded %v, want %v", got, want)
+	}
+	wantResults(t, e.lc, ResultContinue)
+}
+
+func TestNewModelMarksCatalogEmbeddingModels(t *testing.T) {
+	if !NewModel("bge-m3").Embedding || NewModel("llama3.1:8b").Embedding || NewModel("not-in-catalog").Embedding {
+		t.Errorf("NewModel: want only catalog embedding models marked")
+	}
+	m := NewLiteLLMModel("llama3.1:8b", "http://pool:8001", 8192)
+	if m.Embedding || !m.Tools || m.ContextLength != 8192 || m.APIBase != "http://pool:8001" {
+		t.Errorf("NewLiteLLMModel(llama3.1:8b) = %+v", m)
+	}
+	if m := NewLiteLLMModel("nomic-embed-text", "http://pool:8001", 8192); !m.Embedding || m.Tools || m.ContextLength != 2048 {
+		t.Errorf("NewLiteLLMModel(nomic-embed-text) = %+v, want an embedding model at its 2048-token context", m)
+	}
 }
 
 // TestPullLogsDownloadProgress pulls a registry model from the fake, which streams the layer's

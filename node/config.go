@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
 	"github.com/llm-sandbox/llm-sandbox/internal/rules"
 	"github.com/llm-sandbox/llm-sandbox/versions"
 )
@@ -142,6 +143,9 @@ type Model struct {
 	// Source, when set, is a GGUF file in the department's mirror; the agent creates Name from
 	// it. When nil the agent pulls Name from the Ollama registry.
 	Source *Artifact `json:"source,omitempty"`
+	// Embedding marks an embedding model: readiness embeds a string instead of generating a
+	// token (Ollama refuses to generate with an embedding model).
+	Embedding bool `json:"embedding,omitempty"`
 }
 
 // Validate checks the config as a node runs it and returns every problem at once, each naming
@@ -347,8 +351,33 @@ type LiteLLMModel struct {
 	// Name is what clients ask for: the Ollama tag, e.g. "llama3.1:8b".
 	Name string `json:"name"`
 	// APIBase is the model's pool on the internal load balancer: http://<internal ALB DNS>:<port>
-	// (LiteLLM appends /api/chat).
+	// (LiteLLM appends /api/chat, or /api/embed for an embedding model).
 	APIBase string `json:"apiBase"`
+	// Embedding marks an embedding model: LiteLLM serves it on /v1/embeddings only.
+	Embedding bool `json:"embedding,omitempty"`
+	// Tools is true when the model takes tools (its catalog entry says so); LiteLLM reports it
+	// in the model's info.
+	Tools bool `json:"tools,omitempty"`
+	// ContextLength is the context the pool runs the model with; a chat request whose prompt is
+	// longer gets 400 context_length_exceeded from the gateway. 0 turns the check off.
+	ContextLength int `json:"contextLength,omitempty"`
+}
+
+// NewLiteLLMModel is the gateway's entry for a catalog model served by a pool at apiBase with
+// the pool's context length (capped, as Ollama caps it, at what the model was trained for).
+// A tag the catalog does not know is served as a chat model without tools or context check.
+func NewLiteLLMModel(tag, apiBase string, contextLength int) LiteLLMModel {
+	m := LiteLLMModel{Name: tag, APIBase: apiBase}
+	if c, ok := catalog.LookupModel(tag); ok {
+		m.Embedding, m.Tools, m.ContextLength = c.Embedding, c.Tools, c.ContextLength(contextLength)
+	}
+	return m
+}
+
+// NewModel is a pool node's entry for a catalog model (Source left to the caller).
+func NewModel(tag string) Model {
+	c, _ := catalog.LookupModel(tag)
+	return Model{Name: tag, Embedding: c.Embedding}
 }
 
 var (

@@ -62,7 +62,7 @@ func TestDocsMatchTheAgent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	section := ""
+	section, entry := "", ""
 	for _, line := range strings.Split(string(config), "\n") {
 		trimmed := strings.TrimLeft(line, " -")
 		if trimmed == "" || strings.HasPrefix(trimmed, "#") {
@@ -73,14 +73,15 @@ func TestDocsMatchTheAgent(t *testing.T) {
 		case !strings.HasPrefix(line, " "):
 			section = key
 			continue
-		case key == "litellm_params":
+		case key == "litellm_params" || key == "model_info":
+			entry = key
 			continue
 		}
 		name := section + "." + key
 		if section == "model_list" {
 			name = "model_list[]." + key
 			if key != "model_name" {
-				name = "model_list[].litellm_params." + key
+				name = "model_list[]." + entry + "." + key
 			}
 		}
 		if !strings.Contains(doc, "| `"+name+"` |") {

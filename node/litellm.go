@@ -119,7 +119,16 @@ func liteLLMArgs(configFile, host string, l *LiteLLMConfig) []string {
 //     response", "stream_timeout → maximum time to wait for the first chunk"
 //     (docs.litellm.ai/docs/proxy/timeout). The ollama_chat provider is LlmProviders.OLLAMA_CHAT
 //     (litellm/types/utils.py), which LiteLLM recommends over ollama/ "for better responses"
-//     (https://docs.litellm.ai/docs/providers/ollama).
+//     (https://docs.litellm.ai/docs/providers/ollama), and which passes tools, tool_choice and
+//     response_format on (llms/ollama/chat/transformation.py, get_supported_openai_params). It
+//     cannot embed: embedding() knows only the ollama provider (litellm/main.py, embedding:
+//     custom_llm_provider == "ollama" → ollama_embeddings, which POSTs <api_base>/api/embed,
+//     llms/ollama/completion/handler.py), so embedding models are ollama/<tag>.
+//   - model_list[].model_info: mode, supports_function_calling and max_input_tokens are fields
+//     of ModelInfo (litellm/types/router.py), reported by /v1/model/info; max_input_tokens is
+//     also what llm_sandbox_openai.py checks a prompt against.
+//   - litellm_settings.callbacks: "<module>.<instance>" names loaded from the config's
+//     directory (proxy/common_utils/callback_utils.py, initialize_callbacks_on_proxy).
 //   - litellm_settings: ProxyConfig.load_config (litellm/proxy/proxy_server.py) sets each key as
 //     an attribute of the litellm module: turn_off_message_logging (litellm/__init__.py: keep
 //     messages and responses out of every logging callback), request_timeout (also marks
@@ -161,17 +170,31 @@ func RenderLiteLLMConfig(cfg *LiteLLMConfig) ([]byte, error) {
 		"("+MasterKeyVar+", which systemd reads from the root-only "+LiteLLMEnvFile+").\n"+
 		"Setting names checked against the pinned LiteLLM (docs.litellm.ai/docs/proxy/config_settings).")
 	line(0, "model_list:")
-	comment(1, "One entry per model: clients ask for the Ollama tag; ollama_chat/ sends it to\n"+
-		"the pool's listener on the internal load balancer, which spreads it over the pool's\n"+
-		"nodes. timeout bounds the whole call; stream_timeout the wait for a streamed call's\n"+
-		"first chunk (Ollama's queue and the prompt evaluation).")
+	comment(1, "One entry per model: clients ask for the Ollama tag; ollama_chat/ (chat) or\n"+
+		"ollama/ (embeddings) sends it to the pool's listener on the internal load balancer,\n"+
+		"which spreads it over the pool's nodes. timeout bounds the whole call; stream_timeout\n"+
+		"the wait for a streamed call's first chunk (Ollama's queue and the prompt evaluation).\n"+
+		"model_info.max_input_tokens is the pool's context: a longer prompt gets 400\n"+
+		"context_length_exceeded (llm_sandbox_openai.py).")
 	for _, m := range cfg.Models {
 		line(1, "- model_name: %s", yamlString(m.Name))
 		line(2, "litellm_params:")
-		line(3, "model: %s", yamlString("ollama_chat/"+m.Name))
+		line(3, "model: %s", yamlString(liteLLMProvider(m)+"/"+m.Name))
 		line(3, "api_base: %s", yamlString(strings.TrimSuffix(m.APIBase, "/")))
 		line(3, "timeout: %d", cfg.RequestTimeoutSeconds)
-		line(3, "stream_timeout: %d", cfg.streamTimeout())
+		if !m.Embedding {
+			line(3, "stream_timeout: %d", cfg.streamTimeout())
+		}
+		line(2, "model_info:")
+		if m.Embedding {
+			line(3, "mode: %s", yamlString("embedding"))
+		} else {
+			line(3, "mode: %s", yamlString("chat"))
+			line(3, "supports_function_calling: %t", m.Tools)
+		}
+		if m.ContextLength > 0 {
+			line(3, "max_input_tokens: %d", m.ContextLength)
+		}
 	}
 	line(0, "litellm_settings:")
 	comment(1, "Privacy: no message or response reaches any logging callback.")
@@ -183,6 +206,9 @@ func RenderLiteLLMConfig(cfg *LiteLLMConfig) ([]byte, error) {
 	line(1, "num_retries: %d", cfg.NumRetries)
 	comment(1, "OpenAI parameters Ollama does not take are dropped, not refused.")
 	line(1, "drop_params: true")
+	comment(1, "Errors as OpenAI answers them: 404 model_not_found, 400 context_length_exceeded,\n"+
+		"503 with Retry-After when a pool's queue is full (llm_sandbox_openai.py).")
+	line(1, "callbacks: [%s]", yamlString(liteLLMErrorsCallback))
 	line(0, "router_settings:")
 	comment(1, "One deployment per model (its pool's load balancer does the balancing): the\n"+
 		"default strategy, which needs no Redis and keeps no per-request state.")
@@ -200,6 +226,15 @@ func RenderLiteLLMConfig(cfg *LiteLLMConfig) ([]byte, error) {
 	line(1, "store_prompts_in_spend_logs: false")
 	line(1, "disable_error_logs: true")
 	return b.Bytes(), nil
+}
+
+// liteLLMProvider is the LiteLLM provider a model's requests go through: ollama for an
+// embedding model (ollama_chat cannot embed), ollama_chat otherwise.
+func liteLLMProvider(m LiteLLMModel) string {
+	if m.Embedding {
+		return "ollama"
+	}
+	return "ollama_chat"
 }
 
 // yamlString quotes s as a YAML double-quoted scalar: a JSON string is one, and no tag such as

@@ -23,8 +23,9 @@ func liteLLMGoldenConfig() *Config {
 		LiteLLM: &LiteLLMConfig{
 			Port: 4000, Workers: 2, MasterKeySecretArn: goldenSecretArn,
 			Models: []LiteLLMModel{
-				{Name: "llama3.1:8b", APIBase: "http://internal-chemistry-pools-123456.ca-central-1.elb.amazonaws.com:21234"},
+				NewLiteLLMModel("llama3.1:8b", "http://internal-chemistry-pools-123456.ca-central-1.elb.amazonaws.com:21234", 8192),
 				{Name: "qwen2.5:1.5b", APIBase: "http://internal-chemistry-pools-123456.ca-central-1.elb.amazonaws.com:25678"},
+				NewLiteLLMModel("nomic-embed-text", "http://internal-chemistry-pools-123456.ca-central-1.elb.amazonaws.com:25678", 8192),
 			},
 			RequestTimeoutSeconds: 3600, KeepAliveSeconds: 960, NumRetries: 1,
 		},
@@ -55,6 +56,7 @@ type liteLLMYAML struct {
 	ModelList []struct {
 		ModelName     string         `yaml:"model_name"`
 		LiteLLMParams map[string]any `yaml:"litellm_params"`
+		ModelInfo     map[string]any `yaml:"model_info"`
 	} `yaml:"model_list"`
 	LiteLLMSettings map[string]any `yaml:"litellm_settings"`
 	RouterSettings  map[string]any `yaml:"router_settings"`
@@ -76,20 +78,31 @@ func TestLiteLLMConfigSettings(t *testing.T) {
 	if err := dec.Decode(&got); err != nil {
 		t.Fatalf("config.yaml does not parse as the four sections: %v\n%s", err, data)
 	}
-	if len(got.ModelList) != 2 {
-		t.Fatalf("model_list has %d entries, want 2", len(got.ModelList))
+	if len(got.ModelList) != 3 {
+		t.Fatalf("model_list has %d entries, want 3", len(got.ModelList))
+	}
+	// Chat models through ollama_chat/ with their context and tools; the embedding model
+	// through ollama/, the provider that embeds (no stream timeout: embeddings do not stream).
+	wantParams := []map[string]any{
+		{"model": "ollama_chat/llama3.1:8b", "api_base": cfg.Models[0].APIBase, "timeout": 3600, "stream_timeout": 900},
+		{"model": "ollama_chat/qwen2.5:1.5b", "api_base": cfg.Models[1].APIBase, "timeout": 3600, "stream_timeout": 900},
+		{"model": "ollama/nomic-embed-text", "api_base": cfg.Models[2].APIBase, "timeout": 3600},
+	}
+	wantInfo := []map[string]any{
+		{"mode": "chat", "supports_function_calling": true, "max_input_tokens": 8192},
+		{"mode": "chat", "supports_function_calling": false},
+		{"mode": "embedding", "max_input_tokens": 2048},
 	}
 	for i, m := range cfg.Models {
 		e := got.ModelList[i]
-		want := map[string]any{"model": "ollama_chat/" + m.Name, "api_base": m.APIBase, "timeout": 3600, "stream_timeout": 900}
-		if e.ModelName != m.Name || fmt.Sprint(e.LiteLLMParams) != fmt.Sprint(want) {
-			t.Errorf("model_list[%d] = %s %v, want %s %v", i, e.ModelName, e.LiteLLMParams, m.Name, want)
+		if e.ModelName != m.Name || fmt.Sprint(e.LiteLLMParams) != fmt.Sprint(wantParams[i]) || fmt.Sprint(e.ModelInfo) != fmt.Sprint(wantInfo[i]) {
+			t.Errorf("model_list[%d] = %s %v %v, want %s %v %v", i, e.ModelName, e.LiteLLMParams, e.ModelInfo, m.Name, wantParams[i], wantInfo[i])
 		}
 	}
 	wantSections := map[string]struct {
 		got, want map[string]any
 	}{
-		"litellm_settings": {got.LiteLLMSettings, map[string]any{"turn_off_message_logging": true, "request_timeout": 3600, "num_retries": 1, "drop_params": true}},
+		"litellm_settings": {got.LiteLLMSettings, map[string]any{"turn_off_message_logging": true, "request_timeout": 3600, "num_retries": 1, "drop_params": true, "callbacks": []any{"llm_sandbox_openai.handler"}}},
 		"router_settings":  {got.RouterSettings, map[string]any{"routing_strategy": "simple-shuffle", "num_retries": 1, "timeout": 3600}},
 		"general_settings": {got.GeneralSettings, map[string]any{
 			"master_key": "os.environ/LITELLM_MASTER_KEY", "disable_spend_logs": true,

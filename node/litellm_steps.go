@@ -429,7 +429,7 @@ func (r *liteLLMRole) stepSecret(ctx context.Context, st *runState) (string, err
 	return fmt.Sprintf("wrote %s (mode 0600) with %s from %s", file, MasterKeyVar, arn), nil
 }
 
-// stepConfigure writes config.yaml, the custom-auth module and the unit, noting whether
+// stepConfigure writes config.yaml, the custom-auth and error modules and the unit, noting whether
 // any changed.
 func (r *liteLLMRole) stepConfigure(_ context.Context, st *runState) (string, error) {
 	config, err := RenderLiteLLMConfig(r.litellm)
@@ -447,6 +447,7 @@ func (r *liteLLMRole) stepConfigure(_ context.Context, st *runState) (string, er
 	files := []fileContent{
 		{r.path(LiteLLMConfigFile), config, 0o644},
 		{r.path(LiteLLMAuthFile), []byte(LiteLLMAuthModule), 0o644},
+		{r.path(LiteLLMErrorsFile), []byte(LiteLLMErrorsModule), 0o644},
 		{r.path(LiteLLMUnitFile), unit, 0o644},
 	}
 	if authSettings != nil {

@@ -272,23 +272,57 @@ func (c *ollamaAPI) pushBlob(ctx context.Context, digest, file string) error {
 	return nil
 }
 
-// preloadPrompt is what the preload asks a model, for one token: enough to prove it answers.
+// preloadPrompt is what the preload asks a model, for one token (or embeds, for an embedding
+// model): enough to prove it answers.
 const preloadPrompt = "Hello"
 
-// preload loads a model, keeps it loaded and proves it answers: POST /api/generate with
-// keep_alive -1 (docs/api.md: a negative keep_alive keeps the model loaded indefinitely) and a
-// one-token generation. An empty prompt would only load the model, and a model can load and
-// still crash its runner on the first token (a KV-cache type its shapes do not suit).
-func (c *ollamaAPI) preload(ctx context.Context, name string) error {
-	data, err := json.Marshal(map[string]any{
-		"model": name, "prompt": preloadPrompt, "keep_alive": -1, "stream": false,
+// preload loads a model, keeps it loaded and proves it answers, with keep_alive -1
+// (docs/api.md: a negative keep_alive keeps the model loaded indefinitely). A chat model
+// generates one token on POST /api/generate: an empty prompt would only load the model, and a
+// model can load and still crash its runner on the first token (a KV-cache type its shapes do
+// not suit). An embedding model cannot generate (Ollama answers 400, "does not support
+// generate"), so it embeds the prompt on POST /api/embed and must return one non-empty vector.
+func (c *ollamaAPI) preload(ctx context.Context, m Model) error {
+	if m.Embedding {
+		var out struct {
+			Embeddings [][]float64 `json:"embeddings"`
+		}
+		op := "POST /api/embed"
+		if err := c.postJSON(ctx, op, "/api/embed", map[string]any{
+			"model": m.Name, "input": preloadPrompt, "keep_alive": -1,
+		}, &out); err != nil {
+			return err
+		}
+		if len(out.Embeddings) != 1 || len(out.Embeddings[0]) == 0 {
+			return fmt.Errorf("%s: model %s loaded but returned %d embeddings (want one non-empty vector)", op, m.Name, len(out.Embeddings))
+		}
+		return nil
+	}
+	var out struct {
+		Done      bool `json:"done"`
+		EvalCount int  `json:"eval_count"`
+	}
+	op := "POST /api/generate"
+	if err := c.postJSON(ctx, op, "/api/generate", map[string]any{
+		"model": m.Name, "prompt": preloadPrompt, "keep_alive": -1, "stream": false,
 		"options": map[string]any{"num_predict": 1, "temperature": 0},
-	})
+	}, &out); err != nil {
+		return err
+	}
+	if !out.Done || out.EvalCount < 1 {
+		return fmt.Errorf("%s: model %s loaded but generated no token (done %v, eval_count %d)", op, m.Name, out.Done, out.EvalCount)
+	}
+	return nil
+}
+
+// postJSON POSTs request as JSON to path and decodes a 200 answer into out; any other status,
+// or an "error" field in the answer, is an error naming op.
+func (c *ollamaAPI) postJSON(ctx context.Context, op, path string, request, out any) error {
+	data, err := json.Marshal(request)
 	if err != nil {
 		return permanent(err)
 	}
-	op := "POST /api/generate"
-	resp, err := c.do(ctx, http.MethodPost, "/api/generate", bytes.NewReader(data), int64(len(data)))
+	resp, err := c.do(ctx, http.MethodPost, path, bytes.NewReader(data), int64(len(data)))
 	if err != nil {
 		return err
 	}
@@ -296,19 +330,21 @@ func (c *ollamaAPI) preload(ctx context.Context, name string) error {
 	if resp.StatusCode != http.StatusOK {
 		return statusError(op, resp)
 	}
-	var out struct {
-		Done      bool   `json:"done"`
-		Error     string `json:"error"`
-		EvalCount int    `json:"eval_count"`
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("%s: read: %w", op, err)
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+	var failed struct {
+		Error string `json:"error"`
+	}
+	if err := json.Unmarshal(body, &failed); err != nil {
 		return fmt.Errorf("%s: decode: %w", op, err)
 	}
-	if out.Error != "" {
-		return &apiError{Op: op, Msg: out.Error}
+	if failed.Error != "" {
+		return &apiError{Op: op, Msg: failed.Error}
 	}
-	if !out.Done || out.EvalCount < 1 {
-		return fmt.Errorf("%s: model %s loaded but generated no token (done %v, eval_count %d)", op, name, out.Done, out.EvalCount)
+	if err := json.Unmarshal(body, out); err != nil {
+		return fmt.Errorf("%s: decode: %w", op, err)
 	}
 	return nil
 }

@@ -355,7 +355,7 @@ func (r *ollamaRole) stepPreload(ctx context.Context, _ *runState) (string, erro
 	for _, m := range r.ollama.Models {
 		start := time.Now()
 		if err := r.retry(ctx, StepPreload, "load "+m.Name, func(ctx context.Context) error {
-			return r.api.preload(ctx, m.Name)
+			return r.api.preload(ctx, m)
 		}); err != nil {
 			return "", fmt.Errorf("model %s: %w", m.Name, err)
 		}

@@ -235,11 +235,13 @@ func TestVerifyLive(t *testing.T) {
 		if r.OK || r.Listing.OK || r.Listing.Detail != "mistral:7b not listed (listed: "+model+")" || !r.Auth.OK {
 			t.Errorf("report %+v", r)
 		}
-		if len(r.Models) != 1 || r.Models[0].Listed || r.Models[0].OK || r.Models[0].Chat.Status != 400 || r.Models[0].Stream.Status != 400 {
-			t.Errorf("models %+v: want mistral:7b unlisted, its chat and stream refused with 400", r.Models)
+		// The gateway answers an unknown model as OpenAI does: 404 model_not_found.
+		if len(r.Models) != 1 || r.Models[0].Listed || r.Models[0].OK || r.Models[0].Chat.Status != 404 || r.Models[0].Stream.Status != 404 ||
+			!strings.Contains(r.Models[0].Chat.Detail, `"code":"model_not_found"`) {
+			t.Errorf("models %+v: want mistral:7b unlisted, its chat and stream refused with 404 model_not_found", r.Models)
 		}
 		code, out, _ = sandboxctl(t, projectRoot(t), "verify", "--url", url, "--key", key, "--model", "mistral:7b")
-		if code != exitInvalid || !strings.Contains(out, "FAIL  mistral:7b: not listed by GET /v1/models\n") || !strings.Contains(out, "FAIL  mistral:7b chat: HTTP 400: ") {
+		if code != exitInvalid || !strings.Contains(out, "FAIL  mistral:7b: not listed by GET /v1/models\n") || !strings.Contains(out, "FAIL  mistral:7b chat: HTTP 404: ") {
 			t.Errorf("text: exit %d\n%s", code, out)
 		}
 	})

@@ -37,19 +37,24 @@ func verifyEndpoint(e env, projectFlag string, args []string) error {
 			"           every --model)\n"+
 			"  auth     a chat completion with a wrong key is refused with HTTP 401\n"+
 			"  chat     per model: a short chat completion answers with text and a finish_reason\n"+
-			"  stream   per model: a streamed completion sends text, a finish_reason and ends with\n"+
-			"           data: [DONE]; reports the time to first token and the total time\n"+
+			"  stream   per model: a streamed completion sends text in chunks of one id, a\n"+
+			"           finish_reason and ends with data: [DONE]; reports the time to first token\n"+
+			"           and the total time\n"+
+			"  embedding  per embedding model (the catalog says which), instead of chat and\n"+
+			"           stream: two inputs get two vectors of one size\n"+
+			"Every check goes through the official OpenAI Go SDK (openai-go), as a client's would.\n"+
 			"With STACK, the endpoint is the stack output endpointUrl and the key is read from the\n"+
 			"Secrets Manager secret its output masterKeySecretArn names (`pulumi stack output` and\n"+
 			"the standard AWS credentials; AWS_ENDPOINT_URL is honoured). With --url, the key is\n"+
 			"--key or, without it, the environment variable "+apiKeyEnv+" (which, unlike --key, does\n"+
 			"not show in ps or the shell's history). The key is never printed.\n"+
 			"Without --model every listed model is checked. With --wait, first waits up to D\n"+
-			"for a deployment still coming up: it retries the listing and a chat per model every\n"+
-			"10s while they get no answer or HTTP 500, 502, 503 or 504, printing each try to\n"+
-			"stderr, and stops waiting at any other answer; the checks then run either way.\n"+
+			"for a deployment still coming up: it retries the listing and a chat (an embedding\n"+
+			"for an embedding model) per model every 10s while they get no answer or HTTP 500,\n"+
+			"502, 503 or 504, printing each try to stderr, and stops waiting at any other\n"+
+			"answer; the checks then run either way.\n"+
 			`text prints one line per check; json prints {"url", "ok", "listing", "auth",`+"\n"+
-			`"models": [{"model", "ok", "listed", "chat", "stream"}]} (docs/verify-loadtest.md).`+"\n"+
+			`"models": [{"model", "ok", "listed", "chat", "stream" | "embedding"}]} (docs/verify-loadtest.md).`+"\n"+
 			"Exit 0 every check passed, 1 a check failed, 2 usage error or no endpoint or key.")
 	format := formatFlag(fs)
 	timeout := fs.Duration("timeout", time.Minute, "bound on each request (`duration`)")
@@ -131,8 +136,15 @@ func writeVerifyText(e env, r verify.Report) {
 		if !m.Listed && r.Listing.Status == 200 {
 			line(false, m.Model, "not listed by GET /v1/models")
 		}
-		line(m.Chat.OK, m.Model+" chat", m.Chat.Detail)
-		line(m.Stream.OK, m.Model+" stream", m.Stream.Detail)
+		if m.Chat != nil {
+			line(m.Chat.OK, m.Model+" chat", m.Chat.Detail)
+		}
+		if m.Stream != nil {
+			line(m.Stream.OK, m.Model+" stream", m.Stream.Detail)
+		}
+		if m.Embedding != nil {
+			line(m.Embedding.OK, m.Model+" embedding", m.Embedding.Detail)
+		}
 	}
 	if len(r.Models) == 0 {
 		line(false, "models", "no model to check: the listing failed and no --model was given")

@@ -80,6 +80,10 @@ type PoolRoute struct {
 	// Models are the Ollama tags the pool serves, one LiteLLM model entry each. Required; at
 	// least one, no duplicates.
 	Models []string
+	// ContextLength is the pool's context length (config's Pool.ContextLength): LiteLLM answers
+	// a chat request whose prompt is longer with 400 context_length_exceeded. Optional; 0 (the
+	// default) turns the check off.
+	ContextLength int
 }
 
 // Team is one team of the department: the models its keys may call and each key's limits

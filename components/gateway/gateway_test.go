@@ -105,8 +105,8 @@ func validArgs() *GatewayArgs {
 		MinSize:            2,
 		MaxSize:            4,
 		Pools: map[string]PoolRoute{
-			"gpu": {ListenerPort: 21234, TargetGroupArn: pulumi.String(gpuTG), SecurityGroupID: pulumi.String(gpuSG), Models: []string{"llama3.1:8b", "phi3:mini"}},
-			"cpu": {ListenerPort: 25678, TargetGroupArn: pulumi.String(cpuTG), SecurityGroupID: pulumi.String(cpuSG), Models: []string{"qwen2.5:1.5b"}},
+			"gpu": {ListenerPort: 21234, TargetGroupArn: pulumi.String(gpuTG), SecurityGroupID: pulumi.String(gpuSG), Models: []string{"llama3.1:8b", "phi3:mini"}, ContextLength: 8192},
+			"cpu": {ListenerPort: 25678, TargetGroupArn: pulumi.String(cpuTG), SecurityGroupID: pulumi.String(cpuSG), Models: []string{"qwen2.5:1.5b", "nomic-embed-text"}},
 		},
 		InternalALBSecurityGroupID: pulumi.String(internalSG),
 		MasterKeySecretArn:         pulumi.String(secretArn),
@@ -580,11 +580,13 @@ func TestUserDataCarriesNodeConfig(t *testing.T) {
 				LiteLLM: &node.LiteLLMConfig{
 					Port: 4000, Workers: tc.workers, MasterKeySecretArn: secretArn,
 					// Pools in name order, each pool's models in its order, each at the pool's
-					// listener on the internal ALB.
+					// listener on the internal ALB, with the catalog's kind and tools and the
+					// pool's context capped at the model's (phi3:mini's 4,096).
 					Models: []node.LiteLLMModel{
-						{Name: "qwen2.5:1.5b", APIBase: "http://" + internalDNS + ":25678"},
-						{Name: "llama3.1:8b", APIBase: "http://" + internalDNS + ":21234"},
-						{Name: "phi3:mini", APIBase: "http://" + internalDNS + ":21234"},
+						{Name: "qwen2.5:1.5b", APIBase: "http://" + internalDNS + ":25678", Tools: true},
+						{Name: "nomic-embed-text", APIBase: "http://" + internalDNS + ":25678", Embedding: true},
+						{Name: "llama3.1:8b", APIBase: "http://" + internalDNS + ":21234", Tools: true, ContextLength: 8192},
+						{Name: "phi3:mini", APIBase: "http://" + internalDNS + ":21234", ContextLength: 4096},
 					},
 					RequestTimeoutSeconds: 3600, KeepAliveSeconds: 960, NumRetries: 1,
 					// Teams in name order, each with its models and per-key limits; the table
@@ -1067,6 +1069,7 @@ func TestInvalidArgs(t *testing.T) {
 		{"no pools", with(func(a *GatewayArgs) { a.Pools = nil }), "Pools"},
 		{"bad pool name", with(func(a *GatewayArgs) { a.Pools["Big_GPU"] = a.Pools["gpu"]; delete(a.Pools, "gpu") }), `Pools["Big_GPU"]`},
 		{"listener port 0", with(pool("gpu", func(r *PoolRoute) { r.ListenerPort = 0 })), `Pools["gpu"].ListenerPort`},
+		{"negative context length", with(pool("gpu", func(r *PoolRoute) { r.ContextLength = -1 })), `Pools["gpu"].ContextLength`},
 		{"listener port too high", with(pool("gpu", func(r *PoolRoute) { r.ListenerPort = 70000 })), `Pools["gpu"].ListenerPort`},
 		{"duplicate listener ports", with(pool("gpu", func(r *PoolRoute) { r.ListenerPort = 25678 })), `Pools["gpu"].ListenerPort`},
 		{"nil target group", with(pool("cpu", func(r *PoolRoute) { r.TargetGroupArn = nil })), `Pools["cpu"].TargetGroupArn`},

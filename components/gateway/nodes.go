@@ -53,10 +53,7 @@ func nodeConfig(args *GatewayArgs, s *settings, internalDNS, masterKeySecretArn 
 	for _, pool := range s.poolNames {
 		r := args.Pools[pool]
 		for _, tag := range r.Models {
-			models = append(models, node.LiteLLMModel{
-				Name:    tag,
-				APIBase: fmt.Sprintf("http://%s:%d", internalDNS, r.ListenerPort),
-			})
+			models = append(models, node.NewLiteLLMModel(tag, fmt.Sprintf("http://%s:%d", internalDNS, r.ListenerPort), r.ContextLength))
 		}
 	}
 	return &node.Config{

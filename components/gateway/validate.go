@@ -233,6 +233,9 @@ func validatePools(c *argcheck.Checker, args *GatewayArgs, s *settings) {
 			c.Add(f+".SecurityGroupID", "required (got nil)")
 		}
 		c.Models(f+".Models", r.Models)
+		if r.ContextLength < 0 {
+			c.Add(f+".ContextLength", "must be 0 (no check) or positive (got %d)", r.ContextLength)
+		}
 		// LiteLLM gets one entry per model name: a tag served by two pools would need a
 		// choice between them, which the gateway does not make.
 		for i, m := range r.Models {

@@ -40,7 +40,7 @@ func nodeConfig(args *ModelPoolArgs) *node.Config {
 	models := make([]node.Model, 0, len(args.Models))
 	for _, tag := range args.Models {
 		// No Source: the agent pulls each tag from the Ollama registry.
-		models = append(models, node.Model{Name: tag})
+		models = append(models, node.NewModel(tag))
 	}
 	return &node.Config{
 		Role:       node.RoleOllama,

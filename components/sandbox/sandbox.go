@@ -203,6 +203,7 @@ func NewSandbox(ctx *pulumi.Context, name string, args *SandboxArgs, opts ...pul
 			TargetGroupArn:  pool.TargetGroupArn,
 			SecurityGroupID: pool.SecurityGroupID.ToStringOutput(),
 			Models:          p.Models,
+			ContextLength:   p.ContextLength,
 		}
 	}
 

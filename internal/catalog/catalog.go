@@ -22,8 +22,16 @@ type Model struct {
 	WeightBytes int64
 	// Layers, KVHeads and HeadDim are the transformer figures that size the KV cache.
 	Layers, KVHeads, HeadDim int
-	// MaxContext is the longest context the model was trained for, in tokens.
+	// MaxContext is the longest context the model was trained for, in tokens: Ollama caps a
+	// longer num_ctx at it (llm/server.go, NewLlamaServer: "requested context size too large
+	// for model").
 	MaxContext int
+	// Embedding is true for an embedding model: it answers /v1/embeddings (Ollama's
+	// /api/embed) and never chat or completions.
+	Embedding bool
+	// Tools is true when the tag's Ollama template takes tools (the "tools" capability on its
+	// library page): only then does Ollama accept a chat request with tools.
+	Tools bool
 	// Source names where the figures come from.
 	Source string
 }
@@ -65,43 +73,43 @@ var models = map[string]Model{
 	"llama3.1:8b": {
 		Tag: "llama3.1:8b", Parameters: "8.0B", Quantization: "Q4_K_M",
 		DiskBytes: 4900 * mb, WeightBytes: 4900 * mb,
-		Layers: 32, KVHeads: 8, HeadDim: 128, MaxContext: 131072,
+		Layers: 32, KVHeads: 8, HeadDim: 128, MaxContext: 131072, Tools: true,
 		Source: "ollama.com/library/llama3.1; meta-llama/Llama-3.1-8B-Instruct config.json",
 	},
 	"llama3.2:3b": {
 		Tag: "llama3.2:3b", Parameters: "3.2B", Quantization: "Q4_K_M",
 		DiskBytes: 2000 * mb, WeightBytes: 2000 * mb,
-		Layers: 28, KVHeads: 8, HeadDim: 128, MaxContext: 131072,
+		Layers: 28, KVHeads: 8, HeadDim: 128, MaxContext: 131072, Tools: true,
 		Source: "ollama.com/library/llama3.2; meta-llama/Llama-3.2-3B-Instruct config.json",
 	},
 	"llama3.2:1b": {
 		Tag: "llama3.2:1b", Parameters: "1.2B", Quantization: "Q8_0",
 		DiskBytes: 1300 * mb, WeightBytes: 1300 * mb,
-		Layers: 16, KVHeads: 8, HeadDim: 64, MaxContext: 131072,
+		Layers: 16, KVHeads: 8, HeadDim: 64, MaxContext: 131072, Tools: true,
 		Source: "ollama.com/library/llama3.2; meta-llama/Llama-3.2-1B-Instruct config.json",
 	},
 	"qwen2.5:7b": {
 		Tag: "qwen2.5:7b", Parameters: "7.6B", Quantization: "Q4_K_M",
 		DiskBytes: 4700 * mb, WeightBytes: 4700 * mb,
-		Layers: 28, KVHeads: 4, HeadDim: 128, MaxContext: 32768,
+		Layers: 28, KVHeads: 4, HeadDim: 128, MaxContext: 32768, Tools: true,
 		Source: "ollama.com/library/qwen2.5; Qwen/Qwen2.5-7B-Instruct config.json",
 	},
 	"qwen2.5:1.5b": {
 		Tag: "qwen2.5:1.5b", Parameters: "1.5B", Quantization: "Q4_K_M",
 		DiskBytes: 986 * mb, WeightBytes: 986 * mb,
-		Layers: 28, KVHeads: 2, HeadDim: 128, MaxContext: 32768,
+		Layers: 28, KVHeads: 2, HeadDim: 128, MaxContext: 32768, Tools: true,
 		Source: "ollama.com/library/qwen2.5; Qwen/Qwen2.5-1.5B-Instruct config.json",
 	},
 	"qwen2.5:0.5b": {
 		Tag: "qwen2.5:0.5b", Parameters: "494M", Quantization: "Q4_K_M",
 		DiskBytes: 398 * mb, WeightBytes: 398 * mb,
-		Layers: 24, KVHeads: 2, HeadDim: 64, MaxContext: 32768,
+		Layers: 24, KVHeads: 2, HeadDim: 64, MaxContext: 32768, Tools: true,
 		Source: "ollama.com/library/qwen2.5; Qwen/Qwen2.5-0.5B-Instruct config.json",
 	},
 	"mistral:7b": {
 		Tag: "mistral:7b", Parameters: "7.2B", Quantization: "Q4_K_M",
 		DiskBytes: 4400 * mb, WeightBytes: 4400 * mb,
-		Layers: 32, KVHeads: 8, HeadDim: 128, MaxContext: 32768,
+		Layers: 32, KVHeads: 8, HeadDim: 128, MaxContext: 32768, Tools: true,
 		// mistral:7b is digest 6577803aa9a0, 4.4GB Q4_K_M; the earlier f974a74358d6 was 4.1GB Q4_0.
 		Source: "https://ollama.com/library/mistral/tags; mistralai/Mistral-7B-Instruct-v0.3 config.json",
 	},
@@ -118,6 +126,23 @@ var models = map[string]Model{
 		// phi3:mini is the 4k variant (phi3:3.8b-mini-4k-instruct-q4_0, digest 4f2222927938); the
 		// 128k variant is phi3:3.8b-mini-128k-instruct-*. https://ollama.com/library/phi3
 		Source: "https://ollama.com/library/phi3; https://huggingface.co/microsoft/Phi-3-mini-4k-instruct/blob/main/config.json",
+	},
+	// Embedding models. They are encoders, so the KV figures (layers, attention heads, head size
+	// = hidden size / heads) over-estimate what they hold while embedding: an upper bound.
+	"nomic-embed-text": {
+		Tag: "nomic-embed-text", Parameters: "137M", Quantization: "F16",
+		DiskBytes: 274 * mb, WeightBytes: 274 * mb,
+		Layers: 12, KVHeads: 12, HeadDim: 64, MaxContext: 2048, Embedding: true,
+		// The GGUF Ollama serves records a 2,048-token training context ("llama.cpp will default
+		// to 2048 tokens of context with these files"); the 8,192 of the model card needs RoPE
+		// scaling that Ollama does not apply.
+		Source: "https://ollama.com/library/nomic-embed-text; https://huggingface.co/nomic-ai/nomic-embed-text-v1.5 (config.json: n_layer 12, n_head 12, n_embd 768); https://huggingface.co/nomic-ai/nomic-embed-text-v1-GGUF",
+	},
+	"bge-m3": {
+		Tag: "bge-m3", Parameters: "567M", Quantization: "F16",
+		DiskBytes: 1200 * mb, WeightBytes: 1200 * mb,
+		Layers: 24, KVHeads: 16, HeadDim: 64, MaxContext: 8192, Embedding: true,
+		Source: "https://ollama.com/library/bge-m3; https://huggingface.co/BAAI/bge-m3 (config.json: num_hidden_layers 24, num_attention_heads 16, hidden_size 1024; 8,192 tokens on the model card)",
 	},
 }
 
@@ -208,10 +233,19 @@ const (
 )
 
 // KVCacheBytes estimates the KV cache of one model loaded with the given parallel and context:
-// 2 (keys and values) × layers × KV heads × head size × bytes per element × tokens.
+// 2 (keys and values) × layers × KV heads × head size × bytes per element × tokens. A context
+// beyond MaxContext counts as MaxContext, as Ollama caps it so (an embedding model shares a pool
+// whose context is sized for its chat models).
 func (m Model) KVCacheBytes(parallel, contextLength int) int64 {
+	contextLength = m.ContextLength(contextLength)
 	perToken := float64(2*m.Layers*m.KVHeads*m.HeadDim) * kvBytesPerElement
 	return int64(perToken * float64(parallel) * float64(contextLength))
+}
+
+// ContextLength is the context Ollama runs the model with when the pool asks for
+// contextLength: at most MaxContext.
+func (m Model) ContextLength(contextLength int) int {
+	return min(contextLength, m.MaxContext)
 }
 
 // MemoryBytes estimates what one loaded model needs: weights, KV cache and graph overhead.

@@ -67,3 +67,29 @@ func TestCatalogEntriesAreComplete(t *testing.T) {
 		}
 	}
 }
+
+// The embedding models are in the catalog as such, and chat models say whether they take tools.
+func TestEmbeddingAndToolsFlags(t *testing.T) {
+	for _, tag := range []string{"nomic-embed-text", "bge-m3"} {
+		m, ok := LookupModel(tag)
+		if !ok || !m.Embedding || m.Tools {
+			t.Errorf("%s: %+v, want an embedding model without tools", tag, m)
+		}
+	}
+	for tag, tools := range map[string]bool{"llama3.1:8b": true, "qwen2.5:7b": true, "mistral:7b": true, "gemma3:4b": false, "phi3:mini": false} {
+		if m, _ := LookupModel(tag); m.Embedding || m.Tools != tools {
+			t.Errorf("%s: embedding %v tools %v, want a chat model with tools %v", tag, m.Embedding, m.Tools, tools)
+		}
+	}
+}
+
+// A context beyond what the model was trained for is sized as Ollama runs it: capped.
+func TestKVCacheCapsContextAtMaxContext(t *testing.T) {
+	m, _ := LookupModel("nomic-embed-text")
+	if got, want := m.KVCacheBytes(4, 8192), m.KVCacheBytes(4, 2048); got != want || got == 0 {
+		t.Errorf("nomic-embed-text KV cache at 8192 = %d, want its 2048-token figure %d", got, want)
+	}
+	if got := m.ContextLength(1024); got != 1024 {
+		t.Errorf("ContextLength(1024) = %d, want 1024", got)
+	}
+}

@@ -92,6 +92,13 @@ func (c *Client) Redact(s string) string {
 // URL is the full URL of an API path such as "/models".
 func (c *Client) URL(path string) string { return c.base + path }
 
+// Key is the key the client sends; HTTP is its HTTP client. An SDK client of the same endpoint
+// is built from them (sandboxctl verify drives the endpoint through the official Go SDK).
+func (c *Client) Key() string { return c.key }
+
+// HTTP is the client's HTTP client (HTTP/1.1, no compression).
+func (c *Client) HTTP() *http.Client { return c.http }
+
 // Kinds of failure, the keys of Summary.Errors. An HTTP status other than 200 is "http_<code>".
 const (
 	// KindTimeout: the request's own time limit passed (before or during the stream).

@@ -128,7 +128,7 @@ func (d *Deployment) OllamaConfig(port int, release node.Artifact, o OllamaOptio
 	setDefault(&o.MaxQueue, 16)
 	var models []node.Model
 	for _, name := range o.Models {
-		m := node.Model{Name: name}
+		m := node.NewModel(name)
 		if tiny, ok := d.Tiny[name]; ok {
 			m.Source = &tiny
 		}

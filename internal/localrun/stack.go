@@ -84,7 +84,7 @@ func StartStack(t T, d *Deployment, l Layout, progress func(nodeName string) io.
 		n.Start(t, cfg, limit)
 		s.Pools[cfg.Pool] = n
 		for _, m := range cfg.Ollama.Models {
-			routes = append(routes, node.LiteLLMModel{Name: m.Name, APIBase: n.URL()})
+			routes = append(routes, node.NewLiteLLMModel(m.Name, n.URL(), cfg.Ollama.ContextLength))
 		}
 	}
 	s.MasterKey = "sk-" + RandomAlphanumeric(t, 48)

@@ -1,26 +1,39 @@
 // Package verify checks a deployed OpenAI-compatible endpoint the way a department's clients
-// use it, once per model: the model list, a chat completion, a streamed one to its end, and the
-// refusal of a wrong key. `sandboxctl verify` runs it after a deploy; each check says what it
-// proves in docs/verify-loadtest.md.
+// use it, once per model, through the official OpenAI Go SDK (openai-go), so that what passes
+// verify is what an SDK user gets: the model list, a chat completion and a streamed one to its
+// end for a chat model, an embedding for an embedding model, and the refusal of a wrong key.
+// `sandboxctl verify` runs it after a deploy; each check says what it proves in
+// docs/verify-loadtest.md.
 package verify
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+	"github.com/openai/openai-go/v3/packages/pagination"
+	"github.com/openai/openai-go/v3/packages/respjson"
+
+	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
 	"github.com/llm-sandbox/llm-sandbox/internal/loadgen"
 )
 
 // Prompt is the message every completion check sends. Its answer is not checked, only that
 // there is one: the checks prove the path, not the model's quality.
 const Prompt = "Reply with one short sentence: is the service up?"
+
+// EmbeddingInputs are what the embedding check embeds: two, so the check sees a batch answered
+// in order.
+var EmbeddingInputs = []string{"Is the service up?", "The embedding check of sandboxctl verify."}
 
 // MaxTokens bounds every answer: enough for a first token, a few more and a finish_reason.
 const MaxTokens = 16
@@ -59,14 +72,16 @@ type ListingCheck struct {
 	Listed []string `json:"listed"`
 }
 
-// ModelReport is one model's checks.
+// ModelReport is one model's checks: chat and stream for a chat model, embedding for an
+// embedding model (the catalog says which).
 type ModelReport struct {
 	Model string `json:"model"`
 	OK    bool   `json:"ok"`
 	// Listed is whether GET /v1/models lists the model.
-	Listed bool        `json:"listed"`
-	Chat   ChatCheck   `json:"chat"`
-	Stream StreamCheck `json:"stream"`
+	Listed    bool            `json:"listed"`
+	Chat      *ChatCheck      `json:"chat,omitempty"`
+	Stream    *StreamCheck    `json:"stream,omitempty"`
+	Embedding *EmbeddingCheck `json:"embedding,omitempty"`
 }
 
 // ChatCheck is a non-streamed chat completion.
@@ -89,6 +104,21 @@ type StreamCheck struct {
 	Done bool `json:"done"`
 }
 
+// EmbeddingCheck is POST /v1/embeddings of EmbeddingInputs.
+type EmbeddingCheck struct {
+	Check
+	// Vectors is how many embeddings came back; Dimensions their size.
+	Vectors    int `json:"vectors"`
+	Dimensions int `json:"dimensions"`
+}
+
+// IsEmbedding reports whether model is an embedding model of the catalog: it is checked with
+// an embedding, not a chat.
+func IsEmbedding(model string) bool {
+	m, ok := catalog.LookupModel(model)
+	return ok && m.Embedding
+}
+
 // Run runs every check against c and returns the report; it never returns early, so one
 // report shows every failure.
 func Run(ctx context.Context, c *loadgen.Client, o Options) Report {
@@ -99,15 +129,24 @@ func Run(ctx context.Context, c *loadgen.Client, o Options) Report {
 		models = r.Listing.Listed
 	}
 	probe := "verify-auth-probe"
-	if len(models) > 0 {
-		probe = models[0]
+	for _, m := range models {
+		if !IsEmbedding(m) {
+			probe = m
+			break
+		}
 	}
 	r.Auth = wrongKeyRefused(ctx, c, probe, o.Timeout)
 	for _, m := range models {
 		mr := ModelReport{Model: m, Listed: slices.Contains(r.Listing.Listed, m)}
-		mr.Chat = chat(ctx, c, m, o.Timeout)
-		mr.Stream = stream(ctx, c, m, o.Timeout)
-		mr.OK = mr.Listed && mr.Chat.OK && mr.Stream.OK
+		if IsEmbedding(m) {
+			e := embedding(ctx, c, m, o.Timeout)
+			mr.Embedding = &e
+			mr.OK = mr.Listed && e.OK
+		} else {
+			ch, st := chat(ctx, c, m, o.Timeout), stream(ctx, c, m, o.Timeout)
+			mr.Chat, mr.Stream = &ch, &st
+			mr.OK = mr.Listed && ch.OK && st.OK
+		}
 		r.Models = append(r.Models, mr)
 	}
 	r.OK = r.Listing.OK && r.Auth.OK && len(r.Models) > 0
@@ -119,32 +158,77 @@ func Run(ctx context.Context, c *loadgen.Client, o Options) Report {
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
+// answer is the HTTP status and, for a failure, the body of the last response an SDK client
+// got: the SDK keeps the status only for errors in OpenAI's shape, while a load balancer or a
+// gateway coming up answers in its own (an HTML page, {"error": "text"}).
+type answer struct {
+	status int
+	body   []byte
+}
+
+// sdk is the official Go SDK's client of c's endpoint, with c's key (or key, when not empty)
+// and HTTP client, recording each response's status into the returned answer. It never
+// retries on its own: each check reports what one request got.
+func sdk(c *loadgen.Client, key string) (openai.Client, *answer) {
+	if key == "" {
+		key = c.Key()
+	}
+	got := &answer{}
+	record := option.WithMiddleware(func(req *http.Request, next option.MiddlewareNext) (*http.Response, error) {
+		resp, err := next(req)
+		if err != nil {
+			return resp, err
+		}
+		got.status, got.body = resp.StatusCode, nil
+		if resp.StatusCode != http.StatusOK {
+			got.body, _ = io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+			resp.Body.Close()
+			resp.Body = io.NopCloser(bytes.NewReader(got.body))
+		}
+		return resp, err
+	})
+	client := openai.NewClient(option.WithBaseURL(c.URL("/")), option.WithAPIKey(key),
+		option.WithHTTPClient(c.HTTP()), option.WithMaxRetries(0), record)
+	return client, got
+}
+
+// failure is the status and description of a failed SDK call: the HTTP status and body of an
+// answer other than success, status 0 when none came (or when it failed within a 200).
+func (a *answer) failure(c *loadgen.Client, err error) (int, string) {
+	if a.status != 0 && a.status != http.StatusOK {
+		return a.status, statusDetail(c, a.status, a.body)
+	}
+	return 0, c.Redact(err.Error())
+}
+
+// call sends one SDK request of the endpoint with c's key, bounded by timeout, and fills the
+// check's time, status and, when it failed, the detail; ok is whether it succeeded.
+func call[T any](ctx context.Context, c *loadgen.Client, timeout time.Duration, ch *Check, send func(context.Context, openai.Client) (T, error)) (resp T, ok bool) {
+	reqCtx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	client, got := sdk(c, "")
+	start := time.Now()
+	resp, err := send(reqCtx, client)
+	ch.TotalMs = ms(time.Since(start))
+	if err != nil {
+		ch.Status, ch.Detail = got.failure(c, err)
+		return resp, false
+	}
+	ch.Status = http.StatusOK
+	return resp, true
+}
+
 // listing checks GET /v1/models: 200, at least one model, every required model listed.
 func listing(ctx context.Context, c *loadgen.Client, o Options) ListingCheck {
 	l := ListingCheck{Listed: []string{}}
-	reqCtx, cancel := context.WithTimeout(ctx, o.Timeout)
-	defer cancel()
-	start := time.Now()
-	status, body, err := c.Do(reqCtx, http.MethodGet, "/models", nil, 4<<20)
-	l.TotalMs, l.Status = ms(time.Since(start)), status
-	switch {
-	case err != nil:
-		l.Detail = "GET /v1/models: " + c.Redact(err.Error())
-		return l
-	case status != http.StatusOK:
-		l.Detail = "GET /v1/models: " + statusDetail(c, status, body)
+	page, ok := call(ctx, c, o.Timeout, &l.Check, func(ctx context.Context, client openai.Client) (*pagination.Page[openai.Model], error) {
+		return client.Models.List(ctx)
+	})
+	if !ok {
+		l.Detail = "GET /v1/models: " + l.Detail
 		return l
 	}
-	var list struct {
-		Data []struct {
-			ID string `json:"id"`
-		} `json:"data"`
-	}
-	if err := json.Unmarshal(body, &list); err != nil {
-		l.Detail = fmt.Sprintf("GET /v1/models: not a model list (%v)", err)
-		return l
-	}
-	for _, m := range list.Data {
+	for _, m := range page.Data {
 		l.Listed = append(l.Listed, m.ID)
 	}
 	var missing []string
@@ -174,63 +258,62 @@ func wrongKeyRefused(ctx context.Context, c *loadgen.Client, model string, timeo
 		ch.Detail = "no random key: " + err.Error()
 		return ch
 	}
-	wrong := c.WithKey("sk-verify-wrong-" + hex.EncodeToString(random))
+	wrong, got := sdk(c, "sk-verify-wrong-"+hex.EncodeToString(random))
 	reqCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	start := time.Now()
-	status, body, err := wrong.Do(reqCtx, http.MethodPost, "/chat/completions", loadgen.ChatRequest(model, Prompt, 1, false), 64<<10)
-	ch.TotalMs, ch.Status = ms(time.Since(start)), status
+	_, err := wrong.Chat.Completions.New(reqCtx, chatParams(model, 1))
+	ch.TotalMs = ms(time.Since(start))
+	if err == nil {
+		ch.Status = http.StatusOK
+		ch.Detail = "a wrong key got HTTP 200: the endpoint answers without the key"
+		return ch
+	}
+	status, detail := got.failure(c, err)
+	ch.Status = status
 	switch {
-	case err != nil:
-		ch.Detail = "POST /v1/chat/completions with a wrong key: " + c.Redact(err.Error())
 	case status == http.StatusUnauthorized:
 		ch.OK = true
 		ch.Detail = "a wrong key is refused with HTTP 401"
-	case status == http.StatusOK:
-		ch.Detail = "a wrong key got HTTP 200: the endpoint answers without the key"
+	case status == 0:
+		ch.Detail = "POST /v1/chat/completions with a wrong key: " + detail
 	default:
-		ch.Detail = "a wrong key got " + statusDetail(c, status, body) + ", want HTTP 401"
+		ch.Detail = "a wrong key got " + detail + ", want HTTP 401"
 	}
 	return ch
+}
+
+// chatParams is a chat completion of Prompt.
+func chatParams(model string, maxTokens int64) openai.ChatCompletionNewParams {
+	return openai.ChatCompletionNewParams{
+		Model:       model,
+		Messages:    []openai.ChatCompletionMessageParamUnion{openai.UserMessage(Prompt)},
+		MaxTokens:   openai.Int(maxTokens),
+		Temperature: openai.Float(0),
+	}
+}
+
+// hasReasoning reports whether a message or delta carries reasoning_content (thinking models
+// answer there first), which the SDK keeps among the extra fields.
+func hasReasoning(extra map[string]respjson.Field) bool {
+	f, ok := extra["reasoning_content"]
+	return ok && f.Raw() != "" && f.Raw() != "null" && f.Raw() != `""`
 }
 
 // chat checks a non-streamed completion: 200 and a choice with text and a finish_reason.
 func chat(ctx context.Context, c *loadgen.Client, model string, timeout time.Duration) ChatCheck {
 	var ch ChatCheck
-	reqCtx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	start := time.Now()
-	status, body, err := c.Do(reqCtx, http.MethodPost, "/chat/completions", loadgen.ChatRequest(model, Prompt, MaxTokens, false), 4<<20)
-	ch.TotalMs, ch.Status = ms(time.Since(start)), status
-	switch {
-	case err != nil:
-		ch.Detail = c.Redact(err.Error())
-		return ch
-	case status != http.StatusOK:
-		ch.Detail = statusDetail(c, status, body)
+	resp, ok := call(ctx, c, timeout, &ch.Check, func(ctx context.Context, client openai.Client) (*openai.ChatCompletion, error) {
+		return client.Chat.Completions.New(ctx, chatParams(model, MaxTokens))
+	})
+	if !ok {
 		return ch
 	}
-	var resp struct {
-		Choices []struct {
-			Message struct {
-				Content          string `json:"content"`
-				ReasoningContent string `json:"reasoning_content"`
-			} `json:"message"`
-			FinishReason string `json:"finish_reason"`
-		} `json:"choices"`
-		Usage struct {
-			CompletionTokens int `json:"completion_tokens"`
-		} `json:"usage"`
-	}
-	if err := json.Unmarshal(body, &resp); err != nil {
-		ch.Detail = fmt.Sprintf("not a chat completion (%v)", err)
-		return ch
-	}
-	ch.Tokens = resp.Usage.CompletionTokens
+	ch.Tokens = int(resp.Usage.CompletionTokens)
 	switch {
 	case len(resp.Choices) == 0:
 		ch.Detail = "the answer has no choices"
-	case resp.Choices[0].Message.Content == "" && resp.Choices[0].Message.ReasoningContent == "":
+	case resp.Choices[0].Message.Content == "" && !hasReasoning(resp.Choices[0].Message.JSON.ExtraFields):
 		ch.Detail = "the answer's message is empty"
 	case resp.Choices[0].FinishReason == "":
 		ch.Detail = "the answer has no finish_reason"
@@ -242,27 +325,126 @@ func chat(ctx context.Context, c *loadgen.Client, model string, timeout time.Dur
 	return ch
 }
 
-// stream checks a streamed completion: 200, text chunks, a finish_reason, data: [DONE].
+// doneWatcher passes a streamed body through and notes whether its last event was
+// "data: [DONE]": the SDK ends a stream the same way at [DONE] and at a cut connection.
+type doneWatcher struct {
+	io.ReadCloser
+	tail []byte
+	done *bool
+}
+
+func (w *doneWatcher) Read(p []byte) (int, error) {
+	n, err := w.ReadCloser.Read(p)
+	w.tail = append(w.tail, p[:n]...)
+	if len(w.tail) > 64 {
+		w.tail = w.tail[len(w.tail)-64:]
+	}
+	*w.done = bytes.HasSuffix(bytes.TrimRight(w.tail, "\r\n"), []byte("data: [DONE]"))
+	return n, err
+}
+
+// stream checks a streamed completion through the SDK: 200, text chunks that all carry the
+// stream's id (the SDK's accumulator drops any other), a finish_reason, data: [DONE].
 func stream(ctx context.Context, c *loadgen.Client, model string, timeout time.Duration) StreamCheck {
 	var ch StreamCheck
-	r := c.NewStreamer().Stream(ctx, loadgen.ChatRequest(model, Prompt, MaxTokens, true), timeout)
-	ch.Status, ch.TotalMs, ch.TTFTMs = r.Status, ms(r.Total), ms(r.TTFT)
-	ch.Tokens, ch.FinishReason, ch.Done = r.Tokens(), r.FinishReason, r.Done
-	ch.TokensFrom = "chunks"
-	if r.HasUsage && r.Done {
-		ch.TokensFrom = "usage"
+	reqCtx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	params := chatParams(model, MaxTokens)
+	params.StreamOptions = openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)}
+	watch := option.WithMiddleware(func(req *http.Request, next option.MiddlewareNext) (*http.Response, error) {
+		resp, err := next(req)
+		if err == nil && resp.StatusCode == http.StatusOK {
+			resp.Body = &doneWatcher{ReadCloser: resp.Body, done: &ch.Done}
+		}
+		return resp, err
+	})
+	client, got := sdk(c, "")
+	start := time.Now()
+	s := client.Chat.Completions.NewStreaming(reqCtx, params, watch)
+	defer s.Close()
+	var acc openai.ChatCompletionAccumulator
+	chunks, usageTokens, foreign := 0, 0, ""
+	for s.Next() {
+		chunk := s.Current()
+		if !acc.AddChunk(chunk) && foreign == "" {
+			foreign = fmt.Sprintf("a chunk has id %q, not the stream's %q: an SDK's accumulator drops it", chunk.ID, acc.ID)
+		}
+		for _, choice := range chunk.Choices {
+			if choice.Delta.Content != "" || hasReasoning(choice.Delta.JSON.ExtraFields) {
+				if chunks == 0 {
+					ch.TTFTMs = ms(time.Since(start))
+				}
+				chunks++
+			}
+			if choice.FinishReason != "" {
+				ch.FinishReason = choice.FinishReason
+			}
+		}
+		if chunk.JSON.Usage.Valid() && chunk.Usage.CompletionTokens > 0 {
+			usageTokens = int(chunk.Usage.CompletionTokens)
+		}
+	}
+	ch.TotalMs = ms(time.Since(start))
+	if err := s.Err(); err != nil {
+		ch.Status, ch.Detail = got.failure(c, err)
+		if ch.Status == 0 {
+			ch.Status = got.status // 200 when the answer started and the stream failed within it
+		}
+		ch.Done = false
+		return ch
+	}
+	ch.Status = http.StatusOK
+	ch.Tokens, ch.TokensFrom = chunks, "chunks"
+	if usageTokens > 0 && ch.Done {
+		ch.Tokens, ch.TokensFrom = usageTokens, "usage"
 	}
 	switch {
-	case r.Err != nil:
-		ch.Detail = fmt.Sprintf("%s: %s", r.Kind, c.Redact(r.Err.Error()))
-	case r.Chunks == 0:
+	case !ch.Done:
+		ch.Detail = "the stream ended without data: [DONE]"
+	case foreign != "":
+		ch.Detail = foreign
+	case chunks == 0:
 		ch.Detail = "the stream ended with data: [DONE] but carried no text"
-	case r.FinishReason == "":
+	case ch.FinishReason == "":
 		ch.Detail = "the stream ended with data: [DONE] but no chunk had a finish_reason"
 	default:
 		ch.OK = true
 		ch.Detail = fmt.Sprintf("first token %.0f ms, %d tokens in %.0f ms, finish_reason %s, ended with data: [DONE]",
 			ch.TTFTMs, ch.Tokens, ch.TotalMs, ch.FinishReason)
+	}
+	return ch
+}
+
+// embedding checks POST /v1/embeddings: 200, one vector per input in order, all of one
+// non-zero size.
+func embedding(ctx context.Context, c *loadgen.Client, model string, timeout time.Duration) EmbeddingCheck {
+	var ch EmbeddingCheck
+	resp, ok := call(ctx, c, timeout, &ch.Check, func(ctx context.Context, client openai.Client) (*openai.CreateEmbeddingResponse, error) {
+		return client.Embeddings.New(ctx, openai.EmbeddingNewParams{
+			Model: model, Input: openai.EmbeddingNewParamsInputUnion{OfArrayOfStrings: EmbeddingInputs},
+		})
+	})
+	if !ok {
+		return ch
+	}
+	ch.Vectors = len(resp.Data)
+	if ch.Vectors > 0 {
+		ch.Dimensions = len(resp.Data[0].Embedding)
+	}
+	switch {
+	case ch.Vectors != len(EmbeddingInputs):
+		ch.Detail = fmt.Sprintf("%d embeddings for %d inputs", ch.Vectors, len(EmbeddingInputs))
+	case ch.Dimensions == 0:
+		ch.Detail = "the embeddings are empty"
+	default:
+		for i, d := range resp.Data {
+			if int(d.Index) != i || len(d.Embedding) != ch.Dimensions {
+				ch.Detail = fmt.Sprintf("embedding %d has index %d and %d dimensions, want index %d and %d", i, d.Index, len(d.Embedding), i, ch.Dimensions)
+				return ch
+			}
+		}
+		ch.OK = true
+		ch.Detail = fmt.Sprintf("%d vectors of %d dimensions in %.0f ms", ch.Vectors, ch.Dimensions, ch.TotalMs)
 	}
 	return ch
 }

@@ -100,7 +100,11 @@ func attempt(ctx context.Context, c *loadgen.Client, o WaitOptions) (string, boo
 		models = l.Listed
 	}
 	for _, m := range models {
-		if ch := chat(ctx, c, m, o.Timeout); !ch.OK {
+		if IsEmbedding(m) {
+			if e := embedding(ctx, c, m, o.Timeout); !e.OK {
+				return m + " embedding: " + e.Detail, transient(e.Status)
+			}
+		} else if ch := chat(ctx, c, m, o.Timeout); !ch.OK {
 			return m + " chat: " + ch.Detail, transient(ch.Status)
 		}
 	}

@@ -33,6 +33,8 @@ func (g *comingUpGateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, `{"error":"invalid key"}`, http.StatusUnauthorized)
 		return
 	}
+	// As LiteLLM answers; the SDK refuses a success that is not JSON.
+	w.Header().Set("Content-Type", "application/json")
 	switch r.URL.Path {
 	case "/v1/models":
 		g.listings++

@@ -40,6 +40,9 @@ type Options struct {
 	// GenerateError, when set, makes every generation fail with it after the model loads (a
 	// runner that crashes on the first token).
 	GenerateError string
+	// Embedding names the embedding models: as with a real Ollama, they answer POST /api/embed
+	// and refuse POST /api/generate with 400, and chat models refuse /api/embed here.
+	Embedding []string
 }
 
 // Counts are the calls the fake has answered, for idempotency assertions.
@@ -49,6 +52,7 @@ type Counts struct {
 	BlobChecks  int `json:"blobChecks"`
 	BlobUploads int `json:"blobUploads"`
 	Generates   int `json:"generates"`
+	Embeds      int `json:"embeds"`
 }
 
 // Server is the fake. It is an http.Handler.
@@ -146,6 +150,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.blob(w, r, strings.TrimPrefix(r.URL.Path, "/api/blobs/"))
 	case r.URL.Path == "/api/generate" && r.Method == http.MethodPost:
 		s.generate(w, r)
+	case r.URL.Path == "/api/embed" && r.Method == http.MethodPost:
+		s.embed(w, r)
 	case r.URL.Path == "/fake/counts":
 		writeJSON(w, http.StatusOK, s.Counts())
 	default:
@@ -324,19 +330,67 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request) {
 	// a model here, so a test fails if the agent sends anything else.
 	ka, _ := req.KeepAlive.(float64)
 	preload := req.Prompt != "" && req.Options.NumPredict == 1 && ka < 0 && req.Stream != nil && !*req.Stream
-	if present && preload {
+	if present && preload && !s.isEmbedding(name) {
 		s.loaded[name] = true
 	}
 	s.mu.Unlock()
 	switch {
 	case !present:
 		writeJSON(w, http.StatusNotFound, errorLine{fmt.Sprintf("model %q not found, try pulling it first", req.Model)})
+	case s.isEmbedding(name):
+		// Ollama's words (server/routes.go, GenerateHandler: errCapabilities).
+		writeJSON(w, http.StatusBadRequest, errorLine{fmt.Sprintf("%q does not support generate", req.Model)})
 	case !preload:
 		writeJSON(w, http.StatusBadRequest, errorLine{"ollamatest: only preload requests are supported"})
 	case s.opts.GenerateError != "":
 		writeJSON(w, http.StatusInternalServerError, errorLine{s.opts.GenerateError})
 	default:
 		writeJSON(w, http.StatusOK, map[string]any{"model": req.Model, "response": " world", "done": true, "done_reason": "length", "eval_count": 1})
+	}
+}
+
+// isEmbedding reports whether a canonical model name is one of Options.Embedding.
+func (s *Server) isEmbedding(name string) bool {
+	for _, m := range s.opts.Embedding {
+		if canonical(m) == name {
+			return true
+		}
+	}
+	return false
+}
+
+// embed answers POST /api/embed: a preload (one non-empty input, keep_alive -1) of an
+// embedding model loads it and returns one vector; anything else is refused.
+func (s *Server) embed(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Model     string `json:"model"`
+		Input     string `json:"input"`
+		KeepAlive any    `json:"keep_alive"`
+	}
+	if err := decode(r, &req); err != nil {
+		writeJSON(w, http.StatusBadRequest, errorLine{err.Error()})
+		return
+	}
+	name := canonical(req.Model)
+	s.mu.Lock()
+	s.counts.Embeds++
+	_, present := s.models[name]
+	ka, _ := req.KeepAlive.(float64)
+	preload := req.Input != "" && ka < 0
+	embedding := s.isEmbedding(name)
+	if present && preload && embedding {
+		s.loaded[name] = true
+	}
+	s.mu.Unlock()
+	switch {
+	case !present:
+		writeJSON(w, http.StatusNotFound, errorLine{fmt.Sprintf("model %q not found, try pulling it first", req.Model)})
+	case !embedding:
+		writeJSON(w, http.StatusBadRequest, errorLine{"ollamatest: only embedding models embed here"})
+	case !preload:
+		writeJSON(w, http.StatusBadRequest, errorLine{"ollamatest: only preload requests are supported"})
+	default:
+		writeJSON(w, http.StatusOK, map[string]any{"model": req.Model, "embeddings": [][]float64{{0.25, -0.5, 0.125}}})
 	}
 }
 

@@ -15,19 +15,23 @@ import (
 
 	"github.com/llm-sandbox/llm-sandbox/internal/localrun"
 	"github.com/llm-sandbox/llm-sandbox/internal/localrun/localruntest"
+	"github.com/llm-sandbox/llm-sandbox/node"
 )
 
 // TestGateway is the gateway path end to end: sandbox-node bootstraps a pool node (the real
-// Ollama serving the tiny model as llama3.1:8b) and a gateway node (the pinned LiteLLM,
+// Ollama serving the tiny model as llama3.1:8b and as the embedding model) and a gateway node (the pinned LiteLLM,
 // installed from a hash-checked wheelhouse in the mirror, its master key fetched from Secrets
 // Manager), each completing its own lifecycle action with CONTINUE. Clients then reach the
 // model only through LiteLLM and only with the master key, and nothing they send is written
-// down: neither the prompts nor the key appear in any log or file of either node.
+// down: neither the prompts, nor the embedding inputs, nor the key appear in any log or file
+// of either node.
 func TestGateway(t *testing.T) {
 	h := localruntest.RequireLiteLLM(t)
 	d := localruntest.NewDeployment(t, h)
 
-	pool := d.StartOllama(t, "chemistry-cpu", localrun.OllamaOptions{})
+	// The pool serves a chat model and an embedding model (the tiny model under both names).
+	d.AddTinyModel(t, embedModel)
+	pool := d.StartOllama(t, "chemistry-cpu", localrun.OllamaOptions{Models: []string{localrun.ModelName, embedModel}})
 	wantPool := []localruntest.LifecycleRecord{{Group: pool.Group, Hook: localruntest.OllamaHook, Instance: pool.Instance, Result: "CONTINUE"}}
 	if got := d.Moto.Records(t, pool.Group); !slices.Equal(got, wantPool) {
 		t.Errorf("lifecycle actions for %s: got %+v, want exactly %+v", pool.Group, got, wantPool)
@@ -38,8 +42,11 @@ func TestGateway(t *testing.T) {
 
 	gw := d.NewMember(t, "chemistry-gateway", localruntest.GatewayHook)
 	cfg := gw.WriteConfig(t, d.LiteLLMConfig(gw, localrun.GatewayOptions{
-		MasterKeySecretArn:    arn,
-		OllamaURL:             pool.URL(),
+		MasterKeySecretArn: arn,
+		Routes: []node.LiteLLMModel{
+			node.NewLiteLLMModel(localrun.ModelName, pool.URL(), 0),
+			node.NewLiteLLMModel(embedModel, pool.URL(), 0),
+		},
 		Workers:               1,
 		NumRetries:            1,
 		RequestTimeoutSeconds: 120,
@@ -86,8 +93,8 @@ func TestGateway(t *testing.T) {
 	for _, m := range models.Data {
 		ids = append(ids, m.ID)
 	}
-	if !slices.Contains(ids, localrun.ModelName) {
-		t.Errorf("GET /v1/models lists %q, want %s", ids, localrun.ModelName)
+	if !slices.Contains(ids, localrun.ModelName) || !slices.Contains(ids, embedModel) {
+		t.Errorf("GET /v1/models lists %q, want %s and %s", ids, localrun.ModelName, embedModel)
 	}
 
 	var completion struct {
@@ -127,6 +134,21 @@ func TestGateway(t *testing.T) {
 		t.Errorf("POST /v1/chat/completions (stream) through LiteLLM: empty content")
 	}
 	t.Logf("through LiteLLM the tiny model answered %q, streamed %q", answer, streamed)
+
+	// Embedding inputs carry markers too: what is embedded is as private as a prompt.
+	embedMarker := fmt.Sprintf("PRIVACY-MARKER-%s-%d-embed", run, len(markers))
+	markers = append(markers, embedMarker)
+	var embedded struct {
+		Data []struct {
+			Embedding []float64 `json:"embedding"`
+		} `json:"data"`
+	}
+	localruntest.Decode(t, "POST /v1/embeddings", localruntest.PostJSON(t, api+"/v1/embeddings", masterKey, map[string]any{
+		"model": embedModel, "input": []string{"Reference " + embedMarker + ": a passage to index."},
+	}), &embedded)
+	if len(embedded.Data) != 1 || len(embedded.Data[0].Embedding) == 0 {
+		t.Errorf("POST /v1/embeddings through LiteLLM: want one vector, got %+v", embedded)
+	}
 
 	// Only the master key gets a completion: anything else gets 401 from the custom-auth module
 	// the agent renders (without a database LiteLLM itself authenticates only the master key,
