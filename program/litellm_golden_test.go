@@ -23,14 +23,7 @@ func TestGoldenLiteLLMConfigPerStack(t *testing.T) {
 	}
 	for _, stack := range stacks {
 		t.Run(stack, func(t *testing.T) {
-			spec, err := config.Load("..", stack)
-			if err != nil {
-				t.Fatal(err)
-			}
-			plan, err := PlanStack(spec, "..")
-			if err != nil {
-				t.Fatal(err)
-			}
+			spec, plan := planExample(t, stack)
 			cfg := gatewayNodeConfig(t, plan, spec.Department+"-gateway-lt")
 			if cfg.Role != node.RoleLiteLLM || cfg.LiteLLM == nil {
 				t.Fatalf("gateway node config is not role litellm: %+v", cfg)

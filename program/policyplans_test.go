@@ -8,8 +8,6 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
-
-	"github.com/llm-sandbox/llm-sandbox/config"
 )
 
 var updatePolicyPlans = flag.Bool("update-policy-plans", false,
@@ -25,14 +23,7 @@ var policyPlanStacks = []string{"chemistry", "linguistics"}
 func TestPolicyFixturesAreCurrent(t *testing.T) {
 	for _, stack := range policyPlanStacks {
 		t.Run(stack, func(t *testing.T) {
-			spec, err := config.Load("..", stack)
-			if err != nil {
-				t.Fatal(err)
-			}
-			plan, err := PlanStack(spec, "..")
-			if err != nil {
-				t.Fatal(err)
-			}
+			_, plan := planExample(t, stack)
 			var buf bytes.Buffer
 			if err := plan.WriteJSON(&buf); err != nil {
 				t.Fatal(err)

@@ -32,14 +32,7 @@ func TestPlanEveryStack(t *testing.T) {
 	}
 	for _, stack := range stacks {
 		t.Run(stack, func(t *testing.T) {
-			spec, err := config.Load("..", stack)
-			if err != nil {
-				t.Fatal(err)
-			}
-			plan, err := PlanStack(spec, "..")
-			if err != nil {
-				t.Fatal(err)
-			}
+			spec, plan := planExample(t, stack)
 			count := map[string]int{}
 			names := map[string]bool{}
 			for _, r := range plan.Resources {
@@ -455,6 +448,20 @@ func nodeConfigOf(t *testing.T, lt PlannedResource) string {
 	}
 	t.Fatalf("%s: the user data writes no node config", lt.Name)
 	return ""
+}
+
+// planExample loads an example stack from stacks/ and renders its offline plan.
+func planExample(t *testing.T, stack string) (*config.Spec, *Plan) {
+	t.Helper()
+	spec, err := config.Load("..", stack)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := PlanStack(spec, "..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return spec, plan
 }
 
 func TestMain(m *testing.M) {
