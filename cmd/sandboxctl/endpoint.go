@@ -105,6 +105,16 @@ func resolveEndpoint(e env, projectFlag string, positional []string, f endpointF
 		return usageErr("pulumi stack output --json -s %s: not a JSON object: %v", stack, err)
 	}
 	url, _ := outputs["endpointUrl"].(string)
+	// A gateway with a key registry refuses the master key for requests (docs/keys.md): a
+	// team key in the environment (a ci key the workflow issued) is used as it is.
+	if key := os.Getenv(apiKeyEnv); key != "" {
+		if url == "" {
+			names := slices.Sorted(maps.Keys(outputs))
+			return usageErr("stack %s has no endpointUrl output (outputs: %s): has it been deployed with `pulumi up`?",
+				stack, strings.Join(names, ", "))
+		}
+		return endpoint{url: url, key: key, source: fmt.Sprintf("stack %s (endpointUrl, key from %s)", stack, apiKeyEnv)}, nil
+	}
 	arn, _ := outputs["masterKeySecretArn"].(string)
 	if url == "" || arn == "" {
 		names := slices.Sorted(maps.Keys(outputs))

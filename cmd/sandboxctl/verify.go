@@ -43,9 +43,11 @@ func verifyEndpoint(e env, projectFlag string, args []string) error {
 			"  embedding  per embedding model (the catalog says which), instead of chat and\n"+
 			"           stream: two inputs get two vectors of one size\n"+
 			"Every check goes through the official OpenAI Go SDK (openai-go), as a client's would.\n"+
-			"With STACK, the endpoint is the stack output endpointUrl and the key is read from the\n"+
-			"Secrets Manager secret its output masterKeySecretArn names (`pulumi stack output` and\n"+
-			"the standard AWS credentials; AWS_ENDPOINT_URL is honoured). With --url, the key is\n"+
+			"With STACK, the endpoint is the stack output endpointUrl and the key is "+apiKeyEnv+"\n"+
+			"(a team key: a gateway with a key registry refuses the master key) or, when that is\n"+
+			"unset, the master key, read from the Secrets Manager secret its output\n"+
+			"masterKeySecretArn names (`pulumi stack output` and the standard AWS credentials;\n"+
+			"AWS_ENDPOINT_URL is honoured), which only a local gateway accepts. With --url, the key is\n"+
 			"--key or, without it, the environment variable "+apiKeyEnv+" (which, unlike --key, does\n"+
 			"not show in ps or the shell's history). The key is never printed.\n"+
 			"Without --model every listed model is checked. With --wait, first waits up to D\n"+

@@ -142,6 +142,26 @@ func TestStackOutputsMissingOrFailing(t *testing.T) {
 	})
 }
 
+// With STACK and a team key in SANDBOX_API_KEY, the key is that one, never the master key
+// (deployed gateways refuse it): no masterKeySecretArn output is needed.
+func TestStackWithATeamKey(t *testing.T) {
+	const teamKey = "sk-lsb-0123456789abcdef_team-key-from-the-environment"
+	t.Setenv(apiKeyEnv, teamKey)
+	srv, seen := keyRecorder(t)
+	standInPulumi(t, map[string]any{"endpointUrl": srv.URL}, "", 0)
+	code, out, errOut := sandboxctl(t, projectRoot(t), "verify", "chemistry", "--model", "m")
+	if code != exitInvalid || !strings.Contains(errOut, "(from stack chemistry (endpointUrl, key from "+apiKeyEnv+"))") {
+		t.Errorf("exit %d (want %d, the stand-in answers no completion), stderr:\n%s", code, exitInvalid, errOut)
+	}
+	// Besides the team key, only the deliberately wrong key of the 401 check is sent.
+	if keys := seen(); !slices.Contains(keys, teamKey) || slices.ContainsFunc(keys, func(k string) bool {
+		return k != teamKey && !strings.HasPrefix(k, "sk-verify-wrong-")
+	}) {
+		t.Errorf("requests carried the keys %q, want %q", keys, teamKey)
+	}
+	noKey(t, teamKey, out, errOut)
+}
+
 // docs/verify-loadtest.md shows verify's and loadtest's help as the commands print it.
 func TestVerifyAndLoadtestHelpAreDocumented(t *testing.T) {
 	helpIsDocumented(t, "docs/verify-loadtest.md", "verify", "loadtest")
