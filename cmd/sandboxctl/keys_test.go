@@ -20,6 +20,9 @@ const keysStack = `config:
   llm-sandbox:department: chem
   llm-sandbox:network:
     cidr: 10.20.0.0/16
+  llm-sandbox:access:
+    mode: internal
+    plainHttp: true
   llm-sandbox:pools:
     gpu:
       models: [llama3.1:8b, qwen2.5:7b]
