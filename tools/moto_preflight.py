@@ -38,14 +38,24 @@ and hashes as the payload, so a correctly signed GET is refused with SignatureDo
 (boto3 is refused the same way). Fixed: a request without a body is checked over the empty
 payload (Content-Length 0 or absent). Requests with a body are checked as before.
 
+CloudWatch percentiles. moto computes Sum, Average, Minimum, Maximum and SampleCount
+(moto/cloudwatch/models.py, Statistics.get_statistics_for_type) and answers None for a percentile
+statistic such as p95, which its GetMetricData response then fails to serialize (HTTP 500 for the
+whole request). Added: pNN over the raw values published in the period, by nearest rank (the
+smallest value at or above which NN % of the values lie). CloudWatch computes percentiles over
+its own value distribution, so tests use values whose percentiles do not depend on the method.
+
 Runs until SIGTERM or SIGINT, then stops the server and exits 0.
 """
 
 import argparse
 import json
+import math
+import re
 import sys
 from collections import defaultdict
 
+from moto.cloudwatch.models import Statistics
 from moto.core.utils import utcnow
 from moto.iam.access_control import IAMRequestBase
 from moto.servicequotas.exceptions import NoSuchResource
@@ -208,6 +218,25 @@ def _patch_bodiless_signature():
     IAMRequestBase._create_aws_request = create_aws_request
 
 
+PERCENTILE = re.compile(r"^p(\d{1,2}(\.\d+)?)$")
+
+
+def _patch_percentiles():
+    original = Statistics.get_statistics_for_type
+
+    def get_statistics_for_type(self, stat):
+        m = PERCENTILE.match(stat)
+        if not m:
+            return original(self, stat)
+        values = sorted(self.metric_single_values_list)
+        if not values:
+            return None
+        rank = max(1, math.ceil(float(m.group(1)) / 100 * len(values)))
+        return values[rank - 1]
+
+    Statistics.get_statistics_for_type = get_statistics_for_type
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (loopback)")
@@ -222,6 +251,7 @@ def main():
     _patch_service_quotas()
     _patch_public_parameters(published)
     _patch_bodiless_signature()
+    _patch_percentiles()
     return serve(args.host, args.port)
 
 

@@ -80,29 +80,11 @@ func resolveEndpoint(e env, projectFlag string, positional []string, f endpointF
 	}
 
 	stack := positional[0]
-	pulumi, err := exec.LookPath("pulumi")
-	if err != nil {
-		return usageErr("the pulumi CLI is not installed (no pulumi on PATH): install it to read stack %s's outputs, or pass --url (the key in %s or --key) instead of STACK", stack, apiKeyEnv)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), endpointLookupTimeout)
 	defer cancel()
-	// The project directory holds Pulumi.yaml, which the CLI needs to find the stack; a fully
-	// qualified org/project/stack works from anywhere.
-	dir := e.cwd
-	if p, err := program.FindProject(e.cwd, projectFlag); err == nil {
-		dir = p
-	}
-	run := exec.CommandContext(ctx, pulumi, "stack", "output", "--json", "-s", stack)
-	run.Dir = dir
-	var stdout, stderr bytes.Buffer
-	run.Stdout, run.Stderr = &stdout, &stderr
-	run.WaitDelay = 5 * time.Second
-	if err := run.Run(); err != nil {
-		return usageErr("pulumi stack output --json -s %s: %v\n%s", stack, err, strings.TrimSpace(stderr.String()))
-	}
-	var outputs map[string]any
-	if err := json.Unmarshal(stdout.Bytes(), &outputs); err != nil {
-		return usageErr("pulumi stack output --json -s %s: not a JSON object: %v", stack, err)
+	outputs, err := stackOutputs(ctx, e, projectFlag, stack, fmt.Sprintf("pass --url (the key in %s or --key) instead of STACK", apiKeyEnv))
+	if err != nil {
+		return endpoint{}, err
 	}
 	url, _ := outputs["endpointUrl"].(string)
 	// A gateway with a key registry refuses the master key for requests (docs/keys.md): a
@@ -126,6 +108,34 @@ func resolveEndpoint(e env, projectFlag string, positional []string, f endpointF
 		return usageErr("stack %s: read the master key: %v\n%s", stack, err, secretAccessHelp)
 	}
 	return endpoint{url: url, key: key, source: fmt.Sprintf("stack %s (endpointUrl, master key from %s)", stack, arn)}, nil
+}
+
+// stackOutputs reads the outputs of a deployed stack with the Pulumi CLI (`pulumi stack output
+// --json`), run in the project directory, which holds Pulumi.yaml (a fully qualified
+// org/project/stack works from anywhere). Every failure is a usage error; orElse says what the
+// operator can do instead when the CLI is missing.
+func stackOutputs(ctx context.Context, e env, projectFlag, stack, orElse string) (map[string]any, error) {
+	pulumi, err := exec.LookPath("pulumi")
+	if err != nil {
+		return nil, usagef("the pulumi CLI is not installed (no pulumi on PATH): install it to read stack %s's outputs, or %s", stack, orElse)
+	}
+	dir := e.cwd
+	if p, err := program.FindProject(e.cwd, projectFlag); err == nil {
+		dir = p
+	}
+	run := exec.CommandContext(ctx, pulumi, "stack", "output", "--json", "-s", stack)
+	run.Dir = dir
+	var stdout, stderr bytes.Buffer
+	run.Stdout, run.Stderr = &stdout, &stderr
+	run.WaitDelay = 5 * time.Second
+	if err := run.Run(); err != nil {
+		return nil, usagef("pulumi stack output --json -s %s: %v\n%s", stack, err, strings.TrimSpace(stderr.String()))
+	}
+	var outputs map[string]any
+	if err := json.Unmarshal(stdout.Bytes(), &outputs); err != nil {
+		return nil, usagef("pulumi stack output --json -s %s: not a JSON object: %v", stack, err)
+	}
+	return outputs, nil
 }
 
 // masterKey reads the secret's string value with the standard AWS credential chain, in the

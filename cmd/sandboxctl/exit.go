@@ -10,9 +10,10 @@ import (
 
 // Exit codes CI can rely on. exitCode below is the one place an error becomes one.
 const (
-	exitOK      = 0
-	exitInvalid = 1
-	exitUsage   = 2
+	exitOK        = 0
+	exitInvalid   = 1
+	exitUsage     = 2
+	exitAttention = 3
 )
 
 // usageError is a mistake in how the command was called: an argument or flag value, a stack
@@ -39,10 +40,15 @@ func (f *flagError) Unwrap() error { return f.err }
 // check, an unmet verdict, a failed operation.
 var errReported = errors.New("the command's output says what failed")
 
+// errAttention ends a status whose report needs a person: an alarm in ALARM, or a group with
+// no healthy node while it should serve. The report says which; nothing more is printed.
+var errAttention = errors.New("the service needs attention (the report says why)")
+
 // exitCode maps how a command ended to its exit code:
 //
 //	0  nil, or help asked for
 //	2  a usage error or a flag error
+//	3  errAttention: status found an alarm in ALARM or a group with no healthy node
 //	1  anything else: invalid stacks, a failed check or operation
 func exitCode(err error) int {
 	var u *usageError
@@ -52,6 +58,8 @@ func exitCode(err error) int {
 		return exitOK
 	case errors.As(err, &u) || errors.As(err, &f):
 		return exitUsage
+	case errors.Is(err, errAttention):
+		return exitAttention
 	}
 	return exitInvalid
 }
@@ -59,12 +67,12 @@ func exitCode(err error) int {
 // exit prints how command cmd ended and returns its exit code. Help goes to stdout; a flag error
 // goes to stderr with the command's usage; the problems of a stack file go to stderr one a line,
 // as validate prints them; any other error goes to stderr as "sandboxctl <cmd>: <error>";
-// errReported prints nothing more.
+// errReported and errAttention print nothing more.
 func exit(e env, cmd string, err error) int {
 	var f *flagError
 	var ps config.Problems
 	switch {
-	case err == nil || errors.Is(err, errReported):
+	case err == nil || errors.Is(err, errReported) || errors.Is(err, errAttention):
 	case errors.Is(err, flag.ErrHelp) && errors.As(err, &f):
 		f.fs.SetOutput(e.stdout)
 		f.fs.Usage()

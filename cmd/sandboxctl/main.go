@@ -5,7 +5,8 @@
 // endpoint, and writes ephemeral copies of stacks for CI.
 //
 // Exit codes: 0 success, 1 the stacks are invalid (or the command's check failed), 2 usage
-// error (unknown command, flag or stack; no project found).
+// error (unknown command, flag or stack; no project found), 3 status found an alarm in ALARM
+// or a group with no healthy node while it should serve.
 package main
 
 import (
@@ -39,6 +40,8 @@ Commands:
                         key in SANDBOX_API_KEY or --key)
   loadtest STACK        drive --users concurrent streaming users and judge tokens/s per
                         user against a target (or --url, as for verify)
+  status STACK          the deployed STACK at a glance: its dashboard's figures over
+                        --since, nodes and targets now, alarms (ALARM first); --watch
   preview STACK...      show what up would change in each STACK (--all: every stack),
                         with the Pulumi engine, --parallel N stacks at a time (2)
   up STACK...           create or update each STACK's resources (--all: every stack)
@@ -66,7 +69,8 @@ Global flags:
   -h, --help            show help; "sandboxctl <command> --help" for a command
   --version             the same as "sandboxctl version" (as the first argument)
 
-Exit codes: 0 success, 1 invalid stacks or a failed check or operation, 2 usage error.
+Exit codes: 0 success, 1 invalid stacks or a failed check or operation, 2 usage error,
+3 status: an alarm in ALARM or a group with no healthy node while it should serve.
 `
 
 // env is what a command may touch: its output streams and the working directory.
@@ -99,6 +103,7 @@ var commands = map[string]command{
 	"version":   {"print the sandboxctl build and the pinned Ollama and LiteLLM releases", runVersion},
 	"local":     {"run a stack's serving path on this machine", runLocal},
 	"keys":      {"issue, list, show, revoke and rotate the department's per-person API keys", runKeys},
+	"status":    {"show a deployed stack's dashboard figures, nodes and alarms", runStatus},
 }
 
 func main() {

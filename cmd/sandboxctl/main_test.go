@@ -362,6 +362,7 @@ func TestExitCodes(t *testing.T) {
 		{"stack file problems", config.Problems{{Source: "stacks/Pulumi.x.yaml", Path: "network.cidr", Message: "bad"}}, exitInvalid, "",
 			"stacks/Pulumi.x.yaml: network.cidr: bad\n"},
 		{"reported failure", errReported, exitInvalid, "", ""},
+		{"needs attention", errAttention, exitAttention, "", ""},
 		{"failed operation", errors.New("GetSecretValue: denied"), exitInvalid, "", "sandboxctl demo: GetSecretValue: denied\n"},
 	}
 	for _, c := range cases {

@@ -7,6 +7,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
+	dash "github.com/llm-sandbox/llm-sandbox/internal/dashboard"
 )
 
 // Alarm thresholds. docs/observability.md gives each one's reason; keep the two together.
@@ -78,9 +79,9 @@ func expression(id, expr, label string) cloudwatch.MetricAlarmMetricQueryArgs {
 
 // alarmSpecs are a group's alarms, in catalog.AlarmKinds order.
 func alarmSpecs(t alarmTarget) []alarmSpec {
-	tg := pulumi.StringMap{dimTargetGroup: t.targetGroup, dimLoadBalancer: t.loadBalancer}
-	lb := pulumi.StringMap{dimLoadBalancer: t.loadBalancer}
-	asg := pulumi.StringMap{dimGroup: t.groupName}
+	tg := pulumi.StringMap{dash.DimTargetGroup: t.targetGroup, dash.DimLoadBalancer: t.loadBalancer}
+	lb := pulumi.StringMap{dash.DimLoadBalancer: t.loadBalancer}
+	asg := pulumi.StringMap{dash.DimGroup: t.groupName}
 
 	// No healthy node while the group should serve. A schedule scales a pool to zero outside
 	// its hours, where no healthy node is expected: the expression is 1 only in minutes when
@@ -96,8 +97,8 @@ func alarmSpecs(t alarmTarget) []alarmSpec {
 		// No point at all means the group's metrics are off: the alarm shows INSUFFICIENT_DATA.
 		TreatMissingData: pulumi.String("missing"),
 		MetricQueries: cloudwatch.MetricAlarmMetricQueryArray{
-			metricQuery("desired", namespaceASG, metricDesired, asg, minute, "Minimum"),
-			metricQuery("healthy", namespaceELB, metricHealthy, tg, minute, "Maximum"),
+			metricQuery("desired", dash.NamespaceASG, dash.MetricDesiredCapacity, asg, minute, "Minimum"),
+			metricQuery("healthy", dash.NamespaceELB, dash.MetricHealthy, tg, minute, "Maximum"),
 			expression("down", "IF(FILL(desired, 0) >= 1 AND FILL(healthy, 0) < 1, 1, 0)", "should serve, no healthy node"),
 		},
 	}
@@ -105,14 +106,14 @@ func alarmSpecs(t alarmTarget) []alarmSpec {
 	// 5xx rate. The front load balancer serves the gateway only, so its own 5xx (no target,
 	// timeouts) count too; pools share the internal one, so theirs are the target group's.
 	fiveXX := "FILL(t5xx, 0)"
-	reqs := metricQuery("requests", namespaceELB, metricRequests, tg, fiveMinutes, "Sum")
+	reqs := metricQuery("requests", dash.NamespaceELB, dash.MetricRequests, tg, fiveMinutes, "Sum")
 	rateQueries := cloudwatch.MetricAlarmMetricQueryArray{
-		metricQuery("t5xx", namespaceELB, metricTarget5xx, tg, fiveMinutes, "Sum"),
+		metricQuery("t5xx", dash.NamespaceELB, dash.MetricTarget5xx, tg, fiveMinutes, "Sum"),
 	}
 	if t.frontDoor {
 		fiveXX += " + FILL(e5xx, 0)"
-		reqs = metricQuery("requests", namespaceELB, metricRequests, lb, fiveMinutes, "Sum")
-		rateQueries = append(rateQueries, metricQuery("e5xx", namespaceELB, metricELB5xx, lb, fiveMinutes, "Sum"))
+		reqs = metricQuery("requests", dash.NamespaceELB, dash.MetricRequests, lb, fiveMinutes, "Sum")
+		rateQueries = append(rateQueries, metricQuery("e5xx", dash.NamespaceELB, dash.MetricELB5xx, lb, fiveMinutes, "Sum"))
 	}
 	rateQueries = append(rateQueries, reqs, expression("rate",
 		fmt.Sprintf("IF(requests >= %d, 100 * (%s) / requests, 0)", ErrorRateMinRequests, fiveXX), "5xx % of requests"))
@@ -127,8 +128,8 @@ func alarmSpecs(t alarmTarget) []alarmSpec {
 	}
 
 	responseArgs := cloudwatch.MetricAlarmArgs{
-		Namespace:         pulumi.String(namespaceELB),
-		MetricName:        pulumi.String(metricResponseTime),
+		Namespace:         pulumi.String(dash.NamespaceELB),
+		MetricName:        pulumi.String(dash.MetricResponseTime),
 		Dimensions:        tg,
 		ExtendedStatistic: pulumi.String("p95"),
 		Period:            pulumi.Int(fiveMinutes),
@@ -146,8 +147,8 @@ func alarmSpecs(t alarmTarget) []alarmSpec {
 	// healthy boot ends well inside the heartbeat, so only nodes that keep failing or hanging
 	// in Pending:Wait (each abandoned at the heartbeat and replaced) fire it.
 	pendingArgs := cloudwatch.MetricAlarmArgs{
-		Namespace:          pulumi.String(namespaceASG),
-		MetricName:         pulumi.String(metricPending),
+		Namespace:          pulumi.String(dash.NamespaceASG),
+		MetricName:         pulumi.String(dash.MetricPendingInstances),
 		Dimensions:         asg,
 		Statistic:          pulumi.String("Maximum"),
 		Period:             pulumi.Int(minute),

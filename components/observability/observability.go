@@ -2,8 +2,9 @@
 // department's CloudWatch dashboard and alarms. The alarms notify an SNS topic encrypted with
 // the department key, to which the stack file's alert addresses are subscribed. Every figure
 // it shows is one AWS already publishes (load balancers, target groups, autoscaling groups,
-// EC2); the node agent's own metrics are a contract here (AgentNamespace) until it publishes
-// them.
+// EC2); the node agent's own metrics are a contract (AgentNamespace) until it publishes them.
+// What the dashboard shows and the names of the dashboard and alarms are plain data in
+// internal/dashboard, which `sandboxctl status` reads too; this package registers them.
 package observability
 
 import (
@@ -18,24 +19,35 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/llm-sandbox/llm-sandbox/components/internal/argcheck"
-	"github.com/llm-sandbox/llm-sandbox/components/internal/nodegroup"
 	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
+	dash "github.com/llm-sandbox/llm-sandbox/internal/dashboard"
 	"github.com/llm-sandbox/llm-sandbox/internal/rules"
 )
 
 // TypeToken is the component's Pulumi type token.
 const TypeToken = "llmsandbox:observability:Observability"
 
-// The autoscaling group metrics the dashboard and alarms read; nodegroup enables them on every
-// group.
-const (
-	metricDesired   = nodegroup.MetricDesiredCapacity
-	metricInService = nodegroup.MetricInServiceInstances
-	metricPending   = nodegroup.MetricPendingInstances
+// The dashboard's body, as internal/dashboard defines it.
+type (
+	// Dashboard is a CloudWatch dashboard body.
+	Dashboard = dash.Dashboard
+	// Widget is one widget of a dashboard.
+	Widget = dash.Widget
+	// Metric is one metric of a widget.
+	Metric = dash.Metric
+	// MetricOptions are a metric's rendering options.
+	MetricOptions = dash.MetricOptions
+	// Dimension is one dimension of a metric.
+	Dimension = dash.Dimension
 )
 
-// gatewayLabel names the gateway in alarm names, the dashboard and the tier tag.
-const gatewayLabel = "gateway"
+// The node agent's metric contract (internal/dashboard).
+const (
+	AgentNamespace         = dash.AgentNamespace
+	MetricInFlightRequests = dash.MetricInFlightRequests
+	DimensionDepartment    = dash.DimensionDepartment
+	DimensionPool          = dash.DimensionPool
+)
 
 // Group is one group of nodes behind a target group.
 type Group struct {
@@ -98,35 +110,21 @@ type Observability struct {
 	Alarms map[string]*cloudwatch.MetricAlarm
 }
 
-// DashboardName is a department's dashboard name.
-func DashboardName(department string) string { return "llm-sandbox-" + department }
+// DashboardName is a department's dashboard name, "llm-sandbox-<department>".
+func DashboardName(department string) string { return dash.Name(department) }
 
 // AlarmName is the name of one alarm of a group: "llm-sandbox-<department>-<group>-<kind>",
 // where group is "gateway" or "pool-<name>".
 func AlarmName(department, group, kind string) string {
-	return fmt.Sprintf("llm-sandbox-%s-%s-%s", department, group, kind)
+	return dash.AlarmName(department, group, kind)
 }
 
 // PoolLabel names a pool in alarm names ("pool-<name>"), so that no pool name can collide
 // with the gateway's.
-func PoolLabel(pool string) string { return "pool-" + pool }
-
-// consoleHosts are the AWS console's host names by partition; a region outside them has no
-// console URL the project knows.
-var consoleHosts = map[string]string{
-	"aws":        "console.aws.amazon.com",
-	"aws-cn":     "console.amazonaws.cn",
-	"aws-us-gov": "console.amazonaws-us-gov.com",
-}
+func PoolLabel(pool string) string { return dash.PoolLabel(pool) }
 
 // DashboardURL is the console address of a dashboard.
-func DashboardURL(region, name string) string {
-	host := consoleHosts[rules.Partition(region)]
-	if host == "" {
-		host = consoleHosts["aws"]
-	}
-	return fmt.Sprintf("https://%s/cloudwatch/home?region=%s#dashboards/dashboard/%s", host, region, name)
-}
+func DashboardURL(region, name string) string { return dash.URL(region, name) }
 
 // NewObservability registers the department's alarm topic, its subscriptions, one set of
 // alarms per group (catalog.AlarmKinds) and the dashboard.
@@ -161,7 +159,7 @@ func NewObservability(ctx *pulumi.Context, name string, args *ObservabilityArgs,
 		comp.Subscriptions[key] = sub
 	}
 
-	targets := []alarmTarget{target(gatewayLabel, catalog.TagTier, gatewayLabel, args.Gateway, true)}
+	targets := []alarmTarget{target(dash.GatewayLabel, catalog.TagTier, dash.GatewayLabel, args.Gateway, true)}
 	for _, pool := range slices.Sorted(maps.Keys(args.Pools)) {
 		targets = append(targets, target(PoolLabel(pool), catalog.TagPool, pool, args.Pools[pool], false))
 	}
@@ -185,16 +183,16 @@ func NewObservability(ctx *pulumi.Context, name string, args *ObservabilityArgs,
 	}
 
 	dashboardName := DashboardName(args.Department)
-	dashboard, err := cloudwatch.NewDashboard(ctx, name+"-dashboard", &cloudwatch.DashboardArgs{
+	board, err := cloudwatch.NewDashboard(ctx, name+"-dashboard", &cloudwatch.DashboardArgs{
 		DashboardName: pulumi.String(dashboardName),
 		DashboardBody: dashboardBody(args.Region, targets),
 	}, child)
 	if err != nil {
 		return nil, fmt.Errorf("observability %q: dashboard: %w", name, err)
 	}
-	comp.Dashboard = dashboard
+	comp.Dashboard = board
 
-	comp.DashboardName = dashboard.DashboardName
+	comp.DashboardName = board.DashboardName
 	comp.DashboardURL = pulumi.String(DashboardURL(args.Region, dashboardName)).ToStringOutput()
 	comp.TopicArn = topic.Arn
 	comp.AlarmNames = alarmNames.ToStringArrayOutput()
@@ -217,25 +215,24 @@ func target(label, scopeKey, scopeValue string, g Group, frontDoor bool) alarmTa
 	}
 }
 
-// dashboardBody marshals the dashboard of the targets once their names are known.
+// dashboardBody marshals the dashboard of the targets (internal/dashboard) once their names are
+// known.
 func dashboardBody(region string, targets []alarmTarget) pulumi.StringOutput {
 	var names []any
 	for _, t := range targets {
 		names = append(names, t.groupName, t.loadBalancer, t.targetGroup)
 	}
 	return pulumi.All(names...).ApplyT(func(v []any) (string, error) {
-		var groups []Targets
+		var groups []dash.Targets
 		for i, t := range targets {
-			title := "Gateway"
-			if t.scopeKey == catalog.TagPool {
-				title = "Pool " + t.scopeValue
+			group, lb, tg := v[3*i].(string), v[3*i+1].(string), v[3*i+2].(string)
+			if t.frontDoor {
+				groups = append(groups, dash.Gateway(group, lb, tg))
+			} else {
+				groups = append(groups, dash.Pool(t.scopeValue, group, lb, tg))
 			}
-			groups = append(groups, Targets{
-				Title: title, GroupName: v[3*i].(string), LoadBalancer: v[3*i+1].(string), TargetGroup: v[3*i+2].(string),
-				FrontDoor: t.frontDoor,
-			})
 		}
-		body, err := json.Marshal(NewDashboard(region, groups))
+		body, err := json.Marshal(dash.New(region, groups))
 		return string(body), err
 	}).(pulumi.StringOutput)
 }

@@ -151,8 +151,8 @@ func TestDashboardHasEveryGroupsWidgets(t *testing.T) {
 	}{
 		{"Gateway", "gw", frontLB, true}, {"Pool embed", "embed", innerLB, false}, {"Pool gpu", "gpu", innerLB, false},
 	} {
-		tg := []Dimension{{"TargetGroup", "targetgroup/" + g.label + "/3333333333333333"}, {"LoadBalancer", g.lb}}
-		asg := []Dimension{{"AutoScalingGroupName", g.label + "-asg"}}
+		tg := []Dimension{{Name: "TargetGroup", Value: "targetgroup/" + g.label + "/3333333333333333"}, {Name: "LoadBalancer", Value: g.lb}}
+		asg := []Dimension{{Name: "AutoScalingGroupName", Value: g.label + "-asg"}}
 		want := []struct {
 			widget, ns, name, stat string
 			dims                   []Dimension
@@ -175,7 +175,7 @@ func TestDashboardHasEveryGroupsWidgets(t *testing.T) {
 			}
 		}
 		// The load balancer's own errors belong to a group only when it serves that group alone.
-		elb := hasMetric(d, g.title+": errors", "AWS/ApplicationELB", "HTTPCode_ELB_5XX_Count", "Sum", Dimension{"LoadBalancer", g.lb})
+		elb := hasMetric(d, g.title+": errors", "AWS/ApplicationELB", "HTTPCode_ELB_5XX_Count", "Sum", Dimension{Name: "LoadBalancer", Value: g.lb})
 		if elb != g.front {
 			t.Errorf("%s: load balancer 5xx plotted %v, want %v", g.title, elb, g.front)
 		}
@@ -206,7 +206,7 @@ func TestDashboardHasEveryGroupsWidgets(t *testing.T) {
 
 func TestMetricRoundTrips(t *testing.T) {
 	m := Metric{Namespace: "AWS/ApplicationELB", Name: "RequestCount",
-		Dimensions: []Dimension{{"LoadBalancer", "app/x/1"}}, Options: MetricOptions{Stat: "Sum", Label: "requests"}}
+		Dimensions: []Dimension{{Name: "LoadBalancer", Value: "app/x/1"}}, Options: MetricOptions{Stat: "Sum", Label: "requests"}}
 	data, err := json.Marshal(m)
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,8 @@ import (
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ec2"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/lb"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/llm-sandbox/llm-sandbox/internal/dashboard"
 )
 
 // LaunchHookName is the launch lifecycle hook's name. Hook names are per group, so one fixed
@@ -35,13 +37,13 @@ func TerminateHeartbeatSeconds(deregistrationDelaySeconds int) int {
 }
 
 // Group metrics (namespace AWS/AutoScaling, dimension AutoScalingGroupName) that every group
-// publishes, because the department's dashboard and alarms read them. Auto Scaling publishes
-// only the group metrics a group enables (Amazon EC2 Auto Scaling User Guide, "Monitor
-// CloudWatch metrics for your Auto Scaling groups and instances").
+// publishes, because the department's dashboard and alarms read them (internal/dashboard names
+// them). Auto Scaling publishes only the group metrics a group enables (Amazon EC2 Auto Scaling
+// User Guide, "Monitor CloudWatch metrics for your Auto Scaling groups and instances").
 const (
-	MetricDesiredCapacity    = "GroupDesiredCapacity"
-	MetricInServiceInstances = "GroupInServiceInstances"
-	MetricPendingInstances   = "GroupPendingInstances"
+	MetricDesiredCapacity    = dashboard.MetricDesiredCapacity
+	MetricInServiceInstances = dashboard.MetricInServiceInstances
+	MetricPendingInstances   = dashboard.MetricPendingInstances
 )
 
 // GroupMetrics returns the group metrics every group enables.

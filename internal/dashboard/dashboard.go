@@ -1,8 +1,15 @@
-package observability
+// Package dashboard defines, as plain Go data, what a department's CloudWatch dashboard shows:
+// per group of nodes (the gateway, each model pool) its graphs, each metric with its namespace,
+// dimensions and statistic, and the names of the dashboard and of the alarms. The
+// observability component renders the dashboard's body from it and `sandboxctl status` reads
+// the same metrics for the terminal, so the two cannot drift. It imports no Pulumi.
+package dashboard
 
 import (
 	"encoding/json"
 	"fmt"
+
+	"github.com/llm-sandbox/llm-sandbox/internal/rules"
 )
 
 // The node agent's metric contract: what pool nodes will publish while serving (issue #12,
@@ -24,24 +31,66 @@ const (
 // for your Application Load Balancer"; Amazon EC2 Auto Scaling User Guide, "Monitor CloudWatch
 // metrics for your Auto Scaling groups and instances").
 const (
-	namespaceELB = "AWS/ApplicationELB"
-	namespaceASG = "AWS/AutoScaling"
-	namespaceEC2 = "AWS/EC2"
+	NamespaceELB = "AWS/ApplicationELB"
+	NamespaceASG = "AWS/AutoScaling"
+	NamespaceEC2 = "AWS/EC2"
 
-	dimLoadBalancer = "LoadBalancer"
-	dimTargetGroup  = "TargetGroup"
-	dimGroup        = "AutoScalingGroupName"
+	DimLoadBalancer = "LoadBalancer"
+	DimTargetGroup  = "TargetGroup"
+	DimGroup        = "AutoScalingGroupName"
 
-	metricRequests     = "RequestCount"
-	metricTarget4xx    = "HTTPCode_Target_4XX_Count"
-	metricTarget5xx    = "HTTPCode_Target_5XX_Count"
-	metricELB4xx       = "HTTPCode_ELB_4XX_Count"
-	metricELB5xx       = "HTTPCode_ELB_5XX_Count"
-	metricResponseTime = "TargetResponseTime"
-	metricHealthy      = "HealthyHostCount"
-	metricUnhealthy    = "UnHealthyHostCount"
-	metricCPU          = "CPUUtilization"
+	MetricRequests     = "RequestCount"
+	MetricTarget4xx    = "HTTPCode_Target_4XX_Count"
+	MetricTarget5xx    = "HTTPCode_Target_5XX_Count"
+	MetricELB4xx       = "HTTPCode_ELB_4XX_Count"
+	MetricELB5xx       = "HTTPCode_ELB_5XX_Count"
+	MetricResponseTime = "TargetResponseTime"
+	MetricHealthy      = "HealthyHostCount"
+	MetricUnhealthy    = "UnHealthyHostCount"
+	MetricCPU          = "CPUUtilization"
 )
+
+// Group metrics (namespace AWS/AutoScaling, dimension AutoScalingGroupName) the dashboard and
+// alarms read. Auto Scaling publishes only the group metrics a group enables, so every group
+// enables these (components/internal/nodegroup).
+const (
+	MetricDesiredCapacity    = "GroupDesiredCapacity"
+	MetricInServiceInstances = "GroupInServiceInstances"
+	MetricPendingInstances   = "GroupPendingInstances"
+)
+
+// GatewayLabel names the gateway in alarm names, the dashboard and the tier tag.
+const GatewayLabel = "gateway"
+
+// PoolLabel names a pool in alarm names ("pool-<name>"), so that no pool name can collide
+// with the gateway's.
+func PoolLabel(pool string) string { return "pool-" + pool }
+
+// Name is a department's dashboard name.
+func Name(department string) string { return "llm-sandbox-" + department }
+
+// AlarmName is the name of one alarm of a group: "llm-sandbox-<department>-<group>-<kind>",
+// where group is GatewayLabel or PoolLabel(name) and kind one of catalog.AlarmKinds.
+func AlarmName(department, group, kind string) string {
+	return fmt.Sprintf("llm-sandbox-%s-%s-%s", department, group, kind)
+}
+
+// consoleHosts are the AWS console's host names by partition; a region outside them has no
+// console URL the project knows.
+var consoleHosts = map[string]string{
+	"aws":        "console.aws.amazon.com",
+	"aws-cn":     "console.amazonaws.cn",
+	"aws-us-gov": "console.amazonaws-us-gov.com",
+}
+
+// URL is the console address of a dashboard.
+func URL(region, name string) string {
+	host := consoleHosts[rules.Partition(region)]
+	if host == "" {
+		host = consoleHosts["aws"]
+	}
+	return fmt.Sprintf("https://%s/cloudwatch/home?region=%s#dashboards/dashboard/%s", host, region, name)
+}
 
 // Dashboard is a CloudWatch dashboard body (CloudWatch API Reference, "Dashboard Body
 // Structure and Syntax",
@@ -137,6 +186,8 @@ func (m *Metric) UnmarshalJSON(data []byte) error {
 type Targets struct {
 	// Title heads the group's row: "Gateway" or "Pool <name>".
 	Title string
+	// Label names the group in alarm names: GatewayLabel or PoolLabel(name).
+	Label string
 	// GroupName is the autoscaling group's name.
 	GroupName string
 	// LoadBalancer and TargetGroup are the ARN suffixes ("app/...", "targetgroup/...") of the
@@ -145,6 +196,19 @@ type Targets struct {
 	// FrontDoor says the load balancer serves this group only, so its own error counts (ELB
 	// 4xx and 5xx) belong on the group's row.
 	FrontDoor bool
+}
+
+// Gateway is the gateway's group: the LiteLLM nodes behind the front load balancer, which
+// serves them alone.
+func Gateway(groupName, loadBalancer, targetGroup string) Targets {
+	return Targets{Title: "Gateway", Label: GatewayLabel, GroupName: groupName,
+		LoadBalancer: loadBalancer, TargetGroup: targetGroup, FrontDoor: true}
+}
+
+// Pool is a model pool's group, behind the internal load balancer the pools share.
+func Pool(pool, groupName, loadBalancer, targetGroup string) Targets {
+	return Targets{Title: "Pool " + pool, Label: PoolLabel(pool), GroupName: groupName,
+		LoadBalancer: loadBalancer, TargetGroup: targetGroup}
 }
 
 // Widget grid: a row of text, then two rows of three graphs per group.
@@ -158,16 +222,16 @@ const (
 	viewTimeSerie = "timeSeries"
 )
 
-// NewDashboard lays out the department's dashboard: per group (the gateway first, then each
-// pool) its requests, errors, response time, healthy and unhealthy targets, nodes and CPU.
-func NewDashboard(region string, groups []Targets) Dashboard {
+// New lays out the department's dashboard: per group (the gateway first, then each pool, as
+// given) a header and its Graphs.
+func New(region string, groups []Targets) Dashboard {
 	var d Dashboard
 	y := 0
 	for _, g := range groups {
 		d.Widgets = append(d.Widgets, Widget{Type: "text", X: 0, Y: y, Width: gridColumns, Height: headerHeight,
 			Properties: WidgetProperties{Markdown: "## " + g.Title}})
 		y += headerHeight
-		for i, w := range graphs(g) {
+		for i, w := range Graphs(g) {
 			w.Properties.Region, w.Properties.View, w.Properties.Period = region, viewTimeSerie, graphPeriod
 			d.Widgets = append(d.Widgets, Widget{Type: "metric",
 				X: (i % graphsPerRow) * graphWidth, Y: y + (i/graphsPerRow)*graphHeight, Width: graphWidth, Height: graphHeight,
@@ -178,11 +242,13 @@ func NewDashboard(region string, groups []Targets) Dashboard {
 	return d
 }
 
-// graphs are one group's graphs, in grid order.
-func graphs(g Targets) []Widget {
-	tg := []Dimension{{dimTargetGroup, g.TargetGroup}, {dimLoadBalancer, g.LoadBalancer}}
-	lb := []Dimension{{dimLoadBalancer, g.LoadBalancer}}
-	asg := []Dimension{{dimGroup, g.GroupName}}
+// Graphs are one group's graphs in grid order: its requests, errors, response time, healthy
+// and unhealthy targets, nodes and CPU. Each title is the group's title, ": " and the graph's;
+// each metric carries the statistic the graph plots and its label.
+func Graphs(g Targets) []Widget {
+	tg := []Dimension{{DimTargetGroup, g.TargetGroup}, {DimLoadBalancer, g.LoadBalancer}}
+	lb := []Dimension{{DimLoadBalancer, g.LoadBalancer}}
+	asg := []Dimension{{DimGroup, g.GroupName}}
 	m := func(ns, name string, dims []Dimension, stat, label string) Metric {
 		return Metric{Namespace: ns, Name: name, Dimensions: dims, Options: MetricOptions{Stat: stat, Label: label}}
 	}
@@ -190,27 +256,27 @@ func graphs(g Targets) []Widget {
 		return Widget{Properties: WidgetProperties{Title: g.Title + ": " + title, Metrics: ms}}
 	}
 	errs := []Metric{
-		m(namespaceELB, metricTarget4xx, tg, "Sum", "target 4xx"),
-		m(namespaceELB, metricTarget5xx, tg, "Sum", "target 5xx"),
+		m(NamespaceELB, MetricTarget4xx, tg, "Sum", "target 4xx"),
+		m(NamespaceELB, MetricTarget5xx, tg, "Sum", "target 5xx"),
 	}
 	if g.FrontDoor {
 		errs = append(errs,
-			m(namespaceELB, metricELB4xx, lb, "Sum", "load balancer 4xx"),
-			m(namespaceELB, metricELB5xx, lb, "Sum", "load balancer 5xx"))
+			m(NamespaceELB, MetricELB4xx, lb, "Sum", "load balancer 4xx"),
+			m(NamespaceELB, MetricELB5xx, lb, "Sum", "load balancer 5xx"))
 	}
 	return []Widget{
-		graph("requests", m(namespaceELB, metricRequests, tg, "Sum", "requests")),
+		graph("requests", m(NamespaceELB, MetricRequests, tg, "Sum", "requests")),
 		graph("errors", errs...),
 		graph("target response time (s)",
-			m(namespaceELB, metricResponseTime, tg, "p50", "p50"),
-			m(namespaceELB, metricResponseTime, tg, "p95", "p95")),
+			m(NamespaceELB, MetricResponseTime, tg, "p50", "p50"),
+			m(NamespaceELB, MetricResponseTime, tg, "p95", "p95")),
 		graph("targets",
-			m(namespaceELB, metricHealthy, tg, "Minimum", "healthy"),
-			m(namespaceELB, metricUnhealthy, tg, "Maximum", "unhealthy")),
+			m(NamespaceELB, MetricHealthy, tg, "Minimum", "healthy"),
+			m(NamespaceELB, MetricUnhealthy, tg, "Maximum", "unhealthy")),
 		graph("nodes",
-			m(namespaceASG, metricInService, asg, "Maximum", "in service"),
-			m(namespaceASG, metricPending, asg, "Maximum", "pending"),
-			m(namespaceASG, metricDesired, asg, "Maximum", "desired")),
-		graph("CPU (%)", m(namespaceEC2, metricCPU, asg, "Average", "average CPU")),
+			m(NamespaceASG, MetricInServiceInstances, asg, "Maximum", "in service"),
+			m(NamespaceASG, MetricPendingInstances, asg, "Maximum", "pending"),
+			m(NamespaceASG, MetricDesiredCapacity, asg, "Maximum", "desired")),
+		graph("CPU (%)", m(NamespaceEC2, MetricCPU, asg, "Average", "average CPU")),
 	}
 }

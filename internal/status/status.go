@@ -1,0 +1,428 @@
+// Package status reads a deployed department's figures for `sandboxctl status`: the same
+// metrics, with the same statistics, that its CloudWatch dashboard plots (internal/dashboard),
+// aggregated over a window, with what Auto Scaling, the target groups and the alarms say now.
+// Every figure is a count, a time or a size; none carries any text of a request.
+package status
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch/schemas"
+	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
+	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	"github.com/aws/smithy-go/transport/http/protocol/awsquery"
+
+	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
+	"github.com/llm-sandbox/llm-sandbox/internal/dashboard"
+)
+
+// Window bounds. GetMetricData keeps one-minute points for 15 days, and a window is one period
+// of whole minutes (CloudWatch API Reference, GetMetricData: "Data points with a period of 60
+// seconds (1-minute) are available for 15 days").
+const (
+	MinWindow = time.Minute
+	MaxWindow = 15 * 24 * time.Hour
+)
+
+// Alarm states as CloudWatch reports them, and Missing for an alarm the stack should have and
+// CloudWatch does not know.
+const (
+	StateAlarm        = string(cwtypes.StateValueAlarm)
+	StateInsufficient = string(cwtypes.StateValueInsufficientData)
+	StateOK           = string(cwtypes.StateValueOk)
+	StateMissing      = "MISSING"
+)
+
+// Input is what the stack says about itself: its file (department, region, pools' hours) and
+// its outputs (the autoscaling groups' names).
+type Input struct {
+	// Stack is the stack's name.
+	Stack string
+	// Department and Region are the stack file's.
+	Department, Region string
+	// GatewayGroup is the gateway's autoscaling group (the output gatewayGroupName).
+	GatewayGroup string
+	// Pools are the deployed pools by name (the output poolGroupNames).
+	Pools map[string]Pool
+}
+
+// Pool is one deployed pool.
+type Pool struct {
+	// GroupName is its autoscaling group's name.
+	GroupName string
+	// Hours are its office hours; nil when it serves around the clock.
+	Hours *Hours
+}
+
+// Clients are the AWS APIs status reads.
+type Clients struct {
+	AutoScaling *autoscaling.Client
+	ELB         *elbv2.Client
+	CloudWatch  *cloudwatch.Client
+}
+
+// NewClients makes the clients from one configuration. CloudWatch speaks the AWS query
+// protocol: CloudWatch accepts it beside AWS JSON 1.1 and Smithy RPC v2 CBOR, which the SDK
+// picks by default since service/cloudwatch v1.53.0 (its CHANGELOG, 2025-12-10), and it is the
+// one the AWS emulator the tests run against (moto 5.2.5) serves, so the tests see the bytes
+// an operator's command sends. Auto Scaling's client is built on the same protocol.
+func NewClients(cfg aws.Config) Clients {
+	return Clients{
+		AutoScaling: autoscaling.NewFromConfig(cfg),
+		ELB:         elbv2.NewFromConfig(cfg),
+		CloudWatch: cloudwatch.NewFromConfig(cfg, func(o *cloudwatch.Options) {
+			o.Protocol = awsquery.New(schemas.GraniteServiceVersion20100801)
+		}),
+	}
+}
+
+// Report is the department's status.
+type Report struct {
+	Stack      string `json:"stack"`
+	Department string `json:"department"`
+	Region     string `json:"region"`
+	// Dashboard is the console address of the department's dashboard.
+	Dashboard string `json:"dashboardUrl"`
+	// Window is the figures' window; Start and End bound it (End exclusive).
+	Window string    `json:"window"`
+	Start  time.Time `json:"start"`
+	End    time.Time `json:"end"`
+	// Problems are what makes the status not OK: alarms in ALARM, groups with no healthy
+	// target while they should serve. Empty when all is well.
+	Problems []string `json:"problems"`
+	// Notes are what an operator should know that is not a problem of the service.
+	Notes []string `json:"notes"`
+	// Alarms are the department's alarms, those in ALARM first.
+	Alarms []Alarm `json:"alarms"`
+	// Groups are the gateway, then each pool by name.
+	Groups []Group `json:"groups"`
+}
+
+// OK reports whether nothing needs attention.
+func (r *Report) OK() bool { return len(r.Problems) == 0 }
+
+// Alarm is one alarm's state.
+type Alarm struct {
+	Name string `json:"name"`
+	// Group is the group's label (gateway, pool-<name>); Kind one of catalog.AlarmKinds.
+	Group string `json:"group"`
+	Kind  string `json:"kind"`
+	// State is ALARM, INSUFFICIENT_DATA, OK or MISSING.
+	State  string     `json:"state"`
+	Reason string     `json:"reason,omitempty"`
+	Since  *time.Time `json:"since,omitempty"`
+}
+
+// Group is one group of nodes: what it is, what it has now, and its graphs' figures.
+type Group struct {
+	Title            string `json:"title"`
+	Label            string `json:"label"`
+	AutoScalingGroup string `json:"autoScalingGroup"`
+	TargetGroupArn   string `json:"targetGroupArn"`
+	LoadBalancer     string `json:"loadBalancer"`
+	// Hours are the pool's office hours, nil for a group that serves around the clock.
+	Hours *Hours `json:"hours"`
+	// ShouldServe says the group is within its hours (always, without hours).
+	ShouldServe bool `json:"shouldServe"`
+	// Desired, Min and Max are the group's capacity settings now.
+	Desired int `json:"desired"`
+	Min     int `json:"min"`
+	Max     int `json:"max"`
+	// Lifecycle counts the group's instances by lifecycle state (InService, Pending:Wait, ...).
+	Lifecycle map[string]int `json:"lifecycle"`
+	// Targets counts the target group's targets by health state (healthy, unhealthy,
+	// initial, draining, ...).
+	Targets map[string]int `json:"targets"`
+	// Graphs are the dashboard's graphs of the group, each figure over the window.
+	Graphs []Graph `json:"graphs"`
+}
+
+// Graph is one graph of the dashboard.
+type Graph struct {
+	Title   string   `json:"title"`
+	Figures []Figure `json:"figures"`
+}
+
+// Figure is one metric of a graph with its statistic over the window; Value is nil when the
+// metric has no data points in it.
+type Figure struct {
+	Label     string   `json:"label"`
+	Namespace string   `json:"namespace"`
+	Metric    string   `json:"metric"`
+	Stat      string   `json:"stat"`
+	Value     *float64 `json:"value"`
+	query     cwtypes.MetricDataQuery
+}
+
+// Collect reads the department's status at now over the window before it (whole minutes).
+func Collect(ctx context.Context, c Clients, in Input, window time.Duration, now time.Time) (*Report, error) {
+	if window < MinWindow || window > MaxWindow {
+		return nil, fmt.Errorf("window %s: want between %s and %s", window, MinWindow, MaxWindow)
+	}
+	window = window.Round(time.Minute)
+	end := now.UTC().Truncate(time.Minute)
+	r := &Report{
+		Stack: in.Stack, Department: in.Department, Region: in.Region,
+		Dashboard: dashboard.URL(in.Region, dashboard.Name(in.Department)),
+		Window:    WindowText(window), Start: end.Add(-window), End: end,
+		Problems: []string{}, Notes: []string{},
+	}
+
+	// The gateway first, then the pools by name: the dashboard's order.
+	type member struct {
+		pool  string
+		group string
+		hours *Hours
+	}
+	members := []member{{group: in.GatewayGroup}}
+	for _, name := range slices.Sorted(maps.Keys(in.Pools)) {
+		members = append(members, member{pool: name, group: in.Pools[name].GroupName, hours: in.Pools[name].Hours})
+	}
+	var names []string
+	for _, m := range members {
+		names = append(names, m.group)
+	}
+	asgs, err := describeGroups(ctx, c.AutoScaling, names)
+	if err != nil {
+		return nil, err
+	}
+	var figures []*Figure
+	for _, m := range members {
+		asg, ok := asgs[m.group]
+		if !ok {
+			return nil, fmt.Errorf("autoscaling group %s (named by the stack's outputs) does not exist in %s: is the stack deployed there, and are these the account's credentials?", m.group, in.Region)
+		}
+		if len(asg.TargetGroupARNs) != 1 {
+			return nil, fmt.Errorf("autoscaling group %s has %d target groups, want 1 (the stack attaches one)", m.group, len(asg.TargetGroupARNs))
+		}
+		tgArn := asg.TargetGroupARNs[0]
+		lbArn, err := loadBalancerOf(ctx, c.ELB, tgArn)
+		if err != nil {
+			return nil, err
+		}
+		targets := dashboard.Gateway(m.group, arnSuffix(lbArn, ":loadbalancer/"), arnSuffix(tgArn, ":"))
+		if m.pool != "" {
+			targets = dashboard.Pool(m.pool, m.group, arnSuffix(lbArn, ":loadbalancer/"), arnSuffix(tgArn, ":"))
+		}
+		g := Group{
+			Title: targets.Title, Label: targets.Label, AutoScalingGroup: m.group,
+			TargetGroupArn: tgArn, LoadBalancer: targets.LoadBalancer, Hours: m.hours, ShouldServe: true,
+			Desired: int(aws.ToInt32(asg.DesiredCapacity)), Min: int(aws.ToInt32(asg.MinSize)), Max: int(aws.ToInt32(asg.MaxSize)),
+			Lifecycle: map[string]int{}, Targets: map[string]int{},
+		}
+		if m.hours != nil {
+			if g.ShouldServe, err = m.hours.Contains(now); err != nil {
+				return nil, fmt.Errorf("pool %s: %w", m.pool, err)
+			}
+		}
+		for _, i := range asg.Instances {
+			g.Lifecycle[string(i.LifecycleState)]++
+		}
+		if g.Targets, err = targetHealth(ctx, c.ELB, tgArn); err != nil {
+			return nil, err
+		}
+		for _, w := range dashboard.Graphs(targets) {
+			graph := Graph{Title: strings.TrimPrefix(w.Properties.Title, targets.Title+": "), Figures: make([]Figure, len(w.Properties.Metrics))}
+			for i, m := range w.Properties.Metrics {
+				graph.Figures[i] = Figure{Label: m.Options.Label, Namespace: m.Namespace, Metric: m.Name, Stat: m.Options.Stat,
+					query: query(fmt.Sprintf("m%d", len(figures)), m, window)}
+				// The figures' array is the graph's for good: the pointer stays valid.
+				figures = append(figures, &graph.Figures[i])
+			}
+			g.Graphs = append(g.Graphs, graph)
+		}
+		r.Groups = append(r.Groups, g)
+		if g.ShouldServe && g.Targets["healthy"] == 0 {
+			r.Problems = append(r.Problems, fmt.Sprintf("%s: no healthy target while it should serve (desired %d; instances %s; targets %s)",
+				g.Title, g.Desired, counts(g.Lifecycle), counts(g.Targets)))
+		}
+	}
+	if err := metricData(ctx, c.CloudWatch, figures, r.Start, r.End); err != nil {
+		return nil, err
+	}
+	if r.Alarms, err = alarms(ctx, c.CloudWatch, in.Department, r.Groups); err != nil {
+		return nil, err
+	}
+	for _, a := range r.Alarms {
+		switch a.State {
+		case StateAlarm:
+			r.Problems = append(r.Problems, fmt.Sprintf("alarm %s is in ALARM: %s", a.Name, a.Reason))
+		case StateMissing:
+			r.Notes = append(r.Notes, fmt.Sprintf("alarm %s does not exist: the stack's deployment predates it, or it was deleted (sandboxctl up restores it)", a.Name))
+		}
+	}
+	return r, nil
+}
+
+// describeGroups returns the named autoscaling groups by name.
+func describeGroups(ctx context.Context, c *autoscaling.Client, names []string) (map[string]astypes.AutoScalingGroup, error) {
+	out := map[string]astypes.AutoScalingGroup{}
+	p := autoscaling.NewDescribeAutoScalingGroupsPaginator(c, &autoscaling.DescribeAutoScalingGroupsInput{AutoScalingGroupNames: names})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("DescribeAutoScalingGroups: %w", err)
+		}
+		for _, g := range page.AutoScalingGroups {
+			out[aws.ToString(g.AutoScalingGroupName)] = g
+		}
+	}
+	return out, nil
+}
+
+// loadBalancerOf returns the ARN of the one load balancer that forwards to the target group.
+func loadBalancerOf(ctx context.Context, c *elbv2.Client, tgArn string) (string, error) {
+	out, err := c.DescribeTargetGroups(ctx, &elbv2.DescribeTargetGroupsInput{TargetGroupArns: []string{tgArn}})
+	if err != nil {
+		return "", fmt.Errorf("DescribeTargetGroups %s: %w", tgArn, err)
+	}
+	if len(out.TargetGroups) != 1 || len(out.TargetGroups[0].LoadBalancerArns) != 1 {
+		return "", fmt.Errorf("target group %s: want one load balancer forwarding to it", tgArn)
+	}
+	return out.TargetGroups[0].LoadBalancerArns[0], nil
+}
+
+// targetHealth counts the target group's targets by health state.
+func targetHealth(ctx context.Context, c *elbv2.Client, tgArn string) (map[string]int, error) {
+	out, err := c.DescribeTargetHealth(ctx, &elbv2.DescribeTargetHealthInput{TargetGroupArn: aws.String(tgArn)})
+	if err != nil {
+		return nil, fmt.Errorf("DescribeTargetHealth %s: %w", tgArn, err)
+	}
+	n := map[string]int{"healthy": 0}
+	for _, d := range out.TargetHealthDescriptions {
+		if d.TargetHealth != nil {
+			n[string(d.TargetHealth.State)]++
+		}
+	}
+	return n, nil
+}
+
+// arnSuffix is what follows sep in an ARN: CloudWatch names a load balancer by the part after
+// ":loadbalancer/" ("app/<name>/<id>") and a target group by its resource ("targetgroup/<name>/<id>").
+func arnSuffix(arn, sep string) string {
+	if i := strings.LastIndex(arn, sep); i >= 0 {
+		return arn[i+len(sep):]
+	}
+	return arn
+}
+
+// query is one figure's query: the metric with the graph's statistic over one period as long
+// as the window.
+func query(id string, m dashboard.Metric, window time.Duration) cwtypes.MetricDataQuery {
+	var dims []cwtypes.Dimension
+	for _, d := range m.Dimensions {
+		dims = append(dims, cwtypes.Dimension{Name: aws.String(d.Name), Value: aws.String(d.Value)})
+	}
+	return cwtypes.MetricDataQuery{
+		Id: aws.String(id),
+		MetricStat: &cwtypes.MetricStat{
+			Metric: &cwtypes.Metric{Namespace: aws.String(m.Namespace), MetricName: aws.String(m.Name), Dimensions: dims},
+			Period: aws.Int32(int32(window / time.Second)),
+			Stat:   aws.String(m.Options.Stat),
+		},
+		ReturnData: aws.Bool(true),
+	}
+}
+
+// maxQueries is GetMetricData's limit of queries per call (CloudWatch API Reference,
+// GetMetricData, MetricDataQueries: "as many as 500").
+const maxQueries = 500
+
+// metricData fills each figure's value from GetMetricData.
+func metricData(ctx context.Context, c *cloudwatch.Client, figures []*Figure, start, end time.Time) error {
+	byID := map[string]*Figure{}
+	for _, f := range figures {
+		byID[aws.ToString(f.query.Id)] = f
+	}
+	for batch := range slices.Chunk(figures, maxQueries) {
+		var qs []cwtypes.MetricDataQuery
+		for _, f := range batch {
+			qs = append(qs, f.query)
+		}
+		p := cloudwatch.NewGetMetricDataPaginator(c, &cloudwatch.GetMetricDataInput{
+			MetricDataQueries: qs, StartTime: aws.Time(start), EndTime: aws.Time(end),
+			ScanBy: cwtypes.ScanByTimestampAscending,
+		})
+		for p.HasMorePages() {
+			page, err := p.NextPage(ctx)
+			if err != nil {
+				return fmt.Errorf("GetMetricData: %w", err)
+			}
+			for _, res := range page.MetricDataResults {
+				f := byID[aws.ToString(res.Id)]
+				// One period spans the window, so one point; the first is the window's.
+				if f == nil || f.Value != nil || len(res.Values) == 0 || math.IsNaN(res.Values[0]) {
+					continue
+				}
+				v := res.Values[0]
+				f.Value = &v
+			}
+		}
+	}
+	return nil
+}
+
+// maxAlarmNames is DescribeAlarms' limit of names per call (CloudWatch API Reference,
+// DescribeAlarms, AlarmNames: "Maximum number of 100 items").
+const maxAlarmNames = 100
+
+// stateOrder sorts alarms: those that need a person first.
+var stateOrder = map[string]int{StateAlarm: 0, StateInsufficient: 1, StateMissing: 2, StateOK: 3}
+
+// alarms reads every alarm the groups have (catalog.AlarmKinds each), those in ALARM first.
+func alarms(ctx context.Context, c *cloudwatch.Client, department string, groups []Group) ([]Alarm, error) {
+	var want []Alarm
+	for _, g := range groups {
+		for _, kind := range catalog.AlarmKinds() {
+			want = append(want, Alarm{Name: dashboard.AlarmName(department, g.Label, kind), Group: g.Label, Kind: kind, State: StateMissing})
+		}
+	}
+	found := map[string]cwtypes.MetricAlarm{}
+	for batch := range slices.Chunk(want, maxAlarmNames) {
+		var names []string
+		for _, a := range batch {
+			names = append(names, a.Name)
+		}
+		p := cloudwatch.NewDescribeAlarmsPaginator(c, &cloudwatch.DescribeAlarmsInput{AlarmNames: names})
+		for p.HasMorePages() {
+			page, err := p.NextPage(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("DescribeAlarms: %w", err)
+			}
+			for _, a := range page.MetricAlarms {
+				found[aws.ToString(a.AlarmName)] = a
+			}
+		}
+	}
+	for i, a := range want {
+		got, ok := found[a.Name]
+		if !ok {
+			continue
+		}
+		want[i].State, want[i].Reason, want[i].Since = string(got.StateValue), aws.ToString(got.StateReason), got.StateUpdatedTimestamp
+	}
+	slices.SortStableFunc(want, func(a, b Alarm) int { return stateOrder[a.State] - stateOrder[b.State] })
+	return want, nil
+}
+
+// counts spells a count map "InService 2, Pending:Wait 1" in name order, or "none".
+func counts(m map[string]int) string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
+}
