@@ -126,13 +126,15 @@ type estimator struct {
 	a      Assumptions
 	lines  []Line
 	used   map[string]Price
-	errs   []string
+	// missing are the keys of the prices the plan needs that the table lacks.
+	missing map[string]bool
+	errs    []string
 }
 
 func (e *estimator) price(key string) float64 {
 	p, err := e.prices.Lookup(key)
 	if err != nil {
-		e.errs = append(e.errs, err.Error())
+		e.missing[key] = true
 		return 0
 	}
 	e.used[key] = p
@@ -144,9 +146,9 @@ func (e *estimator) add(l Line) { e.lines = append(e.lines, l) }
 func (e *estimator) byType(typ string) []program.PlannedResource { return e.plan.ByType(typ) }
 
 // New estimates plan's month with prices and a. Every price the plan needs must be in the
-// table; the error lists the missing ones.
+// table; if some are not, the error is a *MissingPricesError that names each of them.
 func New(plan *program.Plan, prices *Table, a Assumptions) (*Estimate, error) {
-	e := &estimator{plan: plan, prices: prices, a: a, used: map[string]Price{}}
+	e := &estimator{plan: plan, prices: prices, a: a, used: map[string]Price{}, missing: map[string]bool{}}
 	schedules := e.groups()
 	e.network()
 	e.loadBalancers()
@@ -155,8 +157,23 @@ func New(plan *program.Plan, prices *Table, a Assumptions) (*Estimate, error) {
 	e.waf()
 	e.flowLogs()
 	if len(e.errs) > 0 {
+		for k := range e.missing {
+			e.errs = append(e.errs, fmt.Sprintf("no price for %s in %s", k, prices.Region))
+		}
 		sort.Strings(e.errs)
 		return nil, fmt.Errorf("estimate %s: %s", plan.Stack, strings.Join(dedupe(e.errs), "; "))
+	}
+	if len(e.missing) > 0 {
+		m := &MissingPricesError{Stack: plan.Stack, Region: prices.Region}
+		for k := range e.missing {
+			m.Keys = append(m.Keys, k)
+		}
+		for k := range e.used {
+			m.Have = append(m.Have, k)
+		}
+		sort.Strings(m.Keys)
+		sort.Strings(m.Have)
+		return nil, m
 	}
 	est := &Estimate{Stack: plan.Stack, Region: plan.Region, PriceRegion: prices.Region, Lines: e.lines, Schedules: schedules, Assumptions: a}
 	for _, l := range e.lines {

@@ -20,7 +20,7 @@ func (e *Estimate) WriteText(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "## Monthly cost of stack %s (%s)\n\n", e.Stack, e.Region)
 	if e.PriceRegion != e.Region {
-		fmt.Fprintf(&b, "**Prices of %s applied to a stack in %s**: the price table has no verified %s prices; run with `--prices live` for that region's own.\n\n", e.PriceRegion, e.Region, e.Region)
+		fmt.Fprintf(&b, "**Prices of %s applied to a stack in %s**: they are not %s's own; run with `--prices live` for those.\n\n", e.PriceRegion, e.Region, e.Region)
 	}
 	b.WriteString("| Resource | What | Min | Max | Always on |\n| --- | --- | ---: | ---: | ---: |\n")
 	for _, l := range e.Lines {
