@@ -100,6 +100,30 @@ type Estimate struct {
 	FloorRatio float64 `json:"floorRatio"`
 	// Prices are the prices used, each with its date and source.
 	Prices []Price `json:"prices"`
+	// NotCounted are the planned resources the estimate leaves out, with why.
+	NotCounted []NotCounted `json:"notCounted"`
+}
+
+// NotCounted is a kind of planned resource the estimate does not price.
+type NotCounted struct {
+	// Type is the Pulumi resource type and Count how many the plan holds.
+	Type  string `json:"type"`
+	Count int    `json:"count"`
+	// What names the resources and Why says why they are left out.
+	What string `json:"what"`
+	Why  string `json:"why"`
+}
+
+// notCounted are the resource types the plan holds that cost money at some usage and that the
+// estimate leaves out. The free tier figures are AWS's, per account and month
+// (https://aws.amazon.com/cloudwatch/pricing/, Free tier: 10 alarm metrics, 3 custom
+// dashboards); they hold only while the stack is alone in its account.
+var notCounted = []NotCounted{
+	{Type: "aws:cloudwatch/metricAlarm:MetricAlarm", What: "CloudWatch alarm(s)", Why: "AWS's free tier covers 10 standard alarm metrics an account"},
+	{Type: "aws:cloudwatch/dashboard:Dashboard", What: "CloudWatch dashboard(s)", Why: "AWS's free tier covers 3 custom dashboards an account"},
+	{Type: "aws:dynamodb/table:Table", What: "DynamoDB table(s)", Why: "on-demand: requests and the few kilobytes stored depend on use"},
+	{Type: "aws:sns/topic:Topic", What: "SNS topic(s)", Why: "charged per notification delivered"},
+	{Type: "aws:s3/bucketV2:BucketV2", What: "S3 bucket(s)", Why: "the agent's few megabytes and access logs; charged per GB stored and request"},
 }
 
 const (
@@ -192,6 +216,11 @@ func New(plan *program.Plan, prices *Table, a Assumptions) (*Estimate, error) {
 		est.Prices = append(est.Prices, p)
 	}
 	sort.Slice(est.Prices, func(i, j int) bool { return est.Prices[i].Key < est.Prices[j].Key })
+	for _, n := range notCounted {
+		if n.Count = len(plan.ByType(n.Type)); n.Count > 0 {
+			est.NotCounted = append(est.NotCounted, n)
+		}
+	}
 	return est, nil
 }
 

@@ -426,3 +426,30 @@ func TestCostAlwaysOnUsesTheServingSize(t *testing.T) {
 	near(t, "volume always on", e.Lines[1].AlwaysOn, 10)
 	near(t, "min", e.Lines[0].Min, 240)
 }
+
+// Resources the estimate does not price are listed with their count, and only those the plan
+// holds.
+func TestCostNotCountedListsUnpricedResources(t *testing.T) {
+	rs := append(pool("p", 1, 1, false, nil),
+		program.PlannedResource{Type: "aws:cloudwatch/metricAlarm:MetricAlarm", Name: "a1"},
+		program.PlannedResource{Type: "aws:cloudwatch/metricAlarm:MetricAlarm", Name: "a2"},
+		program.PlannedResource{Type: "aws:dynamodb/table:Table", Name: "keys"})
+	e := estimate(t, rs, DefaultAssumptions())
+	got := map[string]int{}
+	for _, n := range e.NotCounted {
+		got[n.Type] = n.Count
+		if n.What == "" || n.Why == "" {
+			t.Errorf("%s: no what or why", n.Type)
+		}
+	}
+	if len(got) != 2 || got["aws:cloudwatch/metricAlarm:MetricAlarm"] != 2 || got["aws:dynamodb/table:Table"] != 1 {
+		t.Errorf("not counted %v", got)
+	}
+	var b strings.Builder
+	if err := e.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "; 2 CloudWatch alarm(s) (AWS's free tier covers 10 standard alarm metrics an account); 1 DynamoDB table(s)") {
+		t.Errorf("text does not list what is not counted:\n%s", b.String())
+	}
+}

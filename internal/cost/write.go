@@ -44,8 +44,12 @@ func (e *Estimate) WriteText(w io.Writer) error {
 	a := e.Assumptions
 	fmt.Fprintf(&b, "Assumptions: a month is %g h (%.3f weeks; a week of scheduled hours is the same in every week, daylight-saving changes aside); "+
 		"spot %.0f%% below on-demand; %g GB through each NAT gateway; %g GB of flow logs; %g LCU per load balancer; %g million WAF requests. "+
-		"Not counted: data transfer out, S3 storage of the agent (megabytes), CloudWatch metrics and API calls.\n\n",
+		"Not counted: data transfer out, custom CloudWatch metrics and API calls",
 		a.HoursPerMonth, a.HoursPerMonth/hoursPerWeek, a.SpotDiscount*100, a.NATGBPerMonth, a.FlowLogGBPerMonth, a.LCUsPerLoadBalancer, a.WAFMillionRequests)
+	for _, n := range e.NotCounted {
+		fmt.Fprintf(&b, "; %d %s (%s)", n.Count, n.What, n.Why)
+	}
+	b.WriteString(".\n\n")
 	fmt.Fprintf(&b, "Prices (%s, USD):\n\n| Price | USD | Per | Date | Source |\n| --- | ---: | --- | --- | --- |\n", e.PriceRegion)
 	for _, p := range e.Prices {
 		fmt.Fprintf(&b, "| %s | %g | %s | %s | %s |\n", p.Key, p.USD, p.Unit, p.Date, p.Source)
