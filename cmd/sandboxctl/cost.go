@@ -31,7 +31,7 @@ func estimateCost(e env, projectFlag string, args []string) error {
 			"each group serves with, no schedule, on-demand) with their ratio, then every price with\n"+
 			"its date and source.\n"+
 			"--prices table uses the repository's dated table, which holds only prices with a\n"+
-			"citable source: every price for us-east-1, the GPU types' for ca-central-1. When it\n"+
+			"citable source: every price for us-east-1, some instance types' for ca-central-1. When it\n"+
 			"lacks a price the stack needs, cost stops and names each missing price, unless\n"+
 			"--price-region names a region whose prices to apply instead. --prices live reads the\n"+
 			"stack region's prices from the AWS Price List API with the caller's AWS credentials.\n"+

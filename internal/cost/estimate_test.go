@@ -346,8 +346,9 @@ func TestCostBuiltinUSEast1IsComplete(t *testing.T) {
 	}
 }
 
-// ca-central-1 holds the GPU types' prices of its dated source, and nothing else: what it lacks
-// is every CPU type, g6e.xlarge (not offered there in that source) and every service price.
+// ca-central-1 holds the GPU types' and the t3 types' prices of their dated sources, and nothing
+// else: what it lacks is the m7i, c7i and r7i types, g6e.xlarge (not offered there in the GPU
+// source) and every service price.
 func TestCostBuiltinCACentral1IsPartial(t *testing.T) {
 	tab, err := Builtin("ca-central-1")
 	if err != nil {
@@ -357,8 +358,22 @@ func TestCostBuiltinCACentral1IsPartial(t *testing.T) {
 		"g4dn.xlarge": 0.584, "g4dn.2xlarge": 0.835, "g5.xlarge": 1.117, "g5.2xlarge": 1.34573,
 		"g5.4xlarge": 1.80319, "g5.12xlarge": 6.29784, "g6.xlarge": 0.8936, "g6.2xlarge": 1.08547,
 	}
-	if len(tab.Prices) != len(want) {
-		t.Errorf("ca-central-1 has %d prices, want %d", len(tab.Prices), len(want))
+	t3 := map[string]float64{"t3.large": 0.0928, "t3.xlarge": 0.1856}
+	if len(tab.Prices) != len(want)+len(t3) {
+		t.Errorf("ca-central-1 has %d prices, want %d", len(tab.Prices), len(want)+len(t3))
+	}
+	for typ, usd := range t3 {
+		p, err := tab.Lookup(InstanceKey(typ))
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		if p.USD != usd || p.Date != "2019-04-05" || !strings.Contains(p.Source, "github.com/LeanerCloud/ec2-instances-info") {
+			t.Errorf("%s: %+v", typ, p)
+		}
+		if i, _ := catalog.LookupInstance(typ); !(usd > i.PricePerHour) {
+			t.Errorf("%s: ca-central-1 $%g is not above us-east-1 $%g", typ, usd, i.PricePerHour)
+		}
 	}
 	for typ, usd := range want {
 		p, err := tab.Lookup(InstanceKey(typ))
@@ -375,7 +390,7 @@ func TestCostBuiltinCACentral1IsPartial(t *testing.T) {
 		}
 	}
 	missing := strings.Join(tab.Missing(), " ")
-	for _, k := range append(ServiceKeys(), InstanceKey("t3.large"), InstanceKey("m7i.large"), InstanceKey("g6e.xlarge")) {
+	for _, k := range append(ServiceKeys(), InstanceKey("m7i.large"), InstanceKey("m7i.xlarge"), InstanceKey("g6e.xlarge")) {
 		if !strings.Contains(" "+missing+" ", " "+k+" ") {
 			t.Errorf("Missing() = %s lacks %s", missing, k)
 		}

@@ -107,9 +107,15 @@ var builtin = map[string][]Price{
 	// from instances.vantage.sh (which republishes the AWS Price List) on 2026-01-21. Its
 	// us-east-1 figures for the same types equal the catalog's. The same dataset lists no
 	// g6e.xlarge in ca-central-1 (its availability omits the region), so the type has no row.
-	// No citable ca-central-1 figure was found for the CPU types, gp3, NAT gateways, public
-	// IPv4, load balancers, interface endpoints, KMS, Secrets Manager, WAF or CloudWatch Logs.
+	// The t3 types' come from the only public snapshot found that holds them for the region:
+	// the ec2instances.info data a Go library embedded on 2019-04-05, dated so; its us-east-1
+	// t3 figures equal the catalog's of 2026.
+	// No citable ca-central-1 figure was found for the m7i, c7i and r7i types, gp3, NAT
+	// gateways, public IPv4, load balancers, interface endpoints, KMS, Secrets Manager, WAF or
+	// CloudWatch Logs.
 	"ca-central-1": {
+		caT3("t3.large", 0.0928),
+		caT3("t3.xlarge", 0.1856),
 		caGPU("g4dn.xlarge", 0.584, "g4dn"),
 		caGPU("g4dn.2xlarge", 0.835, "g4dn"),
 		caGPU("g5.xlarge", 1.117, "g5"),
@@ -127,6 +133,20 @@ const (
 	caGPUDate   = "2026-01-21"
 	caGPUCommit = "7412fd256c5eda04a70a17742a68e8e44824b2cb"
 )
+
+// caT3Date and caT3Commit are the snapshot the ca-central-1 t3 rows come from.
+const (
+	caT3Date   = "2019-04-05"
+	caT3Commit = "83e9ebdd6081baf5f657bc061fb57053e8c4b215"
+)
+
+func caT3(instanceType string, usd float64) Price {
+	return Price{
+		Key: InstanceKey(instanceType), Unit: "hour", USD: usd, Date: caT3Date,
+		Source: fmt.Sprintf("github.com/LeanerCloud/ec2-instances-info data/generated_bindata.go at %s (ec2instances.info data of %s, gzip-embedded), pricing.ca-central-1.linux.ondemand",
+			caT3Commit[:12], caT3Date),
+	}
+}
 
 func caGPU(instanceType string, usd float64, family string) Price {
 	return Price{
