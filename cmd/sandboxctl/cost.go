@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
@@ -28,11 +30,12 @@ func estimateCost(e env, projectFlag string, args []string) error {
 			"per resource and the month at minimum size, at maximum size and always on (the size\n"+
 			"each group serves with, no schedule, on-demand) with their ratio, then every price with\n"+
 			"its date and source.\n"+
-			"--prices table uses the repository's dated table, which covers only regions whose every\n"+
-			"price could be verified; for another region it stops unless --price-region names a\n"+
-			"covered one to apply instead. --prices live reads the stack region's prices from the\n"+
-			"AWS Price List API with the caller's AWS credentials.\n"+
-			"Exit 0 estimated, 1 invalid stack file or no prices for the region, 2 usage error.")
+			"--prices table uses the repository's dated table, which holds only prices with a\n"+
+			"citable source: every price for us-east-1, some instance types' for ca-central-1. When it\n"+
+			"lacks a price the stack needs, cost stops and names each missing price, unless\n"+
+			"--price-region names a region whose prices to apply instead. --prices live reads the\n"+
+			"stack region's prices from the AWS Price List API with the caller's AWS credentials.\n"+
+			"Exit 0 estimated, 1 invalid stack file or a price missing, 2 usage error.")
 	format := formatFlag(fs)
 	source := fs.String("prices", "table", "where prices come from: `table` or live")
 	priceRegion := fs.String("price-region", "", "apply this `region`'s table prices (default: the stack's region)")
@@ -65,7 +68,7 @@ func estimateCost(e env, projectFlag string, args []string) error {
 		}
 		prices, err = cost.Builtin(region)
 		if err != nil {
-			err = fmt.Errorf("%w; run with --prices live for %s's own prices, or --price-region with a covered region to estimate with its prices", err, spec.Region)
+			return fmt.Errorf("%w; %s", err, costWayOn(spec.Region))
 		}
 	}
 	if err != nil {
@@ -74,6 +77,11 @@ func estimateCost(e env, projectFlag string, args []string) error {
 	a := defaults
 	a.SpotDiscount = *spot
 	est, err := cost.New(plan, prices, a)
+	var missing *cost.MissingPricesError
+	if *source == "table" && errors.As(err, &missing) {
+		return fmt.Errorf("%w; the price table holds only prices with a citable source, and none was found for these (docs/cost.md, Prices); %s",
+			err, costWayOn(spec.Region))
+	}
 	if err != nil {
 		return err
 	}
@@ -81,6 +89,12 @@ func estimateCost(e env, projectFlag string, args []string) error {
 		return est.WriteJSON(e.stdout)
 	}
 	return est.WriteText(e.stdout)
+}
+
+// costWayOn says how to estimate a stack in region when the table lacks prices it needs.
+func costWayOn(region string) string {
+	return fmt.Sprintf("run with --prices live for %s's own prices, or --price-region %s to estimate with that region's",
+		region, strings.Join(cost.CompleteRegions(), " or "))
 }
 
 // livePrices reads the plan region's prices from the AWS Price List API.

@@ -8,17 +8,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/llm-sandbox/llm-sandbox/internal/cost"
 	"github.com/llm-sandbox/llm-sandbox/internal/cost/pricingtest"
 )
 
 func TestCostChemistry(t *testing.T) {
 	root := projectRoot(t)
-	// The example stacks run in ca-central-1, which the table does not cover: cost says so.
-	code, out, errOut := sandboxctl(t, root, "cost", "chemistry")
-	if code != exitInvalid || out != "" || !strings.Contains(errOut, "no verified prices for ca-central-1") || !strings.Contains(errOut, "--prices live") {
-		t.Fatalf("exit %d, stdout %q, stderr:\n%s", code, out, errOut)
-	}
-	code, out, errOut = sandboxctl(t, root, "cost", "chemistry", "--price-region", "us-east-1", "--format", "json")
+	code, out, errOut := sandboxctl(t, root, "cost", "chemistry", "--price-region", "us-east-1", "--format", "json")
 	if code != exitOK {
 		t.Fatalf("exit %d:\n%s", code, errOut)
 	}
@@ -31,6 +27,36 @@ func TestCostChemistry(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(out), &est); err != nil {
 		t.Fatalf("not JSON: %v\n%s", err, out)
+	}
+	// The example stacks run in ca-central-1, whose table holds the GPU types' prices only: cost
+	// stops and names exactly the prices the stack needs that the table lacks, and those it has.
+	code, out, errOut = sandboxctl(t, root, "cost", "chemistry")
+	if code != exitInvalid || out != "" {
+		t.Fatalf("exit %d, stdout %q, stderr:\n%s", code, out, errOut)
+	}
+	caTable, err := cost.Builtin("ca-central-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var missing, have []string
+	for _, p := range est.Prices {
+		if _, ok := caTable.Prices[p.Key]; ok {
+			have = append(have, p.Key)
+		} else {
+			missing = append(missing, p.Key)
+		}
+	}
+	if len(missing) == 0 || len(have) == 0 {
+		t.Fatalf("missing %v have %v: the test wants a stack that needs both", missing, have)
+	}
+	for _, want := range []string{
+		"no ca-central-1 price for " + strings.Join(missing, ", ") + " (",
+		"the table has " + strings.Join(have, ", ") + ")",
+		"--prices live", "--price-region us-east-1",
+	} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errOut)
+		}
 	}
 	if est.Region != "ca-central-1" || est.PriceRegion != "us-east-1" {
 		t.Errorf("region %q price region %q", est.Region, est.PriceRegion)
@@ -162,5 +188,50 @@ func TestCostLivePrices(t *testing.T) {
 	}
 	if strings.Contains(out, "applied to a stack in") {
 		t.Error("live prices are the stack region's own, yet the output says another region's were applied")
+	}
+}
+
+// docs/cost.md lists every ca-central-1 row of the table beside its us-east-1 price, names every
+// price the region lacks, and shows the message an example stack stops with as cost prints it.
+func TestCostDocsShowThePartialRegion(t *testing.T) {
+	root := projectRoot(t)
+	doc, err := os.ReadFile(filepath.Join(root, "docs", "cost.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := cost.Builtin("ca-central-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	us, err := cost.Builtin("us-east-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range ca.Sorted() {
+		want := fmt.Sprintf("| %s | %g | %g |", p.Key, p.USD, us.Prices[p.Key].USD)
+		if !strings.Contains(string(doc), want) {
+			t.Errorf("docs/cost.md lacks the row %q", want)
+		}
+	}
+	prices := string(doc)[strings.Index(string(doc), "## Prices"):strings.Index(string(doc), "## The example stacks")]
+	for _, k := range ca.Missing() {
+		if !strings.Contains(prices, k) {
+			t.Errorf("docs/cost.md, Prices, does not name %s among what ca-central-1 lacks", k)
+		}
+	}
+	code, _, errOut := sandboxctl(t, root, "cost", "chemistry")
+	if code != exitInvalid {
+		t.Fatalf("exit %d:\n%s", code, errOut)
+	}
+	if !strings.Contains(prices, "```text\n"+errOut+"```\n") {
+		t.Errorf("docs/cost.md, Prices, does not show the message as printed:\n%s", errOut)
+	}
+}
+
+// A region the table holds no row for stops with exit 1, naming the complete regions.
+func TestCostUncoveredRegion(t *testing.T) {
+	code, out, errOut := sandboxctl(t, projectRoot(t), "cost", "chemistry", "--price-region", "eu-west-1")
+	if code != exitInvalid || out != "" || !strings.Contains(errOut, "no prices for eu-west-1 (it has every price for us-east-1)") {
+		t.Fatalf("exit %d, stdout %q, stderr:\n%s", code, out, errOut)
 	}
 }

@@ -100,6 +100,30 @@ type Estimate struct {
 	FloorRatio float64 `json:"floorRatio"`
 	// Prices are the prices used, each with its date and source.
 	Prices []Price `json:"prices"`
+	// NotCounted are the planned resources the estimate leaves out, with why.
+	NotCounted []NotCounted `json:"notCounted"`
+}
+
+// NotCounted is a kind of planned resource the estimate does not price.
+type NotCounted struct {
+	// Type is the Pulumi resource type and Count how many the plan holds.
+	Type  string `json:"type"`
+	Count int    `json:"count"`
+	// What names the resources and Why says why they are left out.
+	What string `json:"what"`
+	Why  string `json:"why"`
+}
+
+// notCounted are the resource types the plan holds that cost money at some usage and that the
+// estimate leaves out. The free tier figures are AWS's, per account and month
+// (https://aws.amazon.com/cloudwatch/pricing/, Free tier: 10 alarm metrics, 3 custom
+// dashboards); they hold only while the stack is alone in its account.
+var notCounted = []NotCounted{
+	{Type: "aws:cloudwatch/metricAlarm:MetricAlarm", What: "CloudWatch alarm(s)", Why: "AWS's free tier covers 10 standard alarm metrics an account"},
+	{Type: "aws:cloudwatch/dashboard:Dashboard", What: "CloudWatch dashboard(s)", Why: "AWS's free tier covers 3 custom dashboards an account"},
+	{Type: "aws:dynamodb/table:Table", What: "DynamoDB table(s)", Why: "on-demand: requests and the few kilobytes stored depend on use"},
+	{Type: "aws:sns/topic:Topic", What: "SNS topic(s)", Why: "charged per notification delivered"},
+	{Type: "aws:s3/bucketV2:BucketV2", What: "S3 bucket(s)", Why: "the agent's few megabytes and access logs; charged per GB stored and request"},
 }
 
 const (
@@ -126,13 +150,15 @@ type estimator struct {
 	a      Assumptions
 	lines  []Line
 	used   map[string]Price
-	errs   []string
+	// missing are the keys of the prices the plan needs that the table lacks.
+	missing map[string]bool
+	errs    []string
 }
 
 func (e *estimator) price(key string) float64 {
 	p, err := e.prices.Lookup(key)
 	if err != nil {
-		e.errs = append(e.errs, err.Error())
+		e.missing[key] = true
 		return 0
 	}
 	e.used[key] = p
@@ -144,9 +170,9 @@ func (e *estimator) add(l Line) { e.lines = append(e.lines, l) }
 func (e *estimator) byType(typ string) []program.PlannedResource { return e.plan.ByType(typ) }
 
 // New estimates plan's month with prices and a. Every price the plan needs must be in the
-// table; the error lists the missing ones.
+// table; if some are not, the error is a *MissingPricesError that names each of them.
 func New(plan *program.Plan, prices *Table, a Assumptions) (*Estimate, error) {
-	e := &estimator{plan: plan, prices: prices, a: a, used: map[string]Price{}}
+	e := &estimator{plan: plan, prices: prices, a: a, used: map[string]Price{}, missing: map[string]bool{}}
 	schedules := e.groups()
 	e.network()
 	e.loadBalancers()
@@ -155,8 +181,23 @@ func New(plan *program.Plan, prices *Table, a Assumptions) (*Estimate, error) {
 	e.waf()
 	e.flowLogs()
 	if len(e.errs) > 0 {
+		for k := range e.missing {
+			e.errs = append(e.errs, fmt.Sprintf("no price for %s in %s", k, prices.Region))
+		}
 		sort.Strings(e.errs)
 		return nil, fmt.Errorf("estimate %s: %s", plan.Stack, strings.Join(dedupe(e.errs), "; "))
+	}
+	if len(e.missing) > 0 {
+		m := &MissingPricesError{Stack: plan.Stack, Region: prices.Region}
+		for k := range e.missing {
+			m.Keys = append(m.Keys, k)
+		}
+		for k := range e.used {
+			m.Have = append(m.Have, k)
+		}
+		sort.Strings(m.Keys)
+		sort.Strings(m.Have)
+		return nil, m
 	}
 	est := &Estimate{Stack: plan.Stack, Region: plan.Region, PriceRegion: prices.Region, Lines: e.lines, Schedules: schedules, Assumptions: a}
 	for _, l := range e.lines {
@@ -175,6 +216,11 @@ func New(plan *program.Plan, prices *Table, a Assumptions) (*Estimate, error) {
 		est.Prices = append(est.Prices, p)
 	}
 	sort.Slice(est.Prices, func(i, j int) bool { return est.Prices[i].Key < est.Prices[j].Key })
+	for _, n := range notCounted {
+		if n.Count = len(plan.ByType(n.Type)); n.Count > 0 {
+			est.NotCounted = append(est.NotCounted, n)
+		}
+	}
 	return est, nil
 }
 

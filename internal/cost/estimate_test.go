@@ -1,6 +1,7 @@
 package cost
 
 import (
+	"errors"
 	"math"
 	"strings"
 	"testing"
@@ -212,8 +213,23 @@ func TestCostLongerFlowLogRetentionCostsMore(t *testing.T) {
 func TestCostMissingPriceNamesIt(t *testing.T) {
 	rs := pool("p", 1, 1, false, nil)
 	rs[1].Inputs["instanceType"] = "p5.48xlarge"
-	_, err := New(&program.Plan{Stack: "s", Resources: rs}, roundPrices(), DefaultAssumptions())
-	if err == nil || !strings.Contains(err.Error(), "no price for ec2/p5.48xlarge in test-1") {
+	prices := roundPrices()
+	delete(prices.Prices, KeyEBSGP3)
+	_, err := New(&program.Plan{Stack: "s", Resources: rs}, prices, DefaultAssumptions())
+	var m *MissingPricesError
+	if !errors.As(err, &m) {
+		t.Fatalf("err = %v, want a *MissingPricesError", err)
+	}
+	if strings.Join(m.Keys, " ") != "ebs/gp3-gb-month ec2/p5.48xlarge" || len(m.Have) != 0 || m.Region != "test-1" {
+		t.Errorf("missing %v, have %v, region %q", m.Keys, m.Have, m.Region)
+	}
+	if want := "estimate s: no test-1 price for ebs/gp3-gb-month, ec2/p5.48xlarge"; err.Error() != want {
+		t.Errorf("err = %q, want %q", err, want)
+	}
+	// A price the plan needs that the table has is named as such.
+	rs[1].Inputs["instanceType"] = "g5.xlarge"
+	_, err = New(&program.Plan{Stack: "s", Resources: rs}, prices, DefaultAssumptions())
+	if !errors.As(err, &m) || strings.Join(m.Keys, " ") != "ebs/gp3-gb-month" || strings.Join(m.Have, " ") != "ec2/g5.xlarge" {
 		t.Fatalf("err = %v", err)
 	}
 }
@@ -275,12 +291,21 @@ func TestCostWeeklyHoursAcrossTheWeekEnd(t *testing.T) {
 
 func TestCostBuiltinTableRowsAreDatedAndSourced(t *testing.T) {
 	today := time.Now().UTC().Format("2006-01-02")
+	if len(Regions()) < 2 {
+		t.Fatalf("regions %v", Regions())
+	}
 	for _, region := range Regions() {
 		tab, err := Builtin(region)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, p := range tab.Sorted() {
+		if len(tab.Prices) == 0 {
+			t.Errorf("%s: no prices", region)
+		}
+		for key, p := range tab.Prices {
+			if key != p.Key {
+				t.Errorf("%s: price %s filed under %s", region, p.Key, key)
+			}
 			d, err := time.Parse("2006-01-02", p.Date)
 			if err != nil {
 				t.Errorf("%s %s: date %q is not YYYY-MM-DD", region, p.Key, p.Date)
@@ -293,24 +318,88 @@ func TestCostBuiltinTableRowsAreDatedAndSourced(t *testing.T) {
 				t.Errorf("%s %s: needs a source, a unit and a positive price: %+v", region, p.Key, p)
 			}
 		}
-		// Every price an estimate can ask for is there: every catalog instance type and every
-		// service key.
-		for _, typ := range catalog.InstanceTypes() {
-			if _, err := tab.Lookup(InstanceKey(typ)); err != nil {
-				t.Error(err)
-			}
+	}
+}
+
+// us-east-1 holds every price an estimate can ask for: every catalog instance type and every
+// service price.
+func TestCostBuiltinUSEast1IsComplete(t *testing.T) {
+	tab, err := Builtin("us-east-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := tab.Missing(); len(m) != 0 {
+		t.Errorf("us-east-1 lacks %v", m)
+	}
+	for _, typ := range catalog.InstanceTypes() {
+		if _, err := tab.Lookup(InstanceKey(typ)); err != nil {
+			t.Error(err)
 		}
-		for _, q := range liveQueries(nil) {
-			if _, err := tab.Lookup(q.key); err != nil {
-				t.Error(err)
-			}
+	}
+	for _, q := range liveQueries(nil) {
+		if _, err := tab.Lookup(q.key); err != nil {
+			t.Error(err)
+		}
+	}
+	if got := strings.Join(CompleteRegions(), " "); got != "us-east-1" {
+		t.Errorf("complete regions %q", got)
+	}
+}
+
+// ca-central-1 holds the GPU types' and the t3 types' prices of their dated sources, and nothing
+// else: what it lacks is the m7i, c7i and r7i types, g6e.xlarge (not offered there in the GPU
+// source) and every service price.
+func TestCostBuiltinCACentral1IsPartial(t *testing.T) {
+	tab, err := Builtin("ca-central-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]float64{
+		"g4dn.xlarge": 0.584, "g4dn.2xlarge": 0.835, "g5.xlarge": 1.117, "g5.2xlarge": 1.34573,
+		"g5.4xlarge": 1.80319, "g5.12xlarge": 6.29784, "g6.xlarge": 0.8936, "g6.2xlarge": 1.08547,
+	}
+	t3 := map[string]float64{"t3.large": 0.0928, "t3.xlarge": 0.1856}
+	if len(tab.Prices) != len(want)+len(t3) {
+		t.Errorf("ca-central-1 has %d prices, want %d", len(tab.Prices), len(want)+len(t3))
+	}
+	for typ, usd := range t3 {
+		p, err := tab.Lookup(InstanceKey(typ))
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		if p.USD != usd || p.Date != "2019-04-05" || !strings.Contains(p.Source, "github.com/LeanerCloud/ec2-instances-info") {
+			t.Errorf("%s: %+v", typ, p)
+		}
+		if i, _ := catalog.LookupInstance(typ); !(usd > i.PricePerHour) {
+			t.Errorf("%s: ca-central-1 $%g is not above us-east-1 $%g", typ, usd, i.PricePerHour)
+		}
+	}
+	for typ, usd := range want {
+		p, err := tab.Lookup(InstanceKey(typ))
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		if p.USD != usd || p.Date != "2026-01-21" || !strings.Contains(p.Source, "github.com/tsaol/aws-gpu") {
+			t.Errorf("%s: %+v", typ, p)
+		}
+		// Canada (Central) list prices are above US East's.
+		if i, _ := catalog.LookupInstance(typ); !(usd > i.PricePerHour) {
+			t.Errorf("%s: ca-central-1 $%g is not above us-east-1 $%g", typ, usd, i.PricePerHour)
+		}
+	}
+	missing := strings.Join(tab.Missing(), " ")
+	for _, k := range append(ServiceKeys(), InstanceKey("m7i.large"), InstanceKey("m7i.xlarge"), InstanceKey("g6e.xlarge")) {
+		if !strings.Contains(" "+missing+" ", " "+k+" ") {
+			t.Errorf("Missing() = %s lacks %s", missing, k)
 		}
 	}
 }
 
-func TestCostBuiltinRefusesUnverifiedRegion(t *testing.T) {
-	_, err := Builtin("ca-central-1")
-	if err == nil || !strings.Contains(err.Error(), "no verified prices for ca-central-1") || !strings.Contains(err.Error(), "us-east-1") {
+func TestCostBuiltinRefusesUncoveredRegion(t *testing.T) {
+	_, err := Builtin("eu-west-1")
+	if err == nil || !strings.Contains(err.Error(), "no prices for eu-west-1") || !strings.Contains(err.Error(), "every price for us-east-1") {
 		t.Fatalf("err = %v", err)
 	}
 }
@@ -351,4 +440,31 @@ func TestCostAlwaysOnUsesTheServingSize(t *testing.T) {
 	near(t, "always on", e.Lines[0].AlwaysOn, 672)
 	near(t, "volume always on", e.Lines[1].AlwaysOn, 10)
 	near(t, "min", e.Lines[0].Min, 240)
+}
+
+// Resources the estimate does not price are listed with their count, and only those the plan
+// holds.
+func TestCostNotCountedListsUnpricedResources(t *testing.T) {
+	rs := append(pool("p", 1, 1, false, nil),
+		program.PlannedResource{Type: "aws:cloudwatch/metricAlarm:MetricAlarm", Name: "a1"},
+		program.PlannedResource{Type: "aws:cloudwatch/metricAlarm:MetricAlarm", Name: "a2"},
+		program.PlannedResource{Type: "aws:dynamodb/table:Table", Name: "keys"})
+	e := estimate(t, rs, DefaultAssumptions())
+	got := map[string]int{}
+	for _, n := range e.NotCounted {
+		got[n.Type] = n.Count
+		if n.What == "" || n.Why == "" {
+			t.Errorf("%s: no what or why", n.Type)
+		}
+	}
+	if len(got) != 2 || got["aws:cloudwatch/metricAlarm:MetricAlarm"] != 2 || got["aws:dynamodb/table:Table"] != 1 {
+		t.Errorf("not counted %v", got)
+	}
+	var b strings.Builder
+	if err := e.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "; 2 CloudWatch alarm(s) (AWS's free tier covers 10 standard alarm metrics an account); 1 DynamoDB table(s)") {
+		t.Errorf("text does not list what is not counted:\n%s", b.String())
+	}
 }

@@ -80,11 +80,12 @@ func (t *Table) Sorted() []Price {
 // solution guide). `--prices live` replaces them with the Price List API's.
 const readDate = "2026-12-04"
 
-// builtin holds the regions whose every price could be verified. Only us-east-1 qualifies: the
-// instance catalog's prices (config/catalog.go, the one home of instance prices) are us-east-1
-// list prices, and the service pages state their examples for US East. Other regions, including
-// ca-central-1 where the example stacks run, are left out rather than guessed: `sandboxctl cost`
-// says so, and `--prices live` reads them from the AWS Price List API.
+// builtin holds the table's rows per region. us-east-1 is complete: its service rows above and
+// the instance catalog's prices (internal/catalog is the one home of us-east-1 instance prices,
+// which the spot-type choice also reads). Other regions hold only the rows that a public source
+// states for that region; a price no source gave is left out rather than guessed, and an
+// estimate that needs it stops naming it (Missing, MissingPricesError). `--prices live` reads
+// every price of any region from the AWS Price List API.
 var builtin = map[string][]Price{
 	"us-east-1": {
 		{KeyALBHour, "hour", 0.0225, readDate, "https://aws.amazon.com/elasticloadbalancing/pricing/ (Application Load Balancer, US East (N. Virginia) example: $0.0225 per ALB-hour)"},
@@ -102,13 +103,65 @@ var builtin = map[string][]Price{
 		{KeyLogsIngestGB, "GB", 0.50, readDate, "https://aws.amazon.com/cloudwatch/pricing/ (vended logs delivered to CloudWatch Logs, first 10 TB: $0.50 per GB, US East (N. Virginia))"},
 		{KeyLogsStorageGB, "GB-month", 0.03, readDate, "https://aws.amazon.com/cloudwatch/pricing/ (log storage, archived: $0.03 per GB-month, US East (N. Virginia))"},
 	},
+	// Canada (Central): the GPU types' on-demand Linux prices, from a public dataset generated
+	// from instances.vantage.sh (which republishes the AWS Price List) on 2026-01-21. Its
+	// us-east-1 figures for the same types equal the catalog's. The same dataset lists no
+	// g6e.xlarge in ca-central-1 (its availability omits the region), so the type has no row.
+	// The t3 types' come from the only public snapshot found that holds them for the region:
+	// the ec2instances.info data a Go library embedded on 2019-04-05, dated so; its us-east-1
+	// t3 figures equal the catalog's of 2026.
+	// No citable ca-central-1 figure was found for the m7i, c7i and r7i types, gp3, NAT
+	// gateways, public IPv4, load balancers, interface endpoints, KMS, Secrets Manager, WAF or
+	// CloudWatch Logs.
+	"ca-central-1": {
+		caT3("t3.large", 0.0928),
+		caT3("t3.xlarge", 0.1856),
+		caGPU("g4dn.xlarge", 0.584, "g4dn"),
+		caGPU("g4dn.2xlarge", 0.835, "g4dn"),
+		caGPU("g5.xlarge", 1.117, "g5"),
+		caGPU("g5.2xlarge", 1.34573, "g5"),
+		caGPU("g5.4xlarge", 1.80319, "g5"),
+		caGPU("g5.12xlarge", 6.29784, "g5"),
+		caGPU("g6.xlarge", 0.8936, "g6"),
+		caGPU("g6.2xlarge", 1.08547, "g6"),
+	},
+}
+
+// caGPUSource is the dataset the ca-central-1 GPU rows come from, at the commit read, and the
+// day it was generated.
+const (
+	caGPUDate   = "2026-01-21"
+	caGPUCommit = "7412fd256c5eda04a70a17742a68e8e44824b2cb"
+)
+
+// caT3Date and caT3Commit are the snapshot the ca-central-1 t3 rows come from.
+const (
+	caT3Date   = "2019-04-05"
+	caT3Commit = "83e9ebdd6081baf5f657bc061fb57053e8c4b215"
+)
+
+func caT3(instanceType string, usd float64) Price {
+	return Price{
+		Key: InstanceKey(instanceType), Unit: "hour", USD: usd, Date: caT3Date,
+		Source: fmt.Sprintf("github.com/LeanerCloud/ec2-instances-info data/generated_bindata.go at %s (ec2instances.info data of %s, gzip-embedded), pricing.ca-central-1.linux.ondemand",
+			caT3Commit[:12], caT3Date),
+	}
+}
+
+func caGPU(instanceType string, usd float64, family string) Price {
+	return Price{
+		Key: InstanceKey(instanceType), Unit: "hour", USD: usd, Date: caGPUDate,
+		Source: fmt.Sprintf("github.com/tsaol/aws-gpu data/%s_instances.js at %s (generated from instances.vantage.sh on %s), pricing.ca-central-1.onDemand",
+			family, caGPUCommit[:12], caGPUDate),
+	}
 }
 
 // builtinInstanceRegion is the region of the catalog's instance prices (catalog.Instance's
 // PricePerHour is the on-demand Linux price in us-east-1).
 const builtinInstanceRegion = "us-east-1"
 
-// Regions returns the regions the built-in table covers, sorted.
+// Regions returns the regions the built-in table holds rows for, sorted: complete ones and
+// partial ones (see Table.Missing).
 func Regions() []string {
 	out := make([]string, 0, len(builtin))
 	for r := range builtin {
@@ -118,13 +171,25 @@ func Regions() []string {
 	return out
 }
 
-// Builtin returns the built-in table of region: the service prices above and every catalog
-// instance type's price. A region the table does not cover is an error that names the covered
-// ones.
+// CompleteRegions returns the regions whose built-in table holds every price an estimate can
+// ask for, sorted.
+func CompleteRegions() []string {
+	var out []string
+	for _, r := range Regions() {
+		if t, _ := Builtin(r); len(t.Missing()) == 0 {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Builtin returns the built-in table of region: its rows and, for us-east-1, every catalog
+// instance type's price. A region the table holds no rows for is an error that names the
+// complete regions; a partial region's table is returned as it is (Missing names what it lacks).
 func Builtin(region string) (*Table, error) {
 	rows, ok := builtin[region]
 	if !ok {
-		return nil, fmt.Errorf("the price table has no verified prices for %s (it covers %s)", region, strings.Join(Regions(), ", "))
+		return nil, fmt.Errorf("the price table has no prices for %s (it has every price for %s)", region, strings.Join(CompleteRegions(), ", "))
 	}
 	t := &Table{Region: region, Prices: map[string]Price{}}
 	for _, p := range rows {
@@ -137,4 +202,49 @@ func Builtin(region string) (*Table, error) {
 		}
 	}
 	return t, nil
+}
+
+// ServiceKeys returns the keys of every price other than instance types, sorted.
+func ServiceKeys() []string {
+	var out []string
+	for _, q := range liveQueries(nil) {
+		out = append(out, q.key)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Missing returns the keys of the prices an estimate can ask for (every catalog instance type
+// and every service price) that the table lacks, sorted.
+func (t *Table) Missing() []string {
+	var out []string
+	for _, typ := range catalog.InstanceTypes() {
+		if _, ok := t.Prices[InstanceKey(typ)]; !ok {
+			out = append(out, InstanceKey(typ))
+		}
+	}
+	for _, k := range ServiceKeys() {
+		if _, ok := t.Prices[k]; !ok {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// MissingPricesError is an estimate that needs prices its table lacks.
+type MissingPricesError struct {
+	Stack, Region string
+	// Keys are the missing prices' keys, sorted.
+	Keys []string
+	// Have are the keys of the prices the estimate needs that the table holds, sorted.
+	Have []string
+}
+
+func (e *MissingPricesError) Error() string {
+	msg := fmt.Sprintf("estimate %s: no %s price for %s", e.Stack, e.Region, strings.Join(e.Keys, ", "))
+	if len(e.Have) > 0 {
+		msg += fmt.Sprintf(" (of the prices it needs, the table has %s)", strings.Join(e.Have, ", "))
+	}
+	return msg
 }

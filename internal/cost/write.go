@@ -20,7 +20,7 @@ func (e *Estimate) WriteText(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "## Monthly cost of stack %s (%s)\n\n", e.Stack, e.Region)
 	if e.PriceRegion != e.Region {
-		fmt.Fprintf(&b, "**Prices of %s applied to a stack in %s**: the price table has no verified %s prices; run with `--prices live` for that region's own.\n\n", e.PriceRegion, e.Region, e.Region)
+		fmt.Fprintf(&b, "**Prices of %s applied to a stack in %s**: they are not %s's own; run with `--prices live` for those.\n\n", e.PriceRegion, e.Region, e.Region)
 	}
 	b.WriteString("| Resource | What | Min | Max | Always on |\n| --- | --- | ---: | ---: | ---: |\n")
 	for _, l := range e.Lines {
@@ -44,8 +44,12 @@ func (e *Estimate) WriteText(w io.Writer) error {
 	a := e.Assumptions
 	fmt.Fprintf(&b, "Assumptions: a month is %g h (%.3f weeks; a week of scheduled hours is the same in every week, daylight-saving changes aside); "+
 		"spot %.0f%% below on-demand; %g GB through each NAT gateway; %g GB of flow logs; %g LCU per load balancer; %g million WAF requests. "+
-		"Not counted: data transfer out, S3 storage of the agent (megabytes), CloudWatch metrics and API calls.\n\n",
+		"Not counted: data transfer out, custom CloudWatch metrics and API calls",
 		a.HoursPerMonth, a.HoursPerMonth/hoursPerWeek, a.SpotDiscount*100, a.NATGBPerMonth, a.FlowLogGBPerMonth, a.LCUsPerLoadBalancer, a.WAFMillionRequests)
+	for _, n := range e.NotCounted {
+		fmt.Fprintf(&b, "; %d %s (%s)", n.Count, n.What, n.Why)
+	}
+	b.WriteString(".\n\n")
 	fmt.Fprintf(&b, "Prices (%s, USD):\n\n| Price | USD | Per | Date | Source |\n| --- | ---: | --- | --- | --- |\n", e.PriceRegion)
 	for _, p := range e.Prices {
 		fmt.Fprintf(&b, "| %s | %g | %s | %s | %s |\n", p.Key, p.USD, p.Unit, p.Date, p.Source)
