@@ -9,6 +9,11 @@ require (
 	github.com/aws/aws-sdk-go-v2/feature/ec2/imds v1.20.9
 	github.com/aws/aws-sdk-go-v2/service/acm v1.51.5
 	github.com/aws/aws-sdk-go-v2/service/autoscaling v1.81.0
+	// cloudwatch stays on v1.45.x: from v1.53.0 the client speaks Smithy RPC v2 CBOR (JSON 1.1
+	// as the alternative), which the pinned moto (tools/requirements-moto.txt, 5.2.5) does not
+	// parse; v1.45.3 speaks the query protocol that both CloudWatch and moto accept. The node
+	// agent makes only PutMetricData calls, which that protocol covers in full.
+	github.com/aws/aws-sdk-go-v2/service/cloudwatch v1.45.3
 	github.com/aws/aws-sdk-go-v2/service/dynamodb v1.74.1
 	github.com/aws/aws-sdk-go-v2/service/ec2 v1.344.3
 	github.com/aws/aws-sdk-go-v2/service/pricing v1.51.6
