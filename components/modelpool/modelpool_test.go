@@ -581,7 +581,7 @@ func TestGroup(t *testing.T) {
 }
 
 func TestScalingPolicy(t *testing.T) {
-	for _, parallel := range []int{1, 4, 5} {
+	for _, parallel := range []int{1, 4, 5, 6} {
 		m, _, _ := mustRun(t, with(func(a *ModelPoolArgs) { a.Parallel = parallel }))
 		p := inputs(t, m, tPolicy)
 		if p["autoscalingGroupName"] != groupName || p["policyType"] != "TargetTrackingScaling" || p["estimatedInstanceWarmup"] != float64(ScaleOutWarmupSeconds) {
@@ -600,8 +600,8 @@ func TestScalingPolicy(t *testing.T) {
 			cm["statistic"] != "Average" || cm["period"] != 60.0 || !reflect.DeepEqual(cm["metricDimensions"], wantDims) {
 			t.Errorf("metric = %v, want the Average of %s/%s over 60 s with dimensions %v", cm, llmmetrics.Namespace, llmmetrics.MetricInFlightRequests, wantDims)
 		}
-		// 80 % of parallel: 0.8, 3.2, 4.
-		if want := 0.8 * float64(parallel); ttc["targetValue"] != want || ttc["disableScaleIn"] != false {
+		// 80 % of parallel: 0.8, 3.2, 4, 4.8.
+		if want := float64(parallel) * 80 / 100; ttc["targetValue"] != want || ttc["disableScaleIn"] != false {
 			t.Errorf("parallel %d: target %v (scale-in disabled: %v), want %v with scale-in", parallel, ttc["targetValue"], ttc["disableScaleIn"], want)
 		}
 	}
