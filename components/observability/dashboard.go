@@ -3,21 +3,24 @@ package observability
 import (
 	"encoding/json"
 	"fmt"
+
+	"github.com/llm-sandbox/llm-sandbox/internal/llmmetrics"
 )
 
-// The node agent's metric contract: what pool nodes will publish while serving (issue #12,
-// item 1). Nothing publishes it yet, so no widget or alarm reads it; it is defined here, once,
-// for the agent and for the widgets and scaling policy that will read it.
+// The node agent's metric contract, whose one home is internal/llmmetrics: what pool nodes
+// publish while serving, and what the pools' scaling policies track.
 const (
 	// AgentNamespace is the CloudWatch namespace of the agent's metrics.
-	AgentNamespace = "LLMSandbox"
+	AgentNamespace = llmmetrics.Namespace
 	// MetricInFlightRequests is a node's requests being answered plus those queued (a count,
-	// never any text of a request), published at most every 60 seconds.
-	MetricInFlightRequests = "InFlightRequests"
+	// never any text of a request), published every 60 seconds.
+	MetricInFlightRequests = llmmetrics.MetricInFlightRequests
 	// DimensionDepartment is the department's name (config's department).
-	DimensionDepartment = "Department"
-	// DimensionPool is the pool's name, or "gateway" for LiteLLM nodes.
-	DimensionPool = "Pool"
+	DimensionDepartment = llmmetrics.DimensionDepartment
+	// DimensionPool is the pool's name.
+	DimensionPool = llmmetrics.DimensionPool
+	// DimensionInstance is the node's instance id (the per-node series).
+	DimensionInstance = llmmetrics.DimensionInstance
 )
 
 // AWS metrics the dashboard and the alarms read (CloudWatch User Guide, "CloudWatch metrics
