@@ -148,9 +148,12 @@ type Targets struct {
 	// FrontDoor says the load balancer serves this group only, so its own error counts (ELB
 	// 4xx and 5xx) belong on the group's row.
 	FrontDoor bool
+	// InFlight, when set, are the dimensions of the group's in-flight series (Department and
+	// Pool): a pool's nodes publish it. Empty for the gateway, whose nodes publish nothing yet.
+	InFlight []Dimension
 }
 
-// Widget grid: a row of text, then two rows of three graphs per group.
+// Widget grid: a row of text, then rows of three graphs per group.
 const (
 	gridColumns   = 24
 	graphWidth    = 8
@@ -162,7 +165,8 @@ const (
 )
 
 // NewDashboard lays out the department's dashboard: per group (the gateway first, then each
-// pool) its requests, errors, response time, healthy and unhealthy targets, nodes and CPU.
+// pool) its requests, errors, response time, healthy and unhealthy targets, nodes and CPU, and
+// for a pool its in-flight requests per node.
 func NewDashboard(region string, groups []Targets) Dashboard {
 	var d Dashboard
 	y := 0
@@ -170,13 +174,14 @@ func NewDashboard(region string, groups []Targets) Dashboard {
 		d.Widgets = append(d.Widgets, Widget{Type: "text", X: 0, Y: y, Width: gridColumns, Height: headerHeight,
 			Properties: WidgetProperties{Markdown: "## " + g.Title}})
 		y += headerHeight
-		for i, w := range graphs(g) {
+		ws := graphs(g)
+		for i, w := range ws {
 			w.Properties.Region, w.Properties.View, w.Properties.Period = region, viewTimeSerie, graphPeriod
 			d.Widgets = append(d.Widgets, Widget{Type: "metric",
 				X: (i % graphsPerRow) * graphWidth, Y: y + (i/graphsPerRow)*graphHeight, Width: graphWidth, Height: graphHeight,
 				Properties: w.Properties})
 		}
-		y += 2 * graphHeight
+		y += (len(ws) + graphsPerRow - 1) / graphsPerRow * graphHeight
 	}
 	return d
 }
@@ -201,7 +206,7 @@ func graphs(g Targets) []Widget {
 			m(namespaceELB, metricELB4xx, lb, "Sum", "load balancer 4xx"),
 			m(namespaceELB, metricELB5xx, lb, "Sum", "load balancer 5xx"))
 	}
-	return []Widget{
+	ws := []Widget{
 		graph("requests", m(namespaceELB, metricRequests, tg, "Sum", "requests")),
 		graph("errors", errs...),
 		graph("target response time (s)",
@@ -216,4 +221,12 @@ func graphs(g Targets) []Widget {
 			m(namespaceASG, metricDesired, asg, "Maximum", "desired")),
 		graph("CPU (%)", m(namespaceEC2, metricCPU, asg, "Average", "average CPU")),
 	}
+	if len(g.InFlight) > 0 {
+		// The pool's series holds one sample per node and minute: its Average is the figure
+		// the scaling policy tracks, its Maximum the busiest node.
+		ws = append(ws, graph("in-flight requests per node",
+			m(AgentNamespace, MetricInFlightRequests, g.InFlight, "Average", "average (scaling metric)"),
+			m(AgentNamespace, MetricInFlightRequests, g.InFlight, "Maximum", "busiest node")))
+	}
+	return ws
 }

@@ -187,7 +187,7 @@ func NewObservability(ctx *pulumi.Context, name string, args *ObservabilityArgs,
 	dashboardName := DashboardName(args.Department)
 	dashboard, err := cloudwatch.NewDashboard(ctx, name+"-dashboard", &cloudwatch.DashboardArgs{
 		DashboardName: pulumi.String(dashboardName),
-		DashboardBody: dashboardBody(args.Region, targets),
+		DashboardBody: dashboardBody(args.Region, args.Department, targets),
 	}, child)
 	if err != nil {
 		return nil, fmt.Errorf("observability %q: dashboard: %w", name, err)
@@ -218,7 +218,7 @@ func target(label, scopeKey, scopeValue string, g Group, frontDoor bool) alarmTa
 }
 
 // dashboardBody marshals the dashboard of the targets once their names are known.
-func dashboardBody(region string, targets []alarmTarget) pulumi.StringOutput {
+func dashboardBody(region, department string, targets []alarmTarget) pulumi.StringOutput {
 	var names []any
 	for _, t := range targets {
 		names = append(names, t.groupName, t.loadBalancer, t.targetGroup)
@@ -227,12 +227,14 @@ func dashboardBody(region string, targets []alarmTarget) pulumi.StringOutput {
 		var groups []Targets
 		for i, t := range targets {
 			title := "Gateway"
+			var inFlight []Dimension
 			if t.scopeKey == catalog.TagPool {
 				title = "Pool " + t.scopeValue
+				inFlight = []Dimension{{DimensionDepartment, department}, {DimensionPool, t.scopeValue}}
 			}
 			groups = append(groups, Targets{
 				Title: title, GroupName: v[3*i].(string), LoadBalancer: v[3*i+1].(string), TargetGroup: v[3*i+2].(string),
-				FrontDoor: t.frontDoor,
+				FrontDoor: t.frontDoor, InFlight: inFlight,
 			})
 		}
 		body, err := json.Marshal(NewDashboard(region, groups))
