@@ -18,6 +18,7 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/llm-sandbox/llm-sandbox/internal/inflight"
+	"github.com/llm-sandbox/llm-sandbox/internal/llmmetrics"
 )
 
 // The instance metadata the drain watcher polls.
@@ -59,6 +60,11 @@ type ServeOptions struct {
 	Poll time.Duration
 	// Listening, when set, receives the proxy's address once it listens (tests).
 	Listening func(addr string)
+	// MetricsInterval is how often a pool node publishes its in-flight requests (node/metrics.go).
+	// Default llmmetrics.IntervalSeconds; tests shorten it.
+	MetricsInterval time.Duration
+	// Metrics receives the samples. Default: CloudWatch in the node's region.
+	Metrics llmmetrics.Sink
 	// now is the clock (tests of the spot deadline); default time.Now.
 	now func() time.Time
 }
@@ -183,6 +189,12 @@ func Serve(ctx context.Context, cfg *Config, opts ServeOptions) error {
 		srv = &http.Server{Handler: NewProxy(backend, counter), ReadHeaderTimeout: 30 * time.Second}
 		go func() { srvErr <- srv.Serve(ln) }()
 		log.Printf("serve: proxy on %s to ollama on %s, counting requests in flight", ln.Addr(), backend)
+		wait, err := publishInFlight(ctx, cfg, opts, awsCfg, meta, counter, log)
+		if err != nil {
+			_ = srv.Close()
+			return err
+		}
+		defer wait()
 		if opts.Listening != nil {
 			opts.Listening(ln.Addr().String())
 		}

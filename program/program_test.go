@@ -133,7 +133,10 @@ func checkPool(t *testing.T, plan *Plan, spec *config.Spec, pool config.Pool) {
 	}
 	byName("aws:iam/role:Role", prefix+"-role")
 	byName("aws:lb/targetGroup:TargetGroup", prefix+"-tg")
-	byName("aws:autoscaling/policy:Policy", prefix+"-cpu-tracking")
+	policy := byName("aws:autoscaling/policy:Policy", prefix+"-inflight-tracking")
+	if ttc, _ := policy["targetTrackingConfiguration"].(map[string]any); ttc["targetValue"] != float64(pool.Parallel)*80/100 {
+		t.Errorf("pool %s: in-flight target %v, want 80 %% of parallel %d", pool.Name, ttc["targetValue"], pool.Parallel)
+	}
 	asg := byName("aws:autoscaling/group:Group", prefix+"-asg")
 	if asg["minSize"] != float64(pool.MinSize) || asg["maxSize"] != float64(pool.MaxSize) {
 		t.Errorf("pool %s: group sizes %v..%v, want %d..%d", pool.Name, asg["minSize"], asg["maxSize"], pool.MinSize, pool.MaxSize)

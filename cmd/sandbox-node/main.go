@@ -174,7 +174,8 @@ const serveUsage = `Usage: sandbox-node serve [flags]
 
 Run until stopped (SIGTERM). With ollama.backendPort in the node config, listen on
 ollama.port and proxy to Ollama on 127.0.0.1:backendPort, counting the requests in
-flight. Every 5 s read the instance metadata: autoscaling/target-lifecycle-state
+flight, and publish that count to CloudWatch every 60 s (LLMSandbox/InFlightRequests;
+see docs/observability.md). Every 5 s read the instance metadata: autoscaling/target-lifecycle-state
 and spot/instance-action. On "Terminated" or a spot notice, drain: answer every new
 request (the health check too) 503 with Connection: close, wait for the requests in
 flight, at most lifecycle.drainSeconds (for a spot notice, at most until 10 s before
@@ -186,6 +187,8 @@ Flags:
   --root DIR      tests: listen on 127.0.0.1 only
   --poll DURATION how often to read the instance metadata (default 5s, as AWS
                   recommends for the spot notice; tests poll faster)
+  --metrics-interval DURATION
+                  tests only (needs --root): publish every DURATION instead of 60s
   -h, --help      show this help
 
 Exit codes: 0 stopped, 1 failed (cannot listen, no AWS configuration), 2 usage
@@ -198,8 +201,15 @@ func runServe(ctx context.Context, e env, args []string) int {
 	configPath := fs.String("config", node.ConfigPath, "node config")
 	root := fs.String("root", "", "test root")
 	every := fs.Duration("poll", node.DefaultDrainPoll, "metadata poll interval")
+	metricsEvery := fs.Duration("metrics-interval", 0, "tests: metrics publish interval")
 	if code, ok := parseFlags(e, fs, args, serveUsage); !ok {
 		return code
+	}
+	if *metricsEvery != 0 && (*root == "" || *metricsEvery < 0) {
+		// A node publishes every 60 s: the scaling policy's period and the documented cost
+		// depend on it.
+		fmt.Fprintf(e.stderr, "sandbox-node serve: --metrics-interval is for tests: it needs --root and a positive duration (got %s)\n\n%s", *metricsEvery, serveUsage)
+		return exitUsage
 	}
 	log := node.NewLogger(e.stderr, nil)
 	log.Printf("sandbox-node %s: serve from %s", version, *configPath)
@@ -208,7 +218,7 @@ func runServe(ctx context.Context, e env, args []string) int {
 		log.Printf("config: %v", err)
 		return exitUsage
 	}
-	opts := node.ServeOptions{Root: *root, Log: log, Poll: *every}
+	opts := node.ServeOptions{Root: *root, Log: log, Poll: *every, MetricsInterval: *metricsEvery}
 	if e.tuneServe != nil {
 		e.tuneServe(&opts)
 	}

@@ -172,14 +172,26 @@ func (b *builder) group() error {
 	return nil
 }
 
+// ScaleOutWarmupSeconds is the in-flight policy's estimated instance warm-up: after a scale-out
+// the policy waits this long before counting the new node's capacity as settled, so that the
+// queue still held by the old nodes does not trigger a second scale-out at once.
+const ScaleOutWarmupSeconds = 300
+
+// InFlightTarget is the pool's target of in-flight requests per node:
+// nodegroup.InFlightTargetPercent of Parallel (OLLAMA_NUM_PARALLEL). A node answers Parallel
+// requests of one model at once; more wait in Ollama's queue.
+func InFlightTarget(parallel int) float64 { return nodegroup.InFlightTarget(parallel) }
+
 // scaling creates the target-tracking policy and, with a Schedule, the office-hours actions.
 func (b *builder) scaling() error {
-	// Average CPU is the baseline signal, a weak proxy for load on GPU nodes; request-based
-	// tracking on the internal ALB's target group (in-flight requests per node) is the better
-	// signal and is not built yet.
+	// In-flight requests per node (answered + queued, published by the node agent) is the
+	// load signal of an LLM node; CPU is not (a GPU node with a long queue shows low CPU).
 	// Target tracking cannot scale out from zero (there is no data), which is why office hours
-	// use scheduled actions.
-	policy, err := nodegroup.NewCPUTracking(b.ctx, b.name, b.comp.Group.Name, b.child())
+	// use scheduled actions; the minimum they set bounds scale-in.
+	policy, err := nodegroup.NewInFlightTracking(b.ctx, b.name, b.comp.Group.Name, nodegroup.InFlightTrackingArgs{
+		Department: b.args.Department, Pool: b.args.Pool,
+		Target: InFlightTarget(b.args.Parallel), WarmupSeconds: ScaleOutWarmupSeconds,
+	}, b.child())
 	if err != nil {
 		return err
 	}

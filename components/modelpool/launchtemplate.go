@@ -92,6 +92,8 @@ func (b *builder) role() error {
 		Scope:              identity(b.args).Scope,
 		ArtifactsBucketArn: b.args.ArtifactsBucketArn,
 		KMSKeyArn:          b.args.KMSKeyArn,
+		// The agent publishes the node's in-flight requests, the pool's scaling metric.
+		Metrics: true,
 	}, b.child())
 	if err != nil {
 		return err

@@ -14,6 +14,7 @@ import (
 
 	"github.com/llm-sandbox/llm-sandbox/components/internal/nodegroup"
 	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
+	"github.com/llm-sandbox/llm-sandbox/internal/llmmetrics"
 	"github.com/llm-sandbox/llm-sandbox/internal/mockaws"
 	"github.com/llm-sandbox/llm-sandbox/internal/mockaws/mocktest"
 	"github.com/llm-sandbox/llm-sandbox/node"
@@ -392,7 +393,7 @@ func TestRole(t *testing.T) {
 		bySid[st.Sid] = st
 	}
 	sort.Strings(actions)
-	wantActions := []string{"autoscaling:CompleteLifecycleAction", "kms:Decrypt", "s3:GetObject"}
+	wantActions := []string{"autoscaling:CompleteLifecycleAction", "cloudwatch:PutMetricData", "kms:Decrypt", "s3:GetObject"}
 	if !slices.Equal(actions, wantActions) {
 		t.Errorf("actions = %v, want exactly %v", actions, wantActions)
 	}
@@ -410,6 +411,11 @@ func TestRole(t *testing.T) {
 	wantKMS := map[string]map[string]any{"StringEquals": {"kms:ViaService": "s3.ca-central-1.amazonaws.com"}}
 	if !slices.Equal(strs(kms.Resource), []string{keyArn}) || !reflect.DeepEqual(kms.Condition, wantKMS) {
 		t.Errorf("KMS statement = %+v, want kms:Decrypt on %s via S3 only", kms, keyArn)
+	}
+	cw := bySid[nodegroup.SidPutMetrics]
+	wantCW := map[string]map[string]any{"StringEquals": {"cloudwatch:namespace": llmmetrics.Namespace}}
+	if !slices.Equal(strs(cw.Resource), []string{"*"}) || !reflect.DeepEqual(cw.Condition, wantCW) {
+		t.Errorf("metrics statement = %+v, want cloudwatch:PutMetricData into %s only", cw, llmmetrics.Namespace)
 	}
 
 	if prof := inputs(t, m, tProfile); prof["role"] != roleName {
@@ -575,15 +581,29 @@ func TestGroup(t *testing.T) {
 }
 
 func TestScalingPolicy(t *testing.T) {
-	m, _, _ := mustRun(t, validArgs())
-	p := inputs(t, m, tPolicy)
-	if p["autoscalingGroupName"] != groupName || p["policyType"] != "TargetTrackingScaling" {
-		t.Errorf("policy = %v, want target tracking on %s", p, groupName)
-	}
-	ttc := obj(t, p["targetTrackingConfiguration"], "targetTrackingConfiguration")
-	pm := obj(t, ttc["predefinedMetricSpecification"], "predefinedMetricSpecification")
-	if pm["predefinedMetricType"] != "ASGAverageCPUUtilization" || ttc["targetValue"] != 60.0 {
-		t.Errorf("target tracking = %v, want ASGAverageCPUUtilization at 60", ttc)
+	for _, parallel := range []int{1, 4, 5, 6} {
+		m, _, _ := mustRun(t, with(func(a *ModelPoolArgs) { a.Parallel = parallel }))
+		p := inputs(t, m, tPolicy)
+		if p["autoscalingGroupName"] != groupName || p["policyType"] != "TargetTrackingScaling" || p["estimatedInstanceWarmup"] != float64(ScaleOutWarmupSeconds) {
+			t.Errorf("policy = %v, want target tracking on %s with a %d s warm-up", p, groupName, ScaleOutWarmupSeconds)
+		}
+		ttc := obj(t, p["targetTrackingConfiguration"], "targetTrackingConfiguration")
+		if _, cpu := ttc["predefinedMetricSpecification"]; cpu {
+			t.Errorf("target tracking = %v: want the in-flight metric, not a predefined one", ttc)
+		}
+		cm := obj(t, ttc["customizedMetricSpecification"], "customizedMetricSpecification")
+		wantDims := []any{
+			map[string]any{"name": llmmetrics.DimensionDepartment, "value": "chem"},
+			map[string]any{"name": llmmetrics.DimensionPool, "value": "gpu"},
+		}
+		if cm["namespace"] != llmmetrics.Namespace || cm["metricName"] != llmmetrics.MetricInFlightRequests ||
+			cm["statistic"] != "Average" || cm["period"] != 60.0 || !reflect.DeepEqual(cm["metricDimensions"], wantDims) {
+			t.Errorf("metric = %v, want the Average of %s/%s over 60 s with dimensions %v", cm, llmmetrics.Namespace, llmmetrics.MetricInFlightRequests, wantDims)
+		}
+		// 80 % of parallel: 0.8, 3.2, 4, 4.8.
+		if want := float64(parallel) * 80 / 100; ttc["targetValue"] != want || ttc["disableScaleIn"] != false {
+			t.Errorf("parallel %d: target %v (scale-in disabled: %v), want %v with scale-in", parallel, ttc["targetValue"], ttc["disableScaleIn"], want)
+		}
 	}
 }
 
@@ -767,7 +787,7 @@ func TestChildNamesAndParents(t *testing.T) {
 				tTG + " chem-gpu-tg",
 				tLT + " chem-gpu-lt",
 				tASG + " chem-gpu-asg",
-				tPolicy + " chem-gpu-cpu-tracking",
+				tPolicy + " chem-gpu-inflight-tracking",
 			}
 			if tc.schedule != nil {
 				want = append(want, tSchedule+" chem-gpu-office-hours-start", tSchedule+" chem-gpu-office-hours-stop")

@@ -185,7 +185,7 @@ func NewObservability(ctx *pulumi.Context, name string, args *ObservabilityArgs,
 	dashboardName := DashboardName(args.Department)
 	board, err := cloudwatch.NewDashboard(ctx, name+"-dashboard", &cloudwatch.DashboardArgs{
 		DashboardName: pulumi.String(dashboardName),
-		DashboardBody: dashboardBody(args.Region, targets),
+		DashboardBody: dashboardBody(args.Region, args.Department, targets),
 	}, child)
 	if err != nil {
 		return nil, fmt.Errorf("observability %q: dashboard: %w", name, err)
@@ -217,7 +217,7 @@ func target(label, scopeKey, scopeValue string, g Group, frontDoor bool) alarmTa
 
 // dashboardBody marshals the dashboard of the targets (internal/dashboard) once their names are
 // known.
-func dashboardBody(region string, targets []alarmTarget) pulumi.StringOutput {
+func dashboardBody(region, department string, targets []alarmTarget) pulumi.StringOutput {
 	var names []any
 	for _, t := range targets {
 		names = append(names, t.groupName, t.loadBalancer, t.targetGroup)
@@ -229,7 +229,7 @@ func dashboardBody(region string, targets []alarmTarget) pulumi.StringOutput {
 			if t.frontDoor {
 				groups = append(groups, dash.Gateway(group, lb, tg))
 			} else {
-				groups = append(groups, dash.Pool(t.scopeValue, group, lb, tg))
+				groups = append(groups, dash.Pool(department, t.scopeValue, group, lb, tg))
 			}
 		}
 		body, err := json.Marshal(dash.New(region, groups))

@@ -194,11 +194,21 @@ func TestDashboardHasEveryGroupsWidgets(t *testing.T) {
 			}
 		}
 	}
-	// Nothing publishes the agent's metrics yet: no widget reads them.
+	// Every pool plots its in-flight series (the scaling metric and the busiest node); the
+	// gateway, whose nodes publish nothing yet, does not.
+	for _, pool := range []string{"embed", "gpu"} {
+		title := "Pool " + pool + ": in-flight requests per node"
+		dims := []Dimension{{Name: "Department", Value: "chem"}, {Name: "Pool", Value: pool}}
+		for _, stat := range []string{"Average", "Maximum"} {
+			if !hasMetric(d, title, "LLMSandbox", "InFlightRequests", stat, dims...) {
+				t.Errorf("no widget %q plots LLMSandbox InFlightRequests %s with %v", title, stat, dims)
+			}
+		}
+	}
 	for _, w := range d.Widgets {
 		for _, m := range w.Properties.Metrics {
-			if m.Namespace == AgentNamespace {
-				t.Errorf("widget %q reads %s %s, which nothing publishes yet", w.Properties.Title, m.Namespace, m.Name)
+			if m.Namespace == AgentNamespace && strings.HasPrefix(w.Properties.Title, "Gateway") {
+				t.Errorf("widget %q reads %s %s, which gateway nodes do not publish", w.Properties.Title, m.Namespace, m.Name)
 			}
 		}
 	}

@@ -9,22 +9,24 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/llm-sandbox/llm-sandbox/internal/llmmetrics"
 	"github.com/llm-sandbox/llm-sandbox/internal/rules"
 )
 
-// The node agent's metric contract: what pool nodes will publish while serving (issue #12,
-// item 1). Nothing publishes it yet, so no widget or alarm reads it; it is defined here, once,
-// for the agent and for the widgets and scaling policy that will read it.
+// The node agent's metric contract, whose one home is internal/llmmetrics: what pool nodes
+// publish while serving, and what the pools' scaling policies track.
 const (
 	// AgentNamespace is the CloudWatch namespace of the agent's metrics.
-	AgentNamespace = "LLMSandbox"
+	AgentNamespace = llmmetrics.Namespace
 	// MetricInFlightRequests is a node's requests being answered plus those queued (a count,
-	// never any text of a request), published at most every 60 seconds.
-	MetricInFlightRequests = "InFlightRequests"
+	// never any text of a request), published every 60 seconds.
+	MetricInFlightRequests = llmmetrics.MetricInFlightRequests
 	// DimensionDepartment is the department's name (config's department).
-	DimensionDepartment = "Department"
-	// DimensionPool is the pool's name, or "gateway" for LiteLLM nodes.
-	DimensionPool = "Pool"
+	DimensionDepartment = llmmetrics.DimensionDepartment
+	// DimensionPool is the pool's name.
+	DimensionPool = llmmetrics.DimensionPool
+	// DimensionInstance is the node's instance id (the per-node series).
+	DimensionInstance = llmmetrics.DimensionInstance
 )
 
 // AWS metrics the dashboard and the alarms read (CloudWatch User Guide, "CloudWatch metrics
@@ -196,6 +198,9 @@ type Targets struct {
 	// FrontDoor says the load balancer serves this group only, so its own error counts (ELB
 	// 4xx and 5xx) belong on the group's row.
 	FrontDoor bool
+	// InFlight, when set, are the dimensions of the group's in-flight series (Department and
+	// Pool): a pool's nodes publish it. Empty for the gateway, whose nodes publish nothing yet.
+	InFlight []Dimension
 }
 
 // Gateway is the gateway's group: the LiteLLM nodes behind the front load balancer, which
@@ -206,12 +211,13 @@ func Gateway(groupName, loadBalancer, targetGroup string) Targets {
 }
 
 // Pool is a model pool's group, behind the internal load balancer the pools share.
-func Pool(pool, groupName, loadBalancer, targetGroup string) Targets {
+func Pool(department, pool, groupName, loadBalancer, targetGroup string) Targets {
 	return Targets{Title: "Pool " + pool, Label: PoolLabel(pool), GroupName: groupName,
-		LoadBalancer: loadBalancer, TargetGroup: targetGroup}
+		LoadBalancer: loadBalancer, TargetGroup: targetGroup,
+		InFlight: []Dimension{{Name: DimensionDepartment, Value: department}, {Name: DimensionPool, Value: pool}}}
 }
 
-// Widget grid: a row of text, then two rows of three graphs per group.
+// Widget grid: a row of text, then rows of three graphs per group.
 const (
 	gridColumns   = 24
 	graphWidth    = 8
@@ -231,13 +237,14 @@ func New(region string, groups []Targets) Dashboard {
 		d.Widgets = append(d.Widgets, Widget{Type: "text", X: 0, Y: y, Width: gridColumns, Height: headerHeight,
 			Properties: WidgetProperties{Markdown: "## " + g.Title}})
 		y += headerHeight
-		for i, w := range Graphs(g) {
+		ws := Graphs(g)
+		for i, w := range ws {
 			w.Properties.Region, w.Properties.View, w.Properties.Period = region, viewTimeSerie, graphPeriod
 			d.Widgets = append(d.Widgets, Widget{Type: "metric",
 				X: (i % graphsPerRow) * graphWidth, Y: y + (i/graphsPerRow)*graphHeight, Width: graphWidth, Height: graphHeight,
 				Properties: w.Properties})
 		}
-		y += 2 * graphHeight
+		y += (len(ws) + graphsPerRow - 1) / graphsPerRow * graphHeight
 	}
 	return d
 }
@@ -264,7 +271,7 @@ func Graphs(g Targets) []Widget {
 			m(NamespaceELB, MetricELB4xx, lb, "Sum", "load balancer 4xx"),
 			m(NamespaceELB, MetricELB5xx, lb, "Sum", "load balancer 5xx"))
 	}
-	return []Widget{
+	ws := []Widget{
 		graph("requests", m(NamespaceELB, MetricRequests, tg, "Sum", "requests")),
 		graph("errors", errs...),
 		graph("target response time (s)",
@@ -279,4 +286,12 @@ func Graphs(g Targets) []Widget {
 			m(NamespaceASG, MetricDesiredCapacity, asg, "Maximum", "desired")),
 		graph("CPU (%)", m(NamespaceEC2, MetricCPU, asg, "Average", "average CPU")),
 	}
+	if len(g.InFlight) > 0 {
+		// The pool's series holds one sample per node and minute: its Average is the figure
+		// the scaling policy tracks, its Maximum the busiest node.
+		ws = append(ws, graph("in-flight requests per node",
+			m(AgentNamespace, MetricInFlightRequests, g.InFlight, "Average", "average (scaling metric)"),
+			m(AgentNamespace, MetricInFlightRequests, g.InFlight, "Maximum", "busiest node")))
+	}
+	return ws
 }

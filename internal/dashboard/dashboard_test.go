@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -9,7 +10,7 @@ import (
 // row plots the load balancer's own errors.
 func TestGroupsNameTheirAlarmsAndErrors(t *testing.T) {
 	gw := Gateway("gw-asg", "app/front/1", "targetgroup/gw/2")
-	pool := Pool("gpu", "gpu-asg", "app/internal/3", "targetgroup/gpu/4")
+	pool := Pool("chem", "gpu", "gpu-asg", "app/internal/3", "targetgroup/gpu/4")
 	if gw.Label != "gateway" || gw.Title != "Gateway" || !gw.FrontDoor {
 		t.Errorf("Gateway = %+v", gw)
 	}
@@ -31,6 +32,12 @@ func TestGroupsNameTheirAlarmsAndErrors(t *testing.T) {
 			}
 		}
 		return false
+	}
+	if len(gw.InFlight) != 0 {
+		t.Errorf("the gateway plots an in-flight series %v; its nodes publish none", gw.InFlight)
+	}
+	if want := []Dimension{{Name: "Department", Value: "chem"}, {Name: "Pool", Value: "gpu"}}; !slices.Equal(pool.InFlight, want) {
+		t.Errorf("Pool in-flight series = %v, want %v", pool.InFlight, want)
 	}
 	if !elb(gw) || elb(pool) {
 		t.Errorf("load balancer 5xx plotted: gateway %t, pool %t; want true, false", elb(gw), elb(pool))

@@ -17,12 +17,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
-	"github.com/aws/aws-sdk-go-v2/service/cloudwatch/schemas"
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
-	"github.com/aws/smithy-go/transport/http/protocol/awsquery"
 
 	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
+	"github.com/llm-sandbox/llm-sandbox/internal/cwclient"
 	"github.com/llm-sandbox/llm-sandbox/internal/dashboard"
 )
 
@@ -71,18 +70,13 @@ type Clients struct {
 	CloudWatch  *cloudwatch.Client
 }
 
-// NewClients makes the clients from one configuration. CloudWatch speaks the AWS query
-// protocol: CloudWatch accepts it beside AWS JSON 1.1 and Smithy RPC v2 CBOR, which the SDK
-// picks by default since service/cloudwatch v1.53.0 (its CHANGELOG, 2025-12-10), and it is the
-// one the AWS emulator the tests run against (moto 5.2.5) serves, so the tests see the bytes
-// an operator's command sends. Auto Scaling's client is built on the same protocol.
+// NewClients makes the clients from one configuration; CloudWatch's speaks the query protocol
+// (internal/cwclient).
 func NewClients(cfg aws.Config) Clients {
 	return Clients{
 		AutoScaling: autoscaling.NewFromConfig(cfg),
 		ELB:         elbv2.NewFromConfig(cfg),
-		CloudWatch: cloudwatch.NewFromConfig(cfg, func(o *cloudwatch.Options) {
-			o.Protocol = awsquery.New(schemas.GraniteServiceVersion20100801)
-		}),
+		CloudWatch:  cwclient.New(cfg),
 	}
 }
 
@@ -212,7 +206,7 @@ func Collect(ctx context.Context, c Clients, in Input, window time.Duration, now
 		}
 		targets := dashboard.Gateway(m.group, arnSuffix(lbArn, ":loadbalancer/"), arnSuffix(tgArn, ":"))
 		if m.pool != "" {
-			targets = dashboard.Pool(m.pool, m.group, arnSuffix(lbArn, ":loadbalancer/"), arnSuffix(tgArn, ":"))
+			targets = dashboard.Pool(in.Department, m.pool, m.group, arnSuffix(lbArn, ":loadbalancer/"), arnSuffix(tgArn, ":"))
 		}
 		g := Group{
 			Title: targets.Title, Label: targets.Label, AutoScalingGroup: m.group,

@@ -307,7 +307,7 @@ func (s *SecretsManager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// Serve starts meta, an AutoScaling and a SecretsManager on 127.0.0.1, points aws-sdk-go-v2 at
+// Serve starts meta, an AutoScaling, a SecretsManager and a CloudWatch on 127.0.0.1, points aws-sdk-go-v2 at
 // them through the environment for the rest of the test (dummy static credentials, no shared
 // config files, so no test reaches a real AWS endpoint), and closes them when the test ends.
 func Serve(t testing.TB, meta *IMDS) (*AutoScaling, *SecretsManager) {
@@ -334,5 +334,6 @@ func Serve(t testing.TB, meta *IMDS) (*AutoScaling, *SecretsManager) {
 	} {
 		t.Setenv(k, v)
 	}
+	ServeCloudWatch(t)
 	return asg, sm
 }

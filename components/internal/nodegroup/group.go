@@ -12,6 +12,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/llm-sandbox/llm-sandbox/internal/dashboard"
+	"github.com/llm-sandbox/llm-sandbox/internal/llmmetrics"
 )
 
 // LaunchHookName is the launch lifecycle hook's name. Hook names are per group, so one fixed
@@ -228,6 +229,68 @@ func NewCPUTracking(ctx *pulumi.Context, name string, groupName pulumi.StringInp
 	}, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("scaling policy: %w", err)
+	}
+	return policy, nil
+}
+
+// InFlightTargetPercent is the share of a node's capacity (its parallel slots) that the
+// in-flight target-tracking policy aims at: 80 % keeps headroom for a burst while the next
+// node boots.
+const InFlightTargetPercent = 80
+
+// InFlightTarget is the target-tracking value for nodes that answer parallel requests at once:
+// InFlightTargetPercent of parallel (parallel 4 gives 3.2 in flight per node).
+func InFlightTarget(parallel int) float64 {
+	return float64(parallel) * InFlightTargetPercent / 100
+}
+
+// InFlightTrackingArgs names the series a group's nodes publish and the target.
+type InFlightTrackingArgs struct {
+	// Department and Pool are the series' dimensions (llmmetrics.DimensionDepartment and
+	// DimensionPool): every node of the group publishes its in-flight requests into it once a
+	// minute, so its Average over a minute is the in-flight requests per node.
+	Department, Pool string
+	// Target is the in-flight requests per node to keep (InFlightTarget).
+	Target float64
+	// WarmupSeconds is the estimated instance warm-up: a new node's figures count towards
+	// the average only after it (the launch heartbeat: the node serves by then).
+	WarmupSeconds int
+}
+
+// NewInFlightTracking registers "<name>-inflight-tracking", target tracking on the group's
+// average in-flight requests per node (namespace llmmetrics.Namespace, metric
+// llmmetrics.MetricInFlightRequests, statistic Average over 60 s). Scale-in stays enabled: the
+// same policy removes nodes, and target tracking removes capacity gradually (Amazon EC2 Auto
+// Scaling User Guide, "Target tracking scaling policies"); the group's minimum (which the
+// office-hours schedule sets) bounds it below. Target tracking cannot scale out from zero.
+func NewInFlightTracking(ctx *pulumi.Context, name string, groupName pulumi.StringInput, args InFlightTrackingArgs, opts ...pulumi.ResourceOption) (*autoscaling.Policy, error) {
+	if args.Target <= 0 {
+		return nil, fmt.Errorf("in-flight scaling policy: target %v, want > 0", args.Target)
+	}
+	policy, err := autoscaling.NewPolicy(ctx, name+"-inflight-tracking", &autoscaling.PolicyArgs{
+		AutoscalingGroupName:    groupName,
+		PolicyType:              pulumi.String("TargetTrackingScaling"),
+		EstimatedInstanceWarmup: pulumi.Int(args.WarmupSeconds),
+		TargetTrackingConfiguration: &autoscaling.PolicyTargetTrackingConfigurationArgs{
+			CustomizedMetricSpecification: &autoscaling.PolicyTargetTrackingConfigurationCustomizedMetricSpecificationArgs{
+				Namespace:  pulumi.String(llmmetrics.Namespace),
+				MetricName: pulumi.String(llmmetrics.MetricInFlightRequests),
+				MetricDimensions: autoscaling.PolicyTargetTrackingConfigurationCustomizedMetricSpecificationMetricDimensionArray{
+					&autoscaling.PolicyTargetTrackingConfigurationCustomizedMetricSpecificationMetricDimensionArgs{
+						Name: pulumi.String(llmmetrics.DimensionDepartment), Value: pulumi.String(args.Department)},
+					&autoscaling.PolicyTargetTrackingConfigurationCustomizedMetricSpecificationMetricDimensionArgs{
+						Name: pulumi.String(llmmetrics.DimensionPool), Value: pulumi.String(args.Pool)},
+				},
+				Statistic: pulumi.String("Average"),
+				Unit:      pulumi.String("Count"),
+				Period:    pulumi.Int(llmmetrics.IntervalSeconds),
+			},
+			TargetValue:    pulumi.Float64(args.Target),
+			DisableScaleIn: pulumi.Bool(false),
+		},
+	}, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("in-flight scaling policy: %w", err)
 	}
 	return policy, nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/llm-sandbox/llm-sandbox/components/internal/argcheck"
+	"github.com/llm-sandbox/llm-sandbox/internal/llmmetrics"
 )
 
 // The components' own tests (modelpool, gateway) assert on what these helpers register under
@@ -46,13 +47,22 @@ func statements(t *testing.T, p PolicyParams) map[string]map[string]any {
 
 func TestNodePolicySecretOnlyWhenGiven(t *testing.T) {
 	base := PolicyParams{Scope: pool.Scope, Region: "ca-central-1", BucketArn: "arn:aws:s3:::b", KeyArn: "arn:aws:kms:ca-central-1:1:key/k"}
+	if s := statements(t, base); s[SidPutMetrics] != nil {
+		t.Errorf("without Metrics: statements %v, want no PutMetricData", keys(s))
+	}
+	base.Metrics = true
 	without := statements(t, base)
-	if len(without) != 3 || without[SidReadSecret] != nil || without[SidDecryptSecret] != nil {
-		t.Errorf("without a secret: statements %v, want lifecycle, artifacts and their decrypt only", keys(without))
+	if len(without) != 4 || without[SidReadSecret] != nil || without[SidDecryptSecret] != nil {
+		t.Errorf("without a secret: statements %v, want lifecycle, artifacts and their decrypt, and metrics only", keys(without))
+	}
+	metrics := without[SidPutMetrics]
+	if metrics["Action"] != "cloudwatch:PutMetricData" || metrics["Resource"] != "*" ||
+		metrics["Condition"].(map[string]any)["StringEquals"].(map[string]any)["cloudwatch:namespace"] != llmmetrics.Namespace {
+		t.Errorf("metrics statement = %v, want cloudwatch:PutMetricData into %s only", metrics, llmmetrics.Namespace)
 	}
 	base.SecretArn = "arn:aws:secretsmanager:ca-central-1:1:secret:s-AbCdEf"
 	with := statements(t, base)
-	if len(with) != 5 || with[SidReadSecret]["Resource"] != base.SecretArn || with[SidReadSecret]["Action"] != "secretsmanager:GetSecretValue" {
+	if len(with) != 6 || with[SidReadSecret]["Resource"] != base.SecretArn || with[SidReadSecret]["Action"] != "secretsmanager:GetSecretValue" {
 		t.Errorf("with a secret: %v", with)
 	}
 	cond := with[SidDecryptSecret]["Condition"].(map[string]any)["StringEquals"].(map[string]any)

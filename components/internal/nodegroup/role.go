@@ -8,6 +8,7 @@ import (
 
 	"github.com/llm-sandbox/llm-sandbox/components/internal/argcheck"
 	"github.com/llm-sandbox/llm-sandbox/components/internal/iampolicy"
+	"github.com/llm-sandbox/llm-sandbox/internal/llmmetrics"
 	"github.com/llm-sandbox/llm-sandbox/internal/rules"
 )
 
@@ -18,6 +19,7 @@ const (
 	SidDecryptArtifacts        = "DecryptArtifactsThroughS3"
 	SidReadSecret              = "ReadSecret"
 	SidDecryptSecret           = "DecryptSecretThroughSecretsManager"
+	SidPutMetrics              = "PutAgentMetrics"
 )
 
 // SSMManagedPolicy is the AWS-managed policy that lets Session Manager reach the nodes
@@ -44,6 +46,9 @@ type PolicyParams struct {
 	BucketArn, KeyArn string
 	// SecretArn, when set, is the one secret the node may read.
 	SecretArn string
+	// Metrics lets the node publish the agent's metrics (PutMetricData into
+	// llmmetrics.Namespace only).
+	Metrics bool
 }
 
 // NodePolicy renders a node role's inline policy: exactly what the agent needs and nothing
@@ -90,6 +95,21 @@ func NodePolicy(p PolicyParams) (string, error) {
 			Condition: map[string]map[string]string{"StringEquals": {"kms:ViaService": "s3." + p.Region + ".amazonaws.com"}},
 		},
 	}
+	if p.Metrics {
+		statements = append(statements, iampolicy.Statement{
+			// Publish the agent's metrics (in-flight requests per node), into the agent's
+			// namespace only. PutMetricData supports no resource-level permission (Resource
+			// must be "*"); the cloudwatch:namespace condition key restricts the namespace
+			// (Service Authorization Reference, "Actions, resources, and condition keys for
+			// Amazon CloudWatch"; CloudWatch User Guide, "Using condition keys to limit access
+			// to CloudWatch namespaces").
+			Sid:       SidPutMetrics,
+			Effect:    "Allow",
+			Action:    "cloudwatch:PutMetricData",
+			Resource:  "*",
+			Condition: map[string]map[string]string{"StringEquals": {"cloudwatch:namespace": llmmetrics.Namespace}},
+		})
+	}
 	if p.SecretArn != "" {
 		statements = append(statements,
 			iampolicy.Statement{
@@ -127,6 +147,9 @@ type NodeRoleArgs struct {
 	KMSKeyArn pulumi.StringInput
 	// SecretArn is the one secret the nodes may read. Optional: nil grants no secret.
 	SecretArn pulumi.StringInput
+	// Metrics lets the nodes publish the agent's metrics (PolicyParams.Metrics). Optional:
+	// false grants no PutMetricData.
+	Metrics bool
 }
 
 // NodeRole is a node role and what hangs off it.
@@ -166,10 +189,10 @@ func NewNodeRole(ctx *pulumi.Context, name string, args NodeRoleArgs, opts ...pu
 	if args.SecretArn != nil {
 		inputs = append(inputs, args.SecretArn.ToStringOutput())
 	}
-	scope, region := args.Scope, args.Region
+	scope, region, metrics := args.Scope, args.Region, args.Metrics
 	// Only the document is rendered in the ApplyT; no resource is created there.
 	document := pulumi.All(inputs...).ApplyT(func(v []any) (string, error) {
-		p := PolicyParams{Scope: scope, Region: region, BucketArn: v[0].(string), KeyArn: v[1].(string)}
+		p := PolicyParams{Scope: scope, Region: region, Metrics: metrics, BucketArn: v[0].(string), KeyArn: v[1].(string)}
 		if len(v) > 2 {
 			p.SecretArn = v[2].(string)
 		}

@@ -130,7 +130,7 @@ func Seed(t testing.TB, cfg aws.Config, department string, gateway int, pools ma
 	for _, pool := range slices.Sorted(maps.Keys(pools)) {
 		label := dashboard.PoolLabel(pool)
 		g := group(label, internal, pools[pool])
-		g.Targets = dashboard.Pool(pool, department+"-"+label, lbSuffix(internal), tgSuffix(g.TargetGroupArn))
+		g.Targets = dashboard.Pool(department, pool, department+"-"+label, lbSuffix(internal), tgSuffix(g.TargetGroupArn))
 		d.Pools[pool] = g
 	}
 

@@ -1,0 +1,75 @@
+// Package llmmetrics publishes a node's in-flight requests: every interval it reads the
+// figure and hands one Sample to a Sink (the node agent's CloudWatch sink). It carries counts
+// only, never request or response text. It is a leaf: standard library only.
+package llmmetrics
+
+import (
+	"context"
+	"time"
+)
+
+// The metric contract, shared by the publisher, the dashboard and the scaling policies.
+const (
+	// Namespace is the CloudWatch namespace of the node agent's metrics.
+	Namespace = "LLMSandbox"
+	// MetricInFlightRequests is a node's requests being answered plus those queued.
+	MetricInFlightRequests = "InFlightRequests"
+	// DimensionDepartment, DimensionPool and DimensionInstance name the dimensions. Every
+	// sample is published twice: with all three (one node) and with Department and Pool only
+	// (the pool's series, whose Average over its nodes is the per-node figure a target
+	// tracking policy follows).
+	DimensionDepartment = "Department"
+	DimensionPool       = "Pool"
+	DimensionInstance   = "InstanceId"
+	// IntervalSeconds is the production publish interval: standard (60 s) resolution.
+	IntervalSeconds = 60
+)
+
+// Sample is one reading of a node.
+type Sample struct {
+	Department, Pool, Instance string
+	InFlight                   int64
+	Time                       time.Time
+}
+
+// Sink sends samples somewhere (CloudWatch on a node, a slice in tests).
+type Sink interface {
+	Put(ctx context.Context, s Sample) error
+}
+
+// Publisher reads in-flight figures and publishes them every Interval.
+type Publisher struct {
+	Department, Pool, Instance string
+	// Interval between samples. Required (> 0).
+	Interval time.Duration
+	// Read returns the node's in-flight requests now. Required.
+	Read func() int64
+	Sink Sink
+	// OnError is told of a failed Put; publishing goes on. Optional.
+	OnError func(error)
+	// Now defaults to time.Now.
+	Now func() time.Time
+}
+
+// Run publishes one sample at once and then one every Interval until ctx ends, then returns
+// ctx's error. A failed Put is reported to OnError and does not stop the loop: a node keeps
+// serving when CloudWatch cannot be reached.
+func (p *Publisher) Run(ctx context.Context) error {
+	now := p.Now
+	if now == nil {
+		now = time.Now
+	}
+	t := time.NewTicker(p.Interval)
+	defer t.Stop()
+	for {
+		s := Sample{Department: p.Department, Pool: p.Pool, Instance: p.Instance, InFlight: p.Read(), Time: now()}
+		if err := p.Sink.Put(ctx, s); err != nil && ctx.Err() == nil && p.OnError != nil {
+			p.OnError(err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,82 @@
+package llmmetrics
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+type recordSink struct {
+	mu   sync.Mutex
+	got  []Sample
+	fail bool
+}
+
+func (r *recordSink) Put(_ context.Context, s Sample) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.got = append(r.got, s)
+	if r.fail {
+		return errors.New("unreachable")
+	}
+	return nil
+}
+
+func (r *recordSink) samples() []Sample {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Sample(nil), r.got...)
+}
+
+func TestPublisherSamplesEveryIntervalWithItsDimensions(t *testing.T) {
+	var n atomic.Int64
+	n.Store(3)
+	sink := &recordSink{}
+	p := &Publisher{Department: "research", Pool: "chat", Instance: "i-1", Interval: 20 * time.Millisecond, Read: n.Load, Sink: sink}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for len(sink.samples()) < 2 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	n.Store(0)
+	for time.Now().Before(deadline) {
+		s := sink.samples()
+		if s[len(s)-1].InFlight == 0 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run = %v, want context.Canceled", err)
+	}
+	s := sink.samples()
+	if s[0].InFlight != 3 || s[len(s)-1].InFlight != 0 {
+		t.Fatalf("samples %+v: want the first at 3 and the last at 0", s)
+	}
+	for _, x := range s {
+		if x.Department != "research" || x.Pool != "chat" || x.Instance != "i-1" || x.Time.IsZero() {
+			t.Fatalf("sample %+v lacks its dimensions or time", x)
+		}
+	}
+}
+
+func TestPublisherKeepsGoingWhenPutFails(t *testing.T) {
+	sink := &recordSink{fail: true}
+	var errs atomic.Int64
+	p := &Publisher{Interval: 5 * time.Millisecond, Read: func() int64 { return 1 }, Sink: sink, OnError: func(error) { errs.Add(1) }}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	go func() { _ = p.Run(ctx) }()
+	for errs.Load() < 3 && ctx.Err() == nil {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if errs.Load() < 3 {
+		t.Fatalf("%d errors reported, want publishing to go on after a failed Put", errs.Load())
+	}
+}
