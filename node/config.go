@@ -324,6 +324,10 @@ type LiteLLMConfig struct {
 	// it its team's models and limits; the master key no longer authenticates anything.
 	// Absent on the local platform, which has no registry: the master key authenticates there.
 	KeyRegistry *KeyRegistry `json:"keyRegistry,omitempty"`
+	// Usage, when set, makes each LiteLLM worker count the requests, tokens, errors and 429s
+	// of each team and key id and publish the counts to CloudWatch (llm_sandbox_usage.py).
+	// Needs KeyRegistry. Absent on the local platform.
+	Usage *LiteLLMUsage `json:"usage,omitempty"`
 	// RequestTimeoutSeconds bounds an upstream call (litellm_settings.request_timeout,
 	// router_settings.timeout and each model's timeout): the longest generation any pool runs.
 	// 1..4000; at least the front ALB's idle timeout, so LiteLLM never gives up on a request
@@ -424,6 +428,9 @@ func (l *LiteLLMConfig) validate(local bool) []error {
 	errs = append(errs, l.validateRendered()...)
 	if l.KeyRegistry != nil {
 		errs = append(errs, l.KeyRegistry.validate(l.Models)...)
+	}
+	if l.Usage != nil {
+		errs = append(errs, l.Usage.validate(l.KeyRegistry)...)
 	}
 	if l.KeepAliveSeconds < 1 || l.KeepAliveSeconds > 86400 {
 		add("keepAliveSeconds", "must be 1-86400, and above the front load balancer's idle timeout (got %d)", l.KeepAliveSeconds)

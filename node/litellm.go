@@ -207,8 +207,9 @@ func RenderLiteLLMConfig(cfg *LiteLLMConfig) ([]byte, error) {
 	comment(1, "OpenAI parameters Ollama does not take are dropped, not refused.")
 	line(1, "drop_params: true")
 	comment(1, "Errors as OpenAI answers them: 404 model_not_found, 400 context_length_exceeded,\n"+
-		"503 with Retry-After when a pool's queue is full (llm_sandbox_openai.py).")
-	line(1, "callbacks: [%s]", yamlString(liteLLMErrorsCallback))
+		"503 with Retry-After when a pool's queue is full (llm_sandbox_openai.py). Usage\n"+
+		"counts per team and key id to CloudWatch, never text (llm_sandbox_usage.py).")
+	line(1, "callbacks: [%s, %s]", yamlString(liteLLMErrorsCallback), yamlString(liteLLMUsageCallback))
 	line(0, "router_settings:")
 	comment(1, "One deployment per model (its pool's load balancer does the balancing): the\n"+
 		"default strategy, which needs no Redis and keeps no per-request state.")

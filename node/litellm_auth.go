@@ -262,7 +262,10 @@ async def user_api_key_auth(request: Request, api_key: str) -> UserAPIKeyAuth:
         raise _unauthorized()
     model = await _requested_model(request)
     if model is not None and model not in team["models"]:
-        raise _refuse(403, "team %s may not use model %s" % (team_name, model), ProxyErrorTypes.team_model_access_denied)
+        denied = _refuse(403, "team %s may not use model %s" % (team_name, model), ProxyErrorTypes.team_model_access_denied)
+        # The key is known: the usage module (llm_sandbox_usage.py) counts the error for it.
+        denied.llm_sandbox_identity = (team_name, key_id)
+        raise denied
     return UserAPIKeyAuth(
         api_key=digest,
         token=digest,

@@ -102,7 +102,7 @@ func TestLiteLLMConfigSettings(t *testing.T) {
 	wantSections := map[string]struct {
 		got, want map[string]any
 	}{
-		"litellm_settings": {got.LiteLLMSettings, map[string]any{"turn_off_message_logging": true, "request_timeout": 3600, "num_retries": 1, "drop_params": true, "callbacks": []any{"llm_sandbox_openai.handler"}}},
+		"litellm_settings": {got.LiteLLMSettings, map[string]any{"turn_off_message_logging": true, "request_timeout": 3600, "num_retries": 1, "drop_params": true, "callbacks": []any{"llm_sandbox_openai.handler", "llm_sandbox_usage.handler"}}},
 		"router_settings":  {got.RouterSettings, map[string]any{"routing_strategy": "simple-shuffle", "num_retries": 1, "timeout": 3600}},
 		"general_settings": {got.GeneralSettings, map[string]any{
 			"master_key": "os.environ/LITELLM_MASTER_KEY", "disable_spend_logs": true,

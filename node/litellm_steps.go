@@ -429,8 +429,8 @@ func (r *liteLLMRole) stepSecret(ctx context.Context, st *runState) (string, err
 	return fmt.Sprintf("wrote %s (mode 0600) with %s from %s", file, MasterKeyVar, arn), nil
 }
 
-// stepConfigure writes config.yaml, the custom-auth and error modules and the unit, noting whether
-// any changed.
+// stepConfigure writes config.yaml, the custom-auth, error and usage modules (and their settings)
+// and the unit, noting whether any changed.
 func (r *liteLLMRole) stepConfigure(_ context.Context, st *runState) (string, error) {
 	config, err := RenderLiteLLMConfig(r.litellm)
 	if err != nil {
@@ -444,25 +444,40 @@ func (r *liteLLMRole) stepConfigure(_ context.Context, st *runState) (string, er
 	if err != nil {
 		return "", err
 	}
+	usageSettings, err := RenderLiteLLMUsageSettings(r.cfg)
+	if err != nil {
+		return "", err
+	}
 	files := []fileContent{
 		{r.path(LiteLLMConfigFile), config, 0o644},
 		{r.path(LiteLLMAuthFile), []byte(LiteLLMAuthModule), 0o644},
 		{r.path(LiteLLMErrorsFile), []byte(LiteLLMErrorsModule), 0o644},
+		{r.path(LiteLLMUsageFile), []byte(LiteLLMUsageModule), 0o644},
 		{r.path(LiteLLMUnitFile), unit, 0o644},
 	}
 	if authSettings != nil {
 		files = append(files, fileContent{r.path(LiteLLMAuthSettingsFile), authSettings, 0o644})
 	}
+	if usageSettings != nil {
+		files = append(files, fileContent{r.path(LiteLLMUsageSettingsFile), usageSettings, 0o644})
+	}
 	written, err := writeAll(files)
 	if err != nil {
 		return "", err
 	}
-	if authSettings == nil {
-		// Without a registry the module accepts the master key; a settings file left from
-		// an earlier config would make it refuse it.
-		switch err := os.Remove(r.path(LiteLLMAuthSettingsFile)); {
+	// Without a registry the auth module accepts the master key; a settings file left from
+	// an earlier config would make it refuse it. Without usage metrics, a usage settings
+	// file left behind would keep publishing.
+	for _, f := range []struct {
+		path    string
+		current []byte
+	}{{LiteLLMAuthSettingsFile, authSettings}, {LiteLLMUsageSettingsFile, usageSettings}} {
+		if f.current != nil {
+			continue
+		}
+		switch err := os.Remove(r.path(f.path)); {
 		case err == nil:
-			written = append(written, r.path(LiteLLMAuthSettingsFile)+" (removed)")
+			written = append(written, r.path(f.path)+" (removed)")
 		case !errors.Is(err, fs.ErrNotExist):
 			return "", err
 		}

@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/llm-sandbox/llm-sandbox/config"
@@ -44,13 +45,18 @@ Subcommands:
                   refuse the key from now on (every gateway node within 60 s)
   rotate STACK KEYID [--expires WHEN] [--format F]
                   issue a new key of the same team and owner, then revoke KEYID
+  usage STACK [--team TEAM] [--key KEYID] [--since WHEN] [--format text|json]
+                  requests, prompt and completion tokens, errors and 429s per team
+                  and key id since WHEN (a duration back from now: 24h, 30d; or a
+                  date or RFC 3339 time; default 24h), from the CloudWatch metrics
+                  the gateway publishes (namespace LLMSandbox/Usage): counts only
 
 Credentials come from the standard AWS chain (AWS_PROFILE, AWS_ACCESS_KEY_ID and
 AWS_SECRET_ACCESS_KEY, SSO, an instance role); AWS_ENDPOINT_URL points every call
 elsewhere (an emulator).
 
-Exit codes: 0 done, 1 the stack file is invalid or the registry refused (unknown or
-already revoked key), 2 usage error or no AWS credentials.
+Exit codes: 0 done, 1 the stack file is invalid, the registry refused (unknown or
+already revoked key) or CloudWatch refused, 2 usage error or no AWS credentials.
 `
 
 // keysCredentialsHelp says how to give the keys commands credentials.
@@ -62,7 +68,7 @@ func runKeys(e env, projectFlag string, args []string) int {
 	if len(args) == 0 || args[0] == "--help" || args[0] == "-h" || args[0] == "help" {
 		fmt.Fprint(e.stdout, keysUsage)
 		if len(args) == 0 {
-			return exit(e, "keys", usagef("want a subcommand: issue, list, show, revoke or rotate"))
+			return exit(e, "keys", usagef("want a subcommand: issue, list, show, revoke, rotate or usage"))
 		}
 		return exitOK
 	}
@@ -79,8 +85,10 @@ func runKeys(e env, projectFlag string, args []string) int {
 		err = keysRevoke(e, projectFlag, rest)
 	case "rotate":
 		err = keysRotate(e, projectFlag, rest)
+	case "usage":
+		err = keysUsageReport(e, projectFlag, rest)
 	default:
-		err = usagef("unknown keys subcommand %q (issue, list, show, revoke, rotate)", sub)
+		err = usagef("unknown keys subcommand %q (issue, list, show, revoke, rotate, usage)", sub)
 	}
 	return exit(e, "keys "+sub, err)
 }
@@ -88,6 +96,7 @@ func runKeys(e env, projectFlag string, args []string) int {
 // keysSession is one keys command's stack and registry.
 type keysSession struct {
 	spec     *config.Spec
+	cfg      aws.Config
 	registry *keyregistry.Registry
 	ctx      context.Context
 	now      time.Time
@@ -120,6 +129,7 @@ func openRegistry(e env, projectFlag string, positional []string, want int) (*ke
 	}
 	s := &keysSession{
 		spec:     spec,
+		cfg:      cfg,
 		registry: keyregistry.New(dynamodb.NewFromConfig(cfg), keyregistry.TableName(spec.Department)),
 		ctx:      ctx,
 		now:      time.Now().UTC(),

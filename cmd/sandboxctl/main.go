@@ -57,7 +57,8 @@ Commands:
                         tiny random-weight models, for machines without a GPU or network
   keys SUBCOMMAND STACK
                         issue, list, show, revoke or rotate per-person API keys of
-                        STACK's teams in its key registry, with AWS credentials
+                        STACK's teams in its key registry, with AWS credentials;
+                        usage: requests, tokens, errors and 429s per team and key id
   pin ollama VERSION    record the release's SHA-256 from its sha256sum.txt in
                         versions/versions.go, for review (needs internet access)
   version               the sandboxctl build, its Go release and the pinned Ollama and

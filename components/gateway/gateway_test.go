@@ -595,6 +595,8 @@ func TestUserDataCarriesNodeConfig(t *testing.T) {
 						{Name: "staff", Models: []string{"phi3:mini", "llama3.1:8b"}, RequestsPerMinute: 60, TokensPerMinute: 100000, ParallelPerKey: 2},
 						{Name: "students", Models: []string{"qwen2.5:1.5b"}, RequestsPerMinute: 10, TokensPerMinute: 20000, ParallelPerKey: 1},
 					}},
+					// Usage counts published every minute.
+					Usage: &node.LiteLLMUsage{FlushSeconds: 60},
 				},
 			}
 			if !reflect.DeepEqual(cfg, want) {
@@ -1176,7 +1178,8 @@ func TestClientRangeBudgetFillsTheFrontGroupQuota(t *testing.T) {
 }
 
 // The gateway nodes may read one registry record at a time, by key id, and decrypt it through
-// DynamoDB only: no write, no scan, no query, and no direct use of the department key.
+// DynamoDB only: no write, no scan, no query, and no direct use of the department key; and
+// publish usage metrics to the usage namespace only.
 func TestKeyRegistryReadOnly(t *testing.T) {
 	m, g, _ := mustRun(t, validArgs())
 	rp := mocktest.Named(t, m, tRolePolicy, "chem-gw-key-registry")
@@ -1198,6 +1201,8 @@ func TestKeyRegistryReadOnly(t *testing.T) {
 		"ReadKeyRegistry": {[]string{"dynamodb:GetItem"}, []string{tableArn}, nil},
 		"DecryptKeyRegistryThroughDynamoDB": {[]string{"kms:Decrypt", "kms:DescribeKey"}, []string{keyArn},
 			map[string]map[string]any{"StringEquals": {"kms:ViaService": "dynamodb.ca-central-1.amazonaws.com"}}},
+		"PublishUsageMetrics": {[]string{"cloudwatch:PutMetricData"}, []string{"*"},
+			map[string]map[string]any{"StringEquals": {"cloudwatch:namespace": "LLMSandbox/Usage"}}},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("key registry policy:\n got  %+v\n want %+v", got, want)

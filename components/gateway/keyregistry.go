@@ -5,12 +5,14 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/llm-sandbox/llm-sandbox/components/internal/iampolicy"
+	"github.com/llm-sandbox/llm-sandbox/internal/usage"
 )
 
 // Statement ids of the gateway nodes' key-registry policy.
 const (
 	SidReadKeyRegistry    = "ReadKeyRegistry"
 	SidDecryptKeyRegistry = "DecryptKeyRegistryThroughDynamoDB"
+	SidPublishUsage       = "PublishUsageMetrics"
 )
 
 // KeyRegistryActions are all the gateway nodes may do on the key registry table: read one
@@ -24,6 +26,12 @@ var KeyRegistryActions = []string{"dynamodb:GetItem"}
 // so the grant allows kms:Decrypt and kms:DescribeKey only through DynamoDB in the stack's
 // region (Amazon DynamoDB Developer Guide, "Encryption at rest: How it works", key policy for a
 // customer managed key: kms:ViaService dynamodb.<region>.amazonaws.com).
+//
+// It also lets the nodes publish the usage counts of the keys they authenticate
+// (llm_sandbox_usage.py), to the usage namespace only: PutMetricData has no resource type, so
+// its Resource is "*" and the cloudwatch:namespace condition key scopes it (Service
+// Authorization Reference, "Actions, resources, and condition keys for Amazon CloudWatch":
+// PutMetricData, condition key cloudwatch:namespace).
 func keyRegistryPolicy(region, tableArn, keyArn string) (string, error) {
 	return iampolicy.JSON(
 		iampolicy.Statement{
@@ -38,6 +46,13 @@ func keyRegistryPolicy(region, tableArn, keyArn string) (string, error) {
 			Action:    []string{"kms:Decrypt", "kms:DescribeKey"},
 			Resource:  keyArn,
 			Condition: map[string]map[string]string{"StringEquals": {"kms:ViaService": "dynamodb." + region + ".amazonaws.com"}},
+		},
+		iampolicy.Statement{
+			Sid:       SidPublishUsage,
+			Effect:    "Allow",
+			Action:    []string{"cloudwatch:PutMetricData"},
+			Resource:  "*",
+			Condition: map[string]map[string]string{"StringEquals": {"cloudwatch:namespace": usage.Namespace}},
 		},
 	)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/llm-sandbox/llm-sandbox/components/internal/nodegroup"
 	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
 	"github.com/llm-sandbox/llm-sandbox/internal/keyregistry"
+	"github.com/llm-sandbox/llm-sandbox/internal/usage"
 	"github.com/llm-sandbox/llm-sandbox/node"
 )
 
@@ -74,6 +75,7 @@ func nodeConfig(args *GatewayArgs, s *settings, internalDNS, masterKeySecretArn 
 			KeepAliveSeconds:      KeepAliveSeconds,
 			NumRetries:            NumRetries,
 			KeyRegistry:           keyRegistry(args),
+			Usage:                 &node.LiteLLMUsage{FlushSeconds: usage.FlushSeconds},
 		},
 	}
 }

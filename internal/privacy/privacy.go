@@ -16,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/llm-sandbox/llm-sandbox/internal/keyregistry"
+	"github.com/llm-sandbox/llm-sandbox/internal/usage"
 	"github.com/llm-sandbox/llm-sandbox/node"
 	"github.com/llm-sandbox/llm-sandbox/policy"
 	"github.com/llm-sandbox/llm-sandbox/program"
@@ -524,6 +525,20 @@ func (g *generator) usage(settings []Setting) Data {
 		}
 	}
 	d.Passes = []string{"none: no per-request record leaves the gateway"}
+	for _, lt := range slices.Sorted(maps.Keys(g.nodes)) {
+		c := g.nodes[lt]
+		if c.LiteLLM == nil || c.LiteLLM.Usage == nil {
+			continue
+		}
+		d.Passes = []string{fmt.Sprintf("counts per team and key id, summed by each gateway worker over %d s, from the gateway nodes to CloudWatch (PutMetricData over TLS)", c.LiteLLM.Usage.FlushSeconds)}
+		d.Stores = append(d.Stores, Store{
+			Where: fmt.Sprintf("CloudWatch metrics in namespace %s, published by the gateway nodes of %s: requests, prompt and completion tokens, errors and 429s per department, team and key id (counts only: no text, no address, no owner label)", usage.Namespace, lt),
+			// CloudWatch's retention schedule (CloudWatch User Guide, "Metrics retention").
+			Retention:  "15 months, coarsening with age (1-minute data for 15 days, 5-minute for 63 days, hourly for 455 days); cannot be deleted earlier",
+			Encryption: "CloudWatch's own encryption at rest (AWS-managed)",
+			Readers:    []string{"IAM principals of the account allowed cloudwatch:GetMetricData or ListMetrics (docs/keys.md gives a reader's policy)"},
+		})
+	}
 	return d
 }
 

@@ -142,6 +142,13 @@ func TestPrivacyChemistryReport(t *testing.T) {
 	if !registry {
 		t.Errorf("no key registry store as wanted in %+v", keys.Stores)
 	}
+	// The usage metrics are a store of counts per team and key id, never of text.
+	used := dataOf(t, r, "Usage records")
+	if len(used.Stores) != 1 || !strings.HasPrefix(used.Stores[0].Where, "CloudWatch metrics in namespace LLMSandbox/Usage") ||
+		!strings.Contains(used.Stores[0].Where, "counts only") || !strings.HasPrefix(used.Stores[0].Retention, "15 months") ||
+		len(used.Passes) != 1 || !strings.Contains(used.Passes[0], "over 60 s") {
+		t.Errorf("usage records %+v", used)
+	}
 	meta := dataOf(t, r, "Request metadata")
 	if meta.Stores[0].Retention != "90 days" || meta.Stores[0].Encryption != "customer-managed KMS key chemistry-keys-key" {
 		t.Errorf("flow logs %+v", meta.Stores[0])
