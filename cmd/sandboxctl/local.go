@@ -371,14 +371,7 @@ func localLayout(spec *config.Spec, port int) localrun.Layout {
 // team whose key the run prints to export: the one whose models cover most of the stack's,
 // then the longest key lifetime, then by name; the rest follow by name.
 func localTeams(spec *config.Spec) []localrun.Team {
-	teams := spec.Teams
-	if len(teams) == 0 {
-		teams = map[string]config.Team{"local": {
-			Name: "local", Models: spec.ModelNames(),
-			RequestsPerMinute: config.DefaultTeamRequestsPerMinute, TokensPerMinute: config.DefaultTeamTokensPerMinute,
-			ParallelPerKey: config.DefaultTeamParallelPerKey, MaxKeyLifetimeDays: config.DefaultTeamMaxKeyLifetimeDays,
-		}}
-	}
+	teams := localSpecTeams(spec)
 	names := slices.Sorted(maps.Keys(teams))
 	best := names[0]
 	for _, n := range names[1:] {
