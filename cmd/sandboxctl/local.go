@@ -64,7 +64,11 @@ func local(e env, projectFlag string, args []string) error {
 			"hash-locked versions/litellm-requirements.txt, installed from --litellm-wheels (the\n"+
 			"lock's wheels, which `make local` downloads) or else from PyPI, with the lock's hashes.\n"+
 			"Exit 0 after a clean stop (or once a detached run is ready), 1 when the stack is invalid\n"+
-			"or the run failed, 2 usage error.")
+			"or the run failed, 2 usage error.\n\n"+
+			"Keys: the gateway accepts per-person keys only, from the run's key store (keys.json in the\n"+
+			"state directory, hashes only). Each start issues one key per team of the stack (owner\n"+
+			"\"local\"; a team \"local\" when the stack declares none) and prints them once; more with\n"+
+			"`sandboxctl keys issue STACK --local` (keys --help).")
 	tiny := fs.Bool("tiny", false, "serve a tiny random-weight model under each model name (offline; answers are noise)")
 	detach := fs.Bool("detach", false, "return once ready and leave the run serving (stop it with --stop)")
 	stopRun := fs.Bool("stop", false, "stop the detached run of STACK (of every stack when STACK is left out)")
