@@ -5,7 +5,6 @@ package main
 // streamed through, stopped with SIGTERM, leaving no process behind.
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -352,13 +351,20 @@ func TestLocalDetachServesAndStops(t *testing.T) {
 	if code, body := localruntest.Call(t, http.MethodPost, base+"/chat/completions", issued["grad"], chat); code != http.StatusOK {
 		t.Errorf("grad's key for qwen2.5:7b: HTTP %d, want 200: %s", code, body)
 	}
-	store, err := keyregistry.OpenFileStore(filepath.Join(state, keyregistry.LocalStoreFile))
-	if err != nil {
-		t.Fatal(err)
+	// More keys, and revocations, against the running deployment: the keys commands on its
+	// store.
+	code, more, errOut := sandboxctl(t, projectRoot(t), "keys", "issue", "chemistry", "--state", state, "--team", "chem101", "--owner", "alice", "--format", "plain")
+	if code != exitOK {
+		t.Fatalf("keys issue --state: exit %d: %s", code, errOut)
+	}
+	if code, body := localruntest.Call(t, http.MethodPost, base+"/chat/completions", strings.TrimSpace(more), map[string]any{
+		"model": "llama3.1:8b", "max_tokens": 4, "messages": []map[string]string{{"role": "user", "content": "Hello"}},
+	}); code != http.StatusOK {
+		t.Errorf("a key issued with keys issue --state against the running deployment: HTTP %d: %s", code, body)
 	}
 	gradID, _ := keyregistry.KeyID(issued["grad"])
-	if err := store.Revoke(context.Background(), gradID, time.Now()); err != nil {
-		t.Fatal(err)
+	if code, out, errOut := sandboxctl(t, projectRoot(t), "keys", "revoke", "chemistry", gradID, "--state", state); code != exitOK {
+		t.Fatalf("keys revoke --state: exit %d:\n%s%s", code, out, errOut)
 	}
 	revoked := time.Now()
 	for {
