@@ -28,7 +28,8 @@ const ConfigPath = "/etc/llm-sandbox/node.json"
 const (
 	// PlatformAWS is an EC2 instance of an Auto Scaling group (the default).
 	PlatformAWS = "aws"
-	// PlatformLocal is a workstation: no lifecycle action, the master key from a file.
+	// PlatformLocal is a workstation: no lifecycle action, the master key from a file, the
+	// per-person keys from a key store file.
 	PlatformLocal = "local"
 )
 
@@ -56,7 +57,8 @@ type Config struct {
 	// Platform is where the node runs: PlatformAWS (the default, also when empty) or
 	// PlatformLocal, a workstation running a department with `sandboxctl local`: no Auto
 	// Scaling group (no lifecycle action to complete or abandon) and no Secrets Manager (the
-	// gateway's master key comes from an owner-only file, litellm.masterKeyFile).
+	// gateway's master key comes from an owner-only file, litellm.masterKeyFile, and the
+	// per-person keys from the run's key store, litellm.keyRegistry.file).
 	Platform string `json:"platform,omitempty"`
 	// Lifecycle names the launch lifecycle hook the agent completes. Required on AWS, absent on
 	// the local platform.
@@ -320,9 +322,10 @@ type LiteLLMConfig struct {
 	// Models are the models the gateway serves, one entry per model name.
 	Models []LiteLLMModel `json:"models"`
 	// KeyRegistry, when set, makes the department's per-person keys the only keys LiteLLM
-	// accepts: the custom-auth module resolves each key through the registry table and gives
-	// it its team's models and limits; the master key no longer authenticates anything.
-	// Absent on the local platform, which has no registry: the master key authenticates there.
+	// accepts: the custom-auth module resolves each key through the registry (the table on
+	// AWS, the local run's key store file on the local platform) and gives it its team's
+	// models and limits; the master key no longer authenticates anything. Required on the
+	// local platform.
 	KeyRegistry *KeyRegistry `json:"keyRegistry,omitempty"`
 	// Usage, when set, makes each LiteLLM worker count the requests, tokens, errors and 429s
 	// of each team and key id and publish the counts to CloudWatch (llm_sandbox_usage.py).
@@ -426,8 +429,11 @@ func (l *LiteLLMConfig) validate(local bool) []error {
 		add("masterKeyFile", "must be an absolute path on platform %s (got %q)", PlatformLocal, l.MasterKeyFile)
 	}
 	errs = append(errs, l.validateRendered()...)
-	if l.KeyRegistry != nil {
-		errs = append(errs, l.KeyRegistry.validate(l.Models)...)
+	switch {
+	case l.KeyRegistry != nil:
+		errs = append(errs, l.KeyRegistry.validate(l.Models, local)...)
+	case local:
+		add("keyRegistry", "is required on platform %s: a local run's keys are in its key store, never the master key", PlatformLocal)
 	}
 	if l.Usage != nil {
 		errs = append(errs, l.Usage.validate(l.KeyRegistry)...)

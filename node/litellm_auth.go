@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -13,9 +14,10 @@ import (
 	"github.com/llm-sandbox/llm-sandbox/internal/rules"
 )
 
-// LiteLLMAuthSettingsFile is the custom-auth module's settings beside it: the registry table
-// and the teams' models and limits (mode 0644, no secrets). Absent, the module accepts the
-// master key only (the local platform).
+// LiteLLMAuthSettingsFile is the custom-auth module's settings beside it: where the registry
+// is (the table, or a local run's key store file) and the teams' models and limits (mode
+// 0644, no secrets). Absent, the module accepts the master key only (a gateway configured
+// without a registry).
 const LiteLLMAuthSettingsFile = "/etc/llm-sandbox/litellm/llm_sandbox_auth.json"
 
 // KeyCacheSeconds is how long a LiteLLM worker trusts a registry record it read: a revoked
@@ -29,8 +31,13 @@ const (
 
 // KeyRegistry is the gateway's view of the department's key registry.
 type KeyRegistry struct {
-	// Table is the registry table (keyregistry.TableName), in the node's region.
-	Table string `json:"table"`
+	// Table is the registry table (keyregistry.TableName), in the node's region. Required on
+	// AWS, absent on the local platform.
+	Table string `json:"table,omitempty"`
+	// File is, on the local platform only (and required there), the absolute path of the
+	// local run's key store (keyregistry.FileStore): the same records as the table, in a file
+	// readable by its owner, the user the local run's LiteLLM runs as.
+	File string `json:"file,omitempty"`
 	// Teams are the teams of the stack file, whose keys LiteLLM accepts.
 	Teams []LiteLLMTeam `json:"teams"`
 }
@@ -46,13 +53,21 @@ type LiteLLMTeam struct {
 
 var registryTable = regexp.MustCompile(`^llm-sandbox-[a-z][a-z0-9-]*-keys$`)
 
-// validate names each bad field under litellm.keyRegistry; models are the gateway's.
-func (k *KeyRegistry) validate(models []LiteLLMModel) []error {
+// validate names each bad field under litellm.keyRegistry; models are the gateway's, local
+// says the node is on the local platform.
+func (k *KeyRegistry) validate(models []LiteLLMModel, local bool) []error {
 	var errs []error
 	add := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("litellm.keyRegistry.%s: %s", key, fmt.Sprintf(format, args...)))
 	}
-	if !registryTable.MatchString(k.Table) {
+	switch {
+	case local && k.Table != "":
+		add("table", "must be absent on platform %s, which has no DynamoDB: name the key store in file (got %q)", PlatformLocal, k.Table)
+	case local && !filepath.IsAbs(k.File):
+		add("file", "must be the absolute path of the local run's key store on platform %s (got %q)", PlatformLocal, k.File)
+	case !local && k.File != "":
+		add("file", "is only for platform %s (got %q)", PlatformLocal, k.File)
+	case !local && !registryTable.MatchString(k.Table):
 		add("table", "must be the department's registry table, llm-sandbox-<department>-keys (got %q)", k.Table)
 	}
 	served := map[string]bool{}
@@ -92,7 +107,7 @@ func RenderLiteLLMAuthSettings(c *Config) ([]byte, error) {
 	if c.LiteLLM == nil || c.LiteLLM.KeyRegistry == nil {
 		return nil, nil
 	}
-	if errs := c.LiteLLM.KeyRegistry.validate(c.LiteLLM.Models); len(errs) > 0 {
+	if errs := c.LiteLLM.KeyRegistry.validate(c.LiteLLM.Models, c.Local()); len(errs) > 0 {
 		return nil, fmt.Errorf("render %s: %w", LiteLLMAuthSettingsFile, errors.Join(errs...))
 	}
 	type team struct {
@@ -108,13 +123,23 @@ func RenderLiteLLMAuthSettings(c *Config) ([]byte, error) {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetIndent("", "  ")
-	err := enc.Encode(map[string]any{
-		"table":        c.LiteLLM.KeyRegistry.Table,
-		"region":       c.Region,
+	var served []string
+	for _, m := range c.LiteLLM.Models {
+		served = append(served, m.Name)
+	}
+	settings := map[string]any{
+		"models":       served,
 		"cacheSeconds": KeyCacheSeconds,
 		"staleSeconds": KeyStaleSeconds,
 		"teams":        teams,
-	})
+	}
+	// The one difference between the platforms: where the module reads a record.
+	if c.Local() {
+		settings["file"] = c.LiteLLM.KeyRegistry.File
+	} else {
+		settings["table"], settings["region"] = c.LiteLLM.KeyRegistry.Table, c.Region
+	}
+	err := enc.Encode(settings)
 	return b.Bytes(), err
 }
 
@@ -127,18 +152,23 @@ func RenderLiteLLMAuthSettings(c *Config) ([]byte, error) {
 // one with 500.
 //
 // With the settings file (a gateway node): a key must have the registry's shape (KeyPrefix,
-// the id, the secret), its record (read with GetItem through boto3, which the LiteLLM lock
-// carries, with the node's role) must hold the SHA-256 of the whole key (compared in constant
+// the id, the secret), its record must hold the SHA-256 of the whole key (compared in constant
 // time), not be revoked or expired, and name a team of the settings; else 401. The master key
-// is refused like any other unknown key. A request for a model outside the team's list gets
-// 403 before any upstream call. The returned UserAPIKeyAuth carries the key id as user_id, the
+// is refused like any other unknown key. A request for a model the gateway serves (the settings'
+// models) but the team's list lacks gets 403 before any upstream call; a model the gateway does
+// not serve goes on to LiteLLM, which answers 404 model_not_found as it would for any client. The returned UserAPIKeyAuth carries the key id as user_id, the
 // team as team_id, the team's models, and its per-key rpm_limit, tpm_limit and
 // max_parallel_requests, which LiteLLM's rate limiter (proxy/hooks/parallel_request_limiter_v3.py)
 // enforces with 429 and a retry-after header. Records are cached per worker for cacheSeconds;
 // a registry that does not answer is bridged with the last record for staleSeconds, then 503.
 // The role is LiteLLM's internal user, never its admin.
 //
-// Without the settings file (the local platform) it accepts exactly the master key.
+// Only where a record is read differs between the platforms (_read): on AWS, the table's item
+// through GetItem with boto3 (which the LiteLLM lock carries) and the node's role; on the
+// local platform, the local run's key store file (keyregistry.FileStore), which holds the
+// same attributes. Every check after the read is the same code for both.
+//
+// Without the settings file it accepts exactly the master key.
 const LiteLLMAuthModule = `"""llm-sandbox: authenticate LiteLLM requests with the department's per-person keys.
 
 Rendered by sandbox-node; change the stack, not this file.
@@ -194,13 +224,29 @@ def _table():
     return _client
 
 
-def _read(key_id):
+def _read_table(key_id):
     out = _table().get_item(
         TableName=_SETTINGS["table"],
         Key={"` + keyregistry.AttrKeyID + `": {"S": key_id}},
         ConsistentRead=True,
     )
-    return out.get("Item")
+    item = out.get("Item")
+    if not item:
+        return None
+    # Each attribute is {type: value}: a string ("S") or a number written as text ("N").
+    return {name: next(iter(value.values()), None) for name, value in item.items()}
+
+
+def _read_file(key_id):
+    with open(_SETTINGS["file"], encoding="utf-8") as f:
+        return json.load(f)["keys"].get(key_id)
+
+
+def _read(key_id):
+    """The registry record of key_id, its attributes by name, or None."""
+    if "file" in _SETTINGS:
+        return _read_file(key_id)
+    return _read_table(key_id)
 
 
 async def _record(key_id):
@@ -245,23 +291,25 @@ async def user_api_key_auth(request: Request, api_key: str) -> UserAPIKeyAuth:
     if not item:
         raise _unauthorized()
     digest = hashlib.sha256(key.encode()).hexdigest()
-    stored = item.get("` + keyregistry.AttrHash + `", {}).get("S", "")
-    if not hmac.compare_digest(digest.encode(), stored.encode()):
+    stored = item.get("` + keyregistry.AttrHash + `")
+    if not isinstance(stored, str) or not hmac.compare_digest(digest.encode(), stored.encode()):
         raise _unauthorized()
-    if "` + keyregistry.AttrRevoked + `" in item:
+    if item.get("` + keyregistry.AttrRevoked + `") is not None:
         raise _unauthorized()
     try:
-        expires = int(item["` + keyregistry.AttrExpires + `"]["N"])
-    except (KeyError, ValueError):
+        expires = int(item["` + keyregistry.AttrExpires + `"])
+    except (KeyError, ValueError, TypeError):
         raise _unauthorized()
     if time.time() >= expires:
         raise _unauthorized()
-    team_name = item.get("` + keyregistry.AttrTeam + `", {}).get("S", "")
-    team = _SETTINGS["teams"].get(team_name)
+    team_name = item.get("` + keyregistry.AttrTeam + `")
+    team = _SETTINGS["teams"].get(team_name) if isinstance(team_name, str) else None
     if team is None:
         raise _unauthorized()
     model = await _requested_model(request)
-    if model is not None and model not in team["models"]:
+    # A model the gateway serves but the team may not use is 403; one the gateway does not
+    # serve goes on to LiteLLM's router, whose answer (404 model_not_found) says so.
+    if model is not None and model in _SETTINGS["models"] and model not in team["models"]:
         denied = _refuse(403, "team %s may not use model %s" % (team_name, model), ProxyErrorTypes.team_model_access_denied)
         # The key is known: the usage module (llm_sandbox_usage.py) counts the error for it.
         denied.llm_sandbox_identity = (team_name, key_id)

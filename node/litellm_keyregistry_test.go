@@ -36,6 +36,7 @@ func TestKeyRegistryConfigValidation(t *testing.T) {
 		"rpm":            {func(k *KeyRegistry) { k.Teams[0].RequestsPerMinute = 0 }, "litellm.keyRegistry.teams[0].requestsPerMinute: must be at least 1"},
 		"tpm":            {func(k *KeyRegistry) { k.Teams[0].TokensPerMinute = -1 }, "litellm.keyRegistry.teams[0].tokensPerMinute: must be at least 1"},
 		"parallel":       {func(k *KeyRegistry) { k.Teams[0].ParallelPerKey = 0 }, "litellm.keyRegistry.teams[0].parallelPerKey: must be at least 1"},
+		"file on AWS":    {func(k *KeyRegistry) { k.File = "/var/lib/keys.json" }, `litellm.keyRegistry.file: is only for platform local (got "/var/lib/keys.json")`},
 	} {
 		c := registryConfig()
 		tc.mutate(c.LiteLLM.KeyRegistry)
@@ -45,6 +46,40 @@ func TestKeyRegistryConfigValidation(t *testing.T) {
 		}
 		if _, err := RenderLiteLLMAuthSettings(c); err == nil {
 			t.Errorf("%s: rendered the settings of an invalid registry", name)
+		}
+	}
+}
+
+// localRegistryConfig is registryConfig on the local platform: the master key and the keys
+// from files of the local run.
+func localRegistryConfig() *Config {
+	c := registryConfig()
+	c.Platform = PlatformLocal
+	c.Lifecycle = Lifecycle{}
+	c.LiteLLM.MasterKeySecretArn, c.LiteLLM.MasterKeyFile = "", "/home/u/.cache/llm-sandbox/local/chemistry/master-key"
+	c.LiteLLM.KeyRegistry.Table, c.LiteLLM.KeyRegistry.File = "", "/home/u/.cache/llm-sandbox/local/chemistry/keys.json"
+	return c
+}
+
+// On the local platform the registry is the local run's key store and is required: a local
+// gateway never falls back to the master key.
+func TestLocalKeyRegistryConfigValidation(t *testing.T) {
+	if err := localRegistryConfig().Validate(); err != nil {
+		t.Fatalf("valid local registry config: %v", err)
+	}
+	for name, tc := range map[string]struct {
+		mutate func(*LiteLLMConfig)
+		want   string
+	}{
+		"no registry":   {func(l *LiteLLMConfig) { l.KeyRegistry = nil }, "litellm.keyRegistry: is required on platform local"},
+		"no file":       {func(l *LiteLLMConfig) { l.KeyRegistry.File = "" }, `litellm.keyRegistry.file: must be the absolute path of the local run's key store on platform local (got "")`},
+		"relative file": {func(l *LiteLLMConfig) { l.KeyRegistry.File = "keys.json" }, `litellm.keyRegistry.file: must be the absolute path`},
+		"a table":       {func(l *LiteLLMConfig) { l.KeyRegistry.Table = "llm-sandbox-chemistry-keys" }, "litellm.keyRegistry.table: must be absent on platform local"},
+	} {
+		c := localRegistryConfig()
+		tc.mutate(c.LiteLLM)
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", name, err, tc.want)
 		}
 	}
 }
@@ -62,6 +97,7 @@ func TestRenderLiteLLMAuthSettings(t *testing.T) {
 	}
 	want := map[string]any{
 		"table": "llm-sandbox-chemistry-keys", "region": "ca-central-1",
+		"models":       []any{"llama3.1:8b", "qwen2.5:1.5b", "nomic-embed-text"},
 		"cacheSeconds": float64(KeyCacheSeconds), "staleSeconds": float64(KeyStaleSeconds),
 		"teams": map[string]any{
 			"staff":    map[string]any{"models": []any{"llama3.1:8b", "qwen2.5:1.5b"}, "rpm": 60.0, "tpm": 100000.0, "parallel": 2.0},
@@ -73,6 +109,22 @@ func TestRenderLiteLLMAuthSettings(t *testing.T) {
 	}
 	if KeyCacheSeconds >= 60 || KeyStaleSeconds > 60 {
 		t.Errorf("cache %d s, stale %d s: a revoke must take effect within 60 s", KeyCacheSeconds, KeyStaleSeconds)
+	}
+	// On the local platform the store's file takes the table's and the region's place; the
+	// rest is the same.
+	data, err = RenderLiteLLMAuthSettings(localRegistryConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var local map[string]any
+	if err := json.Unmarshal(data, &local); err != nil {
+		t.Fatal(err)
+	}
+	delete(want, "table")
+	delete(want, "region")
+	want["file"] = "/home/u/.cache/llm-sandbox/local/chemistry/keys.json"
+	if g, w := mustJSON(local), mustJSON(want); g != w {
+		t.Errorf("local settings:\n got  %s\n want %s", g, w)
 	}
 	if data, err := RenderLiteLLMAuthSettings(liteLLMGoldenConfig()); data != nil || err != nil {
 		t.Errorf("without a registry: %q, %v; want nothing", data, err)

@@ -107,20 +107,77 @@ func (a *registryAuth) call(key, model string) registryStep {
 	return a.step(map[string]any{"key": key, "model": model})
 }
 
+// authBackend is where the module under test reads its records: the registry table in the
+// emulator, or a local run's key store file.
+type authBackend struct {
+	python string
+	env    []string
+	store  keyregistry.Store
+	// place puts the registry into the node config (table or file, and the platform).
+	place func(*Config)
+	// cut makes the registry stop answering the driver.
+	cut func(*registryAuth)
+}
+
 // TestAuthModuleResolvesKeysThroughTheRegistry runs the rendered module with its rendered
 // settings under a real Python with the real boto3, against the AWS emulator holding a
 // registry table whose records the Go registry client wrote: a team's key is accepted with
 // its team's models and limits, as an internal user, never with the key itself as the
-// api_key; a model outside the team is 403; an unknown, altered, expired, revoked key, a key
+// api_key; a model the gateway serves outside the team is 403, one it does not serve passes
+// on to LiteLLM's 404; an unknown, altered, expired, revoked key, a key
 // of an undeclared team and the master key are 401; a revoke takes effect once the record's
 // cache time has passed; a registry that stops answering is bridged for staleSeconds, then
 // 503.
 func TestAuthModuleResolvesKeysThroughTheRegistry(t *testing.T) {
 	m := keyregistrytest.Start(t)
-	python := m.Python
 	cfg := m.Config("ca-central-1")
 	keyregistrytest.CreateTable(t, cfg, "chem")
-	reg := keyregistry.New(dynamodb.NewFromConfig(cfg), keyregistry.TableName("chem"))
+	checkRegistryAuth(t, authBackend{
+		python: m.Python,
+		env: []string{
+			"AWS_ENDPOINT_URL=" + m.URL, "AWS_ACCESS_KEY_ID=testing", "AWS_SECRET_ACCESS_KEY=testing",
+			"AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE=/nonexistent", "AWS_SHARED_CREDENTIALS_FILE=/nonexistent",
+		},
+		store: keyregistry.New(dynamodb.NewFromConfig(cfg), keyregistry.TableName("chem")),
+		place: func(c *Config) { c.LiteLLM.KeyRegistry.Table = keyregistry.TableName("chem") },
+		cut:   func(a *registryAuth) { a.step(map[string]any{"cut": true}) },
+	})
+}
+
+// TestAuthModuleResolvesKeysThroughTheLocalStore is the same run on the local platform: the
+// records are in a local run's key store file, which the Go store wrote, and the module reads
+// it with the same checks, the same answers and the same cache window; a store that cannot be
+// read is bridged and then refused as a table that does not answer. No AWS is involved: the
+// module never imports boto3.
+func TestAuthModuleResolvesKeysThroughTheLocalStore(t *testing.T) {
+	python, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 is not installed")
+	}
+	file := filepath.Join(t.TempDir(), keyregistry.LocalStoreFile)
+	store, err := keyregistry.CreateFileStore(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkRegistryAuth(t, authBackend{
+		python: python,
+		store:  store,
+		place: func(c *Config) {
+			c.Platform = PlatformLocal
+			c.LiteLLM.KeyRegistry.File = file
+		},
+		cut: func(*registryAuth) {
+			if err := os.Rename(file, file+".away"); err != nil {
+				t.Fatal(err)
+			}
+		},
+	})
+}
+
+// checkRegistryAuth is the module's behaviour over one backend.
+func checkRegistryAuth(t *testing.T, b authBackend) {
+	t.Helper()
+	reg := b.store
 	ctx := context.Background()
 	now := time.Now()
 	alice, err := reg.Issue(ctx, "students", "alice", now, now.Add(time.Hour), "")
@@ -133,11 +190,12 @@ func TestAuthModuleResolvesKeysThroughTheRegistry(t *testing.T) {
 
 	c := &Config{Region: "ca-central-1", LiteLLM: &LiteLLMConfig{
 		Models: []LiteLLMModel{{Name: "llama3.1:8b"}, {Name: "qwen2.5:7b"}},
-		KeyRegistry: &KeyRegistry{Table: keyregistry.TableName("chem"), Teams: []LiteLLMTeam{
+		KeyRegistry: &KeyRegistry{Teams: []LiteLLMTeam{
 			{Name: "students", Models: []string{"llama3.1:8b"}, RequestsPerMinute: 10, TokensPerMinute: 20000, ParallelPerKey: 1},
 			{Name: "staff", Models: []string{"llama3.1:8b", "qwen2.5:7b"}, RequestsPerMinute: 60, TokensPerMinute: 100000, ParallelPerKey: 2},
 		}},
 	}}
+	b.place(c)
 	settings, err := RenderLiteLLMAuthSettings(c)
 	if err != nil {
 		t.Fatal(err)
@@ -147,13 +205,9 @@ func TestAuthModuleResolvesKeysThroughTheRegistry(t *testing.T) {
 		"drive.py":                             driveRegistryAuth,
 	})
 	const master = "sk-Zq7Xw2Lr9Vb4Nc1Md8Kf3Hj6Gt5Ps0Ya2Ue7Wi4Ro9TyQx"
-	cmd := exec.Command(python, "-s", "-B", filepath.Join(dir, "drive.py"))
+	cmd := exec.Command(b.python, "-s", "-B", filepath.Join(dir, "drive.py"))
 	cmd.Dir = dir
-	cmd.Env = []string{
-		"PYTHONPATH=" + dir, MasterKeyVar + "=" + master, "PATH=" + os.Getenv("PATH"),
-		"AWS_ENDPOINT_URL=" + m.URL, "AWS_ACCESS_KEY_ID=testing", "AWS_SECRET_ACCESS_KEY=testing",
-		"AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE=" + filepath.Join(dir, "none"), "AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(dir, "none"),
-	}
+	cmd.Env = append([]string{"PYTHONPATH=" + dir, MasterKeyVar + "=" + master, "PATH=" + os.Getenv("PATH")}, b.env...)
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
 	var stderr strings.Builder
@@ -196,6 +250,11 @@ func TestAuthModuleResolvesKeysThroughTheRegistry(t *testing.T) {
 		}
 	}
 	refused("alice asking for a model outside her team", a.call(alice.Key, "qwen2.5:7b"), 403, "team_model_access_denied")
+	// A model the gateway does not serve is not the team's business: the module lets the call
+	// through, and LiteLLM's router answers 404 model_not_found as it does for every client.
+	if r := a.call(alice.Key, "no-such-model:1b"); r.Accepted == nil || r.Accepted["team_id"] != "students" {
+		t.Errorf("alice asking for a model the gateway does not serve: %+v, want accepted (LiteLLM answers 404)", r)
+	}
 	if r := a.call(bob.Key, "qwen2.5:7b"); r.Accepted == nil || r.Accepted["team_id"] != "staff" {
 		t.Errorf("bob (staff) asking for qwen2.5:7b: %+v, want accepted", r)
 	}
@@ -228,7 +287,7 @@ func TestAuthModuleResolvesKeysThroughTheRegistry(t *testing.T) {
 
 	// The registry stops answering: bob's record is bridged until staleSeconds, then 503.
 	a.call(bob.Key, "")
-	a.step(map[string]any{"cut": true})
+	b.cut(a)
 	a.step(map[string]any{"advance": KeyCacheSeconds})
 	if r := a.call(bob.Key, ""); r.Accepted == nil {
 		t.Errorf("bob with the registry cut off, record %d s old: %+v, want accepted from the stale record", KeyCacheSeconds, r)

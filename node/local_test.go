@@ -25,7 +25,17 @@ func localLite(t *testing.T, mode os.FileMode) *liteEnv {
 	e.cfg.Lifecycle = Lifecycle{}
 	e.cfg.LiteLLM.MasterKeySecretArn = ""
 	e.cfg.LiteLLM.MasterKeyFile = keyFile
+	e.cfg.LiteLLM.KeyRegistry = &KeyRegistry{File: filepath.Join(filepath.Dir(keyFile), "keys.json"), Teams: []LiteLLMTeam{
+		{Name: "staff", Models: []string{"llama3.1:8b", "phi3:mini"}, RequestsPerMinute: 60, TokensPerMinute: 100000, ParallelPerKey: 2},
+	}}
 	return e
+}
+
+// localKeyRegistry is registryConfig's teams with their keys in the local store file.
+func localKeyRegistry(file string) *KeyRegistry {
+	k := registryConfig().LiteLLM.KeyRegistry
+	k.Table, k.File = "", file
+	return k
 }
 
 func TestLocalLiteLLMBootstrapReadsTheKeyFileAndCompletesNoLifecycleAction(t *testing.T) {
@@ -75,6 +85,7 @@ func TestLocalPlatformValidation(t *testing.T) {
 		c.Lifecycle = Lifecycle{}
 		c.LiteLLM.MasterKeySecretArn = ""
 		c.LiteLLM.MasterKeyFile = "/home/u/.cache/llm-sandbox/local/chemistry/master-key"
+		c.LiteLLM.KeyRegistry = localKeyRegistry("/home/u/.cache/llm-sandbox/local/chemistry/keys.json")
 		if mutate != nil {
 			mutate(c)
 		}

@@ -51,6 +51,11 @@ Subcommands:
                   date or RFC 3339 time; default 24h), from the CloudWatch metrics
                   the gateway publishes (namespace LLMSandbox/Usage): counts only
 
+With --local (or --state DIR), every subcommand works on the key store of STACK's local
+run (sandboxctl local) instead: keys.json in its state directory (default <user
+cache>/llm-sandbox/local/STACK), owner-only, holding what the registry table holds. No AWS
+credentials are needed; the running local gateway refuses a revoked key within 20 s.
+
 Credentials come from the standard AWS chain (AWS_PROFILE, AWS_ACCESS_KEY_ID and
 AWS_SECRET_ACCESS_KEY, SSO, an instance role); AWS_ENDPOINT_URL points every call
 elsewhere (an emulator).
@@ -97,14 +102,14 @@ func runKeys(e env, projectFlag string, args []string) int {
 type keysSession struct {
 	spec     *config.Spec
 	cfg      aws.Config
-	registry *keyregistry.Registry
+	registry keyregistry.Store
 	ctx      context.Context
 	now      time.Time
 }
 
 // openRegistry parses the command's arguments (the stack, then want more positional ones),
 // loads the stack and connects to its registry with the operator's credentials.
-func openRegistry(e env, projectFlag string, positional []string, want int) (*keysSession, []string, context.CancelFunc, error) {
+func openRegistry(e env, projectFlag string, positional []string, want int, where storeFlags) (*keysSession, []string, context.CancelFunc, error) {
 	if len(positional) != want+1 {
 		return nil, nil, nil, usagef("want STACK%s (got %d argument(s))", strings.Repeat(" KEYID", want), len(positional))
 	}
@@ -115,6 +120,9 @@ func openRegistry(e env, projectFlag string, positional []string, want int) (*ke
 	spec, err := config.LoadChecked(sa.project, positional[0])
 	if err != nil {
 		return nil, nil, nil, asProblems(positional[0], err)
+	}
+	if where.isLocal() {
+		return openLocalStore(spec, positional, *where.state)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), keysTimeout)
 	cfg, err := loadAWSConfig(ctx, spec.Region)
@@ -139,8 +147,8 @@ func openRegistry(e env, projectFlag string, positional []string, want int) (*ke
 
 // openKey is openRegistry for the commands on one key (STACK KEYID): it returns the checked
 // key id.
-func openKey(e env, projectFlag string, positional []string) (*keysSession, string, context.CancelFunc, error) {
-	s, ids, cancel, err := openRegistry(e, projectFlag, positional, 1)
+func openKey(e env, projectFlag string, positional []string, where storeFlags) (*keysSession, string, context.CancelFunc, error) {
+	s, ids, cancel, err := openRegistry(e, projectFlag, positional, 1, where)
 	if err != nil {
 		return nil, "", nil, err
 	}
@@ -157,6 +165,7 @@ var issueFormats = []string{"text", "plain", "env", "json"}
 func keysIssue(e env, projectFlag string, args []string) error {
 	fs := flagSet(e, "keys issue", "keys issue STACK --team TEAM --owner LABEL [--expires WHEN] [--format text|plain|env|json]",
 		"Draws a new key for a person of TEAM and prints it once; see sandboxctl keys --help.")
+	where := addStoreFlags(fs)
 	team := fs.String("team", "", "the key's `team`, a key of llm-sandbox:teams")
 	owner := fs.String("owner", "", "who holds the key: a `label` the department chooses (a name, an email, a course seat)")
 	expires := fs.String("expires", "", "when the key stops working: a duration (90d, 36h) or a date (2027-06-30); default the team's maxKeyLifetimeDays")
@@ -174,7 +183,7 @@ func keysIssue(e env, projectFlag string, args []string) error {
 	if msg := keyregistry.OwnerProblem(*owner); msg != "" {
 		return usagef("--owner: %s", msg)
 	}
-	s, _, cancel, err := openRegistry(e, projectFlag, positional, 0)
+	s, _, cancel, err := openRegistry(e, projectFlag, positional, 0, where)
 	if err != nil {
 		return err
 	}
@@ -198,6 +207,7 @@ func keysIssue(e env, projectFlag string, args []string) error {
 func keysRotate(e env, projectFlag string, args []string) error {
 	fs := flagSet(e, "keys rotate", "keys rotate STACK KEYID [--expires WHEN] [--format text|plain|env|json]",
 		"Issues a new key of KEYID's team and owner, prints it once, then revokes KEYID.")
+	where := addStoreFlags(fs)
 	expires := fs.String("expires", "", "when the new key stops working, as for issue; default the team's maxKeyLifetimeDays")
 	format := fs.String("format", "text", "output `format`: text, plain, env or json")
 	positional, err := parseArgs(fs, args, nil)
@@ -207,7 +217,7 @@ func keysRotate(e env, projectFlag string, args []string) error {
 	if !slices.Contains(issueFormats, *format) {
 		return usagef("--format must be one of %s (got %q)", strings.Join(issueFormats, ", "), *format)
 	}
-	s, id, cancel, err := openKey(e, projectFlag, positional)
+	s, id, cancel, err := openKey(e, projectFlag, positional, where)
 	if err != nil {
 		return err
 	}
@@ -244,11 +254,12 @@ func keysRotate(e env, projectFlag string, args []string) error {
 func keysRevoke(e env, projectFlag string, args []string) error {
 	fs := flagSet(e, "keys revoke", "keys revoke STACK KEYID",
 		"Revokes KEYID: every gateway node refuses it within 60 s. The record stays, for keys list --all.")
+	where := addStoreFlags(fs)
 	positional, err := parseArgs(fs, args, nil)
 	if err != nil {
 		return err
 	}
-	s, id, cancel, err := openKey(e, projectFlag, positional)
+	s, id, cancel, err := openKey(e, projectFlag, positional, where)
 	if err != nil {
 		return err
 	}
@@ -262,12 +273,13 @@ func keysRevoke(e env, projectFlag string, args []string) error {
 
 func keysShow(e env, projectFlag string, args []string) error {
 	fs := flagSet(e, "keys show", "keys show STACK KEYID [--format text|json]", "Prints KEYID's record (never the key).")
+	where := addStoreFlags(fs)
 	format := formatFlag(fs)
 	positional, err := parseArgs(fs, args, format)
 	if err != nil {
 		return err
 	}
-	s, id, cancel, err := openKey(e, projectFlag, positional)
+	s, id, cancel, err := openKey(e, projectFlag, positional, where)
 	if err != nil {
 		return err
 	}
@@ -282,6 +294,7 @@ func keysShow(e env, projectFlag string, args []string) error {
 func keysList(e env, projectFlag string, args []string) error {
 	fs := flagSet(e, "keys list", "keys list STACK [--team TEAM] [--all] [--format text|json]",
 		"Lists the department's keys (never the keys themselves), active ones unless --all.")
+	where := addStoreFlags(fs)
 	team := fs.String("team", "", "only the keys of this `team`")
 	all := fs.Bool("all", false, "also revoked and expired keys")
 	format := formatFlag(fs)
@@ -289,7 +302,7 @@ func keysList(e env, projectFlag string, args []string) error {
 	if err != nil {
 		return err
 	}
-	s, _, cancel, err := openRegistry(e, projectFlag, positional, 0)
+	s, _, cancel, err := openRegistry(e, projectFlag, positional, 0, where)
 	if err != nil {
 		return err
 	}

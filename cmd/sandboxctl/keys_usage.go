@@ -41,7 +41,7 @@ func keysUsageReport(e env, projectFlag string, args []string) error {
 	if err != nil {
 		return err
 	}
-	s, _, cancel, err := openRegistry(e, projectFlag, positional, 0)
+	s, _, cancel, err := openRegistry(e, projectFlag, positional, 0, storeFlags{})
 	if err != nil {
 		return err
 	}

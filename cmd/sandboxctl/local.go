@@ -21,6 +21,7 @@ import (
 	"github.com/llm-sandbox/llm-sandbox/components/gateway"
 	"github.com/llm-sandbox/llm-sandbox/components/modelpool"
 	"github.com/llm-sandbox/llm-sandbox/config"
+	"github.com/llm-sandbox/llm-sandbox/internal/keyregistry"
 	"github.com/llm-sandbox/llm-sandbox/internal/localrun"
 	"github.com/llm-sandbox/llm-sandbox/internal/orchestrate"
 	"github.com/llm-sandbox/llm-sandbox/node"
@@ -37,7 +38,7 @@ var localDifferences = []string{
 	"no load balancers: clients reach LiteLLM directly on 127.0.0.1 over plain HTTP (no TLS, no WAF, no allow-listed CIDRs)",
 	"no Auto Scaling: one node per pool and one gateway node, no lifecycle hooks, no scaling, no spot or warm pools",
 	"no GPU checks: every pool runs Ollama on the CPU, whatever its instance type",
-	"no AWS services: the master key is in an owner-only file, not Secrets Manager; no KMS, CloudWatch or artifacts bucket",
+	"no AWS services: the master key is in an owner-only file, not Secrets Manager; the key registry is the run's key store (keys.json in the state directory), not DynamoDB; no KMS, CloudWatch or artifacts bucket",
 	"one LiteLLM worker instead of one per vCPU of the gateway's instance type",
 }
 
@@ -63,7 +64,11 @@ func local(e env, projectFlag string, args []string) error {
 			"hash-locked versions/litellm-requirements.txt, installed from --litellm-wheels (the\n"+
 			"lock's wheels, which `make local` downloads) or else from PyPI, with the lock's hashes.\n"+
 			"Exit 0 after a clean stop (or once a detached run is ready), 1 when the stack is invalid\n"+
-			"or the run failed, 2 usage error.")
+			"or the run failed, 2 usage error.\n\n"+
+			"Keys: the gateway accepts per-person keys only, from the run's key store (keys.json in the\n"+
+			"state directory, hashes only). Each start issues one key per team of the stack (owner\n"+
+			"\"local\"; a team \"local\" when the stack declares none) and prints them once; more with\n"+
+			"`sandboxctl keys issue STACK --local` (keys --help).")
 	tiny := fs.Bool("tiny", false, "serve a tiny random-weight model under each model name (offline; answers are noise)")
 	detach := fs.Bool("detach", false, "return once ready and leave the run serving (stop it with --stop)")
 	stopRun := fs.Bool("stop", false, "stop the detached run of STACK (of every stack when STACK is left out)")
@@ -212,10 +217,12 @@ func local(e env, projectFlag string, args []string) error {
 		// The nodes' servers run on their own; only the mirror they installed from goes.
 		s.Mirror.Close()
 		detached = true
-		writeLocalReady(e.stdout, s.URL(), s.MasterKey, model, *tiny, stopCommand)
+		writeLocalKeys(e.stdout, s.Keys, stack)
+		writeLocalReady(e.stdout, s.URL(), s.Key, model, *tiny, stopCommand)
 		return nil
 	}
-	writeLocalReady(e.stdout, s.URL(), s.MasterKey, model, *tiny, "")
+	writeLocalKeys(e.stdout, s.Keys, stack)
+	writeLocalReady(e.stdout, s.URL(), s.Key, model, *tiny, "")
 	<-ctx.Done()
 	return nil
 }
@@ -306,7 +313,7 @@ func localControl(e env, stacks []string, state string, stop bool) error {
 			found = true
 			fmt.Fprintf(e.stdout, "%s: %d server(s) running, state in %s\n", name, running, dir)
 			if ok {
-				fmt.Fprintf(e.stdout, "  API %s/v1 since %s (key in %s)\n", rec.URL, rec.Started.Format(time.RFC3339), filepath.Join(dir, "master-key"))
+				fmt.Fprintf(e.stdout, "  API %s/v1 since %s (keys: sandboxctl keys list %s --local)\n", rec.URL, rec.Started.Format(time.RFC3339), name)
 			}
 			for _, s := range services {
 				what := "not running"
@@ -351,6 +358,7 @@ func localLayout(spec *config.Spec, port int) localrun.Layout {
 			MaxQueue:      modelpool.MaxQueue(p.Parallel, len(p.Models)),
 		})
 	}
+	l.Teams = localTeams(spec)
 	l.Gateway = localrun.GatewayOptions{
 		Port:                  port,
 		Workers:               1,
@@ -359,6 +367,43 @@ func localLayout(spec *config.Spec, port int) localrun.Layout {
 		NumRetries:            gateway.NumRetries,
 	}
 	return l
+}
+
+// localTeams are the teams a local run issues keys of at start, one key each: the stack's
+// teams with their models, limits and longest key lifetime, or, when the stack declares none,
+// one team "local" with the defaults of a team declared without settings. The first is the
+// team whose key the run prints to export: the one whose models cover most of the stack's,
+// then the longest key lifetime, then by name; the rest follow by name.
+func localTeams(spec *config.Spec) []localrun.Team {
+	teams := localSpecTeams(spec)
+	names := slices.Sorted(maps.Keys(teams))
+	best := names[0]
+	for _, n := range names[1:] {
+		t, b := teams[n], teams[best]
+		if len(t.Models) > len(b.Models) || (len(t.Models) == len(b.Models) && t.MaxKeyLifetimeDays > b.MaxKeyLifetimeDays) {
+			best = n
+		}
+	}
+	var out []localrun.Team
+	for _, n := range append([]string{best}, slices.DeleteFunc(names, func(n string) bool { return n == best })...) {
+		t := teams[n]
+		out = append(out, localrun.Team{
+			LiteLLMTeam: node.LiteLLMTeam{Name: n, Models: slices.Clone(t.Models), RequestsPerMinute: t.RequestsPerMinute,
+				TokensPerMinute: t.TokensPerMinute, ParallelPerKey: t.ParallelPerKey},
+			KeyLifetime: time.Duration(t.MaxKeyLifetimeDays) * 24 * time.Hour,
+		})
+	}
+	return out
+}
+
+// writeLocalKeys prints the keys a run issued at start, once: the store keeps only their
+// SHA-256.
+func writeLocalKeys(w io.Writer, keys []keyregistry.Issued, stack string) {
+	fmt.Fprintf(w, "Keys issued for this run, one per team (owner %q), shown this once; the run's key store keeps only their SHA-256:\n\n", localrun.LocalOwner)
+	for _, k := range keys {
+		fmt.Fprintf(w, "  %-12s %s  (key id %s, expires %s)\n", k.Record.Team, k.Key, k.Record.KeyID, k.Record.Expires.Format(time.RFC3339))
+	}
+	fmt.Fprintf(w, "\nMore: sandboxctl keys issue %s --local --team TEAM --owner LABEL (and keys list|show|revoke|rotate %s --local).\n\n", stack, stack)
 }
 
 // writeLocalReady prints what a client needs: the base URL, the key to export and a streamed

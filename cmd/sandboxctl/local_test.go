@@ -22,6 +22,7 @@ import (
 
 	"github.com/llm-sandbox/llm-sandbox/components/gateway"
 	"github.com/llm-sandbox/llm-sandbox/config"
+	"github.com/llm-sandbox/llm-sandbox/internal/keyregistry"
 	"github.com/llm-sandbox/llm-sandbox/internal/localrun"
 	"github.com/llm-sandbox/llm-sandbox/internal/localrun/localruntest"
 	"github.com/llm-sandbox/llm-sandbox/internal/orchestrate/orchestratetest"
@@ -301,6 +302,7 @@ func TestLocalDetachServesAndStops(t *testing.T) {
 		t.Fatalf("--detach printed no export lines or no way to stop:\n%s", out)
 	}
 	base, key := m[1], m[2]
+	startOut := out
 	if want := fmt.Sprintf("http://127.0.0.1:%d/v1", port); base != want {
 		t.Errorf("base URL %s, want %s", base, want)
 	}
@@ -319,6 +321,65 @@ func TestLocalDetachServesAndStops(t *testing.T) {
 	})
 	if !strings.Contains(string(body), `"choices"`) {
 		t.Errorf("completion: %s", body)
+	}
+
+	// The keys issued at start, one per team: the exported one is staff's (every model, the
+	// longest lifetime); the master key and unknown keys are refused for inference, a team's
+	// key for a model outside the team is 403, and a revoked key is refused within the
+	// module's cache window.
+	issued := map[string]string{}
+	for _, m := range regexp.MustCompile(`(?m)^  (\S+)\s+(sk-lsb-\S+)  \(key id`).FindAllStringSubmatch(startOut, -1) {
+		issued[m[1]] = m[2]
+	}
+	if len(issued) != 4 || issued["staff"] != key {
+		t.Errorf("keys issued at start %v, want one of each of chemistry's 4 teams, staff's exported:\n%s", issued, startOut)
+	}
+	masterKey, err := os.ReadFile(filepath.Join(state, "master-key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	chat := map[string]any{"model": "qwen2.5:7b", "max_tokens": 4, "messages": []map[string]string{{"role": "user", "content": "Hello"}}}
+	unknown, _, _ := keyregistry.NewRandomKey()
+	for name, k := range map[string]string{"the master key": strings.TrimSpace(string(masterKey)), "a key never issued": unknown} {
+		if code, body := localruntest.Call(t, http.MethodPost, base+"/chat/completions", k, chat); code != http.StatusUnauthorized {
+			t.Errorf("%s: HTTP %d, want 401: %s", name, code, body)
+		}
+	}
+	if code, body := localruntest.Call(t, http.MethodPost, base+"/chat/completions", issued["chem101"], chat); code != http.StatusForbidden {
+		t.Errorf("chem101's key for qwen2.5:7b, outside its team: HTTP %d, want 403: %s", code, body)
+	}
+	if code, body := localruntest.Call(t, http.MethodPost, base+"/chat/completions", issued["grad"], chat); code != http.StatusOK {
+		t.Errorf("grad's key for qwen2.5:7b: HTTP %d, want 200: %s", code, body)
+	}
+	// More keys, and revocations, against the running deployment: the keys commands on its
+	// store.
+	code, more, errOut := sandboxctl(t, projectRoot(t), "keys", "issue", "chemistry", "--state", state, "--team", "chem101", "--owner", "alice", "--format", "plain")
+	if code != exitOK {
+		t.Fatalf("keys issue --state: exit %d: %s", code, errOut)
+	}
+	if code, body := localruntest.Call(t, http.MethodPost, base+"/chat/completions", strings.TrimSpace(more), map[string]any{
+		"model": "llama3.1:8b", "max_tokens": 4, "messages": []map[string]string{{"role": "user", "content": "Hello"}},
+	}); code != http.StatusOK {
+		t.Errorf("a key issued with keys issue --state against the running deployment: HTTP %d: %s", code, body)
+	}
+	gradID, _ := keyregistry.KeyID(issued["grad"])
+	if code, out, errOut := sandboxctl(t, projectRoot(t), "keys", "revoke", "chemistry", gradID, "--state", state); code != exitOK {
+		t.Fatalf("keys revoke --state: exit %d:\n%s%s", code, out, errOut)
+	}
+	revoked := time.Now()
+	for {
+		code, body := localruntest.Call(t, http.MethodPost, base+"/chat/completions", issued["grad"], chat)
+		if code == http.StatusUnauthorized {
+			t.Logf("grad's key refused %.1f s after the revoke", time.Since(revoked).Seconds())
+			break
+		}
+		if code != http.StatusOK {
+			t.Fatalf("grad's key after the revoke: HTTP %d: %s", code, body)
+		}
+		if time.Since(revoked) > time.Duration(node.KeyCacheSeconds+10)*time.Second {
+			t.Fatalf("grad's key still works %s after the revoke", time.Since(revoked))
+		}
+		time.Sleep(time.Second)
 	}
 
 	code, _, errOut = sandboxctl(t, projectRoot(t), "local", "chemistry", "--tiny", "--state", state,

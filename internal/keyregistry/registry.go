@@ -94,6 +94,28 @@ type API interface {
 	Scan(context.Context, *dynamodb.ScanInput, ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error)
 }
 
+// Store is where a department's key records are kept: the DynamoDB table of a deployed stack
+// (Registry) or the file of a local run (FileStore). Both hold the same records and answer
+// alike, so the keys commands run one code path for either; the gateway's custom-auth module
+// reads either with the same checks.
+type Store interface {
+	// Issue draws a new key of team for owner, valid until expires, and stores its record
+	// (replaces names the key a rotation replaces, or is ""). The key is in the result only.
+	Issue(ctx context.Context, team, owner string, now, expires time.Time, replaces string) (Issued, error)
+	// Get returns the record of a key id, or an error wrapping ErrNotFound.
+	Get(ctx context.Context, id string) (Record, error)
+	// Revoke marks a key revoked at now; an unknown key is ErrNotFound, a revoked one
+	// ErrRevoked.
+	Revoke(ctx context.Context, id string, now time.Time) error
+	// List returns every record, of one team when team is not "", in SortRecords' order.
+	List(ctx context.Context, team string) ([]Record, error)
+}
+
+var (
+	_ Store = (*Registry)(nil)
+	_ Store = (*FileStore)(nil)
+)
+
 // Registry is a department's registry table.
 type Registry struct {
 	api   API
@@ -115,11 +137,11 @@ type Issued struct {
 // Issue draws a new key of team for owner, valid until expires, and stores its record; the
 // record's id must not exist yet (a conditional write).
 func (r *Registry) Issue(ctx context.Context, team, owner string, now, expires time.Time, replaces string) (Issued, error) {
-	key, id, err := NewRandomKey()
+	issued, err := newIssued(team, owner, now, expires, replaces)
 	if err != nil {
 		return Issued{}, err
 	}
-	rec := Record{KeyID: id, Hash: Hash(key), Team: team, Owner: owner, Created: now.UTC().Truncate(time.Second), Expires: expires.UTC().Truncate(time.Second), Replaces: replaces}
+	rec, id := issued.Record, issued.Record.KeyID
 	item := map[string]types.AttributeValue{
 		AttrKeyID:   &types.AttributeValueMemberS{Value: rec.KeyID},
 		AttrHash:    &types.AttributeValueMemberS{Value: rec.Hash},
@@ -143,6 +165,17 @@ func (r *Registry) Issue(ctx context.Context, team, owner string, now, expires t
 	if err != nil {
 		return Issued{}, fmt.Errorf("store key %s in %s: %w", id, r.table, err)
 	}
+	return issued, nil
+}
+
+// newIssued draws a new key and makes its record (times in whole seconds, UTC): what every
+// store's Issue stores.
+func newIssued(team, owner string, now, expires time.Time, replaces string) (Issued, error) {
+	key, id, err := NewRandomKey()
+	if err != nil {
+		return Issued{}, err
+	}
+	rec := Record{KeyID: id, Hash: Hash(key), Team: team, Owner: owner, Created: now.UTC().Truncate(time.Second), Expires: expires.UTC().Truncate(time.Second), Replaces: replaces}
 	return Issued{Key: key, Record: rec}, nil
 }
 
@@ -216,8 +249,14 @@ func (r *Registry) List(ctx context.Context, team string) ([]Record, error) {
 		}
 		in.ExclusiveStartKey = page.LastEvaluatedKey
 	}
-	sort.Slice(out, func(i, j int) bool {
-		a, b := out[i], out[j]
+	SortRecords(out)
+	return out, nil
+}
+
+// SortRecords sorts records by team, owner, creation and id: the order List returns.
+func SortRecords(recs []Record) {
+	sort.Slice(recs, func(i, j int) bool {
+		a, b := recs[i], recs[j]
 		if a.Team != b.Team {
 			return a.Team < b.Team
 		}
@@ -229,7 +268,6 @@ func (r *Registry) List(ctx context.Context, team string) ([]Record, error) {
 		}
 		return a.KeyID < b.KeyID
 	})
-	return out, nil
 }
 
 func unix(t time.Time) types.AttributeValue {

@@ -1,6 +1,7 @@
 package localrun
 
 import (
+	"context"
 	"crypto/rand"
 	"io"
 	"math/big"
@@ -8,7 +9,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/llm-sandbox/llm-sandbox/internal/keyregistry"
 	"github.com/llm-sandbox/llm-sandbox/node"
 )
 
@@ -18,6 +21,25 @@ type Layout struct {
 	Pools []OllamaOptions
 	// Gateway's Routes, OllamaURL and key fields are filled in by StartStack.
 	Gateway GatewayOptions
+	// Teams are the teams whose keys the gateway accepts; StartStack issues one key of each
+	// (owner LocalOwner). Empty: HarnessTeam, for tests and benchmarks.
+	Teams []Team
+}
+
+// Team is a team of a local run and how long its keys live.
+type Team struct {
+	node.LiteLLMTeam
+	KeyLifetime time.Duration
+}
+
+// LocalOwner is the owner label of the keys a local run issues when it starts.
+const LocalOwner = "local"
+
+// HarnessTeam is the team of a stack started without teams (tests, benchmarks): every model
+// the gateway routes, limits no test reaches, keys for a day.
+func HarnessTeam(models []string) Team {
+	return Team{LiteLLMTeam: node.LiteLLMTeam{Name: "local", Models: models,
+		RequestsPerMinute: 1000000, TokensPerMinute: 1000000000, ParallelPerKey: 100000}, KeyLifetime: 24 * time.Hour}
 }
 
 // Stack is a department's serving path on this machine, as a deployed stack exposes it: its
@@ -27,8 +49,15 @@ type Stack struct {
 	*Deployment
 	Pools   map[string]*Node
 	Gateway *Node
-	// MasterKey is the gateway's master key; MasterKeyFile the file that holds it.
+	// MasterKey is the gateway's master key (operations only: the gateway refuses it for
+	// inference); MasterKeyFile the file that holds it.
 	MasterKey, MasterKeyFile string
+	// KeyStore is the run's key store (keyregistry.LocalStoreFile in the work directory).
+	KeyStore *keyregistry.FileStore
+	// Keys are the keys issued at start, one per team, in the Layout's team order; Key is
+	// the first team's: what clients of a test stack use.
+	Keys []keyregistry.Issued
+	Key  string
 }
 
 // URL is the gateway's base URL, without /v1 (what a stack's output endpointUrl names).
@@ -94,6 +123,15 @@ func StartStack(t T, d *Deployment, l Layout, progress func(nodeName string) io.
 	}
 	gw := l.Gateway
 	gw.Routes, gw.MasterKeyFile, gw.MasterKeySecretArn = routes, s.MasterKeyFile, ""
+	teams := l.Teams
+	if len(teams) == 0 {
+		var models []string
+		for _, r := range routes {
+			models = append(models, r.Name)
+		}
+		teams = []Team{HarnessTeam(models)}
+	}
+	gw.KeyRegistry = s.issueKeys(t, teams)
 	s.Gateway = NewNode(t, d.NodeDir(t, "gateway"), d.Agent)
 	s.Gateway.Ctx = d.Ctx
 	if progress != nil {
@@ -104,6 +142,29 @@ func StartStack(t T, d *Deployment, l Layout, progress func(nodeName string) io.
 	}
 	s.Gateway.Start(t, d.LiteLLMConfig(s.Gateway.Port, gw), BootstrapLimit)
 	return s
+}
+
+// issueKeys opens (or creates) the key store in the work directory, issues one key of each
+// team and returns the gateway's view of the store.
+func (s *Stack) issueKeys(t T, teams []Team) *node.KeyRegistry {
+	t.Helper()
+	store, err := keyregistry.CreateFileStore(filepath.Join(s.Work, keyregistry.LocalStoreFile))
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	s.KeyStore = store
+	reg := &node.KeyRegistry{File: store.Path()}
+	now := time.Now()
+	for _, team := range teams {
+		issued, err := store.Issue(context.Background(), team.Name, LocalOwner, now, now.Add(team.KeyLifetime), "")
+		if err != nil {
+			t.Fatalf("issue a key of team %s: %v", team.Name, err)
+		}
+		s.Keys = append(s.Keys, issued)
+		reg.Teams = append(reg.Teams, team.LiteLLMTeam)
+	}
+	s.Key = s.Keys[0].Key
+	return reg
 }
 
 // StartGatewayStack is StartStack on a new deployment in a temporary directory with one pool

@@ -251,7 +251,7 @@ func TestFrontDoorOverLiteLLMRoutes(t *testing.T) {
 	// The rules in front of the real LiteLLM.
 	alb := albStandIn(t, chem, s.Gateway.URL())
 	host := chemSpec.Access.Hostname
-	if code, body := rawRequest(t, alb.URL, http.MethodGet, "/v1/models", host, s.MasterKey); code != http.StatusOK || !strings.Contains(body, localrun.ModelName) {
+	if code, body := rawRequest(t, alb.URL, http.MethodGet, "/v1/models", host, s.Key); code != http.StatusOK || !strings.Contains(body, localrun.ModelName) {
 		t.Errorf("GET /v1/models through the listener: %d %s", code, body)
 	}
 	if code, body := rawRequest(t, alb.URL, http.MethodGet, "/health/liveliness", host, ""); code != http.StatusOK {
@@ -265,7 +265,7 @@ func TestFrontDoorOverLiteLLMRoutes(t *testing.T) {
 		t.Fatal(err)
 	}
 	req.Host = host
-	req.Header.Set("Authorization", "Bearer "+s.MasterKey)
+	req.Header.Set("Authorization", "Bearer "+s.Key)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := (&http.Client{Timeout: 2 * time.Minute}).Do(req)
 	if err != nil {
@@ -278,7 +278,7 @@ func TestFrontDoorOverLiteLLMRoutes(t *testing.T) {
 	}
 	for _, p := range []string{"/config/update", "/user/update", "/key/generate", "/v1/models/" + localrun.ModelName, "/", "/openapi.json",
 		"/v1/chat/completions/../../config/update", "/V1/models", "/v1/models/"} {
-		if code, body := rawRequest(t, alb.URL, http.MethodGet, p, host, s.MasterKey); code != frontdoor.DeniedStatus || body != frontdoor.DeniedBody {
+		if code, body := rawRequest(t, alb.URL, http.MethodGet, p, host, s.Key); code != frontdoor.DeniedStatus || body != frontdoor.DeniedBody {
 			t.Errorf("GET %s through the listener: %d %s, want the listener's 403", p, code, body)
 		}
 	}
@@ -289,7 +289,7 @@ func TestFrontDoorOverLiteLLMRoutes(t *testing.T) {
 			t.Errorf("GET %s straight to LiteLLM: 404; the test no longer shows the listener is what refuses it", p)
 		}
 	}
-	if code, body := rawRequest(t, alb.URL, http.MethodGet, "/v1/models", "other.example.edu", s.MasterKey); code != frontdoor.WrongHostStatus || body != frontdoor.WrongHostBody {
+	if code, body := rawRequest(t, alb.URL, http.MethodGet, "/v1/models", "other.example.edu", s.Key); code != frontdoor.WrongHostStatus || body != frontdoor.WrongHostBody {
 		t.Errorf("GET /v1/models for another host: %d %s, want the listener's 404", code, body)
 	}
 
@@ -305,12 +305,12 @@ func TestFrontDoorOverLiteLLMRoutes(t *testing.T) {
 		},
 		"/health/liveliness": func(code int, body string) bool { return code == http.StatusOK && strings.Contains(body, "alive") },
 	} {
-		if code, body := rawRequest(t, s.Gateway.URL(), http.MethodGet, p, "127.0.0.1", s.MasterKey); !same(code, body) {
+		if code, body := rawRequest(t, s.Gateway.URL(), http.MethodGet, p, "127.0.0.1", s.Key); !same(code, body) {
 			t.Fatalf("GET %s straight to LiteLLM: %d %s", p, code, body)
 		}
 		for _, v := range []string{"/x/.." + p, "/config/update/../.." + p, "/key/generate/../.." + p, "/." + p, "/" + p,
 			strings.Replace(p, "/", "/%2e/", 1), strings.Replace(p, "s", "%73", 1)} {
-			if code, body := rawRequest(t, s.Gateway.URL(), http.MethodGet, v, "127.0.0.1", s.MasterKey); code != http.StatusNotFound && !same(code, body) {
+			if code, body := rawRequest(t, s.Gateway.URL(), http.MethodGet, v, "127.0.0.1", s.Key); code != http.StatusNotFound && !same(code, body) {
 				t.Errorf("GET %s straight to LiteLLM: %d %s; want 404 or what %s answers", v, code, body, p)
 			}
 		}

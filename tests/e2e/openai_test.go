@@ -20,6 +20,7 @@ import (
 	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/shared"
 
+	"github.com/llm-sandbox/llm-sandbox/internal/keyregistry"
 	"github.com/llm-sandbox/llm-sandbox/internal/loadgen"
 	"github.com/llm-sandbox/llm-sandbox/internal/localrun"
 	"github.com/llm-sandbox/llm-sandbox/internal/localrun/localruntest"
@@ -98,14 +99,25 @@ func startSuite(t *testing.T) *suite {
 	}
 	s.rec = newOllamaRecorder(t, s.pool.URL())
 
-	s.key = "sk-" + localrun.RandomAlphanumeric(t, 48)
 	keyFile := filepath.Join(d.Work, "master-key")
-	if err := os.WriteFile(keyFile, []byte(s.key+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(keyFile, []byte("sk-"+localrun.RandomAlphanumeric(t, 48)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// The client's key, from a local key store: a local gateway refuses the master key.
+	store, err := keyregistry.CreateFileStore(filepath.Join(d.Work, keyregistry.LocalStoreFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	team := localrun.HarnessTeam([]string{localrun.ModelName, embedModel})
+	issued, err := store.Issue(context.Background(), team.Name, localrun.LocalOwner, time.Now(), time.Now().Add(team.KeyLifetime), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.key = issued.Key
 	s.gateway = localrun.NewNode(t, d.NodeDir(t, "gateway"), d.Agent)
 	s.gateway.Start(t, d.LiteLLMConfig(s.gateway.Port, localrun.GatewayOptions{
 		MasterKeyFile: keyFile,
+		KeyRegistry:   &node.KeyRegistry{File: store.Path(), Teams: []node.LiteLLMTeam{team.LiteLLMTeam}},
 		Routes: []node.LiteLLMModel{
 			node.NewLiteLLMModel(localrun.ModelName, s.rec.URL, contextLength),
 			node.NewLiteLLMModel(embedModel, s.rec.URL, contextLength),

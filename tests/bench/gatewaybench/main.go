@@ -168,13 +168,13 @@ func bench(ctx context.Context, r *localrun.Runner, s settings) (rep report) {
 			// Long enough that nothing times out in a queue of 32: a timeout would measure it.
 			RequestTimeoutSeconds: 600,
 		})
-	ollama, gw, masterKey := stack.Pool(), stack.Gateway, stack.MasterKey
+	ollama, gw, key := stack.Pool(), stack.Gateway, stack.Key
 
 	rep.Machine = describeMachine(r, ollama, gw)
 	rep.Machine.LoadBefore = loadBefore
 
 	direct := target{name: "direct", url: ollama.URL() + "/v1/chat/completions"}
-	litellm := target{name: "litellm", url: gw.URL() + "/v1/chat/completions", key: masterKey}
+	litellm := target{name: "litellm", url: gw.URL() + "/v1/chat/completions", key: key}
 	maxC := 0
 	for _, c := range s.Levels {
 		maxC = max(maxC, c)
