@@ -24,8 +24,8 @@ import (
 // TestGatewayKeys is department access end to end: the pinned LiteLLM, installed and
 // configured by sandbox-node with the department's key registry (a table in the AWS emulator)
 // and one team, in front of the real Ollama. A key the Go registry client issued gets
-// completions; the master key, an unknown key and a request for a model outside the team are
-// refused; the team's per-key requests-per-minute limit answers 429 with Retry-After; and a
+// completions; the master key, an unknown key and a request for a served model outside the
+// team are refused (a model the gateway does not serve is LiteLLM's 404); the team's per-key requests-per-minute limit answers 429 with Retry-After; and a
 // revoked key is refused within the revocation window.
 func TestGatewayKeys(t *testing.T) {
 	h := localruntest.RequireLiteLLM(t)
@@ -53,8 +53,13 @@ func TestGatewayKeys(t *testing.T) {
 	gw := d.NewMember(t, "chemistry-gateway", localruntest.GatewayHook)
 	conf := gw.WriteConfig(t, d.LiteLLMConfig(gw, localrun.GatewayOptions{
 		MasterKeySecretArn: arn,
-		OllamaURL:          pool.URL(),
-		Workers:            1,
+		// The gateway serves a second model the team may not use (no pool answers it: the
+		// 403 comes before any upstream call).
+		Routes: []node.LiteLLMModel{
+			node.NewLiteLLMModel(localrun.ModelName, pool.URL(), 2048),
+			node.NewLiteLLMModel("qwen2.5:7b", pool.URL(), 2048),
+		},
+		Workers: 1,
 		KeyRegistry: &node.KeyRegistry{Table: keyregistry.TableName(localrun.Department), Teams: []node.LiteLLMTeam{
 			{Name: "students", Models: []string{localrun.ModelName}, RequestsPerMinute: rpm, TokensPerMinute: 100000, ParallelPerKey: 1},
 		}},
@@ -90,6 +95,9 @@ func TestGatewayKeys(t *testing.T) {
 	}
 	if code, _, body := chat(bob.Key, "qwen2.5:7b"); code != http.StatusForbidden {
 		t.Errorf("bob asking for a model outside his team: HTTP %d, want 403: %s", code, body)
+	}
+	if code, _, body := chat(bob.Key, "no-such-model:1b"); code != http.StatusNotFound || !strings.Contains(body, "model_not_found") {
+		t.Errorf("bob asking for a model the gateway does not serve: HTTP %d, want 404 model_not_found: %s", code, body)
 	}
 
 	// alice has made one request this minute: the rpm-th succeeds, the next is 429.
