@@ -117,7 +117,7 @@ func TestDefaultsAreApplied(t *testing.T) {
 			Name: "gpu", InstanceType: "g5.xlarge", MinSize: 1, MaxSize: 2, Models: []string{"llama3.1:8b"},
 			Parallel: 4, ContextLength: 8192,
 		}},
-		Gateway: Gateway{InstanceType: "t3.large", MinSize: 2, MaxSize: 4, DeletionProtection: true},
+		Gateway: Gateway{InstanceType: "c7i.large", MinSize: 2, MaxSize: 4, DeletionProtection: true},
 		Teams:   map[string]Team{},
 		Tags:    map[string]string{},
 	}

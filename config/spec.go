@@ -178,15 +178,18 @@ type Gateway struct {
 
 // Defaults, applied in one place (see parse.go) and documented in docs/config.md and Pulumi.yaml.
 const (
-	DefaultAZCount             = 2
-	DefaultNAT                 = NATSingle
-	DefaultAccessMode          = AccessInternal
-	DefaultPoolInstanceType    = "g5.xlarge"
-	DefaultPoolMinSize         = 1
-	DefaultPoolMaxSize         = 2
-	DefaultParallel            = 4
-	DefaultContextLength       = 8192
-	DefaultGatewayInstanceType = "t3.large"
+	DefaultAZCount          = 2
+	DefaultNAT              = NATSingle
+	DefaultAccessMode       = AccessInternal
+	DefaultPoolInstanceType = "g5.xlarge"
+	DefaultPoolMinSize      = 1
+	DefaultPoolMaxSize      = 2
+	DefaultParallel         = 4
+	DefaultContextLength    = 8192
+	// DefaultGatewayInstanceType is non-burstable: LiteLLM spends CPU on every streamed chunk
+	// (docs/performance.md), and a burstable type at its CPU-credit baseline (30 % of a vCPU for
+	// t3.large) would carry a fraction of one busy GPU pool. c7i costs about the same per hour.
+	DefaultGatewayInstanceType = "c7i.large"
 	DefaultGatewayMinSize      = 2
 	DefaultGatewayMaxSize      = 4
 	// DefaultDeletionProtection keeps load balancers from being deleted by accident.

@@ -175,6 +175,8 @@ var instances = map[string]Instance{
 	"m7i.large":    {Type: "m7i.large", VCPUs: 2, MemoryMiB: 8192, PricePerHour: 0.1008},
 	"m7i.xlarge":   {Type: "m7i.xlarge", VCPUs: 4, MemoryMiB: 16384, PricePerHour: 0.2016},
 	"m7i.2xlarge":  {Type: "m7i.2xlarge", VCPUs: 8, MemoryMiB: 32768, PricePerHour: 0.4032},
+	"c7i.large":    {Type: "c7i.large", VCPUs: 2, MemoryMiB: 4096, PricePerHour: 0.08925},
+	"c7i.xlarge":   {Type: "c7i.xlarge", VCPUs: 4, MemoryMiB: 8192, PricePerHour: 0.1785},
 	"c7i.2xlarge":  {Type: "c7i.2xlarge", VCPUs: 8, MemoryMiB: 16384, PricePerHour: 0.357},
 	"r7i.xlarge":   {Type: "r7i.xlarge", VCPUs: 4, MemoryMiB: 32768, PricePerHour: 0.2646},
 }

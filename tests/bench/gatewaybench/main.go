@@ -79,6 +79,12 @@ type level struct {
 	AddedTotalP95 float64 `json:"addedTotalP95Ms"`
 	ReqRatio      float64 `json:"requestsPerSecondRatio"`
 	TokRatio      float64 `json:"tokensPerSecondRatio"`
+	// GatewayCPUSeconds is the CPU (user + system, all LiteLLM processes) the gateway used
+	// during its rounds at this level; CPUMsPerToken divides it by the tokens it streamed, and
+	// TokPerVCPU is the tokens/s one fully busy vCPU would carry at that cost.
+	GatewayCPUSeconds float64 `json:"gatewayCpuSeconds"`
+	CPUMsPerToken     float64 `json:"gatewayCpuMsPerToken"`
+	TokPerVCPU        float64 `json:"tokensPerSecondPerGatewayVcpu"`
 }
 
 type report struct {
@@ -169,6 +175,10 @@ func bench(ctx context.Context, r *localrun.Runner, s settings) (rep report) {
 			RequestTimeoutSeconds: 600,
 		})
 	ollama, gw, key := stack.Pool(), stack.Gateway, stack.Key
+	gwPid, running := node.DetachedPid(gw.PidPath("litellm"))
+	if !running {
+		r.Fatalf("LiteLLM's pid file %s names no running process", gw.PidPath("litellm"))
+	}
 
 	rep.Machine = describeMachine(r, ollama, gw)
 	rep.Machine.LoadBefore = loadBefore
@@ -214,13 +224,25 @@ func bench(ctx context.Context, r *localrun.Runner, s settings) (rep report) {
 		perRound := s.Requests / s.Rounds
 		var all = map[string][]sample{}
 		var wall = map[string]time.Duration{}
+		var gwCPU float64
 		for k := range s.Rounds {
 			order := []target{direct, litellm}
 			if k%2 == 1 {
 				order = []target{litellm, direct}
 			}
 			for _, tg := range order {
+				cpuBefore, err := treeCPUSeconds(gwPid)
+				if err != nil {
+					r.Fatalf("LiteLLM's CPU: %v", err)
+				}
 				samples, took := round(reqCtx, client, tg, c, perRound, bodies)
+				if tg.name == litellm.name {
+					cpuAfter, err := treeCPUSeconds(gwPid)
+					if err != nil {
+						r.Fatalf("LiteLLM's CPU: %v", err)
+					}
+					gwCPU += cpuAfter - cpuBefore
+				}
 				all[tg.name] = append(all[tg.name], samples...)
 				wall[tg.name] += took
 			}
@@ -242,6 +264,11 @@ func bench(ctx context.Context, r *localrun.Runner, s settings) (rep report) {
 		}
 		if lv.Direct.TokPerS > 0 {
 			lv.TokRatio = lv.LiteLLM.TokPerS / lv.Direct.TokPerS
+		}
+		lv.GatewayCPUSeconds = gwCPU
+		if lv.LiteLLM.Tokens > 0 && gwCPU > 0 {
+			lv.CPUMsPerToken = gwCPU * 1000 / float64(lv.LiteLLM.Tokens)
+			lv.TokPerVCPU = float64(lv.LiteLLM.Tokens) / gwCPU
 		}
 		r.Logf("level %d clients: direct %d ok / %d errors, litellm %d ok / %d errors", c, lv.Direct.OK, lv.Direct.Errors, lv.LiteLLM.OK, lv.LiteLLM.Errors)
 		for _, p := range []pathResult{lv.Direct, lv.LiteLLM} {
@@ -328,6 +355,11 @@ func printReport(w io.Writer, rep report) {
 			lv.Clients, lv.AddedTTFTP50, lv.AddedTTFTP95, lv.AddedTotalP50, lv.AddedTotalP95, lv.ReqRatio, lv.TokRatio)
 	}
 	tw.Flush()
+	fmt.Fprintf(w, "\ngateway CPU (user + system of every LiteLLM process, from /proc) during its rounds:\n")
+	for _, lv := range rep.Levels {
+		fmt.Fprintf(w, "  %d clients: %.2f CPU s for %d tokens = %.2f ms of a vCPU per token, %.0f tokens/s per busy vCPU\n",
+			lv.Clients, lv.GatewayCPUSeconds, lv.LiteLLM.Tokens, lv.CPUMsPerToken, lv.TokPerVCPU)
+	}
 	fmt.Fprintf(w, "\nOllama model loads during the measured rounds: %d (0 means no request forced a reload)\n", rep.ModelLoads)
 	if len(rep.Levels) > 0 {
 		fmt.Fprintf(w, "tokens counted from: direct %s, litellm %s (\"usage\": the server's completion_tokens; \"chunks\": content chunks)\n",
