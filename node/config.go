@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
+	"github.com/llm-sandbox/llm-sandbox/internal/ollamastore"
 	"github.com/llm-sandbox/llm-sandbox/internal/rules"
 	"github.com/llm-sandbox/llm-sandbox/versions"
 )
@@ -143,11 +144,25 @@ type Model struct {
 	// Name is the Ollama tag clients ask for, e.g. "llama3.1:8b".
 	Name string `json:"name"`
 	// Source, when set, is a GGUF file in the department's mirror; the agent creates Name from
-	// it. When nil the agent pulls Name from the Ollama registry.
+	// it. When neither Source nor Mirror is set the agent pulls Name from the Ollama registry.
 	Source *Artifact `json:"source,omitempty"`
+	// Mirror, when set, is the model as Ollama stores it, in the department's bucket: the
+	// agent copies its manifest and every blob the manifest names into OLLAMA_MODELS, each
+	// checked against its digest, and pulls nothing. Not with Source.
+	Mirror *ModelMirror `json:"mirror,omitempty"`
 	// Embedding marks an embedding model: readiness embeds a string instead of generating a
 	// token (Ollama refuses to generate with an embedding model).
 	Embedding bool `json:"embedding,omitempty"`
+}
+
+// ModelMirror names a model's files in the department's bucket (internal/ollamastore).
+type ModelMirror struct {
+	// Manifest is the model's manifest, pinned by the SHA-256 of its bytes, which the deploy
+	// recorded when it mirrored the model.
+	Manifest Artifact `json:"manifest"`
+	// Blobs is the URL prefix, ending in "/", under which each blob the manifest names is
+	// stored as sha256-<hex> (its digest).
+	Blobs string `json:"blobs"`
 }
 
 // Validate checks the config as a node runs it and returns every problem at once, each naming
@@ -283,6 +298,21 @@ func (o *OllamaConfig) validate(testRoot, unpinned bool) []error {
 		if m.Source != nil {
 			if err := m.Source.Validate(); err != nil {
 				add(fmt.Sprintf("models[%d].source", i), "%v", err)
+			}
+		}
+		if mm := m.Mirror; mm != nil {
+			key := fmt.Sprintf("models[%d].mirror", i)
+			if m.Source != nil {
+				add(key, "is set together with source: a model comes from one of them")
+			}
+			if _, err := ollamastore.ParseName(m.Name); err != nil {
+				add(key, "%v", err)
+			}
+			if err := mm.Manifest.Validate(); err != nil {
+				add(key+".manifest", "%v", err)
+			}
+			if err := (Artifact{URL: mm.Blobs}).validateURL(); err != nil || !strings.HasSuffix(mm.Blobs, "/") {
+				add(key+".blobs", "must be a URL prefix ending in / (https://, http:// or s3://bucket/prefix/; got %q)", mm.Blobs)
 			}
 		}
 	}

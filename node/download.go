@@ -177,6 +177,12 @@ func (a *Agent) fetch(ctx context.Context, step, what string, art Artifact) (str
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("create %s: %w", dir, err)
 	}
+	return a.fetchInto(ctx, step, what, art, dir)
+}
+
+// fetchInto is fetch into a temporary file in dir, which exists: a file the caller then
+// renames in place, atomically.
+func (a *Agent) fetchInto(ctx context.Context, step, what string, art Artifact, dir string) (string, error) {
 	if !rules.IsSHA256Hex(art.SHA256) {
 		// Config validation refuses this first; the check here keeps fetch from ever
 		// accepting a file it cannot verify.

@@ -24,8 +24,10 @@ import (
 // The instance metadata the drain watcher polls.
 const (
 	// TargetLifecycleStatePath is the Auto Scaling target lifecycle state: "InService" while
-	// serving, "Terminated" once Auto Scaling terminates the instance, from the moment it
-	// prepares the transition (Amazon EC2 Auto Scaling User Guide, "Retrieve the target
+	// serving, "Terminated" once Auto Scaling terminates the instance, and "Warmed:Stopped"
+	// (or "Warmed:Running") both while an instance launches into a warm pool and when a pool
+	// that reuses instances on scale-in sends a serving one back to it, from the moment Auto
+	// Scaling prepares the transition (Amazon EC2 Auto Scaling User Guide, "Retrieve the target
 	// lifecycle state through instance metadata",
 	// https://docs.aws.amazon.com/autoscaling/ec2/userguide/retrieving-target-lifecycle-state-through-imds.html).
 	TargetLifecycleStatePath = "autoscaling/target-lifecycle-state"
@@ -37,6 +39,13 @@ const (
 	SpotInstanceActionPath = "spot/instance-action"
 	// StateTerminated is the target lifecycle state of an instance Auto Scaling terminates.
 	StateTerminated = "Terminated"
+	// StateInService is the target lifecycle state of a serving instance.
+	StateInService = "InService"
+	// warmedPrefix starts every warm-pool state. An instance that returns to the warm pool
+	// on scale-in pauses on the terminating hook in Warmed:Pending:Wait, so it drains and
+	// completes that hook as a terminated one does ("Use lifecycle hooks with a warm pool",
+	// https://docs.aws.amazon.com/autoscaling/ec2/userguide/warm-pool-instance-lifecycle.html).
+	warmedPrefix = "Warmed:"
 	// DefaultDrainPoll is how often the watcher polls both: AWS's recommended 5 s.
 	DefaultDrainPoll = 5 * time.Second
 	// spotMargin is kept back from a spot notice's time: the drain ends this much before EC2
@@ -76,8 +85,8 @@ type metadataGetter interface {
 
 // drainSignal is what the watcher read on one poll.
 type drainSignal struct {
-	// terminating is true once the target lifecycle state is Terminated.
-	terminating bool
+	// state is the target lifecycle state ("" before Auto Scaling has set one).
+	state string
 	// spot is the spot notice's action ("terminate", "stop", "hibernate"), "" without one;
 	// spotTime is when EC2 acts.
 	spot     string
@@ -109,7 +118,7 @@ func poll(ctx context.Context, meta metadataGetter) (drainSignal, error) {
 	if err != nil {
 		return sig, err
 	}
-	sig.terminating = state == StateTerminated
+	sig.state = state
 	notice, found, err := readMetadata(ctx, meta, SpotInstanceActionPath)
 	if err != nil || !found {
 		return sig, err
@@ -131,15 +140,17 @@ func poll(ctx context.Context, meta metadataGetter) (drainSignal, error) {
 // Serve runs a serving node until ctx ends: on a pool node whose config names a backendPort,
 // the accounting proxy on ollama.port in front of Ollama; on every node with a terminateHook,
 // the drain watcher. The watcher polls the instance metadata every opts.Poll. When Auto
-// Scaling terminates the instance (target lifecycle state Terminated) or EC2 gives a spot
+// Scaling takes the instance out of service (target lifecycle state Terminated, or a warm-pool
+// state once it has been InService: a pool that reuses instances on scale-in sends it back to
+// the warm pool) or EC2 gives a spot
 // notice, the node drains: the proxy refuses every new request (503, Connection: close; the
 // load balancer's health check, which goes through the proxy, fails too, so the target leaves
 // service even if nothing deregistered it), and the watcher waits for the requests in flight
 // to finish, at most lifecycle.drainSeconds (for a spot notice, at most until 10 s before
-// EC2's time). Then, once the target state is Terminated, it completes the terminating
-// lifecycle action with CONTINUE. A spot notice alone has no lifecycle action: the node stays
-// drained, and if Auto Scaling then terminates it (the state turns Terminated), the action is
-// completed at once.
+// EC2's time). Then it completes the terminating lifecycle action with CONTINUE. A spot notice
+// alone has no lifecycle action: the node stays drained, and if Auto Scaling then takes it out
+// of service, the action is completed at once. An instance that launches into a warm pool is
+// never drained: it has not served (its target state is a warm-pool state from the start).
 func Serve(ctx context.Context, cfg *Config, opts ServeOptions) error {
 	if cfg.Local() || cfg.Lifecycle.TerminateHook == "" {
 		return errors.New("serve: the node config names no lifecycle.terminateHook: nothing to watch (only nodes of an Auto Scaling group drain)")
@@ -227,7 +238,7 @@ func Serve(ctx context.Context, cfg *Config, opts ServeOptions) error {
 		case err == nil:
 			lastErr = ""
 			if done := w.step(ctx, sig); done {
-				log.Printf("serve: drained and the terminating lifecycle action completed: the instance terminates")
+				log.Printf("serve: drained and the terminating lifecycle action completed: the instance leaves service")
 			}
 		}
 		select {
@@ -248,18 +259,28 @@ type drainer struct {
 	srv       *http.Server
 	completer LifecycleCompleter
 	now       func() time.Time
-	// drained: the drain ran (it runs once). completed: the lifecycle action is done, or
-	// cannot be (a permanent error).
-	drained, completed bool
+	// served: the target state has been InService. drained: the drain ran (it runs once).
+	// completed: the lifecycle action is done, or cannot be (a permanent error).
+	served, drained, completed bool
+}
+
+// leaving reports whether Auto Scaling is taking the instance out of service: terminating it,
+// or, once it has served, sending it back to the warm pool.
+func (d *drainer) leaving(sig drainSignal) bool {
+	return sig.state == StateTerminated || (d.served && strings.HasPrefix(sig.state, warmedPrefix))
 }
 
 // step acts on one poll's signal; it reports true when it completed the lifecycle action.
 func (d *drainer) step(ctx context.Context, sig drainSignal) bool {
-	if !d.drained && (sig.terminating || sig.spot != "") {
+	if sig.state == StateInService {
+		d.served = true
+	}
+	leaving := d.leaving(sig)
+	if !d.drained && (leaving || sig.spot != "") {
 		d.drain(ctx, sig)
 		d.drained = true
 	}
-	if !d.drained || !sig.terminating || d.completed {
+	if !d.drained || !leaving || d.completed {
 		return false
 	}
 	err := d.completer.Complete(ctx, ResultContinue)
@@ -284,7 +305,7 @@ func (d *drainer) step(ctx context.Context, sig drainSignal) bool {
 // drain refuses new requests and waits for those in flight, within the drain bound.
 func (d *drainer) drain(ctx context.Context, sig drainSignal) {
 	bound := time.Duration(d.cfg.Lifecycle.DrainSeconds) * time.Second
-	reason := "Auto Scaling terminates this instance (target lifecycle state Terminated)"
+	reason := fmt.Sprintf("Auto Scaling takes this instance out of service (target lifecycle state %s)", sig.state)
 	if sig.spot != "" {
 		reason = fmt.Sprintf("spot interruption notice: EC2 will %s this instance at %s", sig.spot, sig.spotTime.Format(time.RFC3339))
 		if !sig.spotTime.IsZero() {

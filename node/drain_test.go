@@ -30,6 +30,12 @@ type drainEnv struct {
 
 func startServe(t *testing.T, drainSeconds int, mutate ...func(*ServeOptions)) *drainEnv {
 	t.Helper()
+	return startServeIn(t, "InService", drainSeconds, mutate...)
+}
+
+// startServeIn starts Serve on a node whose target lifecycle state is state.
+func startServeIn(t *testing.T, state string, drainSeconds int, mutate ...func(*ServeOptions)) *drainEnv {
+	t.Helper()
 	e := &drainEnv{
 		backend: &streamBackend{next: make(chan string), hosts: make(chan string, 16)},
 		counter: &inflight.Counter{},
@@ -37,7 +43,7 @@ func startServe(t *testing.T, drainSeconds int, mutate ...func(*ServeOptions)) *
 		log:     &syncBuffer{},
 		done:    make(chan error, 1),
 	}
-	e.imds.SetTargetLifecycleState("InService")
+	e.imds.SetTargetLifecycleState(state)
 	e.asg, _ = awstest.Serve(t, e.imds)
 	backend := httptest.NewServer(e.backend)
 	t.Cleanup(backend.Close)
@@ -148,6 +154,48 @@ func TestServeDrainsOnTerminationThenContinues(t *testing.T) {
 	if s := e.counter.Snapshot(); s.InFlight != 0 || s.Refused < 1 {
 		t.Errorf("counter after the drain: %+v", s)
 	}
+}
+
+// A pool that reuses instances on scale-in sends a serving node back to the warm pool: it
+// drains as a terminated one does and completes the terminating hook, on which Auto Scaling
+// holds it in Warmed:Pending:Wait.
+func TestServeDrainsOnReturnToTheWarmPool(t *testing.T) {
+	e := startServe(t, 60)
+	stream := e.openStream(t)
+	e.imds.SetTargetLifecycleState("Warmed:Stopped")
+	waitFor(t, "new requests to be refused", func() bool { return e.status(t, "/api/version") == http.StatusServiceUnavailable })
+	time.Sleep(100 * time.Millisecond)
+	if calls := e.asg.Calls(); len(calls) != 0 {
+		t.Fatalf("lifecycle action completed with a stream in flight: %v", calls)
+	}
+	e.backend.next <- "last"
+	close(e.backend.next)
+	if rest, err := io.ReadAll(stream); err != nil || string(rest) != "last\n" {
+		t.Fatalf("the stream in flight did not finish: %q %v", rest, err)
+	}
+	waitFor(t, "CONTINUE on the terminating hook", func() bool { return len(e.asg.Calls()) > 0 })
+	if calls := e.asg.Calls(); len(calls) != 1 || calls[0] != terminateCall {
+		t.Errorf("lifecycle calls = %v, want exactly [%v]", calls, terminateCall)
+	}
+}
+
+// A node that launches into the warm pool has a warm-pool target state before it ever serves:
+// that is not a return to the pool, so nothing drains and the terminating hook is left alone
+// (the launch hook is the bootstrap's to complete).
+func TestServeLaunchingIntoTheWarmPoolDoesNotDrain(t *testing.T) {
+	e := startServeIn(t, "Warmed:Stopped", 60)
+	time.Sleep(200 * time.Millisecond) // ten polls
+	if code := e.status(t, "/api/version"); code != http.StatusOK {
+		t.Errorf("a node launching into the warm pool refused a request: %d", code)
+	}
+	if calls := e.asg.Calls(); len(calls) != 0 {
+		t.Errorf("lifecycle calls = %v, want none", calls)
+	}
+	// Out of the pool and into service, then back: now it drains.
+	e.imds.SetTargetLifecycleState("InService")
+	time.Sleep(100 * time.Millisecond)
+	e.imds.SetTargetLifecycleState("Warmed:Stopped")
+	waitFor(t, "CONTINUE on the terminating hook", func() bool { return len(e.asg.Calls()) > 0 })
 }
 
 // The drain is bounded: a stream that outlives drainSeconds does not hold the node.

@@ -10,6 +10,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/llm-sandbox/llm-sandbox/internal/atomicfile"
+	"github.com/llm-sandbox/llm-sandbox/internal/ollamastore"
 )
 
 // ollamaRole serves models with Ollama on a pool node: it verifies the GPU, installs the pinned
@@ -246,8 +249,9 @@ func (r *ollamaRole) stepStart(ctx context.Context, st *runState) (string, error
 	return fmt.Sprintf("ollama %s answers on %s", v, r.api.base), nil
 }
 
-// stepModels makes every model present: skipped when GET /api/tags lists it, created from its
-// GGUF when it has a source, pulled from the registry otherwise.
+// stepModels makes every model present: skipped when GET /api/tags lists it, copied as Ollama
+// stores it when it has a mirror, created from its GGUF when it has a source, pulled from the
+// registry otherwise.
 func (r *ollamaRole) stepModels(ctx context.Context, _ *runState) (string, error) {
 	var present map[string]bool
 	if err := r.retry(ctx, StepModels, "list models", func(ctx context.Context) error {
@@ -257,11 +261,18 @@ func (r *ollamaRole) stepModels(ctx context.Context, _ *runState) (string, error
 	}); err != nil {
 		return "", err
 	}
-	var have, pulled, created int
+	var have, pulled, created, copied int
 	for _, m := range r.ollama.Models {
 		if present[canonicalModel(m.Name)] {
 			r.log.Printf("step models: %s already present", m.Name)
 			have++
+			continue
+		}
+		if m.Mirror != nil {
+			if err := r.copyModel(ctx, m); err != nil {
+				return "", fmt.Errorf("model %s: %w", m.Name, err)
+			}
+			copied++
 			continue
 		}
 		if m.Source != nil {
@@ -276,7 +287,89 @@ func (r *ollamaRole) stepModels(ctx context.Context, _ *runState) (string, error
 		}
 		pulled++
 	}
-	return fmt.Sprintf("%d already present, %d pulled, %d created", have, pulled, created), nil
+	if copied > 0 {
+		// Ollama lists a model once its manifest is on disk; asking proves the copies are
+		// models it can read, before preload asks it to load them.
+		present, err := r.api.tags(ctx)
+		if err != nil {
+			return "", fmt.Errorf("list models after copying them from the mirror: %w", err)
+		}
+		for _, m := range r.ollama.Models {
+			if m.Mirror != nil && !present[canonicalModel(m.Name)] {
+				return "", permanent(fmt.Errorf("model %s: copied from the mirror, but Ollama does not list it", m.Name))
+			}
+		}
+	}
+	return fmt.Sprintf("%d already present, %d pulled, %d created, %d copied from the mirror", have, pulled, created, copied), nil
+}
+
+// copyModel copies a mirrored model into OLLAMA_MODELS as Ollama stores it: every blob the
+// manifest names, unless a file of that digest is already there (hashed again before it is
+// trusted), then the manifest, last, so that Ollama never lists a model whose blobs are
+// missing. Each download is checked against its digest as it streams and renamed into place
+// only then.
+func (r *ollamaRole) copyModel(ctx context.Context, m Model) error {
+	name, err := ollamastore.ParseName(m.Name)
+	if err != nil {
+		return permanent(err)
+	}
+	file, err := r.fetch(ctx, StepModels, m.Name+" manifest", m.Mirror.Manifest)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(file)
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	manifest, err := ollamastore.ParseManifest(data)
+	if err != nil {
+		return permanent(err)
+	}
+	models := r.path(OllamaModelsDir)
+	blobs := filepath.Join(models, "blobs")
+	if err := os.MkdirAll(blobs, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", blobs, err)
+	}
+	var kept, copied int
+	for _, l := range manifest.Blobs() {
+		hex, _ := ollamastore.DigestHex(l.Digest) // ParseManifest checked every digest
+		dst := filepath.Join(models, filepath.FromSlash(ollamastore.BlobPath(hex)))
+		art := Artifact{URL: m.Mirror.Blobs + ollamastore.BlobFile(hex), SHA256: hex}
+		if err := VerifyFile(dst, art); err == nil {
+			kept++
+			continue
+		} else if !errors.Is(err, os.ErrNotExist) {
+			r.log.Printf("step models: %s: %v: downloading it again", m.Name, err)
+		}
+		tmp, err := r.fetchInto(ctx, StepModels, fmt.Sprintf("%s blob %s (%d bytes)", m.Name, l.Digest, l.Size), art, blobs)
+		if err != nil {
+			return err
+		}
+		if err := os.Rename(tmp, dst); err != nil {
+			os.Remove(tmp)
+			return fmt.Errorf("place blob %s: %w", l.Digest, err)
+		}
+		if err := os.Chmod(dst, 0o644); err != nil {
+			return err
+		}
+		copied++
+	}
+	path := filepath.Join(models, filepath.FromSlash(name.ManifestPath()))
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", filepath.Dir(path), err)
+	}
+	if err := atomicfile.Write(path, data, 0o644); err != nil {
+		return err
+	}
+	if !r.rootMode() {
+		// Ollama runs as ollama and owns its store (it prunes and replaces files there).
+		if _, err := r.run.Run(ctx, "chown", "-R", "ollama:ollama", OllamaModelsDir); err != nil {
+			return fmt.Errorf("give the copied model to the ollama user: %w", err)
+		}
+	}
+	r.log.Printf("step models: %s: copied from the mirror (%d blob(s) downloaded, %d already present, %d bytes in all)", m.Name, copied, kept, manifest.Size())
+	return nil
 }
 
 // statusLogger logs each new status of a pull or create of model name and, while a pull

@@ -241,3 +241,38 @@ func TestMarshalRenderUnpinned(t *testing.T) {
 		}
 	}
 }
+
+// A model's mirror is checked as a node reads it: one source of the model, a manifest pinned
+// by its hash, a blobs prefix, and a name the store can hold.
+func TestConfigValidatesModelMirror(t *testing.T) {
+	sum := strings.Repeat("a", 64)
+	mirror := func() *ModelMirror {
+		return &ModelMirror{
+			Manifest: Artifact{URL: "s3://chem-artifacts/models/manifests/" + sum, SHA256: sum},
+			Blobs:    "s3://chem-artifacts/models/blobs/",
+		}
+	}
+	ok := goldenConfig(true)
+	ok.Ollama.Models[0].Mirror = mirror()
+	if err := ok.Validate(); err != nil {
+		t.Fatalf("a model from the mirror: %v", err)
+	}
+	for name, c := range map[string]struct {
+		edit func(*Model)
+		want string
+	}{
+		"with a source":        {func(m *Model) { m.Source = &Artifact{URL: "s3://b/k.gguf", SHA256: sum} }, "models[0].mirror: is set together with source"},
+		"unpinned manifest":    {func(m *Model) { m.Mirror.Manifest.SHA256 = "" }, "models[0].mirror.manifest: sha256"},
+		"blobs not a prefix":   {func(m *Model) { m.Mirror.Blobs = "s3://chem-artifacts/models/blobs" }, "models[0].mirror.blobs: must be a URL prefix ending in /"},
+		"blobs not a URL":      {func(m *Model) { m.Mirror.Blobs = "/models/blobs/" }, "models[0].mirror.blobs"},
+		"name with a dot part": {func(m *Model) { m.Name = "llama3.1:.." }, "models[0].mirror: model name"},
+	} {
+		cfg := goldenConfig(true)
+		m := &cfg.Ollama.Models[0]
+		m.Mirror = mirror()
+		c.edit(m)
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: Validate() = %v, want %q", name, err, c.want)
+		}
+	}
+}

@@ -227,6 +227,14 @@ func (s *suite) pythonSurface(t *testing.T, python string) {
 			Chunks  int
 			Usage   *usage
 		}
+		Legacy struct {
+			Object, Text string
+			Usage        *usage
+		}
+		LegacyStream struct {
+			Text   string
+			Chunks int
+		} `json:"legacy_stream"`
 		Embeddings struct {
 			Object     string
 			Count      int
@@ -257,6 +265,12 @@ func (s *suite) pythonSurface(t *testing.T, python string) {
 	if strings.TrimSpace(got.Stream.Content) == "" || got.Stream.Chunks < 2 || got.Stream.Usage == nil || got.Stream.Usage.CompletionTokens < 1 ||
 		got.Stream.Usage.TotalTokens != got.Stream.Usage.PromptTokens+got.Stream.Usage.CompletionTokens {
 		t.Errorf("stream with include_usage: %+v, want content over several chunks and a usage chunk", got.Stream)
+	}
+	if got.Legacy.Object != "text_completion" || strings.TrimSpace(got.Legacy.Text) == "" || got.Legacy.Usage == nil || got.Legacy.Usage.CompletionTokens < 1 {
+		t.Errorf("completions (legacy): %+v, want a text_completion with text and usage", got.Legacy)
+	}
+	if strings.TrimSpace(got.LegacyStream.Text) == "" || got.LegacyStream.Chunks < 2 {
+		t.Errorf("completions (legacy, stream): %+v, want text over several chunks", got.LegacyStream)
 	}
 	if got.Embeddings.Object != "list" || got.Embeddings.Count != 2 || !slices.Equal(got.Embeddings.Indexes, []int{0, 1}) ||
 		len(got.Embeddings.Dimensions) != 2 || got.Embeddings.Dimensions[0] == 0 || got.Embeddings.Dimensions[0] != got.Embeddings.Dimensions[1] {
@@ -383,6 +397,28 @@ func (s *suite) goSurface(t *testing.T) {
 	if err := stream.Err(); err != nil || len(acc.Choices) != 1 || acc.Choices[0].Message.Content != content.String() ||
 		strings.TrimSpace(content.String()) == "" || chunks < 2 || acc.Usage.CompletionTokens < 1 {
 		t.Errorf("Chat.Completions.NewStreaming with include_usage: %v, %d chunks of %q, accumulated %+v", err, chunks, content.String(), acc.ChatCompletion)
+	}
+
+	legacyParams := openai.CompletionNewParams{
+		Model:     openai.CompletionNewParamsModel(localrun.ModelName),
+		Prompt:    openai.CompletionNewParamsPromptUnion{OfString: openai.String("Reference " + s.marker + "-go-legacy: the weather is")},
+		MaxTokens: openai.Int(8), Temperature: openai.Float(0),
+	}
+	legacy, err := client.Completions.New(ctx, legacyParams)
+	if err != nil || legacy.Object != "text_completion" || len(legacy.Choices) != 1 || strings.TrimSpace(legacy.Choices[0].Text) == "" || legacy.Usage.CompletionTokens < 1 {
+		t.Errorf("Completions.New (legacy): %v, %+v", err, legacy)
+	}
+	legacyStream := client.Completions.NewStreaming(ctx, legacyParams)
+	var legacyText strings.Builder
+	legacyChunks := 0
+	for legacyStream.Next() {
+		for _, c := range legacyStream.Current().Choices {
+			legacyText.WriteString(c.Text)
+		}
+		legacyChunks++
+	}
+	if err := legacyStream.Err(); err != nil || strings.TrimSpace(legacyText.String()) == "" || legacyChunks < 2 {
+		t.Errorf("Completions.NewStreaming (legacy): %v, %d chunks of %q", err, legacyChunks, legacyText.String())
 	}
 
 	emb, err := client.Embeddings.New(ctx, openai.EmbeddingNewParams{

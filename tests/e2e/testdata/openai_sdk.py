@@ -4,8 +4,8 @@ Run by tests/e2e/openai_test.go with the SDK's venv (tools/requirements-openai.t
 
     python openai_sdk.py <base URL> <key> <chat model> <embedding model> <marker> <case>
 
-<case> is "surface" (models, chat, streaming with usage, embeddings, tools, JSON mode, JSON
-schema and the errors a client can cause) or "overload" (the gateway answering a full pool).
+<case> is "surface" (models, chat, streaming with usage, legacy completions, embeddings, tools,
+JSON mode, JSON schema and the errors a client can cause) or "overload" (the gateway answering a full pool).
 It prints one JSON object; the Go test asserts on it. Prompts and embedding inputs carry the
 marker, which the test then looks for in every log and file.
 """
@@ -93,6 +93,25 @@ def surface():
         if chunk.usage is not None:
             usage = chunk.usage.model_dump()
     out["stream"] = {"content": content, "chunks": chunks, "usage": usage}
+
+    # The legacy text-completion endpoint, which LiteLLM maps onto the chat model.
+    legacy = client.completions.create(
+        model=chat_model, prompt="Reference %s-legacy: the weather is" % marker, max_tokens=8, temperature=0,
+    )
+    out["legacy"] = {
+        "object": legacy.object,
+        "text": legacy.choices[0].text,
+        "usage": legacy.usage.model_dump() if legacy.usage else None,
+    }
+    text, chunks = "", 0
+    for chunk in client.completions.create(
+        model=chat_model, prompt="Reference %s-legacy-stream: the weather is" % marker, max_tokens=8, temperature=0,
+        stream=True,
+    ):
+        chunks += 1
+        for c in chunk.choices:
+            text += c.text or ""
+    out["legacy_stream"] = {"text": text, "chunks": chunks}
 
     emb = client.embeddings.create(model=embed_model, input=["%s-embed-one" % marker, "%s-embed-two" % marker])
     out["embeddings"] = {
