@@ -21,6 +21,13 @@ const (
 	DimensionDepartment = "Department"
 	DimensionPool       = "Pool"
 	DimensionInstance   = "InstanceId"
+	// MetricGPUUtilization is a pool node's GPU utilisation in percent (unit Percent) and
+	// MetricGPUMemoryUsed its GPU memory in use in mebibytes (unit Megabytes), as nvidia-smi
+	// reports them, published with the node's dimensions (Department, Pool, InstanceId).
+	MetricGPUUtilization = "GPUUtilization"
+	MetricGPUMemoryUsed  = "GPUMemoryUsed"
+	// PoolGateway is the Pool dimension's value on the gateway's nodes' samples.
+	PoolGateway = "gateway"
 	// IntervalSeconds is the production publish interval: standard (60 s) resolution.
 	IntervalSeconds = 60
 )
