@@ -107,6 +107,15 @@ type keysSession struct {
 	now      time.Time
 }
 
+// listTeam lists the keys of team, every key when team is empty; a team the stack does not
+// declare is a usage error naming the teams it does.
+func (s *keysSession) listTeam(team string) ([]keyregistry.Record, error) {
+	if _, ok := s.spec.Teams[team]; team != "" && !ok {
+		return nil, usagef("--team: %s declares no team %q (teams: %s)", s.spec.Source, team, strings.Join(s.spec.TeamNames(), ", "))
+	}
+	return s.registry.List(s.ctx, team)
+}
+
 // openRegistry parses the command's arguments (the stack, then want more positional ones),
 // loads the stack and connects to its registry with the operator's credentials.
 func openRegistry(e env, projectFlag string, positional []string, want int, where storeFlags) (*keysSession, []string, context.CancelFunc, error) {
@@ -125,15 +134,10 @@ func openRegistry(e env, projectFlag string, positional []string, want int, wher
 		return openLocalStore(spec, positional, *where.state)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), keysTimeout)
-	cfg, err := loadAWSConfig(ctx, spec.Region)
-	if err == nil {
-		credCtx, credCancel := context.WithTimeout(ctx, 30*time.Second)
-		_, err = cfg.Credentials.Retrieve(credCtx)
-		credCancel()
-	}
+	cfg, err := loadCredentials(ctx, spec.Region, keysCredentialsHelp)
 	if err != nil {
 		cancel()
-		return nil, nil, nil, usagef("no AWS credentials: %v\n%s", err, keysCredentialsHelp)
+		return nil, nil, nil, err
 	}
 	s := &keysSession{
 		spec:     spec,
@@ -307,12 +311,7 @@ func keysList(e env, projectFlag string, args []string) error {
 		return err
 	}
 	defer cancel()
-	if *team != "" {
-		if _, ok := s.spec.Teams[*team]; !ok {
-			return usagef("--team: %s declares no team %q (teams: %s)", s.spec.Source, *team, strings.Join(s.spec.TeamNames(), ", "))
-		}
-	}
-	recs, err := s.registry.List(s.ctx, *team)
+	recs, err := s.listTeam(*team)
 	if err != nil {
 		return err
 	}

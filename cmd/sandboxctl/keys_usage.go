@@ -46,14 +46,9 @@ func keysUsageReport(e env, projectFlag string, args []string) error {
 		return err
 	}
 	defer cancel()
-	if *team != "" {
-		if _, ok := s.spec.Teams[*team]; !ok {
-			return usagef("--team: %s declares no team %q (teams: %s)", s.spec.Source, *team, strings.Join(s.spec.TeamNames(), ", "))
-		}
-	}
 	// The registry names the keys CloudWatch no longer lists (it lists metrics with data in
 	// the past two weeks only).
-	recs, err := s.registry.List(s.ctx, *team)
+	recs, err := s.listTeam(*team)
 	if err != nil {
 		return err
 	}

@@ -34,6 +34,23 @@ func loadAWSConfig(ctx context.Context, region string) (aws.Config, error) {
 	return awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(region), awsconfig.WithLogger(logging.Nop{}))
 }
 
+// loadCredentials is loadAWSConfig for the commands that call AWS at once: it also retrieves
+// the credentials (within 30 s), so that their absence is one clear error before any call. The
+// error is a usage error ending with help, the command's advice on credentials.
+func loadCredentials(ctx context.Context, region, help string) (aws.Config, error) {
+	cfg, err := loadAWSConfig(ctx, region)
+	if err != nil {
+		return aws.Config{}, usagef("load the AWS configuration: %v\n%s", err, help)
+	}
+	credCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	_, err = cfg.Credentials.Retrieve(credCtx)
+	cancel()
+	if err != nil {
+		return aws.Config{}, usagef("no AWS credentials: %v\n%s", err, help)
+	}
+	return cfg, nil
+}
+
 func runPreflight(e env, projectFlag string, args []string) int {
 	return exit(e, "preflight", checkAccount(e, projectFlag, args))
 }
@@ -76,15 +93,9 @@ func checkAccount(e env, projectFlag string, args []string) error {
 
 	ctx, cancel := context.WithTimeout(context.Background(), preflightTimeout)
 	defer cancel()
-	cfg, err := loadAWSConfig(ctx, region)
+	cfg, err := loadCredentials(ctx, region, credentialsHelp)
 	if err != nil {
-		return usagef("load the AWS configuration: %v\n%s", err, credentialsHelp)
-	}
-	credCtx, credCancel := context.WithTimeout(ctx, 30*time.Second)
-	_, err = cfg.Credentials.Retrieve(credCtx)
-	credCancel()
-	if err != nil {
-		return usagef("no AWS credentials: %v\n%s", err, credentialsHelp)
+		return err
 	}
 	if region != spec.Region {
 		fmt.Fprintf(e.stderr, "checking %s in %s, not the stack's aws:region %s\n", spec.Stack, region, spec.Region)

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llm-sandbox/llm-sandbox/config"
 	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
 	"github.com/llm-sandbox/llm-sandbox/internal/preflight/preflighttest"
 )
@@ -82,7 +83,7 @@ func TestPreflightPassesAndPrintsJSON(t *testing.T) {
 	}
 	got := lines(t, out)
 	wantChecks := []string{"ollama release", "region", "quota L-DB2E81BA", "quota L-3819A6DF", "quota L-1216C47A", "quota L-34B43A08",
-		"offering g5.xlarge", "offering t3.large", "ami gpu", "ami cpu", "certificate", "certificate hostname"}
+		"offering g5.xlarge", "offering " + config.DefaultGatewayInstanceType, "ami gpu", "ami cpu", "certificate", "certificate hostname"}
 	for _, name := range wantChecks {
 		if !strings.HasPrefix(got[name], "ok    "+name+": ") {
 			t.Errorf("want an ok line for %s, got %q", name, got[name])

@@ -69,14 +69,9 @@ func statusCommand(e env, projectFlag string, args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := loadAWSConfig(ctx, spec.Region)
-	if err == nil {
-		credCtx, credCancel := context.WithTimeout(ctx, 30*time.Second)
-		_, err = cfg.Credentials.Retrieve(credCtx)
-		credCancel()
-	}
+	cfg, err := loadCredentials(ctx, spec.Region, statusCredentialsHelp)
 	if err != nil {
-		return usagef("no AWS credentials: %v\n%s", err, statusCredentialsHelp)
+		return err
 	}
 	clients := status.NewClients(cfg)
 	report := func(ctx context.Context, clear bool) error {

@@ -173,7 +173,7 @@ func TestQuotas(t *testing.T) {
 		[]string{"All G and VT Spot Instance Requests is 0 vCPUs", "the stack needs 20: pool batch (maxSize 4 + 1) × 4 vCPUs (g6.xlarge) = 20"},
 		[]string{IncreaseCommand("L-3819A6DF", 20, region)})
 	want(t, r, "quota L-1216C47A", Fail,
-		[]string{"is 5 vCPUs", "the AWS default", "the stack needs 10: gateway (maxSize 4 + 1) × 2 vCPUs (t3.large) = 10"},
+		[]string{"is 5 vCPUs", "the AWS default", "the stack needs 10: gateway (maxSize 4 + 1) × 2 vCPUs (c7i.large) = 10"},
 		[]string{IncreaseCommand("L-1216C47A", 10, region)})
 
 	// An applied value below the need.
