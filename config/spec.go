@@ -65,6 +65,11 @@ type Spec struct {
 	Tags map[string]string
 	// Alerts is who hears about the department's alarms.
 	Alerts Alerts
+	// Warnings are what the stack file may say but likely should not, located by file and key
+	// like Problems: a gateway that cannot carry the pools' maximum output, a burstable gateway
+	// type. They never make the Spec invalid; `sandboxctl validate`, `plan` and `check` print
+	// them on standard error. Nil when there are none.
+	Warnings Problems
 }
 
 // Alerts is who the department's alarms notify.
