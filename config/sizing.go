@@ -199,9 +199,9 @@ func poolFormulas(s *Spec, z GatewaySizing, atMax bool) string {
 	return strings.Join(parts, "; ")
 }
 
-// tokens formats a tokens/s figure: whole numbers, one decimal below 10.
+// tokens formats a tokens/s figure: whole numbers, one decimal below 100 (per-stream figures).
 func tokens(v float64) string {
-	if v < 10 && v != math.Trunc(v) {
+	if v < 100 && v != math.Trunc(v) {
 		return fmt.Sprintf("%.1f", v)
 	}
 	return fmt.Sprintf("%.0f", v)

@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -44,6 +46,16 @@ func TestValidateWarningsNeverFail(t *testing.T) {
 		if strings.Contains(out, "warning: ") {
 			t.Errorf("%v: the warning is on stdout too:\n%s", args, out)
 		}
+	}
+	// docs/config.md shows this warning as printed.
+	_, _, errOut := sandboxctl(t, dir, "validate", "busy")
+	data, err := os.ReadFile(filepath.Join(projectRoot(t), "docs", "config.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := strings.TrimPrefix(strings.TrimSpace(errOut), "warning: ")
+	if flat := strings.Join(strings.Fields(string(data)), " "); !strings.Contains(flat, "`"+line+"`") {
+		t.Errorf("docs/config.md, Gateway sizing, does not show the warning as printed:\n%s", line)
 	}
 	if _, _, errOut := sandboxctl(t, dir, "validate", "calm"); strings.Contains(errOut, "warning:") {
 		t.Errorf("a sized stack warns:\n%s", errOut)
