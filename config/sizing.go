@@ -94,7 +94,7 @@ func (s *Spec) gatewayWarnings() Problems {
 	g := s.Gateway
 	if gw.Burstable() {
 		msg := fmt.Sprintf("%s is burstable: it earns CPU credits for %d %% of each vCPU (its baseline), and LiteLLM spends CPU on every streamed token. "+
-			"Launched without a credit specification, as gateway nodes are, it runs in unlimited mode: CPU above the baseline is billed as surplus credits on top of the hourly price (in standard mode it is slowed to the baseline). "+
+			"Launched without a credit specification, as gateway nodes are, it runs in unlimited mode (the T3 default): CPU above the baseline is billed as surplus credits on top of the hourly price (in standard mode it is slowed to the baseline). "+
 			"At its baseline a node carries about %s tokens/s",
 			gw.Type, gw.BaselineCPUPercent, tokens(z.NodeTokensPerSecond))
 		if alt, ok := steadyAlternative(gw); ok {
@@ -109,9 +109,13 @@ func (s *Spec) gatewayWarnings() Problems {
 			poolFormulas(s, z, true), s.maxSizeAdvice(gw, z))
 	}
 	if z.MinNodes > g.MinSize {
-		warn("minSize", "%d x %s carry about %s tokens/s (%s), but the pools stream up to %s tokens/s at their minSize, before any of them scales out (%s); set gateway.minSize to %d so the gateway does not have to scale out first (docs/gateway.md, Sizing)",
+		advice := fmt.Sprintf("set gateway.minSize to %d so the gateway does not have to scale out first", z.MinNodes)
+		if z.MinNodes > maxGatewaySize {
+			advice = fmt.Sprintf("more than %d nodes of %s would be needed: use a larger instance type (see gateway.maxSize)", maxGatewaySize, gw.Type)
+		}
+		warn("minSize", "%d x %s carry about %s tokens/s (%s), but the pools stream up to %s tokens/s at their minSize, before any of them scales out (%s); %s (docs/gateway.md, Sizing)",
 			g.MinSize, gw.Type, tokens(float64(g.MinSize)*z.NodeTokensPerSecond), nodeFormula(gw), tokens(z.MinTokensPerSecond),
-			poolFormulas(s, z, false), z.MinNodes)
+			poolFormulas(s, z, false), advice)
 	}
 	return ws
 }

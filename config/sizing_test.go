@@ -96,6 +96,18 @@ func TestGatewayMinSizeWarning(t *testing.T) {
 		"gpu: 12 x 16 parallel x 10 tokens/s = 1920", "set gateway.minSize to 3")
 }
 
+// Past the size limit at minSize too, a larger type is suggested, never a minSize over the limit.
+func TestGatewayMinSizeWarningAtTheLimit(t *testing.T) {
+	// 20 × 64 × 14.4 = 18,432 tokens/s from the first node on: 23 c7i.large.
+	spec := sizedStack(t, `{"gpu":{"instanceType":"g6e.xlarge","models":["llama3.2:1b"],"minSize":20,"maxSize":20,"parallel":64,"contextLength":1024}}`,
+		`{"instanceType":"c7i.large","minSize":2,"maxSize":10}`)
+	msg := warningAt(t, spec, "gateway.minSize")
+	wantAll(t, msg, "18432 tokens/s at their minSize", "more than 10 nodes of c7i.large would be needed: use a larger instance type")
+	if strings.Contains(msg, "set gateway.minSize") {
+		t.Errorf("suggests a minSize past the limit:\n%s", msg)
+	}
+}
+
 // A burstable gateway type is warned about with its baseline, whatever the load.
 func TestBurstableGatewayWarning(t *testing.T) {
 	spec := sizedStack(t, `{"gpu":{"models":["llama3.1:8b"]}}`, `{"instanceType":"t3.xlarge"}`)
