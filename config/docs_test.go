@@ -70,3 +70,65 @@ func TestDeployDocsQuotaTable(t *testing.T) {
 		}
 	}
 }
+
+// docs/gateway.md works the formula through for chemistry with the figures the code gives.
+func TestGatewayDocsSizingExample(t *testing.T) {
+	data, err := os.ReadFile("../docs/gateway.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := strings.Join(strings.Fields(string(data)), " ")
+	spec, err := Load("..", "chemistry")
+	if err != nil {
+		t.Fatal(err)
+	}
+	z := spec.GatewaySizing()
+	c7i, _ := catalog.LookupInstance("c7i.large")
+	t3, _ := catalog.LookupInstance("t3.large")
+	for _, want := range []string{
+		poolFormulas(spec, z, true),
+		poolFormulas(spec, z, false),
+		nodeFormula(c7i),
+		nodeFormula(t3),
+		fmt.Sprintf("| Nodes needed at `maxSize` / `minSize` | %d / %d (either type) |", z.MaxNodes, z.MinNodes),
+		fmt.Sprintf("One busy vCPU carries 1000 / %s ≈ %s tokens/s", tokens(catalog.GatewayCPUMillisPerToken), tokens(catalog.GatewayTokensPerVCPU())),
+		fmt.Sprintf("**CPU share: %d %%.**", catalog.GatewayCPUHeadroomPercent),
+		fmt.Sprintf("**g5 (A10G): %s tokens/s per stream**", tokens(catalog.ReferenceStreamTokensPerSecond)),
+		fmt.Sprintf("**CPU types: %s tokens/s per stream**", tokens(catalog.CPUStreamTokensPerSecond)),
+	} {
+		if !strings.Contains(doc, want) {
+			t.Errorf("docs/gateway.md, Sizing, lacks %q", want)
+		}
+	}
+}
+
+// docs/config.md's instance table shows each type's per-stream and gateway figures as the
+// catalog computes them.
+func TestConfigDocsSizingColumns(t *testing.T) {
+	data, err := os.ReadFile("../docs/config.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string]string{}
+	for _, line := range strings.Split(string(data), "\n") {
+		if typ, ok := strings.CutPrefix(line, "| `"); ok {
+			if typ, _, ok := strings.Cut(typ, "` |"); ok {
+				rows[typ] = line
+			}
+		}
+	}
+	for _, typ := range catalog.InstanceTypes() {
+		i, _ := catalog.LookupInstance(typ)
+		gw := "—"
+		if !i.HasGPU() {
+			gw = tokens(i.GatewayTokensPerSecond())
+			if i.Burstable() {
+				gw += fmt.Sprintf(" (baseline %d %%)", i.BaselineCPUPercent)
+			}
+		}
+		want := fmt.Sprintf("| %s | %s |", tokens(i.StreamTokensPerSecond()), gw)
+		if !strings.HasSuffix(rows[typ], want) {
+			t.Errorf("docs/config.md row for %s is %q, want it to end %q", typ, rows[typ], want)
+		}
+	}
+}

@@ -287,6 +287,7 @@ func Parse(stack, source string, values Values) (*Spec, error) {
 	if len(p.problems) > 0 {
 		return nil, p.problems
 	}
+	spec.Warnings = spec.gatewayWarnings()
 	return spec, nil
 }
 

@@ -65,6 +65,11 @@ type Spec struct {
 	Tags map[string]string
 	// Alerts is who hears about the department's alarms.
 	Alerts Alerts
+	// Warnings are what the stack file may say but likely should not, located by file and key
+	// like Problems: a gateway that cannot carry the pools' maximum output, a burstable gateway
+	// type. They never make the Spec invalid; `sandboxctl validate`, `plan` and `check` print
+	// them on standard error. Nil when there are none.
+	Warnings Problems
 }
 
 // Alerts is who the department's alarms notify.
@@ -187,8 +192,9 @@ const (
 	DefaultParallel         = 4
 	DefaultContextLength    = 8192
 	// DefaultGatewayInstanceType is non-burstable: LiteLLM spends CPU on every streamed chunk
-	// (docs/performance.md), and a burstable type at its CPU-credit baseline (30 % of a vCPU for
-	// t3.large) would carry a fraction of one busy GPU pool. c7i costs about the same per hour.
+	// (docs/performance.md), and a burstable type sustains only its CPU-credit baseline (30 % of
+	// each vCPU for t3.large) before it is billed for surplus credits or slowed down. c7i costs
+	// about the same per hour. docs/gateway.md ("Sizing") sizes the gateway from the pools.
 	DefaultGatewayInstanceType = "c7i.large"
 	DefaultGatewayMinSize      = 2
 	DefaultGatewayMaxSize      = 4

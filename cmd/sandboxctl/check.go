@@ -21,7 +21,8 @@ func check(e env, projectFlag string, args []string) error {
 			"each rule's id, severity, rationale and matching Checkov, Trivy and Security Hub controls.\n"+
 			"A stack waives a rule only in its own stack file (llm-sandbox:waivers, with a reason);\n"+
 			"every waiver is printed on every run. Findings of severity error fail the run unless\n"+
-			"waived; warnings never do. Exit 0 nothing fails, 1 a failing finding or an invalid\n"+
+			"waived; warnings never do. The stack file's own warnings (as validate prints them) go to\n"+
+			"standard error. Exit 0 nothing fails, 1 a failing finding or an invalid\n"+
 			"stack file (or waiver), 2 usage error.")
 	format := formatFlag(fs)
 	list := fs.Bool("list", false, "list the rules and exit")
@@ -58,6 +59,7 @@ func checkStack(e env, project, stack string) (checkResult, error) {
 	if err != nil {
 		return checkResult{}, asProblems(stack, err)
 	}
+	writeWarnings(e.stderr, spec)
 	fmt.Fprintf(e.stderr, "checking %s...\n", stack)
 	plan, err := program.PlanStack(spec, project)
 	if err != nil {

@@ -14,12 +14,14 @@ func plan(e env, projectFlag string, args []string) error {
 			"answers for the AWS look-ups (AZ names, AMI ids, account id): no cloud calls and no\n"+
 			"credentials. text prints the resource tree and a count per type; json prints\n"+
 			`{"stack", "resources": [{"type", "name", "parent", "inputs"}]} with secrets as "[secret]".`+"\n"+
+			"The stack file's warnings (as validate prints them) go to standard error.\n"+
 			"Exit 0 rendered, 1 invalid stack file, 2 usage error.")
 	format := formatFlag(fs)
 	project, spec, err := parseOneStack(e, fs, args, format, projectFlag)
 	if err != nil {
 		return err
 	}
+	writeWarnings(e.stderr, spec)
 	p, err := program.PlanStack(spec, project)
 	if err != nil {
 		return err

@@ -118,6 +118,7 @@ func stackOperation(e env, projectFlag string, args []string, op orchestrate.Ope
 		writeValidateText(e.stderr, results)
 		return errReported
 	}
+	writeResultWarnings(e.stderr, results)
 	if op == orchestrate.Destroy {
 		if err := checkDeletionProtection(e, stacks, specs, *force); err != nil {
 			return err

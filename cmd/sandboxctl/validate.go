@@ -20,6 +20,8 @@ type stackResult struct {
 	File     string          `json:"file"`
 	Valid    bool            `json:"valid"`
 	Problems []problemRecord `json:"problems"`
+	// Warnings are the Spec's warnings (config.Spec.Warnings): never invalid.
+	Warnings []problemRecord `json:"warnings"`
 }
 
 type problemRecord struct {
@@ -36,7 +38,10 @@ func validate(e env, projectFlag string, args []string) error {
 	fs := flagSet(e, "validate", "validate [STACK...] [--format text|json]",
 		"Checks stack files: every key, default and rule of the department Spec, then the rules\n"+
 			"across departments (a department deployed twice, overlapping VPC ranges). With no STACK,\n"+
-			"every stacks/Pulumi.<stack>.yaml is checked. Exit 0 valid, 1 invalid, 2 usage error.")
+			"every stacks/Pulumi.<stack>.yaml is checked. Warnings (a gateway too small for the pools'\n"+
+			"maximum output, a burstable gateway type) go to standard error as\n"+
+			"\"warning: <file>: <key>: <message>\" and never change the exit status.\n"+
+			"Exit 0 valid, 1 invalid, 2 usage error.")
 	format := formatFlag(fs)
 	sa, err := parseStacks(e, fs, args, format, projectFlag, true)
 	if err != nil {
@@ -53,6 +58,7 @@ func validate(e env, projectFlag string, args []string) error {
 	} else {
 		writeValidateText(e.stdout, results)
 	}
+	writeResultWarnings(e.stderr, results)
 	if !valid {
 		return errReported
 	}
@@ -95,14 +101,39 @@ func validateStacks(project string, all, stacks []string) ([]stackResult, map[st
 				ps = append(ps, p)
 			}
 		}
-		r := stackResult{Stack: s, File: file, Valid: len(ps) == 0, Problems: []problemRecord{}}
-		for _, p := range ps {
-			r.Problems = append(r.Problems, problemRecord{File: p.Source, Path: p.Path, Message: p.Message})
+		r := stackResult{Stack: s, File: file, Valid: len(ps) == 0, Problems: records(ps), Warnings: []problemRecord{}}
+		if spec, ok := specs[s]; ok {
+			r.Warnings = records(spec.Warnings)
 		}
 		valid = valid && r.Valid
 		results = append(results, r)
 	}
 	return results, specs, valid
+}
+
+// records turns problems (or warnings) into what --format json prints; never nil.
+func records(ps config.Problems) []problemRecord {
+	out := []problemRecord{}
+	for _, p := range ps {
+		out = append(out, problemRecord{File: p.Source, Path: p.Path, Message: p.Message})
+	}
+	return out
+}
+
+// writeResultWarnings prints the warnings of validated stacks on w (standard error), one a line.
+func writeResultWarnings(w io.Writer, results []stackResult) {
+	for _, r := range results {
+		for _, p := range r.Warnings {
+			fmt.Fprintf(w, "warning: %s: %s: %s\n", p.File, p.Path, p.Message)
+		}
+	}
+}
+
+// writeWarnings prints a Spec's warnings on w (standard error), one a line, as validate does.
+func writeWarnings(w io.Writer, spec *config.Spec) {
+	for _, p := range spec.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", p)
+	}
 }
 
 func writeValidateText(w io.Writer, results []stackResult) {

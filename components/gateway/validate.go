@@ -36,7 +36,7 @@ type settings struct {
 	clientCIDRs []netip.Prefix
 	// poolNames are the Pools' keys in order.
 	poolNames []string
-	// workers is LiteLLM's worker count: the instance type's vCPUs.
+	// workers is LiteLLM's worker count: one per vCPU (catalog.Instance.GatewayWorkers).
 	workers int
 }
 
@@ -60,7 +60,7 @@ func validate(name string, args *GatewayArgs) (*settings, error) {
 		case inst.HasGPU():
 			c.Add("InstanceType", "must be a CPU type: LiteLLM needs no GPU (got %q, %d x %s)", args.InstanceType, inst.GPUs, inst.GPUModel)
 		default:
-			s.workers = inst.VCPUs
+			s.workers = inst.GatewayWorkers()
 		}
 	}
 	c.Sizes(args.MinSize, args.MaxSize, 1)

@@ -48,6 +48,13 @@ type Instance struct {
 	GPUModel string
 	// GPUMemoryMiB is one GPU's memory as nvidia-smi reports it (a little under the marketed GB).
 	GPUMemoryMiB int
+	// GPUMemoryGBps is one GPU's memory bandwidth in GB/s, from NVIDIA's data sheet: it scales
+	// the per-stream output (StreamTokensPerSecond). 0 for a CPU-only type.
+	GPUMemoryGBps int
+	// BaselineCPUPercent is, for a burstable type (T family), the share of each vCPU it earns
+	// CPU credits for and can sustain: its baseline utilisation. 0 for a type that is not
+	// burstable, which runs every vCPU at full speed all the time.
+	BaselineCPUPercent int
 	// PricePerHour is the on-demand Linux price in USD in us-east-1 on PriceDate.
 	PricePerHour float64
 	// PriceDate is the day the price was taken from PriceSource.
@@ -155,23 +162,27 @@ var models = map[string]Model{
 // public us-east-1 price tables captured between 2026-04 and 2026-09, the latest dated 2026-08-17.
 // GPU memory figures match nvidia-smi output for A10G (23028 MiB), T4 (15360), L4 (23034) and
 // L40S (46068); vCPU and memory per https://docs.aws.amazon.com/ec2/latest/instancetypes/.
+// GPU memory bandwidth is NVIDIA's data-sheet figure: A10 and A10G 600 GB/s, T4 320 GB/s,
+// L4 300 GB/s, L40S 864 GB/s. Burstable baselines are the Amazon EC2 User Guide's table of
+// burstable performance instances ("Key concepts and definitions", baseline utilization per
+// vCPU): t3.large 30 %, t3.xlarge 40 %.
 const (
 	priceDate   = "2026-08-17"
 	priceSource = "AWS EC2 On-Demand list prices, Linux, us-east-1 (aws.amazon.com/ec2/pricing/on-demand), via public price tables captured 2026-08-17"
 )
 
 var instances = map[string]Instance{
-	"g4dn.xlarge":  {Type: "g4dn.xlarge", VCPUs: 4, MemoryMiB: 16384, GPUs: 1, GPUModel: "NVIDIA T4", GPUMemoryMiB: 15360, PricePerHour: 0.526},
-	"g4dn.2xlarge": {Type: "g4dn.2xlarge", VCPUs: 8, MemoryMiB: 32768, GPUs: 1, GPUModel: "NVIDIA T4", GPUMemoryMiB: 15360, PricePerHour: 0.752},
-	"g5.xlarge":    {Type: "g5.xlarge", VCPUs: 4, MemoryMiB: 16384, GPUs: 1, GPUModel: "NVIDIA A10G", GPUMemoryMiB: 23028, PricePerHour: 1.006},
-	"g5.2xlarge":   {Type: "g5.2xlarge", VCPUs: 8, MemoryMiB: 32768, GPUs: 1, GPUModel: "NVIDIA A10G", GPUMemoryMiB: 23028, PricePerHour: 1.212},
-	"g5.4xlarge":   {Type: "g5.4xlarge", VCPUs: 16, MemoryMiB: 65536, GPUs: 1, GPUModel: "NVIDIA A10G", GPUMemoryMiB: 23028, PricePerHour: 1.624},
-	"g5.12xlarge":  {Type: "g5.12xlarge", VCPUs: 48, MemoryMiB: 196608, GPUs: 4, GPUModel: "NVIDIA A10G", GPUMemoryMiB: 23028, PricePerHour: 5.672},
-	"g6.xlarge":    {Type: "g6.xlarge", VCPUs: 4, MemoryMiB: 16384, GPUs: 1, GPUModel: "NVIDIA L4", GPUMemoryMiB: 23034, PricePerHour: 0.8048},
-	"g6.2xlarge":   {Type: "g6.2xlarge", VCPUs: 8, MemoryMiB: 32768, GPUs: 1, GPUModel: "NVIDIA L4", GPUMemoryMiB: 23034, PricePerHour: 0.9776},
-	"g6e.xlarge":   {Type: "g6e.xlarge", VCPUs: 4, MemoryMiB: 32768, GPUs: 1, GPUModel: "NVIDIA L40S", GPUMemoryMiB: 46068, PricePerHour: 1.861},
-	"t3.large":     {Type: "t3.large", VCPUs: 2, MemoryMiB: 8192, PricePerHour: 0.0832},
-	"t3.xlarge":    {Type: "t3.xlarge", VCPUs: 4, MemoryMiB: 16384, PricePerHour: 0.1664},
+	"g4dn.xlarge":  {Type: "g4dn.xlarge", VCPUs: 4, MemoryMiB: 16384, GPUs: 1, GPUModel: "NVIDIA T4", GPUMemoryMiB: 15360, GPUMemoryGBps: 320, PricePerHour: 0.526},
+	"g4dn.2xlarge": {Type: "g4dn.2xlarge", VCPUs: 8, MemoryMiB: 32768, GPUs: 1, GPUModel: "NVIDIA T4", GPUMemoryMiB: 15360, GPUMemoryGBps: 320, PricePerHour: 0.752},
+	"g5.xlarge":    {Type: "g5.xlarge", VCPUs: 4, MemoryMiB: 16384, GPUs: 1, GPUModel: "NVIDIA A10G", GPUMemoryMiB: 23028, GPUMemoryGBps: 600, PricePerHour: 1.006},
+	"g5.2xlarge":   {Type: "g5.2xlarge", VCPUs: 8, MemoryMiB: 32768, GPUs: 1, GPUModel: "NVIDIA A10G", GPUMemoryMiB: 23028, GPUMemoryGBps: 600, PricePerHour: 1.212},
+	"g5.4xlarge":   {Type: "g5.4xlarge", VCPUs: 16, MemoryMiB: 65536, GPUs: 1, GPUModel: "NVIDIA A10G", GPUMemoryMiB: 23028, GPUMemoryGBps: 600, PricePerHour: 1.624},
+	"g5.12xlarge":  {Type: "g5.12xlarge", VCPUs: 48, MemoryMiB: 196608, GPUs: 4, GPUModel: "NVIDIA A10G", GPUMemoryMiB: 23028, GPUMemoryGBps: 600, PricePerHour: 5.672},
+	"g6.xlarge":    {Type: "g6.xlarge", VCPUs: 4, MemoryMiB: 16384, GPUs: 1, GPUModel: "NVIDIA L4", GPUMemoryMiB: 23034, GPUMemoryGBps: 300, PricePerHour: 0.8048},
+	"g6.2xlarge":   {Type: "g6.2xlarge", VCPUs: 8, MemoryMiB: 32768, GPUs: 1, GPUModel: "NVIDIA L4", GPUMemoryMiB: 23034, GPUMemoryGBps: 300, PricePerHour: 0.9776},
+	"g6e.xlarge":   {Type: "g6e.xlarge", VCPUs: 4, MemoryMiB: 32768, GPUs: 1, GPUModel: "NVIDIA L40S", GPUMemoryMiB: 46068, GPUMemoryGBps: 864, PricePerHour: 1.861},
+	"t3.large":     {Type: "t3.large", VCPUs: 2, MemoryMiB: 8192, BaselineCPUPercent: 30, PricePerHour: 0.0832},
+	"t3.xlarge":    {Type: "t3.xlarge", VCPUs: 4, MemoryMiB: 16384, BaselineCPUPercent: 40, PricePerHour: 0.1664},
 	"m7i.large":    {Type: "m7i.large", VCPUs: 2, MemoryMiB: 8192, PricePerHour: 0.1008},
 	"m7i.xlarge":   {Type: "m7i.xlarge", VCPUs: 4, MemoryMiB: 16384, PricePerHour: 0.2016},
 	"m7i.2xlarge":  {Type: "m7i.2xlarge", VCPUs: 8, MemoryMiB: 32768, PricePerHour: 0.4032},
