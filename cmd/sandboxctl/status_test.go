@@ -135,7 +135,7 @@ func TestStatusFiguresAndExitCodes(t *testing.T) {
 	}
 
 	code, out, _ := sandboxctl(t, dir, "status", "chem")
-	for _, want := range []string{"chem (department chem, ca-central-1)", "OK: no alarm in ALARM", fmt.Sprintf("Alarms: %d of %[1]d OK", 3*len(catalog.AlarmKinds())),
+	for _, want := range []string{"chem (department chem, ca-central-1)", "OK: no alarm in ALARM", fmt.Sprintf("Alarms: %d of %[1]d OK", len(catalog.AlarmKinds())+2*len(catalog.PoolAlarmKinds())),
 		"Gateway (" + gw.GroupName + "; serves around the clock)", "  requests 42\n", "target response time (s)  p50 -, p95 -",
 		"Pool embed (" + d.Pools["embed"].Targets.GroupName + "; outside its hours"} {
 		if code != exitOK || !strings.Contains(out, want) {

@@ -66,6 +66,15 @@ type Group struct {
 	HeartbeatSeconds int
 }
 
+// Pool is one model pool: its group of nodes and what it can answer at once.
+type Pool struct {
+	Group
+	// Parallel is the pool's parallel (OLLAMA_NUM_PARALLEL): the requests a node answers at
+	// once, per model. The in-flight-above-capacity alarm fires when the pool's in-flight
+	// requests per node stay above it. Required; at least 1.
+	Parallel int
+}
+
 // ObservabilityArgs configure an Observability.
 type ObservabilityArgs struct {
 	// Department is the department's short name: it names the dashboard and the alarms.
@@ -84,7 +93,7 @@ type ObservabilityArgs struct {
 	Gateway Group
 	// Pools are the model pools by name, behind the internal load balancer. Required; at least
 	// one.
-	Pools map[string]Group
+	Pools map[string]Pool
 }
 
 // Observability is a department's dashboard, alarms and alarm topic.
@@ -127,7 +136,8 @@ func PoolLabel(pool string) string { return dash.PoolLabel(pool) }
 func DashboardURL(region, name string) string { return dash.URL(region, name) }
 
 // NewObservability registers the department's alarm topic, its subscriptions, one set of
-// alarms per group (catalog.AlarmKinds) and the dashboard.
+// alarms per group (catalog.AlarmKinds for the gateway, catalog.PoolAlarmKinds for each pool)
+// and the dashboard.
 func NewObservability(ctx *pulumi.Context, name string, args *ObservabilityArgs, opts ...pulumi.ResourceOption) (*Observability, error) {
 	if err := validate(name, args); err != nil {
 		return nil, err
@@ -161,7 +171,9 @@ func NewObservability(ctx *pulumi.Context, name string, args *ObservabilityArgs,
 
 	targets := []alarmTarget{target(dash.GatewayLabel, catalog.TagTier, dash.GatewayLabel, args.Gateway, true)}
 	for _, pool := range slices.Sorted(maps.Keys(args.Pools)) {
-		targets = append(targets, target(PoolLabel(pool), catalog.TagPool, pool, args.Pools[pool], false))
+		t := target(PoolLabel(pool), catalog.TagPool, pool, args.Pools[pool].Group, false)
+		t.department, t.parallel = args.Department, args.Pools[pool].Parallel
+		targets = append(targets, t)
 	}
 	var alarmNames pulumi.StringArray
 	for _, t := range targets {
@@ -264,7 +276,10 @@ func validate(name string, args *ObservabilityArgs) error {
 	}
 	for _, pool := range slices.Sorted(maps.Keys(args.Pools)) {
 		c.Rule("Pools["+pool+"]", rules.PoolName(pool))
-		checkGroup(c, "Pools["+pool+"]", args.Pools[pool])
+		checkGroup(c, "Pools["+pool+"]", args.Pools[pool].Group)
+		if p := args.Pools[pool].Parallel; p < 1 {
+			c.Add("Pools["+pool+"].Parallel", "must be at least 1 (got %d)", p)
+		}
 	}
 	return c.Err()
 }

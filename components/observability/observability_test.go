@@ -43,9 +43,9 @@ func testArgs() *ObservabilityArgs {
 		KMSKeyArn:   pulumi.String(keyArn),
 		AlertEmails: []string{"Chem-Ops@example.edu", "lab@chem.example.edu"},
 		Gateway:     group("gw", frontLB, 600),
-		Pools: map[string]Group{
-			"gpu":   group("gpu", innerLB, 1800),
-			"embed": group("embed", innerLB, 900),
+		Pools: map[string]Pool{
+			"gpu":   {Group: group("gpu", innerLB, 1800), Parallel: 4},
+			"embed": {Group: group("embed", innerLB, 900), Parallel: 1},
 		},
 	}
 }
@@ -104,8 +104,8 @@ func TestNoEmailsNoSubscriptions(t *testing.T) {
 	if n := len(m.ByType(typeSub)); n != 0 {
 		t.Errorf("%d subscriptions without alert emails, want none", n)
 	}
-	if n := len(m.ByType(typeAlarm)); n != 12 {
-		t.Errorf("%d alarms without alert emails, want 12: the alarms do not depend on subscribers", n)
+	if n := len(m.ByType(typeAlarm)); n != 14 {
+		t.Errorf("%d alarms without alert emails, want 14: the alarms do not depend on subscribers", n)
 	}
 }
 
@@ -268,21 +268,30 @@ func TestEveryGroupHasItsAlarmsOnItsOwnMetrics(t *testing.T) {
 	m := mustRun(t, testArgs())
 	topic := m.ByType(typeTopic)[0].ARN
 	got := alarms(t, m)
-	if len(got) != 12 {
-		t.Errorf("%d alarms, want 4 for each of 3 groups", len(got))
+	if want := len(catalog.AlarmKinds()) + 2*len(catalog.PoolAlarmKinds()); len(got) != want || want != 14 {
+		t.Errorf("%d alarms, want %d (4 for the gateway, 5 for each of 2 pools)", len(got), want)
 	}
 	for _, g := range []struct {
 		label, tagKey, tagValue, lb string
 		heartbeatMinutes            int
+		parallel                    int
 	}{
-		{"gateway", catalog.TagTier, "gateway", frontLB, 10},
-		{"pool-gpu", catalog.TagPool, "gpu", innerLB, 30},
-		{"pool-embed", catalog.TagPool, "embed", innerLB, 15},
+		{"gateway", catalog.TagTier, "gateway", frontLB, 10, 0},
+		{"pool-gpu", catalog.TagPool, "gpu", innerLB, 30, 4},
+		{"pool-embed", catalog.TagPool, "embed", innerLB, 15, 1},
 	} {
 		short := strings.TrimPrefix(strings.Replace(g.label, "gateway", "gw", 1), "pool-")
 		tg := map[string]any{"TargetGroup": "targetgroup/" + short + "/3333333333333333", "LoadBalancer": g.lb}
 		asg := map[string]any{"AutoScalingGroupName": short + "-asg"}
-		for _, kind := range catalog.AlarmKinds() {
+		kinds := catalog.PoolAlarmKinds()
+		if g.parallel == 0 {
+			kinds = catalog.AlarmKinds()
+			// The gateway has no capacity in flight to compare with.
+			if _, ok := got["llm-sandbox-chem-gateway-"+catalog.AlarmInFlightAboveCapacity]; ok {
+				t.Errorf("the gateway has an %s alarm, want none", catalog.AlarmInFlightAboveCapacity)
+			}
+		}
+		for _, kind := range kinds {
 			name := "llm-sandbox-chem-" + g.label + "-" + kind
 			in, ok := got[name]
 			if !ok {
@@ -337,6 +346,22 @@ func TestEveryGroupHasItsAlarmsOnItsOwnMetrics(t *testing.T) {
 		eq(p+"pending dims", queryDims(pn, ""), asg)
 		eq(p+"pending metric", pn["metricName"], "GroupPendingInstances")
 		eq(p+"pending datapoints", pn["datapointsToAlarm"], g.heartbeatMinutes)
+		if g.parallel == 0 {
+			continue
+		}
+		// In flight above capacity: the pool's own series (per node: its Average), above
+		// its parallel in every one of 10 one-minute periods; no samples is no load.
+		fl := got[p+catalog.AlarmInFlightAboveCapacity]
+		eq(p+"in-flight namespace", fl["namespace"], "LLMSandbox")
+		eq(p+"in-flight metric", fl["metricName"], "InFlightRequests")
+		eq(p+"in-flight dims", queryDims(fl, ""), map[string]any{"Department": "chem", "Pool": g.tagValue})
+		eq(p+"in-flight stat", fl["statistic"], "Average")
+		eq(p+"in-flight period", fl["period"], 60)
+		eq(p+"in-flight comparison", fl["comparisonOperator"], "GreaterThanThreshold")
+		eq(p+"in-flight threshold", fl["threshold"], g.parallel)
+		eq(p+"in-flight periods", fl["evaluationPeriods"], InFlightAboveCapacityMinutes)
+		eq(p+"in-flight datapoints", fl["datapointsToAlarm"], InFlightAboveCapacityMinutes)
+		eq(p+"in-flight missing", fl["treatMissingData"], "notBreaching")
 	}
 }
 
@@ -383,6 +408,7 @@ func TestNewObservabilityRejectsInvalidArgs(t *testing.T) {
 		{"no pools", func(a *ObservabilityArgs) { a.Pools = nil }, "Pools: at least one pool"},
 		{"no gateway target group", func(a *ObservabilityArgs) { a.Gateway.TargetGroupArnSuffix = nil }, "Gateway.TargetGroupArnSuffix: required"},
 		{"heartbeat", func(a *ObservabilityArgs) { g := a.Pools["gpu"]; g.HeartbeatSeconds = 0; a.Pools["gpu"] = g }, "Pools[gpu].HeartbeatSeconds: must be between 30 and 7200 (got 0)"},
+		{"parallel", func(a *ObservabilityArgs) { g := a.Pools["embed"]; g.Parallel = 0; a.Pools["embed"] = g }, "Pools[embed].Parallel: must be at least 1 (got 0)"},
 		{"department", func(a *ObservabilityArgs) { a.Department = "Chem" }, "Department:"},
 	} {
 		args := testArgs()

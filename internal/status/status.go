@@ -108,7 +108,8 @@ func (r *Report) OK() bool { return len(r.Problems) == 0 }
 // Alarm is one alarm's state.
 type Alarm struct {
 	Name string `json:"name"`
-	// Group is the group's label (gateway, pool-<name>); Kind one of catalog.AlarmKinds.
+	// Group is the group's label (gateway, pool-<name>); Kind one of catalog.AlarmKinds, or
+	// for a pool of catalog.PoolAlarmKinds.
 	Group string `json:"group"`
 	Kind  string `json:"kind"`
 	// State is ALARM, INSUFFICIENT_DATA, OK or MISSING.
@@ -373,11 +374,12 @@ const maxAlarmNames = 100
 // stateOrder sorts alarms: those that need a person first.
 var stateOrder = map[string]int{StateAlarm: 0, StateInsufficient: 1, StateMissing: 2, StateOK: 3}
 
-// alarms reads every alarm the groups have (catalog.AlarmKinds each), those in ALARM first.
+// alarms reads every alarm the groups have (catalog.AlarmKinds for the gateway,
+// catalog.PoolAlarmKinds for each pool), those in ALARM first.
 func alarms(ctx context.Context, c *cloudwatch.Client, department string, groups []Group) ([]Alarm, error) {
 	var want []Alarm
 	for _, g := range groups {
-		for _, kind := range catalog.AlarmKinds() {
+		for _, kind := range AlarmKinds(g.Label) {
 			want = append(want, Alarm{Name: dashboard.AlarmName(department, g.Label, kind), Group: g.Label, Kind: kind, State: StateMissing})
 		}
 	}
@@ -407,6 +409,15 @@ func alarms(ctx context.Context, c *cloudwatch.Client, department string, groups
 	}
 	slices.SortStableFunc(want, func(a, b Alarm) int { return stateOrder[a.State] - stateOrder[b.State] })
 	return want, nil
+}
+
+// AlarmKinds are the alarms of the group with that label (dashboard.GatewayLabel or
+// dashboard.PoolLabel): the gateway's catalog.AlarmKinds, a pool's catalog.PoolAlarmKinds.
+func AlarmKinds(label string) []string {
+	if label == dashboard.GatewayLabel {
+		return catalog.AlarmKinds()
+	}
+	return catalog.PoolAlarmKinds()
 }
 
 // counts spells a count map "InService 2, Pending:Wait 1" in name order, or "none".

@@ -2,6 +2,7 @@ package status_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -132,8 +133,18 @@ func TestCollectReadsTheDashboardsFiguresAndFindsProblems(t *testing.T) {
 			embed.ShouldServe, embed.Targets["healthy"], gpu.ShouldServe, gpu.Targets["healthy"])
 	}
 
-	if len(r.Alarms) != 3*len(catalog.AlarmKinds()) || r.Alarms[0].Name != gpuAlarm || r.Alarms[0].State != status.StateAlarm {
-		t.Errorf("alarms %+v, want %d with %s first in ALARM", r.Alarms, 3*len(catalog.AlarmKinds()), gpuAlarm)
+	// The gateway's alarms, and each pool's, which include the in-flight alarm.
+	if n := len(catalog.AlarmKinds()) + 2*len(catalog.PoolAlarmKinds()); len(r.Alarms) != n || r.Alarms[0].Name != gpuAlarm || r.Alarms[0].State != status.StateAlarm {
+		t.Errorf("alarms %+v, want %d with %s first in ALARM", r.Alarms, n, gpuAlarm)
+	}
+	var inFlight []string
+	for _, a := range r.Alarms {
+		if a.Kind == catalog.AlarmInFlightAboveCapacity {
+			inFlight = append(inFlight, a.Group)
+		}
+	}
+	if slices.Sort(inFlight); !slices.Equal(inFlight, []string{"pool-embed", "pool-gpu"}) {
+		t.Errorf("in-flight alarms listed for %v, want each pool's and not the gateway's", inFlight)
 	}
 	for _, a := range r.Alarms[1:] {
 		if a.State != status.StateOK {

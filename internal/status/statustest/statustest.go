@@ -25,7 +25,6 @@ import (
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 
-	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
 	"github.com/llm-sandbox/llm-sandbox/internal/dashboard"
 	"github.com/llm-sandbox/llm-sandbox/internal/status"
 )
@@ -138,7 +137,7 @@ func Seed(t testing.TB, cfg aws.Config, department string, gateway int, pools ma
 	// which reads their state.
 	cw := status.NewClients(cfg).CloudWatch
 	for _, g := range d.Groups() {
-		for _, kind := range catalog.AlarmKinds() {
+		for _, kind := range status.AlarmKinds(g.Targets.Label) {
 			name := dashboard.AlarmName(department, g.Targets.Label, kind)
 			_, err := cw.PutMetricAlarm(ctx, &cloudwatch.PutMetricAlarmInput{
 				AlarmName: aws.String(name), Namespace: aws.String(dashboard.NamespaceASG), MetricName: aws.String(dashboard.MetricPendingInstances),
