@@ -60,6 +60,8 @@ type alarmTarget struct {
 	// the gateway, which has no in-flight alarm.
 	department string
 	parallel   int
+	// gpu is a pool's Pool.GPU.
+	gpu bool
 }
 
 // alarmSpec is one alarm, before it is registered.

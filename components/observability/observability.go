@@ -1,8 +1,8 @@
 // Package observability provides the llmsandbox:observability:Observability component: one
 // department's CloudWatch dashboard and alarms. The alarms notify an SNS topic encrypted with
-// the department key, to which the stack file's alert addresses are subscribed. Every figure
-// it shows is one AWS already publishes (load balancers, target groups, autoscaling groups,
-// EC2); the node agent's own metrics are a contract (AgentNamespace) until it publishes them.
+// the department key, to which the stack file's alert addresses are subscribed. It shows what
+// AWS publishes (load balancers, target groups, autoscaling groups, EC2), what the node agent
+// publishes (AgentNamespace: in-flight requests, GPU figures) and the gateway's usage counts.
 // What the dashboard shows and the names of the dashboard and alarms are plain data in
 // internal/dashboard, which `sandboxctl status` reads too; this package registers them.
 package observability
@@ -39,6 +39,8 @@ type (
 	MetricOptions = dash.MetricOptions
 	// Dimension is one dimension of a metric.
 	Dimension = dash.Dimension
+	// Search is a metric found by a search expression.
+	Search = dash.Search
 )
 
 // The node agent's metric contract (internal/dashboard).
@@ -73,6 +75,9 @@ type Pool struct {
 	// once, per model. The in-flight-above-capacity alarm fires when the pool's in-flight
 	// requests per node stay above it. Required; at least 1.
 	Parallel int
+	// GPU says the pool's instance type has a GPU: its dashboard row plots its nodes' GPU
+	// utilisation and memory. Optional; defaults to false (a CPU pool).
+	GPU bool
 }
 
 // ObservabilityArgs configure an Observability.
@@ -172,7 +177,7 @@ func NewObservability(ctx *pulumi.Context, name string, args *ObservabilityArgs,
 	targets := []alarmTarget{target(dash.GatewayLabel, catalog.TagTier, dash.GatewayLabel, args.Gateway, true)}
 	for _, pool := range slices.Sorted(maps.Keys(args.Pools)) {
 		t := target(PoolLabel(pool), catalog.TagPool, pool, args.Pools[pool].Group, false)
-		t.department, t.parallel = args.Department, args.Pools[pool].Parallel
+		t.department, t.parallel, t.gpu = args.Department, args.Pools[pool].Parallel, args.Pools[pool].GPU
 		targets = append(targets, t)
 	}
 	var alarmNames pulumi.StringArray
@@ -239,12 +244,12 @@ func dashboardBody(region, department string, targets []alarmTarget) pulumi.Stri
 		for i, t := range targets {
 			group, lb, tg := v[3*i].(string), v[3*i+1].(string), v[3*i+2].(string)
 			if t.frontDoor {
-				groups = append(groups, dash.Gateway(group, lb, tg))
+				groups = append(groups, dash.Gateway(department, group, lb, tg))
 			} else {
-				groups = append(groups, dash.Pool(department, t.scopeValue, group, lb, tg))
+				groups = append(groups, dash.Pool(department, t.scopeValue, t.gpu, group, lb, tg))
 			}
 		}
-		body, err := json.Marshal(dash.New(region, groups))
+		body, err := json.Marshal(dash.New(region, department, groups))
 		return string(body), err
 	}).(pulumi.StringOutput)
 }

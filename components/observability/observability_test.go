@@ -44,7 +44,7 @@ func testArgs() *ObservabilityArgs {
 		AlertEmails: []string{"Chem-Ops@example.edu", "lab@chem.example.edu"},
 		Gateway:     group("gw", frontLB, 600),
 		Pools: map[string]Pool{
-			"gpu":   {Group: group("gpu", innerLB, 1800), Parallel: 4},
+			"gpu":   {Group: group("gpu", innerLB, 1800), Parallel: 4, GPU: true},
 			"embed": {Group: group("embed", innerLB, 900), Parallel: 1},
 		},
 	}
@@ -194,10 +194,10 @@ func TestDashboardHasEveryGroupsWidgets(t *testing.T) {
 			}
 		}
 	}
-	// Every pool plots its in-flight series (the scaling metric and the busiest node); the
-	// gateway, whose nodes publish nothing yet, does not.
-	for _, pool := range []string{"embed", "gpu"} {
-		title := "Pool " + pool + ": in-flight requests per node"
+	// Every pool and the gateway plot their in-flight series (the average node and the
+	// busiest), the gateway's under Pool=gateway.
+	for title, pool := range map[string]string{"Pool embed": "embed", "Pool gpu": "gpu", "Gateway": "gateway"} {
+		title += ": in-flight requests per node"
 		dims := []Dimension{{Name: "Department", Value: "chem"}, {Name: "Pool", Value: pool}}
 		for _, stat := range []string{"Average", "Maximum"} {
 			if !hasMetric(d, title, "LLMSandbox", "InFlightRequests", stat, dims...) {
@@ -205,12 +205,34 @@ func TestDashboardHasEveryGroupsWidgets(t *testing.T) {
 			}
 		}
 	}
+	// Only the GPU pool plots GPU figures, by searches over its own nodes' series.
+	expressions := map[string][]string{}
 	for _, w := range d.Widgets {
 		for _, m := range w.Properties.Metrics {
-			if m.Namespace == AgentNamespace && strings.HasPrefix(w.Properties.Title, "Gateway") {
-				t.Errorf("widget %q reads %s %s, which gateway nodes do not publish", w.Properties.Title, m.Namespace, m.Name)
+			if m.Options.Expression != "" {
+				expressions[w.Properties.Title] = append(expressions[w.Properties.Title], m.Options.Expression)
 			}
 		}
+	}
+	gpuSearch := `SEARCH('{LLMSandbox,Department,Pool,InstanceId} MetricName="GPUUtilization" Department="chem" Pool="gpu"', 'Average', 60)`
+	if got := expressions["Pool gpu: GPU utilisation per node (%)"]; !slices.Equal(got, []string{gpuSearch}) {
+		t.Errorf("GPU pool utilisation graph = %q, want %q", got, gpuSearch)
+	}
+	if got := expressions["Pool gpu: GPU memory used per node (MiB)"]; len(got) != 1 || !strings.Contains(got[0], `MetricName="GPUMemoryUsed" Department="chem" Pool="gpu"`) {
+		t.Errorf("GPU pool memory graph = %q, want a search of the pool's GPUMemoryUsed", got)
+	}
+	for title := range expressions {
+		if strings.Contains(title, "GPU") && !strings.HasPrefix(title, "Pool gpu:") {
+			t.Errorf("%q plots GPU figures; only the GPU pool has them", title)
+		}
+	}
+	// The department's tokens per second, above the groups.
+	tokens := `SUM(SEARCH('{LLMSandbox/Usage,Department,KeyId,Team} MetricName="CompletionTokens" Department="chem"', 'Sum', 60)) / 60`
+	if !slices.Contains(expressions["Usage: tokens per second"], tokens) {
+		t.Errorf("no graph plots %s; expressions %v", tokens, expressions)
+	}
+	if d.Widgets[0].Properties.Markdown != "## Usage" {
+		t.Errorf("first row %q, want the department's usage", d.Widgets[0].Properties.Markdown)
 	}
 }
 

@@ -255,6 +255,7 @@ func NewSandbox(ctx *pulumi.Context, name string, args *SandboxArgs, opts ...pul
 				HeartbeatSeconds:      modelpool.HeartbeatSeconds(inst.HasGPU()),
 			},
 			Parallel: spec.Pools[poolName].Parallel,
+			GPU:      inst.HasGPU(),
 		}
 	}
 	obs, err := observability.NewObservability(ctx, name+"-observability", &observability.ObservabilityArgs{
