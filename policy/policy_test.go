@@ -264,6 +264,11 @@ var ruleCases = []ruleCase{
 	{"alarms-present", "chemistry", setIn(typeAlarm, "chemistry-observability-gateway-5xx-rate", []any{}, "alarmActions"), "want the department's alarm topic"},
 	{"alarms-present", "chemistry", setIn(typeAlarm, "chemistry-observability-pool-gpu-response-time", "gpu2", "tags", "Pool"), "no response-time alarm (tagged Pool=gpu"},
 	{"alarms-present", "chemistry", setIn(typeAlarm, "chemistry-observability-pool-gpu-response-time", false, "actionsEnabled"), "actionsEnabled false"},
+	{"alarms-present", "chemistry", func(t *testing.T, p *Plan) {
+		remove(p, typeAlarm, "chemistry-observability-pool-gpu-in-flight-above-capacity")
+	}, "no in-flight-above-capacity alarm (tagged Pool=gpu, llm-sandbox:alarm=in-flight-above-capacity); every pool has one"},
+	{"alarms-present", "linguistics", setIn(typeAlarm, "linguistics-observability-pool-chat-in-flight-above-capacity", 60.0, "threshold"), "has threshold 60; want the pool's parallel 6"},
+	{"alarms-present", "chemistry", setIn(typeAlarm, "chemistry-observability-pool-gpu-in-flight-above-capacity", "embed", "dimensions", "Pool"), "watches LLMSandbox InFlightRequests with Pool=embed"},
 	{"sns-encrypted", "chemistry", setIn(typeTopic, "chemistry-observability-alarms", "alias/aws/sns", "kmsMasterKeyId"), `kmsMasterKeyId "alias/aws/sns"; want the department key`},
 	{"sns-encrypted", "linguistics", func(t *testing.T, p *Plan) {
 		delete(res(t, p, typeTopic, "linguistics-observability-alarms").Inputs, "kmsMasterKeyId")

@@ -159,7 +159,7 @@ func Rules() []Rule {
 		{"key-registry-read-only", Error, "no role of the plan may write, scan or query a DynamoDB table: nodes read one key record at a time, and keys are issued with the operator's credentials",
 			nil, checkDynamoReadOnly},
 		// Monitoring.
-		{"alarms-present", Error, "every model pool and the gateway have each department alarm (no healthy node, 5xx rate, response time, node pending), and each notifies the department's alarm topic",
+		{"alarms-present", Error, "every model pool and the gateway have each department alarm (no healthy node, 5xx rate, response time, node pending; a pool also in-flight above capacity, on its own series at its parallel), and each notifies the department's alarm topic",
 			nil, checkAlarms},
 		{"sns-encrypted", Error, "every SNS topic is encrypted with the department key",
 			[]string{"CKV_AWS_26", "AVD-AWS-0095", "AVD-AWS-0136", "SNS.1"}, checkTopicEncryption},

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/llm-sandbox/llm-sandbox/config"
+	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
 	"github.com/llm-sandbox/llm-sandbox/internal/status"
 )
 
@@ -24,11 +25,13 @@ const statusTimeout = 2 * time.Minute
 const minWatch = 10 * time.Second
 
 const statusDescription = `Prints STACK's service at a glance, for an operator without the AWS console: the same
-figures its CloudWatch dashboard plots (per group: requests, errors, target response time
-p50 and p95, healthy and unhealthy targets, nodes, CPU, and whatever else the dashboard
-gains), each with the dashboard's statistic over the last --since; what Auto Scaling and
-the target groups say now (desired capacity, instances by lifecycle state such as
-Pending:Wait, targets by health); and the state of every alarm, those in ALARM first.
+figures its CloudWatch dashboard plots (the department's tokens per second; per group:
+requests, errors, target response time p50 and p95, healthy and unhealthy targets, nodes,
+CPU, in-flight requests per node, a GPU pool's GPU utilisation and memory per node, and
+whatever else the dashboard gains), each with the dashboard's statistic over the last
+--since (a figure drawn per node: the highest node's, then each node's); what Auto
+Scaling and the target groups say now (desired capacity, instances by lifecycle state such
+as Pending:Wait, targets by health); and the state of every alarm, those in ALARM first.
 
 The groups come from the deployed stack's outputs (gatewayGroupName, poolGroupNames, read
 with the pulumi CLI), their target groups and load balancers from Auto Scaling and Elastic
@@ -36,7 +39,7 @@ Load Balancing, the alarms' names and the pools' office hours from the stack fil
 Credentials come from the standard AWS chain; AWS_ENDPOINT_URL points every call elsewhere
 (an emulator). It only reads: autoscaling:DescribeAutoScalingGroups,
 elasticloadbalancing:DescribeTargetGroups and DescribeTargetHealth,
-cloudwatch:GetMetricData and DescribeAlarms.
+cloudwatch:GetMetricData, ListMetrics and DescribeAlarms.
 
 Exit codes: 0 all OK; 3 an alarm is in ALARM, or a group has no healthy target while it
 should serve (a pool within its office hours, the gateway always); 1 an AWS call failed or
@@ -160,7 +163,8 @@ func statusInput(ctx context.Context, e env, projectFlag string, spec *config.Sp
 		if group == "" {
 			return status.Input{}, usagef("stack %s: output poolGroupNames.%s is not a group name (got %v)", spec.Stack, name, v)
 		}
-		p := status.Pool{GroupName: group}
+		inst, _ := catalog.LookupInstance(spec.Pools[name].InstanceType) // validated by config
+		p := status.Pool{GroupName: group, GPU: inst.HasGPU()}
 		if s := spec.Pools[name].Schedule; s != nil {
 			p.Hours = &status.Hours{Timezone: s.Timezone, Days: s.Days, Start: s.Start, Stop: s.Stop}
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -135,12 +136,17 @@ func TestStatusFiguresAndExitCodes(t *testing.T) {
 	}
 
 	code, out, _ := sandboxctl(t, dir, "status", "chem")
-	for _, want := range []string{"chem (department chem, ca-central-1)", "OK: no alarm in ALARM", fmt.Sprintf("Alarms: %d of %[1]d OK", 3*len(catalog.AlarmKinds())),
-		"Gateway (" + gw.GroupName + "; serves around the clock)", "  requests 42\n", "target response time (s)  p50 -, p95 -",
+	for _, want := range []string{"chem (department chem, ca-central-1)", "OK: no alarm in ALARM", fmt.Sprintf("Alarms: %d of %[1]d OK", len(catalog.AlarmKinds())+2*len(catalog.PoolAlarmKinds())),
+		"Usage (every key of the department)\n  tokens per second  completion tokens/s -, prompt tokens/s -\n",
+		"Gateway (" + gw.GroupName + "; serves around the clock)", "  requests 42\n",
 		"Pool embed (" + d.Pools["embed"].Targets.GroupName + "; outside its hours"} {
 		if code != exitOK || !strings.Contains(out, want) {
 			t.Errorf("status (text): exit %d, want 0 and %q in:\n%s", code, want, out)
 		}
+	}
+	// One line per graph, its title then its figures, aligned whatever the longest title.
+	if line := regexp.MustCompile(`\n  target response time \(s\) +p50 -, p95 -\n`); !line.MatchString(out) {
+		t.Errorf("status (text): no line %s in:\n%s", line, out)
 	}
 
 	alarm := dashboard.AlarmName("chem", dashboard.GatewayLabel, catalog.AlarmErrorRate)

@@ -30,6 +30,11 @@ const (
 	// pending for a whole heartbeat's worth of minutes to fire the pending-node alarm: the
 	// gap between an abandoned node and its replacement does not reset it.
 	PendingSlackMinutes = 10
+	// InFlightAboveCapacityMinutes is how many consecutive minutes a pool's in-flight
+	// requests per node must stay above its parallel to fire the in-flight-above-capacity
+	// alarm: twice the scale-out warm-up (modelpool.ScaleOutWarmupSeconds, 5 minutes), so a
+	// burst that one working scale-out absorbs stays quiet.
+	InFlightAboveCapacityMinutes = 10
 )
 
 // Periods of the alarms' metrics, in seconds.
@@ -51,6 +56,12 @@ type alarmTarget struct {
 	frontDoor bool
 	// heartbeatMinutes is the launch hook's heartbeat, rounded up to minutes.
 	heartbeatMinutes int
+	// department and parallel are a pool's (Department, Pool.Parallel); parallel is 0 for
+	// the gateway, which has no in-flight alarm.
+	department string
+	parallel   int
+	// gpu is a pool's Pool.GPU.
+	gpu bool
 }
 
 // alarmSpec is one alarm, before it is registered.
@@ -77,7 +88,8 @@ func expression(id, expr, label string) cloudwatch.MetricAlarmMetricQueryArgs {
 	}
 }
 
-// alarmSpecs are a group's alarms, in catalog.AlarmKinds order.
+// alarmSpecs are a group's alarms, in catalog.AlarmKinds order, a pool's in
+// catalog.PoolAlarmKinds order.
 func alarmSpecs(t alarmTarget) []alarmSpec {
 	tg := pulumi.StringMap{dash.DimTargetGroup: t.targetGroup, dash.DimLoadBalancer: t.loadBalancer}
 	lb := pulumi.StringMap{dash.DimLoadBalancer: t.loadBalancer}
@@ -159,10 +171,40 @@ func alarmSpecs(t alarmTarget) []alarmSpec {
 		TreatMissingData:   pulumi.String("missing"),
 	}
 
-	return []alarmSpec{
+	specs := []alarmSpec{
 		{catalog.AlarmNoHealthyNode, fmt.Sprintf("%s: desired capacity is at least 1 but no target has been healthy for %d minutes (launch heartbeat plus %d)", t.label, noHealthy, NoHealthyNodeGraceMinutes), noHealthyArgs},
 		{catalog.AlarmErrorRate, fmt.Sprintf("%s: more than %d%% of requests answered 5xx in 2 of 3 five-minute periods (periods with at least %d requests)", t.label, ErrorRatePercent, ErrorRateMinRequests), rateArgs},
 		{catalog.AlarmResponseTime, fmt.Sprintf("%s: target response time p95 above %d s for 15 minutes", t.label, ResponseTimeSeconds), responseArgs},
 		{catalog.AlarmPendingNode, fmt.Sprintf("%s: nodes pending in %d of the last %d minutes (the launch heartbeat is %d minutes)", t.label, t.heartbeatMinutes, t.heartbeatMinutes+PendingSlackMinutes, t.heartbeatMinutes), pendingArgs},
 	}
+	if t.parallel == 0 {
+		return specs
+	}
+
+	// In flight above capacity: the pool's series holds one sample per node and minute, so
+	// its Average is the in-flight requests per node, the figure target tracking keeps at 80 %
+	// of parallel. Above parallel itself the pool holds more requests than its nodes have
+	// slots, so requests wait in the nodes' queues (the load balancer sends each request to
+	// the node with the fewest outstanding); ten minutes of it mean scaling has not caught up
+	// (the group at its maximum, nodes failing to boot, no capacity). No samples (a pool
+	// scaled to zero, or nodes that publish nothing) is no load, not an alarm.
+	inFlight := pulumi.StringMap{
+		dash.DimensionDepartment: pulumi.String(t.department),
+		dash.DimensionPool:       pulumi.String(t.scopeValue),
+	}
+	inFlightArgs := cloudwatch.MetricAlarmArgs{
+		Namespace:          pulumi.String(dash.AgentNamespace),
+		MetricName:         pulumi.String(dash.MetricInFlightRequests),
+		Dimensions:         inFlight,
+		Statistic:          pulumi.String("Average"),
+		Period:             pulumi.Int(minute),
+		ComparisonOperator: pulumi.String("GreaterThanThreshold"),
+		Threshold:          pulumi.Float64(float64(t.parallel)),
+		EvaluationPeriods:  pulumi.Int(InFlightAboveCapacityMinutes),
+		DatapointsToAlarm:  pulumi.Int(InFlightAboveCapacityMinutes),
+		TreatMissingData:   pulumi.String("notBreaching"),
+	}
+	return append(specs, alarmSpec{catalog.AlarmInFlightAboveCapacity,
+		fmt.Sprintf("%s: in-flight requests per node above the pool's parallel (%d) in each of the last %d minutes: requests queue on its nodes and scaling has not caught up",
+			t.label, t.parallel, InFlightAboveCapacityMinutes), inFlightArgs})
 }

@@ -36,8 +36,10 @@ func TestDocsListEveryFieldAndAlarm(t *testing.T) {
 		catalog.AlarmErrorRate:     {fmt.Sprintf("Above %d %%", ErrorRatePercent), fmt.Sprintf("fewer than %d requests", ErrorRateMinRequests)},
 		catalog.AlarmResponseTime:  {fmt.Sprintf("Above %d s", ResponseTimeSeconds)},
 		catalog.AlarmPendingNode:   {fmt.Sprintf("out of that plus %d", PendingSlackMinutes)},
+		catalog.AlarmInFlightAboveCapacity: {"Above the pool's `parallel`",
+			fmt.Sprintf("in each of %d consecutive one-minute periods", InFlightAboveCapacityMinutes), "not breaching"},
 	}
-	for _, kind := range catalog.AlarmKinds() {
+	for _, kind := range catalog.PoolAlarmKinds() {
 		var row string
 		for _, line := range strings.Split(doc, "\n") {
 			if strings.HasPrefix(line, "| `"+kind+"` |") {

@@ -1,8 +1,8 @@
 // Package observability provides the llmsandbox:observability:Observability component: one
 // department's CloudWatch dashboard and alarms. The alarms notify an SNS topic encrypted with
-// the department key, to which the stack file's alert addresses are subscribed. Every figure
-// it shows is one AWS already publishes (load balancers, target groups, autoscaling groups,
-// EC2); the node agent's own metrics are a contract (AgentNamespace) until it publishes them.
+// the department key, to which the stack file's alert addresses are subscribed. It shows what
+// AWS publishes (load balancers, target groups, autoscaling groups, EC2), what the node agent
+// publishes (AgentNamespace: in-flight requests, GPU figures) and the gateway's usage counts.
 // What the dashboard shows and the names of the dashboard and alarms are plain data in
 // internal/dashboard, which `sandboxctl status` reads too; this package registers them.
 package observability
@@ -39,6 +39,8 @@ type (
 	MetricOptions = dash.MetricOptions
 	// Dimension is one dimension of a metric.
 	Dimension = dash.Dimension
+	// Search is a metric found by a search expression.
+	Search = dash.Search
 )
 
 // The node agent's metric contract (internal/dashboard).
@@ -66,6 +68,18 @@ type Group struct {
 	HeartbeatSeconds int
 }
 
+// Pool is one model pool: its group of nodes and what it can answer at once.
+type Pool struct {
+	Group
+	// Parallel is the pool's parallel (OLLAMA_NUM_PARALLEL): the requests a node answers at
+	// once, per model. The in-flight-above-capacity alarm fires when the pool's in-flight
+	// requests per node stay above it. Required; at least 1.
+	Parallel int
+	// GPU says the pool's instance type has a GPU: its dashboard row plots its nodes' GPU
+	// utilisation and memory. Optional; defaults to false (a CPU pool).
+	GPU bool
+}
+
 // ObservabilityArgs configure an Observability.
 type ObservabilityArgs struct {
 	// Department is the department's short name: it names the dashboard and the alarms.
@@ -84,7 +98,7 @@ type ObservabilityArgs struct {
 	Gateway Group
 	// Pools are the model pools by name, behind the internal load balancer. Required; at least
 	// one.
-	Pools map[string]Group
+	Pools map[string]Pool
 }
 
 // Observability is a department's dashboard, alarms and alarm topic.
@@ -127,7 +141,8 @@ func PoolLabel(pool string) string { return dash.PoolLabel(pool) }
 func DashboardURL(region, name string) string { return dash.URL(region, name) }
 
 // NewObservability registers the department's alarm topic, its subscriptions, one set of
-// alarms per group (catalog.AlarmKinds) and the dashboard.
+// alarms per group (catalog.AlarmKinds for the gateway, catalog.PoolAlarmKinds for each pool)
+// and the dashboard.
 func NewObservability(ctx *pulumi.Context, name string, args *ObservabilityArgs, opts ...pulumi.ResourceOption) (*Observability, error) {
 	if err := validate(name, args); err != nil {
 		return nil, err
@@ -161,7 +176,9 @@ func NewObservability(ctx *pulumi.Context, name string, args *ObservabilityArgs,
 
 	targets := []alarmTarget{target(dash.GatewayLabel, catalog.TagTier, dash.GatewayLabel, args.Gateway, true)}
 	for _, pool := range slices.Sorted(maps.Keys(args.Pools)) {
-		targets = append(targets, target(PoolLabel(pool), catalog.TagPool, pool, args.Pools[pool], false))
+		t := target(PoolLabel(pool), catalog.TagPool, pool, args.Pools[pool].Group, false)
+		t.department, t.parallel, t.gpu = args.Department, args.Pools[pool].Parallel, args.Pools[pool].GPU
+		targets = append(targets, t)
 	}
 	var alarmNames pulumi.StringArray
 	for _, t := range targets {
@@ -227,12 +244,12 @@ func dashboardBody(region, department string, targets []alarmTarget) pulumi.Stri
 		for i, t := range targets {
 			group, lb, tg := v[3*i].(string), v[3*i+1].(string), v[3*i+2].(string)
 			if t.frontDoor {
-				groups = append(groups, dash.Gateway(group, lb, tg))
+				groups = append(groups, dash.Gateway(department, group, lb, tg))
 			} else {
-				groups = append(groups, dash.Pool(department, t.scopeValue, group, lb, tg))
+				groups = append(groups, dash.Pool(department, t.scopeValue, t.gpu, group, lb, tg))
 			}
 		}
-		body, err := json.Marshal(dash.New(region, groups))
+		body, err := json.Marshal(dash.New(region, department, groups))
 		return string(body), err
 	}).(pulumi.StringOutput)
 }
@@ -264,7 +281,10 @@ func validate(name string, args *ObservabilityArgs) error {
 	}
 	for _, pool := range slices.Sorted(maps.Keys(args.Pools)) {
 		c.Rule("Pools["+pool+"]", rules.PoolName(pool))
-		checkGroup(c, "Pools["+pool+"]", args.Pools[pool])
+		checkGroup(c, "Pools["+pool+"]", args.Pools[pool].Group)
+		if p := args.Pools[pool].Parallel; p < 1 {
+			c.Add("Pools["+pool+"].Parallel", "must be at least 1 (got %d)", p)
+		}
 	}
 	return c.Err()
 }

@@ -43,9 +43,9 @@ func testArgs() *ObservabilityArgs {
 		KMSKeyArn:   pulumi.String(keyArn),
 		AlertEmails: []string{"Chem-Ops@example.edu", "lab@chem.example.edu"},
 		Gateway:     group("gw", frontLB, 600),
-		Pools: map[string]Group{
-			"gpu":   group("gpu", innerLB, 1800),
-			"embed": group("embed", innerLB, 900),
+		Pools: map[string]Pool{
+			"gpu":   {Group: group("gpu", innerLB, 1800), Parallel: 4, GPU: true},
+			"embed": {Group: group("embed", innerLB, 900), Parallel: 1},
 		},
 	}
 }
@@ -104,8 +104,8 @@ func TestNoEmailsNoSubscriptions(t *testing.T) {
 	if n := len(m.ByType(typeSub)); n != 0 {
 		t.Errorf("%d subscriptions without alert emails, want none", n)
 	}
-	if n := len(m.ByType(typeAlarm)); n != 12 {
-		t.Errorf("%d alarms without alert emails, want 12: the alarms do not depend on subscribers", n)
+	if n := len(m.ByType(typeAlarm)); n != 14 {
+		t.Errorf("%d alarms without alert emails, want 14: the alarms do not depend on subscribers", n)
 	}
 }
 
@@ -194,10 +194,10 @@ func TestDashboardHasEveryGroupsWidgets(t *testing.T) {
 			}
 		}
 	}
-	// Every pool plots its in-flight series (the scaling metric and the busiest node); the
-	// gateway, whose nodes publish nothing yet, does not.
-	for _, pool := range []string{"embed", "gpu"} {
-		title := "Pool " + pool + ": in-flight requests per node"
+	// Every pool and the gateway plot their in-flight series (the average node and the
+	// busiest), the gateway's under Pool=gateway.
+	for title, pool := range map[string]string{"Pool embed": "embed", "Pool gpu": "gpu", "Gateway": "gateway"} {
+		title += ": in-flight requests per node"
 		dims := []Dimension{{Name: "Department", Value: "chem"}, {Name: "Pool", Value: pool}}
 		for _, stat := range []string{"Average", "Maximum"} {
 			if !hasMetric(d, title, "LLMSandbox", "InFlightRequests", stat, dims...) {
@@ -205,12 +205,34 @@ func TestDashboardHasEveryGroupsWidgets(t *testing.T) {
 			}
 		}
 	}
+	// Only the GPU pool plots GPU figures, by searches over its own nodes' series.
+	expressions := map[string][]string{}
 	for _, w := range d.Widgets {
 		for _, m := range w.Properties.Metrics {
-			if m.Namespace == AgentNamespace && strings.HasPrefix(w.Properties.Title, "Gateway") {
-				t.Errorf("widget %q reads %s %s, which gateway nodes do not publish", w.Properties.Title, m.Namespace, m.Name)
+			if m.Options.Expression != "" {
+				expressions[w.Properties.Title] = append(expressions[w.Properties.Title], m.Options.Expression)
 			}
 		}
+	}
+	gpuSearch := `SEARCH('{LLMSandbox,Department,Pool,InstanceId} MetricName="GPUUtilization" Department="chem" Pool="gpu"', 'Average', 60)`
+	if got := expressions["Pool gpu: GPU utilisation per node (%)"]; !slices.Equal(got, []string{gpuSearch}) {
+		t.Errorf("GPU pool utilisation graph = %q, want %q", got, gpuSearch)
+	}
+	if got := expressions["Pool gpu: GPU memory used per node (MiB)"]; len(got) != 1 || !strings.Contains(got[0], `MetricName="GPUMemoryUsed" Department="chem" Pool="gpu"`) {
+		t.Errorf("GPU pool memory graph = %q, want a search of the pool's GPUMemoryUsed", got)
+	}
+	for title := range expressions {
+		if strings.Contains(title, "GPU") && !strings.HasPrefix(title, "Pool gpu:") {
+			t.Errorf("%q plots GPU figures; only the GPU pool has them", title)
+		}
+	}
+	// The department's tokens per second, above the groups.
+	tokens := `SUM(SEARCH('{LLMSandbox/Usage,Department,KeyId,Team} MetricName="CompletionTokens" Department="chem"', 'Sum', 60)) / 60`
+	if !slices.Contains(expressions["Usage: tokens per second"], tokens) {
+		t.Errorf("no graph plots %s; expressions %v", tokens, expressions)
+	}
+	if d.Widgets[0].Properties.Markdown != "## Usage" {
+		t.Errorf("first row %q, want the department's usage", d.Widgets[0].Properties.Markdown)
 	}
 }
 
@@ -268,21 +290,30 @@ func TestEveryGroupHasItsAlarmsOnItsOwnMetrics(t *testing.T) {
 	m := mustRun(t, testArgs())
 	topic := m.ByType(typeTopic)[0].ARN
 	got := alarms(t, m)
-	if len(got) != 12 {
-		t.Errorf("%d alarms, want 4 for each of 3 groups", len(got))
+	if want := len(catalog.AlarmKinds()) + 2*len(catalog.PoolAlarmKinds()); len(got) != want || want != 14 {
+		t.Errorf("%d alarms, want %d (4 for the gateway, 5 for each of 2 pools)", len(got), want)
 	}
 	for _, g := range []struct {
 		label, tagKey, tagValue, lb string
 		heartbeatMinutes            int
+		parallel                    int
 	}{
-		{"gateway", catalog.TagTier, "gateway", frontLB, 10},
-		{"pool-gpu", catalog.TagPool, "gpu", innerLB, 30},
-		{"pool-embed", catalog.TagPool, "embed", innerLB, 15},
+		{"gateway", catalog.TagTier, "gateway", frontLB, 10, 0},
+		{"pool-gpu", catalog.TagPool, "gpu", innerLB, 30, 4},
+		{"pool-embed", catalog.TagPool, "embed", innerLB, 15, 1},
 	} {
 		short := strings.TrimPrefix(strings.Replace(g.label, "gateway", "gw", 1), "pool-")
 		tg := map[string]any{"TargetGroup": "targetgroup/" + short + "/3333333333333333", "LoadBalancer": g.lb}
 		asg := map[string]any{"AutoScalingGroupName": short + "-asg"}
-		for _, kind := range catalog.AlarmKinds() {
+		kinds := catalog.PoolAlarmKinds()
+		if g.parallel == 0 {
+			kinds = catalog.AlarmKinds()
+			// The gateway has no capacity in flight to compare with.
+			if _, ok := got["llm-sandbox-chem-gateway-"+catalog.AlarmInFlightAboveCapacity]; ok {
+				t.Errorf("the gateway has an %s alarm, want none", catalog.AlarmInFlightAboveCapacity)
+			}
+		}
+		for _, kind := range kinds {
 			name := "llm-sandbox-chem-" + g.label + "-" + kind
 			in, ok := got[name]
 			if !ok {
@@ -337,6 +368,22 @@ func TestEveryGroupHasItsAlarmsOnItsOwnMetrics(t *testing.T) {
 		eq(p+"pending dims", queryDims(pn, ""), asg)
 		eq(p+"pending metric", pn["metricName"], "GroupPendingInstances")
 		eq(p+"pending datapoints", pn["datapointsToAlarm"], g.heartbeatMinutes)
+		if g.parallel == 0 {
+			continue
+		}
+		// In flight above capacity: the pool's own series (per node: its Average), above
+		// its parallel in every one of 10 one-minute periods; no samples is no load.
+		fl := got[p+catalog.AlarmInFlightAboveCapacity]
+		eq(p+"in-flight namespace", fl["namespace"], "LLMSandbox")
+		eq(p+"in-flight metric", fl["metricName"], "InFlightRequests")
+		eq(p+"in-flight dims", queryDims(fl, ""), map[string]any{"Department": "chem", "Pool": g.tagValue})
+		eq(p+"in-flight stat", fl["statistic"], "Average")
+		eq(p+"in-flight period", fl["period"], 60)
+		eq(p+"in-flight comparison", fl["comparisonOperator"], "GreaterThanThreshold")
+		eq(p+"in-flight threshold", fl["threshold"], g.parallel)
+		eq(p+"in-flight periods", fl["evaluationPeriods"], InFlightAboveCapacityMinutes)
+		eq(p+"in-flight datapoints", fl["datapointsToAlarm"], InFlightAboveCapacityMinutes)
+		eq(p+"in-flight missing", fl["treatMissingData"], "notBreaching")
 	}
 }
 
@@ -383,6 +430,7 @@ func TestNewObservabilityRejectsInvalidArgs(t *testing.T) {
 		{"no pools", func(a *ObservabilityArgs) { a.Pools = nil }, "Pools: at least one pool"},
 		{"no gateway target group", func(a *ObservabilityArgs) { a.Gateway.TargetGroupArnSuffix = nil }, "Gateway.TargetGroupArnSuffix: required"},
 		{"heartbeat", func(a *ObservabilityArgs) { g := a.Pools["gpu"]; g.HeartbeatSeconds = 0; a.Pools["gpu"] = g }, "Pools[gpu].HeartbeatSeconds: must be between 30 and 7200 (got 0)"},
+		{"parallel", func(a *ObservabilityArgs) { g := a.Pools["embed"]; g.Parallel = 0; a.Pools["embed"] = g }, "Pools[embed].Parallel: must be at least 1 (got 0)"},
 		{"department", func(a *ObservabilityArgs) { a.Department = "Chem" }, "Department:"},
 	} {
 		args := testArgs()

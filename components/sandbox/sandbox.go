@@ -244,14 +244,18 @@ func NewSandbox(ctx *pulumi.Context, name string, args *SandboxArgs, opts ...pul
 
 	// The alarms and the dashboard read what the groups and load balancers publish, named as
 	// CloudWatch names them (group names, ARN suffixes).
-	watched := map[string]observability.Group{}
+	watched := map[string]observability.Pool{}
 	for poolName, pool := range pools {
 		inst, _ := catalog.LookupInstance(spec.Pools[poolName].InstanceType) // validated by config
-		watched[poolName] = observability.Group{
-			GroupName:             pool.AutoScalingGroupName,
-			LoadBalancerArnSuffix: gw.InternalLoadBalancer.ArnSuffix,
-			TargetGroupArnSuffix:  pool.TargetGroup.ArnSuffix,
-			HeartbeatSeconds:      modelpool.HeartbeatSeconds(inst.HasGPU()),
+		watched[poolName] = observability.Pool{
+			Group: observability.Group{
+				GroupName:             pool.AutoScalingGroupName,
+				LoadBalancerArnSuffix: gw.InternalLoadBalancer.ArnSuffix,
+				TargetGroupArnSuffix:  pool.TargetGroup.ArnSuffix,
+				HeartbeatSeconds:      modelpool.HeartbeatSeconds(inst.HasGPU()),
+			},
+			Parallel: spec.Pools[poolName].Parallel,
+			GPU:      inst.HasGPU(),
 		}
 	}
 	obs, err := observability.NewObservability(ctx, name+"-observability", &observability.ObservabilityArgs{

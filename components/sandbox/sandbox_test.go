@@ -364,6 +364,16 @@ func TestSandboxWatchesEveryPoolAndTheGateway(t *testing.T) {
 	if g, c := mockaws.Plain(gpu.Inputs)["datapointsToAlarm"], mockaws.Plain(cpu.Inputs)["datapointsToAlarm"]; g != float64(modelpool.HeartbeatGPUSeconds/60) || c != float64(modelpool.HeartbeatCPUSeconds/60) {
 		t.Errorf("pending datapoints gpu %v, cpu %v; want the pools' heartbeats in minutes", g, c)
 	}
+	// Each pool's parallel is its in-flight alarm's threshold; the gateway has none.
+	for pool, want := range map[string]float64{"gpu": float64(spec.Pools["gpu"].Parallel), "cpu": 2} {
+		a, ok := m.ByName("aws:cloudwatch/metricAlarm:MetricAlarm", "chem-observability-pool-"+pool+"-in-flight-above-capacity")
+		if got := mockaws.Plain(a.Inputs)["threshold"]; !ok || got != want {
+			t.Errorf("pool %s in-flight alarm threshold %v (found %t), want its parallel %v", pool, got, ok, want)
+		}
+	}
+	if _, ok := m.ByName("aws:cloudwatch/metricAlarm:MetricAlarm", "chem-observability-gateway-in-flight-above-capacity"); ok {
+		t.Error("the gateway has an in-flight-above-capacity alarm, want none")
+	}
 }
 
 // The Spec's teams reach the gateway with their models and per-key limits.

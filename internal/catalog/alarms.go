@@ -5,8 +5,8 @@ package catalog
 // a plan can be checked for the alarms every group must have.
 const TagAlarm = "llm-sandbox:alarm"
 
-// The alarms every model pool and the gateway have (docs/observability.md gives each one's
-// threshold and its reason).
+// The alarms of the groups of nodes (docs/observability.md gives each one's threshold and its
+// reason): AlarmKinds on every model pool and on the gateway, PoolAlarmKinds on every pool.
 const (
 	// AlarmNoHealthyNode: the group should be serving (desired capacity at least 1) and its
 	// target group has had no healthy node for longer than a node takes to boot.
@@ -18,9 +18,20 @@ const (
 	// AlarmPendingNode: nodes stay in Pending (the launch hook's Pending:Wait) for longer
 	// than the hook's heartbeat allows one node.
 	AlarmPendingNode = "pending-node"
+	// AlarmInFlightAboveCapacity (pools only): the pool's in-flight requests per node have
+	// stayed above its parallel slots for 10 minutes, so requests queue on its nodes and
+	// scaling has not caught up. The gateway has no such figure of capacity.
+	AlarmInFlightAboveCapacity = "in-flight-above-capacity"
 )
 
-// AlarmKinds returns the alarms every group of nodes has, in a fixed order.
+// AlarmKinds returns the alarms every group of nodes has (the gateway and every pool), in a
+// fixed order.
 func AlarmKinds() []string {
 	return []string{AlarmNoHealthyNode, AlarmErrorRate, AlarmResponseTime, AlarmPendingNode}
+}
+
+// PoolAlarmKinds returns the alarms every model pool has: AlarmKinds, then those only a pool
+// has, in a fixed order.
+func PoolAlarmKinds() []string {
+	return append(AlarmKinds(), AlarmInFlightAboveCapacity)
 }

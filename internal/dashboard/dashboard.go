@@ -8,9 +8,11 @@ package dashboard
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/llm-sandbox/llm-sandbox/internal/llmmetrics"
 	"github.com/llm-sandbox/llm-sandbox/internal/rules"
+	"github.com/llm-sandbox/llm-sandbox/internal/usage"
 )
 
 // The node agent's metric contract, whose one home is internal/llmmetrics: what pool nodes
@@ -27,6 +29,13 @@ const (
 	DimensionPool = llmmetrics.DimensionPool
 	// DimensionInstance is the node's instance id (the per-node series).
 	DimensionInstance = llmmetrics.DimensionInstance
+	// MetricGPUUtilization and MetricGPUMemoryUsed are a GPU pool node's utilisation (%) and
+	// GPU memory in use (MiB), from nvidia-smi, on the node's series only (Department, Pool,
+	// InstanceId).
+	MetricGPUUtilization = llmmetrics.MetricGPUUtilization
+	MetricGPUMemoryUsed  = llmmetrics.MetricGPUMemoryUsed
+	// PoolGateway is the Pool dimension's value on the gateway nodes' in-flight samples.
+	PoolGateway = llmmetrics.PoolGateway
 )
 
 // AWS metrics the dashboard and the alarms read (CloudWatch User Guide, "CloudWatch metrics
@@ -127,23 +136,83 @@ type Dimension struct {
 	Name, Value string
 }
 
-// MetricOptions are a metric's rendering options, the last element of its array.
+// MetricOptions are a metric's rendering options, the last element of its array. An
+// expression's array holds only them, with Expression and ID set.
 type MetricOptions struct {
-	Stat  string `json:"stat,omitempty"`
-	Label string `json:"label,omitempty"`
+	Expression string `json:"expression,omitempty"`
+	ID         string `json:"id,omitempty"`
+	Stat       string `json:"stat,omitempty"`
+	Label      string `json:"label,omitempty"`
 }
 
 // Metric is one metric of a widget. In the body it is an array: namespace, metric name, then
-// dimension name and value pairs, then the options object.
+// dimension name and value pairs, then the options object; or, for a Search, the options
+// object alone with the search's expression.
 type Metric struct {
 	Namespace  string
 	Name       string
 	Dimensions []Dimension
 	Options    MetricOptions
+	// Search, when set, finds the metric's series by a search expression (Namespace and
+	// Name are then the search's, Dimensions empty). Read back from a body, an expression is
+	// Options.Expression and Search is nil.
+	Search *Search
+}
+
+// Search finds every series of a metric whose dimension names are exactly Schema and whose
+// values include Match, as a CloudWatch search expression does (CloudWatch User Guide,
+// "CloudWatch search expression syntax",
+// https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/search-expression-syntax.html):
+// a series per node, or per key, whose instance ids or key ids no one can list in advance.
+// The dashboard draws it with SEARCH; `sandboxctl status` finds the same series with
+// ListMetrics and reads each with GetMetricData, so the emulator the tests run against,
+// which evaluates no SEARCH, serves it too.
+type Search struct {
+	Namespace, Name string
+	// Schema are the dimension names of the series, all of them.
+	Schema []string
+	// Match are the dimension values each series has.
+	Match []Dimension
+	// Stat is the statistic of each series.
+	Stat string
+	// Sum adds the series into one line (SUM); without it each series is its own line,
+	// labelled by its PerSeries dimension.
+	Sum bool
+	// PerSecond divides the sum by the period: a count per period becomes a rate.
+	PerSecond bool
+	// PerSeries is the dimension that tells the series apart (InstanceId), when not Sum.
+	PerSeries string
+}
+
+// Expression is the search as a CloudWatch metric math expression over period seconds. The
+// period is fixed in the expression, so PerSecond divides by the same number.
+func (s Search) Expression(period int) string {
+	terms := []string{fmt.Sprintf("MetricName=%q", s.Name)}
+	for _, d := range s.Match {
+		terms = append(terms, fmt.Sprintf("%s=%q", d.Name, d.Value))
+	}
+	e := fmt.Sprintf("SEARCH('{%s,%s} %s', '%s', %d)", s.Namespace, strings.Join(s.Schema, ","), strings.Join(terms, " "), s.Stat, period)
+	if s.Sum {
+		e = "SUM(" + e + ")"
+	}
+	if s.PerSecond {
+		e = fmt.Sprintf("%s / %d", e, period)
+	}
+	return e
 }
 
 // MarshalJSON writes the metric as the body's array.
 func (m Metric) MarshalJSON() ([]byte, error) {
+	if m.Search != nil {
+		o := m.Options
+		o.Expression, o.Stat = m.Search.Expression(graphPeriod), ""
+		if !m.Search.Sum && m.Search.PerSeries != "" {
+			// A dynamic label names each line by its series' dimension (CloudWatch User
+			// Guide, "Use dynamic labels": ${PROP('Dim.<name>')}).
+			o.Label = strings.TrimSpace(o.Label + " ${PROP('Dim." + m.Search.PerSeries + "')}")
+		}
+		return json.Marshal([]any{o})
+	}
 	a := []any{m.Namespace, m.Name}
 	for _, d := range m.Dimensions {
 		a = append(a, d.Name, d.Value)
@@ -157,9 +226,10 @@ func (m *Metric) UnmarshalJSON(data []byte) error {
 	if err := json.Unmarshal(data, &parts); err != nil {
 		return err
 	}
-	if len(parts) < 2 {
-		return fmt.Errorf("metric %s: want namespace and name", data)
+	if len(parts) == 0 {
+		return fmt.Errorf("metric %s: want namespace and name, or an expression", data)
 	}
+	m.Search = nil
 	var strs []string
 	for i, p := range parts {
 		var s string
@@ -173,6 +243,10 @@ func (m *Metric) UnmarshalJSON(data []byte) error {
 		if err := json.Unmarshal(p, &m.Options); err != nil {
 			return fmt.Errorf("metric %s: options: %w", data, err)
 		}
+	}
+	if len(strs) == 0 && m.Options.Expression != "" {
+		m.Namespace, m.Name, m.Dimensions = "", "", nil
+		return nil
 	}
 	if len(strs) < 2 || len(strs)%2 != 0 {
 		return fmt.Errorf("metric %s: want namespace, name and dimension pairs", data)
@@ -198,22 +272,26 @@ type Targets struct {
 	// FrontDoor says the load balancer serves this group only, so its own error counts (ELB
 	// 4xx and 5xx) belong on the group's row.
 	FrontDoor bool
-	// InFlight, when set, are the dimensions of the group's in-flight series (Department and
-	// Pool): a pool's nodes publish it. Empty for the gateway, whose nodes publish nothing yet.
+	// InFlight are the dimensions of the group's in-flight series (Department and Pool,
+	// PoolGateway for the gateway), into which each of its nodes puts its sample.
 	InFlight []Dimension
+	// GPU says the group's nodes have GPUs and publish their GPU figures (a GPU pool).
+	GPU bool
 }
 
 // Gateway is the gateway's group: the LiteLLM nodes behind the front load balancer, which
 // serves them alone.
-func Gateway(groupName, loadBalancer, targetGroup string) Targets {
+func Gateway(department, groupName, loadBalancer, targetGroup string) Targets {
 	return Targets{Title: "Gateway", Label: GatewayLabel, GroupName: groupName,
-		LoadBalancer: loadBalancer, TargetGroup: targetGroup, FrontDoor: true}
+		LoadBalancer: loadBalancer, TargetGroup: targetGroup, FrontDoor: true,
+		InFlight: []Dimension{{Name: DimensionDepartment, Value: department}, {Name: DimensionPool, Value: PoolGateway}}}
 }
 
-// Pool is a model pool's group, behind the internal load balancer the pools share.
-func Pool(department, pool, groupName, loadBalancer, targetGroup string) Targets {
+// Pool is a model pool's group, behind the internal load balancer the pools share; gpu says
+// its instance type has a GPU.
+func Pool(department, pool string, gpu bool, groupName, loadBalancer, targetGroup string) Targets {
 	return Targets{Title: "Pool " + pool, Label: PoolLabel(pool), GroupName: groupName,
-		LoadBalancer: loadBalancer, TargetGroup: targetGroup,
+		LoadBalancer: loadBalancer, TargetGroup: targetGroup, GPU: gpu,
 		InFlight: []Dimension{{Name: DimensionDepartment, Value: department}, {Name: DimensionPool, Value: pool}}}
 }
 
@@ -228,16 +306,30 @@ const (
 	viewTimeSerie = "timeSeries"
 )
 
-// New lays out the department's dashboard: per group (the gateway first, then each pool, as
-// given) a header and its Graphs.
-func New(region string, groups []Targets) Dashboard {
+// UsageTitle heads the department's own row: what its gateway answered, from the usage
+// metrics (internal/usage).
+const UsageTitle = "Usage"
+
+// New lays out the department's dashboard: its usage row (UsageGraphs), then per group (the
+// gateway first, then each pool, as given) a header and its Graphs.
+func New(region, department string, groups []Targets) Dashboard {
 	var d Dashboard
 	y := 0
+	rows := []struct {
+		title  string
+		graphs []Widget
+	}{{UsageTitle, UsageGraphs(department)}}
 	for _, g := range groups {
+		rows = append(rows, struct {
+			title  string
+			graphs []Widget
+		}{g.Title, Graphs(g)})
+	}
+	for _, row := range rows {
 		d.Widgets = append(d.Widgets, Widget{Type: "text", X: 0, Y: y, Width: gridColumns, Height: headerHeight,
-			Properties: WidgetProperties{Markdown: "## " + g.Title}})
+			Properties: WidgetProperties{Markdown: "## " + row.title}})
 		y += headerHeight
-		ws := Graphs(g)
+		ws := row.graphs
 		for i, w := range ws {
 			w.Properties.Region, w.Properties.View, w.Properties.Period = region, viewTimeSerie, graphPeriod
 			d.Widgets = append(d.Widgets, Widget{Type: "metric",
@@ -249,8 +341,26 @@ func New(region string, groups []Targets) Dashboard {
 	return d
 }
 
+// UsageGraphs are the department's own graphs: the tokens per second its gateway answered,
+// from the usage metrics every gateway worker publishes per team and key (internal/usage), so
+// a search adds up the series of all keys. Each title is UsageTitle, ": " and the graph's.
+func UsageGraphs(department string) []Widget {
+	tokens := func(name, label, id string) Metric {
+		return Metric{Namespace: usage.Namespace, Name: name, Options: MetricOptions{Label: label, ID: id},
+			Search: &Search{Namespace: usage.Namespace, Name: name,
+				Schema: []string{usage.DimDepartment, usage.DimKeyID, usage.DimTeam},
+				Match:  []Dimension{{Name: usage.DimDepartment, Value: department}},
+				Stat:   "Sum", Sum: true, PerSecond: true}}
+	}
+	return []Widget{{Properties: WidgetProperties{Title: UsageTitle + ": tokens per second", Metrics: []Metric{
+		tokens(usage.MetricCompletionTokens, "completion tokens/s", "completion"),
+		tokens(usage.MetricPromptTokens, "prompt tokens/s", "prompt"),
+	}}}}
+}
+
 // Graphs are one group's graphs in grid order: its requests, errors, response time, healthy
-// and unhealthy targets, nodes and CPU. Each title is the group's title, ": " and the graph's;
+// and unhealthy targets, nodes, CPU, in-flight requests per node and, on a GPU pool, GPU
+// utilisation and memory per node. Each title is the group's title, ": " and the graph's;
 // each metric carries the statistic the graph plots and its label.
 func Graphs(g Targets) []Widget {
 	tg := []Dimension{{DimTargetGroup, g.TargetGroup}, {DimLoadBalancer, g.LoadBalancer}}
@@ -287,11 +397,27 @@ func Graphs(g Targets) []Widget {
 		graph("CPU (%)", m(NamespaceEC2, MetricCPU, asg, "Average", "average CPU")),
 	}
 	if len(g.InFlight) > 0 {
-		// The pool's series holds one sample per node and minute: its Average is the figure
-		// the scaling policy tracks, its Maximum the busiest node.
+		// The group's series holds one sample per node and minute: its Average is the figure
+		// a pool's scaling policy tracks, its Maximum the busiest node.
+		average := "average (scaling metric)"
+		if g.Label == GatewayLabel {
+			average = "average"
+		}
 		ws = append(ws, graph("in-flight requests per node",
-			m(AgentNamespace, MetricInFlightRequests, g.InFlight, "Average", "average (scaling metric)"),
+			m(AgentNamespace, MetricInFlightRequests, g.InFlight, "Average", average),
 			m(AgentNamespace, MetricInFlightRequests, g.InFlight, "Maximum", "busiest node")))
+	}
+	if g.GPU {
+		// The GPU figures exist per node only: a search finds the nodes' series.
+		perNode := func(name, stat, id string) Metric {
+			return Metric{Namespace: AgentNamespace, Name: name, Options: MetricOptions{Label: "node", ID: id},
+				Search: &Search{Namespace: AgentNamespace, Name: name,
+					Schema: []string{DimensionDepartment, DimensionPool, DimensionInstance},
+					Match:  g.InFlight, Stat: stat, PerSeries: DimensionInstance}}
+		}
+		ws = append(ws,
+			graph("GPU utilisation per node (%)", perNode(MetricGPUUtilization, "Average", "gpu")),
+			graph("GPU memory used per node (MiB)", perNode(MetricGPUMemoryUsed, "Maximum", "memory")))
 	}
 	return ws
 }

@@ -61,6 +61,8 @@ type Pool struct {
 	GroupName string
 	// Hours are its office hours; nil when it serves around the clock.
 	Hours *Hours
+	// GPU says its instance type has a GPU: its nodes publish GPU figures.
+	GPU bool
 }
 
 // Clients are the AWS APIs status reads.
@@ -98,6 +100,9 @@ type Report struct {
 	Notes []string `json:"notes"`
 	// Alarms are the department's alarms, those in ALARM first.
 	Alarms []Alarm `json:"alarms"`
+	// Usage are the department's own graphs (dashboard.UsageGraphs): what its gateway
+	// answered, from the usage metrics of all its keys.
+	Usage []Graph `json:"usage"`
 	// Groups are the gateway, then each pool by name.
 	Groups []Group `json:"groups"`
 }
@@ -108,7 +113,8 @@ func (r *Report) OK() bool { return len(r.Problems) == 0 }
 // Alarm is one alarm's state.
 type Alarm struct {
 	Name string `json:"name"`
-	// Group is the group's label (gateway, pool-<name>); Kind one of catalog.AlarmKinds.
+	// Group is the group's label (gateway, pool-<name>); Kind one of catalog.AlarmKinds, or
+	// for a pool of catalog.PoolAlarmKinds.
 	Group string `json:"group"`
 	Kind  string `json:"kind"`
 	// State is ALARM, INSUFFICIENT_DATA, OK or MISSING.
@@ -148,14 +154,26 @@ type Graph struct {
 }
 
 // Figure is one metric of a graph with its statistic over the window; Value is nil when the
-// metric has no data points in it.
+// metric has no data points in it. A metric the dashboard finds by a search (dashboard.Search)
+// is every series the search finds: their sum when the dashboard adds them (per second when
+// it divides by the period), else the highest series, each series in Series.
 type Figure struct {
 	Label     string   `json:"label"`
 	Namespace string   `json:"namespace"`
 	Metric    string   `json:"metric"`
 	Stat      string   `json:"stat"`
 	Value     *float64 `json:"value"`
-	query     cwtypes.MetricDataQuery
+	// Series are the series of a search drawn one line each (a node's), those with data in
+	// the window, by name (the dimension that tells them apart).
+	Series []Series `json:"series,omitempty"`
+	query  cwtypes.MetricDataQuery
+	search *dashboard.Search
+}
+
+// Series is one series of a search figure.
+type Series struct {
+	Name  string  `json:"name"`
+	Value float64 `json:"value"`
 }
 
 // Collect reads the department's status at now over the window before it (whole minutes).
@@ -177,10 +195,12 @@ func Collect(ctx context.Context, c Clients, in Input, window time.Duration, now
 		pool  string
 		group string
 		hours *Hours
+		gpu   bool
 	}
 	members := []member{{group: in.GatewayGroup}}
 	for _, name := range slices.Sorted(maps.Keys(in.Pools)) {
-		members = append(members, member{pool: name, group: in.Pools[name].GroupName, hours: in.Pools[name].Hours})
+		p := in.Pools[name]
+		members = append(members, member{pool: name, group: p.GroupName, hours: p.Hours, gpu: p.GPU})
 	}
 	var names []string
 	for _, m := range members {
@@ -190,7 +210,8 @@ func Collect(ctx context.Context, c Clients, in Input, window time.Duration, now
 	if err != nil {
 		return nil, err
 	}
-	var figures []*Figure
+	rd := &reader{window: window}
+	r.Usage = rd.graphs(dashboard.UsageGraphs(in.Department), dashboard.UsageTitle)
 	for _, m := range members {
 		asg, ok := asgs[m.group]
 		if !ok {
@@ -204,9 +225,9 @@ func Collect(ctx context.Context, c Clients, in Input, window time.Duration, now
 		if err != nil {
 			return nil, err
 		}
-		targets := dashboard.Gateway(m.group, arnSuffix(lbArn, ":loadbalancer/"), arnSuffix(tgArn, ":"))
+		targets := dashboard.Gateway(in.Department, m.group, arnSuffix(lbArn, ":loadbalancer/"), arnSuffix(tgArn, ":"))
 		if m.pool != "" {
-			targets = dashboard.Pool(in.Department, m.pool, m.group, arnSuffix(lbArn, ":loadbalancer/"), arnSuffix(tgArn, ":"))
+			targets = dashboard.Pool(in.Department, m.pool, m.gpu, m.group, arnSuffix(lbArn, ":loadbalancer/"), arnSuffix(tgArn, ":"))
 		}
 		g := Group{
 			Title: targets.Title, Label: targets.Label, AutoScalingGroup: m.group,
@@ -225,23 +246,14 @@ func Collect(ctx context.Context, c Clients, in Input, window time.Duration, now
 		if g.Targets, err = targetHealth(ctx, c.ELB, tgArn); err != nil {
 			return nil, err
 		}
-		for _, w := range dashboard.Graphs(targets) {
-			graph := Graph{Title: strings.TrimPrefix(w.Properties.Title, targets.Title+": "), Figures: make([]Figure, len(w.Properties.Metrics))}
-			for i, m := range w.Properties.Metrics {
-				graph.Figures[i] = Figure{Label: m.Options.Label, Namespace: m.Namespace, Metric: m.Name, Stat: m.Options.Stat,
-					query: query(fmt.Sprintf("m%d", len(figures)), m, window)}
-				// The figures' array is the graph's for good: the pointer stays valid.
-				figures = append(figures, &graph.Figures[i])
-			}
-			g.Graphs = append(g.Graphs, graph)
-		}
+		g.Graphs = rd.graphs(dashboard.Graphs(targets), targets.Title)
 		r.Groups = append(r.Groups, g)
 		if g.ShouldServe && g.Targets["healthy"] == 0 {
 			r.Problems = append(r.Problems, fmt.Sprintf("%s: no healthy target while it should serve (desired %d; instances %s; targets %s)",
 				g.Title, g.Desired, counts(g.Lifecycle), counts(g.Targets)))
 		}
 	}
-	if err := metricData(ctx, c.CloudWatch, figures, r.Start, r.End); err != nil {
+	if err := rd.read(ctx, c.CloudWatch, r.Start, r.End); err != nil {
 		return nil, err
 	}
 	if r.Alarms, err = alarms(ctx, c.CloudWatch, in.Department, r.Groups); err != nil {
@@ -332,38 +344,166 @@ func query(id string, m dashboard.Metric, window time.Duration) cwtypes.MetricDa
 // GetMetricData, MetricDataQueries: "as many as 500").
 const maxQueries = 500
 
-// metricData fills each figure's value from GetMetricData.
-func metricData(ctx context.Context, c *cloudwatch.Client, figures []*Figure, start, end time.Time) error {
-	byID := map[string]*Figure{}
-	for _, f := range figures {
-		byID[aws.ToString(f.query.Id)] = f
-	}
-	for batch := range slices.Chunk(figures, maxQueries) {
-		var qs []cwtypes.MetricDataQuery
-		for _, f := range batch {
-			qs = append(qs, f.query)
+// reader gathers the figures of the dashboard's graphs and reads them in one go.
+type reader struct {
+	window  time.Duration
+	figures []*Figure
+}
+
+// graphs are the widgets as the report's graphs, each title without the row's title, their
+// figures still to read.
+func (rd *reader) graphs(ws []dashboard.Widget, title string) []Graph {
+	var out []Graph
+	for _, w := range ws {
+		graph := Graph{Title: strings.TrimPrefix(w.Properties.Title, title+": "), Figures: make([]Figure, len(w.Properties.Metrics))}
+		for i, m := range w.Properties.Metrics {
+			f := Figure{Label: m.Options.Label, Namespace: m.Namespace, Metric: m.Name, Stat: m.Options.Stat, search: m.Search}
+			if m.Search != nil {
+				f.Stat = m.Search.Stat
+			} else {
+				f.query = query(fmt.Sprintf("m%d", len(rd.figures)), m, rd.window)
+			}
+			graph.Figures[i] = f
+			// The figures' array is the graph's for good: the pointer stays valid.
+			rd.figures = append(rd.figures, &graph.Figures[i])
 		}
+		out = append(out, graph)
+	}
+	return out
+}
+
+// part is one series a query reads for a figure.
+type part struct {
+	figure *Figure
+	// name tells a search's series apart (its PerSeries dimension's value).
+	name string
+}
+
+// read fills every figure's value from GetMetricData, after listing the series of each
+// search with ListMetrics: the series a CloudWatch search would find, each read with the
+// search's statistic.
+func (rd *reader) read(ctx context.Context, c *cloudwatch.Client, start, end time.Time) error {
+	var queries []cwtypes.MetricDataQuery
+	parts := map[string]part{}
+	for i, f := range rd.figures {
+		if f.search == nil {
+			queries = append(queries, f.query)
+			parts[aws.ToString(f.query.Id)] = part{figure: f}
+			continue
+		}
+		series, err := searchSeries(ctx, c, *f.search)
+		if err != nil {
+			return err
+		}
+		for j, m := range series {
+			id := fmt.Sprintf("s%d_%d", i, j)
+			queries = append(queries, cwtypes.MetricDataQuery{
+				Id: aws.String(id),
+				MetricStat: &cwtypes.MetricStat{Metric: &m, Period: aws.Int32(int32(rd.window / time.Second)),
+					Stat: aws.String(f.search.Stat)},
+				ReturnData: aws.Bool(true),
+			})
+			parts[id] = part{figure: f, name: dimensionValue(m.Dimensions, f.search.PerSeries)}
+		}
+	}
+	for batch := range slices.Chunk(queries, maxQueries) {
 		p := cloudwatch.NewGetMetricDataPaginator(c, &cloudwatch.GetMetricDataInput{
-			MetricDataQueries: qs, StartTime: aws.Time(start), EndTime: aws.Time(end),
+			MetricDataQueries: batch, StartTime: aws.Time(start), EndTime: aws.Time(end),
 			ScanBy: cwtypes.ScanByTimestampAscending,
 		})
+		seen := map[string]bool{}
 		for p.HasMorePages() {
 			page, err := p.NextPage(ctx)
 			if err != nil {
 				return fmt.Errorf("GetMetricData: %w", err)
 			}
 			for _, res := range page.MetricDataResults {
-				f := byID[aws.ToString(res.Id)]
+				id := aws.ToString(res.Id)
+				at, ok := parts[id]
 				// One period spans the window, so one point; the first is the window's.
-				if f == nil || f.Value != nil || len(res.Values) == 0 || math.IsNaN(res.Values[0]) {
+				if !ok || seen[id] || len(res.Values) == 0 || math.IsNaN(res.Values[0]) {
 					continue
 				}
-				v := res.Values[0]
-				f.Value = &v
+				seen[id] = true
+				add(at, res.Values[0], rd.window)
 			}
 		}
 	}
+	for _, f := range rd.figures {
+		slices.SortFunc(f.Series, func(a, b Series) int { return strings.Compare(a.Name, b.Name) })
+	}
 	return nil
+}
+
+// add puts one series' value into its figure: the value of a plain metric; for a search,
+// into the sum (per second over the window when the search divides by the period), or as
+// one more series, the figure being the highest.
+func add(at part, v float64, window time.Duration) {
+	f := at.figure
+	switch {
+	case f.search == nil:
+		f.Value = &v
+	case f.search.Sum:
+		if f.search.PerSecond {
+			v /= window.Seconds()
+		}
+		if f.Value != nil {
+			v += *f.Value
+		}
+		f.Value = &v
+	default:
+		f.Series = append(f.Series, Series{Name: at.name, Value: v})
+		if f.Value == nil || v > *f.Value {
+			f.Value = &v
+		}
+	}
+}
+
+// searchSeries lists the series a search finds: the metric's series in its namespace with the
+// Match values whose dimension names are exactly its Schema. ListMetrics, like a search,
+// lists series with data in the past two weeks.
+func searchSeries(ctx context.Context, c *cloudwatch.Client, s dashboard.Search) ([]cwtypes.Metric, error) {
+	var filters []cwtypes.DimensionFilter
+	for _, d := range s.Match {
+		filters = append(filters, cwtypes.DimensionFilter{Name: aws.String(d.Name), Value: aws.String(d.Value)})
+	}
+	schema := slices.Sorted(slices.Values(s.Schema))
+	var out []cwtypes.Metric
+	// Each series once, however often a listing repeats it (the emulator lists one per
+	// data point).
+	seen := map[string]bool{}
+	p := cloudwatch.NewListMetricsPaginator(c, &cloudwatch.ListMetricsInput{
+		Namespace: aws.String(s.Namespace), MetricName: aws.String(s.Name), Dimensions: filters})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("ListMetrics %s %s: %w", s.Namespace, s.Name, err)
+		}
+		for _, m := range page.Metrics {
+			var names, pairs []string
+			for _, d := range m.Dimensions {
+				names = append(names, aws.ToString(d.Name))
+				pairs = append(pairs, aws.ToString(d.Name)+"="+aws.ToString(d.Value))
+			}
+			slices.Sort(names)
+			slices.Sort(pairs)
+			if key := strings.Join(pairs, "\x00"); slices.Equal(names, schema) && !seen[key] {
+				seen[key] = true
+				out = append(out, m)
+			}
+		}
+	}
+	return out, nil
+}
+
+// dimensionValue is the value of the named dimension, or "" without one.
+func dimensionValue(dims []cwtypes.Dimension, name string) string {
+	for _, d := range dims {
+		if aws.ToString(d.Name) == name {
+			return aws.ToString(d.Value)
+		}
+	}
+	return ""
 }
 
 // maxAlarmNames is DescribeAlarms' limit of names per call (CloudWatch API Reference,
@@ -373,11 +513,12 @@ const maxAlarmNames = 100
 // stateOrder sorts alarms: those that need a person first.
 var stateOrder = map[string]int{StateAlarm: 0, StateInsufficient: 1, StateMissing: 2, StateOK: 3}
 
-// alarms reads every alarm the groups have (catalog.AlarmKinds each), those in ALARM first.
+// alarms reads every alarm the groups have (catalog.AlarmKinds for the gateway,
+// catalog.PoolAlarmKinds for each pool), those in ALARM first.
 func alarms(ctx context.Context, c *cloudwatch.Client, department string, groups []Group) ([]Alarm, error) {
 	var want []Alarm
 	for _, g := range groups {
-		for _, kind := range catalog.AlarmKinds() {
+		for _, kind := range AlarmKinds(g.Label) {
 			want = append(want, Alarm{Name: dashboard.AlarmName(department, g.Label, kind), Group: g.Label, Kind: kind, State: StateMissing})
 		}
 	}
@@ -407,6 +548,15 @@ func alarms(ctx context.Context, c *cloudwatch.Client, department string, groups
 	}
 	slices.SortStableFunc(want, func(a, b Alarm) int { return stateOrder[a.State] - stateOrder[b.State] })
 	return want, nil
+}
+
+// AlarmKinds are the alarms of the group with that label (dashboard.GatewayLabel or
+// dashboard.PoolLabel): the gateway's catalog.AlarmKinds, a pool's catalog.PoolAlarmKinds.
+func AlarmKinds(label string) []string {
+	if label == dashboard.GatewayLabel {
+		return catalog.AlarmKinds()
+	}
+	return catalog.PoolAlarmKinds()
 }
 
 // counts spells a count map "InService 2, Pending:Wait 1" in name order, or "none".

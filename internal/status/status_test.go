@@ -2,6 +2,7 @@ package status_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/llm-sandbox/llm-sandbox/internal/preflight/preflighttest"
 	"github.com/llm-sandbox/llm-sandbox/internal/status"
 	"github.com/llm-sandbox/llm-sandbox/internal/status/statustest"
+	"github.com/llm-sandbox/llm-sandbox/internal/usage"
 )
 
 const region = "ca-central-1"
@@ -46,6 +48,20 @@ func figure(t *testing.T, g status.Group, name, stat string) status.Figure {
 }
 
 func value(f status.Figure) string { return status.FormatValue(f.Value) }
+
+// figureIn is the figure of the graphs with that metric name.
+func figureIn(t *testing.T, graphs []status.Graph, name string) status.Figure {
+	t.Helper()
+	for _, graph := range graphs {
+		for _, f := range graph.Figures {
+			if f.Metric == name {
+				return f
+			}
+		}
+	}
+	t.Fatalf("no figure %s in %+v", name, graphs)
+	return status.Figure{}
+}
 
 // notToday are office hours on a day that is not today's, so the pool is outside them now.
 func notToday(now time.Time) *status.Hours {
@@ -91,8 +107,34 @@ func TestCollectReadsTheDashboardsFiguresAndFindsProblems(t *testing.T) {
 	d.StopInstances(t, d.Pools["embed"].Instances)
 	d.EnterStandby(t, gw.GroupName, d.Gateway.Instances[0])
 
+	// The GPU pool's nodes' GPU figures, each node its own series; the searches must not
+	// take a series with other dimensions, or another pool's or department's.
+	node := func(name, pool, instance string) dashboard.Metric {
+		dims := []dashboard.Dimension{{Name: "Department", Value: "chem"}, {Name: "Pool", Value: pool}}
+		if instance != "" {
+			dims = append(dims, dashboard.Dimension{Name: "InstanceId", Value: instance})
+		}
+		return dashboard.Metric{Namespace: dashboard.AgentNamespace, Name: name, Dimensions: dims}
+	}
+	gpuA, gpuB := d.Pools["gpu"].Instances[0], d.Pools["gpu"].Instances[1]
+	d.Put(t, node(dashboard.MetricGPUUtilization, "gpu", gpuA), at, 40, 60)
+	d.Put(t, node(dashboard.MetricGPUUtilization, "gpu", gpuB), at, 90)
+	d.Put(t, node(dashboard.MetricGPUUtilization, "gpu", ""), at, 99)
+	d.Put(t, node(dashboard.MetricGPUUtilization, "embed", d.Pools["embed"].Instances[0]), at, 100)
+	d.Put(t, node(dashboard.MetricGPUMemoryUsed, "gpu", gpuA), at, 9000, 9100)
+	// The gateway's in-flight series.
+	d.Put(t, node(dashboard.MetricInFlightRequests, "gateway", ""), at, 2, 4)
+	// Completion tokens of two keys of the department, and of another department's key.
+	key := func(department, team, id string) dashboard.Metric {
+		return dashboard.Metric{Namespace: usage.Namespace, Name: usage.MetricCompletionTokens, Dimensions: []dashboard.Dimension{
+			{Name: usage.DimDepartment, Value: department}, {Name: usage.DimTeam, Value: team}, {Name: usage.DimKeyID, Value: id}}}
+	}
+	d.Put(t, key("chem", "lab", "k1"), at, 600, 1200)
+	d.Put(t, key("chem", "students", "k2"), at, 3600)
+	d.Put(t, key("bio", "lab", "k3"), at, 36000)
+
 	in := status.Input{Stack: "chemistry", Department: "chem", Region: region, GatewayGroup: gw.GroupName, Pools: map[string]status.Pool{
-		"gpu":   {GroupName: d.Pools["gpu"].Targets.GroupName},
+		"gpu":   {GroupName: d.Pools["gpu"].Targets.GroupName, GPU: true},
 		"embed": {GroupName: d.Pools["embed"].Targets.GroupName, Hours: notToday(now)},
 	}}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -132,8 +174,46 @@ func TestCollectReadsTheDashboardsFiguresAndFindsProblems(t *testing.T) {
 			embed.ShouldServe, embed.Targets["healthy"], gpu.ShouldServe, gpu.Targets["healthy"])
 	}
 
-	if len(r.Alarms) != 3*len(catalog.AlarmKinds()) || r.Alarms[0].Name != gpuAlarm || r.Alarms[0].State != status.StateAlarm {
-		t.Errorf("alarms %+v, want %d with %s first in ALARM", r.Alarms, 3*len(catalog.AlarmKinds()), gpuAlarm)
+	// 5,400 completion tokens of the department's keys in the hour: 1.5 a second.
+	if got := value(figureIn(t, r.Usage, usage.MetricCompletionTokens)); got != "1.5" {
+		t.Errorf("completion tokens per second = %s, want 1.5", got)
+	}
+	if got := value(figureIn(t, r.Usage, usage.MetricPromptTokens)); got != "-" {
+		t.Errorf("prompt tokens per second = %s, want none", got)
+	}
+	if got := value(figure(t, g, dashboard.MetricInFlightRequests, "Average")); got != "3" {
+		t.Errorf("gateway in flight per node = %s, want 3", got)
+	}
+	gpuGroup := r.Groups[2]
+	util := figure(t, gpuGroup, dashboard.MetricGPUUtilization, "Average")
+	want := []status.Series{{Name: gpuA, Value: 50}, {Name: gpuB, Value: 90}}
+	if gpuA > gpuB {
+		want[0], want[1] = want[1], want[0]
+	}
+	if value(util) != "90" || !slices.Equal(util.Series, want) {
+		t.Errorf("gpu utilisation %s per node %+v, want the highest node's 90 and each node's %+v", value(util), util.Series, want)
+	}
+	if mem := figure(t, gpuGroup, dashboard.MetricGPUMemoryUsed, "Maximum"); value(mem) != "9100" || len(mem.Series) != 1 {
+		t.Errorf("gpu memory %s per node %+v, want 9100 on one node", value(mem), mem.Series)
+	}
+	for _, graph := range r.Groups[1].Graphs {
+		if strings.Contains(graph.Title, "GPU") {
+			t.Errorf("the CPU pool has a graph %q", graph.Title)
+		}
+	}
+
+	// The gateway's alarms, and each pool's, which include the in-flight alarm.
+	if n := len(catalog.AlarmKinds()) + 2*len(catalog.PoolAlarmKinds()); len(r.Alarms) != n || r.Alarms[0].Name != gpuAlarm || r.Alarms[0].State != status.StateAlarm {
+		t.Errorf("alarms %+v, want %d with %s first in ALARM", r.Alarms, n, gpuAlarm)
+	}
+	var inFlight []string
+	for _, a := range r.Alarms {
+		if a.Kind == catalog.AlarmInFlightAboveCapacity {
+			inFlight = append(inFlight, a.Group)
+		}
+	}
+	if slices.Sort(inFlight); !slices.Equal(inFlight, []string{"pool-embed", "pool-gpu"}) {
+		t.Errorf("in-flight alarms listed for %v, want each pool's and not the gateway's", inFlight)
 	}
 	for _, a := range r.Alarms[1:] {
 		if a.State != status.StateOK {

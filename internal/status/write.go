@@ -51,6 +51,10 @@ func WriteText(w io.Writer, r *Report) error {
 	fmt.Fprintf(b, "\nAlarms: %d of %d OK\n", ok, len(r.Alarms))
 	tw.Flush()
 
+	fmt.Fprintln(b, "\nUsage (every key of the department)")
+	tw = tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
+	writeGraphs(tw, r.Usage)
+	tw.Flush()
 	for _, g := range r.Groups {
 		hours := "serves around the clock"
 		if g.Hours != nil {
@@ -63,17 +67,31 @@ func WriteText(w io.Writer, r *Report) error {
 		fmt.Fprintf(b, "\n%s (%s; %s)\n", g.Title, g.AutoScalingGroup, hours)
 		tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
 		fmt.Fprintf(tw, "  now\tdesired %d (min %d, max %d); instances %s; targets %s\n", g.Desired, g.Min, g.Max, counts(g.Lifecycle), counts(g.Targets))
-		for _, graph := range g.Graphs {
-			var parts []string
-			for _, f := range graph.Figures {
-				parts = append(parts, fmt.Sprintf("%s %s", f.Label, FormatValue(f.Value)))
-			}
-			fmt.Fprintf(tw, "  %s\t%s\n", graph.Title, strings.Join(parts, ", "))
-		}
+		writeGraphs(tw, g.Graphs)
 		tw.Flush()
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writeGraphs writes one line per graph: each figure's label and value; a figure drawn per
+// node gives the highest and then every node's.
+func writeGraphs(tw io.Writer, graphs []Graph) {
+	for _, graph := range graphs {
+		var parts []string
+		for _, f := range graph.Figures {
+			part := fmt.Sprintf("%s %s", f.Label, FormatValue(f.Value))
+			if len(f.Series) > 0 {
+				var each []string
+				for _, s := range f.Series {
+					each = append(each, fmt.Sprintf("%s %s", s.Name, FormatValue(&s.Value)))
+				}
+				part = fmt.Sprintf("%s max %s (%s)", f.Label, FormatValue(f.Value), strings.Join(each, ", "))
+			}
+			parts = append(parts, part)
+		}
+		fmt.Fprintf(tw, "  %s\t%s\n", graph.Title, strings.Join(parts, ", "))
+	}
 }
 
 // FormatValue spells a figure: up to three decimals without trailing zeros, "-" for no data.

@@ -25,7 +25,6 @@ import (
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 
-	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
 	"github.com/llm-sandbox/llm-sandbox/internal/dashboard"
 	"github.com/llm-sandbox/llm-sandbox/internal/status"
 )
@@ -126,11 +125,13 @@ func Seed(t testing.TB, cfg aws.Config, department string, gateway int, pools ma
 	}
 	d := &Department{Name: department, Pools: map[string]Group{}, cfg: cfg}
 	d.Gateway = group(dashboard.GatewayLabel, front, gateway)
-	d.Gateway.Targets = dashboard.Gateway(department+"-"+dashboard.GatewayLabel, lbSuffix(front), tgSuffix(d.Gateway.TargetGroupArn))
+	d.Gateway.Targets = dashboard.Gateway(department, department+"-"+dashboard.GatewayLabel, lbSuffix(front), tgSuffix(d.Gateway.TargetGroupArn))
 	for _, pool := range slices.Sorted(maps.Keys(pools)) {
 		label := dashboard.PoolLabel(pool)
 		g := group(label, internal, pools[pool])
-		g.Targets = dashboard.Pool(department, pool, department+"-"+label, lbSuffix(internal), tgSuffix(g.TargetGroupArn))
+		// The GPU flag only decides which graphs a group has; a test that wants a pool's GPU
+		// figures says so in status.Input and publishes the nodes' series itself.
+		g.Targets = dashboard.Pool(department, pool, false, department+"-"+label, lbSuffix(internal), tgSuffix(g.TargetGroupArn))
 		d.Pools[pool] = g
 	}
 
@@ -138,7 +139,7 @@ func Seed(t testing.TB, cfg aws.Config, department string, gateway int, pools ma
 	// which reads their state.
 	cw := status.NewClients(cfg).CloudWatch
 	for _, g := range d.Groups() {
-		for _, kind := range catalog.AlarmKinds() {
+		for _, kind := range status.AlarmKinds(g.Targets.Label) {
 			name := dashboard.AlarmName(department, g.Targets.Label, kind)
 			_, err := cw.PutMetricAlarm(ctx, &cloudwatch.PutMetricAlarmInput{
 				AlarmName: aws.String(name), Namespace: aws.String(dashboard.NamespaceASG), MetricName: aws.String(dashboard.MetricPendingInstances),
