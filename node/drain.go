@@ -74,6 +74,8 @@ type ServeOptions struct {
 	MetricsInterval time.Duration
 	// Metrics receives the samples. Default: CloudWatch in the node's region.
 	Metrics llmmetrics.Sink
+	// Run runs nvidia-smi for a GPU pool's figures (node/metrics_gpu.go). Default ExecRunner.
+	Run Runner
 	// now is the clock (tests of the spot deadline); default time.Now.
 	now func() time.Time
 }

@@ -36,6 +36,12 @@ func startServe(t *testing.T, drainSeconds int, mutate ...func(*ServeOptions)) *
 // startServeIn starts Serve on a node whose target lifecycle state is state.
 func startServeIn(t *testing.T, state string, drainSeconds int, mutate ...func(*ServeOptions)) *drainEnv {
 	t.Helper()
+	return startServeConfig(t, state, drainSeconds, nil, mutate...)
+}
+
+// startServeConfig is startServeIn with the node config changed by cfgMutate (when not nil).
+func startServeConfig(t *testing.T, state string, drainSeconds int, cfgMutate func(*Config), mutate ...func(*ServeOptions)) *drainEnv {
+	t.Helper()
 	e := &drainEnv{
 		backend: &streamBackend{next: make(chan string), hosts: make(chan string, 16)},
 		counter: &inflight.Counter{},
@@ -52,6 +58,9 @@ func startServeIn(t *testing.T, state string, drainSeconds int, mutate ...func(*
 		Role: RoleOllama, Department: "chemistry", Pool: "gpu", Region: "ca-central-1",
 		Lifecycle: Lifecycle{Hook: "llm-sandbox-launch", TerminateHook: "llm-sandbox-terminate", DrainSeconds: drainSeconds},
 		Ollama:    &OllamaConfig{Port: freePort(t), BackendPort: backendPort},
+	}
+	if cfgMutate != nil {
+		cfgMutate(cfg)
 	}
 	listening := make(chan string, 1)
 	opts := ServeOptions{

@@ -46,14 +46,19 @@ func RenderServeUnit(c *Config, p ServeUnitPaths) ([]byte, error) {
 		ExecStart:     p.Agent + " serve --config " + p.Config,
 		HardeningWhy: []string{
 			"Sandbox (systemd.exec(5)): a dynamic user without capabilities, nothing writable on",
-			"the file system, no devices, IPv4/IPv6/Unix sockets only, the @system-service system calls.",
+			"the file system, no devices (on GPU pools only the NVIDIA devices, which nvidia-smi reads",
+			"for the GPU figures), IPv4/IPv6/Unix sockets only, the @system-service system calls.",
 			"The instance role's credentials come from IMDS, which any local user can reach.",
 		},
 		Hardening: append(sandboxing(),
 			"DynamicUser=yes",
 			"ProtectSystem=strict",
-			"PrivateDevices=yes",
 			"MemoryDenyWriteExecute=yes"),
+	}
+	if c.Ollama != nil && c.Ollama.GPU && c.Ollama.BackendPort != 0 {
+		u.Hardening = append(u.Hardening, nvidiaDevices()...)
+	} else {
+		u.Hardening = append(u.Hardening, "PrivateDevices=yes")
 	}
 	return u.render(), nil
 }

@@ -68,15 +68,26 @@ func TestServeUnitPassesSystemdAnalyze(t *testing.T) {
 	if err := os.WriteFile(p.Agent, []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	unit, err := RenderServeUnit(drainingConfig(false), p)
-	if err != nil {
-		t.Fatal(err)
+	for _, gpu := range []bool{false, true} {
+		unit, err := RenderServeUnit(drainingConfig(gpu), p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		file := filepath.Join(dir, fmt.Sprintf("gpu-%t", gpu), ServeUnit)
+		if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(file, unit, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		analyzeUnit(t, analyze, file)
+		// A GPU pool's unit sees the NVIDIA devices (nvidia-smi for the GPU figures), a CPU
+		// pool's none.
+		devices := strings.Contains(string(unit), "DeviceAllow=char-nvidiactl rw") && !strings.Contains(string(unit), "PrivateDevices=yes")
+		if devices != gpu {
+			t.Errorf("serve unit of a GPU pool (%t) sees the NVIDIA devices: %t\n%s", gpu, devices, unit)
+		}
 	}
-	file := filepath.Join(dir, ServeUnit)
-	if err := os.WriteFile(file, unit, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	analyzeUnit(t, analyze, file)
 }
 
 func TestConfigValidatesDrainSettings(t *testing.T) {
