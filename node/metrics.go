@@ -80,7 +80,7 @@ func (c *CloudWatchSink) Put(ctx context.Context, s llmmetrics.Sample) error {
 	return nil
 }
 
-// publishInFlight starts the in-flight publisher of a pool node in the background (the
+// publishInFlight starts the in-flight publisher of a node with the accounting proxy in the background (the
 // instance id from the metadata, the sink opts.Metrics or CloudWatch in the node's region);
 // the returned function stops it and waits until it stopped.
 func publishInFlight(ctx context.Context, cfg *Config, opts ServeOptions, awsCfg aws.Config, meta metadataGetter, counter *inflight.Counter, log *Logger) (stop func(), err error) {
@@ -103,6 +103,12 @@ func publishInFlight(ctx context.Context, cfg *Config, opts ServeOptions, awsCfg
 	if interval <= 0 {
 		interval = llmmetrics.IntervalSeconds * time.Second
 	}
+	// A gateway node's samples carry the gateway's Pool value, which no model pool may take
+	// (rules.ModelPoolName).
+	pool := cfg.Pool
+	if cfg.Role == RoleLiteLLM {
+		pool = llmmetrics.PoolGateway
+	}
 	var last string
 	var readGPU func(context.Context) *llmmetrics.GPUSample
 	if cfg.Ollama != nil && cfg.Ollama.GPU {
@@ -113,7 +119,7 @@ func publishInFlight(ctx context.Context, cfg *Config, opts ServeOptions, awsCfg
 		readGPU = gpuReader(run, log)
 	}
 	p := &llmmetrics.Publisher{
-		Department: cfg.Department, Pool: cfg.Pool, Instance: instance,
+		Department: cfg.Department, Pool: pool, Instance: instance,
 		Interval: interval, Read: func() int64 { return counter.Snapshot().InFlight }, ReadGPU: readGPU, Sink: sink,
 		OnError: func(err error) {
 			// Once per distinct error: an unreachable CloudWatch must not flood the journal.
@@ -131,6 +137,6 @@ func publishInFlight(ctx context.Context, cfg *Config, opts ServeOptions, awsCfg
 		what += " (and " + llmmetrics.MetricGPUUtilization + ", " + llmmetrics.MetricGPUMemoryUsed + " from nvidia-smi)"
 	}
 	log.Printf("serve: publishing %s/%s every %s (department %s, pool %s, instance %s)",
-		llmmetrics.Namespace, what, interval, cfg.Department, cfg.Pool, instance)
+		llmmetrics.Namespace, what, interval, cfg.Department, pool, instance)
 	return func() { stopRun(); <-done }, nil
 }
