@@ -251,7 +251,7 @@ func (p *parser) pools(n *yaml.Node) map[string]Pool {
 	for _, e := range entries {
 		name := e[0].Value
 		pp := joinPath(path, name)
-		if msg := rules.PoolName(name); msg != "" {
+		if msg := rules.ModelPoolName(name); msg != "" {
 			p.add(pp, "%s", msg)
 		}
 		pools[name] = p.pool(e[1], pp, name)

@@ -190,7 +190,11 @@ func (c *Config) validate(testRoot, unpinned bool) error {
 	if msg := rules.Department(c.Department); msg != "" {
 		add("department", "%s", msg)
 	}
-	if msg := rules.PoolName(c.Pool); msg != "" {
+	poolRule := rules.PoolName
+	if c.Role == RoleOllama {
+		poolRule = rules.ModelPoolName
+	}
+	if msg := poolRule(c.Pool); msg != "" {
 		add("pool", "%s", msg)
 	}
 	if c.Region == "" {
@@ -248,6 +252,28 @@ func (o *OllamaConfig) ListenPort() int {
 		return o.BackendPort
 	}
 	return o.Port
+}
+
+// ListenPort is the port LiteLLM itself listens on: BackendPort behind the accounting proxy,
+// Port without it.
+func (l *LiteLLMConfig) ListenPort() int {
+	if l.BackendPort != 0 {
+		return l.BackendPort
+	}
+	return l.Port
+}
+
+// proxied names the accounting proxy a serving node runs (`sandbox-node serve`): the port it
+// listens on, the loopback port of the server behind it and that server's name. ok is false
+// on a node without one (no backendPort in its role's section).
+func (c *Config) proxied() (port, backendPort int, server string, ok bool) {
+	switch {
+	case c.Ollama != nil && c.Ollama.BackendPort != 0:
+		return c.Ollama.Port, c.Ollama.BackendPort, "ollama", true
+	case c.LiteLLM != nil && c.LiteLLM.BackendPort != 0:
+		return c.LiteLLM.Port, c.LiteLLM.BackendPort, "litellm", true
+	}
+	return 0, 0, "", false
 }
 
 func (o *OllamaConfig) validate(testRoot, unpinned bool) []error {
@@ -335,8 +361,14 @@ type LiteLLMConfig struct {
 	// SHA-256, extracts it and installs with --no-index: PyPI is never contacted. When absent,
 	// pip downloads the wheels from PyPI; either way every wheel must match a hash of the lock.
 	Wheelhouse *Artifact `json:"wheelhouse,omitempty"`
-	// Port is LiteLLM's listening port (4000).
+	// Port is the gateway's port (4000), the one its target group sends requests to. Without
+	// BackendPort LiteLLM listens there itself.
 	Port int `json:"port"`
+	// BackendPort, optional, is LiteLLM's own port on 127.0.0.1 (LiteLLMBackendPort on a
+	// node): the agent's accounting proxy (`sandbox-node serve`) then listens on Port, counts
+	// the requests in flight, publishes the count and refuses new requests while the node
+	// drains, as on a pool node.
+	BackendPort int `json:"backendPort,omitempty"`
 	// Workers is LiteLLM's --num_workers, uvicorn worker processes; set explicitly because the
 	// default changed between versions. One per vCPU suits a CPU gateway node.
 	Workers int `json:"workers"`
@@ -444,6 +476,9 @@ func (l *LiteLLMConfig) validate(local bool) []error {
 	}
 	if l.Port < 1 || l.Port > 65535 {
 		add("port", "must be 1-65535 (got %d)", l.Port)
+	}
+	if b := l.BackendPort; b != 0 && (b < 1 || b > 65535 || b == l.Port) {
+		add("backendPort", "must be 1-65535 and differ from port %d, or absent (got %d)", l.Port, b)
 	}
 	if l.Workers < 1 || l.Workers > 64 {
 		add("workers", "must be 1-64 uvicorn workers, about one per vCPU (got %d)", l.Workers)

@@ -123,10 +123,11 @@ func docsAgent(t *testing.T, cfg *Config) *Agent {
 }
 
 // drainingLiteLLMConfig is liteLLMGoldenConfig as the Gateway component renders it: with the
-// terminating hook.
+// terminating hook and LiteLLM behind the accounting proxy.
 func drainingLiteLLMConfig() *Config {
 	c := liteLLMGoldenConfig()
 	c.Lifecycle.TerminateHook, c.Lifecycle.DrainSeconds = "llm-sandbox-terminate", 3600
+	c.LiteLLM.BackendPort = LiteLLMBackendPort
 	return c
 }
 

@@ -74,6 +74,8 @@ type ServeOptions struct {
 	MetricsInterval time.Duration
 	// Metrics receives the samples. Default: CloudWatch in the node's region.
 	Metrics llmmetrics.Sink
+	// Run runs nvidia-smi for a GPU pool's figures (node/metrics_gpu.go). Default ExecRunner.
+	Run Runner
 	// now is the clock (tests of the spot deadline); default time.Now.
 	now func() time.Time
 }
@@ -137,8 +139,10 @@ func poll(ctx context.Context, meta metadataGetter) (drainSignal, error) {
 	return sig, nil
 }
 
-// Serve runs a serving node until ctx ends: on a pool node whose config names a backendPort,
-// the accounting proxy on ollama.port in front of Ollama; on every node with a terminateHook,
+// Serve runs a serving node until ctx ends: on a node whose config names a backendPort, the
+// accounting proxy in front of its server (on ollama.port in front of Ollama on a pool node,
+// on litellm.port in front of LiteLLM on a gateway node) and the in-flight publisher; on every
+// node with a terminateHook,
 // the drain watcher. The watcher polls the instance metadata every opts.Poll. When Auto
 // Scaling takes the instance out of service (target lifecycle state Terminated, or a warm-pool
 // state once it has been InService: a pool that reuses instances on scale-in sends it back to
@@ -187,19 +191,26 @@ func Serve(ctx context.Context, cfg *Config, opts ServeOptions) error {
 
 	var srv *http.Server
 	srvErr := make(chan error, 1)
-	if o := cfg.Ollama; o != nil && o.BackendPort != 0 {
+	if port, backendPort, server, ok := cfg.proxied(); ok {
 		host := ""
 		if opts.Root != "" && opts.Root != "/" {
 			host = "127.0.0.1"
 		}
-		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(o.Port)))
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
 		if err != nil {
-			return fmt.Errorf("serve: listen on port %d: %w", o.Port, err)
+			return fmt.Errorf("serve: listen on port %d: %w", port, err)
 		}
-		backend := net.JoinHostPort("127.0.0.1", strconv.Itoa(o.BackendPort))
+		backend := net.JoinHostPort("127.0.0.1", strconv.Itoa(backendPort))
 		srv = &http.Server{Handler: NewProxy(backend, counter), ReadHeaderTimeout: 30 * time.Second}
+		if l := cfg.LiteLLM; l != nil {
+			// The front load balancer reuses its connections to a target until its own idle
+			// timeout: the proxy keeps them open as long as LiteLLM did itself (its keep-alive,
+			// above that timeout), or the balancer could send a request down a connection
+			// that is closing and answer the client 502.
+			srv.IdleTimeout = time.Duration(l.KeepAliveSeconds) * time.Second
+		}
 		go func() { srvErr <- srv.Serve(ln) }()
-		log.Printf("serve: proxy on %s to ollama on %s, counting requests in flight", ln.Addr(), backend)
+		log.Printf("serve: proxy on %s to %s on %s, counting requests in flight", ln.Addr(), server, backend)
 		wait, err := publishInFlight(ctx, cfg, opts, awsCfg, meta, counter, log)
 		if err != nil {
 			_ = srv.Close()

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/llm-sandbox/llm-sandbox/internal/inflight"
+	"github.com/llm-sandbox/llm-sandbox/internal/llmmetrics"
 	"github.com/llm-sandbox/llm-sandbox/node/awstest"
 )
 
@@ -36,6 +37,12 @@ func startServe(t *testing.T, drainSeconds int, mutate ...func(*ServeOptions)) *
 // startServeIn starts Serve on a node whose target lifecycle state is state.
 func startServeIn(t *testing.T, state string, drainSeconds int, mutate ...func(*ServeOptions)) *drainEnv {
 	t.Helper()
+	return startServeConfig(t, state, drainSeconds, nil, mutate...)
+}
+
+// startServeConfig is startServeIn with the node config changed by cfgMutate (when not nil).
+func startServeConfig(t *testing.T, state string, drainSeconds int, cfgMutate func(*Config), mutate ...func(*ServeOptions)) *drainEnv {
+	t.Helper()
 	e := &drainEnv{
 		backend: &streamBackend{next: make(chan string), hosts: make(chan string, 16)},
 		counter: &inflight.Counter{},
@@ -52,6 +59,9 @@ func startServeIn(t *testing.T, state string, drainSeconds int, mutate ...func(*
 		Role: RoleOllama, Department: "chemistry", Pool: "gpu", Region: "ca-central-1",
 		Lifecycle: Lifecycle{Hook: "llm-sandbox-launch", TerminateHook: "llm-sandbox-terminate", DrainSeconds: drainSeconds},
 		Ollama:    &OllamaConfig{Port: freePort(t), BackendPort: backendPort},
+	}
+	if cfgMutate != nil {
+		cfgMutate(cfg)
 	}
 	listening := make(chan string, 1)
 	opts := ServeOptions{
@@ -309,5 +319,63 @@ func TestServeGatewayWatcherContinues(t *testing.T) {
 	}
 	if strings.Contains(log.String(), "proxy on") {
 		t.Errorf("a gateway node started a proxy:\n%s", log.String())
+	}
+}
+
+// gatewayNode turns startServe's pool node into a gateway node whose LiteLLM (the stream
+// backend) listens behind the accounting proxy, as the Gateway component renders it.
+func gatewayNode(c *Config) {
+	c.Role, c.Pool = RoleLiteLLM, "gateway"
+	c.LiteLLM = &LiteLLMConfig{Port: c.Ollama.Port, BackendPort: c.Ollama.BackendPort, Workers: 1, KeepAliveSeconds: 960}
+	c.Ollama = nil
+}
+
+// A gateway node with litellm.backendPort runs the accounting proxy in front of LiteLLM as a
+// pool node does in front of Ollama: the load balancer's health check passes through it, it
+// publishes its in-flight count with the gateway's Pool value, and on termination it refuses
+// new requests (the health check too) and waits for the stream in flight before CONTINUE.
+func TestServeGatewayProxyCountsPublishesAndDrains(t *testing.T) {
+	var cw *awstest.CloudWatch
+	e := startServeConfig(t, "InService", 60, gatewayNode, func(o *ServeOptions) {
+		cw = awstest.ServeCloudWatch(t)
+		o.MetricsInterval = 20 * time.Millisecond
+	})
+	if code := e.status(t, LiteLLMHealthPath); code != http.StatusOK {
+		t.Fatalf("the load balancer's health check through the proxy: %d", code)
+	}
+	published := func(v float64) func() bool {
+		return func() bool {
+			d := cw.Data()
+			for i := len(d) - 1; i >= 0; i-- {
+				if len(d[i].Dimensions) == 2 {
+					return d[i].Value == v && d[i].Dimensions[llmmetrics.DimensionPool] == llmmetrics.PoolGateway
+				}
+			}
+			return false
+		}
+	}
+	waitFor(t, "a published 0 while idle", published(0))
+	stream := e.openStream(t)
+	waitFor(t, "a published 1 with a stream open", published(1))
+	for _, d := range cw.Data() {
+		if d.Metric != llmmetrics.MetricInFlightRequests || d.Dimensions[llmmetrics.DimensionPool] != llmmetrics.PoolGateway {
+			t.Fatalf("a gateway node published %+v: want only %s with Pool=%s", d, llmmetrics.MetricInFlightRequests, llmmetrics.PoolGateway)
+		}
+	}
+
+	e.imds.SetTargetLifecycleState("Terminated")
+	waitFor(t, "new requests to be refused", func() bool { return e.status(t, LiteLLMHealthPath) == http.StatusServiceUnavailable })
+	time.Sleep(100 * time.Millisecond)
+	if calls := e.asg.Calls(); len(calls) != 0 {
+		t.Fatalf("lifecycle action completed with a stream in flight: %v", calls)
+	}
+	e.backend.next <- "last"
+	close(e.backend.next)
+	if rest, err := io.ReadAll(stream); err != nil || string(rest) != "last\n" {
+		t.Fatalf("the stream in flight did not finish: %q %v", rest, err)
+	}
+	waitFor(t, "CONTINUE on the terminating hook", func() bool { return len(e.asg.Calls()) > 0 })
+	if !strings.Contains(e.log.String(), "to litellm on 127.0.0.1:") {
+		t.Errorf("the log does not name the proxy to litellm:\n%s", e.log)
 	}
 }

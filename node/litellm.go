@@ -95,11 +95,16 @@ func LiteLLMEnv() []EnvVar {
 // liteLLMArgs are LiteLLM's command-line arguments after the executable. --keepalive_timeout
 // is uvicorn's timeout_keep_alive ("Set the uvicorn keepalive timeout in seconds", `litellm
 // --help` of 1.108.7; added by BerriAI/litellm#11594).
+// Behind the accounting proxy (a backendPort) LiteLLM listens on 127.0.0.1:backendPort
+// whatever host says: only the proxy reaches it.
 func liteLLMArgs(configFile, host string, l *LiteLLMConfig) []string {
+	if l.BackendPort != 0 {
+		host = "127.0.0.1"
+	}
 	return []string{
 		"--config", configFile,
 		"--host", host,
-		"--port", strconv.Itoa(l.Port),
+		"--port", strconv.Itoa(l.ListenPort()),
 		"--num_workers", strconv.Itoa(l.Workers),
 		"--keepalive_timeout", strconv.Itoa(l.KeepAliveSeconds),
 	}
@@ -262,7 +267,8 @@ func DefaultLiteLLMUnitPaths() LiteLLMUnitPaths {
 
 // RenderLiteLLMUnit renders LiteLLM's systemd unit: the venv's litellm as the litellm user,
 // listening on every interface (the master key authenticates every model route, and the gateway
-// security group admits only the load balancer), hardened with a read-only file system: LiteLLM
+// security group admits only the load balancer), or on 127.0.0.1:backendPort behind the
+// accounting proxy, hardened with a read-only file system: LiteLLM
 // without a database writes nothing (seen by running it as an unprivileged user with no home),
 // so there is no StateDirectory or CacheDirectory, and PrivateTmp gives it a /tmp of its own.
 func RenderLiteLLMUnit(c *Config, p LiteLLMUnitPaths) ([]byte, error) {

@@ -69,8 +69,12 @@ func (r *liteLLMRole) Name() string { return RoleLiteLLM }
 
 // Summary names the LiteLLM this agent installs, the models, the port and the workers.
 func (r *liteLLMRole) Summary() string {
-	return fmt.Sprintf("litellm %s, %d model(s), port %d, %d worker(s)",
-		versions.LiteLLM.Version, len(r.litellm.Models), r.litellm.Port, r.litellm.Workers)
+	behind := ""
+	if r.litellm.BackendPort != 0 {
+		behind = fmt.Sprintf(" (litellm on 127.0.0.1:%d behind the accounting proxy)", r.litellm.BackendPort)
+	}
+	return fmt.Sprintf("litellm %s, %d model(s), port %d%s, %d worker(s)",
+		versions.LiteLLM.Version, len(r.litellm.Models), r.litellm.Port, behind, r.litellm.Workers)
 }
 
 // Steps are install, user, secret, configure, start.
@@ -86,7 +90,7 @@ func (r *liteLLMRole) Steps() []Step {
 
 // base is the local LiteLLM's URL.
 func (r *liteLLMRole) base() string {
-	return "http://127.0.0.1:" + strconv.Itoa(r.litellm.Port)
+	return "http://127.0.0.1:" + strconv.Itoa(r.litellm.ListenPort())
 }
 
 // live asks GET /health/liveliness: 200 means the proxy is up (it needs no key and

@@ -14,8 +14,20 @@ import (
 // proxy that owns the pool's port (11434).
 const OllamaBackendPort = 11435
 
-// Proxy is the accounting reverse proxy in front of Ollama. Ollama can neither refuse new
-// requests while serving old ones nor say how many it is answering, so the proxy does both: it
+// LiteLLMBackendPort is LiteLLM's own port on 127.0.0.1 on a gateway node, behind the
+// accounting proxy that owns the gateway's port (4000).
+const LiteLLMBackendPort = 4001
+
+// forwardedHeaders are the load balancer's headers about the client (an ALB sets
+// X-Forwarded-For, -Proto and -Port, "HTTP headers and Application Load Balancers",
+// https://docs.aws.amazon.com/elasticloadbalancing/latest/application/x-forwarded-headers.html).
+// ReverseProxy drops them before Rewrite; the proxy passes them on unchanged, so the server
+// behind it sees what it saw without the proxy.
+var forwardedHeaders = []string{"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Port"}
+
+// Proxy is the accounting reverse proxy in front of Ollama on a pool node and of LiteLLM on a
+// gateway node. Neither can refuse new requests while serving old ones, nor (Ollama) say how
+// many it is answering, so the proxy does both: it
 // counts every request from the moment it accepts it until the response body is fully written
 // (streams included: ServeHTTP returns only then) or the client went away (the request's
 // context ends, the backend request is cancelled, ServeHTTP returns), and once the counter is
@@ -50,6 +62,11 @@ func NewProxy(backend string, counter *inflight.Counter) *Proxy {
 			// answers 403 to any Host that is not local (its allowed-hosts check), and the
 			// load balancer's requests name the load balancer.
 			pr.SetURL(target)
+			for _, h := range forwardedHeaders {
+				if v, ok := pr.In.Header[h]; ok {
+					pr.Out.Header[h] = v
+				}
+			}
 		},
 		Transport: transport,
 		// Write every chunk of a stream as soon as Ollama writes it.
@@ -59,7 +76,7 @@ func NewProxy(backend string, counter *inflight.Counter) *Proxy {
 				// The client went away: there is nobody to answer.
 				return
 			}
-			http.Error(w, "upstream model server unavailable", http.StatusBadGateway)
+			http.Error(w, "upstream server unavailable", http.StatusBadGateway)
 		},
 	}
 	return p

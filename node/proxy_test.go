@@ -230,3 +230,28 @@ func BenchmarkProxyOverhead(b *testing.B) {
 		}
 	})
 }
+
+// The load balancer's X-Forwarded-* headers reach the server behind the proxy unchanged, as
+// they did before the proxy stood between them.
+func TestProxyPassesTheLoadBalancersForwardedHeaders(t *testing.T) {
+	seen := make(chan http.Header, 1)
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { seen <- r.Header.Clone() }))
+	t.Cleanup(backend.Close)
+	front := httptest.NewServer(NewProxy(strings.TrimPrefix(backend.URL, "http://"), &inflight.Counter{}))
+	t.Cleanup(front.Close)
+	req, _ := http.NewRequest(http.MethodGet, front.URL+"/health/liveliness", nil)
+	req.Header.Set("X-Forwarded-For", "142.103.7.9")
+	req.Header.Set("X-Forwarded-Proto", "https")
+	req.Header.Set("X-Forwarded-Port", "443")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	h := <-seen
+	for k, want := range map[string]string{"X-Forwarded-For": "142.103.7.9", "X-Forwarded-Proto": "https", "X-Forwarded-Port": "443"} {
+		if got := h.Values(k); len(got) != 1 || got[0] != want {
+			t.Errorf("backend saw %s %q, want %q", k, got, want)
+		}
+	}
+}

@@ -140,9 +140,7 @@ func RenderUnit(c *Config, p UnitPaths) ([]byte, error) {
 			"MemoryDenyWriteExecute=yes"),
 	}
 	if c.Ollama.GPU {
-		u.Hardening = append(u.Hardening, "DevicePolicy=closed",
-			"DeviceAllow=char-nvidiactl rw", "DeviceAllow=char-nvidia-caps rw",
-			"DeviceAllow=char-nvidia-frontend rw", "DeviceAllow=char-nvidia-uvm rw")
+		u.Hardening = append(u.Hardening, nvidiaDevices()...)
 	} else {
 		u.Hardening = append(u.Hardening, "PrivateDevices=yes")
 	}
@@ -150,6 +148,15 @@ func RenderUnit(c *Config, p UnitPaths) ([]byte, error) {
 		u.ExecStartPre = []string{p.NvidiaSMI}
 	}
 	return u.render(), nil
+}
+
+// nvidiaDevices are the directives that let a GPU pool's services see the NVIDIA devices and
+// no other (the device groups NixOS's ollama module allows for CUDA): Ollama, and the serve
+// unit, whose metrics publisher runs nvidia-smi.
+func nvidiaDevices() []string {
+	return []string{"DevicePolicy=closed",
+		"DeviceAllow=char-nvidiactl rw", "DeviceAllow=char-nvidia-caps rw",
+		"DeviceAllow=char-nvidia-frontend rw", "DeviceAllow=char-nvidia-uvm rw"}
 }
 
 // sandboxing is the systemd sandbox both services run in (systemd.exec(5)), scored by

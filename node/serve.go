@@ -35,8 +35,8 @@ func RenderServeUnit(c *Config, p ServeUnitPaths) ([]byte, error) {
 		return nil, errors.New("render " + ServeUnit + ": the config has no lifecycle.terminateHook")
 	}
 	what := "drain watcher"
-	if c.Ollama != nil && c.Ollama.BackendPort != 0 {
-		what = fmt.Sprintf("accounting proxy on port %d and drain watcher", c.Ollama.Port)
+	if port, _, _, ok := c.proxied(); ok {
+		what = fmt.Sprintf("accounting proxy on port %d and drain watcher", port)
 	}
 	u := unitFile{
 		Title:         "sandbox-node serve",
@@ -46,20 +46,26 @@ func RenderServeUnit(c *Config, p ServeUnitPaths) ([]byte, error) {
 		ExecStart:     p.Agent + " serve --config " + p.Config,
 		HardeningWhy: []string{
 			"Sandbox (systemd.exec(5)): a dynamic user without capabilities, nothing writable on",
-			"the file system, no devices, IPv4/IPv6/Unix sockets only, the @system-service system calls.",
+			"the file system, no devices (on GPU pools only the NVIDIA devices, which nvidia-smi reads",
+			"for the GPU figures), IPv4/IPv6/Unix sockets only, the @system-service system calls.",
 			"The instance role's credentials come from IMDS, which any local user can reach.",
 		},
 		Hardening: append(sandboxing(),
 			"DynamicUser=yes",
 			"ProtectSystem=strict",
-			"PrivateDevices=yes",
 			"MemoryDenyWriteExecute=yes"),
+	}
+	if c.Ollama != nil && c.Ollama.GPU && c.Ollama.BackendPort != 0 {
+		u.Hardening = append(u.Hardening, nvidiaDevices()...)
+	} else {
+		u.Hardening = append(u.Hardening, "PrivateDevices=yes")
 	}
 	return u.render(), nil
 }
 
-// stepServe writes the serve unit and (re)starts it, then, on a pool node, proves the proxy
-// answers GET /api/version from Ollama. Without systemd (tests, --no-systemd) the unit is
+// stepServe writes the serve unit and (re)starts it, then, on a node with the accounting
+// proxy, proves the proxy answers from the server behind it (GET /api/version from Ollama, GET
+// /health/liveliness from LiteLLM: the load balancer's health check). Without systemd (tests, --no-systemd) the unit is
 // written and the caller runs `sandbox-node serve` itself.
 func (a *Agent) stepServe(ctx context.Context, _ *runState) (string, error) {
 	unit, err := RenderServeUnit(a.cfg, ServeUnitPaths{Agent: AgentBinary, Config: ConfigPath})
@@ -77,17 +83,21 @@ func (a *Agent) stepServe(ctx context.Context, _ *runState) (string, error) {
 	if err := svc.start(ctx, len(written) > 0); err != nil {
 		return "", err
 	}
-	o := a.cfg.Ollama
-	if o == nil || o.BackendPort == 0 {
+	port, backendPort, server, ok := a.cfg.proxied()
+	if !ok {
 		return ServeUnit + " started: drain watcher", nil
 	}
-	url := "http://127.0.0.1:" + strconv.Itoa(o.Port) + "/api/version"
+	path := "/api/version"
+	if server == "litellm" {
+		path = LiteLLMHealthPath
+	}
+	url := "http://127.0.0.1:" + strconv.Itoa(port) + path
 	if _, err := a.waitHealthy(ctx, svc, "the accounting proxy", "GET "+url, func(ctx context.Context) (string, error) {
 		return "", a.getOK(ctx, url)
 	}); err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("%s started: the proxy on port %d answers from ollama on %d", ServeUnit, o.Port, o.BackendPort), nil
+	return fmt.Sprintf("%s started: the proxy on port %d answers from %s on %d", ServeUnit, port, server, backendPort), nil
 }
 
 // getOK GETs url from the local server and wants 200.

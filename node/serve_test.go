@@ -68,15 +68,26 @@ func TestServeUnitPassesSystemdAnalyze(t *testing.T) {
 	if err := os.WriteFile(p.Agent, []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	unit, err := RenderServeUnit(drainingConfig(false), p)
-	if err != nil {
-		t.Fatal(err)
+	for _, gpu := range []bool{false, true} {
+		unit, err := RenderServeUnit(drainingConfig(gpu), p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		file := filepath.Join(dir, fmt.Sprintf("gpu-%t", gpu), ServeUnit)
+		if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(file, unit, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		analyzeUnit(t, analyze, file)
+		// A GPU pool's unit sees the NVIDIA devices (nvidia-smi for the GPU figures), a CPU
+		// pool's none.
+		devices := strings.Contains(string(unit), "DeviceAllow=char-nvidiactl rw") && !strings.Contains(string(unit), "PrivateDevices=yes")
+		if devices != gpu {
+			t.Errorf("serve unit of a GPU pool (%t) sees the NVIDIA devices: %t\n%s", gpu, devices, unit)
+		}
 	}
-	file := filepath.Join(dir, ServeUnit)
-	if err := os.WriteFile(file, unit, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	analyzeUnit(t, analyze, file)
 }
 
 func TestConfigValidatesDrainSettings(t *testing.T) {
@@ -151,4 +162,54 @@ func TestBootstrapAbandonsWhenTheProxyNeverAnswers(t *testing.T) {
 	err := e.bootstrap(func(o *Options) { o.Timeouts[StepServe] = 300 * time.Millisecond })
 	wantStepFailure(t, err, StepServe, "the accounting proxy never answered")
 	wantResults(t, e.lc, ResultAbandon)
+}
+
+// Behind the proxy LiteLLM listens on 127.0.0.1:backendPort only, the serve unit names the
+// proxy on the gateway's port, and the config checks the backend port and the pool names.
+func TestLiteLLMBehindTheProxy(t *testing.T) {
+	c := drainingLiteLLMConfig()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("the gateway's draining config is invalid: %v", err)
+	}
+	unit, err := RenderLiteLLMUnit(c, DefaultLiteLLMUnitPaths())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(unit), " --host 127.0.0.1 --port 4001 ") || strings.Contains(string(unit), "0.0.0.0") {
+		t.Errorf("litellm.service behind the proxy does not listen on 127.0.0.1:4001 only:\n%s", unit)
+	}
+	if got := c.LiteLLM.ListenPort(); got != LiteLLMBackendPort {
+		t.Errorf("ListenPort = %d, want %d", got, LiteLLMBackendPort)
+	}
+	if got := liteLLMGoldenConfig().LiteLLM.ListenPort(); got != 4000 {
+		t.Errorf("ListenPort without a proxy = %d, want 4000", got)
+	}
+	serve, err := RenderServeUnit(c, ServeUnitPaths{Agent: AgentBinary, Config: ConfigPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(serve), "Description=llm-sandbox accounting proxy on port 4000 and drain watcher") ||
+		!strings.Contains(string(serve), "PrivateDevices=yes") {
+		t.Errorf("the gateway's serve unit does not name the proxy on 4000, or sees devices:\n%s", serve)
+	}
+
+	for _, tc := range []struct {
+		name   string
+		mutate func(*Config)
+		want   string
+	}{
+		{"backend on the proxy's port", func(c *Config) { c.LiteLLM.BackendPort = c.LiteLLM.Port }, "litellm.backendPort: must be 1-65535 and differ from port 4000"},
+		{"backend out of range", func(c *Config) { c.LiteLLM.BackendPort = 70000 }, "litellm.backendPort: must be 1-65535"},
+		{"a model pool named as the gateway", func(c *Config) {
+			d := drainingConfig(true)
+			*c = *d
+			c.Pool = "gateway"
+		}, `pool: pool name must not be "gateway"`},
+	} {
+		c := drainingLiteLLMConfig()
+		tc.mutate(c)
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: Validate() = %v, want %q", tc.name, err, tc.want)
+		}
+	}
 }

@@ -173,9 +173,11 @@ func runBootstrap(ctx context.Context, e env, args []string) int {
 const serveUsage = `Usage: sandbox-node serve [flags]
 
 Run until stopped (SIGTERM). With ollama.backendPort in the node config, listen on
-ollama.port and proxy to Ollama on 127.0.0.1:backendPort, counting the requests in
-flight, and publish that count to CloudWatch every 60 s (LLMSandbox/InFlightRequests;
-see docs/observability.md). Every 5 s read the instance metadata: autoscaling/target-lifecycle-state
+ollama.port and proxy to Ollama on 127.0.0.1:backendPort (with litellm.backendPort:
+on litellm.port, to LiteLLM), counting the requests in flight, and publish that count
+to CloudWatch every 60 s (LLMSandbox/InFlightRequests, Pool=gateway on a gateway
+node; on a GPU pool also GPUUtilization and GPUMemoryUsed from nvidia-smi; see
+docs/node-agent.md). Every 5 s read the instance metadata: autoscaling/target-lifecycle-state
 and spot/instance-action. On "Terminated" or a spot notice, drain: answer every new
 request (the health check too) 503 with Connection: close, wait for the requests in
 flight, at most lifecycle.drainSeconds (for a spot notice, at most until 10 s before

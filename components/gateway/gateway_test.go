@@ -16,6 +16,7 @@ import (
 	"github.com/llm-sandbox/llm-sandbox/components/internal/nodegroup"
 	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
 	"github.com/llm-sandbox/llm-sandbox/internal/frontdoor"
+	"github.com/llm-sandbox/llm-sandbox/internal/llmmetrics"
 	"github.com/llm-sandbox/llm-sandbox/internal/mockaws"
 	"github.com/llm-sandbox/llm-sandbox/internal/mockaws/mocktest"
 	"github.com/llm-sandbox/llm-sandbox/internal/rules"
@@ -575,10 +576,14 @@ func TestUserDataCarriesNodeConfig(t *testing.T) {
 			m, _, _ := mustRun(t, tc.args)
 			doc, cfg := cloudConfig(t, m)
 			want := node.Config{
-				Role: node.RoleLiteLLM, Department: "chem", Pool: "gateway", Region: region,
+				// Pool is the gateway's Pool dimension of the in-flight metric, which no model
+				// pool may take.
+				Role: node.RoleLiteLLM, Department: "chem", Pool: llmmetrics.PoolGateway, Region: region,
 				Lifecycle: node.Lifecycle{Hook: "llm-sandbox-launch", HeartbeatSeconds: 600, TerminateHook: "llm-sandbox-terminate", DrainSeconds: 3600},
 				LiteLLM: &node.LiteLLMConfig{
-					Port: 4000, Workers: tc.workers, MasterKeySecretArn: secretArn,
+					// LiteLLM on loopback behind the agent's accounting proxy, which owns the
+					// target group's port.
+					Port: 4000, BackendPort: 4001, Workers: tc.workers, MasterKeySecretArn: secretArn,
 					// Pools in name order, each pool's models in its order, each at the pool's
 					// listener on the internal ALB, with the catalog's kind and tools and the
 					// pool's context capped at the model's (phi3:mini's 4,096).
@@ -652,6 +657,8 @@ func TestRole(t *testing.T) {
 		"ReadSecret":                {"secretsmanager:GetSecretValue", secretArn, nil},
 		"DecryptSecretThroughSecretsManager": {"kms:Decrypt", keyArn,
 			map[string]map[string]any{"StringEquals": {"kms:ViaService": "secretsmanager.ca-central-1.amazonaws.com"}}},
+		// The agent's in-flight count, into the agent's namespace only.
+		"PutAgentMetrics": {"cloudwatch:PutMetricData", "*", map[string]map[string]any{"StringEquals": {"cloudwatch:namespace": llmmetrics.Namespace}}},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("node policy:\n got  %+v\n want %+v", got, want)
@@ -1070,6 +1077,7 @@ func TestInvalidArgs(t *testing.T) {
 		{"max below min", with(func(a *GatewayArgs) { a.MinSize, a.MaxSize = 3, 2 }), "MaxSize"},
 		{"no pools", with(func(a *GatewayArgs) { a.Pools = nil }), "Pools"},
 		{"bad pool name", with(func(a *GatewayArgs) { a.Pools["Big_GPU"] = a.Pools["gpu"]; delete(a.Pools, "gpu") }), `Pools["Big_GPU"]`},
+		{"pool named as the gateway", with(func(a *GatewayArgs) { a.Pools["gateway"] = a.Pools["gpu"]; delete(a.Pools, "gpu") }), `Pools["gateway"]`},
 		{"listener port 0", with(pool("gpu", func(r *PoolRoute) { r.ListenerPort = 0 })), `Pools["gpu"].ListenerPort`},
 		{"negative context length", with(pool("gpu", func(r *PoolRoute) { r.ContextLength = -1 })), `Pools["gpu"].ContextLength`},
 		{"listener port too high", with(pool("gpu", func(r *PoolRoute) { r.ListenerPort = 70000 })), `Pools["gpu"].ListenerPort`},

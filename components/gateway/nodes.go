@@ -11,6 +11,7 @@ import (
 	"github.com/llm-sandbox/llm-sandbox/components/internal/nodegroup"
 	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
 	"github.com/llm-sandbox/llm-sandbox/internal/keyregistry"
+	"github.com/llm-sandbox/llm-sandbox/internal/rules"
 	"github.com/llm-sandbox/llm-sandbox/internal/usage"
 	"github.com/llm-sandbox/llm-sandbox/node"
 )
@@ -21,7 +22,7 @@ const (
 	// instead, so neither tier can complete the other's lifecycle actions.
 	TagTier = catalog.TagTier
 	// Tier is TagTier's value, and the node config's pool name (it names the node in logs).
-	Tier = "gateway"
+	Tier = rules.GatewayTier
 	// HeartbeatSeconds is the launch lifecycle hook's heartbeat: a gateway node's worst
 	// ordinary boot is Ubuntu, the pinned LiteLLM and its hash-checked dependencies from PyPI
 	// (a few hundred MB at NAT speed), the master key from Secrets Manager, and LiteLLM's
@@ -67,7 +68,11 @@ func nodeConfig(args *GatewayArgs, s *settings, internalDNS, masterKeySecretArn 
 			TerminateHook: nodegroup.TerminateHookName, DrainSeconds: DeregistrationDelaySeconds,
 		},
 		LiteLLM: &node.LiteLLMConfig{
+			// LiteLLM listens on loopback behind the agent's accounting proxy, which owns
+			// LiteLLMPort: it counts the requests in flight (published as the gateway's
+			// InFlightRequests) and refuses new ones while the node drains.
 			Port:                  LiteLLMPort,
+			BackendPort:           node.LiteLLMBackendPort,
 			Workers:               s.workers,
 			MasterKeySecretArn:    masterKeySecretArn,
 			Models:                models,
@@ -104,8 +109,9 @@ func (b *builder) resolveAMI() error {
 	return nil
 }
 
-// role creates the node role: Session Manager, its own lifecycle action, the artifacts, and
-// the master-key secret (and the key's decrypt through S3 and Secrets Manager only).
+// role creates the node role: Session Manager, its own lifecycle action, the artifacts, the
+// master-key secret (and the key's decrypt through S3 and Secrets Manager only), and the
+// agent's metrics (the gateway's in-flight requests, into llmmetrics.Namespace only).
 func (b *builder) role() error {
 	r, err := nodegroup.NewNodeRole(b.ctx, b.name, nodegroup.NodeRoleArgs{
 		Description:        "llm-sandbox LiteLLM gateway nodes of " + b.args.Department,
@@ -114,6 +120,7 @@ func (b *builder) role() error {
 		ArtifactsBucketArn: b.args.ArtifactsBucketArn,
 		KMSKeyArn:          b.args.KMSKeyArn,
 		SecretArn:          b.args.MasterKeySecretArn,
+		Metrics:            true,
 	}, b.child())
 	if err != nil {
 		return err

@@ -218,7 +218,7 @@ func validatePools(c *argcheck.Checker, args *GatewayArgs, s *settings) {
 	servedBy := map[string]string{}
 	for _, pool := range s.poolNames {
 		r, f := args.Pools[pool], fmt.Sprintf("Pools[%q]", pool)
-		c.Rule(f, rules.PoolName(pool))
+		c.Rule(f, rules.ModelPoolName(pool))
 		if r.ListenerPort < 1 || r.ListenerPort > 65535 {
 			c.Add(f+".ListenerPort", "must be 1..65535 (got %d)", r.ListenerPort)
 		} else if other, dup := ports[r.ListenerPort]; dup {

@@ -818,6 +818,7 @@ func TestInvalidArgs(t *testing.T) {
 		{"empty pool", with(func(a *ModelPoolArgs) { a.Pool = "" }), "Pool"},
 		{"pool with underscore", with(func(a *ModelPoolArgs) { a.Pool = "big_gpu" }), "Pool"},
 		{"pool of 21", with(func(a *ModelPoolArgs) { a.Pool = strings.Repeat("p", 21) }), "Pool"},
+		{"pool named as the gateway", with(func(a *ModelPoolArgs) { a.Pool = "gateway" }), "Pool"},
 		{"empty region", with(func(a *ModelPoolArgs) { a.Region = "" }), "Region"},
 		{"malformed region", with(func(a *ModelPoolArgs) { a.Region = "Canada Central" }), "Region"},
 		{"empty instance type", with(func(a *ModelPoolArgs) { a.InstanceType = "" }), "InstanceType"},

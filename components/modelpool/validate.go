@@ -26,7 +26,7 @@ func validate(name string, args *ModelPoolArgs) (*node.Config, error) {
 	add := c.Add
 
 	c.Department(args.Department)
-	c.Rule("Pool", rules.PoolName(args.Pool))
+	c.Rule("Pool", rules.ModelPoolName(args.Pool))
 	c.Region(args.Region)
 	c.InstanceType("InstanceType", args.InstanceType, "g5.xlarge")
 

@@ -23,7 +23,8 @@ const (
 	DimensionInstance   = "InstanceId"
 	// MetricGPUUtilization is a pool node's GPU utilisation in percent (unit Percent) and
 	// MetricGPUMemoryUsed its GPU memory in use in mebibytes (unit Megabytes), as nvidia-smi
-	// reports them, published with the node's dimensions (Department, Pool, InstanceId).
+	// reports them, published with the node's dimensions (Department, Pool, InstanceId). On a
+	// node with several GPUs they are one figure per node, not per GPU (GPUSample says how).
 	MetricGPUUtilization = "GPUUtilization"
 	MetricGPUMemoryUsed  = "GPUMemoryUsed"
 	// PoolGateway is the Pool dimension's value on the gateway's nodes' samples.
@@ -36,7 +37,24 @@ const (
 type Sample struct {
 	Department, Pool, Instance string
 	InFlight                   int64
-	Time                       time.Time
+	// GPU is the node's GPU figures at the same reading; nil on a node without a GPU or when
+	// they could not be read this time.
+	GPU  *GPUSample
+	Time time.Time
+}
+
+// GPUSample is a node's GPUs at one reading, folded into one figure per node so that the
+// series keep the node's dimensions whatever its GPU count: Ollama spreads a model over all of
+// a node's GPUs, so the node is the unit that is busy or full.
+type GPUSample struct {
+	// UtilizationPercent is the mean of the GPUs' utilisation (0-100): the node's share of GPU
+	// time busy, comparable between a one-GPU and a four-GPU node.
+	UtilizationPercent float64
+	// MemoryUsedMiB is the sum of the GPUs' memory in use, in MiB: what the node's models and
+	// KV caches take, comparable with the sum of the models' sizes.
+	MemoryUsedMiB float64
+	// GPUs is how many GPUs the reading covers (at least 1).
+	GPUs int
 }
 
 // Sink sends samples somewhere (CloudWatch on a node, a slice in tests).
@@ -51,7 +69,11 @@ type Publisher struct {
 	Interval time.Duration
 	// Read returns the node's in-flight requests now. Required.
 	Read func() int64
-	Sink Sink
+	// ReadGPU returns the node's GPU figures now, or nil when there are none this time (it
+	// reports its own errors: a failing GPU reading never stops the in-flight samples).
+	// Optional: nil on nodes without a GPU.
+	ReadGPU func(ctx context.Context) *GPUSample
+	Sink    Sink
 	// OnError is told of a failed Put; publishing goes on. Optional.
 	OnError func(error)
 	// Now defaults to time.Now.
@@ -69,7 +91,13 @@ func (p *Publisher) Run(ctx context.Context) error {
 	t := time.NewTicker(p.Interval)
 	defer t.Stop()
 	for {
-		s := Sample{Department: p.Department, Pool: p.Pool, Instance: p.Instance, InFlight: p.Read(), Time: now()}
+		s := Sample{Department: p.Department, Pool: p.Pool, Instance: p.Instance}
+		if p.ReadGPU != nil {
+			s.GPU = p.ReadGPU(ctx)
+		}
+		// The in-flight figure and the time are read after the GPU's, which can take a moment:
+		// the sample is the node as it is when it is sent.
+		s.InFlight, s.Time = p.Read(), now()
 		if err := p.Sink.Put(ctx, s); err != nil && ctx.Err() == nil && p.OnError != nil {
 			p.OnError(err)
 		}

@@ -80,3 +80,41 @@ func TestPublisherKeepsGoingWhenPutFails(t *testing.T) {
 		t.Fatalf("%d errors reported, want publishing to go on after a failed Put", errs.Load())
 	}
 }
+
+// Every sample carries the GPU figures ReadGPU gives, and none when it gives nil, with the
+// in-flight figure published either way.
+func TestPublisherCarriesGPUFiguresWhenRead(t *testing.T) {
+	sink := &recordSink{}
+	var calls atomic.Int64
+	p := &Publisher{Interval: 5 * time.Millisecond, Read: func() int64 { return 2 }, Sink: sink,
+		ReadGPU: func(context.Context) *GPUSample {
+			if calls.Add(1)%2 == 0 {
+				return nil
+			}
+			return &GPUSample{UtilizationPercent: 40, MemoryUsedMiB: 9000, GPUs: 1}
+		}}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	done := make(chan struct{})
+	go func() { defer close(done); _ = p.Run(ctx) }()
+	for len(sink.samples()) < 4 && ctx.Err() == nil {
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	s := sink.samples()
+	if len(s) < 4 {
+		t.Fatalf("%d samples, want at least 4", len(s))
+	}
+	for i, x := range s[:4] {
+		if x.InFlight != 2 {
+			t.Errorf("sample %d: in flight %d, want 2 whatever the GPU reading", i, x.InFlight)
+		}
+		switch {
+		case i%2 == 0 && (x.GPU == nil || *x.GPU != GPUSample{UtilizationPercent: 40, MemoryUsedMiB: 9000, GPUs: 1}):
+			t.Errorf("sample %d: GPU %+v, want the figures ReadGPU gave", i, x.GPU)
+		case i%2 == 1 && x.GPU != nil:
+			t.Errorf("sample %d: GPU %+v, want none when ReadGPU gave nil", i, x.GPU)
+		}
+	}
+}

@@ -87,6 +87,23 @@ func PoolName(n string) string {
 	return ""
 }
 
+// GatewayTier is the gateway's name where a pool's name would stand: its Auto Scaling group
+// is "<department>-gateway", its node config's pool, and the Pool dimension of its in-flight
+// metric (llmmetrics.PoolGateway).
+const GatewayTier = "gateway"
+
+// ModelPoolName checks a model pool's name: a PoolName that is not GatewayTier, whose group
+// and metrics it would share.
+func ModelPoolName(n string) string {
+	if msg := PoolName(n); msg != "" {
+		return msg
+	}
+	if n == GatewayTier {
+		return fmt.Sprintf("pool name must not be %q, the gateway's: the pool's Auto Scaling group and its metrics' Pool dimension would be the gateway's (got %q)", GatewayTier, n)
+	}
+	return ""
+}
+
 // MaxTeamName bounds a team name, which the key registry stores with each key and the usage
 // metrics carry as a dimension.
 const MaxTeamName = 32

@@ -3,6 +3,8 @@ package rules
 import (
 	"strings"
 	"testing"
+
+	"github.com/llm-sandbox/llm-sandbox/internal/llmmetrics"
 )
 
 // check runs a rule over values it must accept and values it must refuse; a refusal must quote
@@ -55,6 +57,15 @@ func TestPoolName(t *testing.T) {
 	check(t, "PoolName", PoolName,
 		[]string{"gpu", "g", "chat-2", strings.Repeat("p", 20)},
 		[]string{"", "GPU", "1gpu", "gpu-", "gpu_pool", strings.Repeat("p", 21)})
+}
+
+func TestModelPoolName(t *testing.T) {
+	check(t, "ModelPoolName", ModelPoolName,
+		[]string{"gpu", "g", "gateways", "gateway-2", strings.Repeat("p", 20)},
+		[]string{"", "GPU", "gpu_pool", "gateway", strings.Repeat("p", 21)})
+	if msg := ModelPoolName(llmmetrics.PoolGateway); msg == "" {
+		t.Errorf("ModelPoolName accepts %q, the gateway's Pool dimension", llmmetrics.PoolGateway)
+	}
 }
 
 func TestTeamName(t *testing.T) {

@@ -24,7 +24,7 @@ import (
 const terminateHook = "llm-sandbox-terminate"
 
 // putTerminateHook adds the terminating hook the components create to a group in the emulator.
-func putTerminateHook(t *testing.T, motoURL, group string) {
+func putTerminateHook(t testing.TB, motoURL, group string) {
 	t.Helper()
 	client := autoscaling.New(autoscaling.Options{
 		Region:       localruntest.Region,

@@ -26,7 +26,9 @@ import (
 // and one team, in front of the real Ollama. A key the Go registry client issued gets
 // completions; the master key, an unknown key and a request for a served model outside the
 // team are refused (a model the gateway does not serve is LiteLLM's 404); the team's per-key requests-per-minute limit answers 429 with Retry-After; and a
-// revoked key is refused within the revocation window.
+// revoked key is refused within the revocation window. LiteLLM runs behind the agent's
+// accounting proxy, as the Gateway component renders it, and checkGatewayInFlight follows one
+// key's stream in the gateway's published in-flight requests.
 func TestGatewayKeys(t *testing.T) {
 	h := localruntest.RequireLiteLLM(t)
 	d := localruntest.NewDeployment(t, h)
@@ -51,7 +53,7 @@ func TestGatewayKeys(t *testing.T) {
 	masterKey := "sk-" + localrun.RandomAlphanumeric(t, 48)
 	arn := d.Moto.CreateSecret(t, "llm-sandbox/"+localrun.Department+"/litellm-master-key", masterKey)
 	gw := d.NewMember(t, "chemistry-gateway", localruntest.GatewayHook)
-	conf := gw.WriteConfig(t, d.LiteLLMConfig(gw, localrun.GatewayOptions{
+	gwCfg := d.LiteLLMConfig(gw, localrun.GatewayOptions{
 		MasterKeySecretArn: arn,
 		// The gateway serves a second model the team may not use (no pool answers it: the
 		// 403 comes before any upstream call).
@@ -63,10 +65,13 @@ func TestGatewayKeys(t *testing.T) {
 		KeyRegistry: &node.KeyRegistry{Table: keyregistry.TableName(localrun.Department), Teams: []node.LiteLLMTeam{
 			{Name: "students", Models: []string{localrun.ModelName}, RequestsPerMinute: rpm, TokensPerMinute: 100000, ParallelPerKey: 1},
 		}},
-	}))
+	})
+	behindProxy(t, d.Moto.URL, gw.Group, &gwCfg)
+	conf := gw.WriteConfig(t, gwCfg)
 	if code := gw.Bootstrap(t, conf, localrun.BootstrapLimit); code != 0 {
 		t.Fatalf("sandbox-node bootstrap (litellm) exited %d, want 0", code)
 	}
+	serveGateway(t, gw, conf)
 	chatURL := gw.URL() + "/v1/chat/completions"
 	chat := func(key, model string) (int, http.Header, string) {
 		t.Helper()
@@ -135,6 +140,12 @@ func TestGatewayKeys(t *testing.T) {
 		}
 		time.Sleep(time.Second)
 	}
+
+	carol, err := reg.Issue(ctx, "students", "carol", time.Now(), time.Now().Add(time.Hour), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkGatewayInFlight(t, d.Moto, gw, gwCfg, carol.Key)
 }
 
 func mustKey(t *testing.T) string {
