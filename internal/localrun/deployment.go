@@ -176,6 +176,9 @@ type GatewayOptions struct {
 	// KeyRegistry, when set, makes the gateway accept the registry's per-person keys of its
 	// teams instead of the master key (the AWS path).
 	KeyRegistry *node.KeyRegistry
+	// Usage, when set (with KeyRegistry), makes each LiteLLM worker count and publish its
+	// teams' and keys' usage to CloudWatch (the AWS path).
+	Usage *node.LiteLLMUsage
 }
 
 // LiteLLMConfig is the node config of a gateway node on port: the pinned LiteLLM from the
@@ -204,6 +207,7 @@ func (d *Deployment) LiteLLMConfig(port int, o GatewayOptions) node.Config {
 			KeepAliveSeconds:      o.KeepAliveSeconds,
 			NumRetries:            o.NumRetries,
 			KeyRegistry:           o.KeyRegistry,
+			Usage:                 o.Usage,
 		},
 	}
 	if o.MasterKeyFile != "" {
