@@ -93,7 +93,7 @@ func TestGatewayKeys(t *testing.T) {
 	if code := gw.Bootstrap(t, conf, localrun.BootstrapLimit); code != 0 {
 		t.Fatalf("sandbox-node bootstrap (litellm) exited %d, want 0", code)
 	}
-	serveGateway(t, gw, conf)
+	stopServe := serveGateway(t, gw, conf)
 
 	// Every prompt carries its own marker, which must never be stored anywhere.
 	run := localrun.RandomAlphanumeric(t, 16)
@@ -240,6 +240,7 @@ func TestGatewayKeys(t *testing.T) {
 
 	// Stop both servers, so that every worker publishes what it has left and every log is
 	// complete: nothing was left, so the counts do not change.
+	stopServe()
 	gw.StopAll(t)
 	pool.StopAll(t)
 	// uvicorn logs each worker process it starts.

@@ -189,8 +189,9 @@ func behindProxy(t testing.TB, motoURL, group string, cfg *node.Config) {
 
 // serveGateway runs `sandbox-node serve` on a bootstrapped gateway node whose config is
 // behindProxy's, publishing every second, and waits until the load balancer's health check
-// passes through the proxy to LiteLLM.
-func serveGateway(t testing.TB, gw *localruntest.Member, config string) {
+// passes through the proxy to LiteLLM. It returns a function that stops serve (the test's
+// end does too), for a test that stops the node's services itself.
+func serveGateway(t testing.TB, gw *localruntest.Member, config string) (stop func()) {
 	t.Helper()
 	gw.IMDS.SetTargetLifecycleState("InService")
 	logPath := filepath.Join(gw.Dir, "serve.log")
@@ -204,6 +205,17 @@ func serveGateway(t testing.TB, gw *localruntest.Member, config string) {
 		}
 		return err
 	})
+	return func() {
+		t.Helper()
+		if err := node.StopProcessGroup(cmd.Process.Pid, 15*time.Second); err != nil {
+			t.Errorf("sandbox-node serve: %v", err)
+		}
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+			t.Errorf("sandbox-node serve (pid %d) was not reaped after its group stopped", cmd.Process.Pid)
+		}
+	}
 }
 
 // streamChat posts a streaming chat completion of up to maxTokens to base with key, reads it

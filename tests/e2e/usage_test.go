@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 
+	"github.com/llm-sandbox/llm-sandbox/internal/llmmetrics"
 	"github.com/llm-sandbox/llm-sandbox/internal/usage"
 )
 
@@ -243,9 +244,11 @@ func checkKeysUsageText(t *testing.T, out string, want []usage.Team) {
 }
 
 // checkUsageStore reads everything the emulator's CloudWatch holds (every metric ListMetrics
-// lists, in any namespace, and its data) and fails if a metric lies outside the usage
-// namespace, has other dimensions than Department, Team and KeyId, or has a dimension value
-// outside allowed (the department, its teams and the key ids issued), or if any name, value
+// lists, in any namespace, and its data) and fails if a metric is neither a usage metric nor
+// the node agent's in-flight requests, if a usage metric has other dimensions than
+// Department, Team and KeyId or a dimension value outside allowed (the department, its teams
+// and the key ids issued), if an in-flight series names anything but the department, the
+// gateway and an instance id, or if any name, value
 // or label holds one of needles (the prompts' markers and the keys themselves). It returns
 // the number of metrics read, so the caller can tell an empty store from a clean one.
 func checkUsageStore(t *testing.T, cw *cloudwatch.Client, allowed map[string]bool, needles []string) int {
@@ -261,21 +264,41 @@ func checkUsageStore(t *testing.T, cw *cloudwatch.Client, allowed map[string]boo
 	}
 	var texts []string
 	wantDims := []string{usage.DimDepartment, usage.DimTeam, usage.DimKeyID}
+	// The node agent's own metrics (the gateway's in-flight requests) share the emulator: their
+	// names and values are the agent's contract, a count per department, pool and instance.
+	agentDims := []string{llmmetrics.DimensionDepartment, llmmetrics.DimensionInstance, llmmetrics.DimensionPool}
+	instanceID := regexp.MustCompile(`^i-[0-9a-f]{17}$`)
 	for _, m := range metrics {
 		name := aws.ToString(m.Namespace) + " " + aws.ToString(m.MetricName)
 		texts = append(texts, aws.ToString(m.Namespace), aws.ToString(m.MetricName))
-		if aws.ToString(m.Namespace) != usage.Namespace || !slices.Contains(usage.Metrics, aws.ToString(m.MetricName)) {
-			t.Errorf("metric %s: want one of %v in %s", name, usage.Metrics, usage.Namespace)
-		}
 		var dims []string
 		for _, d := range m.Dimensions {
 			dims = append(dims, aws.ToString(d.Name))
 			texts = append(texts, aws.ToString(d.Name), aws.ToString(d.Value))
+		}
+		slices.Sort(dims)
+		if aws.ToString(m.Namespace) == llmmetrics.Namespace && aws.ToString(m.MetricName) == llmmetrics.MetricInFlightRequests {
+			for _, d := range m.Dimensions {
+				v := aws.ToString(d.Value)
+				ok := allowed[v] || (aws.ToString(d.Name) == llmmetrics.DimensionPool && v == llmmetrics.PoolGateway) ||
+					(aws.ToString(d.Name) == llmmetrics.DimensionInstance && instanceID.MatchString(v))
+				if !ok {
+					t.Errorf("metric %s has dimension %s=%q: not the department, the gateway or an instance id", name, aws.ToString(d.Name), v)
+				}
+			}
+			if !slices.Equal(dims, agentDims) && !slices.Equal(dims, []string{llmmetrics.DimensionDepartment, llmmetrics.DimensionPool}) {
+				t.Errorf("metric %s has dimensions %v, want %v or without %s", name, dims, agentDims, llmmetrics.DimensionInstance)
+			}
+			continue
+		}
+		if aws.ToString(m.Namespace) != usage.Namespace || !slices.Contains(usage.Metrics, aws.ToString(m.MetricName)) {
+			t.Errorf("metric %s: want one of %v in %s", name, usage.Metrics, usage.Namespace)
+		}
+		for _, d := range m.Dimensions {
 			if !allowed[aws.ToString(d.Value)] {
 				t.Errorf("metric %s has dimension %s=%q: not the department, a team or an issued key id", name, aws.ToString(d.Name), aws.ToString(d.Value))
 			}
 		}
-		slices.Sort(dims)
 		if sorted := slices.Sorted(slices.Values(wantDims)); !slices.Equal(dims, sorted) {
 			t.Errorf("metric %s has dimensions %v, want %v", name, dims, sorted)
 		}
