@@ -59,42 +59,10 @@ func TestInFlightMetricFollowsConcurrency(t *testing.T) {
 		return err
 	})
 
-	cw := cwclient.New(aws.Config{
-		Region:       cfg.Region,
-		BaseEndpoint: aws.String(d.Moto.URL),
-		Credentials:  credentials.NewStaticCredentialsProvider("testing", "testing", ""),
-	})
 	// published returns the node's samples with timestamps in [from, to].
 	published := func(from, to time.Time) []float64 {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		out, err := cw.GetMetricData(ctx, &cloudwatch.GetMetricDataInput{
-			StartTime: aws.Time(from), EndTime: aws.Time(to),
-			MetricDataQueries: []cwtypes.MetricDataQuery{{
-				Id: aws.String("node"),
-				MetricStat: &cwtypes.MetricStat{
-					Metric: &cwtypes.Metric{
-						Namespace:  aws.String(llmmetrics.Namespace),
-						MetricName: aws.String(llmmetrics.MetricInFlightRequests),
-						Dimensions: []cwtypes.Dimension{
-							{Name: aws.String(llmmetrics.DimensionDepartment), Value: aws.String(cfg.Department)},
-							{Name: aws.String(llmmetrics.DimensionPool), Value: aws.String(cfg.Pool)},
-							{Name: aws.String(llmmetrics.DimensionInstance), Value: aws.String(n.Instance)},
-						},
-					},
-					Period: aws.Int32(1),
-					Stat:   aws.String("Maximum"),
-				},
-			}},
-		})
-		if err != nil {
-			t.Fatalf("moto GetMetricData: %v", err)
-		}
-		if len(out.MetricDataResults) != 1 {
-			t.Fatalf("moto GetMetricData: %d results, want 1", len(out.MetricDataResults))
-		}
-		return out.MetricDataResults[0].Values
+		return publishedInFlight(t, d.Moto.URL, cfg.Region, cfg.Department, cfg.Pool, n.Instance, from, to)
 	}
 
 	// Streams long enough to outlast each step; the test ends them by going away.
@@ -258,38 +226,9 @@ func checkGatewayInFlight(t *testing.T, moto *localruntest.Moto, gw *localruntes
 	if addrs := listeners(t, cfg.LiteLLM.BackendPort); len(addrs) == 0 || !allLoopback(addrs) {
 		t.Errorf("LiteLLM listens on %v; want 127.0.0.1 only", addrs)
 	}
-	cw := cwclient.New(aws.Config{
-		Region:       cfg.Region,
-		BaseEndpoint: aws.String(moto.URL),
-		Credentials:  credentials.NewStaticCredentialsProvider("testing", "testing", ""),
-	})
 	published := func(from, to time.Time) []float64 {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		out, err := cw.GetMetricData(ctx, &cloudwatch.GetMetricDataInput{
-			StartTime: aws.Time(from), EndTime: aws.Time(to),
-			MetricDataQueries: []cwtypes.MetricDataQuery{{
-				Id: aws.String("gateway"),
-				MetricStat: &cwtypes.MetricStat{
-					Metric: &cwtypes.Metric{
-						Namespace:  aws.String(llmmetrics.Namespace),
-						MetricName: aws.String(llmmetrics.MetricInFlightRequests),
-						Dimensions: []cwtypes.Dimension{
-							{Name: aws.String(llmmetrics.DimensionDepartment), Value: aws.String(cfg.Department)},
-							{Name: aws.String(llmmetrics.DimensionPool), Value: aws.String(llmmetrics.PoolGateway)},
-							{Name: aws.String(llmmetrics.DimensionInstance), Value: aws.String(gw.Instance)},
-						},
-					},
-					Period: aws.Int32(1),
-					Stat:   aws.String("Maximum"),
-				},
-			}},
-		})
-		if err != nil || len(out.MetricDataResults) != 1 {
-			t.Fatalf("moto GetMetricData: %v", err)
-		}
-		return out.MetricDataResults[0].Values
+		return publishedInFlight(t, moto.URL, cfg.Region, cfg.Department, llmmetrics.PoolGateway, gw.Instance, from, to)
 	}
 	// waitPublished waits up to 15 s for a second and a half of samples that satisfies ok.
 	waitPublished := func(what string, ok func([]float64) bool) []float64 {
@@ -424,4 +363,43 @@ func BenchmarkGatewayProxyOverhead(b *testing.B) {
 			})
 		}
 	}
+}
+
+// publishedInFlight returns the in-flight samples one node published to the emulator at
+// motoURL with timestamps in [from, to]: the highest of each second.
+func publishedInFlight(t testing.TB, motoURL, region, department, pool, instance string, from, to time.Time) []float64 {
+	t.Helper()
+	cw := cwclient.New(aws.Config{
+		Region:       region,
+		BaseEndpoint: aws.String(motoURL),
+		Credentials:  credentials.NewStaticCredentialsProvider("testing", "testing", ""),
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := cw.GetMetricData(ctx, &cloudwatch.GetMetricDataInput{
+		StartTime: aws.Time(from), EndTime: aws.Time(to),
+		MetricDataQueries: []cwtypes.MetricDataQuery{{
+			Id: aws.String("node"),
+			MetricStat: &cwtypes.MetricStat{
+				Metric: &cwtypes.Metric{
+					Namespace:  aws.String(llmmetrics.Namespace),
+					MetricName: aws.String(llmmetrics.MetricInFlightRequests),
+					Dimensions: []cwtypes.Dimension{
+						{Name: aws.String(llmmetrics.DimensionDepartment), Value: aws.String(department)},
+						{Name: aws.String(llmmetrics.DimensionPool), Value: aws.String(pool)},
+						{Name: aws.String(llmmetrics.DimensionInstance), Value: aws.String(instance)},
+					},
+				},
+				Period: aws.Int32(1),
+				Stat:   aws.String("Maximum"),
+			},
+		}},
+	})
+	if err != nil {
+		t.Fatalf("moto GetMetricData: %v", err)
+	}
+	if len(out.MetricDataResults) != 1 {
+		t.Fatalf("moto GetMetricData: %d results, want 1", len(out.MetricDataResults))
+	}
+	return out.MetricDataResults[0].Values
 }
