@@ -162,6 +162,15 @@ func (r *Registry) Issue(ctx context.Context, team, owner string, now, expires t
 			"#id": AttrKeyID,
 		},
 	})
+	var failed *types.ConditionalCheckFailedException
+	if errors.As(err, &failed) {
+		// The SDK retries a call whose answer it did not get (a timeout, a reset connection):
+		// if the first attempt stored the record, the retry finds the id taken. The record is
+		// ours when it holds our key's hash; anything else is a true collision.
+		if got, getErr := r.Get(ctx, id); getErr == nil && got.Hash == rec.Hash {
+			return issued, nil
+		}
+	}
 	if err != nil {
 		return Issued{}, fmt.Errorf("store key %s in %s: %w", id, r.table, err)
 	}
