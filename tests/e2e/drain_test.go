@@ -19,6 +19,7 @@ import (
 
 	"github.com/llm-sandbox/llm-sandbox/internal/localrun"
 	"github.com/llm-sandbox/llm-sandbox/internal/localrun/localruntest"
+	"github.com/llm-sandbox/llm-sandbox/node"
 )
 
 const terminateHook = "llm-sandbox-terminate"
@@ -69,15 +70,7 @@ func TestDrainWithRealOllama(t *testing.T) {
 	h := localruntest.Require(t)
 	d := localruntest.NewDeployment(t, h)
 	const group = "chemistry-cpu-drain"
-	n := d.NewMember(t, group, hookName)
-	putTerminateHook(t, d.Moto.URL, group)
-	cfg := d.OllamaConfig(n, d.Release, localrun.OllamaOptions{})
-	cfg.Ollama.BackendPort = localrun.FreePort(t)
-	cfg.Lifecycle.TerminateHook, cfg.Lifecycle.DrainSeconds = terminateHook, 120
-	config := n.WriteConfig(t, cfg)
-	if code := n.Bootstrap(t, config, 5*time.Minute); code != 0 {
-		t.Fatalf("sandbox-node bootstrap exited %d, want 0", code)
-	}
+	n, cfg, config := bootProxiedPoolNode(t, d, group, 120)
 	backend := fmt.Sprintf("http://127.0.0.1:%d", cfg.Ollama.BackendPort)
 	// The premise of the proxy's Host rewrite: Ollama on loopback refuses a load balancer's Host.
 	if code, err := get(backend + "/api/version"); err != nil || code != http.StatusForbidden {
@@ -199,4 +192,22 @@ func TestDrainWithRealOllama(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// bootProxiedPoolNode bootstraps a pool node of group whose Ollama listens on a loopback
+// backend port behind the agent's accounting proxy, with the terminating hook (added to group
+// in the emulator) that serve's drain completes within drainSeconds. It returns the node, its
+// config and the config's path, for `sandbox-node serve`.
+func bootProxiedPoolNode(t *testing.T, d *localruntest.Deployment, group string, drainSeconds int) (*localruntest.Member, node.Config, string) {
+	t.Helper()
+	n := d.NewMember(t, group, hookName)
+	putTerminateHook(t, d.Moto.URL, group)
+	cfg := d.OllamaConfig(n, d.Release, localrun.OllamaOptions{})
+	cfg.Ollama.BackendPort = localrun.FreePort(t)
+	cfg.Lifecycle.TerminateHook, cfg.Lifecycle.DrainSeconds = terminateHook, drainSeconds
+	config := n.WriteConfig(t, cfg)
+	if code := n.Bootstrap(t, config, 5*time.Minute); code != 0 {
+		t.Fatalf("sandbox-node bootstrap exited %d, want 0", code)
+	}
+	return n, cfg, config
 }

@@ -35,16 +35,7 @@ import (
 func TestInFlightMetricFollowsConcurrency(t *testing.T) {
 	h := localruntest.Require(t)
 	d := localruntest.NewDeployment(t, h)
-	const group = "chemistry-cpu-scaling"
-	n := d.NewMember(t, group, hookName)
-	putTerminateHook(t, d.Moto.URL, group)
-	cfg := d.OllamaConfig(n, d.Release, localrun.OllamaOptions{})
-	cfg.Ollama.BackendPort = localrun.FreePort(t)
-	cfg.Lifecycle.TerminateHook, cfg.Lifecycle.DrainSeconds = terminateHook, 30
-	config := n.WriteConfig(t, cfg)
-	if code := n.Bootstrap(t, config, 5*time.Minute); code != 0 {
-		t.Fatalf("sandbox-node bootstrap exited %d, want 0", code)
-	}
+	n, cfg, config := bootProxiedPoolNode(t, d, "chemistry-cpu-scaling", 30)
 	n.IMDS.SetTargetLifecycleState("InService")
 	logPath := filepath.Join(n.Dir, "serve.log")
 	cmd := exec.Command(n.Agent, "serve", "--config", config, "--root", n.Root, "--poll", "1s", "--metrics-interval", "1s")
