@@ -182,18 +182,27 @@ func xmlError(w http.ResponseWriter, status int, kind, code, msg string) {
 	fmt.Fprintf(w, `<ErrorResponse xmlns="http://autoscaling.amazonaws.com/doc/2011-01-01/"><Error><Type>%s</Type><Code>%s</Code><Message>%s</Message></Error><RequestId>fake</RequestId></ErrorResponse>`, kind, code, msg)
 }
 
-// ServeHTTP answers POSTed query-protocol requests.
-func (a *AutoScaling) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// queryAction parses a query-protocol request and reports whether it is a signed POST of
+// action; otherwise it has answered with the error the service would send.
+func queryAction(w http.ResponseWriter, r *http.Request, action string) bool {
 	if err := r.ParseForm(); err != nil || r.Method != http.MethodPost {
 		xmlError(w, http.StatusBadRequest, "Sender", "MalformedInput", "bad request")
-		return
+		return false
 	}
-	if action := r.PostForm.Get("Action"); action != "CompleteLifecycleAction" {
-		xmlError(w, http.StatusBadRequest, "Sender", "InvalidAction", "awstest does not implement "+action)
-		return
+	if got := r.PostForm.Get("Action"); got != action {
+		xmlError(w, http.StatusBadRequest, "Sender", "InvalidAction", "awstest does not implement "+got)
+		return false
 	}
 	if !strings.HasPrefix(r.Header.Get("Authorization"), "AWS4-HMAC-SHA256 ") {
 		xmlError(w, http.StatusForbidden, "Sender", "MissingAuthenticationToken", "request is not signed")
+		return false
+	}
+	return true
+}
+
+// ServeHTTP answers POSTed query-protocol requests.
+func (a *AutoScaling) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !queryAction(w, r, "CompleteLifecycleAction") {
 		return
 	}
 	call := Call{

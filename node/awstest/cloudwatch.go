@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 )
@@ -34,16 +33,7 @@ func (c *CloudWatch) Data() []Datum {
 
 // ServeHTTP answers PutMetricData.
 func (c *CloudWatch) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if err := r.ParseForm(); err != nil || r.Method != http.MethodPost {
-		xmlError(w, http.StatusBadRequest, "Sender", "MalformedInput", "bad request")
-		return
-	}
-	if action := r.PostForm.Get("Action"); action != "PutMetricData" {
-		xmlError(w, http.StatusBadRequest, "Sender", "InvalidAction", "awstest does not implement "+action)
-		return
-	}
-	if !strings.HasPrefix(r.Header.Get("Authorization"), "AWS4-HMAC-SHA256 ") {
-		xmlError(w, http.StatusForbidden, "Sender", "MissingAuthenticationToken", "request is not signed")
+	if !queryAction(w, r, "PutMetricData") {
 		return
 	}
 	f := r.PostForm
