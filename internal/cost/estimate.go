@@ -7,6 +7,7 @@ package cost
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 
@@ -204,7 +205,7 @@ func New(plan *program.Plan, prices *Table, a Assumptions) (*Estimate, error) {
 		est.Min += l.Min
 		est.Max += l.Max
 		est.AlwaysOn += l.AlwaysOn
-		if l.Min == l.AlwaysOn {
+		if sameCost(l.Min, l.AlwaysOn) {
 			est.Fixed += l.Min
 		}
 	}
@@ -222,6 +223,13 @@ func New(plan *program.Plan, prices *Table, a Assumptions) (*Estimate, error) {
 		}
 	}
 	return est, nil
+}
+
+// sameCost reports whether two monthly figures are the same but for floating-point rounding: a
+// volume line reaches its Min through the week's hours and its AlwaysOn directly, and 730 h
+// round-tripped through 168 h weeks is not always exactly 730 h.
+func sameCost(a, b float64) bool {
+	return math.Abs(a-b) <= 1e-9*math.Max(1, math.Max(math.Abs(a), math.Abs(b)))
 }
 
 func dedupe(s []string) []string {

@@ -424,6 +424,24 @@ func TestCostWeeklyHoursWrapAroundTheWeek(t *testing.T) {
 
 // An unscheduled on-demand group is part of the floor no schedule can lower; a scheduled one is
 // not.
+// An unscheduled group costs the same at minimum size and always on, line by line, with any
+// price: its volumes' Min, reached through the week's hours, counts as fixed like their
+// AlwaysOn, so a stack with no schedule has a floor of 100%.
+func TestCostUnscheduledStackFloorIsAlwaysOn(t *testing.T) {
+	prices := roundPrices()
+	prices.Prices[KeyEBSGP3] = Price{Key: KeyEBSGP3, USD: 0.088, Date: "2026-01-01", Source: "test"}
+	rs := pool("gw", 1, 1, false, nil)
+	// 20 GB at $0.088 is where 730 h through the week's hours and 730 h directly part ways.
+	rs[1].Inputs["blockDeviceMappings"] = []any{map[string]any{"ebs": map[string]any{"volumeSize": 20.0, "volumeType": "gp3"}}}
+	e, err := New(&program.Plan{Stack: "s", Region: "test-1", Resources: rs}, prices, DefaultAssumptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Fixed != e.Min || e.FloorRatio != e.Ratio {
+		t.Errorf("fixed %v of min %v, floor %v, ratio %v", e.Fixed, e.Min, e.FloorRatio, e.Ratio)
+	}
+}
+
 func TestCostFixedCountsUnscheduledGroups(t *testing.T) {
 	rs := append(pool("gw", 2, 4, false, nil), pool("p", 1, 2, true, nil)...)
 	e := estimate(t, rs, fourWeeks())
