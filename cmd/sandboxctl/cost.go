@@ -31,10 +31,11 @@ func estimateCost(e env, projectFlag string, args []string) error {
 			"each group serves with, no schedule, on-demand) with their ratio, then every price with\n"+
 			"its date and source.\n"+
 			"--prices table uses the repository's dated table, which holds only prices with a\n"+
-			"citable source: every price for us-east-1, some instance types' for ca-central-1. When it\n"+
-			"lacks a price the stack needs, cost stops and names each missing price, unless\n"+
-			"--price-region names a region whose prices to apply instead. --prices live reads the\n"+
-			"stack region's prices from the AWS Price List API with the caller's AWS credentials.\n"+
+			"citable source: every price for us-east-1, and every price but g6e.xlarge's (not offered\n"+
+			"there) for ca-central-1. When it lacks a price the stack needs, cost stops and names each\n"+
+			"missing price, unless --price-region names a region whose prices to apply instead.\n"+
+			"--prices live reads the stack region's prices from the AWS Price List API with the\n"+
+			"caller's AWS credentials.\n"+
 			"Exit 0 estimated, 1 invalid stack file or a price missing, 2 usage error.")
 	format := formatFlag(fs)
 	source := fs.String("prices", "table", "where prices come from: `table` or live")
@@ -58,30 +59,7 @@ func estimateCost(e env, projectFlag string, args []string) error {
 	if err != nil {
 		return err
 	}
-	var prices *cost.Table
-	if *source == "live" {
-		prices, err = livePrices(plan)
-	} else {
-		region := spec.Region
-		if *priceRegion != "" {
-			region = *priceRegion
-		}
-		prices, err = cost.Builtin(region)
-		if err != nil {
-			return fmt.Errorf("%w; %s", err, costWayOn(spec.Region))
-		}
-	}
-	if err != nil {
-		return err
-	}
-	a := defaults
-	a.SpotDiscount = *spot
-	est, err := cost.New(plan, prices, a)
-	var missing *cost.MissingPricesError
-	if *source == "table" && errors.As(err, &missing) {
-		return fmt.Errorf("%w; the price table holds only prices with a citable source, and none was found for these (docs/cost.md, Prices); %s",
-			err, costWayOn(spec.Region))
-	}
+	est, err := priceStack(plan, *source, *priceRegion, *spot)
 	if err != nil {
 		return err
 	}
@@ -89,6 +67,38 @@ func estimateCost(e env, projectFlag string, args []string) error {
 		return est.WriteJSON(e.stdout)
 	}
 	return est.WriteText(e.stdout)
+}
+
+// priceStack estimates plan's month with prices from source ("table" or "live"), the table's
+// prices being priceRegion's if it is set, the plan region's otherwise, and spot at
+// spotDiscount.
+func priceStack(plan *program.Plan, source, priceRegion string, spotDiscount float64) (*cost.Estimate, error) {
+	var prices *cost.Table
+	var err error
+	if source == "live" {
+		prices, err = livePrices(plan)
+	} else {
+		region := plan.Region
+		if priceRegion != "" {
+			region = priceRegion
+		}
+		prices, err = cost.Builtin(region)
+		if err != nil {
+			return nil, fmt.Errorf("%w; %s", err, costWayOn(plan.Region))
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	a := cost.DefaultAssumptions()
+	a.SpotDiscount = spotDiscount
+	est, err := cost.New(plan, prices, a)
+	var missing *cost.MissingPricesError
+	if source == "table" && errors.As(err, &missing) {
+		return nil, fmt.Errorf("%w; the price table holds only prices with a citable source, and none was found for these (docs/cost.md, Prices); %s",
+			err, costWayOn(plan.Region))
+	}
+	return est, err
 }
 
 // costWayOn says how to estimate a stack in region when the table lacks prices it needs.

@@ -1,20 +1,26 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/llm-sandbox/llm-sandbox/config"
 	"github.com/llm-sandbox/llm-sandbox/internal/cost"
 	"github.com/llm-sandbox/llm-sandbox/internal/cost/pricingtest"
+	"github.com/llm-sandbox/llm-sandbox/program"
 )
 
+// The example stacks run in ca-central-1, whose table holds every price they need: cost prices
+// chemistry with that region's own dated rows, with no --price-region.
 func TestCostChemistry(t *testing.T) {
 	root := projectRoot(t)
-	code, out, errOut := sandboxctl(t, root, "cost", "chemistry", "--price-region", "us-east-1", "--format", "json")
+	code, out, errOut := sandboxctl(t, root, "cost", "chemistry", "--format", "json")
 	if code != exitOK {
 		t.Fatalf("exit %d:\n%s", code, errOut)
 	}
@@ -23,42 +29,12 @@ func TestCostChemistry(t *testing.T) {
 		Min, Max, AlwaysOn  float64
 		Ratio               float64
 		Schedules           []struct{ Group, Timezone string }
-		Prices              []struct{ Key, Date, Source string }
+		Prices              []cost.Price
 	}
 	if err := json.Unmarshal([]byte(out), &est); err != nil {
 		t.Fatalf("not JSON: %v\n%s", err, out)
 	}
-	// The example stacks run in ca-central-1, whose table holds the GPU types' prices only: cost
-	// stops and names exactly the prices the stack needs that the table lacks, and those it has.
-	code, out, errOut = sandboxctl(t, root, "cost", "chemistry")
-	if code != exitInvalid || out != "" {
-		t.Fatalf("exit %d, stdout %q, stderr:\n%s", code, out, errOut)
-	}
-	caTable, err := cost.Builtin("ca-central-1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var missing, have []string
-	for _, p := range est.Prices {
-		if _, ok := caTable.Prices[p.Key]; ok {
-			have = append(have, p.Key)
-		} else {
-			missing = append(missing, p.Key)
-		}
-	}
-	if len(missing) == 0 || len(have) == 0 {
-		t.Fatalf("missing %v have %v: the test wants a stack that needs both", missing, have)
-	}
-	for _, want := range []string{
-		"no ca-central-1 price for " + strings.Join(missing, ", ") + " (",
-		"the table has " + strings.Join(have, ", ") + ")",
-		"--prices live", "--price-region us-east-1",
-	} {
-		if !strings.Contains(errOut, want) {
-			t.Errorf("stderr lacks %q:\n%s", want, errOut)
-		}
-	}
-	if est.Region != "ca-central-1" || est.PriceRegion != "us-east-1" {
+	if est.Region != "ca-central-1" || est.PriceRegion != "ca-central-1" {
 		t.Errorf("region %q price region %q", est.Region, est.PriceRegion)
 	}
 	// The GPU pool runs 60 of 168 hours a week, so the month at minimum size is well under
@@ -69,10 +45,111 @@ func TestCostChemistry(t *testing.T) {
 	if len(est.Schedules) != 1 || est.Schedules[0].Timezone != "America/Vancouver" {
 		t.Errorf("schedules %+v", est.Schedules)
 	}
+	caTable, err := cost.Builtin("ca-central-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(est.Prices) == 0 {
+		t.Error("no prices used")
+	}
 	for _, p := range est.Prices {
-		if p.Date == "" || p.Source == "" {
-			t.Errorf("price %s without date or source", p.Key)
+		if want := caTable.Prices[p.Key]; p != want {
+			t.Errorf("price %+v, want the ca-central-1 row %+v", p, want)
 		}
+	}
+	code, text, errOut := sandboxctl(t, root, "cost", "chemistry")
+	if code != exitOK {
+		t.Fatalf("exit %d:\n%s", code, errOut)
+	}
+	if strings.Contains(text, "applied to a stack in") || !strings.Contains(text, "Prices (ca-central-1, USD)") {
+		t.Errorf("the text does not price the stack with its own region's table:\n%s", text)
+	}
+}
+
+// Every example stack is priced from the table with no flag but --prices table: each price it
+// uses is a dated, sourced row of the stack region's table.
+func TestCostEveryExampleStack(t *testing.T) {
+	root := projectRoot(t)
+	files, err := filepath.Glob(filepath.Join(root, "stacks", "Pulumi.*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no example stacks: %v", err)
+	}
+	for _, f := range files {
+		stack := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(f), "Pulumi."), ".yaml")
+		code, out, errOut := sandboxctl(t, root, "cost", stack, "--prices", "table", "--format", "json")
+		if code != exitOK {
+			t.Errorf("%s: exit %d:\n%s", stack, code, errOut)
+			continue
+		}
+		var est struct {
+			Region, PriceRegion string
+			Min, AlwaysOn       float64
+			Lines               []struct{ Resource string }
+			Prices              []cost.Price
+		}
+		if err := json.Unmarshal([]byte(out), &est); err != nil {
+			t.Fatalf("%s: not JSON: %v", stack, err)
+		}
+		if est.PriceRegion != est.Region || est.Min <= 0 || est.Min > est.AlwaysOn || len(est.Lines) == 0 || len(est.Prices) == 0 {
+			t.Errorf("%s: %+v", stack, est)
+		}
+		table, err := cost.Builtin(est.Region)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range est.Prices {
+			if p.Date == "" || p.Source == "" || p != table.Prices[p.Key] {
+				t.Errorf("%s: price %+v is not the dated, sourced %s row %+v", stack, p, est.Region, table.Prices[p.Key])
+			}
+		}
+	}
+}
+
+// costMissingPrice runs cost on chemistry with its pool on g6e.xlarge, the one type the
+// ca-central-1 table has no price for, from the stack file to the message on stderr. The
+// changed stack file is read from a project of its own; the plan builds the node agent from
+// this one.
+func costMissingPrice(t *testing.T, priceRegion string) (int, string) {
+	t.Helper()
+	root := projectRoot(t)
+	data, err := os.ReadFile(filepath.Join(root, "stacks", "Pulumi.chemistry.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stack := strings.Replace(string(data), "instanceType: g5.xlarge", "instanceType: g6e.xlarge", 1)
+	if stack == string(data) {
+		t.Fatal("Pulumi.chemistry.yaml has no g5.xlarge pool to change")
+	}
+	spec, err := config.LoadChecked(tempProject(t, map[string]string{"chemistry": stack}), "chemistry")
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := program.PlanStack(spec, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = priceStack(plan, "table", priceRegion, cost.DefaultAssumptions().SpotDiscount)
+	var stderr bytes.Buffer
+	return exit(env{stdout: io.Discard, stderr: &stderr}, "cost", err), stderr.String()
+}
+
+// A stack that needs a price its region's table lacks stops with exit 1, naming exactly the
+// missing prices and those it has, and says how to go on; --price-region goes on.
+func TestCostMissingPriceStops(t *testing.T) {
+	code, errOut := costMissingPrice(t, "")
+	if code != exitInvalid {
+		t.Fatalf("exit %d, stderr:\n%s", code, errOut)
+	}
+	for _, want := range []string{
+		"sandboxctl cost: estimate chemistry: no ca-central-1 price for ec2/g6e.xlarge (of the prices it needs, the table has ebs/gp3-gb-month, ec2/t3.large, elb/alb-hour,",
+		"--prices live", "--price-region us-east-1",
+	} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errOut)
+		}
+	}
+	if code, errOut := costMissingPrice(t, "us-east-1"); code != exitOK {
+		t.Errorf("--price-region us-east-1: exit %d:\n%s", code, errOut)
 	}
 }
 
@@ -130,7 +207,7 @@ func TestCostDocsShowTheExampleFigures(t *testing.T) {
 		return fmt.Sprintf("| %s | $%.2f | $%.2f | $%.2f | %.0f%% | %.0f%% |", name, min, max, always, ratio*100, floor*100)
 	}
 	for _, s := range []string{"chemistry", "dev", "linguistics", "physics"} {
-		code, out, errOut := sandboxctl(t, root, "cost", s, "--price-region", "us-east-1", "--format", "json")
+		code, out, errOut := sandboxctl(t, root, "cost", s, "--format", "json")
 		if code != exitOK {
 			t.Fatalf("%s: exit %d:\n%s", s, code, errOut)
 		}
@@ -191,9 +268,10 @@ func TestCostLivePrices(t *testing.T) {
 	}
 }
 
-// docs/cost.md lists every ca-central-1 row of the table beside its us-east-1 price, names every
-// price the region lacks, and shows the message an example stack stops with as cost prints it.
-func TestCostDocsShowThePartialRegion(t *testing.T) {
+// docs/cost.md lists every ca-central-1 row of the table with its date beside its us-east-1
+// price, names every price the region lacks, and shows the message a stack that needs one stops
+// with, as cost prints it.
+func TestCostDocsShowTheCACentral1Table(t *testing.T) {
 	root := projectRoot(t)
 	doc, err := os.ReadFile(filepath.Join(root, "docs", "cost.md"))
 	if err != nil {
@@ -208,7 +286,7 @@ func TestCostDocsShowThePartialRegion(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range ca.Sorted() {
-		want := fmt.Sprintf("| %s | %g | %g |", p.Key, p.USD, us.Prices[p.Key].USD)
+		want := fmt.Sprintf("| %s | %g | %g | %s |", p.Key, p.USD, us.Prices[p.Key].USD, p.Date)
 		if !strings.Contains(string(doc), want) {
 			t.Errorf("docs/cost.md lacks the row %q", want)
 		}
@@ -219,7 +297,7 @@ func TestCostDocsShowThePartialRegion(t *testing.T) {
 			t.Errorf("docs/cost.md, Prices, does not name %s among what ca-central-1 lacks", k)
 		}
 	}
-	code, _, errOut := sandboxctl(t, root, "cost", "chemistry")
+	code, errOut := costMissingPrice(t, "")
 	if code != exitInvalid {
 		t.Fatalf("exit %d:\n%s", code, errOut)
 	}

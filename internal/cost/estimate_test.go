@@ -2,6 +2,7 @@ package cost
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -346,54 +347,88 @@ func TestCostBuiltinUSEast1IsComplete(t *testing.T) {
 	}
 }
 
-// ca-central-1 holds the GPU types' and the t3 types' prices of their dated sources, and nothing
-// else: what it lacks is the m7i, c7i and r7i types, g6e.xlarge (not offered there in the GPU
-// source) and every service price.
-func TestCostBuiltinCACentral1IsPartial(t *testing.T) {
-	tab, err := Builtin("ca-central-1")
+// ca-central-1 holds every price an estimate can ask for but g6e.xlarge (not offered there in
+// the GPU source), each with its date and a source that names the repository file and commit
+// or the AWS page it was read from. No Canada (Central) price is below US East's; the ones AWS
+// states are the same in every region equal the us-east-1 rows.
+func TestCostBuiltinCACentral1Rows(t *testing.T) {
+	ca, err := Builtin("ca-central-1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]float64{
-		"g4dn.xlarge": 0.584, "g4dn.2xlarge": 0.835, "g5.xlarge": 1.117, "g5.2xlarge": 1.34573,
-		"g5.4xlarge": 1.80319, "g5.12xlarge": 6.29784, "g6.xlarge": 0.8936, "g6.2xlarge": 1.08547,
+	us, err := Builtin("us-east-1")
+	if err != nil {
+		t.Fatal(err)
 	}
-	t3 := map[string]float64{"t3.large": 0.0928, "t3.xlarge": 0.1856}
-	if len(tab.Prices) != len(want)+len(t3) {
-		t.Errorf("ca-central-1 has %d prices, want %d", len(tab.Prices), len(want)+len(t3))
+	if got := strings.Join(ca.Missing(), " "); got != InstanceKey("g6e.xlarge") {
+		t.Errorf("ca-central-1 lacks %q, want only %s", got, InstanceKey("g6e.xlarge"))
 	}
-	for typ, usd := range t3 {
-		p, err := tab.Lookup(InstanceKey(typ))
+	want := map[string]struct {
+		usd          float64
+		date, source string
+	}{
+		InstanceKey("g5.xlarge"):   {1.117, "2026-01-21", "github.com/tsaol/aws-gpu data/g5_instances.js at 7412fd256c5e"},
+		InstanceKey("g6.xlarge"):   {0.8936, "2026-01-21", "github.com/tsaol/aws-gpu data/g6_instances.js at 7412fd256c5e"},
+		InstanceKey("t3.large"):    {0.0928, "2019-04-05", "github.com/LeanerCloud/ec2-instances-info"},
+		InstanceKey("c7i.large"):   {0.09765, "2026-03-15", "github.com/sprinters-sh/sprinters.sh docs/aws-regions.md at 1846007626"},
+		InstanceKey("c7i.2xlarge"): {0.3906, "2026-03-15", "times 8 vCPUs"},
+		InstanceKey("m7i.xlarge"):  {0.2247, "2026-03-15", "family m7i, ca-central-1: $0.056175 per vCPU-hour) times 4 vCPUs"},
+		InstanceKey("r7i.xlarge"):  {0.2898, "2026-03-15", "family r7i"},
+		KeyEBSGP3:                  {0.088, "2021-08-21", "github.com/syllogismos/aws_console"},
+		KeyALBHour:                 {0.02475, "2026-07-03", "github.com/x7even/cloudcostsmcp"},
+		KeyALBLCUHour:              {0.0088, "2026-07-03", "CAN1-LCUUsage"},
+		KeyNATHour:                 {0.05, "2026-08-29", "github.com/ikolomiets/aws-lambda-zig-demo"},
+		KeyNATGB:                   {0.05, "2026-08-29", "github.com/ikolomiets/aws-lambda-zig-demo"},
+		KeyEndpointHour:            {0.011, "2026-07-24", "SKU YZK8AEXHY7HJD36A"},
+		KeyIPv4Hour:                {0.005, caReadDate, "github.com/YeChen-coder/EBOBotToDigitalPet"},
+		KeyKMSKey:                  {1, caReadDate, "the same in every region, per https://aws.amazon.com/kms/pricing/"},
+		KeySecret:                  {0.4, caReadDate, "github.com/YeChen-coder/EBOBotToDigitalPet"},
+		KeyWAFACL:                  {5, caReadDate, "the same in every region"},
+		KeyWAFRule:                 {1, caReadDate, "the same in every region"},
+		KeyWAFRequests:             {0.6, caReadDate, "the same in every region"},
+		KeyLogsIngestGB:            {0.55, "2025-04-30", "github.com/DuckbillGroup/CloudWatchCashBack"},
+		KeyLogsStorageGB:           {0.033, "2025-04-30", "github.com/cevoaustralia/cloudwatch-log-retention-manager"},
+	}
+	for key, w := range want {
+		p, err := ca.Lookup(key)
 		if err != nil {
 			t.Error(err)
 			continue
 		}
-		if p.USD != usd || p.Date != "2019-04-05" || !strings.Contains(p.Source, "github.com/LeanerCloud/ec2-instances-info") {
-			t.Errorf("%s: %+v", typ, p)
-		}
-		if i, _ := catalog.LookupInstance(typ); !(usd > i.PricePerHour) {
-			t.Errorf("%s: ca-central-1 $%g is not above us-east-1 $%g", typ, usd, i.PricePerHour)
+		if p.USD != w.usd || p.Date != w.date || !strings.Contains(p.Source, w.source) {
+			t.Errorf("%s = %+v, want $%g of %s from %q", key, p, w.usd, w.date, w.source)
 		}
 	}
-	for typ, usd := range want {
-		p, err := tab.Lookup(InstanceKey(typ))
+	for _, p := range ca.Sorted() {
+		u, err := us.Lookup(p.Key)
 		if err != nil {
 			t.Error(err)
 			continue
 		}
-		if p.USD != usd || p.Date != "2026-01-21" || !strings.Contains(p.Source, "github.com/tsaol/aws-gpu") {
-			t.Errorf("%s: %+v", typ, p)
+		if p.Unit != u.Unit {
+			t.Errorf("%s: unit %q, us-east-1 %q", p.Key, p.Unit, u.Unit)
 		}
-		// Canada (Central) list prices are above US East's.
-		if i, _ := catalog.LookupInstance(typ); !(usd > i.PricePerHour) {
-			t.Errorf("%s: ca-central-1 $%g is not above us-east-1 $%g", typ, usd, i.PricePerHour)
+		if p.USD < u.USD {
+			t.Errorf("%s: ca-central-1 $%g is below us-east-1 $%g", p.Key, p.USD, u.USD)
+		}
+		if strings.Contains(p.Source, "the same in every region") && p.USD != u.USD {
+			t.Errorf("%s: $%g is said to be the same in every region, but us-east-1's is $%g", p.Key, p.USD, u.USD)
+		}
+		// A row cites a repository file at a commit, or an AWS page.
+		if !strings.Contains(p.Source, " at ") && !strings.Contains(p.Source, "https://aws.amazon.com/") {
+			t.Errorf("%s: source %q names neither a commit nor an AWS page", p.Key, p.Source)
 		}
 	}
-	missing := strings.Join(tab.Missing(), " ")
-	for _, k := range append(ServiceKeys(), InstanceKey("m7i.large"), InstanceKey("m7i.xlarge"), InstanceKey("g6e.xlarge")) {
-		if !strings.Contains(" "+missing+" ", " "+k+" ") {
-			t.Errorf("Missing() = %s lacks %s", missing, k)
+	// The per-vCPU rows are the family's figure times the catalog's vCPUs.
+	for _, typ := range []string{"c7i.large", "c7i.xlarge", "c7i.2xlarge", "m7i.large", "m7i.xlarge", "m7i.2xlarge", "r7i.xlarge"} {
+		p, _ := ca.Lookup(InstanceKey(typ))
+		i, _ := catalog.LookupInstance(typ)
+		if !strings.Contains(p.Source, fmt.Sprintf("times %d vCPUs", i.VCPUs)) {
+			t.Errorf("%s: source %q does not say it is %d vCPUs' worth", typ, p.Source, i.VCPUs)
 		}
+	}
+	if got := strings.Join(CompleteRegions(), " "); got != "us-east-1" {
+		t.Errorf("complete regions %q", got)
 	}
 }
 

@@ -2,6 +2,7 @@ package cost
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 
@@ -83,7 +84,7 @@ const readDate = "2026-12-04"
 // builtin holds the table's rows per region. us-east-1 is complete: its service rows above and
 // the instance catalog's prices (internal/catalog is the one home of us-east-1 instance prices,
 // which the spot-type choice also reads). Other regions hold only the rows that a public source
-// states for that region; a price no source gave is left out rather than guessed, and an
+// states for that region, or that AWS states are the same in every region; a price no source gave is left out rather than guessed, and an
 // estimate that needs it stops naming it (Missing, MissingPricesError). `--prices live` reads
 // every price of any region from the AWS Price List API.
 var builtin = map[string][]Price{
@@ -103,19 +104,15 @@ var builtin = map[string][]Price{
 		{KeyLogsIngestGB, "GB", 0.50, readDate, "https://aws.amazon.com/cloudwatch/pricing/ (vended logs delivered to CloudWatch Logs, first 10 TB: $0.50 per GB, US East (N. Virginia))"},
 		{KeyLogsStorageGB, "GB-month", 0.03, readDate, "https://aws.amazon.com/cloudwatch/pricing/ (log storage, archived: $0.03 per GB-month, US East (N. Virginia))"},
 	},
-	// Canada (Central): the GPU types' on-demand Linux prices, from a public dataset generated
-	// from instances.vantage.sh (which republishes the AWS Price List) on 2026-01-21. Its
-	// us-east-1 figures for the same types equal the catalog's. The same dataset lists no
-	// g6e.xlarge in ca-central-1 (its availability omits the region), so the type has no row.
-	// The t3 types' come from the only public snapshot found that holds them for the region:
-	// the ec2instances.info data a Go library embedded on 2019-04-05, dated so; its us-east-1
-	// t3 figures equal the catalog's of 2026.
-	// No citable ca-central-1 figure was found for the m7i, c7i and r7i types, gp3, NAT
-	// gateways, public IPv4, load balancers, interface endpoints, KMS, Secrets Manager, WAF or
-	// CloudWatch Logs.
+	// Canada (Central): every price but g6e.xlarge, each from a public source that states a
+	// ca-central-1 figure (or, for the services AWS prices alike in every region, from the AWS
+	// page or post that says so). docs/cost.md, Prices, lists each row beside its us-east-1
+	// figure; the sources are named per row below.
 	"ca-central-1": {
-		caT3("t3.large", 0.0928),
-		caT3("t3.xlarge", 0.1856),
+		// The GPU types' on-demand Linux prices, from a public dataset generated from
+		// instances.vantage.sh (which republishes the AWS Price List) on 2026-01-21. Its us-east-1
+		// figures for the same types equal the catalog's. The same dataset lists no g6e.xlarge in
+		// ca-central-1 (its availability omits the region), so the type has no row.
 		caGPU("g4dn.xlarge", 0.584, "g4dn"),
 		caGPU("g4dn.2xlarge", 0.835, "g4dn"),
 		caGPU("g5.xlarge", 1.117, "g5"),
@@ -124,7 +121,65 @@ var builtin = map[string][]Price{
 		caGPU("g5.12xlarge", 6.29784, "g5"),
 		caGPU("g6.xlarge", 0.8936, "g6"),
 		caGPU("g6.2xlarge", 1.08547, "g6"),
+		// The t3 types', from the ec2instances.info data a Go library embedded on 2019-04-05,
+		// dated so; its us-east-1 t3 figures equal the catalog's of 2026, and the 2026 per-vCPU
+		// table below gives the same ca-central-1 figure (0.0464 a vCPU-hour).
+		caT3("t3.large", 0.0928),
+		caT3("t3.xlarge", 0.1856),
+		// The current-generation CPU types', from a per-vCPU-hour table of each family's
+		// on-demand Linux price per region (a type's price is the family's figure times its
+		// vCPUs: these families price linearly with size, as the catalog's us-east-1 prices
+		// show). The table's us-east-1 figures times vCPUs equal the catalog's, and its
+		// ca-central-1 t3 figure times 2 equals the t3.large row above.
+		caVCPU("c7i.large", 0.048825),
+		caVCPU("c7i.xlarge", 0.048825),
+		caVCPU("c7i.2xlarge", 0.048825),
+		caVCPU("m7i.large", 0.056175),
+		caVCPU("m7i.xlarge", 0.056175),
+		caVCPU("m7i.2xlarge", 0.056175),
+		caVCPU("r7i.xlarge", 0.07245),
+		// Services.
+		{KeyEBSGP3, "GB-month", 0.088, "2021-08-21", "github.com/syllogismos/aws_console \"AWS Console/Helpers/VolumePricingHelper.swift\" at 25f73415d32b (storagePricing[\"ca-central-1\"][\"gp3\"], transcribed from https://aws.amazon.com/ebs/pricing/; its us-east-1 gp3 figure, $0.08, is the us-east-1 row's of 2026)"},
+		{KeyALBHour, "hour", 0.02475, "2026-07-03", "github.com/x7even/cloudcostsmcp opencloudcosts-go/internal/providers/aws/aws_network_alb_test.go at 1b72a8b55324 (the AWSELB ca-central-1 offer as fetched 2026-07-03: Canada (Central) LoadBalancerUsage, Load Balancer-Application, $0.02475 an hour)"},
+		{KeyALBLCUHour, "hour", 0.0088, "2026-07-03", "github.com/x7even/cloudcostsmcp opencloudcosts-go/internal/providers/aws/aws_network_alb_test.go at 1b72a8b55324 (the AWSELB ca-central-1 offer as fetched 2026-07-03: CAN1-LCUUsage, $0.0088 per LCU-hour)"},
+		{KeyNATHour, "hour", 0.05, "2026-08-29", "github.com/ikolomiets/aws-lambda-zig-demo docs/research/sqs-egress-without-interface-endpoint.md at 7cef0dcde508 (2026-08-29: the current Canada (Central) AmazonEC2 price list prices a NAT gateway-hour at $0.05)"},
+		{KeyNATGB, "GB", 0.05, "2026-08-29", "github.com/ikolomiets/aws-lambda-zig-demo docs/research/sqs-egress-without-interface-endpoint.md at 7cef0dcde508 (2026-08-29: the current Canada (Central) AmazonEC2 price list prices a GB processed by a NAT gateway at $0.05)"},
+		{KeyEndpointHour, "hour", 0.011, "2026-07-24", "github.com/ikolomiets/aws-lambda-zig-demo docs/research/sqs-egress-without-interface-endpoint.md at 7cef0dcde508 (the Canada (Central) AmazonVPC price list of publication 2026-07-24T15:42:25Z: SKU YZK8AEXHY7HJD36A, $0.011 per endpoint-hour in each AZ)"},
+		{KeyIPv4Hour, "hour", 0.005, caReadDate, "github.com/YeChen-coder/EBOBotToDigitalPet ShootToTheAWSCloud_en.md at 6f9c964219c9 (a ca-central-1 estimate priced from the AmazonVPC ca-central-1 price list: public IPv4 $0.005 an hour); the same in every region, per https://aws.amazon.com/vpc/pricing/"},
+		{KeyKMSKey, "month", 1.00, caReadDate, "the same in every region, per https://aws.amazon.com/kms/pricing/ (Key storage: each AWS KMS key costs $1/month, prorated hourly; the page states one price, with no regional table)"},
+		{KeySecret, "month", 0.40, caReadDate, "github.com/YeChen-coder/EBOBotToDigitalPet ShootToTheAWSCloud_en.md at 6f9c964219c9 (a ca-central-1 estimate: Secrets Manager $0.40 per secret a month)"},
+		{KeyWAFACL, "month", 5.00, caReadDate, wafEveryRegion + " (web ACL: $5.00 per month)"},
+		{KeyWAFRule, "month", 1.00, caReadDate, wafEveryRegion + " (rule: $1.00 per rule per web ACL per month)"},
+		{KeyWAFRequests, "million requests", 0.60, caReadDate, wafEveryRegion + " ($0.60 per million requests inspected)"},
+		{KeyLogsIngestGB, "GB", 0.55, "2025-04-30", "github.com/DuckbillGroup/CloudWatchCashBack cloudwatch_pricing.json at 2ee064bb4fd3 (current as of 2025-04-30): [\"ca-central-1\"].logs.vended_logs.to_cloudwatch_logs_standard.first_10tb, $0.55 per GB; its us-east-1 figure, $0.50, is the us-east-1 row's"},
+		{KeyLogsStorageGB, "GB-month", 0.033, "2025-04-30", "github.com/DuckbillGroup/CloudWatchCashBack cloudwatch_pricing.json at 2ee064bb4fd3 (current as of 2025-04-30): [\"ca-central-1\"].logs.storage, $0.033 per GB-month; the Price List figure of 2021-04-27 in github.com/cevoaustralia/cloudwatch-log-retention-manager src/log_retention_compliance/entrypoint.py at 337a337533eb is the same"},
 	},
+}
+
+// caReadDate is the day the ca-central-1 rows whose source states no date of its own were read.
+const caReadDate = "2026-12-05"
+
+// wafEveryRegion says where the WAF rows of a region other than us-east-1 come from: AWS
+// prices WAF alike in every region.
+const wafEveryRegion = "the same in every region, per https://aws.amazon.com/blogs/networking-and-content-delivery/cost-effective-ways-for-securing-your-web-applications-using-aws-waf/ (AWS WAF pricing model: \"The pricing for AWS WAF is consistent across all AWS Regions\"); figures per https://aws.amazon.com/waf/pricing/"
+
+// caVCPUDate and caVCPUCommit are the per-vCPU-hour table the ca-central-1 CPU types come from.
+const (
+	caVCPUDate   = "2026-03-15"
+	caVCPUCommit = "1846007626387fcc70f3b899e194da73bcaad45d"
+)
+
+// caVCPU is a ca-central-1 CPU type's row: the family's price per vCPU-hour times the type's
+// vCPUs (the catalog's), rounded to the millionth of a dollar. A type the catalog lacks gets no
+// price, which the table's own test refuses.
+func caVCPU(instanceType string, perVCPU float64) Price {
+	i, _ := catalog.LookupInstance(instanceType)
+	family, _, _ := strings.Cut(instanceType, ".")
+	return Price{
+		Key: InstanceKey(instanceType), Unit: "hour", USD: math.Round(perVCPU*float64(i.VCPUs)*1e6) / 1e6, Date: caVCPUDate,
+		Source: fmt.Sprintf("github.com/sprinters-sh/sprinters.sh docs/aws-regions.md at %s (instance price table of %s, family %s, ca-central-1: $%g per vCPU-hour) times %d vCPUs",
+			caVCPUCommit[:12], caVCPUDate, family, perVCPU, i.VCPUs),
+	}
 }
 
 // caGPUSource is the dataset the ca-central-1 GPU rows come from, at the commit read, and the
