@@ -125,7 +125,7 @@ func run() int {
 	flag.IntVar(&s.MaxTokens, "max-tokens", 64, "max_tokens of every request (the tiny model never stops earlier)")
 	flag.IntVar(&s.OllamaParallel, "ollama-parallel", 4, "OLLAMA_NUM_PARALLEL of the pool node")
 	flag.IntVar(&s.Workers, "workers", 1, "LiteLLM workers of the gateway as the agent renders it (and of every variant that does not change them)")
-	variants := flag.String("variants", "litellm", variantsHelp()+"the default measures the gateway as rendered; -variants all measures\n"+defaultVariants)
+	variants := flag.String("variants", "litellm", variantsHelp()+"the default measures the gateway as rendered; \"all\" in the list stands for\n"+defaultVariants)
 	jsonOut := flag.String("json", "", "also write the report as JSON to this file")
 	flag.StringVar(&s.logs, "logs", "", "copy the nodes' Ollama and LiteLLM logs (and the variants' configs and logs) into this directory at the end")
 	flag.Usage = func() {
@@ -145,9 +145,15 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "gatewaybench: -requests, -rounds, -max-tokens, -ollama-parallel and -workers must be positive, and -rounds must divide -requests")
 		return 2
 	}
-	if *variants == "all" {
-		*variants = defaultVariants
+	// "all" in the list stands for defaultVariants.
+	var names []string
+	for _, n := range strings.Split(*variants, ",") {
+		if strings.TrimSpace(n) == "all" {
+			n = defaultVariants
+		}
+		names = append(names, n)
 	}
+	*variants = strings.Join(names, ",")
 	plans, err := parseVariants(*variants)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "gatewaybench: %v\n", err)
@@ -200,6 +206,7 @@ func setUpPaths(ctx context.Context, r *localrun.Runner, s settings, plans []var
 	paths := make([]path, len(plans))
 	errs := make([]error, len(plans))
 	var wg sync.WaitGroup
+	starting := make(chan struct{}, 2)
 	for i, p := range plans {
 		paths[i] = path{target: target{name: p.name}, measureOnly: p.measureOnly}
 		switch {
@@ -212,10 +219,13 @@ func setUpPaths(ctx context.Context, r *localrun.Runner, s settings, plans []var
 			if p.spec.noAuth {
 				paths[i].key = stack.MasterKey
 			}
-			// Started side by side: each takes tens of seconds to import LiteLLM.
+			// Two at a time: each takes tens of seconds of CPU to import LiteLLM, and more at once
+			// on a busy machine only slows them all.
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				starting <- struct{}{}
+				defer func() { <-starting }()
 				dir := filepath.Join(r.TempDir(), "variant-"+strconv.Itoa(i))
 				g, err := startGateway(ctx, gw.Root, dir, ollama.URL(), s.Workers, 75, p.spec)
 				if err != nil {

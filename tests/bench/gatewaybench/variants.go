@@ -218,7 +218,7 @@ func startGateway(ctx context.Context, gwRoot, dir, ollamaURL string, workers, k
 	g := &startedGateway{url: "http://" + net.JoinHostPort(host, portS), pid: cmd.Process.Pid, cmd: cmd, log: logPath}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	deadline := time.Now().Add(4 * time.Minute)
+	deadline := time.Now().Add(8 * time.Minute)
 	for {
 		select {
 		case err := <-exited:
@@ -235,7 +235,7 @@ func startGateway(ctx context.Context, gwRoot, dir, ollamaURL string, workers, k
 		}
 		if time.Now().After(deadline) {
 			g.stop()
-			return nil, fmt.Errorf("LiteLLM did not answer %s within 4 minutes; its log: %s", node.LiteLLMHealthPath, logPath)
+			return nil, fmt.Errorf("LiteLLM did not answer %s within 8 minutes; its log: %s", node.LiteLLMHealthPath, logPath)
 		}
 	}
 }
