@@ -230,6 +230,9 @@ func setUpPaths(ctx context.Context, r *localrun.Runner, s settings, plans []var
 				g, err := startGateway(ctx, gw.Root, dir, ollama.URL(), s.Workers, 75, p.spec)
 				if err != nil {
 					errs[i] = fmt.Errorf("start %s: %w", p.name, err)
+					if s.logs != "" {
+						keepVariant(r, s.logs, p.name, dir)
+					}
 					return
 				}
 				r.Cleanup(g.stop)
