@@ -165,6 +165,7 @@ type pathResult struct {
 	Errors     int     `json:"errors"`
 	FirstError string  `json:"firstError,omitempty"`
 	TTFTP50    float64 `json:"ttftP50Ms"`
+	TTFTP90    float64 `json:"ttftP90Ms"`
 	TTFTP95    float64 `json:"ttftP95Ms"`
 	TotalP50   float64 `json:"totalP50Ms"`
 	TotalP95   float64 `json:"totalP95Ms"`
@@ -196,7 +197,7 @@ func summarise(name string, samples []sample, wall time.Duration) pathResult {
 	}
 	sort.Slice(ttft, func(i, j int) bool { return ttft[i] < ttft[j] })
 	sort.Slice(total, func(i, j int) bool { return total[i] < total[j] })
-	r.TTFTP50, r.TTFTP95 = ms(percentile(ttft, 50)), ms(percentile(ttft, 95))
+	r.TTFTP50, r.TTFTP90, r.TTFTP95 = ms(percentile(ttft, 50)), ms(percentile(ttft, 90)), ms(percentile(ttft, 95))
 	r.TotalP50, r.TotalP95 = ms(percentile(total, 50)), ms(percentile(total, 95))
 	if wall > 0 {
 		r.ReqPerS = float64(r.OK) / wall.Seconds()
