@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -36,6 +37,16 @@ Subcommands:
                   (2027-06-30, or RFC 3339); the default and the most is the team's
                   maxKeyLifetimeDays. F: text (default), plain (the key alone),
                   env (export OPENAI_API_KEY=...), json
+  issue STACK --team TEAM --owners FILE [--column NAME] --out OUT [--expires WHEN]
+        [--format csv|jsonl]
+                  a key of TEAM for each owner label of FILE (one a line; or, with
+                  --column, a CSV file whose column NAME holds them), written once
+                  into OUT, a new file readable by you only (never overwritten):
+                  CSV (owner,team,keyId,expiresAt,key) or JSON Lines, a row per key
+                  as it is issued. Owners who hold an active key of TEAM are skipped
+                  (named on stderr), so the same command can be run again; progress
+                  goes to stderr. Every bad or repeated label is named as FILE:LINE
+                  before any key is issued
   list STACK [--team TEAM] [--all] [--format text|json]
                   the keys of the department (of TEAM), without the keys themselves;
                   revoked and expired ones only with --all
@@ -60,8 +71,10 @@ Credentials come from the standard AWS chain (AWS_PROFILE, AWS_ACCESS_KEY_ID and
 AWS_SECRET_ACCESS_KEY, SSO, an instance role); AWS_ENDPOINT_URL points every call
 elsewhere (an emulator).
 
-Exit codes: 0 done, 1 the stack file is invalid, the registry refused (unknown or
-already revoked key) or CloudWatch refused, 2 usage error or no AWS credentials.
+Exit codes: 0 done (issue --owners: every owner holds an active key), 1 the stack file
+is invalid, the registry refused (unknown or already revoked key; issue --owners stops
+there, with the keys issued so far in OUT) or CloudWatch refused, 2 usage error (a bad
+owners file, an OUT that exists) or no AWS credentials.
 `
 
 // keysCredentialsHelp says how to give the keys commands credentials.
@@ -167,24 +180,51 @@ func openKey(e env, projectFlag string, positional []string, where storeFlags) (
 var issueFormats = []string{"text", "plain", "env", "json"}
 
 func keysIssue(e env, projectFlag string, args []string) error {
-	fs := flagSet(e, "keys issue", "keys issue STACK --team TEAM --owner LABEL [--expires WHEN] [--format text|plain|env|json]",
-		"Draws a new key for a person of TEAM and prints it once; see sandboxctl keys --help.")
+	fs := flagSet(e, "keys issue", "keys issue STACK --team TEAM (--owner LABEL | --owners FILE [--column NAME] --out FILE) [--expires WHEN] [--format F]",
+		"Draws a new key for a person of TEAM and prints it once (--owner), or a key for each owner\n"+
+			"of FILE and writes them once into a new file (--owners); see sandboxctl keys --help.")
 	where := addStoreFlags(fs)
 	team := fs.String("team", "", "the key's `team`, a key of llm-sandbox:teams")
 	owner := fs.String("owner", "", "who holds the key: a `label` the department chooses (a name, an email, a course seat)")
+	owners := fs.String("owners", "", "a `file` of owner labels, one a line (or a CSV column, with --column): a key for each owner who holds no active key of TEAM")
+	column := fs.String("column", "", "with --owners: the file is CSV with a header row, and the labels are in the column of this `name`")
+	out := fs.String("out", "", "with --owners: the new `file` the keys are written to, readable by you only; never overwritten")
 	expires := fs.String("expires", "", "when the key stops working: a duration (90d, 36h) or a date (2027-06-30); default the team's maxKeyLifetimeDays")
-	format := fs.String("format", "text", "output `format`: text, plain, env or json")
+	format := fs.String("format", "", "output `format`: text (default), plain, env or json; with --owners, the file's: csv (default) or jsonl")
 	positional, err := parseArgs(fs, args, nil)
 	if err != nil {
 		return err
 	}
-	if !slices.Contains(issueFormats, *format) {
-		return usagef("--format must be one of %s (got %q)", strings.Join(issueFormats, ", "), *format)
+	bulk := *owners != ""
+	formats, def := issueFormats, "text"
+	if bulk {
+		formats, def = bulkFormats, "csv"
 	}
-	if *team == "" || *owner == "" {
-		return usagef("want --team and --owner")
+	if *format == "" {
+		*format = def
 	}
-	if msg := keyregistry.OwnerProblem(*owner); msg != "" {
+	if !slices.Contains(formats, *format) {
+		return usagef("--format must be one of %s (got %q)", strings.Join(formats, ", "), *format)
+	}
+	switch {
+	case *team == "" || (*owner == "" && !bulk):
+		return usagef("want --team and --owner (or --owners FILE --out FILE)")
+	case *owner != "" && bulk:
+		return usagef("--owner and --owners exclude each other: one person, or a file of them")
+	case bulk && *out == "":
+		return usagef("--owners needs --out FILE: the new file the keys are written to")
+	case !bulk && (*out != "" || *column != ""):
+		return usagef("--out and --column go with --owners")
+	}
+	var list []ownerLine
+	if bulk {
+		if _, err := os.Lstat(inDir(e.cwd, *out)); err == nil {
+			return usagef("--out: %s exists: it may hold keys shown only once, so it is never overwritten (choose another name)", *out)
+		}
+		if list, err = readOwners(e, *owners, *column); err != nil {
+			return err
+		}
+	} else if msg := keyregistry.OwnerProblem(*owner); msg != "" {
 		return usagef("--owner: %s", msg)
 	}
 	s, _, cancel, err := openRegistry(e, projectFlag, positional, 0, where)
@@ -199,6 +239,9 @@ func keysIssue(e env, projectFlag string, args []string) error {
 	until, err := expiry(*expires, t, s.now)
 	if err != nil {
 		return err
+	}
+	if bulk {
+		return bulkIssue(e, s, t, list, *owners, *out, *format, until)
 	}
 	issued, err := s.registry.Issue(s.ctx, t.Name, *owner, s.now, until, "")
 	if err != nil {
