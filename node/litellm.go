@@ -231,6 +231,7 @@ func RenderLiteLLMConfig(cfg *LiteLLMConfig) ([]byte, error) {
 	line(1, "disable_spend_logs: true")
 	line(1, "store_prompts_in_spend_logs: false")
 	line(1, "disable_error_logs: true")
+	renderRateLimitCache(cfg.RateLimitCache, line, comment)
 	return b.Bytes(), nil
 }
 
