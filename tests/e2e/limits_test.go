@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -25,23 +26,26 @@ import (
 	"github.com/llm-sandbox/llm-sandbox/node"
 )
 
-// limitsWorkers is each gateway process's LiteLLM workers in the limits tests.
-const limitsWorkers = 2
+// gatewayWorkers are the LiteLLM workers of the two gateway processes in the limits tests:
+// several workers and two processes, three counters in all without a shared cache. The second
+// process has one worker so that the two starts fit the shared 2-core machine.
+var gatewayWorkers = []int{2, 1}
 
-// TestGatewayLimits is the department's limits across the whole gateway: two gateway nodes,
-// each the pinned LiteLLM with two workers, installed and configured by sandbox-node with the
-// department's key registry (a table in the AWS emulator) and the rate-limit cache (a real
-// redis-server speaking TLS only, with an AUTH token the nodes read from Secrets Manager). A
-// key issued by the Go registry client is served by both nodes; its team's requests-per-minute
-// and concurrent-request limits hold across both nodes and all four workers exactly (the
-// stated tolerance is zero); a revoked key is refused by both nodes within the revocation
-// window; the cache holds counters, never a prompt or a key; and with the cache gone both nodes
-// refuse requests (503) instead of counting alone.
+// TestGatewayLimits is the department's limits across the whole gateway: two gateway nodes
+// (the pinned LiteLLM, two workers on one, one on the other, each behind the agent's
+// accounting proxy as the Gateway component renders it), installed and configured by
+// sandbox-node with the department's key registry (a table in the AWS emulator) and the
+// rate-limit cache (a real redis-server speaking TLS only, with an AUTH token the nodes read
+// from Secrets Manager). Keys issued by the Go registry client are served by both nodes; a
+// team's requests-per-minute and concurrent-request limits hold across both nodes and all
+// three workers exactly (the stated tolerance is zero); a revoked key is refused by both nodes
+// within the revocation window; the cache holds counters, never a prompt or a key; and with
+// the cache gone both nodes refuse requests (503) instead of counting alone.
 func TestGatewayLimits(t *testing.T) {
 	const rpm, parallel = 8, 2
 	rig := newLimitsRig(t)
 	team := node.LiteLLMTeam{Name: "students", Models: []string{localrun.ModelName}, RequestsPerMinute: rpm, TokensPerMinute: 1000000, ParallelPerKey: parallel}
-	gws := rig.gateways(t, 2, []node.LiteLLMTeam{team}, true)
+	gws := rig.gateways(t, gatewayWorkers, []node.LiteLLMTeam{team}, true)
 
 	alice, bob, carol := rig.issue(t, "students", "alice"), rig.issue(t, "students", "bob"), rig.issue(t, "students", "carol")
 	marker := "LIMITS-MARKER-" + localrun.RandomAlphanumeric(t, 16)
@@ -111,18 +115,27 @@ func TestGatewayLimits(t *testing.T) {
 		}
 	}
 
-	// The cache holds counters: no prompt, no key, no completion.
+	// The cache holds counters, named by key id (LiteLLM's user id here) and team, as the
+	// usage metrics are: no prompt, no key, no completion.
 	stored := rig.redis.dump(t)
 	if len(stored) == 0 {
 		t.Errorf("the rate-limit cache holds no key: the gateways did not count there")
 	}
+	byKeyID := 0
 	for k, v := range stored {
-		for _, secret := range []string{marker, alice.Key, bob.Key, carol.Key, alice.Record.KeyID} {
+		if strings.Contains(k, alice.Record.KeyID) {
+			byKeyID++
+		}
+		for _, secret := range []string{marker, alice.Key, bob.Key, carol.Key} {
 			if strings.Contains(k, secret) || strings.Contains(v, secret) {
-				t.Errorf("the rate-limit cache's key %q holds a prompt, a key or a key id", k)
+				t.Errorf("the rate-limit cache's key %q holds a prompt or a key", k)
 			}
 		}
 	}
+	if byKeyID == 0 {
+		t.Errorf("no counter of the cache names alice's key id %s: %v", alice.Record.KeyID, stored)
+	}
+	t.Logf("the cache holds %d keys, %d of them alice's counters", len(stored), byKeyID)
 
 	// The cache gone: both nodes refuse (503), never fall back to counting alone.
 	rig.redis.Stop()
@@ -137,6 +150,62 @@ func TestGatewayLimits(t *testing.T) {
 	}
 }
 
+// EnvMeasureLimits, set to 1, runs TestGatewayLimitsSideBySide: four LiteLLM starts, too
+// long for every run of the suite.
+const EnvMeasureLimits = "LLM_SANDBOX_MEASURE_LIMITS"
+
+// TestGatewayLimitsSideBySide measures, in one run, the limits a key gets across the two
+// gateway processes (three workers) with each worker counting alone and with the counters
+// shared in the cache: three trials of each variant, each with a fresh key, of the
+// requests-per-minute limit (4 x rpm short requests sent one by one, alternating between the
+// processes, each on a new connection) and of the concurrent-request limit (burst long
+// requests sent at once, spread over the processes). It holds each variant to what
+// docs/keys.md states: counted alone, a key passes at least its limit and at most its limit
+// once per worker; shared, exactly its limit.
+func TestGatewayLimitsSideBySide(t *testing.T) {
+	if os.Getenv(EnvMeasureLimits) != "1" {
+		t.Skipf("a measurement of four LiteLLM starts: set %s=1 to run it", EnvMeasureLimits)
+	}
+	const rpm, parallel, burst, trials = 6, 2, 8, 3
+	workers := 0
+	for _, w := range gatewayWorkers {
+		workers += w
+	}
+	rig := newLimitsRig(t)
+	team := node.LiteLLMTeam{Name: "students", Models: []string{localrun.ModelName}, RequestsPerMinute: rpm, TokensPerMinute: 1000000, ParallelPerKey: parallel}
+	marker := "LIMITS-MARKER-" + localrun.RandomAlphanumeric(t, 16)
+	for _, v := range []struct {
+		name  string
+		cache bool
+	}{{"per-process counters", false}, {"shared counters", true}} {
+		gws := rig.gateways(t, gatewayWorkers, []node.LiteLLMTeam{team}, v.cache)
+		var passed, first429, admitted []int
+		for trial := range trials {
+			key := rig.issue(t, "students", fmt.Sprintf("rpm-%t-%d", v.cache, trial))
+			res := sendSequential(t, gws, key.Key, marker, 4*rpm)
+			passed, first429 = append(passed, res.passed), append(first429, res.first429)
+			key = rig.issue(t, "students", fmt.Sprintf("parallel-%t-%d", v.cache, trial))
+			a, _ := sendConcurrent(t, gws, key.Key, marker, burst)
+			admitted = append(admitted, a)
+		}
+		t.Logf("%s, %d processes, %d workers: requests per minute (limit %d, %d sent): %v passed, first 429 at %v; concurrent requests (limit %d, %d sent): %v admitted",
+			v.name, len(gws), workers, rpm, 4*rpm, passed, first429, parallel, burst, admitted)
+		for i := range trials {
+			lo, hi, plo, phi := rpm, rpm*workers, parallel, parallel*workers
+			if v.cache {
+				hi, phi = rpm, parallel
+			}
+			if passed[i] < lo || passed[i] > hi {
+				t.Errorf("%s, trial %d: %d requests passed, want %d..%d", v.name, i+1, passed[i], lo, hi)
+			}
+			if admitted[i] < plo || admitted[i] > min(phi, burst) {
+				t.Errorf("%s, trial %d: %d concurrent requests admitted, want %d..%d", v.name, i+1, admitted[i], plo, min(phi, burst))
+			}
+		}
+		rig.stopGateways(t)
+	}
+}
+
 // limitsRig is what the limits tests share: the emulator with the key registry, the master
 // key and the cache's AUTH token in Secrets Manager, a pool node, the cache, and the venv the
 // first gateway node installed, which later nodes start from.
@@ -148,6 +217,7 @@ type limitsRig struct {
 	masterArn, cacheArn string
 	venv                string
 	members             []*localruntest.Member
+	stops               []func()
 }
 
 func newLimitsRig(t *testing.T) *limitsRig {
@@ -171,20 +241,23 @@ func newLimitsRig(t *testing.T) *limitsRig {
 	return rig
 }
 
-// gateways bootstraps n gateway nodes, each in an Auto Scaling group of its own, with
-// limitsWorkers workers, the teams and (when cache) the rate-limit cache. The first node the
-// rig starts installs LiteLLM; later ones start from a copy of its venv, as from an image that
-// carries it, so that their bootstrap skips the install.
-func (r *limitsRig) gateways(t *testing.T, n int, teams []node.LiteLLMTeam, cache bool) []string {
+// gateways bootstraps a gateway node per entry of workers, one after the other (two LiteLLM
+// starts at once on a shared 2-core machine each take several times as long), each in an
+// Auto Scaling group of its own with that many LiteLLM workers, the teams and (when cache) the
+// rate-limit cache, behind the agent's accounting proxy served by `sandbox-node serve`. The
+// first node the rig starts installs LiteLLM; later ones start from a copy of its venv, as
+// from an image that carries it, so that their bootstrap skips the install. It returns each
+// node's chat completions URL.
+func (r *limitsRig) gateways(t *testing.T, workers []int, teams []node.LiteLLMTeam, cache bool) []string {
 	t.Helper()
 	var urls []string
-	for range n {
+	for _, w := range workers {
 		gw := r.d.NewMember(t, fmt.Sprintf("chemistry-gateway-%d", len(r.members)+1), localruntest.GatewayHook)
 		r.members = append(r.members, gw)
 		if r.venv != "" {
 			dst := filepath.Join(gw.Root, node.LiteLLMVenv)
-			if out, err := exec.Command("mkdir", "-p", filepath.Dir(dst)).CombinedOutput(); err != nil {
-				t.Fatalf("mkdir: %v: %s", err, out)
+			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+				t.Fatal(err)
 			}
 			if out, err := exec.Command("cp", "-a", r.venv, dst).CombinedOutput(); err != nil {
 				t.Fatalf("copy the venv: %v: %s", err, out)
@@ -193,21 +266,37 @@ func (r *limitsRig) gateways(t *testing.T, n int, teams []node.LiteLLMTeam, cach
 		conf := r.d.LiteLLMConfig(gw, localrun.GatewayOptions{
 			MasterKeySecretArn: r.masterArn,
 			OllamaURL:          r.pool.URL(),
-			Workers:            limitsWorkers,
+			Workers:            w,
 			KeyRegistry:        &node.KeyRegistry{Table: keyregistry.TableName(localrun.Department), Teams: teams},
 		})
 		if cache {
 			conf.LiteLLM.RateLimitCache = &node.RateLimitCache{Host: "127.0.0.1", Port: r.redis.Port, AuthTokenSecretArn: r.cacheArn, CACertFile: r.redis.CAFile}
 		}
-		if code := gw.Bootstrap(t, gw.WriteConfig(t, conf), localrun.BootstrapLimit); code != 0 {
-			t.Fatalf("sandbox-node bootstrap of gateway %d exited %d, want 0", len(r.members), code)
+		behindProxy(t, r.d.Moto.URL, gw.Group, &conf)
+		path := gw.WriteConfig(t, conf)
+		if code := gw.Bootstrap(t, path, localrun.BootstrapLimit); code != 0 {
+			gw.DumpLogs(t)
+			t.Fatalf("sandbox-node bootstrap of gateway %d (%d workers) exited %d, want 0", len(r.members), w, code)
 		}
+		r.stops = append(r.stops, serveGateway(t, gw, path))
 		if r.venv == "" {
 			r.venv = filepath.Join(gw.Root, node.LiteLLMVenv)
 		}
 		urls = append(urls, gw.URL()+"/v1/chat/completions")
 	}
 	return urls
+}
+
+// stopGateways stops every gateway node the rig started: its serve, then its services.
+func (r *limitsRig) stopGateways(t *testing.T) {
+	t.Helper()
+	for _, stop := range r.stops {
+		stop()
+	}
+	for _, gw := range r.members {
+		gw.StopAll(t)
+	}
+	r.stops, r.members = nil, nil
 }
 
 // issue issues a key of team for owner, valid for an hour.
