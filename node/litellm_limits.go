@@ -75,7 +75,8 @@ func (c *RateLimitCache) validate(local bool) []error {
 //     proxy's redis_usage_cache, which ProxyLogging.update_values (litellm/proxy/utils.py) makes
 //     the rate limiter's internal_usage_cache.dual_cache.redis_cache. This block, unlike
 //     litellm_settings.cache, turns on no response cache: nothing of a prompt or a completion
-//     is written to the cache, only counters keyed by the key's SHA-256 and the team.
+//     is written to the cache, only counters named by the key's id (the user the custom-auth
+//     module returns) and the team, as the usage metrics are.
 //   - With a Redis, the v3 limiter (litellm/proxy/hooks/parallel_request_limiter_v3.py,
 //     should_rate_limit) increments the requests-per-minute and tokens-per-minute windows with
 //     one Lua script on the server's clock, and max_parallel_requests with a sorted set of
@@ -94,7 +95,7 @@ func renderRateLimitCache(c *RateLimitCache, line func(indent int, format string
 		return
 	}
 	comment(1, "Rate limits shared by every worker of every gateway node: the counters live in the\n"+
-		"department's cache (TLS and an AUTH token only; counters keyed by the key's hash, never a\n"+
+		"department's cache (TLS and an AUTH token only; counters named by key id and team, never a\n"+
 		"prompt or a completion). The token comes from the environment ("+CacheAuthTokenVar+").")
 	line(1, "coordination_redis:")
 	line(2, "host: %s", yamlString(c.Host))
