@@ -1,6 +1,8 @@
 package node
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -51,4 +53,56 @@ func TestRateLimitCacheValidation(t *testing.T) {
 	if errs := good.validate(true); len(errs) != 1 {
 		t.Errorf("a cache on the local platform: got %v, want one error", errs)
 	}
+}
+
+const testCacheSecretArn = "arn:aws:secretsmanager:ca-central-1:123456789012:secret:llm-sandbox/chemistry/rate-limit-cache-auth-token-AbCdEf"
+
+// With a rate-limit cache, the secret step reads the cache's AUTH token too and writes it
+// beside the master key into the root-only environment file, never into config.yaml or the
+// log; a token of the wrong shape, or none, stops the boot (ABANDON) before LiteLLM starts.
+func TestRateLimitCacheTokenIntoTheEnvironmentFile(t *testing.T) {
+	const token = "Zq7Xw2Lr9Vb4Nc1Md8Kf3Hj6Gt5Ps0Ya2Ue7Wi4Ro9TyQxAbCdEfGhIjKlMnOpQr"
+	e := newLiteEnv(t)
+	e.cfg.LiteLLM.RateLimitCache = &RateLimitCache{Host: "master.chemistry-limits.abcdef.cac1.cache.amazonaws.com", Port: 6379, AuthTokenSecretArn: testCacheSecretArn}
+	e.sm.Put(testCacheSecretArn, token)
+	if err := e.bootstrap(); err != nil {
+		t.Fatalf("Bootstrap() = %v\nlog:\n%s", err, e.log)
+	}
+	env, err := os.ReadFile(filepath.Join(e.root, LiteLLMEnvFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(env), "\n"+CacheAuthTokenVar+"="+token+"\n") || !strings.Contains(string(env), MasterKeyVar+"=") {
+		t.Errorf("environment file lacks the token beside the master key:\n%s", env)
+	}
+	if fi, _ := os.Stat(filepath.Join(e.root, LiteLLMEnvFile)); fi.Mode().Perm() != 0o600 {
+		t.Errorf("environment file mode %s, want 0600", fi.Mode().Perm())
+	}
+	config, _ := os.ReadFile(filepath.Join(e.root, LiteLLMConfigFile))
+	if strings.Contains(string(config), token) || strings.Contains(e.log.String(), token) {
+		t.Errorf("the token reached config.yaml or the log")
+	}
+	if !strings.Contains(string(config), "os.environ/"+CacheAuthTokenVar) {
+		t.Errorf("config.yaml does not read the token from the environment:\n%s", config)
+	}
+
+	for name, value := range map[string]string{"too short": "Zq7Xw2Lr9Vb4", "a quote": "Zq7Xw2Lr9Vb4Nc1Md8Kf3\"Hj6Gt5Ps0Ya2"} {
+		t.Run(name, func(t *testing.T) {
+			e := newLiteEnv(t)
+			e.cfg.LiteLLM.RateLimitCache = &RateLimitCache{Host: "master.x", Port: 6379, AuthTokenSecretArn: testCacheSecretArn}
+			e.sm.Put(testCacheSecretArn, value)
+			err := e.bootstrap()
+			wantStepFailure(t, err, StepSecret, "the AUTH token in "+testCacheSecretArn)
+			if strings.Contains(err.Error(), "Zq7Xw2") || strings.Contains(e.log.String(), "Zq7Xw2") {
+				t.Errorf("the token reached the error or the log: %v", err)
+			}
+			wantResults(t, e.lc, ResultAbandon)
+		})
+	}
+	t.Run("missing", func(t *testing.T) {
+		e := newLiteEnv(t)
+		e.cfg.LiteLLM.RateLimitCache = &RateLimitCache{Host: "master.x", Port: 6379, AuthTokenSecretArn: testCacheSecretArn}
+		wantStepFailure(t, e.bootstrap(), StepSecret, "read the rate-limit cache's AUTH token", "ResourceNotFoundException")
+		wantResults(t, e.lc, ResultAbandon)
+	})
 }
