@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -293,7 +294,10 @@ func (r *limitsRig) stopGateways(t *testing.T) {
 	for _, stop := range r.stops {
 		stop()
 	}
-	for _, gw := range r.members {
+	// Latest first, as the cleanups would: a later node's LiteLLM runs from a copy of the
+	// first node's venv, whose scripts name the first node's interpreter, so the first node's
+	// StopAll would take that process for one of its own.
+	for _, gw := range slices.Backward(r.members) {
 		gw.StopAll(t)
 	}
 	r.stops, r.members = nil, nil
