@@ -30,7 +30,7 @@ PIP_QUIET           := --quiet --disable-pip-version-check --no-input
 PYTHON        ?= python3
 # Debian packages the tests use: the headers the Ollama cgo build needs and zstd (end-to-end
 # tests); cloud-init, shellcheck and systemd-analyze (the validators run on rendered artifacts).
-APT_PACKAGES  := nlohmann-json3-dev libstb-dev zstd cloud-init shellcheck systemd
+APT_PACKAGES  := nlohmann-json3-dev libstb-dev zstd cloud-init shellcheck systemd redis-server
 SUDO          := $(if $(filter 0,$(shell id -u)),,sudo)
 MOTO_VENV     := $(CURDIR)/.cache/moto-venv
 # The header directory is outside the checkout: its path is part of the cgo build's cache key,

@@ -393,6 +393,9 @@ type LiteLLMConfig struct {
 	// of each team and key id and publish the counts to CloudWatch (llm_sandbox_usage.py).
 	// Needs KeyRegistry. Absent on the local platform.
 	Usage *LiteLLMUsage `json:"usage,omitempty"`
+	// RateLimitCache, optional, is the cache that holds the rate-limit counters of every
+	// worker of every gateway node (litellm_limits.go); absent, each worker counts alone.
+	RateLimitCache *RateLimitCache `json:"rateLimitCache,omitempty"`
 	// RequestTimeoutSeconds bounds an upstream call (litellm_settings.request_timeout,
 	// router_settings.timeout and each model's timeout): the longest generation any pool runs.
 	// 1..4000; at least the front ALB's idle timeout, so LiteLLM never gives up on a request
@@ -502,6 +505,9 @@ func (l *LiteLLMConfig) validate(local bool) []error {
 	}
 	if l.Usage != nil {
 		errs = append(errs, l.Usage.validate(l.KeyRegistry)...)
+	}
+	if l.RateLimitCache != nil {
+		errs = append(errs, l.RateLimitCache.validate(local)...)
 	}
 	if l.KeepAliveSeconds < 1 || l.KeepAliveSeconds > 86400 {
 		add("keepAliveSeconds", "must be 1-86400, and above the front load balancer's idle timeout (got %d)", l.KeepAliveSeconds)

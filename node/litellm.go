@@ -92,22 +92,40 @@ func LiteLLMEnv() []EnvVar {
 	}
 }
 
+// WorkerHealthcheckSeconds is how long uvicorn's supervisor waits for a LiteLLM worker to
+// answer its health check before it kills the worker and starts another. uvicorn's default, 5 s,
+// is shorter than a worker's start on a busy 2-vCPU node: a worker is a spawned process that
+// imports litellm before it starts the thread that answers (uvicorn 0.54.0,
+// uvicorn/supervisors/multiprocess.py: Process.target starts always_pong, and
+// Multiprocess.keep_subprocess_alive kills a worker whose ping times out and logs "Child
+// process [...] died"). Under load every new worker was killed the same way and LiteLLM never
+// became ready. The thread answers even while a worker's event loop is busy, so the longer
+// wait only delays replacing a worker whose interpreter is wedged.
+const WorkerHealthcheckSeconds = 120
+
 // liteLLMArgs are LiteLLM's command-line arguments after the executable. --keepalive_timeout
 // is uvicorn's timeout_keep_alive ("Set the uvicorn keepalive timeout in seconds", `litellm
-// --help` of 1.108.7; added by BerriAI/litellm#11594).
+// --help` of 1.108.7; added by BerriAI/litellm#11594). With more than one worker,
+// --timeout_worker_healthcheck is uvicorn's timeout_worker_healthcheck (litellm/proxy/
+// proxy_cli.py of 1.108.7: "Only applies when running uvicorn directly with --num_workers>1"),
+// WorkerHealthcheckSeconds.
 // Behind the accounting proxy (a backendPort) LiteLLM listens on 127.0.0.1:backendPort
 // whatever host says: only the proxy reaches it.
 func liteLLMArgs(configFile, host string, l *LiteLLMConfig) []string {
 	if l.BackendPort != 0 {
 		host = "127.0.0.1"
 	}
-	return []string{
+	args := []string{
 		"--config", configFile,
 		"--host", host,
 		"--port", strconv.Itoa(l.ListenPort()),
 		"--num_workers", strconv.Itoa(l.Workers),
 		"--keepalive_timeout", strconv.Itoa(l.KeepAliveSeconds),
 	}
+	if l.Workers > 1 {
+		args = append(args, "--timeout_worker_healthcheck", strconv.Itoa(WorkerHealthcheckSeconds))
+	}
+	return args
 }
 
 // RenderLiteLLMConfig renders LiteLLM's proxy config, config.yaml, from the litellm section of a
@@ -231,6 +249,7 @@ func RenderLiteLLMConfig(cfg *LiteLLMConfig) ([]byte, error) {
 	line(1, "disable_spend_logs: true")
 	line(1, "store_prompts_in_spend_logs: false")
 	line(1, "disable_error_logs: true")
+	renderRateLimitCache(cfg.RateLimitCache, line, comment)
 	return b.Bytes(), nil
 }
 

@@ -165,7 +165,7 @@ func TestLiteLLMUnitSettings(t *testing.T) {
 	for _, want := range []string{
 		"\nUser=litellm\n", "\nGroup=litellm\n",
 		"\nEnvironmentFile=/etc/llm-sandbox/litellm.env\n",
-		"\nExecStart=/opt/llm-sandbox/litellm/bin/litellm --config /etc/llm-sandbox/litellm/config.yaml --host 0.0.0.0 --port 4000 --num_workers 2 --keepalive_timeout 960\n",
+		"\nExecStart=/opt/llm-sandbox/litellm/bin/litellm --config /etc/llm-sandbox/litellm/config.yaml --host 0.0.0.0 --port 4000 --num_workers 2 --keepalive_timeout 960 --timeout_worker_healthcheck 120\n",
 		"\nNoNewPrivileges=yes\n", "\nProtectSystem=strict\n", "\nProtectHome=yes\n", "\nPrivateTmp=yes\n",
 		"\nReadOnlyPaths=/etc/llm-sandbox/litellm\n", "\nRestart=always\n",
 		"\nEnvironment=LITELLM_LOCAL_MODEL_COST_MAP=True\n", "\nEnvironment=LITELLM_TELEMETRY_DISABLED=true\n",

@@ -421,6 +421,11 @@ func (r *liteLLMRole) stepSecret(ctx context.Context, st *runState) (string, err
 	b.WriteString("# LiteLLM's master key, from " + arn + ".\n")
 	b.WriteString("# Written by sandbox-node on every boot; root only. Rotate the secret, not this file.\n")
 	b.WriteString(MasterKeyVar + "=" + key + "\n")
+	cache, err := r.cacheAuthTokenLines(ctx, getter)
+	if err != nil {
+		return "", err
+	}
+	b.WriteString(cache)
 	file := r.path(LiteLLMEnvFile)
 	changed, err := writeIfChanged(file, b.Bytes(), 0o600)
 	if err != nil {

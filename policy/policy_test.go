@@ -279,6 +279,22 @@ var ruleCases = []ruleCase{
 	{"dynamodb-deletion-protection", "chemistry", setKey(typeDynamoTable, "chemistry-keys-registry", "deletionProtectionEnabled", false), "deletionProtectionEnabled is not true"},
 	{"key-registry-read-only", "chemistry", text(typeRolePolicy, "chemistry-gateway-key-registry", "policy", `["dynamodb:GetItem"]`, `["dynamodb:GetItem","dynamodb:PutItem"]`), `allows "dynamodb:PutItem"`},
 	{"key-registry-read-only", "chemistry", text(typeRolePolicy, "chemistry-gateway-key-registry", "policy", `["dynamodb:GetItem"]`, `"dynamodb:Scan"`), `allows "dynamodb:Scan"`},
+	{"cache-encrypted-in-transit", "chemistry", setKey(typeCacheGroup, "chemistry-cache-group", "transitEncryptionMode", "preferred"), `transitEncryptionMode "preferred"`},
+	{"cache-encrypted-in-transit", "linguistics", setKey(typeCacheGroup, "linguistics-cache-group", "transitEncryptionEnabled", false), "transitEncryptionEnabled false"},
+	{"cache-encrypted-at-rest-with-department-key", "chemistry", setKey(typeCacheGroup, "chemistry-cache-group", "kmsKeyId", ""), `with kmsKeyId ""`},
+	{"cache-encrypted-at-rest-with-department-key", "chemistry", setKey(typeCacheGroup, "chemistry-cache-group", "atRestEncryptionEnabled", false), "atRestEncryptionEnabled false"},
+	{"cache-auth-token", "chemistry", func(t *testing.T, p *Plan) {
+		delete(res(t, p, typeCacheGroup, "chemistry-cache-group").Inputs, "authToken")
+	}, "no authToken"},
+	{"cache-auth-token", "chemistry", setKey(typeCacheGroup, "chemistry-cache-group", "authToken", "AbCdEfGhIjKlMnOpQrStUv0123456789"), "not marked secret"},
+	{"cache-not-public", "chemistry", setKey(typeIngressRule, "chemistry-gateway-cache-in-nodes", "referencedSecurityGroupId", "chemistry-gpu-sg-id"), "admits security group chemistry-gpu-sg-id to the rate-limit cache's group chemistry-cache-sg-id"},
+	{"cache-not-public", "chemistry", func(t *testing.T, p *Plan) {
+		r := res(t, p, typeIngressRule, "chemistry-gateway-cache-in-nodes")
+		delete(r.Inputs, "referencedSecurityGroupId")
+		r.Inputs["cidrIpv4"] = "10.0.0.0/16"
+	}, "admits 10.0.0.0/16 to the rate-limit cache's group"},
+	{"cache-not-public", "chemistry", setKey(typeCacheSubnets, "chemistry-cache-subnets", "subnetIds", []any{"chemistry-network-public-ca-central-1a-id"}), "places the cache in chemistry-network-public-ca-central-1a-id, a subnet routed to the internet gateway"},
+	{"cache-not-public", "chemistry", setKey(typeCacheGroup, "chemistry-cache-group", "securityGroupIds", []any{}), "no securityGroupIds"},
 }
 
 func TestFixturesPass(t *testing.T) {

@@ -50,16 +50,21 @@ func TestPlanEveryStack(t *testing.T) {
 			azs := spec.Network.AZCount
 			managed := map[bool]int{true: 1}[spec.Access.ManagedCertificate()]
 			wantNAT := map[config.NATStrategy]int{config.NATSingle: 1, config.NATPerAZ: azs, config.NATNone: 0}[spec.Network.NAT]
+			// A gateway of several LiteLLM processes shares its rate-limit counters in a cache,
+			// whose AUTH token is the KeyStore's second secret.
+			cache := map[bool]int{true: 1}[sandbox.SharedLimits(spec)]
 			for typ, want := range map[string]int{
-				sandbox.TypeToken:                  1,
-				"llmsandbox:network:Network":       1,
-				"llmsandbox:keys:KeyStore":         1,
-				"aws:ec2/vpc:Vpc":                  1,
-				"aws:ec2/subnet:Subnet":            2 * azs,
-				"aws:ec2/natGateway:NatGateway":    wantNAT,
-				"aws:ec2/flowLog:FlowLog":          1,
-				"aws:kms/key:Key":                  1,
-				"aws:secretsmanager/secret:Secret": 1,
+				sandbox.TypeToken:                                   1,
+				"llmsandbox:network:Network":                        1,
+				"llmsandbox:keys:KeyStore":                          1,
+				"aws:ec2/vpc:Vpc":                                   1,
+				"aws:ec2/subnet:Subnet":                             2 * azs,
+				"aws:ec2/natGateway:NatGateway":                     wantNAT,
+				"aws:ec2/flowLog:FlowLog":                           1,
+				"aws:kms/key:Key":                                   1,
+				"aws:secretsmanager/secret:Secret":                  1 + cache,
+				"llmsandbox:cache:RateLimitCache":                   cache,
+				"aws:elasticache/replicationGroup:ReplicationGroup": cache,
 				// With a hosted zone: the hostname's record, and the certificate with its
 				// validation record unless the stack names one.
 				"aws:route53/record:Record":                           map[bool]int{true: 1}[spec.Access.HostedZoneID != ""] + managed,

@@ -158,6 +158,11 @@ type GatewayArgs struct {
 	// KMSKeyArn is the department's KMS key: it encrypts the root volumes, and the node role
 	// may decrypt with it through S3 and through Secrets Manager. Required.
 	KMSKeyArn pulumi.StringInput
+	// RateLimitCache is the cache that holds LiteLLM's rate-limit counters for every worker of
+	// every node, so that a key's limits hold for the whole gateway. Optional. Defaults to none:
+	// each worker then counts alone, and a key can reach its limits once per worker
+	// (docs/keys.md, "Limits across the gateway").
+	RateLimitCache *RateLimitCache
 	// Tags are extra tags for the nodes, their volumes and the group. Name, Department and
 	// llm-sandbox:tier are set by the gateway; Tags may repeat Department only with the same
 	// value. Optional. Defaults to none.
@@ -195,6 +200,9 @@ type Gateway struct {
 	RolePolicy *iam.RolePolicy
 	// KeyRegistryPolicy is the node role's read-only grant on the key registry.
 	KeyRegistryPolicy *iam.RolePolicy
+	// CachePolicy is the node role's grant on the rate-limit cache's AUTH token, when the
+	// gateway has a cache.
+	CachePolicy *iam.RolePolicy
 	// SSMAttachment attaches AmazonSSMManagedInstanceCore to the role.
 	SSMAttachment *iam.RolePolicyAttachment
 	// InstanceProfile carries the role to the instances.
@@ -320,6 +328,7 @@ func (b *builder) build() error {
 		b.internalLoadBalancer,
 		b.role,
 		b.keyRegistryAccess,
+		b.cacheAccess,
 		b.launchTemplate,
 		b.group,
 		b.scaling,

@@ -50,7 +50,8 @@ func identity(department string) nodegroup.Identity {
 // model, whose api_base is the pool's listener on the internal ALB. The group name is left
 // empty: the agent reads it from the instance's aws:autoscaling:groupName tag. The master key
 // is named by its secret's ARN only; the node fetches the value at boot.
-func nodeConfig(args *GatewayArgs, s *settings, internalDNS, masterKeySecretArn string) *node.Config {
+// The rate-limit cache, when there is one, is named by its endpoint and its token's secret.
+func nodeConfig(args *GatewayArgs, s *settings, internalDNS, masterKeySecretArn, cacheHost, cacheSecretArn string) *node.Config {
 	var models []node.LiteLLMModel
 	for _, pool := range s.poolNames {
 		r := args.Pools[pool]
@@ -81,6 +82,7 @@ func nodeConfig(args *GatewayArgs, s *settings, internalDNS, masterKeySecretArn 
 			NumRetries:            NumRetries,
 			KeyRegistry:           keyRegistry(args),
 			Usage:                 &node.LiteLLMUsage{FlushSeconds: usage.FlushSeconds},
+			RateLimitCache:        cacheNodeConfig(args.RateLimitCache, cacheHost, cacheSecretArn),
 		},
 	}
 }
@@ -133,9 +135,13 @@ func (b *builder) role() error {
 func (b *builder) launchTemplate() error {
 	args, s, sha := b.args, b.s, b.args.AgentSHA256
 	// Only a string is rendered in the ApplyT; no resource is created there.
-	userData := pulumi.All(b.args.AgentURL.ToStringOutput(), b.comp.InternalLoadBalancer.DnsName, b.args.MasterKeySecretArn.ToStringOutput()).ApplyT(
+	cacheHost, cacheSecret := pulumi.String("").ToStringOutput(), pulumi.String("").ToStringOutput()
+	if c := b.args.RateLimitCache; c != nil {
+		cacheHost, cacheSecret = c.Host.ToStringOutput(), c.AuthTokenSecretArn.ToStringOutput()
+	}
+	userData := pulumi.All(b.args.AgentURL.ToStringOutput(), b.comp.InternalLoadBalancer.DnsName, b.args.MasterKeySecretArn.ToStringOutput(), cacheHost, cacheSecret).ApplyT(
 		func(v []any) (string, error) {
-			cfg := nodeConfig(args, s, v[1].(string), v[2].(string))
+			cfg := nodeConfig(args, s, v[1].(string), v[2].(string), v[3].(string), v[4].(string))
 			return nodegroup.RenderUserData(cfg, node.Artifact{URL: v[0].(string), SHA256: sha})
 		}).(pulumi.StringOutput)
 

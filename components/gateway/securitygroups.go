@@ -62,6 +62,7 @@ type sgRule struct {
 //	gateway nodes -> internal ALB                  each pool's listener port
 //	gateway nodes -> anywhere                      443 (Secrets Manager, S3, PyPI, AWS APIs)
 //	internal ALB -> each pool's nodes              11434
+//	gateway nodes -> rate-limit cache              its port (when the gateway has one)
 func (b *builder) rules() []sgRule {
 	front, nodes, internal := b.comp.LoadBalancerSecurityGroup.ID(), b.comp.SecurityGroup.ID(), b.args.InternalALBSecurityGroupID
 	var rules []sgRule
@@ -113,7 +114,7 @@ func (b *builder) rules() []sgRule {
 				description: "Ollama on the nodes of pool " + pool},
 		)
 	}
-	return rules
+	return append(rules, b.cacheRules()...)
 }
 
 // cidrKey is a CIDR as a child-name part: 10.20.0.0/16 -> 10-20-0-0-16. Rules are named by

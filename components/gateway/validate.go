@@ -18,8 +18,10 @@ import (
 // load balancer's DNS name, the secret's ARN), of the same shape, so the config can be checked
 // before anything is registered.
 const (
-	placeholderDNS    = "internal-placeholder-0000000000.elb.amazonaws.com"
-	placeholderSecret = "arn:aws:secretsmanager:%s:000000000000:secret:placeholder-AbCdEf"
+	placeholderDNS = "internal-placeholder-0000000000.elb.amazonaws.com"
+	// placeholderCacheHost stands in for the cache's endpoint, which is not known yet.
+	placeholderCacheHost = "master.placeholder.abcdef.cac1.cache.amazonaws.com"
+	placeholderSecret    = "arn:aws:secretsmanager:%s:000000000000:secret:placeholder-AbCdEf"
 )
 
 // settings are GatewayArgs validated, with what construction branches on worked out.
@@ -68,7 +70,17 @@ func validate(name string, args *GatewayArgs) (*settings, error) {
 	validateAccess(c, args, s)
 	validatePools(c, args, s)
 
-	problems := nodeConfigProblems(nodeConfig(args, s, placeholderDNS, fmt.Sprintf(placeholderSecret, args.Region)))
+	problems := nodeConfigProblems(nodeConfig(args, s, placeholderDNS, fmt.Sprintf(placeholderSecret, args.Region), placeholderCacheHost, fmt.Sprintf(placeholderSecret, args.Region)))
+	if rc := args.RateLimitCache; rc != nil {
+		if rc.Port < 1 || rc.Port > 65535 {
+			c.Add("RateLimitCache.Port", "must be 1-65535 (got %d)", rc.Port)
+		}
+		c.Required(map[string]bool{
+			"RateLimitCache.Host":               rc.Host == nil,
+			"RateLimitCache.AuthTokenSecretArn": rc.AuthTokenSecretArn == nil,
+			"RateLimitCache.SecurityGroupID":    rc.SecurityGroupID == nil,
+		})
+	}
 	c.SHA256("AgentSHA256", args.AgentSHA256)
 	required := map[string]bool{
 		"VpcID":                      args.VpcID == nil,

@@ -55,6 +55,10 @@ type KeyStoreArgs struct {
 	// then fails until it is turned off). Optional. Defaults to false here; the sandbox passes
 	// the stack's gateway.deletionProtection, whose default is true.
 	RegistryDeletionProtection bool
+	// RateLimitCacheToken, when true, also creates the secret (llm-sandbox/<department>/
+	// rate-limit-cache-auth-token, encrypted with the key) holding a freshly generated AUTH
+	// token for the gateway's rate-limit cache (components/cache). Optional. Defaults to false.
+	RateLimitCacheToken bool
 }
 
 // KeyStore is a department's KMS key and LiteLLM master-key secret.
@@ -74,6 +78,13 @@ type KeyStore struct {
 	RegistryTableName pulumi.StringOutput `pulumi:"registryTableName"`
 	// RegistryTableArn is the key registry table's ARN.
 	RegistryTableArn pulumi.StringOutput `pulumi:"registryTableArn"`
+	// CacheAuthTokenSecretArn is the ARN of the secret holding the rate-limit cache's AUTH
+	// token, when RateLimitCacheToken is set (the ARN only). Empty otherwise.
+	CacheAuthTokenSecretArn pulumi.StringOutput `pulumi:"cacheAuthTokenSecretArn"`
+	// CacheAuthToken is the token itself, marked secret, for the cache that requires it. It
+	// is the value stored in the secret (which keeps its first value, like the master key),
+	// and never a registered output of the component.
+	CacheAuthToken pulumi.StringOutput
 
 	// Key is the KMS key resource.
 	Key *kms.Key
@@ -81,6 +92,9 @@ type KeyStore struct {
 	MasterKeySecret *secretsmanager.Secret
 	// Registry is the key registry table.
 	Registry *dynamodb.Table
+	// CacheAuthTokenSecret is the secret holding the rate-limit cache's AUTH token, when
+	// RateLimitCacheToken is set.
+	CacheAuthTokenSecret *secretsmanager.Secret
 }
 
 // NewKeyStore creates a department's KMS key (rotation on, explicit key policy), its alias, and
@@ -174,6 +188,14 @@ func NewKeyStore(ctx *pulumi.Context, name string, args *KeyStoreArgs, opts ...p
 		return nil, err
 	}
 
+	comp.CacheAuthTokenSecretArn = pulumi.String("").ToStringOutput()
+	comp.CacheAuthToken = pulumi.ToSecret(pulumi.String("")).(pulumi.StringOutput)
+	if args.RateLimitCacheToken {
+		if err := newCacheAuthToken(ctx, name, args, key, secretWindow, comp, parent); err != nil {
+			return nil, err
+		}
+	}
+
 	comp.KeyArn = key.Arn
 	comp.KeyID = key.KeyId
 	comp.AliasName = alias.Name
@@ -191,6 +213,8 @@ func NewKeyStore(ctx *pulumi.Context, name string, args *KeyStoreArgs, opts ...p
 		"masterKeySecretArn": comp.MasterKeySecretArn,
 		"registryTableName":  comp.RegistryTableName,
 		"registryTableArn":   comp.RegistryTableArn,
+		// The secret's ARN only: the token is never a registered output.
+		"cacheAuthTokenSecretArn": comp.CacheAuthTokenSecretArn,
 	}); err != nil {
 		return nil, err
 	}
@@ -205,6 +229,46 @@ func AliasName(department string) string {
 // MasterKeySecretName is the Secrets Manager name of a department's LiteLLM master key.
 func MasterKeySecretName(department string) string {
 	return "llm-sandbox/" + department + "/litellm-master-key"
+}
+
+// CacheAuthTokenSecretName is the Secrets Manager name of a department's rate-limit cache
+// AUTH token.
+func CacheAuthTokenSecretName(department string) string {
+	return "llm-sandbox/" + department + "/rate-limit-cache-auth-token"
+}
+
+// newCacheAuthToken creates the secret of the rate-limit cache's AUTH token
+// ("<name>-cache-auth-token"), encrypted with the department key, and its first value, kept
+// like the master key's (changes to the generated value are ignored, so a later run never
+// replaces the token the cache requires). The token reaches the cache as a secret input and
+// the gateway nodes through Secrets Manager, never through user data.
+func newCacheAuthToken(ctx *pulumi.Context, name string, args *KeyStoreArgs, key *kms.Key, window int, comp *KeyStore, parent pulumi.ResourceOption) error {
+	secret, err := secretsmanager.NewSecret(ctx, name+"-cache-auth-token", &secretsmanager.SecretArgs{
+		Name:                 pulumi.String(CacheAuthTokenSecretName(args.Department)),
+		Description:          pulumi.Sprintf("AUTH token of the llm-sandbox rate-limit cache of department %s", args.Department),
+		KmsKeyId:             key.Arn,
+		RecoveryWindowInDays: pulumi.Int(window),
+	}, parent)
+	if err != nil {
+		return err
+	}
+	token, err := generateCacheToken(rand.Reader)
+	if err != nil {
+		return fmt.Errorf("keystore %q: generate the cache's AUTH token: %w", name, err)
+	}
+	version, err := secretsmanager.NewSecretVersion(ctx, name+"-cache-auth-token-value", &secretsmanager.SecretVersionArgs{
+		SecretId:      secret.ID(),
+		SecretString:  pulumi.ToSecret(pulumi.String(token)).(pulumi.StringOutput),
+		VersionStages: pulumi.StringArray{pulumi.String("AWSCURRENT"), pulumi.String(InitialVersionStage)},
+	}, parent, pulumi.IgnoreChanges([]string{"secretString", "versionStages"}))
+	if err != nil {
+		return err
+	}
+	comp.CacheAuthTokenSecret = secret
+	comp.CacheAuthTokenSecretArn = secret.Arn
+	// The stored value (state keeps the first one): the cache's token follows the secret.
+	comp.CacheAuthToken = pulumi.ToSecret(version.SecretString.Elem()).(pulumi.StringOutput)
+	return nil
 }
 
 // validate returns every problem with args at once, each naming its field.

@@ -13,6 +13,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/llm-sandbox/llm-sandbox/components/artifacts"
+	"github.com/llm-sandbox/llm-sandbox/components/cache"
 	"github.com/llm-sandbox/llm-sandbox/components/gateway"
 	"github.com/llm-sandbox/llm-sandbox/components/keys"
 	"github.com/llm-sandbox/llm-sandbox/components/modelpool"
@@ -84,6 +85,8 @@ type Sandbox struct {
 	InternalALBSecurityGroup *ec2.SecurityGroup
 	// Gateway is the LiteLLM tier and its load balancers.
 	Gateway *gateway.Gateway
+	// Cache holds the gateway's rate-limit counters (SharedLimits); nil without it.
+	Cache *cache.RateLimitCache
 	// Observability is the dashboard, the alarms and their topic.
 	Observability *observability.Observability
 }
@@ -95,6 +98,15 @@ const TypeToken = "llmsandbox:sandbox:Sandbox"
 // after its package. It stays an alias, so stacks deployed under it keep their resources (the
 // engine derives every child's aliases from it) instead of replacing every one.
 const FormerTypeToken = "llmsandbox:index:Sandbox"
+
+// SharedLimits reports whether the stack's gateway gets a rate-limit cache: whenever it can
+// run more than one LiteLLM process, more than one node (gateway.maxSize above 1) or more than
+// one worker on a node (one per vCPU). Without the cache each process counts a key's limits
+// alone, and a key could reach them once per process (docs/keys.md).
+func SharedLimits(spec *config.Spec) bool {
+	inst, _ := catalog.LookupInstance(spec.Gateway.InstanceType) // validated by config
+	return spec.Gateway.MaxSize > 1 || inst.GatewayWorkers() > 1
+}
 
 // Tags returns the tags every resource of the department carries: the project's own
 // (Department, ManagedBy, Stack) and the stack file's.
@@ -139,6 +151,7 @@ func NewSandbox(ctx *pulumi.Context, name string, args *SandboxArgs, opts ...pul
 		// The registry holds who has which key: the stack's one deletion-protection setting
 		// keeps it from a mistaken destroy, like the load balancers.
 		RegistryDeletionProtection: spec.Gateway.DeletionProtection,
+		RateLimitCacheToken:        SharedLimits(spec),
 	}, child...)
 	if err != nil {
 		return nil, fmt.Errorf("sandbox %q: keys: %w", name, err)
@@ -207,6 +220,26 @@ func NewSandbox(ctx *pulumi.Context, name string, args *SandboxArgs, opts ...pul
 		}
 	}
 
+	var limits *gateway.RateLimitCache
+	if SharedLimits(spec) {
+		c, err := cache.NewRateLimitCache(ctx, name+"-cache", &cache.RateLimitCacheArgs{
+			Department:       spec.Department,
+			VpcID:            net.VpcID.ToStringOutput(),
+			PrivateSubnetIDs: net.PrivateSubnetIDs,
+			KMSKeyArn:        keyStore.KeyArn,
+			AuthToken:        keyStore.CacheAuthToken,
+		}, child...)
+		if err != nil {
+			return nil, fmt.Errorf("sandbox %q: rate-limit cache: %w", name, err)
+		}
+		comp.Cache = c
+		limits = &gateway.RateLimitCache{
+			Host: c.Host, Port: cache.Port,
+			AuthTokenSecretArn: keyStore.CacheAuthTokenSecretArn,
+			SecurityGroupID:    c.SecurityGroupID.ToStringOutput(),
+		}
+	}
+
 	gw, err := gateway.NewGateway(ctx, name+"-gateway", &gateway.GatewayArgs{
 		Department:       spec.Department,
 		Region:           spec.Region,
@@ -236,6 +269,7 @@ func NewSandbox(ctx *pulumi.Context, name string, args *SandboxArgs, opts ...pul
 		AgentSHA256:                bucket.AgentSHA256,
 		ArtifactsBucketArn:         bucket.BucketArn,
 		KMSKeyArn:                  keyStore.KeyArn,
+		RateLimitCache:             limits,
 		Tags:                       Tags(spec),
 	}, child...)
 	if err != nil {

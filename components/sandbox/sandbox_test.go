@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"net/netip"
@@ -389,5 +390,74 @@ func TestTeamsReachTheGateway(t *testing.T) {
 	}
 	if _, err := build(t, spec); err != nil {
 		t.Errorf("a sandbox with a team: %v", err)
+	}
+}
+
+// A gateway that can run more than one LiteLLM process gets the rate-limit cache: its AUTH
+// token in a secret of the KeyStore, the group in the department's private subnets encrypted
+// with the department key, its endpoint and token secret in the gateway's node config, and its
+// port open to the gateway nodes' group only.
+func TestRateLimitCacheForSeveralProcesses(t *testing.T) {
+	for _, tc := range []struct {
+		maxSize int
+		want    bool
+	}{{4, true}, {1, true}} {
+		spec := testSpec(config.NATSingle)
+		spec.Gateway.MinSize, spec.Gateway.MaxSize = 1, tc.maxSize
+		if got := SharedLimits(spec); got != tc.want {
+			t.Errorf("maxSize %d on %s: SharedLimits %t, want %t", tc.maxSize, spec.Gateway.InstanceType, got, tc.want)
+		}
+	}
+	one := testSpec(config.NATSingle)
+	one.Gateway.InstanceType, one.Gateway.MinSize, one.Gateway.MaxSize = "one-vcpu.test", 1, 1
+	if SharedLimits(one) {
+		t.Errorf("one node of one worker: SharedLimits true, want false (one process counts exactly)")
+	}
+
+	m, err := build(t, testSpec(config.NATSingle))
+	if err != nil {
+		t.Fatal(err)
+	}
+	groups := m.ByType("aws:elasticache/replicationGroup:ReplicationGroup")
+	if len(groups) != 1 {
+		t.Fatalf("%d replication groups, want 1", len(groups))
+	}
+	rg := mockaws.Plain(groups[0].Inputs)
+	if rg["kmsKeyId"] != "arn:aws:kms:ca-central-1:123456789012:key/chem-keys-key-id" || rg["subnetGroupName"] != "chem-limits" {
+		t.Errorf("replication group kmsKeyId %v subnetGroupName %v", rg["kmsKeyId"], rg["subnetGroupName"])
+	}
+	subnets, _ := m.ByName("aws:elasticache/subnetGroup:SubnetGroup", "chem-cache-subnets")
+	ids := fmt.Sprint(mockaws.Plain(subnets.Inputs)["subnetIds"])
+	if !strings.Contains(ids, "private") || strings.Contains(ids, "public") {
+		t.Errorf("cache subnets %s, want the private subnets", ids)
+	}
+	if _, ok := m.ByName("aws:secretsmanager/secret:Secret", "chem-keys-cache-auth-token"); !ok {
+		t.Fatalf("no cache AUTH token secret")
+	}
+	secretArn := "arn:aws:secretsmanager:ca-central-1:123456789012:secret:chem-keys-cache-auth-token-id-AbCdEf"
+	if !groups[0].Inputs["authToken"].ContainsSecrets() {
+		t.Errorf("the replication group's authToken is not secret")
+	}
+	var lt mockaws.Resource
+	for _, r := range m.ByType("aws:ec2/launchTemplate:LaunchTemplate") {
+		if strings.Contains(r.Name, "gateway") {
+			lt = r
+		}
+	}
+	data, err := base64.StdEncoding.DecodeString(mockaws.Plain(lt.Inputs)["userData"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), `"host": "master.chem-limits.`) || !strings.Contains(string(data), `"authTokenSecretArn": "`+secretArn+`"`) || !strings.Contains(string(data), `"port": 6379`) {
+		t.Errorf("the gateway's user data does not name the cache and its token's secret:\n%s", data)
+	}
+	var in []string
+	for _, r := range m.ByType("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule") {
+		if p := mockaws.Plain(r.Inputs); p["securityGroupId"] == "chem-cache-sg-id" {
+			in = append(in, fmt.Sprint(p["referencedSecurityGroupId"], " ", p["fromPort"], " ", p["cidrIpv4"]))
+		}
+	}
+	if len(in) != 1 || in[0] != "chem-gateway-sg-id 6379 <nil>" {
+		t.Errorf("rules into the cache's group: %v, want the gateway nodes' group on 6379 only", in)
 	}
 }

@@ -123,6 +123,7 @@ var notCounted = []NotCounted{
 	{Type: "aws:cloudwatch/metricAlarm:MetricAlarm", What: "CloudWatch alarm(s)", Why: "AWS's free tier covers 10 standard alarm metrics an account"},
 	{Type: "aws:cloudwatch/dashboard:Dashboard", What: "CloudWatch dashboard(s)", Why: "AWS's free tier covers 3 custom dashboards an account"},
 	{Type: "aws:dynamodb/table:Table", What: "DynamoDB table(s)", Why: "on-demand: requests and the few kilobytes stored depend on use"},
+	{Type: "aws:elasticache/replicationGroup:ReplicationGroup", What: "ElastiCache replication group(s)", Why: "the gateway's rate-limit cache, two cache.t4g.micro nodes each: not in the dated price table yet"},
 	{Type: "aws:sns/topic:Topic", What: "SNS topic(s)", Why: "charged per notification delivered"},
 	{Type: "aws:s3/bucketV2:BucketV2", What: "S3 bucket(s)", Why: "the agent's few megabytes and access logs; charged per GB stored and request"},
 }

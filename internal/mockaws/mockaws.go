@@ -216,6 +216,13 @@ func (m *Monitor) customState(args pulumi.MockResourceArgs) (string, resource.Pr
 		if v, ok := args.Inputs["name"]; !ok || !v.IsString() {
 			state["name"] = resource.NewStringProperty(args.Name + "-" + CannedNameSuffix)
 		}
+	case "aws:elasticache/replicationGroup:ReplicationGroup":
+		// The primary endpoint ElastiCache names after the group id, a hash and the region.
+		rg := args.Name
+		if v, ok := args.Inputs["replicationGroupId"]; ok && v.IsString() {
+			rg = v.StringValue()
+		}
+		state["primaryEndpointAddress"] = resource.NewStringProperty(fmt.Sprintf("master.%s.%s.%s.cache.amazonaws.com", rg, cannedELBID(rg)[:6], regionCode(m.Region)))
 	case "aws:dynamodb/table:Table":
 		// A table's id is its name; its ARN ends in table/<name>.
 		if v, ok := args.Inputs["name"]; ok && v.IsString() {

@@ -443,6 +443,11 @@ func (g *generator) metadata() Data {
 				Retention: "as that bucket's lifecycle keeps them", Encryption: "as that bucket is encrypted", Readers: []string{"whoever can read that bucket"}})
 		}
 	}
+	for _, c := range g.byType("aws:elasticache/replicationGroup:ReplicationGroup") {
+		d.Stores = append(d.Stores, Store{Where: "ElastiCache group " + str(c.Inputs["replicationGroupId"]) + " (the gateway's rate-limit counters: requests, tokens and requests in flight of each key id and team in the current minute; never a prompt, a completion or a key)",
+			Retention: "each counter for its 60 s window; no snapshots", Encryption: g.keyName(str(c.Inputs["kmsKeyId"])) + " at rest, TLS in transit",
+			Readers: []string{"the gateway nodes (the only group its security group admits, with the AUTH token from Secrets Manager)"}})
+	}
 	for _, acl := range g.byType(typeWebACL) {
 		d.Stores = append(d.Stores, Store{Where: "CloudWatch metrics of WAF " + acl.Name + " (counts only)", Retention: "15 months (CloudWatch metric retention)",
 			Encryption: "AWS-managed", Readers: []string{"IAM principals of the account allowed cloudwatch:GetMetricData"}})

@@ -124,10 +124,27 @@ func TestPrivacyChemistryReport(t *testing.T) {
 		t.Errorf("plain hops %v", plain)
 	}
 	keys := dataOf(t, r, "API keys")
-	if len(keys.Stores) < 1 || keys.Stores[0].Encryption != "customer-managed KMS key chemistry-keys-key" ||
-		!strings.Contains(strings.Join(keys.Stores[0].Readers, "; "), "IAM role chemistry-gateway-role (inline policy chemistry-gateway-node)") ||
-		strings.Contains(strings.Join(keys.Stores[0].Readers, "; "), "chemistry-gpu-role") {
+	var master Store
+	for _, st := range keys.Stores {
+		if strings.Contains(st.Where, "litellm-master-key") {
+			master = st
+		}
+	}
+	if master.Encryption != "customer-managed KMS key chemistry-keys-key" ||
+		!strings.Contains(strings.Join(master.Readers, "; "), "IAM role chemistry-gateway-role (inline policy chemistry-gateway-node)") ||
+		strings.Contains(strings.Join(master.Readers, "; "), "chemistry-gpu-role") {
 		t.Errorf("master key store %+v", keys.Stores)
+	}
+	// The rate-limit cache holds counters per key id and team: metadata, encrypted with the
+	// department key, read by the gateway nodes only.
+	cache := false
+	for _, st := range dataOf(t, r, "Request metadata (addresses, ports, byte counts, times)").Stores {
+		if strings.HasPrefix(st.Where, "ElastiCache group chemistry-limits") {
+			cache = st.Encryption == "customer-managed KMS key chemistry-keys-key at rest, TLS in transit"
+		}
+	}
+	if !cache {
+		t.Errorf("the rate-limit cache is not reported as a metadata store encrypted with the department key")
 	}
 	// The key registry is an API-key store: hashes and owner labels, purged past expiry, read
 	// by the gateway nodes' own grant.

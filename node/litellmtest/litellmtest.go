@@ -67,6 +67,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	port := fs.Int("port", 0, "")
 	workers := fs.Int("num_workers", 0, "")
 	keepAlive := fs.Int("keepalive_timeout", 0, "")
+	fs.Int("timeout_worker_healthcheck", 0, "")
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "litellmtest: unsupported arguments %q\n", args)
 		return 2

@@ -149,9 +149,9 @@ func TestGatewayKeys(t *testing.T) {
 		t.Errorf("bob asking for a model the gateway does not serve: HTTP %d, want 404 model_not_found: %s", code, body)
 	}
 
-	// alice has made one request this minute. Each worker counts her limit on its own
-	// (docs/keys.md, "Limits per process"): her first 429 comes after at least rpm and at
-	// most workers × rpm answers.
+	// alice has made one request this minute. Without a rate-limit cache each worker counts
+	// her limit on its own (docs/keys.md, "Limits across the gateway"): her first 429 comes
+	// after at least rpm and at most workers × rpm answers.
 	answered := 1
 	for {
 		code, header, body := chat(alice.Key, localrun.ModelName)

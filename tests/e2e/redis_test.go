@@ -1,0 +1,289 @@
+package e2e
+
+import (
+	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/llm-sandbox/llm-sandbox/internal/localrun"
+)
+
+// redisServer is a real redis-server on 127.0.0.1 that speaks TLS only and requires an AUTH
+// token, as the department's cache does: a certificate authority and a server certificate for
+// 127.0.0.1 written by the test, a free port, and a temporary directory for everything it
+// writes (persistence off). Stop ends it; a cleanup ends it too.
+type redisServer struct {
+	Port   int
+	Token  string
+	CAFile string
+	pool   *x509.CertPool
+	args   []string
+	dir    string
+	cmd    *exec.Cmd
+	done   chan struct{}
+}
+
+// startRedis starts redis-server (Debian's package; the Makefile's APT_PACKAGES installs it) or
+// skips when it is not installed.
+func startRedis(t *testing.T) *redisServer {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Skip("redis-server is not installed: `make test` installs the Debian package redis-server")
+	}
+	dir := t.TempDir()
+	caFile, certFile, keyFile, pool := writeTestPKI(t, dir)
+	r := &redisServer{
+		Port:   localrun.FreePort(t),
+		Token:  localrun.RandomAlphanumeric(t, 32),
+		CAFile: caFile,
+		pool:   pool,
+		dir:    dir,
+	}
+	r.args = []string{
+		"--bind", "127.0.0.1", "--port", "0", "--tls-port", strconv.Itoa(r.Port),
+		"--tls-cert-file", certFile, "--tls-key-file", keyFile, "--tls-ca-cert-file", caFile,
+		"--tls-auth-clients", "no", "--requirepass", r.Token,
+		"--dir", dir, "--save", "", "--appendonly", "no", "--daemonize", "no",
+		"--logfile", filepath.Join(dir, "redis.log"),
+	}
+	r.start(t, bin)
+	t.Cleanup(r.Stop)
+	return r
+}
+
+func (r *redisServer) start(t *testing.T, bin string) {
+	t.Helper()
+	r.cmd = exec.Command(bin, r.args...)
+	r.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := r.cmd.Start(); err != nil {
+		t.Fatalf("start redis-server: %v", err)
+	}
+	r.done = make(chan struct{})
+	go func() { _ = r.cmd.Wait(); close(r.done) }()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		c, err := r.dial()
+		if err == nil {
+			_, err = c.do("PING")
+			c.Close()
+			if err == nil {
+				return
+			}
+		}
+		select {
+		case <-r.done:
+			log, _ := os.ReadFile(filepath.Join(r.dir, "redis.log"))
+			t.Fatalf("redis-server exited before it answered: %s", log)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("redis-server does not answer on 127.0.0.1:%d: %v", r.Port, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Stop ends the server and waits for it to exit.
+func (r *redisServer) Stop() {
+	if r.cmd == nil || r.cmd.Process == nil {
+		return
+	}
+	select {
+	case <-r.done:
+		return
+	default:
+	}
+	_ = syscall.Kill(-r.cmd.Process.Pid, syscall.SIGKILL)
+	<-r.done
+}
+
+// redisConn is a minimal RESP client: enough to authenticate, ping and read what the gateway
+// stored.
+type redisConn struct {
+	net.Conn
+	rd *bufio.Reader
+}
+
+// dial connects over TLS, checking the server's certificate against the test's authority,
+// and authenticates.
+func (r *redisServer) dial() (*redisConn, error) {
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}, "tcp", "127.0.0.1:"+strconv.Itoa(r.Port),
+		&tls.Config{RootCAs: r.pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12})
+	if err != nil {
+		return nil, err
+	}
+	c := &redisConn{Conn: conn, rd: bufio.NewReader(conn)}
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.do("AUTH", r.Token); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// do sends one command and returns its reply: a string, an int64, nil or a []any.
+func (c *redisConn) do(args ...string) (any, error) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "*%d\r\n", len(args))
+	for _, a := range args {
+		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
+	}
+	if _, err := io.WriteString(c.Conn, b.String()); err != nil {
+		return nil, err
+	}
+	return c.reply()
+}
+
+func (c *redisConn) reply() (any, error) {
+	line, err := c.rd.ReadString('\n')
+	if err != nil {
+		return nil, err
+	}
+	line = strings.TrimSuffix(line, "\r\n")
+	if line == "" {
+		return nil, errors.New("redis: empty reply")
+	}
+	switch line[0] {
+	case '+':
+		return line[1:], nil
+	case '-':
+		return nil, errors.New("redis: " + line[1:])
+	case ':':
+		return strconv.ParseInt(line[1:], 10, 64)
+	case '$':
+		n, _ := strconv.Atoi(line[1:])
+		if n < 0 {
+			return nil, nil
+		}
+		buf := make([]byte, n+2)
+		if _, err := io.ReadFull(c.rd, buf); err != nil {
+			return nil, err
+		}
+		return string(buf[:n]), nil
+	case '*':
+		n, _ := strconv.Atoi(line[1:])
+		if n < 0 {
+			return nil, nil
+		}
+		out := make([]any, n)
+		for i := range out {
+			if out[i], err = c.reply(); err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("redis: unexpected reply %q", line)
+}
+
+// dump returns every key with a text rendering of its value (strings, sorted-set members,
+// hash fields and values, list items): what an attacker holding the cache would read.
+func (r *redisServer) dump(t *testing.T) map[string]string {
+	t.Helper()
+	c, err := r.dial()
+	if err != nil {
+		t.Fatalf("connect to redis-server: %v", err)
+	}
+	defer c.Close()
+	keys, err := c.do("KEYS", "*")
+	if err != nil {
+		t.Fatalf("redis KEYS: %v", err)
+	}
+	out := map[string]string{}
+	for _, k := range keys.([]any) {
+		key := k.(string)
+		kind, err := c.do("TYPE", key)
+		if err != nil {
+			t.Fatalf("redis TYPE %s: %v", key, err)
+		}
+		var v any
+		switch kind {
+		case "string":
+			v, err = c.do("GET", key)
+		case "zset":
+			v, err = c.do("ZRANGE", key, "0", "-1", "WITHSCORES")
+		case "hash":
+			v, err = c.do("HGETALL", key)
+		case "list":
+			v, err = c.do("LRANGE", key, "0", "-1")
+		case "set":
+			v, err = c.do("SMEMBERS", key)
+		default:
+			v = "(" + fmt.Sprint(kind) + ")"
+		}
+		if err != nil {
+			t.Fatalf("redis read %s: %v", key, err)
+		}
+		out[key] = fmt.Sprint(v)
+	}
+	return out
+}
+
+// writeTestPKI writes a certificate authority and a server certificate for 127.0.0.1 signed
+// by it (ECDSA P-256, valid for a day) into dir.
+func writeTestPKI(t *testing.T, dir string) (caFile, certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "llm-sandbox test cache CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	srvKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:    x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, ca, &srvKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(srvKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(name, kind string, der []byte, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: kind, Bytes: der}), mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	pool = x509.NewCertPool()
+	pool.AddCert(ca)
+	return write("ca.pem", "CERTIFICATE", caDER, 0o644), write("server.pem", "CERTIFICATE", srvDER, 0o644),
+		write("server.key", "EC PRIVATE KEY", keyDER, 0o600), pool
+}
