@@ -152,33 +152,13 @@ func NewKeyStore(ctx *pulumi.Context, name string, args *KeyStoreArgs, opts ...p
 		return nil, err
 	}
 
-	secret, err := secretsmanager.NewSecret(ctx, name+"-master-key", &secretsmanager.SecretArgs{
-		Name:                 pulumi.String(MasterKeySecretName(args.Department)),
-		Description:          pulumi.Sprintf("LiteLLM master key for the llm-sandbox gateway of department %s", args.Department),
-		KmsKeyId:             key.Arn,
-		RecoveryWindowInDays: pulumi.Int(secretWindow),
-	}, parent)
-	if err != nil {
-		return nil, err
-	}
-
 	masterKey, err := generateMasterKey(rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("keystore %q: generate the master key: %w", name, err)
 	}
-	// A value is generated on every run, but ignoring changes to secretString keeps the one
-	// stored at creation, so a later `pulumi up` never rotates the key behind the gateway's back.
-	// Rotation is an operator action (docs/keys.md), and two more settings keep it from being
-	// undone: after `put-secret-value` this version loses AWSCURRENT, so versionStages is ignored
-	// too (else an update moves AWSCURRENT back to the old value); and it keeps the label
-	// InitialVersionStage, because a version left with no label is eventually removed, and the
-	// provider would then recreate it with a fresh value (terraform-aws-modules/
-	// terraform-aws-secrets-manager#24 and #26, hashicorp/terraform-provider-aws#25168).
-	_, err = secretsmanager.NewSecretVersion(ctx, name+"-master-key-value", &secretsmanager.SecretVersionArgs{
-		SecretId:      secret.ID(),
-		SecretString:  pulumi.ToSecret(pulumi.String(masterKey)).(pulumi.StringOutput),
-		VersionStages: pulumi.StringArray{pulumi.String("AWSCURRENT"), pulumi.String(InitialVersionStage)},
-	}, parent, pulumi.IgnoreChanges([]string{"secretString", "versionStages"}))
+	secret, _, err := newKeptSecret(ctx, name+"-master-key", MasterKeySecretName(args.Department),
+		pulumi.Sprintf("LiteLLM master key for the llm-sandbox gateway of department %s", args.Department),
+		masterKey, key, secretWindow, parent)
 	if err != nil {
 		return nil, err
 	}
@@ -237,30 +217,51 @@ func CacheAuthTokenSecretName(department string) string {
 	return "llm-sandbox/" + department + "/rate-limit-cache-auth-token"
 }
 
+// newKeptSecret creates a Secrets Manager secret named secretName (resource resName), encrypted
+// with the department key, and its first version holding value (resource resName+"-value").
+//
+// A value is generated on every run, but ignoring changes to secretString keeps the one
+// stored at creation, so a later `pulumi up` never replaces the value behind its users' back.
+// Rotation is an operator action (docs/keys.md), and two more settings keep it from being
+// undone: after `put-secret-value` this version loses AWSCURRENT, so versionStages is ignored
+// too (else an update moves AWSCURRENT back to the old value); and it keeps the label
+// InitialVersionStage, because a version left with no label is eventually removed, and the
+// provider would then recreate it with a fresh value (terraform-aws-modules/
+// terraform-aws-secrets-manager#24 and #26, hashicorp/terraform-provider-aws#25168).
+func newKeptSecret(ctx *pulumi.Context, resName, secretName string, description pulumi.StringInput, value string, key *kms.Key, window int, parent pulumi.ResourceOption) (*secretsmanager.Secret, *secretsmanager.SecretVersion, error) {
+	secret, err := secretsmanager.NewSecret(ctx, resName, &secretsmanager.SecretArgs{
+		Name:                 pulumi.String(secretName),
+		Description:          description,
+		KmsKeyId:             key.Arn,
+		RecoveryWindowInDays: pulumi.Int(window),
+	}, parent)
+	if err != nil {
+		return nil, nil, err
+	}
+	version, err := secretsmanager.NewSecretVersion(ctx, resName+"-value", &secretsmanager.SecretVersionArgs{
+		SecretId:      secret.ID(),
+		SecretString:  pulumi.ToSecret(pulumi.String(value)).(pulumi.StringOutput),
+		VersionStages: pulumi.StringArray{pulumi.String("AWSCURRENT"), pulumi.String(InitialVersionStage)},
+	}, parent, pulumi.IgnoreChanges([]string{"secretString", "versionStages"}))
+	if err != nil {
+		return nil, nil, err
+	}
+	return secret, version, nil
+}
+
 // newCacheAuthToken creates the secret of the rate-limit cache's AUTH token
 // ("<name>-cache-auth-token"), encrypted with the department key, and its first value, kept
 // like the master key's (changes to the generated value are ignored, so a later run never
 // replaces the token the cache requires). The token reaches the cache as a secret input and
 // the gateway nodes through Secrets Manager, never through user data.
 func newCacheAuthToken(ctx *pulumi.Context, name string, args *KeyStoreArgs, key *kms.Key, window int, comp *KeyStore, parent pulumi.ResourceOption) error {
-	secret, err := secretsmanager.NewSecret(ctx, name+"-cache-auth-token", &secretsmanager.SecretArgs{
-		Name:                 pulumi.String(CacheAuthTokenSecretName(args.Department)),
-		Description:          pulumi.Sprintf("AUTH token of the llm-sandbox rate-limit cache of department %s", args.Department),
-		KmsKeyId:             key.Arn,
-		RecoveryWindowInDays: pulumi.Int(window),
-	}, parent)
-	if err != nil {
-		return err
-	}
 	token, err := generateCacheToken(rand.Reader)
 	if err != nil {
 		return fmt.Errorf("keystore %q: generate the cache's AUTH token: %w", name, err)
 	}
-	version, err := secretsmanager.NewSecretVersion(ctx, name+"-cache-auth-token-value", &secretsmanager.SecretVersionArgs{
-		SecretId:      secret.ID(),
-		SecretString:  pulumi.ToSecret(pulumi.String(token)).(pulumi.StringOutput),
-		VersionStages: pulumi.StringArray{pulumi.String("AWSCURRENT"), pulumi.String(InitialVersionStage)},
-	}, parent, pulumi.IgnoreChanges([]string{"secretString", "versionStages"}))
+	secret, version, err := newKeptSecret(ctx, name+"-cache-auth-token", CacheAuthTokenSecretName(args.Department),
+		pulumi.Sprintf("AUTH token of the llm-sandbox rate-limit cache of department %s", args.Department),
+		token, key, window, parent)
 	if err != nil {
 		return err
 	}
