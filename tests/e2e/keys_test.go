@@ -1,11 +1,9 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"regexp"
 	"slices"
@@ -106,28 +104,14 @@ func TestGatewayKeys(t *testing.T) {
 	teamOf := map[string]string{alice.Key: "students", bob.Key: "students", carol.Key: "staff"}
 	tally := newUsageTally()
 	chatURL := gw.URL() + "/v1/chat/completions"
-	// A connection per request, as a load balancer opens them: each goes to whichever worker
-	// accepts it first.
-	client := &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{DisableKeepAlives: true}}
 	chatWith := func(key, model, content string) (int, http.Header, string) {
 		t.Helper()
-		data, _ := json.Marshal(map[string]any{
-			"model": model, "messages": []map[string]string{{"role": "user", "content": content}}, "temperature": 0, "max_tokens": 4,
-		})
-		req, _ := http.NewRequest(http.MethodPost, chatURL, bytes.NewReader(data))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+key)
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatalf("POST %s: %v", chatURL, err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
+		code, h, body := chatOnce(t, chatURL, key, model, content, 4)
 		if team, ok := teamOf[key]; ok {
 			id, _ := keyregistry.KeyID(key)
-			tally.add(t, team, id, resp.StatusCode, body)
+			tally.add(t, team, id, code, []byte(body))
 		}
-		return resp.StatusCode, resp.Header, string(body)
+		return code, h, body
 	}
 	chat := func(key, model string) (int, http.Header, string) {
 		t.Helper()

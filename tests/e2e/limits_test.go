@@ -53,7 +53,7 @@ func TestGatewayLimits(t *testing.T) {
 
 	// Issue → use: bob's key works on both nodes.
 	for i, gw := range gws {
-		if code, _, body := chatOnce(t, gw, bob.Key, marker, 4); code != http.StatusOK {
+		if code, _, body := chatOnce(t, gw, bob.Key, localrun.ModelName, marker, 4); code != http.StatusOK {
 			t.Fatalf("bob on gateway %d: HTTP %d, want 200: %s", i, code, body)
 		}
 	}
@@ -80,7 +80,7 @@ func TestGatewayLimits(t *testing.T) {
 		t.Errorf("carol's %d concurrent requests: %d admitted, %d refused with 429; want %d admitted (the limit across both nodes), %d refused", burst, admitted, refused, parallel, burst-parallel)
 	}
 	for i, gw := range gws {
-		if code, _, body := chatOnce(t, gw, carol.Key, marker, 4); code != http.StatusOK {
+		if code, _, body := chatOnce(t, gw, carol.Key, localrun.ModelName, marker, 4); code != http.StatusOK {
 			t.Errorf("carol on gateway %d after her requests finished: HTTP %d, want 200 (slots released): %s", i, code, body)
 		}
 	}
@@ -98,7 +98,7 @@ func TestGatewayLimits(t *testing.T) {
 			if refusedBy[i] {
 				continue
 			}
-			code, _, body := chatOnce(t, gw, bob.Key, marker, 4)
+			code, _, body := chatOnce(t, gw, bob.Key, localrun.ModelName, marker, 4)
 			switch code {
 			case http.StatusUnauthorized:
 				refusedBy[i] = true
@@ -143,7 +143,7 @@ func TestGatewayLimits(t *testing.T) {
 	dave := rig.issue(t, "students", "dave")
 	for i, gw := range gws {
 		start := time.Now()
-		code, _, body := chatOnce(t, gw, dave.Key, marker, 4)
+		code, _, body := chatOnce(t, gw, dave.Key, localrun.ModelName, marker, 4)
 		t.Logf("gateway %d without its cache: HTTP %d after %.1f s", i, code, time.Since(start).Seconds())
 		if code != http.StatusServiceUnavailable {
 			t.Errorf("gateway %d without its rate-limit cache: HTTP %d, want 503 (fail closed): %s", i, code, body)
@@ -319,11 +319,13 @@ func (r *limitsRig) issue(t *testing.T, team, owner string) keyregistry.Issued {
 // connections spread over them.
 var freshConn = &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{DisableKeepAlives: true}}
 
-// chatOnce sends one chat completion of at most maxTokens tokens with prompt to url.
-func chatOnce(t *testing.T, url, key, prompt string, maxTokens int) (int, http.Header, string) {
+// chatOnce sends one chat completion of model, at most maxTokens tokens, with prompt to url on
+// a connection of its own, as a load balancer opens them: each goes to whichever worker
+// accepts it first.
+func chatOnce(t *testing.T, url, key, model, prompt string, maxTokens int) (int, http.Header, string) {
 	t.Helper()
 	data, _ := json.Marshal(map[string]any{
-		"model": localrun.ModelName, "messages": []map[string]string{{"role": "user", "content": prompt}},
+		"model": model, "messages": []map[string]string{{"role": "user", "content": prompt}},
 		"temperature": 0, "max_tokens": maxTokens,
 	})
 	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(data))
@@ -350,7 +352,7 @@ func sendSequential(t *testing.T, gws []string, key, prompt string, n int) seque
 	t.Helper()
 	var r sequentialResult
 	for i := range n {
-		code, h, body := chatOnce(t, gws[i%len(gws)], key, prompt, 1)
+		code, h, body := chatOnce(t, gws[i%len(gws)], key, localrun.ModelName, prompt, 1)
 		switch code {
 		case http.StatusOK:
 			r.passed++
@@ -378,7 +380,7 @@ func sendConcurrent(t *testing.T, gws []string, key, prompt string, n int) (admi
 		go func() {
 			defer wg.Done()
 			<-start
-			code, _, body := chatOnce(t, gws[i%len(gws)], key, prompt, 256)
+			code, _, body := chatOnce(t, gws[i%len(gws)], key, localrun.ModelName, prompt, 256)
 			mu.Lock()
 			defer mu.Unlock()
 			switch code {
