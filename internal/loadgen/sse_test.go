@@ -305,6 +305,10 @@ func oracleChunk(data []byte) (text bool, finish string, usage int, hasUsage, ha
 	if err = json.Unmarshal(data, &top); err != nil {
 		return
 	}
+	if top == nil { // "null" decodes into a nil map without error, but it is not an object
+		err = errors.New("not a JSON object")
+		return
+	}
 	isStr := func(raw json.RawMessage) (string, bool) {
 		var s string
 		if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
@@ -363,10 +367,7 @@ func FuzzChunk(f *testing.F) {
 		}
 		text, finish, usage, hasUsage, hasErr, oerr := oracleChunk([]byte(data))
 		if oerr != nil {
-			var top map[string]any
-			if json.Unmarshal([]byte(data), &top) != nil {
-				return // not a JSON object: the scanner may accept or reject it
-			}
+			return // not a JSON object: the scanner may accept or reject it
 		}
 		var c chunk
 		if err := c.decode([]byte(data)); err != nil {
