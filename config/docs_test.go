@@ -23,7 +23,6 @@ func TestConfigDocsNameEveryKey(t *testing.T) {
 	sections := map[string][]string{
 		"network": networkKeys, "access": accessKeys, "pools.<name>": poolKeys,
 		"pools.<name>.schedule": scheduleKeys, "gateway": gatewayKeys, "alerts": alertsKeys, "teams.<name>": teamKeys,
-		"artifacts": artifactKeys,
 	}
 	for prefix, keys := range sections {
 		for _, k := range keys {
