@@ -154,7 +154,7 @@ func Fetch(ctx context.Context, set Set, src Sources, cacheDir string, progress 
 	}
 
 	for _, m := range set.Models {
-		fs, err := c.model(ctx, client, m, src.registry(), progress)
+		fs, err := c.model(ctx, client, m, src.registry(), seen, progress)
 		if err != nil {
 			return nil, err
 		}
@@ -179,8 +179,9 @@ func sortFetched(fs []Fetched) {
 	}
 }
 
-// model fetches m's manifest, checks it against the pin, then fetches every blob it names.
-func (c cache) model(ctx context.Context, client *http.Client, m Model, registry string, progress io.Writer) ([]Fetched, error) {
+// model fetches m's manifest, checks it against the pin, then fetches every blob it names but
+// those in done (shared with a model fetched before).
+func (c cache) model(ctx context.Context, client *http.Client, m Model, registry string, done map[string]bool, progress io.Writer) ([]Fetched, error) {
 	name, err := ollamastore.ParseName(m.Name)
 	if err != nil {
 		return nil, err
@@ -202,6 +203,9 @@ func (c cache) model(ctx context.Context, client *http.Client, m Model, registry
 		obj, err := blobObject(name, m.Name, l, registry)
 		if err != nil {
 			return nil, err
+		}
+		if done[obj.Key] {
+			continue
 		}
 		f, err := c.download(ctx, client, obj, "", progress)
 		if err != nil {
