@@ -321,3 +321,7 @@ func TestPinWheelhouseIsReproducible(t *testing.T) {
 		t.Errorf("exit %d, stderr %q; want a failure naming tinya and the file unchanged", code, errOut)
 	}
 }
+
+func TestPinHelpIsDocumented(t *testing.T) {
+	helpIsDocumented(t, "docs/artifacts.md", "pin")
+}
