@@ -145,6 +145,8 @@ var ruleCases = []ruleCase{
 	{"sg-descriptions", "chemistry", setKey(typeIngressRule, "chemistry-gateway-nodes-in-litellm", "description", ""), "no description"},
 	{"default-sg-closed", "chemistry", setKey(typeDefaultSG, "chemistry-network-default-sg", "ingress", []any{map[string]any{"protocol": "-1", "self": true}}), "has rules"},
 	{"default-sg-closed", "chemistry", func(t *testing.T, p *Plan) { remove(p, typeDefaultSG, "chemistry-network-default-sg") }, "no DefaultSecurityGroup"},
+	{"airgap-no-internet-route", "chemistry", airGapped(addRoute("leak", map[string]any{"routeTableId": privRTA, "destinationCidrBlock": "0.0.0.0/0", "gatewayId": chemIGW})), "routes 0.0.0.0/0 to internet gateway chemistry-network-igw-id"},
+	{"airgap-no-internet-route", "chemistry", airGapped(func(t *testing.T, p *Plan) { remove(p, typeVPCEndpoint, "chemistry-network-endpoint-monitoring") }), "no interface endpoint for com.amazonaws.ca-central-1.monitoring"},
 	{"no-auto-public-ip-subnets", "chemistry", setKey(typeSubnet, "chemistry-network-public-ca-central-1a", "mapPublicIpOnLaunch", true), "mapPublicIpOnLaunch is true"},
 	{"instances-in-private-subnets", "chemistry", setKey(typeASG, gpuASG, "vpcZoneIdentifiers", []any{"chemistry-network-public-ca-central-1a-id", "chemistry-network-private-ca-central-1b-id"}), "launches into chemistry-network-public-ca-central-1a-id"},
 	{"vpc-flow-logs", "chemistry", func(t *testing.T, p *Plan) { remove(p, typeFlowLog, "chemistry-network-flow-logs") }, "no flow log"},

@@ -1,5 +1,11 @@
 package policy
 
+import (
+	"strings"
+
+	"github.com/llm-sandbox/llm-sandbox/components/network/endpoints"
+)
+
 // Control ids: Checkov's from bridgecrewio/checkov (checkov/terraform/checks/resource/aws and
 // graph_checks/aws), Trivy's from aquasecurity/trivy-checks (checks/cloud/aws, the AVD-AWS
 // alias of each check), Security Hub's from the AWS Foundational Security Best Practices
@@ -31,6 +37,8 @@ func Rules() []Rule {
 			[]string{"CKV_AWS_158", "AVD-AWS-0017"}, checkLogGroupKey},
 		{"log-retention", Error, "every log group keeps its events for a set time of at most 90 days, the retention the privacy summary promises",
 			[]string{"CKV_AWS_66"}, checkLogRetention},
+		{"airgap-no-internet-route", Error, "a stack with network.nat: none has no NAT gateway, no route from a node subnet to an internet, NAT or egress-only gateway, and a working VPC endpoint (private DNS on, on the node subnets' route tables) for every AWS service its nodes call (" + strings.Join(endpoints.Services(endpoints.NodeCalled()), ", ") + "), so an air-gapped node needs no internet",
+			[]string{"EC2.57"}, checkAirGap},
 		{"no-egress-80", Error, "only LiteLLM gateway nodes send to the internet on port 80 (Ubuntu's archive, for python3-venv, serves only plain HTTP; apt checks every package's signature); pool nodes and load balancers use HTTPS alone",
 			[]string{"CKV_AWS_382"}, checkNoEgress80},
 

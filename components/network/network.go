@@ -1,7 +1,7 @@
 // Package network provides the llmsandbox:network:Network component: one department's VPC with
-// a public and a private subnet per availability zone, a NAT strategy, an S3 gateway endpoint
-// (interface endpoints too when there is no NAT), VPC flow logs and a closed default security
-// group.
+// a public and a private subnet per availability zone, a NAT strategy, S3 and DynamoDB gateway
+// endpoints (interface endpoints too when there is no NAT), VPC flow logs and a closed default
+// security group. Which endpoints exist is listed once, in package endpoints.
 package network
 
 import (
@@ -16,6 +16,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/llm-sandbox/llm-sandbox/components/internal/argcheck"
+	"github.com/llm-sandbox/llm-sandbox/components/network/endpoints"
 	"github.com/llm-sandbox/llm-sandbox/internal/rules"
 )
 
@@ -33,7 +34,7 @@ const (
 	// egress survives the loss of an AZ, at one NAT gateway's hourly charge per AZ.
 	NATPerAZ NATStrategy = "perAz"
 	// NATNone gives the private subnets no internet egress at all; AWS APIs are reached through
-	// interface endpoints and S3 through the gateway endpoint (air-gapped departments).
+	// interface endpoints, S3 and DynamoDB through gateway endpoints (air-gapped departments).
 	NATNone NATStrategy = "none"
 )
 
@@ -96,20 +97,24 @@ type Network struct {
 	// NATGateways are the NAT gateways keyed by the AZ they sit in: one for NATSingle, one per
 	// AZ for NATPerAZ, none for NATNone.
 	NATGateways map[string]*ec2.NatGateway
+	// GatewayEndpoints are the gateway VPC endpoints keyed by short service name ("s3",
+	// "dynamodb"); every strategy creates them.
+	GatewayEndpoints map[string]*ec2.VpcEndpoint
 	// InterfaceEndpoints are the interface VPC endpoints keyed by short service name ("ssm",
-	// "logs", ...); only NATNone creates them.
+	// "monitoring", ...); only NATNone creates them.
 	InterfaceEndpoints map[string]*ec2.VpcEndpoint
 	// FlowLogRetentionDays is the flow logs' retention in days, default applied, for records
 	// that must be kept as long (the artifacts bucket's access logs).
 	FlowLogRetentionDays int
 }
 
-// interfaceEndpointServices are the AWS services a node reaches through interface endpoints
-// when the VPC has no NAT: SSM sessions (ssm, ssmmessages, ec2messages), the LiteLLM master key
-// (secretsmanager, kms), lifecycle actions (autoscaling), the journal shipper (logs) and role
-// credentials (sts).
-func interfaceEndpointServices() []string {
-	return []string{"ssm", "ssmmessages", "ec2messages", "secretsmanager", "kms", "autoscaling", "logs", "sts"}
+// Endpoints returns the VPC endpoints a network with the NAT strategy creates, gateway
+// endpoints first, each with what calls its service: S3 and DynamoDB gateway endpoints for every
+// strategy, and for NATNone the interface endpoints too. The component creates exactly these;
+// callers (the plan, the policy rules through package endpoints) list them from here. An empty
+// strategy is the default, NATSingle.
+func Endpoints(strategy NATStrategy) []endpoints.Endpoint {
+	return endpoints.For(strategy == NATNone)
 }
 
 // settings are NetworkArgs validated and with defaults applied.
@@ -140,6 +145,7 @@ func NewNetwork(ctx *pulumi.Context, name string, args *NetworkArgs, opts ...pul
 		PublicSubnets:        map[string]*ec2.Subnet{},
 		PrivateSubnets:       map[string]*ec2.Subnet{},
 		NATGateways:          map[string]*ec2.NatGateway{},
+		GatewayEndpoints:     map[string]*ec2.VpcEndpoint{},
 		InterfaceEndpoints:   map[string]*ec2.VpcEndpoint{},
 		FlowLogRetentionDays: s.retentionDays,
 	}
@@ -159,7 +165,11 @@ func NewNetwork(ctx *pulumi.Context, name string, args *NetworkArgs, opts ...pul
 	comp.CIDR = comp.Vpc.CidrBlock
 	comp.PublicSubnetIDs = subnetIDs(comp.AvailabilityZones, comp.PublicSubnets)
 	comp.PrivateSubnetIDs = subnetIDs(comp.AvailabilityZones, comp.PrivateSubnets)
-	comp.S3EndpointID = b.s3Endpoint.ID()
+	s3, ok := comp.GatewayEndpoints["s3"]
+	if !ok {
+		return nil, fmt.Errorf("network %q: no S3 gateway endpoint among %v", name, endpoints.Services(Endpoints(s.nat)))
+	}
+	comp.S3EndpointID = s3.ID()
 	if err := ctx.RegisterResourceOutputs(comp, pulumi.Map{
 		"vpcId":            comp.VpcID,
 		"cidr":             comp.CIDR,
@@ -240,7 +250,6 @@ type builder struct {
 	igw           *ec2.InternetGateway
 	publicRoutes  *ec2.RouteTable
 	privateRoutes map[string]*ec2.RouteTable // keyed by AZ name
-	s3Endpoint    *ec2.VpcEndpoint
 }
 
 // build registers every child in dependency order. privateCIDRs and publicCIDRs are in AZ order.
@@ -258,7 +267,7 @@ func (b *builder) build(privateCIDRs, publicCIDRs []netip.Prefix) error {
 		b.publicRouting,
 		b.natGateways,
 		b.privateRouting,
-		b.gatewayEndpoint,
+		b.gatewayEndpoints,
 		b.interfaceEndpoints,
 		b.flowLogs,
 	}
@@ -494,39 +503,53 @@ func (b *builder) privateRouting() error {
 	return nil
 }
 
-// serviceName is the VPC endpoint service name of an AWS service in the region.
-func (b *builder) serviceName(service string) string {
-	return "com.amazonaws." + b.s.region + "." + service
+// endpointsOf returns the endpoints of the network's strategy of one kind, in Endpoints order.
+func (b *builder) endpointsOf(kind endpoints.Kind) []endpoints.Endpoint {
+	var out []endpoints.Endpoint
+	for _, e := range Endpoints(b.s.nat) {
+		if e.Kind == kind {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
-// gatewayEndpoint creates the S3 gateway endpoint on every route table, private and public. It
-// exists for every NAT strategy: the artifacts bucket admits reads only through it.
-func (b *builder) gatewayEndpoint() error {
-	routeTables := pulumi.StringArray{}
+// gatewayEndpoints creates the gateway endpoints, for every NAT strategy: they cost nothing, the
+// artifacts bucket admits reads only through the S3 one, and they keep the nodes' S3 and key
+// registry traffic off the NAT gateway (no per-GB processing charge) with one topology for every
+// strategy. Each is on every private route table; S3's is on the public one too, so that the
+// bucket is reached the same way from every subnet.
+func (b *builder) gatewayEndpoints() error {
+	private := pulumi.StringArray{}
 	for _, az := range b.comp.AvailabilityZones {
-		routeTables = append(routeTables, b.privateRoutes[az].ID().ToStringOutput())
+		private = append(private, b.privateRoutes[az].ID().ToStringOutput())
 	}
-	routeTables = append(routeTables, b.publicRoutes.ID().ToStringOutput())
-
-	n := b.name + "-s3"
-	ep, err := ec2.NewVpcEndpoint(b.ctx, n, &ec2.VpcEndpointArgs{
-		VpcId:           b.comp.Vpc.ID(),
-		ServiceName:     pulumi.String(b.serviceName("s3")),
-		VpcEndpointType: pulumi.String("Gateway"),
-		RouteTableIds:   routeTables,
-		Tags:            nameTag(n),
-	}, b.child()...)
-	if err != nil {
-		return fmt.Errorf("S3 gateway endpoint: %w", err)
+	for _, e := range b.endpointsOf(endpoints.Gateway) {
+		routeTables := private
+		if e.Service == "s3" {
+			routeTables = append(slices.Clone(private), b.publicRoutes.ID().ToStringOutput())
+		}
+		n := b.name + "-" + e.Service
+		ep, err := ec2.NewVpcEndpoint(b.ctx, n, &ec2.VpcEndpointArgs{
+			VpcId:           b.comp.Vpc.ID(),
+			ServiceName:     pulumi.String(endpoints.ServiceName(b.s.region, e.Service)),
+			VpcEndpointType: pulumi.String(string(endpoints.Gateway)),
+			RouteTableIds:   routeTables,
+			Tags:            nameTag(n),
+		}, b.child()...)
+		if err != nil {
+			return fmt.Errorf("%s gateway endpoint: %w", e.Service, err)
+		}
+		b.comp.GatewayEndpoints[e.Service] = ep
 	}
-	b.s3Endpoint = ep
 	return nil
 }
 
 // interfaceEndpoints creates, for NATNone only, one interface endpoint with private DNS per
 // service in the private subnets, behind a security group that admits HTTPS from the VPC only.
 func (b *builder) interfaceEndpoints() error {
-	if b.s.nat != NATNone {
+	services := b.endpointsOf(endpoints.Interface)
+	if len(services) == 0 {
 		return nil
 	}
 	sgName := b.name + "-endpoints"
@@ -552,12 +575,13 @@ func (b *builder) interfaceEndpoints() error {
 	for _, az := range b.comp.AvailabilityZones {
 		subnets = append(subnets, b.comp.PrivateSubnets[az].ID().ToStringOutput())
 	}
-	for _, svc := range interfaceEndpointServices() {
+	for _, e := range services {
+		svc := e.Service
 		n := b.name + "-endpoint-" + svc
 		ep, err := ec2.NewVpcEndpoint(b.ctx, n, &ec2.VpcEndpointArgs{
 			VpcId:             b.comp.Vpc.ID(),
-			ServiceName:       pulumi.String(b.serviceName(svc)),
-			VpcEndpointType:   pulumi.String("Interface"),
+			ServiceName:       pulumi.String(endpoints.ServiceName(b.s.region, svc)),
+			VpcEndpointType:   pulumi.String(string(endpoints.Interface)),
 			PrivateDnsEnabled: pulumi.Bool(true),
 			SubnetIds:         subnets,
 			SecurityGroupIds:  pulumi.StringArray{sg.ID().ToStringOutput()},

@@ -442,9 +442,14 @@ func checkPrivateAssociations(t *testing.T, m *mockaws.Monitor, azs []string) {
 	}
 }
 
+// airGappedInterfaceServices are the interface endpoints of a NATNone network, in creation
+// order: Session Manager's three, the master key, lifecycle actions, CloudWatch metrics, and
+// KMS, CloudWatch Logs and STS for operators' sessions.
+var airGappedInterfaceServices = []string{"ssm", "ssmmessages", "ec2messages", "secretsmanager", "autoscaling", "monitoring", "kms", "logs", "sts"}
+
 // TestNATNone checks the air-gapped network: no NAT, no EIP, no default route in private
-// tables, the eight interface endpoints with private DNS in the private subnets, and their
-// security group admitting only HTTPS from the VPC CIDR.
+// tables, the nine interface endpoints with private DNS in the private subnets (CloudWatch
+// metrics among them), and their security group admitting only HTTPS from the VPC CIDR.
 func TestNATNone(t *testing.T) {
 	azs := []string{azA, azB}
 	m, nw := mustRun(t, &NetworkArgs{CIDR: "10.20.0.0/16", NATStrategy: NATNone, Region: region})
@@ -485,7 +490,7 @@ func TestNATNone(t *testing.T) {
 		t.Errorf("endpoint SG vpcId = %v", sg["vpcId"])
 	}
 
-	services := []string{"ssm", "ssmmessages", "ec2messages", "secretsmanager", "kms", "autoscaling", "logs", "sts"}
+	services := airGappedInterfaceServices
 	wantSubnets := []string{id("chem-private-" + azA), id("chem-private-" + azB)}
 	for _, svc := range services {
 		name := "chem-endpoint-" + svc
@@ -504,17 +509,18 @@ func TestNATNone(t *testing.T) {
 			t.Errorf("InterfaceEndpoints lacks %q", svc)
 		}
 	}
-	if got := len(m.ByType(tEndpoint)); got != len(services)+1 {
-		t.Errorf("%d VPC endpoints, want %d interface + 1 S3 gateway", got, len(services))
+	if got := len(m.ByType(tEndpoint)); got != len(services)+2 {
+		t.Errorf("%d VPC endpoints, want %d interface + the S3 and DynamoDB gateways", got, len(services))
 	}
 	if len(nw.InterfaceEndpoints) != len(services) {
 		t.Errorf("InterfaceEndpoints has %d entries, want %d", len(nw.InterfaceEndpoints), len(services))
 	}
 }
 
-// TestS3GatewayEndpoint checks that every strategy gets the S3 gateway endpoint on all private
-// route tables and the public one, and that only NATNone gets interface endpoints.
-func TestS3GatewayEndpoint(t *testing.T) {
+// TestGatewayEndpoints checks that every strategy gets the S3 gateway endpoint on all private
+// route tables and the public one, and the DynamoDB gateway endpoint on the private route
+// tables only, and that only NATNone gets interface endpoints.
+func TestGatewayEndpoints(t *testing.T) {
 	for _, strategy := range []NATStrategy{NATSingle, NATPerAZ, NATNone} {
 		t.Run(string(strategy), func(t *testing.T) {
 			m, nw := mustRun(t, &NetworkArgs{CIDR: "10.20.0.0/16", AZCount: 3, NATStrategy: strategy, Region: region})
@@ -531,17 +537,60 @@ func TestS3GatewayEndpoint(t *testing.T) {
 				t.Errorf("S3 endpoint routeTableIds = %v, want %v", got, want)
 			}
 
+			ddb := inputs(t, m, tEndpoint, "chem-dynamodb")
+			if ddb["serviceName"] != "com.amazonaws."+region+".dynamodb" || ddb["vpcEndpointType"] != "Gateway" || ddb["vpcId"] != id("chem-vpc") {
+				t.Errorf("DynamoDB endpoint inputs = %v, want the Gateway endpoint of com.amazonaws.%s.dynamodb in the VPC", ddb, region)
+			}
+			got = strs(t, ddb["routeTableIds"])
+			wantPrivate := []string{id("chem-private-" + azA), id("chem-private-" + azB), id("chem-private-" + azC)}
+			if !slices.Equal(got, wantPrivate) {
+				t.Errorf("DynamoDB endpoint routeTableIds = %v, want the private route tables in AZ order %v", got, wantPrivate)
+			}
+			if len(nw.GatewayEndpoints) != 2 || nw.GatewayEndpoints["s3"] == nil || nw.GatewayEndpoints["dynamodb"] == nil {
+				t.Errorf("GatewayEndpoints = %v, want s3 and dynamodb", nw.GatewayEndpoints)
+			}
+
 			interfaces := 0
 			for _, r := range m.ByType(tEndpoint) {
 				if mockaws.Plain(r.Inputs)["vpcEndpointType"] == "Interface" {
 					interfaces++
 				}
 			}
-			if wantIf := map[NATStrategy]int{NATNone: 8}[strategy]; interfaces != wantIf || len(nw.InterfaceEndpoints) != wantIf {
+			if wantIf := map[NATStrategy]int{NATNone: 9}[strategy]; interfaces != wantIf || len(nw.InterfaceEndpoints) != wantIf {
 				t.Errorf("%d interface endpoints (%d in the struct), want %d", interfaces, len(nw.InterfaceEndpoints), wantIf)
 			}
 			if _, ok := m.ByName(tSG, "chem-endpoints"); ok != (strategy == NATNone) {
 				t.Errorf("endpoint security group present = %v, want %v", ok, strategy == NATNone)
+			}
+		})
+	}
+}
+
+// TestEndpointsListsWhatIsCreated checks that Endpoints names exactly the VPC endpoints the
+// component registers for each strategy (the default included), with their kind, so that a
+// plan or a rule that lists them from Endpoints tells the truth.
+func TestEndpointsListsWhatIsCreated(t *testing.T) {
+	for _, strategy := range []NATStrategy{"", NATSingle, NATPerAZ, NATNone} {
+		t.Run("strategy="+string(strategy), func(t *testing.T) {
+			m, _ := mustRun(t, &NetworkArgs{CIDR: "10.20.0.0/16", NATStrategy: strategy, Region: region})
+			created := map[string]string{} // service name -> endpoint type
+			for _, r := range m.ByType(tEndpoint) {
+				in := mockaws.Plain(r.Inputs)
+				created[fmt.Sprint(in["serviceName"])] = fmt.Sprint(in["vpcEndpointType"])
+			}
+			listed := map[string]string{}
+			for _, e := range Endpoints(strategy) {
+				listed["com.amazonaws."+region+"."+e.Service] = string(e.Kind)
+			}
+			if !reflect.DeepEqual(created, listed) {
+				t.Errorf("created %v, Endpoints lists %v", created, listed)
+			}
+			wantCount := map[NATStrategy]int{NATNone: 11}[strategy]
+			if wantCount == 0 {
+				wantCount = 2
+			}
+			if len(created) != wantCount {
+				t.Errorf("%d endpoints, want %d", len(created), wantCount)
 			}
 		})
 	}
@@ -692,6 +741,7 @@ func TestChildNamesAndParents(t *testing.T) {
 				tRouteTable + " chem-public",
 				tRoute + " chem-public-internet",
 				tEndpoint + " chem-s3",
+				tEndpoint + " chem-dynamodb",
 				tLogGroup + " chem-flow-logs",
 				tRole + " chem-flow-logs",
 				tRolePolicy + " chem-flow-logs",
@@ -717,7 +767,7 @@ func TestChildNamesAndParents(t *testing.T) {
 			}
 			if strategy == NATNone {
 				want = append(want, tSG+" chem-endpoints")
-				for _, svc := range interfaceEndpointServices() {
+				for _, svc := range airGappedInterfaceServices {
 					want = append(want, tEndpoint+" chem-endpoint-"+svc)
 				}
 			}
