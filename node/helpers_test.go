@@ -361,11 +361,14 @@ func (e *agentEnv) bootstrap(mutate ...func(*Options)) error {
 
 // detachedBootstrap bootstraps with --no-systemd, giving the detached server time to start.
 func (e *agentEnv) detachedBootstrap() error {
-	return e.bootstrap(func(o *Options) {
-		o.NoSystemd = true
-		o.PollInterval = 20 * time.Millisecond
-		o.Timeouts = map[string]time.Duration{StepStart: 30 * time.Second}
-	})
+	return e.bootstrap(detachedOptions)
+}
+
+// detachedOptions are the options of a bootstrap with --no-systemd.
+func detachedOptions(o *Options) {
+	o.NoSystemd = true
+	o.PollInterval = 20 * time.Millisecond
+	o.Timeouts = map[string]time.Duration{StepStart: 30 * time.Second}
 }
 
 // stopDetachedAtCleanup stops, when the test ends, the server whose pid file (a node path such

@@ -43,12 +43,16 @@ type liteEnv struct {
 	// version is what the venv's litellm reports.
 	version string
 	// venvFailures makes the next python3 -m venv calls fail as Ubuntu's does without
-	// python3-venv.
+	// python3-venv (ensurepip missing); python3 -m venv --without-pip needs no ensurepip.
 	venvFailures int
-	// pip answers `python -m pip install`; default: success, marking the venv installed.
+	// pip answers `pip install`, run as `python -m pip` or from a pip wheel; default: success,
+	// marking the venv installed.
 	pip func(args []string) ([]byte, error)
 	// script is the venv's bin/litellm; default: a script that cannot run.
 	script string
+	// lock replaces the embedded lock when set (a wheelhouse of stand-in wheels needs a lock
+	// with the stand-in pip wheel's hash).
+	lock string
 }
 
 func newLiteEnv(t *testing.T) *liteEnv {
@@ -98,10 +102,30 @@ func newLiteEnv(t *testing.T) *liteEnv {
 					out := "The virtual environment was not created successfully because ensurepip is not\navailable."
 					return []byte(out), errors.New("python3 -m venv " + args[2] + ": exit status 1" + outputTail([]byte(out)))
 				}
-				return nil, e.makeVenv(args[2])
-			case len(args) > 3 && args[0] == "-m" && args[1] == "pip" && args[2] == "install":
+				return nil, e.makeVenv(args[2], true)
+			case len(args) == 4 && args[0] == "-m" && args[1] == "venv" && args[2] == "--without-pip":
+				return nil, e.makeVenv(args[3], false)
+			}
+			var pip []string
+			switch {
+			case len(args) > 2 && args[0] == "-m" && args[1] == "pip":
+				// Only a venv made with pip has it.
+				if _, err := os.Stat(filepath.Join(e.root, LiteLLMVenv, "fake-pip")); err != nil {
+					out := "No module named pip"
+					return []byte(out), errors.New("python3 -m pip: exit status 1" + outputTail([]byte(out)))
+				}
+				pip = args[2:]
+			case len(args) > 1 && strings.HasSuffix(args[0], ".whl/pip"):
+				// A pip wheel run in place: the wheel must be there.
+				if _, err := os.Stat(filepath.Dir(args[0])); err != nil {
+					return nil, fmt.Errorf("python3 %s: %v", args[0], err)
+				}
+				pip = args[1:]
+			}
+			switch {
+			case len(pip) > 1 && pip[0] == "install":
 				return e.pip(args)
-			case len(args) == 3 && args[0] == "-m" && args[1] == "pip" && args[2] == "check":
+			case len(pip) == 1 && pip[0] == "check":
 				return []byte("No broken requirements found.\n"), nil
 			}
 			return nil, fmt.Errorf("python3 %q: unexpected in this test", args)
@@ -120,9 +144,9 @@ func newLiteEnv(t *testing.T) *liteEnv {
 	return e
 }
 
-// makeVenv lays out what `python3 -m venv` makes that the agent uses: bin/python3 and, standing
-// in for what pip installs, bin/litellm.
-func (e *liteEnv) makeVenv(dir string) error {
+// makeVenv lays out what `python3 -m venv` makes that the agent uses: bin/python3, a marker
+// standing in for pip when the venv has it, and, standing in for what pip installs, bin/litellm.
+func (e *liteEnv) makeVenv(dir string, withPip bool) error {
 	bin := filepath.Join(dir, "bin")
 	if err := os.MkdirAll(bin, 0o755); err != nil {
 		return err
@@ -130,7 +154,32 @@ func (e *liteEnv) makeVenv(dir string) error {
 	if err := os.WriteFile(filepath.Join(bin, "python3"), []byte("#!/bin/sh\nexit 1\n"), 0o755); err != nil {
 		return err
 	}
+	if withPip {
+		if err := os.WriteFile(filepath.Join(dir, "fake-pip"), nil, 0o644); err != nil {
+			return err
+		}
+	}
 	return os.WriteFile(filepath.Join(bin, "litellm"), []byte(e.script), 0o755)
+}
+
+// agent builds the agent as agentEnv does and gives its litellm role e.lock when set.
+func (e *liteEnv) agent(mutate ...func(*Options)) *Agent {
+	e.t.Helper()
+	a := e.agentEnv.agent(mutate...)
+	if e.lock != "" {
+		a.role.(*liteLLMRole).lock = []byte(e.lock)
+	}
+	return a
+}
+
+func (e *liteEnv) bootstrap(mutate ...func(*Options)) error {
+	e.t.Helper()
+	return e.agent(mutate...).Bootstrap(context.Background())
+}
+
+// detachedBootstrap bootstraps with --no-systemd, as agentEnv's does, with e.lock.
+func (e *liteEnv) detachedBootstrap() error {
+	return e.bootstrap(detachedOptions)
 }
 
 // keyContained asserts that the master key is in the environment file and nowhere else: no log
@@ -161,8 +210,15 @@ func (e *liteEnv) keyContained(extraLogs ...string) {
 	}
 }
 
+// pipInstalls are the pip install commands run, as `python -m pip` or from a pip wheel.
 func (e *liteEnv) pipInstalls() []string {
-	return e.runner.matching(filepath.Join(e.root, LiteLLMPython) + " -m pip install")
+	var out []string
+	for _, c := range e.runner.matching(filepath.Join(e.root, LiteLLMPython) + " ") {
+		if strings.Contains(c, " -m pip install ") || strings.Contains(c, ".whl/pip install ") {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 func TestLiteLLMBootstrapSuccess(t *testing.T) {
@@ -370,12 +426,33 @@ func TestLiteLLMSecretThrottlingIsRetried(t *testing.T) {
 	e.keyContained()
 }
 
-// wheelhouse serves a .tar.zst of stand-in wheels and points the config at it.
-func (e *liteEnv) wheelhouse(sum string) []byte {
-	archive := tarZst(e.t, []tarEntry{
-		{name: "litellm-" + versions.LiteLLM.Version + "-cp310-abi3-manylinux_2_28_x86_64.whl", body: "not really a wheel"},
-		{name: "uvicorn-0.54.0-py3-none-any.whl", body: "not really a wheel either"},
-	})
+// lockedPip is the pip version the embedded lock pins.
+func lockedPip(t *testing.T) string {
+	t.Helper()
+	m := lockPipPin.FindStringSubmatch(versions.LiteLLMRequirements)
+	if m == nil {
+		t.Fatal("the embedded lock pins no pip")
+	}
+	return m[1]
+}
+
+// standInPipWheel is the body of the stand-in pip wheel of the test wheelhouses.
+const standInPipWheel = "not really pip"
+
+// lockWithPipHash is the embedded lock with the hashes of its pip pin replaced by sum.
+func lockWithPipHash(t *testing.T, sum string) string {
+	t.Helper()
+	lock := lockPipPin.ReplaceAllString(versions.LiteLLMRequirements, "pip==${1} \\\n    --hash=sha256:"+sum)
+	if lock == versions.LiteLLMRequirements || !strings.Contains(lock, sum) {
+		t.Fatal("could not replace the lock's pip hashes")
+	}
+	return lock
+}
+
+// serveWheelhouse serves a .tar.zst of entries and points the config at it; sum "" is the
+// archive's own SHA-256.
+func (e *liteEnv) serveWheelhouse(sum string, entries []tarEntry) []byte {
+	archive := tarZst(e.t, entries)
 	e.files.mu.Lock()
 	e.files.files["/litellm-wheelhouse.tar.zst"] = archive
 	e.files.mu.Unlock()
@@ -384,6 +461,18 @@ func (e *liteEnv) wheelhouse(sum string) []byte {
 	}
 	e.cfg.LiteLLM.Wheelhouse = &Artifact{URL: e.files.URL + "/litellm-wheelhouse.tar.zst", SHA256: sum}
 	return archive
+}
+
+// wheelhouse serves a .tar.zst of stand-in wheels, with a stand-in pip wheel of the lock's
+// pip version, points the config at it and gives the role a lock that has the stand-in pip
+// wheel's hash.
+func (e *liteEnv) wheelhouse(sum string) []byte {
+	e.lock = lockWithPipHash(e.t, sha([]byte(standInPipWheel)))
+	return e.serveWheelhouse(sum, []tarEntry{
+		{name: "litellm-" + versions.LiteLLM.Version + "-cp310-abi3-manylinux_2_28_x86_64.whl", body: "not really a wheel"},
+		{name: "pip-" + lockedPip(e.t) + "-py3-none-any.whl", body: standInPipWheel},
+		{name: "uvicorn-0.54.0-py3-none-any.whl", body: "not really a wheel either"},
+	})
 }
 
 func readRecord(t *testing.T, file string) litellmtest.Record {
@@ -428,6 +517,123 @@ func TestLiteLLMWheelhouseInstallsWithoutAnIndex(t *testing.T) {
 		t.Errorf("wheelhouse requested %d times, want 1", n)
 	}
 	wantResults(t, e.lc, ResultContinue)
+
+	// No package and no PyPI: the venv without pip (no ensurepip needed), pip run in place
+	// from the wheelhouse's pip wheel by the venv's interpreter.
+	venv := filepath.Join(e.root, LiteLLMVenv)
+	python := filepath.Join(e.root, LiteLLMPython)
+	reqFile := filepath.Join(e.root, LiteLLMRequirementsFile)
+	pip := filepath.Join(findLinks, "pip-"+lockedPip(t)+"-py3-none-any.whl", "pip")
+	want := []string{
+		"python3 -m venv --without-pip " + venv,
+		python + " " + pip + " install --require-hashes --no-deps --only-binary :all: --no-cache-dir --no-input --disable-pip-version-check --progress-bar off --no-index --find-links " + findLinks + " -r " + reqFile,
+		python + " " + pip + " check",
+	}
+	got := e.runner.commands()
+	if len(got) < len(want) || fmt.Sprint(got[:len(want)]) != fmt.Sprint(want) {
+		t.Errorf("commands =\n%s\nwant them to start with\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	for _, c := range got {
+		if strings.HasPrefix(c, "apt-get") || c == "python3 -m venv "+venv || strings.Contains(c, " -m pip ") {
+			t.Errorf("with a wheelhouse the agent ran %q", c)
+		}
+	}
+	if data, _ := os.ReadFile(reqFile); string(data) != e.lock {
+		t.Errorf("%s does not hold the role's lock", LiteLLMRequirementsFile)
+	}
+	if data, _ := os.ReadFile(filepath.Join(e.root, LiteLLMInstalledLock)); string(data) != sha([]byte(e.lock))+"\n" {
+		t.Errorf("%s = %q, want the SHA-256 of the installed lock", LiteLLMInstalledLock, data)
+	}
+}
+
+// On a node whose python3 lacks ensurepip (Ubuntu's image without python3-venv), an install
+// from a wheelhouse makes the venv without pip and never calls apt-get; when even that fails,
+// the step fails at once, still without apt-get.
+func TestLiteLLMWheelhouseVenvNeedsNoPackageOnANode(t *testing.T) {
+	e := newLiteEnv(t)
+	e.venvFailures = 1
+	a := e.agent(func(o *Options) { o.Root = "/" }).role.(*liteLLMRole)
+	venv := filepath.Join(t.TempDir(), "venv")
+	if err := a.createVenv(context.Background(), venv, true); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.runner.commands(); fmt.Sprint(got) != fmt.Sprint([]string{"python3 -m venv --without-pip " + venv}) {
+		t.Errorf("commands = %q, want only python3 -m venv --without-pip", got)
+	}
+	if _, err := os.Stat(filepath.Join(venv, "bin", "python3")); err != nil {
+		t.Errorf("no venv: %v", err)
+	}
+
+	e.runner.cmds = nil
+	e.runner.handlers["python3"] = func(args []string) ([]byte, error) {
+		return nil, errors.New("python3 -m venv: exit status 1: Error: [Errno 28] No space left on device")
+	}
+	err := a.createVenv(context.Background(), venv, true)
+	if err == nil || !isPermanent(err) || !strings.Contains(err.Error(), "--without-pip") || !strings.Contains(err.Error(), "No space left") {
+		t.Errorf("createVenv = %v, want a permanent error naming --without-pip and the cause", err)
+	}
+	if got := e.runner.commands(); len(got) != 1 {
+		t.Errorf("commands = %q, want the one failed venv (no apt-get, no retry)", got)
+	}
+}
+
+// A wheelhouse without the pip wheel the lock pins fails before any venv is made.
+func TestLiteLLMWheelhouseWithoutPipAbandons(t *testing.T) {
+	e := newLiteEnv(t)
+	e.serveWheelhouse("", []tarEntry{
+		{name: "litellm-" + versions.LiteLLM.Version + "-cp310-abi3-manylinux_2_28_x86_64.whl", body: "not really a wheel"},
+	})
+	wantStepFailure(t, e.bootstrap(), StepInstall, e.cfg.LiteLLM.Wheelhouse.URL,
+		"holds no pip-"+lockedPip(t)+"-py3-none-any.whl, the wheel of the pip=="+lockedPip(t)+" the lock pins")
+	if got := e.runner.matching("python3"); len(got) != 0 {
+		t.Errorf("python3 ran: %q", got)
+	}
+	if n := e.files.hitsFor("/litellm-wheelhouse.tar.zst"); n != 1 {
+		t.Errorf("wheelhouse requested %d times, want 1 (a missing wheel stays missing)", n)
+	}
+	wantResults(t, e.lc, ResultAbandon)
+}
+
+// A pip wheel whose hash the lock lacks never runs: it is the pip that would check the others.
+func TestLiteLLMWheelhousePipNotInTheLockAbandons(t *testing.T) {
+	e := newLiteEnv(t)
+	e.wheelhouse("")
+	e.lock = "" // the embedded lock: the stand-in pip wheel matches none of its hashes
+	wantStepFailure(t, e.bootstrap(), StepInstall, e.cfg.LiteLLM.Wheelhouse.URL,
+		"pip-"+lockedPip(t)+"-py3-none-any.whl has SHA-256 "+sha([]byte(standInPipWheel)),
+		"not one of the lock's hashes for pip=="+lockedPip(t))
+	if got := e.runner.matching("python3"); len(got) != 0 {
+		t.Errorf("python3 ran: %q", got)
+	}
+	if got := e.runner.matching(filepath.Join(e.root, LiteLLMPython)); len(got) != 0 {
+		t.Errorf("pip ran: %q", got)
+	}
+	wantResults(t, e.lc, ResultAbandon)
+}
+
+// The embedded lock pins pip with the hash of every file PyPI publishes for it (the wheel and
+// the sdist); lockedPipWheel finds it and wants the lock to have it.
+func TestLockedPipWheel(t *testing.T) {
+	m := lockPipPin.FindStringSubmatch(versions.LiteLLMRequirements)
+	if m == nil {
+		t.Fatal("the embedded lock pins no pip with hashes")
+	}
+	if hashes := lockHash.FindAllString(m[2], -1); len(hashes) != 2 {
+		t.Errorf("the lock's pip==%s has %d hashes, want 2 (wheel and sdist)", m[1], len(hashes))
+	}
+	dir := t.TempDir()
+	name := "pip-" + m[1] + "-py3-none-any.whl"
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(standInPipWheel), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lock := []byte(lockWithPipHash(t, sha([]byte(standInPipWheel))))
+	if got, err := lockedPipWheel(dir, lock); err != nil || got != filepath.Join(dir, name) {
+		t.Errorf("lockedPipWheel = %q, %v; want %s", got, err, filepath.Join(dir, name))
+	}
+	withoutPip := lockPipPin.ReplaceAll([]byte(versions.LiteLLMRequirements), nil)
+	if _, err := lockedPipWheel(dir, withoutPip); err == nil || !strings.Contains(err.Error(), "pins no pip==") {
+		t.Errorf("lockedPipWheel with a lock without pip = %v", err)
+	}
 }
 
 func TestLiteLLMWheelhouseBadChecksumAbandonsWithoutRetry(t *testing.T) {
@@ -512,7 +718,7 @@ func TestLiteLLMVenvInstallsPython3VenvOnANode(t *testing.T) {
 	e.venvFailures = 1
 	a := e.agent(func(o *Options) { o.Root = "/" }).role.(*liteLLMRole)
 	venv := filepath.Join(t.TempDir(), "venv")
-	if err := a.createVenv(context.Background(), venv); err != nil {
+	if err := a.createVenv(context.Background(), venv, false); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{
@@ -534,7 +740,7 @@ func TestLiteLLMVenvInstallsPython3VenvOnANode(t *testing.T) {
 		}
 		return nil, nil
 	}
-	if err := a.createVenv(context.Background(), venv); err != nil {
+	if err := a.createVenv(context.Background(), venv, false); err != nil {
 		t.Fatal(err)
 	}
 	if got := e.runner.matching("apt-get"); fmt.Sprint(got) != fmt.Sprint([]string{

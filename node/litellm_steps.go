@@ -30,13 +30,15 @@ type liteLLMRole struct {
 	// secrets reads the master key; built on first use unless Options.Secrets set it.
 	secrets SecretGetter
 	svc     service
+	// lock is the hash-locked requirements the role installs: versions.LiteLLMRequirements.
+	lock []byte
 }
 
 // newLiteLLMRole sets up the litellm role's service: the unit through systemd, or a detached
 // process that listens on 127.0.0.1 in a root other than / (a test or a workstation, where no
 // security group guards the port).
 func newLiteLLMRole(a *Agent, l *LiteLLMConfig, opts Options) *liteLLMRole {
-	r := &liteLLMRole{Agent: a, litellm: l, secrets: opts.Secrets}
+	r := &liteLLMRole{Agent: a, litellm: l, secrets: opts.Secrets, lock: []byte(versions.LiteLLMRequirements)}
 	if !opts.NoSystemd {
 		r.svc = systemdService{run: r.run, unit: LiteLLMUnit}
 		return r
@@ -196,8 +198,87 @@ func (r *liteLLMRole) installedVersion(ctx context.Context) (string, error) {
 // LiteLLMInstalledLock, and what `sandbox-node version` reports, so that a node's install can
 // be matched to an agent.
 func LiteLLMLockSHA256() string {
-	sum := sha256.Sum256([]byte(versions.LiteLLMRequirements))
+	return lockSHA256([]byte(versions.LiteLLMRequirements))
+}
+
+// lockSHA256 is the hex SHA-256 of a lock.
+func lockSHA256(lock []byte) string {
+	sum := sha256.Sum256(lock)
 	return hex.EncodeToString(sum[:])
+}
+
+// venvPip runs pip for the venv: the venv's interpreter with either the pip installed in the
+// venv (`python -m pip`) or, with a wheelhouse, the pip wheel of the wheelhouse run in place
+// (`python <dir>/pip-X-py3-none-any.whl/pip`). A wheel is a zip file, and pip's __main__.py puts
+// the wheel it runs from on sys.path for exactly this use ("This allows the usage python
+// pip-*.whl/pip install pip-*.whl",
+// https://github.com/pypa/pip/blob/main/src/pip/__main__.py); CPython's ensurepip runs pip
+// from its bundled wheel the same way (https://github.com/python/cpython/blob/main/Lib/ensurepip/__init__.py,
+// _run_pip). pip installs into the environment of the interpreter that runs it, here the venv.
+type venvPip struct {
+	python string
+	// wheel is the pip wheel to run pip from; "" runs the venv's own pip.
+	wheel string
+}
+
+// args are the interpreter's arguments that run pip with args.
+func (p venvPip) args(args ...string) []string {
+	if p.wheel == "" {
+		return append([]string{"-m", "pip"}, args...)
+	}
+	return append([]string{filepath.Join(p.wheel, "pip")}, args...)
+}
+
+// installArgs are the interpreter's arguments that install the lock in reqFile: from PyPI, or
+// from the wheelhouse directory findLinks alone.
+func (p venvPip) installArgs(reqFile, findLinks string) []string {
+	args := p.args("install", "--require-hashes", "--no-deps", "--only-binary", ":all:",
+		"--no-cache-dir", "--no-input", "--disable-pip-version-check", "--progress-bar", "off")
+	if findLinks != "" {
+		args = append(args, "--no-index", "--find-links", findLinks)
+	}
+	return append(args, "-r", reqFile)
+}
+
+// lockPipPin finds the lock's pip pin with its hashes, as pip-compile --generate-hashes
+// --allow-unsafe writes it: "pip==X \" and one "--hash=sha256:<hex>" line per file.
+var lockPipPin = regexp.MustCompile(`(?m)^pip==([^\s\\;]+)((?:[ \t]*\\\n[ \t]*--hash=sha256:[0-9a-f]{64})+)`)
+
+// lockHash is one hash of a lock's pin.
+var lockHash = regexp.MustCompile(`--hash=sha256:([0-9a-f]{64})`)
+
+// lockedPipWheel returns the path of the pip wheel the lock pins (pip==X) in the wheelhouse
+// directory dir, after checking that its SHA-256 is one of the lock's hashes for pip==X: it is
+// the pip that checks every other file against the lock, so it is checked before it runs.
+// pip's wheels are all tagged py3-none-any.
+func lockedPipWheel(dir string, lock []byte) (string, error) {
+	m := lockPipPin.FindSubmatch(lock)
+	if m == nil {
+		return "", errors.New("the lock pins no pip==<version> with hashes, and an install from a wheelhouse runs the pip wheel the lock pins")
+	}
+	version := string(m[1])
+	hashes := map[string]bool{}
+	for _, h := range lockHash.FindAllSubmatch(m[2], -1) {
+		hashes[string(h[1])] = true
+	}
+	name := "pip-" + version + "-py3-none-any.whl"
+	wheel := filepath.Join(dir, name)
+	f, err := os.Open(wheel)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return "", fmt.Errorf("holds no %s, the wheel of the pip==%s the lock pins", name, version)
+		}
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("read %s: %w", name, err)
+	}
+	if sum := hex.EncodeToString(h.Sum(nil)); !hashes[sum] {
+		return "", fmt.Errorf("%s has SHA-256 %s, which is not one of the lock's hashes for pip==%s", name, sum, version)
+	}
+	return wheel, nil
 }
 
 // stepInstall installs the pinned LiteLLM into a venv from the hash-locked requirements
@@ -208,13 +289,19 @@ func LiteLLMLockSHA256() string {
 // exactly the lock, never resolve: the lock is the whole closure for CPython 3.11 and 3.12 on
 // x86-64 Linux, and `pip check` afterwards fails the step if it ever is not) and --only-binary
 // :all: (every pinned package publishes a wheel for those Pythons, so nothing is built and no
-// package's setup code runs at boot). With a wheelhouse, --no-index --find-links: PyPI is
-// never contacted.
+// package's setup code runs at boot).
+//
+// With a wheelhouse, nothing comes from the network but the wheelhouse itself and no package
+// is installed on the system: the venv is made with `python3 -m venv --without-pip` (the venv
+// module is in Python's standard library; only ensurepip needs Ubuntu's python3-venv), pip runs
+// from the wheelhouse's pip wheel (checked against the lock first, see lockedPipWheel) with the
+// venv's interpreter, and with --no-index --find-links: PyPI is never contacted. The lock pins
+// pip too, so the venv ends up with that pip installed.
 func (r *liteLLMRole) stepInstall(ctx context.Context, st *runState) (string, error) {
 	l := r.litellm
 	want := versions.LiteLLM.Version
-	lock := []byte(versions.LiteLLMRequirements)
-	lockSum := LiteLLMLockSHA256()
+	lock := r.lock
+	lockSum := lockSHA256(lock)
 	if installed, err := os.ReadFile(r.path(LiteLLMInstalledLock)); err == nil && strings.TrimSpace(string(installed)) == lockSum {
 		got, err := r.installedVersion(ctx)
 		if err == nil && got == want {
@@ -228,16 +315,8 @@ func (r *liteLLMRole) stepInstall(ctx context.Context, st *runState) (string, er
 	if err := os.RemoveAll(venv); err != nil {
 		return "", fmt.Errorf("remove the previous venv: %w", err)
 	}
-	if err := r.createVenv(ctx, venv); err != nil {
-		return "", err
-	}
-	reqFile := r.path(LiteLLMRequirementsFile)
-	if _, err := writeIfChanged(reqFile, lock, 0o644); err != nil {
-		return "", err
-	}
-	python := r.path(LiteLLMPython)
-	args := []string{"-m", "pip", "install", "--require-hashes", "--no-deps", "--only-binary", ":all:",
-		"--no-cache-dir", "--no-input", "--disable-pip-version-check", "--progress-bar", "off"}
+	pip := venvPip{python: r.path(LiteLLMPython)}
+	findLinks := ""
 	source := "PyPI"
 	if l.Wheelhouse != nil {
 		dir, cleanup, err := r.unpackWheelhouse(ctx, *l.Wheelhouse)
@@ -245,13 +324,23 @@ func (r *liteLLMRole) stepInstall(ctx context.Context, st *runState) (string, er
 			return "", err
 		}
 		defer cleanup()
-		args = append(args, "--no-index", "--find-links", dir)
-		source = "the wheelhouse " + l.Wheelhouse.URL
+		if pip.wheel, err = lockedPipWheel(dir, lock); err != nil {
+			return "", permanent(fmt.Errorf("the wheelhouse %s: %w", l.Wheelhouse.URL, err))
+		}
+		findLinks = dir
+		source = "the wheelhouse " + l.Wheelhouse.URL + " (pip from " + filepath.Base(pip.wheel) + ")"
 	}
-	args = append(args, "-r", reqFile)
+	if err := r.createVenv(ctx, venv, pip.wheel != ""); err != nil {
+		return "", err
+	}
+	reqFile := r.path(LiteLLMRequirementsFile)
+	if _, err := writeIfChanged(reqFile, lock, 0o644); err != nil {
+		return "", err
+	}
+	args := pip.installArgs(reqFile, findLinks)
 	r.log.Printf("step install: pip install of litellm %s from %s (hash-locked, %d bytes of requirements)", want, source, len(lock))
 	err := r.retry(ctx, StepInstall, "pip install", func(ctx context.Context) error {
-		out, err := r.run.Run(ctx, python, args...)
+		out, err := r.run.Run(ctx, pip.python, args...)
 		switch {
 		case err == nil:
 			return nil
@@ -268,7 +357,7 @@ func (r *liteLLMRole) stepInstall(ctx context.Context, st *runState) (string, er
 	if err != nil {
 		return "", fmt.Errorf("pip install: %w", err)
 	}
-	if _, err := r.run.Run(ctx, python, "-m", "pip", "check"); err != nil {
+	if _, err := r.run.Run(ctx, pip.python, pip.args("check")...); err != nil {
 		return "", permanent(fmt.Errorf("pip check after the install: the lock is incomplete for this Python: %w", err))
 	}
 	got, err := r.installedVersion(ctx)
@@ -286,12 +375,28 @@ func (r *liteLLMRole) stepInstall(ctx context.Context, st *runState) (string, er
 	return fmt.Sprintf("installed litellm %s into %s from %s", want, venv, source), nil
 }
 
-// createVenv runs `python3 -m venv`. Ubuntu's python3 lacks ensurepip until python3-venv is
+// createVenv makes the venv.
+//
+// withoutPip (an install from a wheelhouse): `python3 -m venv --without-pip`, which needs only
+// the venv module of Python's standard library. On Ubuntu 24.04 that is in libpython3.12-stdlib,
+// which python3 depends on, while python3.12-venv (what python3-venv pulls in) holds only
+// ensurepip (https://packages.ubuntu.com/noble/amd64/python3.12-venv/filelist,
+// https://packages.ubuntu.com/noble/amd64/libpython3.12-stdlib/filelist); venv calls ensurepip
+// only when it installs pip (Lib/venv/__init__.py, EnvBuilder.create: `if self.with_pip`). So
+// no package is installed and a failure is final.
+//
+// Otherwise `python3 -m venv`. Ubuntu's python3 lacks ensurepip until python3-venv is
 // installed; on a node (not in --root mode) the agent then installs it with apt-get, waiting
 // for the package lock that cloud-init or unattended-upgrades may hold at boot, and refreshing
-// the package lists when the first try fails. The node image should carry python3-venv, and
-// must in an air-gapped department.
-func (r *liteLLMRole) createVenv(ctx context.Context, venv string) error {
+// the package lists when the first try fails: that needs Ubuntu's archive, which an air-gapped
+// node cannot reach (it installs from a wheelhouse).
+func (r *liteLLMRole) createVenv(ctx context.Context, venv string, withoutPip bool) error {
+	if withoutPip {
+		if _, err := r.run.Run(ctx, "python3", "-m", "venv", "--without-pip", venv); err != nil {
+			return permanent(fmt.Errorf("create the venv (python3 -m venv --without-pip, which needs only python3's standard library): %w", err))
+		}
+		return nil
+	}
 	_, err := r.run.Run(ctx, "python3", "-m", "venv", venv)
 	if err == nil {
 		return nil

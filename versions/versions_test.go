@@ -91,8 +91,9 @@ func TestLiteLLMLockPinsTheVersionWithHashes(t *testing.T) {
 	if litellm != 1 {
 		t.Errorf("the lock pins litellm %d times, want once", litellm)
 	}
-	// The dependencies that make the lock complete on both Pythons (litellm-requirements.in).
-	for _, name := range []string{"async-timeout", "numpy", "litellm-proxy-extras"} {
+	// The dependencies that make the lock complete on both Pythons (litellm-requirements.in),
+	// and pip, which a node installing from a wheelhouse runs from the wheelhouse's pip wheel.
+	for _, name := range []string{"async-timeout", "numpy", "litellm-proxy-extras", "pip"} {
 		if !seen[name] {
 			t.Errorf("the lock does not pin %s", name)
 		}
