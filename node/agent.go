@@ -90,6 +90,10 @@ type Options struct {
 	// BootBudget, when set, replaces the boot budget derived from the lifecycle heartbeat
 	// (tests use a short one).
 	BootBudget time.Duration
+	// LiteLLMLock, when set, replaces the hash-locked requirements the litellm role installs
+	// (default versions.LiteLLMRequirements, embedded): tests whose wheelhouse holds stand-in
+	// wheels give a lock with the stand-in pip wheel's hash.
+	LiteLLMLock []byte
 }
 
 // Agent bootstraps one node from its config. It holds what every role shares (the root, the

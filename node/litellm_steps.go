@@ -39,6 +39,9 @@ type liteLLMRole struct {
 // security group guards the port).
 func newLiteLLMRole(a *Agent, l *LiteLLMConfig, opts Options) *liteLLMRole {
 	r := &liteLLMRole{Agent: a, litellm: l, secrets: opts.Secrets, lock: []byte(versions.LiteLLMRequirements)}
+	if opts.LiteLLMLock != nil {
+		r.lock = opts.LiteLLMLock
+	}
 	if !opts.NoSystemd {
 		r.svc = systemdService{run: r.run, unit: LiteLLMUnit}
 		return r

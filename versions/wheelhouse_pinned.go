@@ -12,9 +12,9 @@ package versions
 var Wheelhouse = WheelhousePin{
 	Python:   "3.12",
 	Platform: "manylinux_2_39_x86_64",
-	Lock:     "52d9c2d72d11dbb00fadd3ffe6695a7a14918f8d2ce6c3f13207a6bdfa2666cb",
-	SHA256:   "6f41604f478ae38a40b16d5db9dc6edbaa9a6af2cda5b2ad9010329f5ef503cf",
-	Size:     174702462,
+	Lock:     "34bac7fa556bf4781e6f7e9d733fef232faa72d66c5e783317f61cab95b60c0a",
+	SHA256:   "d58fd3e34192b3c9321702e87e599151d530bc0f307df8ff043657dbe6fcbb75",
+	Size:     176592213,
 	Files: []WheelFile{
 		{Name: "InquirerPy-0.3.4-py3-none-any.whl", SHA256: "c65fdfbac1fa00e3ee4fb10679f4d3ed7a012abf4833910e63c295827fe2a7d4"},
 		{Name: "aiohappyeyeballs-2.7.1-py3-none-any.whl", SHA256: "9243213661e29250eb41368e5daa826fc017156c3b8a11440826b2e3ed376472"},
@@ -86,6 +86,7 @@ var Wheelhouse = WheelhousePin{
 		{Name: "orjson-3.13.0-cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64.whl", SHA256: "bceadfd314bd238f584fc229a4bbaf0e573597e7a026dec5429fbf29fd66c641"},
 		{Name: "packaging-26.4-py3-none-any.whl", SHA256: "81383611a09c1bc0b08b76e0fd5829d7c6824c65b27a6aee339da133f4233ea2"},
 		{Name: "pfzy-0.3.4-py3-none-any.whl", SHA256: "5f50d5b2b3207fa72e7ec0ef08372ef652685470974a107d0d4999fc5a903a96"},
+		{Name: "pip-26.3-py3-none-any.whl", SHA256: "f3b60b20ffaadd4415ed7957212a38ac63fa4c5fa375bd0f4a797777940fad13"},
 		{Name: "polars-1.44.2-py3-none-any.whl", SHA256: "1bb331f17a40d9d931101533dcd33637b66edc61eb377b07020dac16a0f0377b"},
 		{Name: "polars_runtime_32-1.44.2-cp310-abi3-manylinux_2_17_x86_64.manylinux2014_x86_64.whl", SHA256: "a1bafb441e99199a62c63bf1bbdc0ea09ee9776dbac2bf31452b5000fb1df2f7"},
 		{Name: "prompt_toolkit-3.0.53-py3-none-any.whl", SHA256: "01c0891d7f9237d5e339f7d3e42cdae80b7534abb1c7c0e3352efba6231492f2"},

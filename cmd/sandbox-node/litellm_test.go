@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -23,10 +24,21 @@ const (
 	masterKey = "sk-Zq7Xw2Lr9Vb4Nc1Md8Kf3Hj6Gt5Ps0Ya2Ue7Wi4Ro9TyQx"
 )
 
+// standInPip is the stand-in pip wheel of the test wheelhouse; standInLock is the embedded
+// lock with the hash of that wheel for its pip pin, which the agent checks before it runs pip
+// from the wheel.
+var (
+	standInPip  = "not really pip"
+	standInLock = regexp.MustCompile(`(?m)^pip==([^\s\\]+)((?:[ \t]*\\\n[ \t]*--hash=sha256:[0-9a-f]{64})+)`).
+			ReplaceAll([]byte(versions.LiteLLMRequirements), []byte("pip==${1} \\\n    --hash=sha256:"+sha([]byte(standInPip))))
+	lockedPip = regexp.MustCompile(`(?m)^pip==([^\s\\]+)`).FindStringSubmatch(versions.LiteLLMRequirements)[1]
+)
+
 // venvRunner stands in for python3 and pip, which would install ~170 MB of real wheels: `python3
-// -m venv` lays out a venv whose bin/litellm runs this test binary as the litellmtest fake, and `pip
-// install` must be pointed at the extracted wheelhouse (--no-index --find-links) and mark the
-// venv installed. Everything else, `env ... litellm --version` included, really runs.
+// -m venv --without-pip` lays out a venv whose bin/litellm runs this test binary as the litellmtest
+// fake, and `pip install`, run from the wheelhouse's pip wheel, must be pointed at the extracted
+// wheelhouse (--no-index --find-links) and mark the venv installed. Everything else, `env ...
+// litellm --version` included, really runs.
 type venvRunner struct {
 	mu   sync.Mutex
 	cmds []string
@@ -38,25 +50,26 @@ func (r *venvRunner) Run(ctx context.Context, name string, args ...string) ([]by
 	r.cmds = append(r.cmds, node.CommandLine(name, args...))
 	r.mu.Unlock()
 	switch {
-	case name == "python3" && len(args) == 3 && args[0] == "-m" && args[1] == "venv":
-		bin := filepath.Join(args[2], "bin")
+	case name == "python3" && len(args) == 4 && args[0] == "-m" && args[1] == "venv" && args[2] == "--without-pip":
+		venv := args[3]
+		bin := filepath.Join(venv, "bin")
 		if err := os.MkdirAll(bin, 0o755); err != nil {
 			return nil, err
 		}
 		script := "#!/bin/sh\nexport " + litellmtest.EnvExec + "=1 " + litellmtest.EnvVersion + "=" + versions.LiteLLM.Version + "\n" +
-			"[ -e '" + filepath.Join(args[2], "installed") + "' ] || { echo 'No module named litellm' >&2; exit 1; }\n" +
+			"[ -e '" + filepath.Join(venv, "installed") + "' ] || { echo 'No module named litellm' >&2; exit 1; }\n" +
 			"exec '" + r.exe + "' \"$@\"\n"
 		return nil, os.WriteFile(filepath.Join(bin, "litellm"), []byte(script), 0o755)
-	case filepath.Base(name) == "python3" && len(args) > 2 && args[1] == "pip" && args[2] == "install":
+	case filepath.Base(name) == "python3" && len(args) > 2 && strings.HasSuffix(args[0], ".whl/pip") && args[1] == "install":
 		i := slices.Index(args, "--find-links")
 		if i < 0 || !slices.Contains(args, "--no-index") {
 			return nil, fmt.Errorf("pip install would reach PyPI: %q", args)
 		}
-		if wheels, _ := filepath.Glob(filepath.Join(args[i+1], "*.whl")); len(wheels) != 2 {
-			return nil, fmt.Errorf("the wheelhouse holds %d wheels at pip time, want 2", len(wheels))
+		if wheels, _ := filepath.Glob(filepath.Join(args[i+1], "*.whl")); len(wheels) != 3 {
+			return nil, fmt.Errorf("the wheelhouse holds %d wheels at pip time, want 3", len(wheels))
 		}
 		return nil, os.WriteFile(filepath.Join(filepath.Dir(filepath.Dir(name)), "installed"), nil, 0o644)
-	case filepath.Base(name) == "python3" && len(args) == 3 && args[2] == "check":
+	case filepath.Base(name) == "python3" && len(args) == 2 && strings.HasSuffix(args[0], ".whl/pip") && args[1] == "check":
 		return []byte("No broken requirements found.\n"), nil
 	case name == "env":
 		return exec.CommandContext(ctx, name, args...).CombinedOutput()
@@ -91,6 +104,7 @@ func newLiteFakes(t *testing.T) *liteFakes {
 	}
 	wheelhouse := tarZst(t,
 		tarFile{"./litellm-" + versions.LiteLLM.Version + "-cp310-abi3-manylinux_2_28_x86_64.whl", "wheel", 0o644},
+		tarFile{"./pip-" + lockedPip + "-py3-none-any.whl", standInPip, 0o644},
 		tarFile{"./uvicorn-0.54.0-py3-none-any.whl", "wheel", 0o644},
 	)
 	f := &liteFakes{
@@ -164,7 +178,7 @@ func TestLiteLLMBootstrapReadyThenRerun(t *testing.T) {
 	if !strings.Contains(r.stderr, "step lifecycle: ok: no active lifecycle action") || !strings.Contains(r.stderr, "already running as pid") {
 		t.Errorf("re-run stderr lacks the kept process or the no-action outcome:\n%s", r.stderr)
 	}
-	if n := len(f.runner.matching("-m pip install")); n != 1 {
+	if n := len(f.runner.matching(".whl/pip install")); n != 1 {
 		t.Errorf("pip install ran %d times over two runs, want 1", n)
 	}
 	if n := f.artifactHits(); n != 1 {

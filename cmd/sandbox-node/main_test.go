@@ -64,6 +64,7 @@ func runCmdWith(t *testing.T, runner node.Runner, args ...string) result {
 		if runner != nil {
 			o.Runner = runner
 		}
+		o.LiteLLMLock = standInLock
 	}}, args)
 	return result{code, stdout.String(), stderr.String()}
 }

@@ -59,8 +59,10 @@ Commands:
                         issue, list, show, revoke or rotate per-person API keys of
                         STACK's teams in its key registry, with AWS credentials;
                         usage: requests, tokens, errors and 429s per team and key id
-  pin ollama VERSION    record the release's SHA-256 from its sha256sum.txt in
-                        versions/versions.go, for review (needs internet access)
+  pin ollama VERSION | model NAME... | wheelhouse
+                        record the SHA-256 of what nodes download (the Ollama release,
+                        a model's manifest, the LiteLLM wheelhouse) in versions/, for
+                        review (needs internet access)
   version               the sandboxctl build, its Go release and the pinned Ollama and
                         LiteLLM releases (also --version)
 
@@ -100,7 +102,7 @@ var commands = map[string]command{
 	"destroy":   {"delete stacks' resources", runDestroy},
 	"refresh":   {"read stacks' resources back into their state", runRefresh},
 	"ephemeral": {"write an ephemeral copy of a stack file for CI", runEphemeral},
-	"pin":       {"record an upstream release's SHA-256 in versions/versions.go", runPin},
+	"pin":       {"record the SHA-256 of what nodes download in versions/", runPin},
 	"version":   {"print the sandboxctl build and the pinned Ollama and LiteLLM releases", runVersion},
 	"local":     {"run a stack's serving path on this machine", runLocal},
 	"keys":      {"issue, list, show, revoke and rotate the department's per-person API keys", runKeys},

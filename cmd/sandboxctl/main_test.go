@@ -254,7 +254,7 @@ func TestPlanJSON(t *testing.T) {
 	}
 	for typ, n := range map[string]int{
 		"aws:ec2/vpc:Vpc": 1, "aws:ec2/subnet:Subnet": 4, "aws:ec2/natGateway:NatGateway": 1,
-		"aws:ec2/vpcEndpoint:VpcEndpoint": 1, "aws:ec2/flowLog:FlowLog": 1, "aws:kms/key:Key": 1,
+		"aws:ec2/vpcEndpoint:VpcEndpoint": 2, "aws:ec2/flowLog:FlowLog": 1, "aws:kms/key:Key": 1,
 		// The master key, and the AUTH token of the gateway's rate-limit cache.
 		"aws:secretsmanager/secret:Secret": 2, "aws:elasticache/replicationGroup:ReplicationGroup": 1,
 	} {
