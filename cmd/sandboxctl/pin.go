@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/llm-sandbox/llm-sandbox/internal/atomicfile"
 	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
 	"github.com/llm-sandbox/llm-sandbox/internal/mirror"
 	"github.com/llm-sandbox/llm-sandbox/internal/rules"
@@ -122,11 +123,7 @@ func pin(e env, projectFlag string, args []string) error {
 	default:
 		fmt.Fprintf(e.stdout, "ollama %s (sha256 %q) -> %s\n", old.Version, old.SHA256, version)
 	}
-	if err := os.WriteFile(path, out, 0o644); err != nil {
-		return err
-	}
-	fmt.Fprintf(e.stdout, "wrote %s: review the change and commit it in a pull request\n", path)
-	return nil
+	return writePin(e, path, out)
 }
 
 // fetchSums reads a release's checksum file.
@@ -211,11 +208,7 @@ func pinModels(e env, projectFlag, registry string, names []string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(path, out, 0o644); err != nil {
-		return err
-	}
-	fmt.Fprintf(e.stdout, "wrote %s: review the change and commit it in a pull request\n", path)
-	return nil
+	return writePin(e, path, out)
 }
 
 // pinWheelhouse builds the LiteLLM wheelhouse from the project's lock and records it in
@@ -278,7 +271,13 @@ func pinWheelhouse(e env, projectFlag string, pip []string, findLinks, cacheDir 
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(path, out, 0o644); err != nil {
+	return writePin(e, path, out)
+}
+
+// writePin replaces a pin file in one step (an interrupted write leaves the old file, never half
+// of one) and says what to do with it.
+func writePin(e env, path string, out []byte) error {
+	if err := atomicfile.Write(path, out, 0o644); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "wrote %s: review the change and commit it in a pull request\n", path)
