@@ -5,8 +5,8 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/llm-sandbox/llm-sandbox/components/network/endpoints"
 	"github.com/llm-sandbox/llm-sandbox/config"
+	"github.com/llm-sandbox/llm-sandbox/internal/endpoints"
 )
 
 const (

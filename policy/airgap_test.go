@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/llm-sandbox/llm-sandbox/components/network/endpoints"
 	"github.com/llm-sandbox/llm-sandbox/config"
+	"github.com/llm-sandbox/llm-sandbox/internal/endpoints"
 )
 
 const (

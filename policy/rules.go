@@ -3,7 +3,7 @@ package policy
 import (
 	"strings"
 
-	"github.com/llm-sandbox/llm-sandbox/components/network/endpoints"
+	"github.com/llm-sandbox/llm-sandbox/internal/endpoints"
 )
 
 // Control ids: Checkov's from bridgecrewio/checkov (checkov/terraform/checks/resource/aws and

@@ -16,7 +16,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/llm-sandbox/llm-sandbox/components/internal/argcheck"
-	"github.com/llm-sandbox/llm-sandbox/components/network/endpoints"
+	"github.com/llm-sandbox/llm-sandbox/internal/endpoints"
 	"github.com/llm-sandbox/llm-sandbox/internal/rules"
 )
 

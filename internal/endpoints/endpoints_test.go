@@ -61,10 +61,10 @@ func TestServiceName(t *testing.T) {
 	}
 }
 
-// repoRoot is the module root, three levels above this package.
+// repoRoot is the module root, two levels above this package.
 func repoRoot(t *testing.T) string {
 	t.Helper()
-	root, err := filepath.Abs(filepath.Join("..", "..", ".."))
+	root, err := filepath.Abs(filepath.Join("..", ".."))
 	if err != nil {
 		t.Fatal(err)
 	}
