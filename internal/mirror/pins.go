@@ -143,7 +143,7 @@ func ParseWheelhousePin(src []byte) (versions.WheelhousePin, error) {
 	for _, e := range lit.Elts {
 		key, value, ok := field(e)
 		if !ok {
-			return pin, fmt.Errorf("Wheelhouse: a field without its name")
+			return pin, fmt.Errorf("the wheelhouse pin (var Wheelhouse) has a field without its name")
 		}
 		switch key {
 		case "Python":
@@ -162,7 +162,7 @@ func ParseWheelhousePin(src []byte) (versions.WheelhousePin, error) {
 			err = fmt.Errorf("unknown field")
 		}
 		if err != nil {
-			return pin, fmt.Errorf("Wheelhouse.%s: %w", key, err)
+			return pin, fmt.Errorf("the wheelhouse pin, field Wheelhouse.%s: %w", key, err)
 		}
 	}
 	return pin, nil
