@@ -162,14 +162,13 @@ func (e *liteEnv) makeVenv(dir string, withPip bool) error {
 	return os.WriteFile(filepath.Join(bin, "litellm"), []byte(e.script), 0o755)
 }
 
-// agent builds the agent as agentEnv does and gives its litellm role e.lock when set.
+// agent builds the agent as agentEnv does, with Options.LiteLLMLock e.lock when set.
 func (e *liteEnv) agent(mutate ...func(*Options)) *Agent {
 	e.t.Helper()
-	a := e.agentEnv.agent(mutate...)
 	if e.lock != "" {
-		a.role.(*liteLLMRole).lock = []byte(e.lock)
+		mutate = append(mutate, func(o *Options) { o.LiteLLMLock = []byte(e.lock) })
 	}
-	return a
+	return e.agentEnv.agent(mutate...)
 }
 
 func (e *liteEnv) bootstrap(mutate ...func(*Options)) error {
