@@ -2,7 +2,7 @@
 
 package versions
 
-// ModelPins are the models a mirrored department may serve (artifacts.mirror, or network.nat
+// ModelPins are the models a mirrored department may serve (network.nat
 // none), by Ollama tag: the SHA-256 of each one's manifest as the Ollama registry served it,
 // which names every blob by digest, so nodes copy from the bucket only the files the manifest
 // pinned here names. Add a model, or re-pin one, on a machine with internet access:

@@ -2,8 +2,8 @@
 
 package versions
 
-// Wheelhouse is the LiteLLM wheelhouse a mirrored gateway node installs from (artifacts.mirror,
-// or network.nat none): the wheels of litellm-requirements.txt (Lock is its SHA-256) that pip
+// Wheelhouse is the LiteLLM wheelhouse a mirrored gateway node installs from (network.nat
+// none): the wheels of litellm-requirements.txt (Lock is its SHA-256) that pip
 // chooses for CPython 3.12 on manylinux_2_39_x86_64, packed by the mirror library into a
 // reproducible tar.zst (SHA256, Size). `sandboxctl pin wheelhouse` built it on 2026-12-05 with
 // pip 23.2.1.

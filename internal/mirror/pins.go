@@ -24,7 +24,7 @@ const modelPinsDoc = `// Code written by ` + "`sandboxctl pin model`" + `: edit 
 
 package versions
 
-// ModelPins are the models a mirrored department may serve (artifacts.mirror, or network.nat
+// ModelPins are the models a mirrored department may serve (network.nat
 // none), by Ollama tag: the SHA-256 of each one's manifest as the Ollama registry served it,
 // which names every blob by digest, so nodes copy from the bucket only the files the manifest
 // pinned here names. Add a model, or re-pin one, on a machine with internet access:
@@ -111,8 +111,8 @@ func RenderWheelhousePin(pin versions.WheelhousePin, pip, day string) ([]byte, e
 
 package versions
 
-// Wheelhouse is the LiteLLM wheelhouse a mirrored gateway node installs from (artifacts.mirror,
-// or network.nat none): the wheels of litellm-requirements.txt (Lock is its SHA-256) that pip
+// Wheelhouse is the LiteLLM wheelhouse a mirrored gateway node installs from (network.nat
+// none): the wheels of litellm-requirements.txt (Lock is its SHA-256) that pip
 // chooses for CPython %s on %s, packed by the mirror library into a
 // reproducible tar.zst (SHA256, Size). `+"`sandboxctl pin wheelhouse`"+` built it on %s with
 // %s.
