@@ -106,16 +106,10 @@ func (m Model) ManifestPath() string { return m.Name.RegistryManifestPath() }
 // returns it with its pin dated 2026-01-02.
 func (s *Server) AddModel(t testing.TB, tag string, layers ...[]byte) Model {
 	t.Helper()
-	name, err := ollamastore.ParseName(tag)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := Model{Name: name, Blobs: map[string][]byte{}}
+	blobs := map[string][]byte{}
 	layer := func(mediaType string, data []byte) ollamastore.Layer {
 		sum := sha256Hex(data)
-		m.Blobs[sum] = data
-		s.Set(name.RegistryBlobPath("sha256:"+sum), data)
-		s.Set("/storage/"+sum, data)
+		blobs[sum] = data
 		return ollamastore.Layer{MediaType: mediaType, Digest: "sha256:" + sum, Size: int64(len(data))}
 	}
 	config := []byte(fmt.Sprintf(`{"model_format":"gguf","model_family":"llama","file_type":"Q4_K_M","name":%q}`, tag))
@@ -132,9 +126,39 @@ func (s *Server) AddModel(t testing.TB, tag string, layers ...[]byte) Model {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.Manifest = data
-	s.Set(m.ManifestPath(), data)
-	m.Pin = versions.ModelPin{Manifest: sha256Hex(data), Size: manifest.Size(), Pinned: "2026-01-02"}
+	return s.AddStoredModel(t, tag, data, blobs)
+}
+
+// AddStoredModel serves model tag (model:tag) as an Ollama store holds it, the way the
+// registry serves a model pushed from one: the manifest's bytes as they are, and every blob the
+// manifest names from blobs (by hex digest), each checked against its digest. It returns the
+// model with its pin dated 2026-01-02.
+func (s *Server) AddStoredModel(t testing.TB, tag string, manifest []byte, blobs map[string][]byte) Model {
+	t.Helper()
+	name, err := ollamastore.ParseName(tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parsed, err := ollamastore.ParseManifest(manifest)
+	if err != nil {
+		t.Fatalf("model %s: %v", tag, err)
+	}
+	m := Model{Name: name, Manifest: manifest, Blobs: map[string][]byte{}}
+	for _, l := range parsed.Blobs() {
+		sum, err := ollamastore.DigestHex(l.Digest)
+		if err != nil {
+			t.Fatalf("model %s: %v", tag, err)
+		}
+		data, ok := blobs[sum]
+		if !ok || sha256Hex(data) != sum || int64(len(data)) != l.Size {
+			t.Fatalf("model %s: no blob with digest %s and size %d given", tag, l.Digest, l.Size)
+		}
+		m.Blobs[sum] = data
+		s.Set(name.RegistryBlobPath(l.Digest), data)
+		s.Set("/storage/"+sum, data)
+	}
+	s.Set(m.ManifestPath(), manifest)
+	m.Pin = versions.ModelPin{Manifest: sha256Hex(manifest), Size: parsed.Size(), Pinned: "2026-01-02"}
 	return m
 }
 
