@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/llm-sandbox/llm-sandbox/internal/localrun"
 	"github.com/llm-sandbox/llm-sandbox/node/awstest"
@@ -155,6 +156,17 @@ func (m *Moto) Records(t T, group string) []LifecycleRecord {
 		}
 	}
 	return recs
+}
+
+// S3 is a client of the emulator's S3, with path-style addressing (no bucket name resolves as
+// a host on loopback).
+func (m *Moto) S3() *s3.Client {
+	return s3.New(s3.Options{
+		Region:       Region,
+		BaseEndpoint: aws.String(m.URL),
+		UsePathStyle: true,
+		Credentials:  credentials.NewStaticCredentialsProvider("testing", "testing", ""),
+	})
 }
 
 // CreateSecret stores a string secret in the emulator's Secrets Manager and returns its ARN.
