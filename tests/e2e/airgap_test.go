@@ -20,7 +20,6 @@ import (
 	"github.com/llm-sandbox/llm-sandbox/internal/localrun/localruntest"
 	"github.com/llm-sandbox/llm-sandbox/internal/mirror"
 	"github.com/llm-sandbox/llm-sandbox/internal/mirror/mirrortest"
-	"github.com/llm-sandbox/llm-sandbox/node"
 	"github.com/llm-sandbox/llm-sandbox/versions"
 )
 
@@ -119,14 +118,17 @@ func TestAirgapBoot(t *testing.T) {
 	if r, err := mirror.Upload(ctx, s3c, bucket, fetched, &progress); err != nil || r.Uploaded != len(fetched) || r.Skipped != 0 {
 		t.Fatalf("mirror.Upload: %+v, %v; want %d objects uploaded", r, err, len(fetched))
 	}
-	// The incomplete bucket lacks the model's weights, its largest blob.
+	// The incomplete bucket, for a pool node only, holds the release and the model but for
+	// its weights, its largest blob.
 	var weights mirror.Fetched
 	for _, f := range fetched {
 		if strings.HasPrefix(f.Key, mirror.ModelBlobPrefix) && f.Size > weights.Size {
 			weights = f
 		}
 	}
-	partial := slices.DeleteFunc(slices.Clone(fetched), func(f mirror.Fetched) bool { return f.Key == weights.Key })
+	partial := slices.DeleteFunc(slices.Clone(fetched), func(f mirror.Fetched) bool {
+		return f.Key == weights.Key || f.Key == mirror.WheelhouseKey(wheelhouse.SHA256)
+	})
 	if _, err := mirror.Upload(ctx, s3c, incomplete, partial, &progress); err != nil {
 		t.Fatalf("mirror.Upload to %s: %v", incomplete, err)
 	}
@@ -139,20 +141,23 @@ func TestAirgapBoot(t *testing.T) {
 		t.Errorf("the second mirror.Upload: %+v, %v; want all %d objects skipped", r, err, len(fetched))
 	}
 
-	// The pool node: the config the deploy renders for a mirrored department. A pool's
-	// models come from the registry unless mirrored, so the tiny model's GGUF source goes.
-	poolConfig := func(m *localruntest.Member) *node.Config {
+	// A pool node with the config the deploy renders for a mirrored department, from
+	// bucket: a pool's models come from the registry unless mirrored, so the tiny model's
+	// GGUF source goes. It returns the node and the agent's exit code.
+	bootPool := func(t *testing.T, group, bucket string) (*localruntest.Member, int) {
+		t.Helper()
+		m := d.NewMember(t, group, localruntest.OllamaHook)
 		cfg := d.OllamaConfig(m, d.Release, localrun.OllamaOptions{})
 		for i := range cfg.Ollama.Models {
 			cfg.Ollama.Models[i].Source = nil
 		}
-		return &cfg
+		path := m.WriteConfig(t, *mirroredConfig(&cfg, bucket, pins))
+		assertOnlyFrom(t, path, bucket)
+		return m, m.Bootstrap(t, path, localrun.BootstrapLimit)
 	}
-	pool := d.NewMember(t, "chemistry-cpu", localruntest.OllamaHook)
-	path := pool.WriteConfig(t, *mirroredConfig(poolConfig(pool), bucket, pins))
-	assertOnlyFrom(t, path, bucket)
-	if code := pool.Bootstrap(t, path, localrun.BootstrapLimit); code != 0 {
-		t.Fatalf("sandbox-node bootstrap (ollama) exited %d, want 0\n%s", code, pool.Stderr.String())
+	pool, code := bootPool(t, "chemistry-cpu", bucket)
+	if code != 0 {
+		t.Fatalf("sandbox-node bootstrap (ollama) exited %d, want 0", code)
 	}
 	assertRecords(t, d, pool, "CONTINUE")
 
@@ -167,7 +172,7 @@ func TestAirgapBoot(t *testing.T) {
 			path := gw.WriteConfig(t, cfg)
 			assertOnlyFrom(t, path, bucket, pool.URL())
 			if code := gw.Bootstrap(t, path, localrun.BootstrapLimit); code != 0 {
-				t.Fatalf("sandbox-node bootstrap (litellm) exited %d, want 0\n%s", code, gw.Stderr.String())
+				t.Fatalf("sandbox-node bootstrap (litellm) exited %d, want 0", code)
 			}
 			assertRecords(t, d, gw, "CONTINUE")
 
@@ -183,14 +188,14 @@ func TestAirgapBoot(t *testing.T) {
 			if len(completion.Choices) != 1 || strings.TrimSpace(completion.Choices[0].Message.Content) == "" {
 				t.Errorf("POST /v1/chat/completions through LiteLLM: want one non-empty choice, got %s", body)
 			}
+			localruntest.AssertNoReachOut(t, pool.Node)
+			localruntest.AssertNoReachOut(t, gw.Node)
 		})
 		t.Run("a missing blob abandons", func(t *testing.T) {
 			t.Parallel()
-			n := d.NewMember(t, "chemistry-cpu-incomplete", localruntest.OllamaHook)
-			path := n.WriteConfig(t, *mirroredConfig(poolConfig(n), incomplete, pins))
-			assertOnlyFrom(t, path, incomplete)
-			if code := n.Bootstrap(t, path, localrun.BootstrapLimit); code != 1 {
-				t.Fatalf("sandbox-node bootstrap exited %d, want 1 (ABANDON)\n%s", code, n.Stderr.String())
+			n, code := bootPool(t, "chemistry-cpu-incomplete", incomplete)
+			if code != 1 {
+				t.Fatalf("sandbox-node bootstrap exited %d, want 1 (ABANDON)", code)
 			}
 			assertRecords(t, d, n, "ABANDON")
 			console, _ := os.ReadFile(n.Console)

@@ -2,6 +2,8 @@ package localruntest
 
 import (
 	"bufio"
+	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -13,6 +15,8 @@ import (
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/llm-sandbox/llm-sandbox/internal/localrun"
 )
 
 // envIsolated marks the run of a test that Isolated started inside its network namespace.
@@ -121,6 +125,41 @@ func loopbackOnly(t *testing.T) {
 	for _, i := range ifaces {
 		if i.Flags&net.FlagLoopback == 0 {
 			t.Fatalf("the test's network namespace has interface %s besides loopback", i.Name)
+		}
+	}
+	// No route leads off the machine: a connection to any other address fails at once.
+	// 192.0.2.1 is in TEST-NET-1 (RFC 5737), never a real host.
+	if c, err := net.DialTimeout("tcp", "192.0.2.1:80", 5*time.Second); err == nil {
+		c.Close()
+		t.Fatalf("the test's network namespace reached 192.0.2.1:80")
+	} else if !errors.Is(err, syscall.ENETUNREACH) {
+		t.Fatalf("a connection to 192.0.2.1:80 from the test's network namespace failed with %v, want %v", err, syscall.ENETUNREACH)
+	}
+}
+
+// ReachOutSigns are what a program logs when it tries to reach a host other than loopback
+// inside an Isolated test (no route, and the name server is off the machine): Go's "connect:
+// network is unreachable" and Python's "[Errno 101] Network is unreachable", and glibc's
+// getaddrinfo error that Python's socket module reports.
+var ReachOutSigns = []string{"network is unreachable", "Network is unreachable", "Temporary failure in name resolution"}
+
+// AssertNoReachOut fails t when the agent's output, its console or a service log of n shows a
+// sign of an attempt to reach another host (ReachOutSigns): an attempt a program survived,
+// such as a look-up with a local fallback, still breaks an air-gapped node's promise.
+func AssertNoReachOut(t T, n *localrun.Node) {
+	t.Helper()
+	var files []string
+	for _, f := range []string{n.Console, n.LogPath("ollama"), n.LogPath("litellm")} {
+		if _, err := os.Stat(f); err == nil {
+			files = append(files, f)
+		}
+	}
+	for _, hit := range FindInFiles(files, ReachOutSigns, 64<<20).Hits {
+		t.Errorf("%s shows an attempt to reach a host off the machine (%q)", hit.Path, hit.Needle)
+	}
+	for _, sign := range ReachOutSigns {
+		if bytes.Contains(n.Stderr.Bytes(), []byte(sign)) || bytes.Contains(n.Stdout.Bytes(), []byte(sign)) {
+			t.Errorf("the agent's output shows an attempt to reach a host off the machine (%q)", sign)
 		}
 	}
 }
