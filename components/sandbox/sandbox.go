@@ -57,9 +57,6 @@ type SandboxArgs struct {
 	UploadMirror func(ctx context.Context, bucket string, set mirror.Set) error
 }
 
-// MirrorUploader is the signature of SandboxArgs.UploadMirror.
-type MirrorUploader = func(ctx context.Context, bucket string, set mirror.Set) error
-
 // Sandbox is one department's sandbox.
 type Sandbox struct {
 	pulumi.ResourceState
