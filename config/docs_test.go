@@ -23,6 +23,7 @@ func TestConfigDocsNameEveryKey(t *testing.T) {
 	sections := map[string][]string{
 		"network": networkKeys, "access": accessKeys, "pools.<name>": poolKeys,
 		"pools.<name>.schedule": scheduleKeys, "gateway": gatewayKeys, "alerts": alertsKeys, "teams.<name>": teamKeys,
+		"artifacts": artifactKeys,
 	}
 	for prefix, keys := range sections {
 		for _, k := range keys {

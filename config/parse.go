@@ -213,7 +213,7 @@ func Stacks(projectDir string) ([]string, error) {
 }
 
 // The project's top-level keys, in the order messages and docs use.
-var topLevelKeys = []string{"department", "network", "access", "pools", "gateway", "teams", "tags", "alerts", WaiversKey}
+var topLevelKeys = []string{"department", "network", "access", "pools", "gateway", "artifacts", "teams", "tags", "alerts", WaiversKey}
 
 // TopLevelKeys returns the project's top-level config keys, without the namespace.
 func TopLevelKeys() []string { return append([]string(nil), topLevelKeys...) }
@@ -280,6 +280,7 @@ func Parse(stack, source string, values Values) (*Spec, error) {
 	spec.Access = p.access(nodes["access"], spec.Region)
 	spec.Pools = p.pools(nodes["pools"])
 	spec.Gateway = p.gateway(nodes["gateway"])
+	spec.Artifacts = p.artifacts(nodes["artifacts"], spec)
 	spec.Teams = p.teams(nodes["teams"], spec)
 	spec.Tags = p.tags(nodes["tags"])
 	spec.Alerts = p.alerts(nodes["alerts"])

@@ -10,6 +10,7 @@ import (
 
 	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
 	"github.com/llm-sandbox/llm-sandbox/internal/rules"
+	"github.com/llm-sandbox/llm-sandbox/versions"
 )
 
 // The keys of each section, in the order the docs list them.
@@ -20,6 +21,7 @@ var (
 	scheduleKeys = []string{"timezone", "days", "start", "stop"}
 	gatewayKeys  = []string{"instanceType", "minSize", "maxSize", "deletionProtection"}
 	alertsKeys   = []string{"emails"}
+	artifactKeys = []string{"mirror"}
 )
 
 // Limits on sizes, chosen so that a typo (maxSize: 200) is caught rather than deployed.
@@ -543,4 +545,53 @@ func (p *parser) alerts(n *yaml.Node) Alerts {
 		a.Emails = append(a.Emails, e)
 	}
 	return a
+}
+
+// artifacts reads the artifacts section. It runs after network and pools: with nat none the
+// mirror is implied, and a mirrored stack may serve only models whose manifest is pinned.
+func (p *parser) artifacts(n *yaml.Node, spec *Spec) Artifacts {
+	const path = "artifacts"
+	a := Artifacts{Mirror: spec.Network.NAT == NATNone}
+	f := p.fields(n, path, artifactKeys)
+	if v, ok := f["mirror"]; ok {
+		mirror := p.boolean(v, joinPath(path, "mirror"))
+		if !mirror && spec.Network.NAT == NATNone && v.Tag == "!!bool" {
+			p.add(joinPath(path, "mirror"), "must be true or absent with network.nat none: nodes without a NAT can fetch "+
+				"the Ollama release, the LiteLLM wheelhouse and the models only from the department's bucket (got false)")
+		}
+		a.Mirror = a.Mirror || mirror
+	}
+	if !a.Mirror {
+		return a
+	}
+	why := "artifacts.mirror is true"
+	if spec.Network.NAT == NATNone {
+		why = "network.nat is none"
+	}
+	for _, pool := range spec.PoolNames() {
+		for i, m := range spec.Pools[pool].Models {
+			if _, inCatalog := catalog.LookupModel(m); !inCatalog {
+				continue // already reported
+			}
+			if _, ok := versions.ModelPins[m]; !ok {
+				p.add(fmt.Sprintf("%s[%d]", joinPath(joinPath("pools", pool), "models"), i), "%s, so nodes load models only from the department's bucket, "+
+					"and %q has no pinned manifest to mirror: run `sandboxctl pin model %s` on a machine with internet access "+
+					"and commit versions/models_pinned.go (pinned: %s)", why, m, m, pinnedModels())
+			}
+		}
+	}
+	return a
+}
+
+// pinnedModels lists the pinned models for messages.
+func pinnedModels() string {
+	if len(versions.ModelPins) == 0 {
+		return "none yet"
+	}
+	names := make([]string, 0, len(versions.ModelPins))
+	for n := range versions.ModelPins {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return strings.Join(names, ", ")
 }

@@ -57,6 +57,8 @@ type Spec struct {
 	Pools map[string]Pool
 	// Gateway is the LiteLLM tier.
 	Gateway Gateway
+	// Artifacts is what the department's bucket holds for its nodes.
+	Artifacts Artifacts
 	// Teams are the department's teams, keyed by team name: who may call which models at
 	// which limits. Keys of a team are issued with `sandboxctl keys`. Empty when the stack
 	// declares none.
@@ -70,6 +72,15 @@ type Spec struct {
 	// type. They never make the Spec invalid; `sandboxctl validate`, `plan` and `check` print
 	// them on standard error. Nil when there are none.
 	Warnings Problems
+}
+
+// Artifacts is what the department's artifacts bucket holds besides the node agent.
+type Artifacts struct {
+	// Mirror puts into the bucket everything nodes would otherwise download from the internet
+	// at boot (the pinned Ollama release, the LiteLLM wheelhouse, every model of the pools),
+	// and points the nodes at it. Always true when Network.NAT is NATNone, which has no other
+	// way to reach them.
+	Mirror bool
 }
 
 // Alerts is who the department's alarms notify.

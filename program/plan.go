@@ -11,6 +11,8 @@ import (
 
 	"github.com/llm-sandbox/llm-sandbox/components/sandbox"
 	"github.com/llm-sandbox/llm-sandbox/config"
+	"github.com/llm-sandbox/llm-sandbox/internal/endpoints"
+	"github.com/llm-sandbox/llm-sandbox/internal/mirror"
 	"github.com/llm-sandbox/llm-sandbox/internal/mockaws"
 	"github.com/llm-sandbox/llm-sandbox/policy"
 	"github.com/llm-sandbox/llm-sandbox/versions"
@@ -28,8 +30,40 @@ type Plan struct {
 	// Warnings are what `up` would refuse although the plan renders: an Ollama release nodes
 	// would not install (versions.CheckOllama).
 	Warnings []string `json:"warnings,omitempty"`
+	// Endpoints are the VPC endpoints the stack's network creates, and why each is there.
+	Endpoints []PlannedEndpoint `json:"endpoints"`
+	// Mirror is what the deploy puts into the artifacts bucket for the nodes
+	// (artifacts.mirror): the objects known before anything is fetched (the Ollama release,
+	// the LiteLLM wheelhouse, each model's manifest); the blobs each manifest names follow
+	// it. Empty when the nodes fetch from the internet.
+	Mirror []PlannedArtifact `json:"mirror,omitempty"`
 
 	spec *config.Spec
+}
+
+// PlannedEndpoint is one VPC endpoint of a Plan.
+type PlannedEndpoint struct {
+	// Service is the short service name, as in com.amazonaws.<region>.<service>.
+	Service string `json:"service"`
+	// Kind is Gateway or Interface.
+	Kind string `json:"kind"`
+	// Why says who calls it and for what.
+	Why string `json:"why"`
+}
+
+// PlannedArtifact is one object of the stack's mirror.
+type PlannedArtifact struct {
+	// Key is the object's key in the artifacts bucket.
+	Key string `json:"key"`
+	// SHA256 is its pinned lowercase hex SHA-256.
+	SHA256 string `json:"sha256"`
+	// Size is its size in bytes, where the pin records it (0 otherwise).
+	Size int64 `json:"size,omitempty"`
+	// What names it, e.g. "model llama3.1:8b manifest".
+	What string `json:"what"`
+	// Source is where the deploying machine fetches it from ("" for the wheelhouse, which
+	// pip builds from the package index).
+	Source string `json:"source,omitempty"`
 }
 
 // Check runs every policy rule over the plan. An unpinned Ollama release, which the plan
@@ -80,15 +114,37 @@ func PlanStack(spec *config.Spec, projectDir string) (*Plan, error) {
 
 // planStack is PlanStack with the Ollama release to check passed in.
 func planStack(spec *config.Spec, projectDir string, ollama versions.Release) (*Plan, error) {
+	return planWith(spec, projectDir, &sandbox.SandboxArgs{OllamaRelease: &ollama})
+}
+
+// planWith is PlanStack with the sandbox's arguments (release, pins) passed in; it sets the
+// rest. Nothing is uploaded.
+func planWith(spec *config.Spec, projectDir string, args *sandbox.SandboxArgs) (*Plan, error) {
 	m := mockaws.New(spec.Region)
 	// The release is rendered as it is, pinned or not: the plan shows what `up` would refuse,
 	// and the pinned-ollama rule of `check` fails it.
-	args := &sandbox.SandboxArgs{OllamaRelease: &ollama, RenderUnpinnedOllama: true}
-	err := m.Run(Project, spec.Stack, nil, func(ctx *pulumi.Context) error { return build(ctx, spec, projectDir, args) })
+	args.RenderUnpinnedOllama, args.UploadMirror = true, nil
+	ollama := *args.OllamaRelease
+	var set *mirror.Set
+	err := m.Run(Project, spec.Stack, nil, func(ctx *pulumi.Context) error {
+		sb, err := build(ctx, spec, projectDir, args)
+		if sb != nil {
+			set = sb.Mirror
+		}
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("plan stack %s: %w", spec.Stack, err)
 	}
 	plan := &Plan{Stack: spec.Stack, Department: spec.Department, Region: spec.Region, spec: spec}
+	for _, e := range endpoints.For(spec.Network.NAT == config.NATNone) {
+		plan.Endpoints = append(plan.Endpoints, PlannedEndpoint{Service: e.Service, Kind: string(e.Kind), Why: e.Why})
+	}
+	if set != nil {
+		for _, o := range set.Objects() {
+			plan.Mirror = append(plan.Mirror, PlannedArtifact{Key: o.Key, SHA256: o.SHA256, Size: o.Size, What: o.What, Source: o.Source})
+		}
+	}
 	if p := versions.CheckOllama(ollama); p != "" {
 		plan.Warnings = append(plan.Warnings, "preview and up will refuse this stack: "+p)
 	}
@@ -161,6 +217,7 @@ func (p *Plan) WriteText(w io.Writer) error {
 	for _, t := range types {
 		fmt.Fprintf(&b, "  %4d  %s\n", counts[t], t)
 	}
+	p.writeNeeds(&b)
 	if p.spec != nil {
 		q := p.spec.QuotaNeeds()
 		b.WriteString("\nvCPU quotas this stack needs (every group at maxSize plus one node for instance refreshes):\n")
@@ -171,4 +228,26 @@ func (p *Plan) WriteText(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writeNeeds writes what the stack's nodes need besides its resources: the VPC endpoints, and
+// the mirror's objects when it has one.
+func (p *Plan) writeNeeds(b *strings.Builder) {
+	b.WriteString("\nVPC endpoints the nodes reach AWS through:\n")
+	for _, e := range p.Endpoints {
+		fmt.Fprintf(b, "  %-14s %-9s  %s\n", e.Service, e.Kind, e.Why)
+	}
+	if len(p.Mirror) == 0 {
+		b.WriteString("\nMirror: none (artifacts.mirror false): nodes download the Ollama release from GitHub, LiteLLM from PyPI and the models from the Ollama registry through the NAT gateway.\n")
+		return
+	}
+	b.WriteString("\nMirror (artifacts.mirror): `up` puts these into the artifacts bucket before any node boots, fetching on the deploying machine only what the bucket lacks; nodes fetch only from the bucket:\n")
+	for _, a := range p.Mirror {
+		size := ""
+		if a.Size > 0 {
+			size = fmt.Sprintf(", %d bytes", a.Size)
+		}
+		fmt.Fprintf(b, "  %s\n    %s (sha256 %s%s)\n", a.What, a.Key, a.SHA256, size)
+	}
+	b.WriteString("  and every blob each model manifest names, under " + mirror.ModelBlobPrefix + "sha256-<digest>\n")
 }

@@ -56,20 +56,22 @@ func run(ctx *pulumi.Context, spec *config.Spec, projectDir string, ollama versi
 	if p := versions.CheckOllama(ollama); p != "" {
 		return fmt.Errorf("refusing to deploy stack %s: %s", spec.Stack, p)
 	}
-	return build(ctx, spec, projectDir, &sandbox.SandboxArgs{OllamaRelease: &ollama})
+	_, err := build(ctx, spec, projectDir, &sandbox.SandboxArgs{OllamaRelease: &ollama, UploadMirror: mirrorUploader(ctx, spec.Region)})
+	return err
 }
 
 // build builds the node agent and the sandbox and exports the stack outputs. args carries
-// the Ollama release and whether an unpinned one may be rendered; build fills in the rest.
-func build(ctx *pulumi.Context, spec *config.Spec, projectDir string, args *sandbox.SandboxArgs) error {
+// the Ollama release, whether an unpinned one may be rendered and how the mirror is uploaded;
+// build fills in the rest.
+func build(ctx *pulumi.Context, spec *config.Spec, projectDir string, args *sandbox.SandboxArgs) (*sandbox.Sandbox, error) {
 	agent, err := agentbuild.Build(ctx.Context(), projectDir)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	args.Spec, args.AgentPath, args.AgentSHA256 = spec, agent.Path, agent.SHA256
 	sb, err := sandbox.NewSandbox(ctx, spec.Department, args)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ctx.Export("department", pulumi.String(spec.Department))
 	ctx.Export("region", pulumi.String(spec.Region))
@@ -82,7 +84,7 @@ func build(ctx *pulumi.Context, spec *config.Spec, projectDir string, args *sand
 	ctx.Export("gatewayGroupName", sb.GatewayGroupName)
 	ctx.Export("dashboardUrl", sb.DashboardURL)
 	ctx.Export("alarmTopicArn", sb.AlarmTopicArn)
-	return nil
+	return sb, nil
 }
 
 // configValues collects the stack's config as the engine passed it. The SDK can read a key but

@@ -21,9 +21,10 @@ func check(e env, projectFlag string, args []string) error {
 			"each rule's id, severity, rationale and matching Checkov, Trivy and Security Hub controls.\n"+
 			"A stack waives a rule only in its own stack file (llm-sandbox:waivers, with a reason);\n"+
 			"every waiver is printed on every run. Findings of severity error fail the run unless\n"+
-			"waived; warnings never do. The stack file's own warnings (as validate prints them) go to\n"+
-			"standard error. Exit 0 nothing fails, 1 a failing finding or an invalid\n"+
-			"stack file (or waiver), 2 usage error.")
+			"waived; warnings never do. Each stack's line is followed by the VPC endpoints its nodes\n"+
+			"use and the size of its mirror (artifacts.mirror). The stack file's own warnings (as\n"+
+			"validate prints them) go to standard error. Exit 0 nothing fails, 1 a failing finding\n"+
+			"or an invalid stack file (or waiver), 2 usage error.")
 	format := formatFlag(fs)
 	list := fs.Bool("list", false, "list the rules and exit")
 	named, err := parseArgs(fs, args, format)
@@ -65,7 +66,15 @@ func checkStack(e env, project, stack string) (checkResult, error) {
 	if err != nil {
 		return checkResult{}, err
 	}
-	return newCheckResult(stack, plan.Check(), waivers), nil
+	r := newCheckResult(stack, plan.Check(), waivers)
+	r.Endpoints = []string{}
+	for _, ep := range plan.Endpoints {
+		r.Endpoints = append(r.Endpoints, ep.Service)
+	}
+	for _, a := range plan.Mirror {
+		r.Mirror = append(r.Mirror, a.Key)
+	}
+	return r, nil
 }
 
 // checkResult is one stack's outcome.
@@ -76,6 +85,11 @@ type checkResult struct {
 	Findings []policy.Finding `json:"findings"`
 	// Failed says whether a finding fails the run: an error that is not waived.
 	Failed bool `json:"failed"`
+	// Endpoints are the services of the VPC endpoints the stack's nodes reach AWS through.
+	Endpoints []string `json:"endpoints"`
+	// Mirror are the keys of the objects the deploy puts into the artifacts bucket for the
+	// nodes (artifacts.mirror), as far as known before fetching; none without a mirror.
+	Mirror []string `json:"mirror,omitempty"`
 }
 
 func newCheckResult(stack string, findings []policy.Finding, waivers []config.Waiver) checkResult {
@@ -122,8 +136,14 @@ func writeCheck(e env, format string, results []checkResult) error {
 					warnings++
 				}
 			}
+			needs := fmt.Sprintf("      %s nodes reach AWS through VPC endpoints %s; ", r.Stack, strings.Join(r.Endpoints, ", "))
+			if len(r.Mirror) == 0 {
+				needs += "no mirror (nodes download from the internet)"
+			} else {
+				needs += fmt.Sprintf("mirror of %d objects and their model blobs in the artifacts bucket (sandboxctl plan %s lists them)", len(r.Mirror), r.Stack)
+			}
 			if r.Failed {
-				fmt.Fprintf(e.stdout, "FAIL  %s: %d failing findings\n", r.Stack, failing)
+				fmt.Fprintf(e.stdout, "FAIL  %s: %d failing findings\n%s\n", r.Stack, failing, needs)
 				continue
 			}
 			fmt.Fprintf(e.stdout, "ok    %s: %d rules passed", r.Stack, n)
@@ -131,6 +151,7 @@ func writeCheck(e env, format string, results []checkResult) error {
 				fmt.Fprintf(e.stdout, " (%d warnings, %d waived findings)", warnings, waived)
 			}
 			fmt.Fprintln(e.stdout)
+			fmt.Fprintln(e.stdout, needs)
 		}
 	}
 	if failed {

@@ -44,7 +44,7 @@ func pin(e env, projectFlag string, args []string) error {
 			"pin model NAME... fetches each catalog model's manifest from the Ollama registry and\n"+
 			"records the SHA-256 of its bytes, the size of its blobs and today's date in\n"+
 			mirror.ModelPinsFile+", keeping the other entries. A mirrored department\n"+
-			"(network.nat none) serves only pinned models.\n\n"+
+			"(artifacts.mirror, always with network.nat none) serves only pinned models.\n\n"+
 			"pin wheelhouse downloads with pip the wheels of versions/litellm-requirements.txt for\n"+
 			"CPython "+mirror.NodePython+" on "+mirror.NodePlatform+" (the gateway nodes' Ubuntu 24.04), packs\n"+
 			"them into a reproducible tar.zst, keeps it in the mirror cache and records its hash and\n"+

@@ -19,6 +19,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/llm-sandbox/llm-sandbox/components/internal/nodegroup"
+	"github.com/llm-sandbox/llm-sandbox/versions"
 )
 
 // TypeToken is the component's Pulumi type token.
@@ -148,6 +149,14 @@ type GatewayArgs struct {
 	// KeyRegistryTableArn is the key registry table (keys.KeyStore RegistryTableArn): the node
 	// role may read its records one at a time (KeyRegistryActions), nothing more. Required.
 	KeyRegistryTableArn pulumi.StringInput
+	// MirrorBucket, when set, is the artifacts bucket that holds the stack's mirror
+	// (internal/mirror), resolving once the mirror is uploaded: the nodes then install LiteLLM
+	// from the Wheelhouse in it, with no package index. Optional. Defaults to nil: pip
+	// installs from PyPI.
+	MirrorBucket pulumi.StringInput
+	// Wheelhouse is the pinned LiteLLM wheelhouse in the mirror (versions.Wheelhouse).
+	// Required with MirrorBucket, ignored without.
+	Wheelhouse *versions.WheelhousePin
 	// AgentURL is the https URL of the node agent binary (artifacts.Bucket AgentURL). Required.
 	AgentURL pulumi.StringInput
 	// AgentSHA256 is the agent binary's lowercase hex SHA-256 (artifacts.Bucket AgentSHA256).

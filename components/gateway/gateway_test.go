@@ -21,6 +21,7 @@ import (
 	"github.com/llm-sandbox/llm-sandbox/internal/mockaws/mocktest"
 	"github.com/llm-sandbox/llm-sandbox/internal/rules"
 	"github.com/llm-sandbox/llm-sandbox/node"
+	"github.com/llm-sandbox/llm-sandbox/versions"
 )
 
 // Shared assertions over the mock's recordings.
@@ -1214,5 +1215,28 @@ func TestKeyRegistryReadOnly(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("key registry policy:\n got  %+v\n want %+v", got, want)
+	}
+}
+
+// With MirrorBucket the node config names the pinned wheelhouse in the bucket, and validates;
+// without a pinned wheelhouse the component refuses, naming the field.
+func TestMirrorBucket(t *testing.T) {
+	const bucket = "llm-chem-artifacts"
+	w := versions.Wheelhouse
+	m, _, _ := mustRun(t, with(func(a *GatewayArgs) { a.MirrorBucket, a.Wheelhouse = pulumi.String(bucket), &w }))
+	_, cfg := cloudConfig(t, m)
+	want := node.Artifact{URL: "s3://" + bucket + "/mirror/litellm/wheelhouse-" + w.SHA256 + ".tar.zst", SHA256: w.SHA256}
+	if cfg.LiteLLM.Wheelhouse == nil || *cfg.LiteLLM.Wheelhouse != want {
+		t.Errorf("wheelhouse %+v, want %+v", cfg.LiteLLM.Wheelhouse, want)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("the mirrored node config does not validate: %v", err)
+	}
+	m, _, _ = mustRun(t, validArgs())
+	if _, cfg := cloudConfig(t, m); cfg.LiteLLM.Wheelhouse != nil {
+		t.Errorf("without MirrorBucket the node config names a wheelhouse: %+v", cfg.LiteLLM.Wheelhouse)
+	}
+	if _, _, _, err := run(t, with(func(a *GatewayArgs) { a.MirrorBucket = pulumi.String(bucket) })); err == nil || !strings.Contains(err.Error(), "Wheelhouse: must be a pinned wheelhouse") {
+		t.Errorf("MirrorBucket without Wheelhouse: err = %v", err)
 	}
 }

@@ -11,9 +11,11 @@ import (
 	"github.com/llm-sandbox/llm-sandbox/components/internal/nodegroup"
 	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
 	"github.com/llm-sandbox/llm-sandbox/internal/keyregistry"
+	"github.com/llm-sandbox/llm-sandbox/internal/mirror"
 	"github.com/llm-sandbox/llm-sandbox/internal/rules"
 	"github.com/llm-sandbox/llm-sandbox/internal/usage"
 	"github.com/llm-sandbox/llm-sandbox/node"
+	"github.com/llm-sandbox/llm-sandbox/versions"
 )
 
 const (
@@ -87,6 +89,12 @@ func nodeConfig(args *GatewayArgs, s *settings, internalDNS, masterKeySecretArn,
 	}
 }
 
+// WheelhouseArtifact is the pinned LiteLLM wheelhouse in the mirror in bucket, as the node
+// config names it: the node installs from it with no package index.
+func WheelhouseArtifact(bucket string, w *versions.WheelhousePin) *node.Artifact {
+	return &node.Artifact{URL: mirror.S3URL(bucket, mirror.WheelhouseKey(w.SHA256)), SHA256: w.SHA256}
+}
+
 // keyRegistry is the node config's key registry: the department's table and the teams in
 // name order.
 func keyRegistry(args *GatewayArgs) *node.KeyRegistry {
@@ -139,9 +147,16 @@ func (b *builder) launchTemplate() error {
 	if c := b.args.RateLimitCache; c != nil {
 		cacheHost, cacheSecret = c.Host.ToStringOutput(), c.AuthTokenSecretArn.ToStringOutput()
 	}
-	userData := pulumi.All(b.args.AgentURL.ToStringOutput(), b.comp.InternalLoadBalancer.DnsName, b.args.MasterKeySecretArn.ToStringOutput(), cacheHost, cacheSecret).ApplyT(
+	mirrorBucket := pulumi.String("").ToStringOutput()
+	if b.args.MirrorBucket != nil {
+		mirrorBucket = b.args.MirrorBucket.ToStringOutput()
+	}
+	userData := pulumi.All(b.args.AgentURL.ToStringOutput(), b.comp.InternalLoadBalancer.DnsName, b.args.MasterKeySecretArn.ToStringOutput(), cacheHost, cacheSecret, mirrorBucket).ApplyT(
 		func(v []any) (string, error) {
 			cfg := nodeConfig(args, s, v[1].(string), v[2].(string), v[3].(string), v[4].(string))
+			if bucket := v[5].(string); bucket != "" {
+				cfg.LiteLLM.Wheelhouse = WheelhouseArtifact(bucket, args.Wheelhouse)
+			}
 			return nodegroup.RenderUserData(cfg, node.Artifact{URL: v[0].(string), SHA256: sha})
 		}).(pulumi.StringOutput)
 

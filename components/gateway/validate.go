@@ -81,6 +81,9 @@ func validate(name string, args *GatewayArgs) (*settings, error) {
 			"RateLimitCache.SecurityGroupID":    rc.SecurityGroupID == nil,
 		})
 	}
+	if args.MirrorBucket != nil && (args.Wheelhouse == nil || !rules.IsSHA256Hex(args.Wheelhouse.SHA256)) {
+		c.Add("Wheelhouse", "must be a pinned wheelhouse (versions.Wheelhouse) when MirrorBucket is set: nodes install LiteLLM only from the bucket (got %+v)", args.Wheelhouse)
+	}
 	c.SHA256("AgentSHA256", args.AgentSHA256)
 	required := map[string]bool{
 		"VpcID":                      args.VpcID == nil,

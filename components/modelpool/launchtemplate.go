@@ -1,10 +1,13 @@
 package modelpool
 
 import (
+	"slices"
+
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/llm-sandbox/llm-sandbox/components/internal/nodegroup"
 	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
+	"github.com/llm-sandbox/llm-sandbox/internal/mirror"
 	"github.com/llm-sandbox/llm-sandbox/node"
 	"github.com/llm-sandbox/llm-sandbox/versions"
 )
@@ -103,11 +106,38 @@ func (b *builder) role() error {
 	return nil
 }
 
+// MirroredConfig is cfg with its Ollama release and models fetched from the mirror in bucket
+// (internal/mirror's layout) instead of the internet: the release by its SHA-256, each model by
+// its pinned manifest, whose blobs are checked against their digests. cfg is not changed.
+func MirroredConfig(cfg *node.Config, bucket string, pins map[string]versions.ModelPin) *node.Config {
+	out := *cfg
+	o := *cfg.Ollama
+	o.Release = node.Artifact{URL: mirror.S3URL(bucket, mirror.OllamaReleaseKey(o.Release.SHA256)), SHA256: o.Release.SHA256}
+	o.Models = slices.Clone(o.Models)
+	for i, m := range o.Models {
+		sum := pins[m.Name].Manifest
+		o.Models[i].Mirror = &node.ModelMirror{
+			Manifest: node.Artifact{URL: mirror.S3URL(bucket, mirror.ModelManifestKey(sum)), SHA256: sum},
+			Blobs:    mirror.S3URL(bucket, mirror.ModelBlobPrefix),
+		}
+	}
+	out.Ollama = &o
+	return &out
+}
+
 func (b *builder) launchTemplate() error {
-	cfg, sha := b.comp.NodeConfig, b.args.AgentSHA256
+	cfg, sha, pins := b.comp.NodeConfig, b.args.AgentSHA256, b.args.ModelPins
+	bucket := pulumi.String("").ToStringOutput()
+	if b.args.MirrorBucket != nil {
+		bucket = b.args.MirrorBucket.ToStringOutput()
+	}
 	// Only a string is rendered in the ApplyT; no resource is created there.
-	userData := b.args.AgentURL.ToStringOutput().ApplyT(func(agentURL string) (string, error) {
-		return nodegroup.RenderUserData(cfg, node.Artifact{URL: agentURL, SHA256: sha})
+	userData := pulumi.All(b.args.AgentURL.ToStringOutput(), bucket).ApplyT(func(v []any) (string, error) {
+		c := cfg
+		if mirrorBucket := v[1].(string); mirrorBucket != "" {
+			c = MirroredConfig(cfg, mirrorBucket, pins)
+		}
+		return nodegroup.RenderUserData(c, node.Artifact{URL: v[0].(string), SHA256: sha})
 	}).(pulumi.StringOutput)
 
 	var instanceType pulumi.StringPtrInput

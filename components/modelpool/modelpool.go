@@ -97,6 +97,14 @@ type ModelPoolArgs struct {
 	// pinned-ollama); the node agent refuses the node config rendered this way, and the
 	// program refuses to deploy an unpinned release before any component is built.
 	RenderUnpinnedOllama bool
+	// MirrorBucket, when set, is the artifacts bucket that holds the stack's mirror
+	// (internal/mirror), resolving once the mirror is uploaded: the nodes then fetch the Ollama
+	// release and every model from it, and nothing from the internet. Optional. Defaults to nil:
+	// the release comes from OllamaRelease.URL and the models from the Ollama registry.
+	MirrorBucket pulumi.StringInput
+	// ModelPins pins every model of Models by its manifest (versions.ModelPins). Required with
+	// MirrorBucket, ignored without.
+	ModelPins map[string]versions.ModelPin
 	// AgentURL is the https URL of the node agent binary in the artifacts bucket
 	// (artifacts.Bucket.AgentURL). Required.
 	AgentURL pulumi.StringInput
@@ -145,7 +153,9 @@ type ModelPool struct {
 	AMIParameter string
 	// LaunchHookName is the launch lifecycle hook the node agent completes.
 	LaunchHookName string
-	// NodeConfig is the node config the user data carries.
+	// NodeConfig is the node config the user data carries; with MirrorBucket, the user data's
+	// copy names the bucket's objects instead of the release URL and the registry
+	// (MirroredConfig).
 	NodeConfig *node.Config
 
 	// Role is the node role.

@@ -879,3 +879,48 @@ func TestInvalidArgsAllReported(t *testing.T) {
 	_, _, _, err := run(t, &ModelPoolArgs{Department: "chem", Pool: "gpu", Region: region, InstanceType: "g5.xlarge", MaxSize: 1})
 	mocktest.ReportsAll(t, err, "Models", "Parallel", "ContextLength", "OllamaRelease.Version", "OllamaRelease.URL", "AgentSHA256", "AgentURL", "KMSKeyArn", "VpcID", "SubnetIDs")
 }
+
+// With MirrorBucket the node config names the release and every model in the bucket, by the
+// pins, and still validates as a node config; the component's own NodeConfig keeps the
+// internet sources. Without a pin for every model, or with an unpinned release, the
+// component refuses, naming the field and the model.
+func TestMirrorBucket(t *testing.T) {
+	pins := map[string]versions.ModelPin{
+		"llama3.1:8b": {Manifest: strings.Repeat("1", 64), Size: 1, Pinned: "2026-12-05"},
+		"phi3:mini":   {Manifest: strings.Repeat("2", 64), Size: 1, Pinned: "2026-12-05"},
+	}
+	const bucket = "llm-chem-artifacts"
+	m, p, _ := mustRun(t, with(func(a *ModelPoolArgs) { a.MirrorBucket, a.ModelPins = pulumi.String(bucket), pins }))
+	_, cfg, _ := cloudConfig(t, m)
+	if got, want := cfg.Ollama.Release.URL, "s3://"+bucket+"/mirror/ollama/"+ollamaSHA+"/ollama-linux-amd64.tar.zst"; got != want || cfg.Ollama.Release.SHA256 != ollamaSHA {
+		t.Errorf("release %+v, want %s", cfg.Ollama.Release, want)
+	}
+	for _, model := range cfg.Ollama.Models {
+		mm := model.Mirror
+		if mm == nil || mm.Manifest.SHA256 != pins[model.Name].Manifest || mm.Manifest.URL != "s3://"+bucket+"/mirror/models/manifests/"+pins[model.Name].Manifest ||
+			mm.Blobs != "s3://"+bucket+"/mirror/models/blobs/" || model.Source != nil {
+			t.Errorf("model %s: mirror %+v", model.Name, mm)
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("the mirrored node config does not validate: %v", err)
+	}
+	if p.NodeConfig.Ollama.Release.URL != ollamaURL || p.NodeConfig.Ollama.Models[0].Mirror != nil {
+		t.Errorf("NodeConfig was changed by the mirror: %+v", p.NodeConfig.Ollama)
+	}
+
+	for name, edit := range map[string]func(*ModelPoolArgs){
+		"a model without a pin": func(a *ModelPoolArgs) {
+			a.MirrorBucket, a.ModelPins = pulumi.String(bucket), map[string]versions.ModelPin{"llama3.1:8b": pins["llama3.1:8b"]}
+		},
+		"an unpinned release": func(a *ModelPoolArgs) {
+			a.MirrorBucket, a.ModelPins, a.OllamaRelease.SHA256, a.RenderUnpinnedOllama = pulumi.String(bucket), pins, "", true
+		},
+	} {
+		_, _, _, err := run(t, with(edit))
+		want := map[string]string{"a model without a pin": `ModelPins: must pin model "phi3:mini"`, "an unpinned release": "MirrorBucket: needs a pinned OllamaRelease"}[name]
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: err = %v, want %q", name, err, want)
+		}
+	}
+}

@@ -66,6 +66,16 @@ func validate(name string, args *ModelPoolArgs) (*node.Config, error) {
 			add("OllamaRelease", "%v", err)
 		}
 	}
+	if args.MirrorBucket != nil {
+		for _, m := range args.Models {
+			if pin, ok := args.ModelPins[m]; !ok || !rules.IsSHA256Hex(pin.Manifest) {
+				add("ModelPins", "must pin model %q with its manifest's SHA-256 when MirrorBucket is set: nodes load models only from the bucket (got %+v)", m, pin)
+			}
+		}
+		if args.OllamaRelease.SHA256 == "" {
+			add("MirrorBucket", "needs a pinned OllamaRelease: the mirrored release is named by its SHA-256")
+		}
+	}
 	c.SHA256("AgentSHA256", args.AgentSHA256)
 	c.Required(map[string]bool{
 		"AgentURL":           args.AgentURL == nil,

@@ -5,6 +5,7 @@
 package sandbox
 
 import (
+	"context"
 	"fmt"
 	"slices"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/llm-sandbox/llm-sandbox/components/observability"
 	"github.com/llm-sandbox/llm-sandbox/config"
 	"github.com/llm-sandbox/llm-sandbox/internal/catalog"
+	"github.com/llm-sandbox/llm-sandbox/internal/mirror"
 	"github.com/llm-sandbox/llm-sandbox/versions"
 )
 
@@ -40,6 +42,19 @@ type SandboxArgs struct {
 	// (modelpool.ModelPoolArgs.RenderUnpinnedOllama). Optional. Defaults to false; only the
 	// offline plan sets it.
 	RenderUnpinnedOllama bool
+	// ModelPins pins the manifests of the models a mirrored stack serves
+	// (Spec.Artifacts.Mirror). Optional. Defaults to versions.ModelPins, the project's pins.
+	ModelPins map[string]versions.ModelPin
+	// Wheelhouse is the LiteLLM wheelhouse a mirrored stack's gateway nodes install from.
+	// Optional. Defaults to versions.Wheelhouse, the project's pin.
+	Wheelhouse *versions.WheelhousePin
+	// UploadMirror puts every object of set into the artifacts bucket named bucket and returns
+	// once they are all there (internal/mirror Fetch and Upload). It runs when the bucket's
+	// name is known, only when Spec.Artifacts.Mirror is set and the engine is not previewing;
+	// the nodes' launch templates wait for it, so no node boots before its mirror is in place.
+	// Optional. Defaults to nil: nothing is uploaded, which suits only an offline plan (the
+	// program always sets it for an update).
+	UploadMirror func(ctx context.Context, bucket string, set mirror.Set) error
 }
 
 // Sandbox is one department's sandbox.
@@ -89,6 +104,9 @@ type Sandbox struct {
 	Cache *cache.RateLimitCache
 	// Observability is the dashboard, the alarms and their topic.
 	Observability *observability.Observability
+	// Mirror is what the artifacts bucket holds for the nodes besides the agent
+	// (Spec.Artifacts.Mirror); nil when the nodes fetch from the internet.
+	Mirror *mirror.Set
 }
 
 // TypeToken is the component's Pulumi type token, llmsandbox:<package>:<Type>.
@@ -185,6 +203,12 @@ func NewSandbox(ctx *pulumi.Context, name string, args *SandboxArgs, opts ...pul
 		return nil, fmt.Errorf("sandbox %q: artifacts: %w", name, err)
 	}
 
+	mirrorBucket, mirrorSet, err := mirrorOf(ctx, args, bucket)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox %q: artifacts.mirror: %w", name, err)
+	}
+	comp.Mirror = mirrorSet
+
 	// The internal load balancer's group is made here, before both its users: the pools admit
 	// Ollama's port only from it, and the gateway needs the pools' target groups; the gateway
 	// adds its rules. No inline rules, so the provider also removes AWS's default allow-all
@@ -204,6 +228,9 @@ func NewSandbox(ctx *pulumi.Context, name string, args *SandboxArgs, opts ...pul
 	for _, poolName := range spec.PoolNames() {
 		p := spec.Pools[poolName]
 		args := poolArgs(args, spec, p, net, keyStore, bucket)
+		if mirrorBucket != nil {
+			args.MirrorBucket, args.ModelPins = mirrorBucket, mirrorSet.Pins()
+		}
 		args.SourceSecurityGroupID = internalSG.ID().ToStringOutput()
 		pool, err := modelpool.NewModelPool(ctx, name+"-"+poolName, args, child...)
 		if err != nil {
@@ -240,7 +267,7 @@ func NewSandbox(ctx *pulumi.Context, name string, args *SandboxArgs, opts ...pul
 		}
 	}
 
-	gw, err := gateway.NewGateway(ctx, name+"-gateway", &gateway.GatewayArgs{
+	gwArgs := &gateway.GatewayArgs{
 		Department:       spec.Department,
 		Region:           spec.Region,
 		VpcID:            net.VpcID.ToStringOutput(),
@@ -271,7 +298,11 @@ func NewSandbox(ctx *pulumi.Context, name string, args *SandboxArgs, opts ...pul
 		KMSKeyArn:                  keyStore.KeyArn,
 		RateLimitCache:             limits,
 		Tags:                       Tags(spec),
-	}, child...)
+	}
+	if mirrorBucket != nil {
+		gwArgs.MirrorBucket, gwArgs.Wheelhouse = mirrorBucket, mirrorSet.Wheelhouse
+	}
+	gw, err := gateway.NewGateway(ctx, name+"-gateway", gwArgs, child...)
 	if err != nil {
 		return nil, fmt.Errorf("sandbox %q: gateway: %w", name, err)
 	}
@@ -337,6 +368,44 @@ func NewSandbox(ctx *pulumi.Context, name string, args *SandboxArgs, opts ...pul
 		return nil, err
 	}
 	return comp, nil
+}
+
+// mirrorOf returns the stack's mirror and the bucket name the nodes fetch it from, or nils
+// when the stack has no mirror. In an update the name resolves only once UploadMirror has put
+// every object into the bucket, so every launch template that names the mirror waits for it;
+// a preview, or a run without an uploader (the offline plan), uploads nothing.
+func mirrorOf(ctx *pulumi.Context, args *SandboxArgs, bucket *artifacts.Bucket) (pulumi.StringInput, *mirror.Set, error) {
+	spec := args.Spec
+	if !spec.Artifacts.Mirror {
+		return nil, nil, nil
+	}
+	var models []string
+	for _, pool := range spec.PoolNames() {
+		models = append(models, spec.Pools[pool].Models...)
+	}
+	pins := args.ModelPins
+	if pins == nil {
+		pins = versions.ModelPins
+	}
+	wheelhouse := args.Wheelhouse
+	if wheelhouse == nil {
+		wheelhouse = &versions.Wheelhouse
+	}
+	set, err := mirror.NewSet(ollamaRelease(args), wheelhouse, models, pins)
+	if err != nil {
+		return nil, nil, err
+	}
+	upload := args.UploadMirror
+	if upload == nil || ctx.DryRun() {
+		return bucket.BucketName, &set, nil
+	}
+	uploaded := bucket.BucketName.ApplyTWithContext(ctx.Context(), func(c context.Context, name string) (string, error) {
+		if err := upload(c, name, set); err != nil {
+			return "", fmt.Errorf("upload the mirror to bucket %s: %w", name, err)
+		}
+		return name, nil
+	}).(pulumi.StringOutput)
+	return uploaded, &set, nil
 }
 
 // ollamaRelease is the release the pools install: the one given, or the project's pin.

@@ -147,6 +147,15 @@ func CheckWheelhouse(p versions.WheelhousePin, lock string) string {
 		"; run `sandboxctl pin wheelhouse` on a machine that reaches PyPI, review the change to versions/wheelhouse_pinned.go and commit it"
 }
 
+// Pins are the set's model pins by model name, as the model pools take them.
+func (s Set) Pins() map[string]versions.ModelPin {
+	out := make(map[string]versions.ModelPin, len(s.Models))
+	for _, m := range s.Models {
+		out[m.Name] = m.Pin
+	}
+	return out
+}
+
 // SHA256Hex is the lowercase hex SHA-256 of data.
 func SHA256Hex(data []byte) string {
 	sum := sha256.Sum256(data)

@@ -237,3 +237,70 @@ func TestUploadToMoto(t *testing.T) {
 		t.Errorf("second Upload: %+v, %v", r, err)
 	}
 }
+
+func (f *fakeS3) GetObject(_ context.Context, in *s3.GetObjectInput, _ ...func(*s3.Options)) (*s3.GetObjectOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.call("GetObject", *in.Key)
+	data, ok := f.objects[*in.Key]
+	if !ok {
+		return nil, &types.NoSuchKey{}
+	}
+	return &s3.GetObjectOutput{Body: io.NopCloser(bytes.NewReader(data)), ContentLength: aws.Int64(int64(len(data)))}, nil
+}
+
+// TestSyncFetchesOnlyWhatTheBucketLacks: a first Sync fetches everything and uploads it; a
+// second, from a machine with an empty cache, finds every object in the bucket (the blobs
+// through the manifests it reads back) and makes no request upstream; a lost blob makes it
+// fetch and upload that one again; a manifest edited in the bucket is an error naming it.
+func TestSyncFetchesOnlyWhatTheBucketLacks(t *testing.T) {
+	f := newFixture(t, false)
+	fake := newFakeS3()
+	ctx := context.Background()
+	var progress bytes.Buffer
+	r, err := mirror.Sync(ctx, fake, "bucket", f.set, f.src, f.cacheDir, &progress)
+	if err != nil {
+		t.Fatalf("Sync: %v\n%s", err, progress.String())
+	}
+	if r.Uploaded != 9 || r.Skipped != 0 || len(fake.objects) != 9 {
+		t.Fatalf("first Sync: %+v, %d objects in the bucket, want 9 uploaded", r, len(fake.objects))
+	}
+
+	f.srv.ResetRequests()
+	fake.calls = nil
+	progress.Reset()
+	r, err = mirror.Sync(ctx, fake, "bucket", f.set, f.src, t.TempDir(), &progress)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r != (mirror.UploadReport{Skipped: 9}) || f.srv.Requests("") != 0 {
+		t.Errorf("second Sync: %+v with %d upstream requests, want 9 skipped and none", r, f.srv.Requests(""))
+	}
+	for _, c := range fake.calls {
+		if !strings.HasPrefix(c, "HeadObject ") && !strings.HasPrefix(c, "GetObject "+mirror.ModelManifestKey("")) {
+			t.Errorf("second Sync called %s: it should only look", c)
+		}
+	}
+	if !strings.Contains(progress.String(), "holds all 9 objects already") {
+		t.Errorf("progress:\n%s", progress.String())
+	}
+
+	// A blob lost from the bucket is fetched and uploaded again, and only it.
+	var lost string
+	for sum := range f.b.Blobs {
+		lost = mirror.ModelBlobKey(sum)
+		break
+	}
+	delete(fake.objects, lost)
+	r, err = mirror.Sync(ctx, fake, "bucket", f.set, f.src, f.cacheDir, &progress)
+	if err != nil || r.Uploaded != 1 || r.Skipped != 8 || fake.objects[lost] == nil {
+		t.Errorf("after losing %s: %+v, %v", lost, r, err)
+	}
+
+	// A manifest changed in the bucket is refused, by key.
+	key := mirror.ModelManifestKey(f.a.Pin.Manifest)
+	fake.objects[key] = append(fake.objects[key], ' ')
+	if _, err := mirror.Sync(ctx, fake, "bucket", f.set, f.src, f.cacheDir, &progress); err == nil || !strings.Contains(err.Error(), key) || !strings.Contains(err.Error(), "not its pin") {
+		t.Errorf("an edited manifest: err = %v", err)
+	}
+}
