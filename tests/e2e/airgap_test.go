@@ -16,6 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/llm-sandbox/llm-sandbox/components/gateway"
+	"github.com/llm-sandbox/llm-sandbox/components/modelpool"
 	"github.com/llm-sandbox/llm-sandbox/internal/localrun"
 	"github.com/llm-sandbox/llm-sandbox/internal/localrun/localruntest"
 	"github.com/llm-sandbox/llm-sandbox/internal/mirror"
@@ -30,10 +32,10 @@ import (
 // The deploying machine's side first: upstream stand-ins on loopback serve the Ollama release
 // (the real Ollama packed as its release asset) and the real tiny model as the registry serves
 // it (the manifest and blobs a real Ollama wrote); the LiteLLM wheelhouse is built from the
-// local wheels of the pinned lock for this machine's Python, and pinned. mirror.Fetch brings
-// all of it into the cache, checked against the pins, and mirror.Upload puts it into the
-// artifacts bucket in the emulator's S3. Then every upstream stand-in is stopped, and a second
-// upload sends nothing.
+// local wheels of the pinned lock for this machine's Python, and pinned. mirror.Sync, as the
+// deploy runs it, fetches all of it into the cache, checked against the pins, and uploads it
+// into the artifacts bucket in the emulator's S3. Then every upstream stand-in is stopped; a
+// second upload sends nothing, and a second sync from an empty cache fetches nothing.
 //
 // Then the nodes: a pool node and a gateway node whose configs are the mirrored forms the
 // deploy renders (only s3:// URLs of the bucket, and the pool's address for the gateway) boot
@@ -93,20 +95,6 @@ func TestAirgapBoot(t *testing.T) {
 	// mirror.NewSet would refuse the release: the Ollama these tests build is older than the
 	// floor nodes enforce (agents under --root accept it). The set is what NewSet returns.
 	set := mirror.Set{Ollama: release, Wheelhouse: &wheelhouse, Models: []mirror.Model{{Name: modelName, Pin: model.Pin}}}
-	fetched, err := mirror.Fetch(ctx, set, src, cache, &progress)
-	if err != nil {
-		t.Fatalf("mirror.Fetch: %v", err)
-	}
-	// The release, the wheelhouse, the manifest and each blob.
-	if want := 3 + len(stored.Blobs); len(fetched) != want {
-		t.Fatalf("mirror.Fetch returned %d objects, want %d: %+v", len(fetched), want, fetched)
-	}
-	for _, p := range []string{strings.TrimPrefix(release.URL, upstream.URL), model.ManifestPath()} {
-		if upstream.Requests(p) != 1 {
-			t.Errorf("mirror.Fetch asked the upstream stand-in %d times for %s, want once", upstream.Requests(p), p)
-		}
-	}
-
 	s3c := d.Moto.S3()
 	const bucket = "chemistry-artifacts"
 	const incomplete = "chemistry-artifacts-incomplete"
@@ -115,11 +103,28 @@ func TestAirgapBoot(t *testing.T) {
 			t.Fatalf("moto: create bucket %s: %v", b, err)
 		}
 	}
-	if r, err := mirror.Upload(ctx, s3c, bucket, fetched, &progress); err != nil || r.Uploaded != len(fetched) || r.Skipped != 0 {
-		t.Fatalf("mirror.Upload: %+v, %v; want %d objects uploaded", r, err, len(fetched))
+	// What the deploy runs: the empty bucket lacks everything, so Sync fetches and uploads
+	// the release, the wheelhouse, the manifest and each blob.
+	objects := 3 + len(stored.Blobs)
+	if r, err := mirror.Sync(ctx, s3c, bucket, set, src, cache, &progress); err != nil || r.Uploaded != objects || r.Skipped != 0 {
+		t.Fatalf("mirror.Sync: %+v, %v; want %d objects uploaded", r, err, objects)
 	}
+	for _, p := range []string{strings.TrimPrefix(release.URL, upstream.URL), model.ManifestPath()} {
+		if upstream.Requests(p) != 1 {
+			t.Errorf("mirror.Sync asked the upstream stand-in %d times for %s, want once", upstream.Requests(p), p)
+		}
+	}
+
 	// The incomplete bucket, for a pool node only, holds the release and the model but for
-	// its weights, its largest blob.
+	// its weights, its largest blob. Fetch finds everything in the cache.
+	upstream.ResetRequests()
+	fetched, err := mirror.Fetch(ctx, set, src, cache, &progress)
+	if err != nil || len(fetched) != objects {
+		t.Fatalf("mirror.Fetch from the cache: %d objects, %v; want %d", len(fetched), err, objects)
+	}
+	if n := upstream.Requests(""); n != 0 {
+		t.Errorf("mirror.Fetch asked the upstream stand-in %d times for what the cache holds", n)
+	}
 	var weights mirror.Fetched
 	for _, f := range fetched {
 		if strings.HasPrefix(f.Key, mirror.ModelBlobPrefix) && f.Size > weights.Size {
@@ -137,8 +142,13 @@ func TestAirgapBoot(t *testing.T) {
 	// fails to boot.
 	upstream.Close()
 	d.Mirror.Close()
-	if r, err := mirror.Upload(ctx, s3c, bucket, fetched, &progress); err != nil || r.Uploaded != 0 || r.Skipped != len(fetched) || r.Bytes != 0 {
-		t.Errorf("the second mirror.Upload: %+v, %v; want all %d objects skipped", r, err, len(fetched))
+	// Uploaded again, every object is there already and nothing is sent; synced again, from a
+	// machine with an empty cache and no upstream, nothing is fetched or sent.
+	if r, err := mirror.Upload(ctx, s3c, bucket, fetched, &progress); err != nil || r.Uploaded != 0 || r.Skipped != objects || r.Bytes != 0 {
+		t.Errorf("the second mirror.Upload: %+v, %v; want all %d objects skipped", r, err, objects)
+	}
+	if r, err := mirror.Sync(ctx, s3c, bucket, set, src, t.TempDir(), &progress); err != nil || r.Uploaded != 0 || r.Skipped != objects {
+		t.Errorf("the second mirror.Sync: %+v, %v; want all %d objects there already", r, err, objects)
 	}
 
 	// A pool node with the config the deploy renders for a mirrored department, from
@@ -151,7 +161,7 @@ func TestAirgapBoot(t *testing.T) {
 		for i := range cfg.Ollama.Models {
 			cfg.Ollama.Models[i].Source = nil
 		}
-		path := m.WriteConfig(t, *mirroredConfig(&cfg, bucket, pins))
+		path := m.WriteConfig(t, *modelpool.MirroredConfig(&cfg, bucket, pins))
 		assertOnlyFrom(t, path, bucket)
 		return m, m.Bootstrap(t, path, localrun.BootstrapLimit)
 	}
@@ -168,7 +178,7 @@ func TestAirgapBoot(t *testing.T) {
 			arn := d.Moto.CreateSecret(t, "llm-sandbox/chemistry/litellm-master-key", masterKey)
 			gw := d.NewMember(t, "chemistry-gateway", localruntest.GatewayHook)
 			cfg := d.LiteLLMConfig(gw, localrun.GatewayOptions{MasterKeySecretArn: arn, OllamaURL: pool.URL()})
-			cfg.LiteLLM.Wheelhouse = wheelhouseArtifact(bucket, &wheelhouse)
+			cfg.LiteLLM.Wheelhouse = gateway.WheelhouseArtifact(bucket, &wheelhouse)
 			path := gw.WriteConfig(t, cfg)
 			assertOnlyFrom(t, path, bucket, pool.URL())
 			if code := gw.Bootstrap(t, path, localrun.BootstrapLimit); code != 0 {
