@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/llm-sandbox/llm-sandbox/internal/localrun"
@@ -34,30 +33,22 @@ func TestModelFromTheBucket(t *testing.T) {
 	d := localruntest.NewDeployment(t, h)
 
 	source := d.StartOllama(t, "chemistry-cpu-source", localrun.OllamaOptions{})
-	store := filepath.Join(source.Root, node.OllamaModelsDir)
+	stored := localruntest.ReadStoredModel(t, source.Node, modelName)
 	name, err := ollamastore.ParseName(modelName)
 	if err != nil {
 		t.Fatal(err)
 	}
-	manifestData, err := os.ReadFile(filepath.Join(store, filepath.FromSlash(name.ManifestPath())))
-	if err != nil {
-		t.Fatalf("the source node's store has no manifest for %s: %v", modelName, err)
-	}
-	manifest, err := ollamastore.ParseManifest(manifestData)
+	manifest, err := ollamastore.ParseManifest(stored.Manifest)
 	if err != nil {
 		t.Fatal(err)
 	}
+	manifestData := stored.Manifest
 	source.StopAll(t)
 
 	// The bucket: the manifest under the SHA-256 of its bytes, the blobs under their digests.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	client := s3.New(s3.Options{
-		Region:       localruntest.Region,
-		BaseEndpoint: aws.String(d.Moto.URL),
-		UsePathStyle: true,
-		Credentials:  credentials.NewStaticCredentialsProvider("testing", "testing", ""),
-	})
+	client := d.Moto.S3()
 	const bucket = "chemistry-artifacts"
 	if _, err := client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
 		t.Fatalf("moto: create bucket: %v", err)
@@ -74,10 +65,7 @@ func TestModelFromTheBucket(t *testing.T) {
 		put(prefix+"/manifests/"+manifestSum, manifestData)
 		for i, l := range manifest.Blobs() {
 			digestHex, _ := ollamastore.DigestHex(l.Digest)
-			data, err := os.ReadFile(filepath.Join(store, filepath.FromSlash(ollamastore.BlobPath(digestHex))))
-			if err != nil {
-				t.Fatalf("the source node's store lacks blob %s: %v", l.Digest, err)
-			}
+			data := stored.Blobs[digestHex]
 			if prefix == "corrupt" && i == len(manifest.Blobs())-1 {
 				data = bytes.Clone(data)
 				data[len(data)/2] ^= 0xff
