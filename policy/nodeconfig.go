@@ -107,12 +107,15 @@ func checkNodeHook(p *Plan) []Finding {
 }
 
 // secretLike matches what must never be in user data: a LiteLLM key, an AWS access key id, an
-// AWS secret key setting, or a password, token or key given a value.
+// AWS secret key setting, or a password, token or key given a value. A value that is a shell
+// expansion ($token, ${token}, $(...)) or a printf verb (%s) is a reference the script fills
+// in at boot, not a value the document holds: the fetch script sends the IMDS session token and
+// the instance role's session token that way.
 var secretLike = []*regexp.Regexp{
 	regexp.MustCompile(`\bsk-[A-Za-z0-9_-]{16,}`),
 	regexp.MustCompile(`\b(AKIA|ASIA)[0-9A-Z]{16}\b`),
 	regexp.MustCompile(`(?i)aws_secret_access_key`),
-	regexp.MustCompile(`(?i)"?\b(master_?key|password|secret_?key|api_?key|token)"?\s*[:=]\s*"?[^"\s,}]+`),
+	regexp.MustCompile(`(?i)"?\b(master_?key|password|secret_?key|api_?key|token)"?\s*[:=]\s*"?[^"\s,}$%][^"\s,}]*`),
 }
 
 func checkUserDataSecrets(p *Plan) []Finding {

@@ -213,6 +213,7 @@ var ruleCases = []ruleCase{
 	{"node-config-hook-matches", "chemistry", userData(gpuLT, `"heartbeatSeconds": 1800`, `"heartbeatSeconds": 600`), "(heartbeat 600 s)"},
 	{"no-secret-in-user-data", "chemistry", userData(gwLT, `"workers": 2,`, `"workers": 2, "masterKey": "sk-AbCdEfGhIjKlMnOpQrStUv",`), "user data holds"},
 	{"no-secret-in-user-data", "chemistry", userData(gpuLT, "set -eu", "set -eu\n      export AWS_ACCESS_KEY_ID=AKIAABCDEFGHIJKLMNOP"), `user data holds "AKIAABCD…"`},
+	{"no-secret-in-user-data", "chemistry", userData(gpuLT, "set -eu", "set -eu\n      curl --header 'X-aws-ec2-metadata-token: AQAEAbCdEf0123' http://169.254.169.254/"), `user data holds "token: A…"`},
 	{"no-prompt-logging", "chemistry", userData(gpuLT, `"parallel": 4,`, `"parallel": 4, "debugLogRequests": true,`), "node config sets ollama.debugLogRequests"},
 	{"no-prompt-logging", "chemistry", userData(gpuLT, "set -eu", "set -eu\n      echo OLLAMA_DEBUG=1 >> /etc/environment"), "user data sets OLLAMA_DEBUG"},
 	{"pinned-versions", "chemistry", userData(gpuLT, "0.35.1", "0.34.9"), "must be 0.35.0 or later, which fixes CVE-2026-103663 (got 0.34.9)"},

@@ -51,10 +51,18 @@ func Render(cfg *node.Config, agent node.Artifact) (string, error) {
 	if parts.AgentUnit, err = AgentUnit(); err != nil {
 		return "", err
 	}
+	// The fetch script abandons the launch lifecycle action itself when the agent cannot be
+	// installed; the group and the region may be empty (read from IMDS, as the agent does).
 	fetch := struct {
-		Agent     node.Artifact
-		AgentPath string
-	}{agent, AgentPath}
+		Agent               node.Artifact
+		AgentPath           string
+		Hook, Group, Region string
+	}{agent, AgentPath, cfg.Lifecycle.Hook, cfg.Lifecycle.AutoScalingGroup, cfg.Region}
+	for key, v := range map[string]string{"lifecycle.hook": fetch.Hook, "lifecycle.autoScalingGroup": fetch.Group, "region": fetch.Region} {
+		if !shellSafe.MatchString(v) {
+			return "", fmt.Errorf("render user data: node config %s %q has characters the fetch script cannot quote", key, v)
+		}
+	}
 	if parts.FetchScript, err = execute("fetch-agent.sh.tmpl", fetch); err != nil {
 		return "", err
 	}

@@ -124,6 +124,10 @@ func TestRenderCarriesTheNodeConfigAndStartsTheAgent(t *testing.T) {
 		if !strings.Contains(script, "url='"+agent.URL+"'") || !strings.Contains(script, "want='"+sha+"'") {
 			t.Errorf("%s: fetch script does not pin the agent URL and hash:\n%s", name, script)
 		}
+		// The script abandons the launch lifecycle action itself when the agent cannot be installed.
+		if !strings.Contains(script, "hook='"+cfg.Lifecycle.Hook+"'") || !strings.Contains(script, "LifecycleActionResult=ABANDON") {
+			t.Errorf("%s: fetch script cannot abandon the launch lifecycle action:\n%s", name, script)
+		}
 		unit := file(t, cc, "/etc/systemd/system/sandbox-node.service")
 		if !strings.Contains(unit, "ExecStart="+AgentPath+" bootstrap --config "+node.ConfigPath) {
 			t.Errorf("%s: agent unit does not run bootstrap:\n%s", name, unit)
@@ -154,6 +158,7 @@ func TestRenderRejectsBadInput(t *testing.T) {
 		"http agent":      {cfg, node.Artifact{URL: "http://x/agent", SHA256: sha}, "agent URL must be a plain https URL"},
 		"quote in URL":    {cfg, node.Artifact{URL: "https://x/a'; rm -rf /'", SHA256: sha}, "agent URL must be a plain https URL"},
 		"short agent sha": {cfg, node.Artifact{URL: agent.URL, SHA256: "abc"}, "agent SHA-256 must be 64 lowercase hex digits"},
+		"quote in hook":   {withHook(cfg, "launch'; reboot; '"), agent, "lifecycle.hook"},
 	}
 	for name, c := range cases {
 		if _, err := Render(c.cfg, c.agent); err == nil || !strings.Contains(err.Error(), c.want) {
@@ -222,6 +227,13 @@ func TestValidators(t *testing.T) {
 			}
 		})
 	}
+}
+
+// withHook is cfg with another launch lifecycle hook name.
+func withHook(cfg *node.Config, hook string) *node.Config {
+	c := *cfg
+	c.Lifecycle.Hook = hook
+	return &c
 }
 
 func write(t *testing.T, path, content string) {
