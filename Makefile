@@ -202,3 +202,33 @@ $(BIN)/pulumi: $(PULUMI_INPUTS)
 	  $(GO) build -trimpath \
 	    -ldflags "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$${version}" \
 	    -o $@.tmp github.com/pulumi/pulumi/pkg/v3/cmd/pulumi && mv $@.tmp $@'
+
+# The Debian VM image the QEMU boot test (tests/vm) boots: the host's Debian release built by
+# tools/vmimage/build.sh (debootstrap, as root). It is cached outside the checkout, like the Ollama
+# headers, so every clone shares it; the directory is named by a hash of tools/vmimage/* and the
+# host's Debian point release, so a change to either builds a new image beside the old ones.
+# Packages: QEMU; debootstrap and mkfs.ext4 for the image; mkfs.vfat and mtools for the NoCloud
+# seed disk; socat for the relays behind QEMU's guestfwd.
+VM_APT_PACKAGES := qemu-system-x86 debootstrap e2fsprogs dosfstools mtools socat
+VMIMAGE_CACHE   := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/llm-sandbox/vmimage
+VMIMAGE_DIR     := $(VMIMAGE_CACHE)/$(shell cd $(CURDIR) && sha256sum tools/vmimage/* /etc/debian_version | sha256sum | cut -c1-16)
+.PHONY: vm-apt vmimage
+
+vm-apt: # the Debian packages of the VM test; apt-get only when one is missing
+	@missing=$$(for p in $(VM_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	  if [ -n "$$missing" ]; then \
+	    echo "installing" $$missing; \
+	    $(SUDO) apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	  fi
+
+# Built only when rootfs.img (written last) is missing; into $(VMIMAGE_DIR).tmp and renamed, so an
+# interrupted build never looks complete. The flock keeps two makes from building at once: the
+# second waits and then finds the first one's image.
+vmimage: vm-apt ## build or reuse the cached VM image
+	@mkdir -p $(VMIMAGE_CACHE)
+	@flock $(VMIMAGE_CACHE)/build.lock sh -c '\
+	  if [ -e $(VMIMAGE_DIR)/rootfs.img ]; then echo "vmimage: cached in $(VMIMAGE_DIR)"; exit 0; fi; \
+	  $(SUDO) rm -rf $(VMIMAGE_DIR).tmp $(VMIMAGE_DIR) && \
+	  $(SUDO) tools/vmimage/build.sh $(VMIMAGE_DIR).tmp && \
+	  mv $(VMIMAGE_DIR).tmp $(VMIMAGE_DIR)'
