@@ -35,6 +35,11 @@ type IMDS struct {
 	// Region is meta-data/placement/region, and the region of the instance identity document
 	// (which the SDK's GetRegion reads); empty answers 404 for both.
 	Region string
+	// Role is the instance role: meta-data/iam/security-credentials/ lists it, and
+	// meta-data/iam/security-credentials/<Role> answers the emulator's test credentials
+	// (access key "testing") as EC2 serves a role's, so the SDK's default chain and the user
+	// data's shell both sign with them. Empty answers 404, as for an instance without a role.
+	Role string
 
 	mu sync.Mutex
 	// lifecycleState is meta-data/autoscaling/target-lifecycle-state; empty answers 404.
@@ -115,6 +120,18 @@ func (m *IMDS) values() map[string]string {
 		"/latest/meta-data/placement/region":                        m.Region,
 		"/latest/meta-data/autoscaling/target-lifecycle-state":      m.lifecycleState,
 		"/latest/meta-data/spot/instance-action":                    m.spotAction,
+	}
+	if m.Role != "" {
+		values["/latest/meta-data/iam/security-credentials/"] = m.Role
+		values["/latest/meta-data/iam/security-credentials/"+m.Role] = fmt.Sprintf(`{
+  "Code" : "Success",
+  "LastUpdated" : %q,
+  "Type" : "AWS-HMAC",
+  "AccessKeyId" : "testing",
+  "SecretAccessKey" : "testing",
+  "Token" : "testing-session-token",
+  "Expiration" : %q
+}`, time.Now().UTC().Format(time.RFC3339), time.Now().Add(6*time.Hour).UTC().Format(time.RFC3339))
 	}
 	if m.Region != "" {
 		values["/latest/dynamic/instance-identity/document"] = fmt.Sprintf(

@@ -1,11 +1,15 @@
 package awstest
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/credentials/ec2rolecreds"
+	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 )
 
 // do sends one request to srv and returns the status and body.
@@ -94,5 +98,34 @@ func TestIMDSLifecycleStateAndSpotNotice(t *testing.T) {
 	}
 	if code, body := do(t, srv, http.MethodGet, "/latest/meta-data/spot/instance-action", h); code != http.StatusOK || body != `{"action": "terminate", "time": "2026-12-04T17:02:00Z"}` {
 		t.Errorf("spot/instance-action: %d %q", code, body)
+	}
+}
+
+// An instance with a role serves its credentials as EC2 does: the SDK's instance-role provider
+// reads them, and an instance without a role has none.
+func TestIMDSServesTheRoleCredentials(t *testing.T) {
+	m := &IMDS{InstanceID: "i-0abc", Role: "dev-cpu-node"}
+	srv := httptest.NewServer(m)
+	defer srv.Close()
+	provider := ec2rolecreds.New(func(o *ec2rolecreds.Options) {
+		o.Client = imds.New(imds.Options{Endpoint: srv.URL})
+	})
+	creds, err := provider.Retrieve(context.Background())
+	if err != nil {
+		t.Fatalf("instance-role credentials: %v", err)
+	}
+	if creds.AccessKeyID != "testing" || creds.SecretAccessKey != "testing" || creds.SessionToken == "" || !creds.CanExpire || creds.Expires.Before(time.Now()) {
+		t.Errorf("instance-role credentials: %+v", creds)
+	}
+	if m.Served() != "/latest/meta-data/iam/security-credentials/ /latest/meta-data/iam/security-credentials/dev-cpu-node" {
+		t.Errorf("paths served: %q", m.Served())
+	}
+
+	none := httptest.NewServer(&IMDS{InstanceID: "i-0abc"})
+	defer none.Close()
+	if _, err := ec2rolecreds.New(func(o *ec2rolecreds.Options) {
+		o.Client = imds.New(imds.Options{Endpoint: none.URL})
+	}).Retrieve(context.Background()); err == nil {
+		t.Error("an instance without a role served credentials")
 	}
 }
