@@ -186,18 +186,9 @@ func TestAirgapBoot(t *testing.T) {
 			}
 			assertRecords(t, d, gw, "CONTINUE")
 
-			body := localruntest.PostJSON(t, gw.URL()+"/v1/chat/completions", masterKey, map[string]any{
+			localruntest.Chat(t, gw.URL()+"/v1/chat/completions", masterKey, map[string]any{
 				"model": modelName, "messages": []map[string]string{{"role": "user", "content": "Ready?"}}, "max_tokens": 8, "temperature": 0,
 			})
-			var completion struct {
-				Choices []struct {
-					Message struct{ Content string } `json:"message"`
-				} `json:"choices"`
-			}
-			localruntest.Decode(t, "POST /v1/chat/completions", body, &completion)
-			if len(completion.Choices) != 1 || strings.TrimSpace(completion.Choices[0].Message.Content) == "" {
-				t.Errorf("POST /v1/chat/completions through LiteLLM: want one non-empty choice, got %s", body)
-			}
 			localruntest.AssertNoReachOut(t, pool.Node)
 			localruntest.AssertNoReachOut(t, gw.Node)
 		})

@@ -102,16 +102,7 @@ func TestOllamaRole(t *testing.T) {
 			"temperature": 0,
 			"max_tokens":  8,
 		}
-		var completion struct {
-			Choices []struct {
-				Message struct{ Content string } `json:"message"`
-			} `json:"choices"`
-		}
-		body := localruntest.PostJSON(t, api+"/v1/chat/completions", "", openAI)
-		localruntest.Decode(t, "/v1/chat/completions", body, &completion)
-		if len(completion.Choices) != 1 || strings.TrimSpace(completion.Choices[0].Message.Content) == "" {
-			t.Fatalf("/v1/chat/completions: want one non-empty choice, got %s", body)
-		}
+		answer := localruntest.Chat(t, api+"/v1/chat/completions", "", openAI)
 
 		openAI["stream"] = true
 		streamed := localruntest.StreamChat(t, api+"/v1/chat/completions", "", openAI)
@@ -119,7 +110,7 @@ func TestOllamaRole(t *testing.T) {
 			t.Errorf("/v1/chat/completions (stream): empty content")
 		}
 		// Temperature 0 is greedy decoding: the same request gives the same words either way.
-		if want := completion.Choices[0].Message.Content; streamed != want {
+		if want := answer; streamed != want {
 			t.Errorf("/v1/chat/completions: streamed %q, not streamed %q; want the same at temperature 0", streamed, want)
 		}
 		t.Logf("the tiny model answered %q", streamed)

@@ -140,3 +140,21 @@ func StreamChat(t T, url, key string, req any) string {
 	t.Fatalf("POST %s (stream): the stream ended without data: [DONE] (%d chunks)", url, chunks)
 	return ""
 }
+
+// Chat POSTs req, a chat completion request without streaming, to url with key (none when
+// empty) and returns the answer's content; it fails t unless there is exactly one choice with
+// content.
+func Chat(t T, url, key string, req any) string {
+	t.Helper()
+	body := PostJSON(t, url, key, req)
+	var completion struct {
+		Choices []struct {
+			Message struct{ Content string } `json:"message"`
+		} `json:"choices"`
+	}
+	Decode(t, "POST "+url, body, &completion)
+	if len(completion.Choices) != 1 || strings.TrimSpace(completion.Choices[0].Message.Content) == "" {
+		t.Fatalf("POST %s: want one non-empty choice, got %s", url, body)
+	}
+	return completion.Choices[0].Message.Content
+}

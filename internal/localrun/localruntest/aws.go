@@ -86,13 +86,21 @@ func StartMoto(t T, motoPython, repo, dir string) *Moto {
 // instance's id.
 func (m *Moto) SeedGroup(t T, group, hook string) string {
 	t.Helper()
+	return m.SeedGroupIn(t, Region, group, hook)
+}
+
+// SeedGroupIn is SeedGroup in another region of the emulated account: a node completes its
+// lifecycle action in the region its config names.
+func (m *Moto) SeedGroupIn(t T, region, group, hook string) string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	inRegion := func(o *autoscaling.Options) { o.Region = region }
 	if _, err := m.asg.CreateLaunchConfiguration(ctx, &autoscaling.CreateLaunchConfigurationInput{
 		LaunchConfigurationName: aws.String(group),
 		ImageId:                 aws.String(motoImageID),
 		InstanceType:            aws.String("c7i.xlarge"),
-	}); err != nil {
+	}, inRegion); err != nil {
 		t.Fatalf("moto: create launch configuration: %v", err)
 	}
 	if _, err := m.asg.CreateAutoScalingGroup(ctx, &autoscaling.CreateAutoScalingGroupInput{
@@ -101,8 +109,8 @@ func (m *Moto) SeedGroup(t T, group, hook string) string {
 		MinSize:                 aws.Int32(0),
 		MaxSize:                 aws.Int32(1),
 		DesiredCapacity:         aws.Int32(0),
-		AvailabilityZones:       []string{Region + "a"},
-	}); err != nil {
+		AvailabilityZones:       []string{region + "a"},
+	}, inRegion); err != nil {
 		t.Fatalf("moto: create Auto Scaling group: %v", err)
 	}
 	if _, err := m.asg.PutLifecycleHook(ctx, &autoscaling.PutLifecycleHookInput{
@@ -111,16 +119,16 @@ func (m *Moto) SeedGroup(t T, group, hook string) string {
 		LifecycleTransition:  aws.String("autoscaling:EC2_INSTANCE_LAUNCHING"),
 		DefaultResult:        aws.String("ABANDON"),
 		HeartbeatTimeout:     aws.Int32(1800),
-	}); err != nil {
+	}, inRegion); err != nil {
 		t.Fatalf("moto: put lifecycle hook: %v", err)
 	}
 	if _, err := m.asg.SetDesiredCapacity(ctx, &autoscaling.SetDesiredCapacityInput{
 		AutoScalingGroupName: aws.String(group),
 		DesiredCapacity:      aws.Int32(1),
-	}); err != nil {
+	}, inRegion); err != nil {
 		t.Fatalf("moto: set desired capacity: %v", err)
 	}
-	out, err := m.asg.DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{AutoScalingGroupNames: []string{group}})
+	out, err := m.asg.DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{AutoScalingGroupNames: []string{group}}, inRegion)
 	if err != nil {
 		t.Fatalf("moto: describe Auto Scaling group: %v", err)
 	}
