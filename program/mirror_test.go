@@ -44,7 +44,7 @@ func urlsIn(s string) []string {
 func TestMirroredStackNamesOnlyTheBucket(t *testing.T) {
 	spec, pins := airGapped(t)
 	ollama := versions.Ollama
-	plan, err := planWith(spec, "..", &sandbox.SandboxArgs{OllamaRelease: &ollama, ModelPins: pins})
+	plan, err := PlanWith(spec, "..", &sandbox.SandboxArgs{OllamaRelease: &ollama, ModelPins: pins})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +122,7 @@ func TestMirroredStackNamesOnlyTheBucket(t *testing.T) {
 
 	// Without the mirror, the same stack names the internet and lists no mirror.
 	spec.Network.NAT, spec.Artifacts.Mirror = config.NATSingle, false
-	plain, err := planWith(spec, "..", &sandbox.SandboxArgs{OllamaRelease: &ollama, ModelPins: pins})
+	plain, err := PlanWith(spec, "..", &sandbox.SandboxArgs{OllamaRelease: &ollama, ModelPins: pins})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -114,12 +114,14 @@ func PlanStack(spec *config.Spec, projectDir string) (*Plan, error) {
 
 // planStack is PlanStack with the Ollama release to check passed in.
 func planStack(spec *config.Spec, projectDir string, ollama versions.Release) (*Plan, error) {
-	return planWith(spec, projectDir, &sandbox.SandboxArgs{OllamaRelease: &ollama})
+	return PlanWith(spec, projectDir, &sandbox.SandboxArgs{OllamaRelease: &ollama})
 }
 
-// planWith is PlanStack with the sandbox's arguments (release, pins) passed in; it sets the
-// rest. Nothing is uploaded.
-func planWith(spec *config.Spec, projectDir string, args *sandbox.SandboxArgs) (*Plan, error) {
+// PlanWith is PlanStack with the sandbox's arguments passed in: the Ollama release, the model
+// pins and the wheelhouse a stack renders with, where they are not the repository's pins (the
+// VM boot test renders a stack with the artifacts it serves itself). It sets the rest: the
+// agent, built from projectDir. Nothing is uploaded.
+func PlanWith(spec *config.Spec, projectDir string, args *sandbox.SandboxArgs) (*Plan, error) {
 	m := mockaws.New(spec.Region)
 	// The release is rendered as it is, pinned or not: the plan shows what `up` would refuse,
 	// and the pinned-ollama rule of `check` fails it.
