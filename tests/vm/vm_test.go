@@ -193,8 +193,24 @@ func TestPoolNodeBootsFromItsUserData(t *testing.T) {
 	if console := vm.console(); !strings.Contains(console, "llm-sandbox: agent installed") {
 		t.Errorf("the console does not show the fetch script installing the agent:\n%s", tail(console, 80))
 	}
-	if reqs := front.Requests(); !slices.Contains(reqs, "GET "+bucket+bucketSuffix+"/"+agentKey) {
+	// Through the endpoint names, the node asked only for the bucket's objects (the agent, the
+	// mirrored release and model), Auto Scaling (the lifecycle action) and CloudWatch (its
+	// in-flight metric).
+	reqs := front.Requests()
+	if !slices.Contains(reqs, "GET "+bucket+bucketSuffix+"/"+agentKey) {
 		t.Errorf("the agent was not fetched from the bucket through its endpoint name; the front passed on %v", reqs)
+	}
+	for _, r := range reqs {
+		method, target, _ := strings.Cut(r, " ")
+		host, path, _ := strings.Cut(target, "/")
+		switch host {
+		case bucket + bucketSuffix, "autoscaling." + spec.Region + ".amazonaws.com", "monitoring." + spec.Region + ".amazonaws.com":
+		default:
+			t.Errorf("the node called %s: %s", host, r)
+		}
+		if host == bucket+bucketSuffix && (method != "GET" || !strings.HasPrefix(path, "agent/") && !strings.HasPrefix(path, "mirror/")) {
+			t.Errorf("the node read something of the bucket other than the agent and the mirror: %s", r)
+		}
 	}
 	answer := localruntest.Chat(t, nodeURL+"/v1/chat/completions", "", map[string]any{
 		"model": model, "messages": []map[string]string{{"role": "user", "content": "Ready?"}}, "max_tokens": 8, "temperature": 0,
