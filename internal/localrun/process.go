@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -119,15 +120,49 @@ func RunCommand(t T, limit time.Duration, name string, args ...string) {
 	}
 }
 
-// FreePort returns a loopback port that was free a moment ago.
+// FreePort returns a loopback port that was free a moment ago, below the kernel's ephemeral
+// range. A port the kernel hands out itself (listening on port 0) lies inside that range, where
+// any outgoing connection on the machine may take it as its local port before the server that
+// was meant to bind it starts: a gateway node binds its port only after installing LiteLLM,
+// tens of seconds later, while downloads on loopback open connection after connection. Below
+// the range only another listener can take it.
 func FreePort(t T) int {
 	t.Helper()
+	low := ephemeralLow()
+	for i := 0; i < 200; i++ {
+		port := freePortFloor + rand.IntN(low-freePortFloor)
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return port
+	}
+	// Everything tried was taken: fall back to a port the kernel picks.
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("free port: %v", err)
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// freePortFloor is the lowest port FreePort picks: above the well-known and most registered
+// service ports.
+const freePortFloor = 20000
+
+// ephemeralLow is the first port of the kernel's ephemeral range
+// (/proc/sys/net/ipv4/ip_local_port_range; Linux's default 32768), at least freePortFloor+1000.
+func ephemeralLow() int {
+	low := 32768
+	if data, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(data)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil {
+				low = n
+			}
+		}
+	}
+	return max(low, freePortFloor+1000)
 }
 
 // SHA256Hex is the lowercase hex SHA-256 of data.
