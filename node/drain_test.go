@@ -117,6 +117,17 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// waitPolled waits until the node has read its target lifecycle state once more: a state set
+// before the call has then been seen. A return to the warm pool drains only a node that has
+// seen itself InService, so a test that changes the state must not outrun the node's polls
+// (on a loaded machine the first poll can come after the test's next step).
+func (e *drainEnv) waitPolled(t *testing.T) {
+	t.Helper()
+	reads := func() int { return strings.Count(e.imds.Served(), TargetLifecycleStatePath) }
+	n := reads()
+	waitFor(t, "the node to read its target lifecycle state", func() bool { return reads() > n })
+}
+
 // openStream starts a stream through the proxy and reads its first line.
 func (e *drainEnv) openStream(t *testing.T) *bufio.Reader {
 	t.Helper()
@@ -172,6 +183,7 @@ func TestServeDrainsOnTerminationThenContinues(t *testing.T) {
 func TestServeDrainsOnReturnToTheWarmPool(t *testing.T) {
 	e := startServe(t, 60)
 	stream := e.openStream(t)
+	e.waitPolled(t)
 	e.imds.SetTargetLifecycleState("Warmed:Stopped")
 	waitFor(t, "new requests to be refused", func() bool { return e.status(t, "/api/version") == http.StatusServiceUnavailable })
 	time.Sleep(100 * time.Millisecond)
@@ -203,7 +215,7 @@ func TestServeLaunchingIntoTheWarmPoolDoesNotDrain(t *testing.T) {
 	}
 	// Out of the pool and into service, then back: now it drains.
 	e.imds.SetTargetLifecycleState("InService")
-	time.Sleep(100 * time.Millisecond)
+	e.waitPolled(t)
 	e.imds.SetTargetLifecycleState("Warmed:Stopped")
 	waitFor(t, "CONTINUE on the terminating hook", func() bool { return len(e.asg.Calls()) > 0 })
 }
