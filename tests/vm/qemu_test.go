@@ -5,11 +5,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/llm-sandbox/llm-sandbox/internal/localrun"
 )
 
 // EnvImage names the directory of the VM image `make vmimage` builds (tools/vmimage): the
@@ -88,8 +89,8 @@ func boot(t *testing.T, img image, dir string, s seed, fwd []forward, hostPort, 
 		}
 		args = append(args, path)
 	}
-	run(t, "mkfs.vfat", "-n", "cidata", "-C", filepath.Join(dir, "seed.img"), "2048")
-	run(t, "mcopy", append(args, "::")...)
+	localrun.RunCommand(t, time.Minute, "mkfs.vfat", "-n", "cidata", "-C", filepath.Join(dir, "seed.img"), "2048")
+	localrun.RunCommand(t, time.Minute, "mcopy", append(args, "::")...)
 
 	netdev := []string{"user", "id=n0", "restrict=on", "net=" + vmNet, "host=" + vmHost, "dhcpstart=" + vmDHCPStart,
 		fmt.Sprintf("hostfwd=tcp:127.0.0.1:%d-:%d", hostPort, guestPort)}
@@ -128,7 +129,7 @@ func boot(t *testing.T, img image, dir string, s seed, fwd []forward, hostPort, 
 		m.stop()
 		if t.Failed() {
 			out, _ := os.ReadFile(filepath.Join(dir, "qemu.log"))
-			t.Logf("qemu:\n%s\nconsole (last 150 lines):\n%s", out, tail(m.console(), 150))
+			t.Logf("qemu:\n%s\nconsole (last 150 lines):\n%s", out, localrun.Tail([]byte(m.console()), 150))
 		}
 	})
 	return m
@@ -184,22 +185,6 @@ func (m *machine) waitFor(t *testing.T, what string, within time.Duration, done 
 	}
 }
 
-func run(t *testing.T, name string, args ...string) {
-	t.Helper()
-	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-}
-
-// tail is the last n lines of s.
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
 // vendorData is the NoCloud vendor data: what the test stands in for beside the user data,
 // which it must not change. The VM trusts the test's CA, as an instance trusts AWS's public
 // CAs, and resolves each endpoint name to the front, as the VPC endpoints' private DNS names
@@ -219,9 +204,4 @@ func vendorData(front *awsFront) string {
 // metaData names the instance, as EC2's metadata does.
 func metaData(instance string) string {
 	return "instance-id: " + instance + "\nlocal-hostname: " + strings.ReplaceAll(instance, "_", "-") + "\n"
-}
-
-// port is a forward's guest address for a port of the front.
-func frontForward(port, frontPort int) forward {
-	return forward{guest: frontAddress + ":" + strconv.Itoa(port), port: frontPort}
 }

@@ -175,7 +175,7 @@ func TestPoolNodeBootsFromItsUserData(t *testing.T) {
 		t.Cleanup(imds.Close)
 		fwd := []forward{
 			{guest: imdsAddress + ":80", port: imds.Listener.Addr().(*net.TCPAddr).Port},
-			frontForward(443, front.Port),
+			{guest: frontAddress + ":443", port: front.Port},
 		}
 		hostPort := localrun.FreePort(t)
 		vm := boot(t, img, t.TempDir(), seed{userData: userData, metaData: metaData(instance), vendorData: vendorData(front)}, fwd, hostPort, cfg.Ollama.Port)
@@ -188,10 +188,10 @@ func TestPoolNodeBootsFromItsUserData(t *testing.T) {
 	t.Logf("boot to lifecycle action (%s): %s", accelerator(t), ready.Round(time.Second))
 	want := []localruntest.LifecycleRecord{{Group: group, Hook: cfg.Lifecycle.Hook, Instance: meta.InstanceID, Result: "CONTINUE"}}
 	if got := d.Moto.Records(t, group); !slices.Equal(got, want) {
-		t.Fatalf("lifecycle actions for %s: got %+v, want %+v\nconsole:\n%s", group, got, want, tail(vm.console(), 80))
+		t.Fatalf("lifecycle actions for %s: got %+v, want %+v\nconsole:\n%s", group, got, want, localrun.Tail([]byte(vm.console()), 80))
 	}
 	if console := vm.console(); !strings.Contains(console, "llm-sandbox: agent installed") {
-		t.Errorf("the console does not show the fetch script installing the agent:\n%s", tail(console, 80))
+		t.Errorf("the console does not show the fetch script installing the agent:\n%s", localrun.Tail([]byte(console), 80))
 	}
 	// Through the endpoint names, the node asked only for the bucket's objects (the agent, the
 	// mirrored release and model), Auto Scaling (the lifecycle action) and CloudWatch (its
@@ -232,11 +232,11 @@ func TestPoolNodeBootsFromItsUserData(t *testing.T) {
 		console := vm.console()
 		for _, line := range []string{"llm-sandbox: agent checksum mismatch for " + agentURL, "llm-sandbox: launch lifecycle action completed with ABANDON"} {
 			if !strings.Contains(console, line) {
-				t.Errorf("the console does not show %q:\n%s", line, tail(console, 80))
+				t.Errorf("the console does not show %q:\n%s", line, localrun.Tail([]byte(console), 80))
 			}
 		}
 		if strings.Contains(console, "agent installed") {
-			t.Errorf("the corrupted agent was installed:\n%s", tail(console, 80))
+			t.Errorf("the corrupted agent was installed:\n%s", localrun.Tail([]byte(console), 80))
 		}
 	})
 }
