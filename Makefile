@@ -163,12 +163,18 @@ $(OLLAMA_INC)/miniaudio/miniaudio.h: tools/ollama/go.mod tools/ollama/go.sum
 # or main package change; the flock keeps concurrent makes from running two of these builds at
 # once, and the rename means nobody ever runs a half-written binary.
 $(BIN)/ollama: $(OLLAMA_INPUTS) $(OLLAMA_INC)/miniaudio/miniaudio.h | apt
-	@mkdir -p $(BIN) $(CURDIR)/.cache
-	cd tools/ollama && flock $(CURDIR)/.cache/ollama-build.lock sh -c '\
-	  version=$$($(GO) list -m -f "{{.Version}}" github.com/ollama/ollama) && \
-	  CGO_ENABLED=1 CGO_CPPFLAGS="-I$(OLLAMA_INC)" $(GO) build -trimpath \
-	    -ldflags "-X github.com/ollama/ollama/version.Version=$${version#v}" \
-	    -o $@.tmp ./cmd/ollama && mv $@.tmp $@'
+	$(call build-ollama,$$(version=$$($(GO) list -m -f "{{.Version}}" github.com/ollama/ollama) && echo $${version#v}))
+
+# $(call build-ollama,VERSION): build tools/ollama's Ollama into $@, reporting VERSION (a shell
+# word, expanded in the build's shell): the recipe of bin/ollama and bin/ollama-vm.
+define build-ollama
+@mkdir -p $(BIN) $(CURDIR)/.cache
+cd tools/ollama && flock $(CURDIR)/.cache/ollama-build.lock sh -c '\
+  version=$(1) && \
+  CGO_ENABLED=1 CGO_CPPFLAGS="-I$(OLLAMA_INC)" $(GO) build -trimpath \
+    -ldflags "-X github.com/ollama/ollama/version.Version=$$version" \
+    -o $@.tmp ./cmd/ollama && mv $@.tmp $@'
+endef
 
 $(BIN)/tinymodel: tools/ollama/go.mod tools/ollama/go.sum $(wildcard tools/ollama/cmd/tinymodel/*.go)
 	@mkdir -p $(BIN)
@@ -246,13 +252,9 @@ VM_ENV := LLM_SANDBOX_VM_IMAGE=$(VMIMAGE_DIR) LLM_SANDBOX_VM_OLLAMA_BIN=$(BIN)/o
           LLM_SANDBOX_TINYMODEL_BIN=$(BIN)/tinymodel LLM_SANDBOX_MOTO_PYTHON=$(MOTO_VENV)/bin/python \
           LLM_SANDBOX_VM_ACCEL=$(VM_ACCEL)
 .PHONY: vmtest
-vmtest: vmimage apt $(BIN)/ollama-vm $(BIN)/tinymodel $(MOTO_VENV)/.installed ## boot a pool node in a QEMU VM from its rendered user data (VM_ACCEL=kvm to use KVM)
+vmtest: vmimage $(BIN)/ollama-vm $(BIN)/tinymodel $(MOTO_VENV)/.installed ## boot a pool node in a QEMU VM from its rendered user data (VM_ACCEL=kvm to use KVM)
 	$(VM_ENV) $(GO) test -count=1 -v -timeout 30m ./tests/vm/
 
 $(BIN)/ollama-vm: $(OLLAMA_INPUTS) $(OLLAMA_INC)/miniaudio/miniaudio.h versions/versions.go | apt
 	@test -n "$(VM_OLLAMA_VERSION)" || { echo "no Ollama version found in versions/versions.go"; exit 1; }
-	@mkdir -p $(BIN) $(CURDIR)/.cache
-	cd tools/ollama && flock $(CURDIR)/.cache/ollama-build.lock sh -c '\
-	  CGO_ENABLED=1 CGO_CPPFLAGS="-I$(OLLAMA_INC)" $(GO) build -trimpath \
-	    -ldflags "-X github.com/ollama/ollama/version.Version=$(VM_OLLAMA_VERSION)" \
-	    -o $@.tmp ./cmd/ollama && mv $@.tmp $@'
+	$(call build-ollama,$(VM_OLLAMA_VERSION))
