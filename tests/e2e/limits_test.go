@@ -118,7 +118,7 @@ func TestGatewayLimits(t *testing.T) {
 
 	// The cache holds counters, named by key id (LiteLLM's user id here) and team, as the
 	// usage metrics are: no prompt, no key, no completion.
-	stored := rig.redis.dump(t)
+	stored := rig.redis.Dump(t)
 	if len(stored) == 0 {
 		t.Errorf("the rate-limit cache holds no key: the gateways did not count there")
 	}
@@ -214,7 +214,7 @@ type limitsRig struct {
 	d                   *localruntest.Deployment
 	reg                 *keyregistry.Registry
 	pool                *localruntest.Member
-	redis               *redisServer
+	redis               *localruntest.Redis
 	masterArn, cacheArn string
 	venv                string
 	members             []*localruntest.Member
@@ -224,7 +224,7 @@ type limitsRig struct {
 func newLimitsRig(t *testing.T) *limitsRig {
 	t.Helper()
 	h := localruntest.RequireLiteLLM(t)
-	redis := startRedis(t)
+	redis := localruntest.StartRedis(t)
 	d := localruntest.NewDeployment(t, h)
 	rig := &limitsRig{d: d, redis: redis}
 	// Ollama queues what its two slots cannot take; LiteLLM counts a queued request as in

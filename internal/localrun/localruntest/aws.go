@@ -184,6 +184,12 @@ func (m *Moto) S3() *s3.Client {
 // check signatures, and the agent under test reads the secret with the real SDK.
 func (m *Moto) CreateSecret(t T, name, value string) string {
 	t.Helper()
+	return m.CreateSecretIn(t, Region, name, value)
+}
+
+// CreateSecretIn is CreateSecret in region.
+func (m *Moto) CreateSecretIn(t T, region, name, value string) string {
+	t.Helper()
 	body, err := json.Marshal(map[string]string{"Name": name, "SecretString": value})
 	if err != nil {
 		t.Fatalf("%v", err)
@@ -197,7 +203,7 @@ func (m *Moto) CreateSecret(t T, name, value string) string {
 	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
 	req.Header.Set("X-Amz-Target", "secretsmanager.CreateSecret")
 	// moto routes by the credential scope's service name.
-	req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=testing/20260101/"+Region+"/secretsmanager/aws4_request, SignedHeaders=host, Signature=0")
+	req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=testing/20260101/"+region+"/secretsmanager/aws4_request, SignedHeaders=host, Signature=0")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("moto: create secret %s: %v", name, err)

@@ -1,4 +1,4 @@
-package e2e
+package localruntest
 
 import (
 	"bufio"
@@ -14,41 +14,46 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"testing"
 	"time"
 
 	"github.com/llm-sandbox/llm-sandbox/internal/localrun"
-	"github.com/llm-sandbox/llm-sandbox/internal/localrun/localruntest"
 )
 
-// redisServer is a real redis-server on 127.0.0.1 that speaks TLS only and requires an AUTH
-// token, as the department's cache does: a certificate authority and a server certificate for
-// 127.0.0.1 written by the test, a free port, and a temporary directory for everything it
-// writes (persistence off). Stop ends it; a cleanup ends it too.
-type redisServer struct {
-	Port   int
-	Token  string
+// Redis is a real redis-server on 127.0.0.1 that speaks TLS only and requires an AUTH token,
+// as the department's cache does: a certificate authority and a server certificate for
+// 127.0.0.1 (and any other names the test gives) written by the test, a free port, and a
+// temporary directory for everything it writes (persistence off). Stop ends it; a cleanup ends
+// it too.
+type Redis struct {
+	// Port is its TLS port on 127.0.0.1.
+	Port int
+	// Token is the AUTH token it requires.
+	Token string
+	// CAFile is the CA's certificate file.
 	CAFile string
-	pool   *x509.CertPool
-	args   []string
-	dir    string
-	cmd    *exec.Cmd
-	done   chan struct{}
+	// CAPEM is the CA's certificate, for a client that trusts it by content.
+	CAPEM []byte
+	pool  *x509.CertPool
+	args  []string
+	dir   string
+	cmd   *exec.Cmd
+	done  chan struct{}
 }
 
-// startRedis starts redis-server (Debian's package; the Makefile's APT_PACKAGES installs it) or
-// skips when it is not installed.
-func startRedis(t *testing.T) *redisServer {
+// StartRedis starts redis-server (Debian's package; the Makefile's APT_PACKAGES installs it),
+// whose certificate names 127.0.0.1 and hosts, or skips when it is not installed.
+func StartRedis(t T, hosts ...string) *Redis {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		t.Skip("redis-server is not installed: `make test` installs the Debian package redis-server")
+		t.Skipf("redis-server is not installed: `make test` installs the Debian package redis-server")
 	}
 	dir := t.TempDir()
-	pki := localruntest.NewPKI(t, "llm-sandbox test cache CA", "127.0.0.1")
+	pki := NewPKI(t, "llm-sandbox test cache CA", append([]string{"127.0.0.1"}, hosts...)...)
 	caFile, certFile, keyFile := pki.WriteFiles(t, dir)
 	pool := pki.Pool
-	r := &redisServer{
+	r := &Redis{
+		CAPEM:  pki.CAPEM,
 		Port:   localrun.FreePort(t),
 		Token:  localrun.RandomAlphanumeric(t, 32),
 		CAFile: caFile,
@@ -67,7 +72,7 @@ func startRedis(t *testing.T) *redisServer {
 	return r
 }
 
-func (r *redisServer) start(t *testing.T, bin string) {
+func (r *Redis) start(t T, bin string) {
 	t.Helper()
 	r.cmd = exec.Command(bin, r.args...)
 	r.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -100,7 +105,7 @@ func (r *redisServer) start(t *testing.T, bin string) {
 }
 
 // Stop ends the server and waits for it to exit.
-func (r *redisServer) Stop() {
+func (r *Redis) Stop() {
 	if r.cmd == nil || r.cmd.Process == nil {
 		return
 	}
@@ -122,7 +127,7 @@ type redisConn struct {
 
 // dial connects over TLS, checking the server's certificate against the test's authority,
 // and authenticates.
-func (r *redisServer) dial() (*redisConn, error) {
+func (r *Redis) dial() (*redisConn, error) {
 	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}, "tcp", "127.0.0.1:"+strconv.Itoa(r.Port),
 		&tls.Config{RootCAs: r.pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12})
 	if err != nil {
@@ -192,9 +197,9 @@ func (c *redisConn) reply() (any, error) {
 	return nil, fmt.Errorf("redis: unexpected reply %q", line)
 }
 
-// dump returns every key with a text rendering of its value (strings, sorted-set members,
+// Dump returns every key with a text rendering of its value (strings, sorted-set members,
 // hash fields and values, list items): what an attacker holding the cache would read.
-func (r *redisServer) dump(t *testing.T) map[string]string {
+func (r *Redis) Dump(t T) map[string]string {
 	t.Helper()
 	c, err := r.dial()
 	if err != nil {
