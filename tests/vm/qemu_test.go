@@ -2,9 +2,11 @@ package vm
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -185,19 +187,51 @@ func (m *machine) waitFor(t *testing.T, what string, within time.Duration, done 
 	}
 }
 
-// vendorData is the NoCloud vendor data: what the test stands in for beside the user data,
-// which it must not change. The VM trusts the test's CA, as an instance trusts AWS's public
-// CAs, and resolves each endpoint name to the front, as the VPC endpoints' private DNS names
-// resolve on AWS. cloud-init applies vendor data under the user data; the keys do not overlap.
-// The CA goes straight into the bundle curl and Go read: cloud-init's ca_certs module would
-// run update-ca-certificates, which takes a minute under TCG.
-func vendorData(front *awsFront) string {
+// surroundings are what a VM's node finds around it that AWS would provide, beside the
+// forwards: names that resolve to addresses in the VM's network (the VPC endpoints' private
+// DNS names, the cache's and the internal load balancer's names on AWS), CAs it trusts (as an
+// instance trusts AWS's public CAs) and environment variables for a unit.
+type surroundings struct {
+	forwards []forward
+	names    []hostsLine
+	// cas are PEM certificates.
+	cas []string
+	// env maps a systemd unit to NAME=value settings, given to it by a drop-in.
+	env map[string][]string
+}
+
+// hostsLine is a line of /etc/hosts: an address and the names that resolve to it.
+type hostsLine struct {
+	address string
+	names   []string
+}
+
+// vendorData is the NoCloud vendor data that puts s in place: what the test stands in for
+// beside the user data, which it must not change. cloud-init applies vendor data under the
+// user data; the keys do not overlap (the user data has no bootcmd). The CAs go straight into
+// the bundle curl, Go and Python's ssl read: cloud-init's ca_certs module would run
+// update-ca-certificates, which takes a minute under TCG.
+func vendorData(s surroundings) string {
 	var b strings.Builder
-	b.WriteString("#cloud-config\nbootcmd:\n  - |\n    cat >> /etc/ssl/certs/ca-certificates.crt <<'PEM'\n")
-	for _, line := range strings.Split(strings.TrimRight(front.CAPEM, "\n"), "\n") {
-		b.WriteString("    " + line + "\n")
+	b.WriteString("#cloud-config\nbootcmd:\n")
+	for _, ca := range s.cas {
+		b.WriteString("  - |\n    cat >> /etc/ssl/certs/ca-certificates.crt <<'PEM'\n")
+		for _, line := range strings.Split(strings.TrimRight(ca, "\n"), "\n") {
+			b.WriteString("    " + line + "\n")
+		}
+		b.WriteString("    PEM\n")
 	}
-	b.WriteString("    PEM\n    echo '" + frontAddress + " " + strings.Join(front.Hosts, " ") + "' >> /etc/hosts\n")
+	for _, h := range s.names {
+		b.WriteString("  - echo '" + h.address + " " + strings.Join(h.names, " ") + "' >> /etc/hosts\n")
+	}
+	for _, unit := range slices.Sorted(maps.Keys(s.env)) {
+		dir := "/etc/systemd/system/" + unit + ".d"
+		b.WriteString("  - mkdir -p " + dir + "\n  - |\n    cat > " + dir + "/90-vmtest.conf <<'UNIT'\n    [Service]\n")
+		for _, v := range s.env[unit] {
+			b.WriteString("    Environment=" + v + "\n")
+		}
+		b.WriteString("    UNIT\n")
+	}
 	return b.String()
 }
 

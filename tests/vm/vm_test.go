@@ -11,6 +11,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"fmt"
 	"net"
 	"net/http/httptest"
 	"net/url"
@@ -25,12 +26,15 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/llm-sandbox/llm-sandbox/components/sandbox"
 	"github.com/llm-sandbox/llm-sandbox/config"
 	"github.com/llm-sandbox/llm-sandbox/internal/endpoints"
+	"github.com/llm-sandbox/llm-sandbox/internal/keyregistry"
+	"github.com/llm-sandbox/llm-sandbox/internal/keyregistry/keyregistrytest"
 	"github.com/llm-sandbox/llm-sandbox/internal/localrun"
 	"github.com/llm-sandbox/llm-sandbox/internal/localrun/localruntest"
 	"github.com/llm-sandbox/llm-sandbox/internal/mirror"
@@ -49,31 +53,57 @@ const EnvOllamaBin = "LLM_SANDBOX_VM_OLLAMA_BIN"
 
 // bootLimit bounds a boot from QEMU's start to the lifecycle action (docs/performance.md has
 // the times measured), so a hung boot fails rather than waiting for the test's timeout.
-const bootLimit = 12 * time.Minute
+const bootLimit = 30 * time.Minute
+
+// tcgGatewayHeartbeat is the launch heartbeat a gateway node's config carries under TCG, in
+// seconds. The agent gives its boot the heartbeat less a margin; the plan's
+// gateway.HeartbeatSeconds fits an instance, but under TCG, which runs the node's code about
+// 17 times slower than the host, pip's install of the wheelhouse alone takes over six minutes
+// and LiteLLM's start several more (docs/performance.md, "Booting a node in a VM").
+const tcgGatewayHeartbeat = 2400
 
 // stack is the department the VM's node belongs to: the dev example without a NAT, whose
 // nodes fetch everything from the mirror in the artifacts bucket.
 const stack = "dev"
 
-// TestPoolNodeBootsFromItsUserData boots a CPU pool node of an air-gapped department in a VM
-// from the user data the plan renders for its launch template, byte for byte. The plan renders
-// it with the artifacts the test serves: the release is the real Ollama packed as its release
-// asset, the model the tiny model as a real Ollama stores it, both pinned and synced into the
-// emulated bucket by mirror.Sync, as the deploy does; the agent is the one the plan built.
+// vmPython is the X.Y of the image's python3 (Debian 12's), which the gateway node makes
+// LiteLLM's venv with: the wheelhouse is built for it.
+const vmPython = "3.11"
+
+// Addresses in the VM's network (vmNet) at which the test serves what a VPC would hold: the
+// department's cache, and the internal load balancer in front of the pools.
+const (
+	cacheAddress = "169.254.0.101"
+	poolsAddress = "169.254.0.102"
+)
+
+// TestNodesBootFromTheirUserData boots a CPU pool node and a gateway node of an air-gapped
+// department, each in a VM of its own, from the user data the plan renders for their launch
+// templates, byte for byte (under TCG but for the gateway's heartbeat, see
+// tcgGatewayHeartbeat). The plan renders it with the artifacts the test serves: the release is
+// the real Ollama packed as its release asset, the model the tiny model as a real Ollama stores
+// it, the wheelhouse the pinned LiteLLM's wheels for the image's Python, all pinned and synced
+// into the emulated bucket by mirror.Sync, as the deploy does; the agent is the one the plan
+// built.
 //
-// The VM's network reaches only what the test forwards: the IMDS stand-in at 169.254.169.254
-// (with the instance role's credentials) and, by the endpoint names the VPC gives an
-// air-gapped node, a TLS front to the emulator. Asserted: cloud-init fetches and checks the
-// agent, the agent completes the launch lifecycle action with CONTINUE, and the model answers
-// a chat completion through a port forwarded to the node. Then a node whose agent object in the
+// Each VM's network reaches only what the test forwards: the IMDS stand-in at
+// 169.254.169.254 (with the instance role's credentials) and, by the endpoint names the VPC
+// gives an air-gapped node, a TLS front to the emulator; the gateway node also reaches the
+// cache (a TLS redis-server holding the AUTH token the plan's secret names) and, by the
+// internal load balancer's name, the pool node. Asserted for each node: cloud-init fetches and
+// checks the agent, the agent completes the launch lifecycle action with CONTINUE, the node
+// called only the services it needs, and it answers a chat completion through a port forwarded
+// to it; the gateway's with a key of the department's registry, which LiteLLM looks up in the
+// emulated table, routed to the pool node. Meanwhile a pool node whose agent object in the
 // bucket is corrupted abandons, from the fetch script, and its agent never runs.
-func TestPoolNodeBootsFromItsUserData(t *testing.T) {
+func TestNodesBootFromTheirUserData(t *testing.T) {
 	img := requireImage(t)
 	localruntest.RequireMoto(t)
-	ollamaBin, tiny := os.Getenv(EnvOllamaBin), os.Getenv(localrun.EnvTinyModelBin)
-	if ollamaBin == "" || tiny == "" {
-		t.Skipf("set %s and %s (`make vmtest` does)", EnvOllamaBin, localrun.EnvTinyModelBin)
+	ollamaBin, tiny, wheels := os.Getenv(EnvOllamaBin), os.Getenv(localrun.EnvTinyModelBin), os.Getenv(localrun.EnvLiteLLMWheels)
+	if ollamaBin == "" || tiny == "" || wheels == "" {
+		t.Skipf("set %s, %s and %s (`make vmtest` does)", EnvOllamaBin, localrun.EnvTinyModelBin, localrun.EnvLiteLLMWheels)
 	}
+	pip := mirrortest.PipEnv(t)
 	h, err := localrun.NewHelpers("", ollamaBin, tiny, "")
 	if err != nil {
 		t.Fatal(err)
@@ -117,17 +147,42 @@ func TestPoolNodeBootsFromItsUserData(t *testing.T) {
 	release := upstream.AddRelease(h.OllamaVersion, releaseData)
 	pinned := upstream.AddStoredModel(t, model, stored.Manifest, stored.Blobs)
 	pins := map[string]versions.ModelPin{model: pinned.Pin}
+	// The wheelhouse for the image's Python, built as `sandboxctl pin wheelhouse` builds it
+	// (the repository's pin is for the AMI's Python 3.12), from the wheels `make e2e-deps`
+	// downloaded.
+	var progress bytes.Buffer
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("mirror progress:\n%s", progress.String())
+		}
+	})
+	cache := t.TempDir()
+	src := mirror.Sources{Registry: upstream.URL, Pip: pip, PipFindLinks: wheels}
+	wheelhouse, archive, err := mirror.BuildWheelhouse(ctx, src, vmPython, mirror.NodePlatform, t.TempDir(), &progress)
+	if err != nil {
+		t.Fatalf("build the wheelhouse: %v", err)
+	}
+	if _, err := mirror.StoreInCache(cache, archive, wheelhouse.SHA256); err != nil {
+		t.Fatal(err)
+	}
 
 	// The plan takes the release as versions.Ollama pins it, at its upstream URL, with the
 	// test's hash; the mirrored node config names it by that hash alone.
 	pinnedRelease := versions.Ollama
 	pinnedRelease.SHA256 = release.SHA256
-	plan, err := program.PlanWith(spec, h.Repo, &sandbox.SandboxArgs{OllamaRelease: &pinnedRelease, ModelPins: pins})
+	plan, err := program.PlanWith(spec, h.Repo, &sandbox.SandboxArgs{OllamaRelease: &pinnedRelease, ModelPins: pins, Wheelhouse: &wheelhouse})
 	if err != nil {
 		t.Fatal(err)
 	}
-	userData, cfg := poolUserData(t, plan, pool.Name)
-	agentURL, agentSHA := fetchScriptPins(t, userData)
+	poolData, poolCfg := nodeUserData(t, plan, node.RoleOllama, pool.Name)
+	gwData, gwCfg := nodeUserData(t, plan, node.RoleLiteLLM, "gateway")
+	if accelerator(t) == "tcg" {
+		gwData = withHeartbeat(t, gwData, gwCfg.Lifecycle.HeartbeatSeconds, tcgGatewayHeartbeat)
+	}
+	agentURL, agentSHA := fetchScriptPins(t, poolData)
+	if u, sum := fetchScriptPins(t, gwData); u != agentURL || sum != agentSHA {
+		t.Fatalf("the gateway's user data pins agent %s (%s), the pool's %s (%s)", u, sum, agentURL, agentSHA)
+	}
 	agent, err := os.ReadFile(d.Agent)
 	if err != nil {
 		t.Fatal(err)
@@ -141,8 +196,8 @@ func TestPoolNodeBootsFromItsUserData(t *testing.T) {
 		t.Fatal(err)
 	}
 	bucket, ok := strings.CutSuffix(u.Host, bucketSuffix)
-	if !ok || !strings.HasPrefix(cfg.Ollama.Release.URL, "s3://"+bucket+"/") {
-		t.Fatalf("the agent URL %s and the release %s do not name one artifacts bucket", agentURL, cfg.Ollama.Release.URL)
+	if !ok || !strings.HasPrefix(poolCfg.Ollama.Release.URL, "s3://"+bucket+"/") || !strings.HasPrefix(gwCfg.LiteLLM.Wheelhouse.URL, "s3://"+bucket+"/") {
+		t.Fatalf("the agent URL %s, the release %s and the wheelhouse %s do not name one artifacts bucket", agentURL, poolCfg.Ollama.Release.URL, gwCfg.LiteLLM.Wheelhouse.URL)
 	}
 	agentKey := strings.TrimPrefix(u.Path, "/")
 
@@ -151,83 +206,152 @@ func TestPoolNodeBootsFromItsUserData(t *testing.T) {
 	if _, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
 		t.Fatalf("moto: create bucket %s: %v", bucket, err)
 	}
-	set := mirror.Set{Ollama: release, Models: []mirror.Model{{Name: model, Pin: pinned.Pin}}}
-	var progress bytes.Buffer
-	if _, err := mirror.Sync(ctx, s3c, bucket, set, mirror.Sources{Registry: upstream.URL}, t.TempDir(), &progress); err != nil {
-		t.Fatalf("mirror.Sync: %v\n%s", err, progress.String())
+	set := mirror.Set{Ollama: release, Wheelhouse: &wheelhouse, Models: []mirror.Model{{Name: model, Pin: pinned.Pin}}}
+	if _, err := mirror.Sync(ctx, s3c, bucket, set, src, cache, &progress); err != nil {
+		t.Fatalf("mirror.Sync: %v", err)
 	}
 	putAgent(t, s3c, bucket, agentKey, agent)
 	upstream.Close()
 	d.Mirror.Close()
 
-	hosts := []string{bucket + bucketSuffix}
-	for _, service := range endpoints.Services(endpoints.NodeCalled()) {
-		hosts = append(hosts, service+"."+spec.Region+".amazonaws.com")
+	// The department's side of the gateway: the master key and the cache's AUTH token in
+	// Secrets Manager under the names the plan's ARNs end in (the emulator finds a secret by
+	// an ARN's name part), the cache, and the key registry with one key of a team.
+	lc := gwCfg.LiteLLM
+	if lc.RateLimitCache == nil || lc.KeyRegistry == nil || len(lc.KeyRegistry.Teams) == 0 || len(lc.Models) != 1 {
+		t.Fatalf("the gateway's node config has no cache, key registry with a team, or single route: %+v", lc)
 	}
-	front := newAWSFront(t, d.Moto.URL, bucketSuffix, hosts)
+	redis := localruntest.StartRedis(t, lc.RateLimitCache.Host)
+	masterKey := "sk-" + localrun.RandomAlphanumeric(t, 48)
+	for arn, value := range map[string]string{lc.MasterKeySecretArn: masterKey, lc.RateLimitCache.AuthTokenSecretArn: redis.Token} {
+		d.Moto.CreateSecretIn(t, spec.Region, arn[strings.LastIndex(arn, ":")+1:], value)
+	}
+	awsCfg := aws.Config{
+		Region:       spec.Region,
+		BaseEndpoint: aws.String(d.Moto.URL),
+		Credentials:  credentials.NewStaticCredentialsProvider("testing", "testing", ""),
+	}
+	registry := keyregistry.New(keyregistrytest.CreateTable(t, awsCfg, spec.Department), lc.KeyRegistry.Table)
+	team := lc.KeyRegistry.Teams[0].Name
+	issued, err := registry.Issue(ctx, team, "vm-test", time.Now(), time.Now().Add(time.Hour), "")
+	if err != nil {
+		t.Fatalf("issue a key of team %s: %v", team, err)
+	}
+	route, err := url.Parse(lc.Models[0].APIBase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	routePort, err := strconv.Atoi(route.Port())
+	if err != nil {
+		t.Fatalf("the gateway's route %s names no port", lc.Models[0].APIBase)
+	}
 
-	// A node of the pool's group: the group and its launch hook in the emulator, the instance
-	// pending on it; IMDS names the instance, its group and its role.
-	launch := func(t *testing.T, group string) (*machine, *awstest.IMDS, string) {
-		instance := d.Moto.SeedGroupIn(t, spec.Region, group, cfg.Lifecycle.Hook)
+	// A node of a group: the group and its launch hook in the emulator, the instance pending
+	// on it; IMDS names the instance, its group and its role. Each node has a front of its
+	// own, so that what each called can be told apart.
+	launch := func(t *testing.T, group, userData, hook string, guestPort int, s surroundings) (*machine, *awstest.IMDS, *awsFront, string) {
+		t.Helper()
+		instance := d.Moto.SeedGroupIn(t, spec.Region, group, hook)
 		meta := &awstest.IMDS{InstanceID: instance, Group: group, Region: spec.Region, Role: group + "-node"}
 		imds := httptest.NewServer(meta)
 		t.Cleanup(imds.Close)
-		fwd := []forward{
-			{guest: imdsAddress + ":80", port: imds.Listener.Addr().(*net.TCPAddr).Port},
-			{guest: frontAddress + ":443", port: front.Port},
+		hosts := []string{bucket + bucketSuffix}
+		for _, service := range endpoints.Services(endpoints.NodeCalled()) {
+			hosts = append(hosts, service+"."+spec.Region+".amazonaws.com")
 		}
+		front := newAWSFront(t, d.Moto.URL, bucketSuffix, hosts)
+		s.forwards = append(s.forwards,
+			forward{guest: imdsAddress + ":80", port: imds.Listener.Addr().(*net.TCPAddr).Port},
+			forward{guest: frontAddress + ":443", port: front.Port})
+		s.names = append(s.names, hostsLine{frontAddress, hosts})
+		s.cas = append(s.cas, front.CAPEM)
 		hostPort := localrun.FreePort(t)
-		vm := boot(t, img, t.TempDir(), seed{userData: userData, metaData: metaData(instance), vendorData: vendorData(front)}, fwd, hostPort, cfg.Ollama.Port)
-		return vm, meta, "http://127.0.0.1:" + strconv.Itoa(hostPort)
+		vm := boot(t, img, t.TempDir(), seed{userData: userData, metaData: metaData(instance), vendorData: vendorData(s)}, s.forwards, hostPort, guestPort)
+		return vm, meta, front, "http://127.0.0.1:" + strconv.Itoa(hostPort)
+	}
+	// ready waits for the node's lifecycle action and checks it is CONTINUE and that the fetch
+	// script installed the agent.
+	ready := func(t *testing.T, vm *machine, meta *awstest.IMDS, hook string) {
+		t.Helper()
+		took := vm.waitFor(t, "lifecycle action", bootLimit, func() bool { return len(d.Moto.Records(t, meta.Group)) > 0 })
+		t.Logf("%s: boot to lifecycle action (%s): %s", meta.Group, accelerator(t), took.Round(time.Second))
+		want := []localruntest.LifecycleRecord{{Group: meta.Group, Hook: hook, Instance: meta.InstanceID, Result: "CONTINUE"}}
+		if got := d.Moto.Records(t, meta.Group); !slices.Equal(got, want) {
+			t.Fatalf("lifecycle actions for %s: got %+v, want %+v\nconsole:\n%s", meta.Group, got, want, localrun.Tail([]byte(vm.console()), 80))
+		}
+		if console := vm.console(); !strings.Contains(console, "llm-sandbox: agent installed") {
+			t.Errorf("the console does not show the fetch script installing the agent:\n%s", localrun.Tail([]byte(console), 80))
+		}
+	}
+	// calledOnly checks that the node behind front fetched the agent through the bucket's
+	// endpoint name, read nothing of the bucket but the agent and the mirror, and called each
+	// service in services and no other.
+	calledOnly := func(t *testing.T, group string, front *awsFront, services ...string) {
+		t.Helper()
+		reqs := front.Requests()
+		if !slices.Contains(reqs, "GET "+bucket+bucketSuffix+"/"+agentKey) {
+			t.Errorf("%s: the agent was not fetched from the bucket through its endpoint name; the front passed on %v", group, reqs)
+		}
+		called := map[string]bool{}
+		for _, r := range reqs {
+			method, target, _ := strings.Cut(r, " ")
+			host, path, _ := strings.Cut(target, "/")
+			if host == bucket+bucketSuffix {
+				if method != "GET" || !strings.HasPrefix(path, "agent/") && !strings.HasPrefix(path, "mirror/") {
+					t.Errorf("%s read something of the bucket other than the agent and the mirror: %s", group, r)
+				}
+				continue
+			}
+			service, _, _ := strings.Cut(host, ".")
+			if !slices.Contains(services, service) || host != service+"."+spec.Region+".amazonaws.com" {
+				t.Errorf("%s called %s: %s", group, host, r)
+			}
+			called[service] = true
+		}
+		for _, s := range services {
+			if !called[s] {
+				t.Errorf("%s never called %s; the front passed on %v", group, s, reqs)
+			}
+		}
 	}
 
-	const group = "dev-cpu"
-	vm, meta, nodeURL := launch(t, group)
-	ready := vm.waitFor(t, "lifecycle action", bootLimit, func() bool { return len(d.Moto.Records(t, group)) > 0 })
-	t.Logf("boot to lifecycle action (%s): %s", accelerator(t), ready.Round(time.Second))
-	want := []localruntest.LifecycleRecord{{Group: group, Hook: cfg.Lifecycle.Hook, Instance: meta.InstanceID, Result: "CONTINUE"}}
-	if got := d.Moto.Records(t, group); !slices.Equal(got, want) {
-		t.Fatalf("lifecycle actions for %s: got %+v, want %+v\nconsole:\n%s", group, got, want, localrun.Tail([]byte(vm.console()), 80))
+	// Both nodes boot at once. The gateway's route reaches the pool node's port, as the
+	// internal load balancer's listener does on AWS.
+	poolVM, poolMeta, poolFront, poolURL := launch(t, "dev-cpu", poolData, poolCfg.Lifecycle.Hook, poolCfg.Ollama.Port, surroundings{})
+	poolPort, err := strconv.Atoi(poolURL[strings.LastIndex(poolURL, ":")+1:])
+	if err != nil {
+		t.Fatal(err)
 	}
-	if console := vm.console(); !strings.Contains(console, "llm-sandbox: agent installed") {
-		t.Errorf("the console does not show the fetch script installing the agent:\n%s", localrun.Tail([]byte(console), 80))
-	}
-	// Through the endpoint names, the node asked only for the bucket's objects (the agent, the
-	// mirrored release and model), Auto Scaling (the lifecycle action) and CloudWatch (its
-	// in-flight metric).
-	reqs := front.Requests()
-	if !slices.Contains(reqs, "GET "+bucket+bucketSuffix+"/"+agentKey) {
-		t.Errorf("the agent was not fetched from the bucket through its endpoint name; the front passed on %v", reqs)
-	}
-	for _, r := range reqs {
-		method, target, _ := strings.Cut(r, " ")
-		host, path, _ := strings.Cut(target, "/")
-		switch host {
-		case bucket + bucketSuffix, "autoscaling." + spec.Region + ".amazonaws.com", "monitoring." + spec.Region + ".amazonaws.com":
-		default:
-			t.Errorf("the node called %s: %s", host, r)
-		}
-		if host == bucket+bucketSuffix && (method != "GET" || !strings.HasPrefix(path, "agent/") && !strings.HasPrefix(path, "mirror/")) {
-			t.Errorf("the node read something of the bucket other than the agent and the mirror: %s", r)
-		}
-	}
-	answer := localruntest.Chat(t, nodeURL+"/v1/chat/completions", "", map[string]any{
+	gwVM, gwMeta, gwFront, gwURL := launch(t, "dev-gateway", gwData, gwCfg.Lifecycle.Hook, lc.Port, surroundings{
+		forwards: []forward{
+			{guest: cacheAddress + ":" + strconv.Itoa(lc.RateLimitCache.Port), port: redis.Port},
+			{guest: poolsAddress + ":" + strconv.Itoa(routePort), port: poolPort},
+		},
+		names: []hostsLine{{cacheAddress, []string{lc.RateLimitCache.Host}}, {poolsAddress, []string{route.Hostname()}}},
+		cas:   []string{string(redis.CAPEM)},
+		// botocore, which LiteLLM's custom auth and usage callback use, trusts the CA bundle
+		// of the certifi package in LiteLLM's venv rather than the system's: pointed at the
+		// system's, it trusts the front's CA too.
+		env: map[string][]string{node.LiteLLMUnit: {"AWS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt"}},
+	})
+
+	// The pool node: in-flight metrics to CloudWatch, the lifecycle action.
+	ready(t, poolVM, poolMeta, poolCfg.Lifecycle.Hook)
+	answer := localruntest.Chat(t, poolURL+"/v1/chat/completions", "", map[string]any{
 		"model": model, "messages": []map[string]string{{"role": "user", "content": "Ready?"}}, "max_tokens": 8, "temperature": 0,
 	})
-	t.Logf("the node's model answered %q", answer)
-	vm.stop()
+	t.Logf("the pool node's model answered %q", answer)
 
 	t.Run("a corrupted agent abandons", func(t *testing.T) {
 		corrupt := slices.Clone(agent)
 		corrupt[len(corrupt)/2] ^= 0xff
 		putAgent(t, s3c, bucket, agentKey, corrupt)
-		const group = "dev-cpu-corrupt"
-		vm, meta, _ := launch(t, group)
-		vm.waitFor(t, "lifecycle action", bootLimit, func() bool { return len(d.Moto.Records(t, group)) > 0 })
-		want := []localruntest.LifecycleRecord{{Group: group, Hook: cfg.Lifecycle.Hook, Instance: meta.InstanceID, Result: "ABANDON"}}
-		if got := d.Moto.Records(t, group); !slices.Equal(got, want) {
-			t.Errorf("lifecycle actions for %s: got %+v, want %+v", group, got, want)
+		defer putAgent(t, s3c, bucket, agentKey, agent)
+		vm, meta, _, _ := launch(t, "dev-cpu-corrupt", poolData, poolCfg.Lifecycle.Hook, poolCfg.Ollama.Port, surroundings{})
+		vm.waitFor(t, "lifecycle action", bootLimit, func() bool { return len(d.Moto.Records(t, meta.Group)) > 0 })
+		want := []localruntest.LifecycleRecord{{Group: meta.Group, Hook: poolCfg.Lifecycle.Hook, Instance: meta.InstanceID, Result: "ABANDON"}}
+		if got := d.Moto.Records(t, meta.Group); !slices.Equal(got, want) {
+			t.Errorf("lifecycle actions for %s: got %+v, want %+v", meta.Group, got, want)
 		}
 		console := vm.console()
 		for _, line := range []string{"llm-sandbox: agent checksum mismatch for " + agentURL, "llm-sandbox: launch lifecycle action completed with ABANDON"} {
@@ -239,11 +363,26 @@ func TestPoolNodeBootsFromItsUserData(t *testing.T) {
 			t.Errorf("the corrupted agent was installed:\n%s", localrun.Tail([]byte(console), 80))
 		}
 	})
+
+	// The gateway node: the master key and the cache's token from Secrets Manager, the key's
+	// record from the registry, usage counts to CloudWatch, the lifecycle action.
+	ready(t, gwVM, gwMeta, gwCfg.Lifecycle.Hook)
+	answer = localruntest.Chat(t, gwURL+"/v1/chat/completions", issued.Key, map[string]any{
+		"model": model, "messages": []map[string]string{{"role": "user", "content": "Ready?"}}, "max_tokens": 8, "temperature": 0,
+	})
+	t.Logf("the gateway answered %q with a key of team %s, through the pool node", answer, team)
+	if stored := redis.Dump(t); len(stored) == 0 {
+		t.Errorf("the gateway's request left nothing in the cache: its rate limits are not kept there")
+	}
+	gwVM.stop()
+	poolVM.stop()
+	calledOnly(t, poolMeta.Group, poolFront, "autoscaling", "monitoring")
+	calledOnly(t, gwMeta.Group, gwFront, "secretsmanager", "autoscaling", "monitoring", "dynamodb")
 }
 
-// poolUserData returns the user data of pool's launch template in plan, decoded, and the node
-// config it writes.
-func poolUserData(t *testing.T, plan *program.Plan, pool string) (string, *node.Config) {
+// nodeUserData returns the user data of the launch template in plan whose node config has
+// role and pool, decoded, and that config.
+func nodeUserData(t *testing.T, plan *program.Plan, role, pool string) (string, *node.Config) {
 	t.Helper()
 	for _, lt := range plan.ByType("aws:ec2/launchTemplate:LaunchTemplate") {
 		encoded, _ := lt.Inputs["userData"].(string)
@@ -251,7 +390,7 @@ func poolUserData(t *testing.T, plan *program.Plan, pool string) (string, *node.
 		if err != nil {
 			t.Fatalf("%s: %v", lt.Name, err)
 		}
-		if cfg.Role != node.RoleOllama || cfg.Pool != pool {
+		if cfg.Role != role || cfg.Pool != pool {
 			continue
 		}
 		doc, err := base64.StdEncoding.DecodeString(encoded)
@@ -260,8 +399,19 @@ func poolUserData(t *testing.T, plan *program.Plan, pool string) (string, *node.
 		}
 		return string(doc), cfg
 	}
-	t.Fatalf("the plan has no launch template for pool %s", pool)
+	t.Fatalf("the plan has no launch template for a %s node of pool %s", role, pool)
 	return "", nil
+}
+
+// withHeartbeat returns userData with the launch heartbeat of its node config changed from
+// from to to seconds: the one change the test makes to a node's user data.
+func withHeartbeat(t *testing.T, userData string, from, to int) string {
+	t.Helper()
+	old := fmt.Sprintf(`"heartbeatSeconds": %d,`, from)
+	if n := strings.Count(userData, old); n != 1 {
+		t.Fatalf("the user data holds %q %d times, want once:\n%s", old, n, userData)
+	}
+	return strings.Replace(userData, old, fmt.Sprintf(`"heartbeatSeconds": %d,`, to), 1)
 }
 
 var (
