@@ -51,6 +51,11 @@ import (
 // a release below the floor (`make vmtest` builds it as bin/ollama-vm).
 const EnvOllamaBin = "LLM_SANDBOX_VM_OLLAMA_BIN"
 
+// EnvGateway, set to 1, boots a gateway node too. It is opt-in because under TCG the gateway's
+// boot takes about 13 minutes of a two-core machine (docs/performance.md, "Booting a node in a
+// VM"), more than CI's run has room for.
+const EnvGateway = "LLM_SANDBOX_VM_GATEWAY"
+
 // bootLimit bounds a boot from QEMU's start to the lifecycle action (docs/performance.md has
 // the times measured), so a hung boot fails rather than waiting for the test's timeout.
 const bootLimit = 30 * time.Minute
@@ -77,8 +82,8 @@ const (
 	poolsAddress = "169.254.0.102"
 )
 
-// TestNodesBootFromTheirUserData boots a CPU pool node and a gateway node of an air-gapped
-// department, each in a VM of its own, from the user data the plan renders for their launch
+// TestNodesBootFromTheirUserData boots a CPU pool node and, with EnvGateway set, a gateway
+// node of an air-gapped department, each in a VM of its own, from the user data the plan renders for their launch
 // templates, byte for byte (under TCG but for the gateway's heartbeat, see
 // tcgGatewayHeartbeat). The plan renders it with the artifacts the test serves: the release is
 // the real Ollama packed as its release asset, the model the tiny model as a real Ollama stores
@@ -94,16 +99,24 @@ const (
 // checks the agent, the agent completes the launch lifecycle action with CONTINUE, the node
 // called only the services it needs, and it answers a chat completion through a port forwarded
 // to it; the gateway's with a key of the department's registry, which LiteLLM looks up in the
-// emulated table, routed to the pool node. Meanwhile a pool node whose agent object in the
-// bucket is corrupted abandons, from the fetch script, and its agent never runs.
+// emulated table, routed to the pool node. A pool node whose agent object in the bucket is
+// corrupted abandons, from the fetch script, and its agent never runs.
 func TestNodesBootFromTheirUserData(t *testing.T) {
 	img := requireImage(t)
 	localruntest.RequireMoto(t)
-	ollamaBin, tiny, wheels := os.Getenv(EnvOllamaBin), os.Getenv(localrun.EnvTinyModelBin), os.Getenv(localrun.EnvLiteLLMWheels)
-	if ollamaBin == "" || tiny == "" || wheels == "" {
-		t.Skipf("set %s, %s and %s (`make vmtest` does)", EnvOllamaBin, localrun.EnvTinyModelBin, localrun.EnvLiteLLMWheels)
+	ollamaBin, tiny := os.Getenv(EnvOllamaBin), os.Getenv(localrun.EnvTinyModelBin)
+	if ollamaBin == "" || tiny == "" {
+		t.Skipf("set %s and %s (`make vmtest` does)", EnvOllamaBin, localrun.EnvTinyModelBin)
 	}
-	pip := mirrortest.PipEnv(t)
+	gateway := os.Getenv(EnvGateway) == "1"
+	wheels := os.Getenv(localrun.EnvLiteLLMWheels)
+	var pip []string
+	if gateway {
+		if wheels == "" {
+			t.Fatalf("%s=1 needs %s, the LiteLLM wheels (`make vmtest` sets it)", EnvGateway, localrun.EnvLiteLLMWheels)
+		}
+		pip = mirrortest.PipEnv(t)
+	}
 	h, err := localrun.NewHelpers("", ollamaBin, tiny, "")
 	if err != nil {
 		t.Fatal(err)
@@ -147,9 +160,6 @@ func TestNodesBootFromTheirUserData(t *testing.T) {
 	release := upstream.AddRelease(h.OllamaVersion, releaseData)
 	pinned := upstream.AddStoredModel(t, model, stored.Manifest, stored.Blobs)
 	pins := map[string]versions.ModelPin{model: pinned.Pin}
-	// The wheelhouse for the image's Python, built as `sandboxctl pin wheelhouse` builds it
-	// (the repository's pin is for the AMI's Python 3.12), from the wheels `make e2e-deps`
-	// downloaded.
 	var progress bytes.Buffer
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -158,19 +168,26 @@ func TestNodesBootFromTheirUserData(t *testing.T) {
 	})
 	cache := t.TempDir()
 	src := mirror.Sources{Registry: upstream.URL, Pip: pip, PipFindLinks: wheels}
-	wheelhouse, archive, err := mirror.BuildWheelhouse(ctx, src, vmPython, mirror.NodePlatform, t.TempDir(), &progress)
-	if err != nil {
-		t.Fatalf("build the wheelhouse: %v", err)
-	}
-	if _, err := mirror.StoreInCache(cache, archive, wheelhouse.SHA256); err != nil {
-		t.Fatal(err)
+	// With the gateway node, the wheelhouse for the image's Python, built as `sandboxctl pin
+	// wheelhouse` builds it (the repository's pin is for the AMI's Python 3.12), from the
+	// wheels `make e2e-deps` downloaded. Without, the plan renders the repository's pin.
+	var wheelhouse *versions.WheelhousePin
+	if gateway {
+		pin, archive, err := mirror.BuildWheelhouse(ctx, src, vmPython, mirror.NodePlatform, t.TempDir(), &progress)
+		if err != nil {
+			t.Fatalf("build the wheelhouse: %v", err)
+		}
+		if _, err := mirror.StoreInCache(cache, archive, pin.SHA256); err != nil {
+			t.Fatal(err)
+		}
+		wheelhouse = &pin
 	}
 
 	// The plan takes the release as versions.Ollama pins it, at its upstream URL, with the
 	// test's hash; the mirrored node config names it by that hash alone.
 	pinnedRelease := versions.Ollama
 	pinnedRelease.SHA256 = release.SHA256
-	plan, err := program.PlanWith(spec, h.Repo, &sandbox.SandboxArgs{OllamaRelease: &pinnedRelease, ModelPins: pins, Wheelhouse: &wheelhouse})
+	plan, err := program.PlanWith(spec, h.Repo, &sandbox.SandboxArgs{OllamaRelease: &pinnedRelease, ModelPins: pins, Wheelhouse: wheelhouse})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,45 +223,13 @@ func TestNodesBootFromTheirUserData(t *testing.T) {
 	if _, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
 		t.Fatalf("moto: create bucket %s: %v", bucket, err)
 	}
-	set := mirror.Set{Ollama: release, Wheelhouse: &wheelhouse, Models: []mirror.Model{{Name: model, Pin: pinned.Pin}}}
+	set := mirror.Set{Ollama: release, Wheelhouse: wheelhouse, Models: []mirror.Model{{Name: model, Pin: pinned.Pin}}}
 	if _, err := mirror.Sync(ctx, s3c, bucket, set, src, cache, &progress); err != nil {
 		t.Fatalf("mirror.Sync: %v", err)
 	}
 	putAgent(t, s3c, bucket, agentKey, agent)
 	upstream.Close()
 	d.Mirror.Close()
-
-	// The department's side of the gateway: the master key and the cache's AUTH token in
-	// Secrets Manager under the names the plan's ARNs end in (the emulator finds a secret by
-	// an ARN's name part), the cache, and the key registry with one key of a team.
-	lc := gwCfg.LiteLLM
-	if lc.RateLimitCache == nil || lc.KeyRegistry == nil || len(lc.KeyRegistry.Teams) == 0 || len(lc.Models) != 1 {
-		t.Fatalf("the gateway's node config has no cache, key registry with a team, or single route: %+v", lc)
-	}
-	redis := localruntest.StartRedis(t, lc.RateLimitCache.Host)
-	masterKey := "sk-" + localrun.RandomAlphanumeric(t, 48)
-	for arn, value := range map[string]string{lc.MasterKeySecretArn: masterKey, lc.RateLimitCache.AuthTokenSecretArn: redis.Token} {
-		d.Moto.CreateSecretIn(t, spec.Region, arn[strings.LastIndex(arn, ":")+1:], value)
-	}
-	awsCfg := aws.Config{
-		Region:       spec.Region,
-		BaseEndpoint: aws.String(d.Moto.URL),
-		Credentials:  credentials.NewStaticCredentialsProvider("testing", "testing", ""),
-	}
-	registry := keyregistry.New(keyregistrytest.CreateTable(t, awsCfg, spec.Department), lc.KeyRegistry.Table)
-	team := lc.KeyRegistry.Teams[0].Name
-	issued, err := registry.Issue(ctx, team, "vm-test", time.Now(), time.Now().Add(time.Hour), "")
-	if err != nil {
-		t.Fatalf("issue a key of team %s: %v", team, err)
-	}
-	route, err := url.Parse(lc.Models[0].APIBase)
-	if err != nil {
-		t.Fatal(err)
-	}
-	routePort, err := strconv.Atoi(route.Port())
-	if err != nil {
-		t.Fatalf("the gateway's route %s names no port", lc.Models[0].APIBase)
-	}
 
 	// A node of a group: the group and its launch hook in the emulator, the instance pending
 	// on it; IMDS names the instance, its group and its role. Each node has a front of its
@@ -315,25 +300,18 @@ func TestNodesBootFromTheirUserData(t *testing.T) {
 		}
 	}
 
-	// Both nodes boot at once. The gateway's route reaches the pool node's port, as the
-	// internal load balancer's listener does on AWS.
+	// The pool node boots first, then the gateway node, whose route reaches the pool node's
+	// port as the internal load balancer's listener does on AWS.
 	poolVM, poolMeta, poolFront, poolURL := launch(t, "dev-cpu", poolData, poolCfg.Lifecycle.Hook, poolCfg.Ollama.Port, surroundings{})
-	poolPort, err := strconv.Atoi(poolURL[strings.LastIndex(poolURL, ":")+1:])
-	if err != nil {
-		t.Fatal(err)
+	var gw *gatewayRun
+	if gateway {
+		gw = startGateway(t, ctx, d, spec, gwCfg.LiteLLM)
+		poolPort, err := strconv.Atoi(poolURL[strings.LastIndex(poolURL, ":")+1:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		gw.vm, gw.meta, gw.front, gw.url = launch(t, "dev-gateway", gwData, gwCfg.Lifecycle.Hook, gwCfg.LiteLLM.Port, gw.surroundings(poolPort))
 	}
-	gwVM, gwMeta, gwFront, gwURL := launch(t, "dev-gateway", gwData, gwCfg.Lifecycle.Hook, lc.Port, surroundings{
-		forwards: []forward{
-			{guest: cacheAddress + ":" + strconv.Itoa(lc.RateLimitCache.Port), port: redis.Port},
-			{guest: poolsAddress + ":" + strconv.Itoa(routePort), port: poolPort},
-		},
-		names: []hostsLine{{cacheAddress, []string{lc.RateLimitCache.Host}}, {poolsAddress, []string{route.Hostname()}}},
-		cas:   []string{string(redis.CAPEM)},
-		// botocore, which LiteLLM's custom auth and usage callback use, trusts the CA bundle
-		// of the certifi package in LiteLLM's venv rather than the system's: pointed at the
-		// system's, it trusts the front's CA too.
-		env: map[string][]string{node.LiteLLMUnit: {"AWS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt"}},
-	})
 
 	// The pool node: in-flight metrics to CloudWatch, the lifecycle action.
 	ready(t, poolVM, poolMeta, poolCfg.Lifecycle.Hook)
@@ -341,6 +319,9 @@ func TestNodesBootFromTheirUserData(t *testing.T) {
 		"model": model, "messages": []map[string]string{{"role": "user", "content": "Ready?"}}, "max_tokens": 8, "temperature": 0,
 	})
 	t.Logf("the pool node's model answered %q", answer)
+	if gw == nil {
+		poolVM.stop()
+	}
 
 	t.Run("a corrupted agent abandons", func(t *testing.T) {
 		corrupt := slices.Clone(agent)
@@ -364,20 +345,98 @@ func TestNodesBootFromTheirUserData(t *testing.T) {
 		}
 	})
 
-	// The gateway node: the master key and the cache's token from Secrets Manager, the key's
-	// record from the registry, usage counts to CloudWatch, the lifecycle action.
-	ready(t, gwVM, gwMeta, gwCfg.Lifecycle.Hook)
-	answer = localruntest.Chat(t, gwURL+"/v1/chat/completions", issued.Key, map[string]any{
-		"model": model, "messages": []map[string]string{{"role": "user", "content": "Ready?"}}, "max_tokens": 8, "temperature": 0,
+	t.Run("gateway node", func(t *testing.T) {
+		if gw == nil {
+			t.Skipf("set %s=1 (`make vmtest VM_GATEWAY=1`) to boot a gateway node too: about 13 minutes under TCG", EnvGateway)
+		}
+		// The master key and the cache's token from Secrets Manager, the key's record from the
+		// registry, usage counts to CloudWatch, the lifecycle action.
+		ready(t, gw.vm, gw.meta, gwCfg.Lifecycle.Hook)
+		answer := localruntest.Chat(t, gw.url+"/v1/chat/completions", gw.key, map[string]any{
+			"model": model, "messages": []map[string]string{{"role": "user", "content": "Ready?"}}, "max_tokens": 8, "temperature": 0,
+		})
+		t.Logf("the gateway answered %q with a key of team %s, through the pool node", answer, gw.team)
+		if stored := gw.redis.Dump(t); len(stored) == 0 {
+			t.Errorf("the gateway's request left nothing in the cache: its rate limits are not kept there")
+		}
+		gw.vm.stop()
+		calledOnly(t, gw.meta.Group, gw.front, "secretsmanager", "autoscaling", "monitoring", "dynamodb")
 	})
-	t.Logf("the gateway answered %q with a key of team %s, through the pool node", answer, team)
-	if stored := redis.Dump(t); len(stored) == 0 {
-		t.Errorf("the gateway's request left nothing in the cache: its rate limits are not kept there")
-	}
-	gwVM.stop()
 	poolVM.stop()
 	calledOnly(t, poolMeta.Group, poolFront, "autoscaling", "monitoring")
-	calledOnly(t, gwMeta.Group, gwFront, "secretsmanager", "autoscaling", "monitoring", "dynamodb")
+}
+
+// gatewayRun is a gateway node's VM and what the test serves it beside the emulator.
+type gatewayRun struct {
+	vm    *machine
+	meta  *awstest.IMDS
+	front *awsFront
+	url   string
+	// redis is the department's cache.
+	redis *localruntest.Redis
+	// key is a key of team, issued into the department's registry.
+	key, team string
+	// cache and route are the cache's and the pool route's host and port.
+	cache, route hostPort
+}
+
+// hostPort is a host name and a port.
+type hostPort struct {
+	host string
+	port int
+}
+
+// startGateway serves the department's side of the gateway node whose LiteLLM config is lc: the
+// master key and the cache's AUTH token in Secrets Manager under the names the plan's ARNs end
+// in (the emulator finds a secret by an ARN's name part), the cache, and the key registry with
+// one key of a team.
+func startGateway(t *testing.T, ctx context.Context, d *localruntest.Deployment, spec *config.Spec, lc *node.LiteLLMConfig) *gatewayRun {
+	t.Helper()
+	if lc.RateLimitCache == nil || lc.KeyRegistry == nil || len(lc.KeyRegistry.Teams) == 0 || len(lc.Models) != 1 {
+		t.Fatalf("the gateway's node config has no cache, key registry with a team, or single route: %+v", lc)
+	}
+	gw := &gatewayRun{redis: localruntest.StartRedis(t, lc.RateLimitCache.Host), team: lc.KeyRegistry.Teams[0].Name}
+	gw.cache = hostPort{lc.RateLimitCache.Host, lc.RateLimitCache.Port}
+	masterKey := "sk-" + localrun.RandomAlphanumeric(t, 48)
+	for arn, value := range map[string]string{lc.MasterKeySecretArn: masterKey, lc.RateLimitCache.AuthTokenSecretArn: gw.redis.Token} {
+		d.Moto.CreateSecretIn(t, spec.Region, arn[strings.LastIndex(arn, ":")+1:], value)
+	}
+	awsCfg := aws.Config{
+		Region:       spec.Region,
+		BaseEndpoint: aws.String(d.Moto.URL),
+		Credentials:  credentials.NewStaticCredentialsProvider("testing", "testing", ""),
+	}
+	registry := keyregistry.New(keyregistrytest.CreateTable(t, awsCfg, spec.Department), lc.KeyRegistry.Table)
+	issued, err := registry.Issue(ctx, gw.team, "vm-test", time.Now(), time.Now().Add(time.Hour), "")
+	if err != nil {
+		t.Fatalf("issue a key of team %s: %v", gw.team, err)
+	}
+	gw.key = issued.Key
+	route, err := url.Parse(lc.Models[0].APIBase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw.route.host = route.Hostname()
+	if gw.route.port, err = strconv.Atoi(route.Port()); err != nil {
+		t.Fatalf("the gateway's route %s names no port", lc.Models[0].APIBase)
+	}
+	return gw
+}
+
+// surroundings are the gateway node's: the cache and, under the internal load balancer's name,
+// the pool node's port forwarded to poolPort on the host. botocore, which LiteLLM's custom auth
+// and usage callback use, trusts the CA bundle of the certifi package in LiteLLM's venv rather
+// than the system's: pointed at the system's, it trusts the front's CA too.
+func (gw *gatewayRun) surroundings(poolPort int) surroundings {
+	return surroundings{
+		forwards: []forward{
+			{guest: cacheAddress + ":" + strconv.Itoa(gw.cache.port), port: gw.redis.Port},
+			{guest: poolsAddress + ":" + strconv.Itoa(gw.route.port), port: poolPort},
+		},
+		names: []hostsLine{{cacheAddress, []string{gw.cache.host}}, {poolsAddress, []string{gw.route.host}}},
+		cas:   []string{string(gw.redis.CAPEM)},
+		env:   map[string][]string{node.LiteLLMUnit: {"AWS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt"}},
+	}
 }
 
 // nodeUserData returns the user data of the launch template in plan whose node config has
