@@ -234,7 +234,7 @@ func TestNodesBootFromTheirUserData(t *testing.T) {
 	// A node of a group: the group and its launch hook in the emulator, the instance pending
 	// on it; IMDS names the instance, its group and its role. Each node has a front of its
 	// own, so that what each called can be told apart.
-	launch := func(t *testing.T, group, userData, hook string, guestPort int, s surroundings) (*machine, *awstest.IMDS, *awsFront, string) {
+	launch := func(t *testing.T, group, userData, hook string, guestPort int, s surroundings) (*machine, *awstest.IMDS, *awsFront, int) {
 		t.Helper()
 		instance := d.Moto.SeedGroupIn(t, spec.Region, group, hook)
 		meta := &awstest.IMDS{InstanceID: instance, Group: group, Region: spec.Region, Role: group + "-node"}
@@ -252,7 +252,7 @@ func TestNodesBootFromTheirUserData(t *testing.T) {
 		s.cas = append(s.cas, front.CAPEM)
 		hostPort := localrun.FreePort(t)
 		vm := boot(t, img, t.TempDir(), seed{userData: userData, metaData: metaData(instance), vendorData: vendorData(s)}, s.forwards, hostPort, guestPort)
-		return vm, meta, front, "http://127.0.0.1:" + strconv.Itoa(hostPort)
+		return vm, meta, front, hostPort
 	}
 	// ready waits for the node's lifecycle action and checks it is CONTINUE and that the fetch
 	// script installed the agent.
@@ -302,20 +302,16 @@ func TestNodesBootFromTheirUserData(t *testing.T) {
 
 	// The pool node boots first, then the gateway node, whose route reaches the pool node's
 	// port as the internal load balancer's listener does on AWS.
-	poolVM, poolMeta, poolFront, poolURL := launch(t, "dev-cpu", poolData, poolCfg.Lifecycle.Hook, poolCfg.Ollama.Port, surroundings{})
+	poolVM, poolMeta, poolFront, poolPort := launch(t, "dev-cpu", poolData, poolCfg.Lifecycle.Hook, poolCfg.Ollama.Port, surroundings{})
 	var gw *gatewayRun
 	if gateway {
 		gw = startGateway(t, ctx, d, spec, gwCfg.LiteLLM)
-		poolPort, err := strconv.Atoi(poolURL[strings.LastIndex(poolURL, ":")+1:])
-		if err != nil {
-			t.Fatal(err)
-		}
-		gw.vm, gw.meta, gw.front, gw.url = launch(t, "dev-gateway", gwData, gwCfg.Lifecycle.Hook, gwCfg.LiteLLM.Port, gw.surroundings(poolPort))
+		gw.vm, gw.meta, gw.front, gw.port = launch(t, "dev-gateway", gwData, gwCfg.Lifecycle.Hook, gwCfg.LiteLLM.Port, gw.surroundings(poolPort))
 	}
 
 	// The pool node: in-flight metrics to CloudWatch, the lifecycle action.
 	ready(t, poolVM, poolMeta, poolCfg.Lifecycle.Hook)
-	answer := localruntest.Chat(t, poolURL+"/v1/chat/completions", "", map[string]any{
+	answer := localruntest.Chat(t, loopbackURL(poolPort)+"/v1/chat/completions", "", map[string]any{
 		"model": model, "messages": []map[string]string{{"role": "user", "content": "Ready?"}}, "max_tokens": 8, "temperature": 0,
 	})
 	t.Logf("the pool node's model answered %q", answer)
@@ -352,7 +348,7 @@ func TestNodesBootFromTheirUserData(t *testing.T) {
 		// The master key and the cache's token from Secrets Manager, the key's record from the
 		// registry, usage counts to CloudWatch, the lifecycle action.
 		ready(t, gw.vm, gw.meta, gwCfg.Lifecycle.Hook)
-		answer := localruntest.Chat(t, gw.url+"/v1/chat/completions", gw.key, map[string]any{
+		answer := localruntest.Chat(t, loopbackURL(gw.port)+"/v1/chat/completions", gw.key, map[string]any{
 			"model": model, "messages": []map[string]string{{"role": "user", "content": "Ready?"}}, "max_tokens": 8, "temperature": 0,
 		})
 		t.Logf("the gateway answered %q with a key of team %s, through the pool node", answer, gw.team)
@@ -371,7 +367,8 @@ type gatewayRun struct {
 	vm    *machine
 	meta  *awstest.IMDS
 	front *awsFront
-	url   string
+	// port is the host port forwarded to the node's port.
+	port int
 	// redis is the department's cache.
 	redis *localruntest.Redis
 	// key is a key of team, issued into the department's registry.
@@ -379,6 +376,9 @@ type gatewayRun struct {
 	// cache and route are the cache's and the pool route's host and port.
 	cache, route hostPort
 }
+
+// loopbackURL is the base URL of a port on the host's loopback.
+func loopbackURL(port int) string { return "http://127.0.0.1:" + strconv.Itoa(port) }
 
 // hostPort is a host name and a port.
 type hostPort struct {

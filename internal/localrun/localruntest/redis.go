@@ -51,13 +51,12 @@ func StartRedis(t T, hosts ...string) *Redis {
 	dir := t.TempDir()
 	pki := NewPKI(t, "llm-sandbox test cache CA", append([]string{"127.0.0.1"}, hosts...)...)
 	caFile, certFile, keyFile := pki.WriteFiles(t, dir)
-	pool := pki.Pool
 	r := &Redis{
 		CAPEM:  pki.CAPEM,
 		Port:   localrun.FreePort(t),
 		Token:  localrun.RandomAlphanumeric(t, 32),
 		CAFile: caFile,
-		pool:   pool,
+		pool:   pki.Pool,
 		dir:    dir,
 	}
 	r.args = []string{
